@@ -1,0 +1,37 @@
+# One venv, created on demand; every target that runs code depends on it.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+
+.PHONY: run test proto lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## Start core + gateway (+ simulated workers) on the embedded defaults.
+run: $(STAMP)
+	$(BIN)/asg dev
+
+## Run the whole test suite (what CI runs).
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/pytest || test $$? -eq 5  # 5 = no tests collected: not a failure of the code
+
+## Regenerate the committed gRPC stubs from proto/.
+proto: $(STAMP)
+	$(BIN)/python scripts/gen_protos.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy asg_grpc rest_gateway asg_gateway worker_agent
+
+## Benchmarks against a stack started with `make run` (see docs/benchmarks.md).
+bench: $(STAMP)
+	$(BIN)/python bench/submit.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache

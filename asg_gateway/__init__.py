@@ -1,0 +1,38 @@
+"""Python SDK for the ASG Refinery gateway: ``from asg_gateway import ASGGatewayClient``."""
+
+from __future__ import annotations
+
+from ._client import ASGGatewayClient, AsyncASGGatewayClient
+from ._errors import (
+    APIConnectionError,
+    APIStatusError,
+    ASGError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    PollTimeoutError,
+    RateLimitError,
+    ServerError,
+)
+from ._version import __version__
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "ASGError",
+    "ASGGatewayClient",
+    "AsyncASGGatewayClient",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConflictError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
+    "PollTimeoutError",
+    "RateLimitError",
+    "ServerError",
+    "__version__",
+]

@@ -1,0 +1,146 @@
+"""What the sync and async clients share: configuration and building each call's flow, no I/O."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from ._errors import ASGError
+from ._flows import Flow, json_flow, poll_flow
+from ._version import __version__
+
+DEFAULT_BASE_URL = "http://localhost:8081"
+USER_AGENT = f"asg-gateway-python/{__version__}"
+JSON = dict[str, Any]
+
+
+def new_idempotency_key() -> str:
+    """A key for a submission the caller did not key, so that retrying it cannot duplicate it."""
+    return f"sdk-{uuid.uuid4().hex}"
+
+
+def _without_none(fields: Mapping[str, Any]) -> JSON:
+    return {name: value for name, value in fields.items() if value is not None}
+
+
+class BaseClient:
+    """Configuration and request building shared by ``ASGGatewayClient`` and its async twin.
+
+    Each ``_method`` builds its request at once (so a missing API key fails before any I/O) and
+    returns the flow that the subclass drives with its own transport.
+    """
+
+    _http: httpx.Client | httpx.AsyncClient
+
+    def __init__(
+        self, api_key: str | None, base_url: str | None, *, timeout: float, max_retries: int
+    ) -> None:
+        if max_retries < 0:
+            raise ValueError("max_retries must be 0 or more")
+        self.base_url = base_url or os.environ.get("ASG_BASE_URL") or DEFAULT_BASE_URL
+        self.max_retries = max_retries
+        self._api_key = api_key
+        self._timeout = timeout
+
+    def _http_options(self) -> dict[str, Any]:
+        """Keyword arguments for the ``httpx.Client`` or ``httpx.AsyncClient`` of a subclass."""
+        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        return {"base_url": self.base_url, "timeout": self._timeout, "headers": headers}
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: JSON | None = None,
+        params: JSON | None = None,
+        auth: bool = True,
+    ) -> httpx.Request:
+        headers = {}
+        if auth:
+            if not self._api_key:
+                raise ASGError(
+                    f"{method} {path} needs an API key: pass api_key= to the client "
+                    "(register_customer() returns one)"
+                )
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        return self._http.build_request(method, path, json=json, params=params, headers=headers)
+
+    def _call(self, request: httpx.Request, *, retry: bool) -> Flow[JSON]:
+        return json_flow(request, max_retries=self.max_retries if retry else 0)
+
+    def _register_customer(self, name: str, email: str) -> Flow[JSON]:
+        # Not retried: a retry after a lost 201 would answer 409 and the key would be lost.
+        body = {"name": name, "email": email}
+        request = self._request("POST", "/v1/customers", json=body, auth=False)
+        return self._call(request, retry=False)
+
+    def _me(self) -> Flow[JSON]:
+        return self._call(self._request("GET", "/v1/customers/me"), retry=True)
+
+    def _submit_task(
+        self,
+        task_type: str,
+        data_url: str,
+        label_spec: Mapping[str, Any],
+        consensus_threshold: int | None,
+        callback_url: str | None,
+        idempotency_key: str | None,
+    ) -> Flow[JSON]:
+        if idempotency_key is None and self.max_retries > 0:
+            idempotency_key = new_idempotency_key()
+        body = _without_none(
+            {
+                "type": task_type,
+                "data_url": data_url,
+                "label_spec": dict(label_spec),
+                "consensus_threshold": consensus_threshold,
+                "callback_url": callback_url,
+                "idempotency_key": idempotency_key,
+            }
+        )
+        request = self._request("POST", "/v1/tasks", json=body)
+        return self._call(request, retry=idempotency_key is not None)
+
+    def _submit_batch(
+        self, tasks: Sequence[Mapping[str, Any]], callback_url: str | None
+    ) -> Flow[JSON]:
+        body = _without_none({"tasks": [dict(t) for t in tasks], "callback_url": callback_url})
+        # Only a batch whose every task is keyed can be sent twice without creating tasks twice.
+        keyed = all(task.get("idempotency_key") is not None for task in tasks)
+        return self._call(self._request("POST", "/v1/tasks/batch", json=body), retry=keyed)
+
+    def _get_task(self, task_id: str) -> Flow[JSON]:
+        return self._call(self._request("GET", _task_path(task_id)), retry=True)
+
+    def _get_result(self, task_id: str) -> Flow[JSON]:
+        return self._call(self._request("GET", _task_path(task_id, "/result")), retry=True)
+
+    def _list_tasks(
+        self, status: str | None, batch_id: str | None, limit: int | None, cursor: str | None
+    ) -> Flow[JSON]:
+        params = _without_none(
+            {"status": status, "batch_id": batch_id, "limit": limit, "cursor": cursor}
+        )
+        return self._call(self._request("GET", "/v1/tasks", params=params), retry=True)
+
+    def _poll_result(self, task_id: str, timeout: float, interval: float) -> Flow[JSON]:
+        if interval <= 0:
+            raise ValueError("interval must be more than 0 seconds")
+        return poll_flow(
+            self._request("GET", _task_path(task_id, "/result")),
+            task_id=task_id,
+            timeout=timeout,
+            interval=interval,
+            max_retries=self.max_retries,
+        )
+
+
+def _task_path(task_id: str, suffix: str = "") -> str:
+    # Quoted whole, so an id like "../customers/me" stays one path segment.
+    return f"/v1/tasks/{quote(task_id, safe='')}{suffix}"

@@ -1,0 +1,231 @@
+"""The public clients: thin drivers of the flows in ``_flows.py`` over httpx, sync and async."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Self, TypeVar
+
+import httpx
+
+from ._base import JSON, BaseClient
+from ._flows import Flow, Outcome
+
+T = TypeVar("T")
+
+
+class ASGGatewayClient(BaseClient):
+    """Blocking client for the ASG Gateway REST API.
+
+    ``base_url`` defaults to ``$ASG_BASE_URL``, then ``http://localhost:8081``. Transient
+    failures are retried up to ``max_retries`` times when repeating the request is safe.
+    Use as a context manager, or call ``close()``, to release connections.
+    """
+
+    _http: httpx.Client
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        *,
+        timeout: float = 30.0,
+        max_retries: int = 2,
+    ) -> None:
+        super().__init__(api_key, base_url, timeout=timeout, max_retries=max_retries)
+        self._http = httpx.Client(**self._http_options())
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _run(self, flow: Flow[T]) -> T:
+        outcome: Outcome = None
+        try:
+            while True:
+                step = flow.send(outcome)
+                if isinstance(step, httpx.Request):
+                    outcome = self._send(step)
+                else:
+                    time.sleep(step)
+                    outcome = None
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+
+    def _send(self, request: httpx.Request) -> httpx.Response | httpx.RequestError:
+        try:
+            return self._http.send(request)
+        except httpx.RequestError as exc:
+            return exc
+
+    def register_customer(self, name: str, email: str) -> JSON:
+        """Create a customer (no API key needed). The returned ``api_key`` is shown only once.
+
+        Never retried: a repeat after a lost answer would fail with 409 and lose the key.
+        """
+        return self._run(self._register_customer(name, email))
+
+    def me(self) -> JSON:
+        """The customer owning the API key, with its quota."""
+        return self._run(self._me())
+
+    def submit_task(
+        self,
+        task_type: str,
+        data_url: str,
+        label_spec: Mapping[str, Any],
+        consensus_threshold: int | None = None,
+        callback_url: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> JSON:
+        """Submit one task; returns ``{task_id, status, created_at}``.
+
+        A repeated ``idempotency_key`` returns the first task with ``"idempotent": True``. When
+        none is given and retries are on, the SDK makes one so a retry cannot create a second task.
+        """
+        return self._run(
+            self._submit_task(
+                task_type, data_url, label_spec, consensus_threshold, callback_url, idempotency_key
+            )
+        )
+
+    def submit_batch(
+        self, tasks: Sequence[Mapping[str, Any]], callback_url: str | None = None
+    ) -> JSON:
+        """Submit 1 to 1000 tasks at once; returns ``{batch_id, task_count, status, task_ids}``.
+
+        Retried only when every task carries an ``idempotency_key``: otherwise a retry after a
+        lost answer would create the tasks twice.
+        """
+        return self._run(self._submit_batch(tasks, callback_url))
+
+    def get_task(self, task_id: str) -> JSON:
+        """A task's status and what was submitted."""
+        return self._run(self._get_task(task_id))
+
+    def get_result(self, task_id: str) -> JSON:
+        """The result when ready, else ``{"status": ..., "message": ...}`` (HTTP 202)."""
+        return self._run(self._get_result(task_id))
+
+    def list_tasks(
+        self,
+        status: str | None = None,
+        batch_id: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> JSON:
+        """One page of tasks, newest first: ``{"tasks": [...], "next_cursor": str | None}``."""
+        return self._run(self._list_tasks(status, batch_id, limit, cursor))
+
+    def poll_result(self, task_id: str, timeout: float = 300, interval: float = 5) -> JSON:
+        """Wait for the result and return it; raises ``PollTimeoutError`` after ``timeout`` s.
+
+        Waits ``interval`` seconds between fetches, 1.5 times longer each round up to 60 s.
+        """
+        return self._run(self._poll_result(task_id, timeout, interval))
+
+
+class AsyncASGGatewayClient(BaseClient):
+    """Asyncio twin of ``ASGGatewayClient``: the same methods, as coroutines.
+
+    Use with ``async with``, or call ``aclose()``, to release connections.
+    """
+
+    _http: httpx.AsyncClient
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        *,
+        timeout: float = 30.0,
+        max_retries: int = 2,
+    ) -> None:
+        super().__init__(api_key, base_url, timeout=timeout, max_retries=max_retries)
+        self._http = httpx.AsyncClient(**self._http_options())
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def _run(self, flow: Flow[T]) -> T:
+        outcome: Outcome = None
+        try:
+            while True:
+                step = flow.send(outcome)
+                if isinstance(step, httpx.Request):
+                    outcome = await self._send(step)
+                else:
+                    await asyncio.sleep(step)
+                    outcome = None
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+
+    async def _send(self, request: httpx.Request) -> httpx.Response | httpx.RequestError:
+        try:
+            return await self._http.send(request)
+        except httpx.RequestError as exc:
+            return exc
+
+    async def register_customer(self, name: str, email: str) -> JSON:
+        """Create a customer (no API key needed); never retried. See ``ASGGatewayClient``."""
+        return await self._run(self._register_customer(name, email))
+
+    async def me(self) -> JSON:
+        """The customer owning the API key, with its quota."""
+        return await self._run(self._me())
+
+    async def submit_task(
+        self,
+        task_type: str,
+        data_url: str,
+        label_spec: Mapping[str, Any],
+        consensus_threshold: int | None = None,
+        callback_url: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> JSON:
+        """Submit one task; keyed automatically when retries are on. See ``ASGGatewayClient``."""
+        return await self._run(
+            self._submit_task(
+                task_type, data_url, label_spec, consensus_threshold, callback_url, idempotency_key
+            )
+        )
+
+    async def submit_batch(
+        self, tasks: Sequence[Mapping[str, Any]], callback_url: str | None = None
+    ) -> JSON:
+        """Submit 1 to 1000 tasks; retried only if every task has an ``idempotency_key``."""
+        return await self._run(self._submit_batch(tasks, callback_url))
+
+    async def get_task(self, task_id: str) -> JSON:
+        """A task's status and what was submitted."""
+        return await self._run(self._get_task(task_id))
+
+    async def get_result(self, task_id: str) -> JSON:
+        """The result when ready, else ``{"status": ..., "message": ...}`` (HTTP 202)."""
+        return await self._run(self._get_result(task_id))
+
+    async def list_tasks(
+        self,
+        status: str | None = None,
+        batch_id: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> JSON:
+        """One page of tasks, newest first: ``{"tasks": [...], "next_cursor": str | None}``."""
+        return await self._run(self._list_tasks(status, batch_id, limit, cursor))
+
+    async def poll_result(self, task_id: str, timeout: float = 300, interval: float = 5) -> JSON:
+        """Wait for the result and return it; raises ``PollTimeoutError`` after ``timeout`` s."""
+        return await self._run(self._poll_result(task_id, timeout, interval))

@@ -1,0 +1,143 @@
+"""Exceptions raised by the SDK.
+
+Catch ``ASGError`` to handle every failure of a call; catch a subclass to react to one cause.
+
+    ASGError                    root; also raised for misuse caught before any I/O (no API key)
+    ├── APIConnectionError      no HTTP answer: DNS, refused connection, timeout
+    ├── APIStatusError          the gateway answered an error; .status .message .request_id .body
+    │   ├── BadRequestError         400  the message names the offending field
+    │   ├── AuthenticationError     401  missing, unknown or revoked API key
+    │   ├── PermissionDeniedError   403  quota exhausted
+    │   ├── NotFoundError           404  unknown id, or another customer's
+    │   ├── ConflictError           409  email taken, idempotency key reused with another body
+    │   ├── PayloadTooLargeError    413
+    │   ├── RateLimitError          429  has .retry_after (seconds, or None)
+    │   └── ServerError             5xx
+    └── PollTimeoutError        poll_result() gave up; has .task_id .last_status .timeout
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from ._retry import parse_retry_after
+
+
+class ASGError(Exception):
+    """Root of every exception the SDK raises."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class APIConnectionError(ASGError):
+    """The request got no HTTP answer; the httpx exception is the ``__cause__``."""
+
+
+class APIStatusError(ASGError):
+    """The gateway answered with an error status.
+
+    ``message`` is the server's ``{"error": ...}`` text, ``body`` the decoded JSON (or the raw
+    text when it was not JSON), ``request_id`` the ``X-Request-ID`` header to quote to support.
+    """
+
+    def __init__(self, status: int, message: str, request_id: str | None, body: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.request_id = request_id
+        self.body = body
+
+    def __str__(self) -> str:
+        text = f"{self.status} {self.message}"
+        return f"{text} (request_id={self.request_id})" if self.request_id else text
+
+
+class BadRequestError(APIStatusError):
+    """400: the request broke a rule of the API; the message names the field."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: the API key is missing, unknown or revoked."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the customer may not do this now, e.g. ``quota exhausted``."""
+
+
+class NotFoundError(APIStatusError):
+    """404: no such id for this customer (another customer's ids look the same)."""
+
+
+class ConflictError(APIStatusError):
+    """409: the email is registered, or the idempotency key was used with another body."""
+
+
+class PayloadTooLargeError(APIStatusError):
+    """413: the body is over the gateway's limit (64 KiB, 8 MiB for a batch)."""
+
+
+class RateLimitError(APIStatusError):
+    """429: slow down; ``retry_after`` is the server's hint in seconds when it sent one."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        request_id: str | None,
+        body: Any,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(status, message, request_id, body)
+        self.retry_after = retry_after
+
+
+class ServerError(APIStatusError):
+    """5xx: the gateway or the core behind it failed; 503 means the core is unreachable."""
+
+
+class PollTimeoutError(ASGError):
+    """``poll_result`` reached its timeout before the result was ready."""
+
+    def __init__(self, task_id: str, last_status: str | None, timeout: float) -> None:
+        super().__init__(f"task {task_id} still {last_status} after {timeout:g} s")
+        self.task_id = task_id
+        self.last_status = last_status
+        self.timeout = timeout
+
+
+# The one map from status to class; any other 5xx is a ServerError, anything else the base class.
+_STATUS_ERRORS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    413: PayloadTooLargeError,
+    429: RateLimitError,
+}
+
+
+def error_class(status: int) -> type[APIStatusError]:
+    """The exception class raised for an HTTP error status."""
+    if status >= 500:
+        return ServerError
+    return _STATUS_ERRORS.get(status, APIStatusError)
+
+
+def error_from_response(response: httpx.Response) -> APIStatusError:
+    """Translate an error response into the exception for its status."""
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = response.text
+    error = body.get("error") if isinstance(body, dict) else None
+    message = error if isinstance(error, str) else response.reason_phrase
+    request_id = response.headers.get("X-Request-ID")
+    cls = error_class(response.status_code)
+    if cls is RateLimitError:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        return RateLimitError(response.status_code, message, request_id, body, retry_after)
+    return cls(response.status_code, message, request_id, body)

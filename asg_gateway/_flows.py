@@ -1,0 +1,101 @@
+"""Multi-step calls written once, as generators the sync and async clients drive.
+
+A flow yields steps and receives their outcomes (the pattern of httpx ``_auth.py``):
+
+* an ``httpx.Request``: the driver sends it and sends back the ``httpx.Response``, or the
+  ``httpx.RequestError`` it raised, as a value so the flow can decide to retry;
+* a ``float``: the driver sleeps that many seconds and sends back ``None``.
+
+What the flow returns is the call's result. All decisions live here, so the two drivers stay a
+few lines each and the retry and polling schedules are tested without sockets or sleeping.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Generator
+from typing import Any, TypeAlias, TypeVar
+
+import httpx
+
+from ._errors import APIConnectionError, ASGError, PollTimeoutError, error_from_response
+from ._retry import retry_delay
+
+T = TypeVar("T")
+Step: TypeAlias = httpx.Request | float
+Outcome: TypeAlias = httpx.Response | httpx.RequestError | None
+Flow: TypeAlias = Generator[Step, Outcome, T]
+
+POLL_GROWTH = 1.5
+POLL_MAX_INTERVAL = 60.0
+
+
+def request_flow(request: httpx.Request, *, max_retries: int) -> Flow[httpx.Response]:
+    """Send ``request``, retrying transient failures; return a 2xx response or raise.
+
+    Give ``max_retries > 0`` only for requests that are safe to repeat: the same request object,
+    hence the same body and idempotency key, goes out on every attempt.
+    """
+    attempt = 0
+    while True:
+        outcome = yield request
+        delay = retry_delay(outcome, attempt) if attempt < max_retries else None
+        if delay is None:
+            return _unwrap(request, outcome)
+        yield delay
+        attempt += 1
+
+
+def json_flow(request: httpx.Request, *, max_retries: int) -> Flow[dict[str, Any]]:
+    """``request_flow`` returning the decoded JSON object of the response."""
+    response = yield from request_flow(request, max_retries=max_retries)
+    return decode_json(response)
+
+
+def poll_flow(
+    request: httpx.Request,
+    *,
+    task_id: str,
+    timeout: float,
+    interval: float,
+    max_retries: int,
+    clock: Callable[[], float] = time.monotonic,
+) -> Flow[dict[str, Any]]:
+    """Fetch a task's result until it is ready (HTTP 200 rather than 202) and return it.
+
+    Waits ``interval`` seconds, then 1.5 times longer each round up to 60 s, but never past the
+    deadline: the last fetch happens at ``timeout``, then ``PollTimeoutError`` is raised.
+    """
+    deadline = clock() + timeout
+    delay = float(interval)
+    while True:
+        response = yield from request_flow(request, max_retries=max_retries)
+        body = decode_json(response)
+        if response.status_code == 200:
+            return body
+        remaining = deadline - clock()
+        if remaining <= 0:
+            raise PollTimeoutError(task_id, body.get("status"), timeout)
+        yield min(delay, remaining)
+        delay = min(delay * POLL_GROWTH, POLL_MAX_INTERVAL)
+
+
+def decode_json(response: httpx.Response) -> dict[str, Any]:
+    """The JSON object of a successful response; a proxy's HTML page becomes an ``ASGError``."""
+    try:
+        body = response.json()
+    except ValueError as exc:
+        text = response.text[:200]
+        raise ASGError(f"{response.status_code} response is not JSON: {text!r}") from exc
+    if not isinstance(body, dict):
+        raise ASGError(f"{response.status_code} response is not a JSON object: {body!r:.200}")
+    return body
+
+
+def _unwrap(request: httpx.Request, outcome: Outcome) -> httpx.Response:
+    if isinstance(outcome, httpx.Response):
+        if outcome.is_success:
+            return outcome
+        raise error_from_response(outcome)
+    detail = str(outcome) or type(outcome).__name__
+    raise APIConnectionError(f"{request.method} {request.url} failed: {detail}") from outcome

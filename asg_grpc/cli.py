@@ -1,0 +1,65 @@
+"""`asg`: the operator's command line. `asg dev` runs the whole stack on the embedded defaults."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from asg_grpc.devstack import Stack, StackError
+
+
+def dev(args: argparse.Namespace) -> int:
+    stack = Stack(
+        http_addr=args.http or os.environ.get("ASG_HTTP_ADDR", "127.0.0.1:8081"),
+        grpc_addr=args.grpc or os.environ.get("ASG_GRPC_ADDR", "127.0.0.1:50051"),
+        data_dir=Path(args.data_dir or os.environ.get("ASG_DATA_DIR", "var")).resolve(),
+    )
+    stopping = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    stack.start()
+    try:
+        stack.wait_ready()
+        print(
+            "ASG Refinery dev stack is up\n"
+            f"  REST API   http://{stack.http_addr}/v1   (docs: http://{stack.http_addr}/v1/docs)\n"
+            f"  gRPC core  {stack.grpc_addr}\n"
+            f"  data       {stack.data_dir}\n"
+            "Press Ctrl-C to stop.",
+            flush=True,
+        )
+        while not stopping:
+            stack.check_alive()
+            time.sleep(0.2)
+    except StackError as exc:
+        print(f"asg dev: {exc}", file=sys.stderr)
+        stack.stop()
+        return 1
+    stack.stop()
+    print("ASG Refinery dev stack stopped.", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="asg", description="ASG Refinery operator commands.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("dev", help="run core + gateway on the embedded defaults")
+    run.add_argument("--http", metavar="HOST:PORT", help="REST address (ASG_HTTP_ADDR, 127.0.0.1:8081)")
+    run.add_argument("--grpc", metavar="HOST:PORT", help="gRPC address (ASG_GRPC_ADDR, 127.0.0.1:50051)")
+    run.add_argument("--data-dir", metavar="DIR", help="data directory (ASG_DATA_DIR, ./var)")
+    run.set_defaults(func=dev)
+    args = parser.parse_args(argv)
+    sys.exit(args.func(args))
+
+
+if __name__ == "__main__":
+    main()

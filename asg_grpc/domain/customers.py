@@ -1,0 +1,64 @@
+"""Customers and their API keys. A key is shown once; only its SHA-256 is ever stored."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+
+from asg_grpc.domain.errors import ValidationError
+
+MAX_NAME = 200
+MAX_EMAIL = 254
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+KEY_PREFIXES = {"sandbox": "sk_sandbox_", "live": "sk_live_"}
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    name: str
+    email: str
+
+
+@dataclass(slots=True)
+class Customer:
+    customer_id: str
+    name: str
+    email: str
+    tier: str
+    label_quota: int
+    labels_reserved: int
+    key_hint: str
+    created_at: float
+
+    @property
+    def quota_remaining(self) -> int:
+        return max(0, self.label_quota - self.labels_reserved)
+
+
+def validate_registration(name: str, email: str) -> Registration:
+    name = name.strip()
+    if not name:
+        raise ValidationError("name", "is required")
+    if len(name) > MAX_NAME:
+        raise ValidationError("name", f"must be at most {MAX_NAME} characters")
+    email = email.strip()
+    if not email:
+        raise ValidationError("email", "is required")
+    if len(email) > MAX_EMAIL or not _EMAIL.match(email):
+        raise ValidationError("email", "must be a valid email address")
+    return Registration(name=name, email=email.lower())
+
+
+def new_api_key(environment: str = "sandbox") -> str:
+    return KEY_PREFIXES[environment] + secrets.token_urlsafe(32)
+
+
+def hash_api_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def key_hint(key: str) -> str:
+    """Enough of a key to recognise it in the console, never enough to use it."""
+    return f"{key[:7]}…{key[-4:]}"

@@ -1,0 +1,63 @@
+"""Errors the core raises, mapped once to gRPC codes in `asg_grpc.services.errors`.
+
+    DomainError
+    ├── ValidationError        a field breaks a rule; names the field (INVALID_ARGUMENT)
+    ├── Unauthenticated        no key, unknown or revoked key (UNAUTHENTICATED)
+    ├── PermissionDenied       authenticated but not allowed (PERMISSION_DENIED)
+    │   └── QuotaExhausted     the label quota cannot hold the request
+    ├── NotFound               unknown id, or another customer's (NOT_FOUND)
+    └── Conflict               the request contradicts stored state (ALREADY_EXISTS)
+        ├── EmailTaken
+        └── IdempotencyConflict
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Root of the core's errors; `message` is safe to show to the caller."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ValidationError(DomainError):
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field} {problem}")
+        self.field = field
+
+    def at(self, prefix: str) -> ValidationError:
+        """The same error located inside a container, e.g. `tasks[3].`."""
+        return ValidationError(prefix + self.field, self.message[len(self.field) + 1 :])
+
+
+class Unauthenticated(DomainError):
+    pass
+
+
+class PermissionDenied(DomainError):
+    pass
+
+
+class QuotaExhausted(PermissionDenied):
+    def __init__(self) -> None:
+        super().__init__("quota exhausted")
+
+
+class NotFound(DomainError):
+    pass
+
+
+class Conflict(DomainError):
+    pass
+
+
+class EmailTaken(Conflict):
+    def __init__(self) -> None:
+        super().__init__("email already registered")
+
+
+class IdempotencyConflict(Conflict):
+    def __init__(self, field: str = "idempotency_key") -> None:
+        super().__init__(f"{field} was already used with a different request body")

@@ -1,0 +1,172 @@
+"""The task model and the rules of the submission field table (seed 004, docs/api.md)."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from asg_grpc.domain.errors import ValidationError
+
+TASK_TYPES = ("image_classification", "text_classification", "sentiment", "moderation")
+DEFAULT_THRESHOLD = 3
+MIN_THRESHOLD = 2
+MAX_THRESHOLD = 10
+MAX_BATCH = 1000
+MAX_URL = 2048
+MAX_QUESTION = 1000
+MAX_OPTIONS = 50
+MAX_OPTION = 200
+MAX_IDEMPOTENCY_KEY = 255
+
+
+class TaskStatus(enum.Enum):
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    VERIFIED = "verified"
+    SETTLED = "settled"
+    FAILED = "failed"
+
+    @property
+    def decided(self) -> bool:
+        """True once `GET …/result` answers 200."""
+        return self in (TaskStatus.VERIFIED, TaskStatus.SETTLED, TaskStatus.FAILED)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDraft:
+    """A task as received, every field possibly missing (None)."""
+
+    type: str | None = None
+    data_url: str | None = None
+    question: str | None = None
+    options: tuple[str, ...] | None = None
+    has_label_spec: bool = False
+    consensus_threshold: int | None = None
+    callback_url: str | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    """A validated task, defaults applied: what is stored and what is labeled."""
+
+    task_type: str
+    data_url: str
+    question: str
+    options: tuple[str, ...]
+    consensus_threshold: int
+    callback_url: str | None
+    idempotency_key: str | None
+
+    def fingerprint(self) -> str:
+        """Identifies the request body for idempotency: same key + other body is a conflict."""
+        parts = [
+            self.task_type,
+            self.data_url,
+            self.question,
+            *self.options,
+            str(self.consensus_threshold),
+            self.callback_url or "",
+        ]
+        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+
+
+@dataclass(slots=True)
+class Task:
+    task_id: str
+    customer_id: str
+    status: TaskStatus
+    spec: TaskSpec
+    batch_id: str | None
+    created_at: float
+    updated_at: float
+
+
+def _check_https_url(field: str, value: str) -> None:
+    if len(value) > MAX_URL:
+        raise ValidationError(field, f"must be at most {MAX_URL} characters")
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        raise ValidationError(field, "must be an https URL") from None
+    if parts.scheme != "https" or not parts.hostname:
+        raise ValidationError(field, "must be an https URL")
+
+
+def validate_task(draft: TaskDraft, default_callback_url: str | None = None) -> TaskSpec:
+    """Apply seed 004's field table; the first broken rule raises, naming its field."""
+    if draft.type is None:
+        raise ValidationError("type", "is required")
+    if draft.type not in TASK_TYPES:
+        raise ValidationError("type", f"must be one of {', '.join(TASK_TYPES)}")
+    if draft.data_url is None:
+        raise ValidationError("data_url", "is required")
+    _check_https_url("data_url", draft.data_url)
+    if not draft.has_label_spec:
+        raise ValidationError("label_spec", "is required")
+    question = draft.question
+    if question is None or not question.strip():
+        raise ValidationError("label_spec.question", "is required")
+    if len(question) > MAX_QUESTION:
+        raise ValidationError("label_spec.question", f"must be at most {MAX_QUESTION} characters")
+    options = draft.options
+    if options is None:
+        raise ValidationError("label_spec.options", "is required")
+    if len(options) < 2:
+        raise ValidationError("label_spec.options", "must contain at least 2 entries")
+    if len(options) > MAX_OPTIONS:
+        raise ValidationError("label_spec.options", f"must contain at most {MAX_OPTIONS} entries")
+    for i, option in enumerate(options):
+        if not option.strip():
+            raise ValidationError(f"label_spec.options[{i}]", "must be a non-empty string")
+        if len(option) > MAX_OPTION:
+            raise ValidationError(
+                f"label_spec.options[{i}]", f"must be at most {MAX_OPTION} characters"
+            )
+    if len(set(options)) != len(options):
+        raise ValidationError("label_spec.options", "must be distinct")
+    threshold = DEFAULT_THRESHOLD if draft.consensus_threshold is None else draft.consensus_threshold
+    if not MIN_THRESHOLD <= threshold <= MAX_THRESHOLD:
+        raise ValidationError(
+            "consensus_threshold", f"must be an integer from {MIN_THRESHOLD} to {MAX_THRESHOLD}"
+        )
+    callback_url = draft.callback_url if draft.callback_url is not None else default_callback_url
+    if callback_url is not None:
+        _check_https_url("callback_url", callback_url)
+    key = draft.idempotency_key
+    if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+        raise ValidationError("idempotency_key", f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+    return TaskSpec(
+        task_type=draft.type,
+        data_url=draft.data_url,
+        question=question,
+        options=tuple(options),
+        consensus_threshold=threshold,
+        callback_url=callback_url,
+        idempotency_key=key,
+    )
+
+
+def validate_batch(drafts: list[TaskDraft], callback_url: str | None) -> list[TaskSpec]:
+    """Validate a whole batch before anything is stored; errors name `tasks[i].field`."""
+    if not drafts:
+        raise ValidationError("tasks", "must contain at least 1 task")
+    if len(drafts) > MAX_BATCH:
+        raise ValidationError("tasks", f"must contain at most {MAX_BATCH} tasks")
+    if callback_url is not None:
+        _check_https_url("callback_url", callback_url)
+    specs: list[TaskSpec] = []
+    seen_keys: set[str] = set()
+    for i, draft in enumerate(drafts):
+        try:
+            spec = validate_task(draft, callback_url)
+        except ValidationError as exc:
+            raise exc.at(f"tasks[{i}].") from None
+        if spec.idempotency_key is not None:
+            if spec.idempotency_key in seen_keys:
+                raise ValidationError(f"tasks[{i}].idempotency_key", "is repeated in this batch")
+            seen_keys.add(spec.idempotency_key)
+        specs.append(spec)
+    return specs

@@ -1,0 +1,101 @@
+"""The core process (`asg-server`): composes store and services, serves gRPC until signalled."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+import grpc
+import uvloop
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from asg_common import logs
+from asg_grpc.services.billing import BillingService
+from asg_grpc.services.tasks import TaskService
+from asg_grpc.settings import Settings
+from asg_grpc.store.sqlite import SQLiteStore
+from asg_grpc.v1 import billing_pb2, billing_pb2_grpc, tasks_pb2, tasks_pb2_grpc
+
+log = logging.getLogger("asg.server")
+
+# A batch of 1000 tasks at the documented limits is well under this.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+SHUTDOWN_GRACE_SECONDS = 5.0
+SERVICE_NAMES = (
+    tasks_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name,
+    billing_pb2.DESCRIPTOR.services_by_name["BillingService"].full_name,
+)
+
+
+class Core:
+    """The running core: its store, gRPC server and health status, started and stopped once."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = SQLiteStore(settings.sqlite_path, synchronous=settings.sqlite_synchronous)
+        self.health = health.aio.HealthServicer()
+        self.server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.so_reuseport", 0),
+            ]
+        )
+        tasks_pb2_grpc.add_TaskServiceServicer_to_server(TaskService(self.store), self.server)
+        billing_pb2_grpc.add_BillingServiceServicer_to_server(
+            BillingService(self.store, settings), self.server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
+        )
+        self.port = self.server.add_insecure_port(settings.grpc_addr)
+        if not self.port:
+            raise OSError(f"cannot listen on {settings.grpc_addr}")
+
+    async def start(self) -> None:
+        await self.server.start()
+        for name in ("", *SERVICE_NAMES):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info(
+            "core serving",
+            extra={"grpc": self.settings.grpc_addr, "port": self.port, "db": str(self.store.path)},
+        )
+
+    async def stop(self) -> None:
+        """Refuse new calls, let running ones finish for a grace period, then close the store."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(SHUTDOWN_GRACE_SECONDS)
+        self.store.close()
+        log.info("core stopped")
+
+
+async def serve(settings: Settings) -> None:
+    core = Core(settings)
+    await core.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await core.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="asg-server", description="Run the ASG Refinery core.")
+    parser.add_argument("--grpc", metavar="HOST:PORT", help="listen address (ASG_GRPC_ADDR)")
+    parser.add_argument("--data-dir", metavar="DIR", help="where the SQLite file lives (ASG_DATA_DIR)")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env().with_overrides(
+        grpc_addr=args.grpc, data_dir=Path(args.data_dir) if args.data_dir else None
+    )
+    logs.configure(settings.log_level)
+    uvloop.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main()

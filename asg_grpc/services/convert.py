@@ -1,0 +1,79 @@
+"""Domain values ⇄ protobuf messages. No rules here: only shapes."""
+
+from __future__ import annotations
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from asg_grpc.domain.customers import Customer
+from asg_grpc.domain.tasks import Task, TaskDraft, TaskStatus
+from asg_grpc.v1 import billing_pb2, common_pb2, tasks_pb2
+
+STATUS_TO_PB = {
+    TaskStatus.PENDING: common_pb2.TASK_STATUS_PENDING,
+    TaskStatus.IN_PROGRESS: common_pb2.TASK_STATUS_IN_PROGRESS,
+    TaskStatus.VERIFIED: common_pb2.TASK_STATUS_VERIFIED,
+    TaskStatus.SETTLED: common_pb2.TASK_STATUS_SETTLED,
+    TaskStatus.FAILED: common_pb2.TASK_STATUS_FAILED,
+}
+STATUS_FROM_PB = {v: k for k, v in STATUS_TO_PB.items()}
+
+
+def timestamp(seconds: float) -> Timestamp:
+    whole = int(seconds)
+    return Timestamp(seconds=whole, nanos=int((seconds - whole) * 1e9))
+
+
+def draft(msg: tasks_pb2.TaskInput) -> TaskDraft:
+    has_spec = msg.HasField("label_spec")
+    return TaskDraft(
+        type=msg.type if msg.HasField("type") else None,
+        data_url=msg.data_url if msg.HasField("data_url") else None,
+        has_label_spec=has_spec,
+        question=msg.label_spec.question if has_spec else None,
+        options=tuple(msg.label_spec.options) if has_spec else None,
+        consensus_threshold=(
+            msg.consensus_threshold if msg.HasField("consensus_threshold") else None
+        ),
+        callback_url=msg.callback_url if msg.HasField("callback_url") else None,
+        idempotency_key=msg.idempotency_key if msg.HasField("idempotency_key") else None,
+    )
+
+
+def task(t: Task) -> tasks_pb2.Task:
+    spec = t.spec
+    return tasks_pb2.Task(
+        task_id=t.task_id,
+        status=STATUS_TO_PB[t.status],
+        task_type=spec.task_type,
+        data_url=spec.data_url,
+        label_spec=common_pb2.LabelSpec(question=spec.question, options=spec.options),
+        consensus_threshold=spec.consensus_threshold,
+        callback_url=spec.callback_url,
+        idempotency_key=spec.idempotency_key,
+        batch_id=t.batch_id,
+        created_at=timestamp(t.created_at),
+        updated_at=timestamp(t.updated_at),
+    )
+
+
+def task_result(t: Task) -> tasks_pb2.TaskResult:
+    return tasks_pb2.TaskResult(
+        task_id=t.task_id,
+        status=STATUS_TO_PB[t.status],
+        decided=t.status.decided,
+        label_spec=common_pb2.LabelSpec(question=t.spec.question, options=t.spec.options),
+    )
+
+
+def customer(c: Customer) -> billing_pb2.Customer:
+    return billing_pb2.Customer(
+        customer_id=c.customer_id,
+        name=c.name,
+        email=c.email,
+        tier=c.tier,
+        label_quota=c.label_quota,
+        labels_reserved=c.labels_reserved,
+        key_hint=c.key_hint,
+        created_at=timestamp(c.created_at),
+        quota_remaining=c.quota_remaining,
+    )

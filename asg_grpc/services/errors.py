@@ -1,0 +1,49 @@
+"""Domain errors → gRPC status codes: the one table, applied by one decorator."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import grpc
+
+from asg_grpc.domain import errors
+
+log = logging.getLogger("asg.services")
+
+# Looked up along the exception's class hierarchy, most specific first.
+STATUS_CODES: dict[type[errors.DomainError], grpc.StatusCode] = {
+    errors.ValidationError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    errors.NotFound: grpc.StatusCode.NOT_FOUND,
+    errors.Conflict: grpc.StatusCode.ALREADY_EXISTS,
+}
+
+
+def status_code_for(exc: errors.DomainError) -> grpc.StatusCode:
+    for cls in type(exc).__mro__:
+        if cls in STATUS_CODES:
+            return STATUS_CODES[cls]
+    raise LookupError(f"{type(exc).__name__} has no gRPC status code")
+
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+Handler = Callable[[object, Req, grpc.aio.ServicerContext], Awaitable[Resp]]
+
+
+def maps_domain_errors(handler: Handler) -> Handler:
+    """Abort the call with the mapped code and the error's message on any DomainError."""
+
+    @functools.wraps(handler)
+    async def wrapper(self: object, request: Req, context: grpc.aio.ServicerContext) -> Resp:
+        try:
+            return await handler(self, request, context)
+        except errors.DomainError as exc:
+            await context.abort(status_code_for(exc), exc.message)
+            raise  # unreachable: abort raises
+
+    return wrapper

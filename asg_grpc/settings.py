@@ -1,0 +1,65 @@
+"""The core's configuration: one object, read from `ASG_*` environment variables.
+
+Every setting has a working default, so `asg-server` with no environment runs the embedded
+stack (SQLite under ./var). Flags of `asg-server` and `asg dev` override the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+class SettingsError(ValueError):
+    """A setting has a value we cannot use; the message names the variable."""
+
+
+def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("var")
+    grpc_addr: str = "127.0.0.1:50051"
+    # NORMAL in WAL mode: a commit survives the process being killed; FULL also survives
+    # power loss at the price of an fsync per commit (docs/storage.md).
+    sqlite_synchronous: str = "NORMAL"
+    sandbox_label_quota: int = 500
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        sync = env.get("ASG_SQLITE_SYNCHRONOUS", cls.sqlite_synchronous).upper()
+        if sync not in SYNCHRONOUS_LEVELS:
+            raise SettingsError(
+                f"ASG_SQLITE_SYNCHRONOUS must be one of {', '.join(SYNCHRONOUS_LEVELS)}, got {sync!r}"
+            )
+        return cls(
+            data_dir=Path(env.get("ASG_DATA_DIR", str(cls.data_dir))),
+            grpc_addr=env.get("ASG_GRPC_ADDR", cls.grpc_addr),
+            sqlite_synchronous=sync,
+            sandbox_label_quota=_int(env, "ASG_SANDBOX_LABEL_QUOTA", cls.sandbox_label_quota, 1),
+            log_level=env.get("ASG_LOG_LEVEL", cls.log_level).upper(),
+        )
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """Apply command-line flags that were given (None means not given)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "asg.sqlite3"

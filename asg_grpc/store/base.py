@@ -1,0 +1,78 @@
+"""The operations the services need from storage, whatever the backend.
+
+Every method is one atomic unit: it either happens whole or raises and leaves nothing behind.
+Reads are scoped to a customer so a backend cannot leak another customer's rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from asg_grpc.domain.customers import Customer, Registration
+from asg_grpc.domain.tasks import Task, TaskSpec, TaskStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    task: Task
+    # True when the spec's idempotency key named an existing task, returned unchanged.
+    replayed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TaskPage:
+    tasks: list[Task]
+    # Pass back as `before` for the next page; None on the last page.
+    next_before: int | None
+
+
+class Store(Protocol):
+    def create_customer(
+        self,
+        registration: Registration,
+        *,
+        tier: str,
+        label_quota: int,
+        key_hash: str,
+        key_hint: str,
+        now: float,
+    ) -> Customer:
+        """Raises EmailTaken when the (lower-cased) email is registered already."""
+        ...
+
+    def customer_for_key(self, key_hash: str) -> Customer | None:
+        """The customer owning an active (not revoked) key with this hash."""
+        ...
+
+    def get_customer(self, customer_id: str) -> Customer | None: ...
+
+    def revoke_key(self, key_hash: str, now: float) -> None:
+        """The key stops authenticating at once (operator action, key rotation)."""
+        ...
+
+    def submit_tasks(
+        self, customer_id: str, specs: list[TaskSpec], *, batch_id: str | None, now: float
+    ) -> list[Submitted]:
+        """Store new tasks and reserve their labels, replaying known idempotency keys.
+
+        All or nothing: raises QuotaExhausted when the new tasks' thresholds do not fit in the
+        customer's remaining quota, IdempotencyConflict when a key was used with another body.
+        """
+        ...
+
+    def get_task(self, customer_id: str, task_id: str) -> Task | None: ...
+
+    def list_tasks(
+        self,
+        customer_id: str,
+        *,
+        status: TaskStatus | None,
+        batch_id: str | None,
+        limit: int,
+        before: int | None,
+    ) -> TaskPage:
+        """Newest first."""
+        ...
+
+    def close(self) -> None: ...

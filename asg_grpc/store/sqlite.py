@@ -1,0 +1,294 @@
+"""The embedded backend: one SQLite file in WAL mode under the data dir.
+
+Calls are short and synchronous; the core makes them from its event loop, so within one process
+they never interleave. Writes use `BEGIN IMMEDIATE` so several core processes can share a file:
+the write lock is taken up front and a busy writer is waited for (busy_timeout), never
+half-applied.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import orjson
+
+from asg_grpc.domain import ids
+from asg_grpc.domain.customers import Customer, Registration
+from asg_grpc.domain.errors import EmailTaken, IdempotencyConflict, QuotaExhausted
+from asg_grpc.domain.tasks import Task, TaskSpec, TaskStatus
+from asg_grpc.store.base import Submitted, TaskPage
+
+# Each entry upgrades the schema by one version (PRAGMA user_version). Append, never edit.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE customers (
+        customer_id     TEXT PRIMARY KEY,
+        name            TEXT NOT NULL,
+        email           TEXT NOT NULL UNIQUE,
+        tier            TEXT NOT NULL,
+        label_quota     INTEGER NOT NULL,
+        labels_reserved INTEGER NOT NULL DEFAULT 0,
+        created_at      REAL NOT NULL
+    );
+    CREATE TABLE api_keys (
+        key_hash    TEXT PRIMARY KEY,
+        customer_id TEXT NOT NULL REFERENCES customers(customer_id),
+        hint        TEXT NOT NULL,
+        created_at  REAL NOT NULL,
+        revoked_at  REAL
+    );
+    CREATE INDEX api_keys_customer ON api_keys(customer_id);
+    CREATE TABLE tasks (
+        seq                 INTEGER PRIMARY KEY,
+        task_id             TEXT NOT NULL UNIQUE,
+        customer_id         TEXT NOT NULL,
+        status              TEXT NOT NULL,
+        task_type           TEXT NOT NULL,
+        data_url            TEXT NOT NULL,
+        question            TEXT NOT NULL,
+        options             TEXT NOT NULL,
+        consensus_threshold INTEGER NOT NULL,
+        callback_url        TEXT,
+        idempotency_key     TEXT,
+        fingerprint         TEXT NOT NULL,
+        batch_id            TEXT,
+        created_at          REAL NOT NULL,
+        updated_at          REAL NOT NULL
+    );
+    CREATE UNIQUE INDEX tasks_idempotency ON tasks(customer_id, idempotency_key)
+        WHERE idempotency_key IS NOT NULL;
+    CREATE INDEX tasks_customer ON tasks(customer_id, seq);
+    CREATE INDEX tasks_batch ON tasks(batch_id) WHERE batch_id IS NOT NULL;
+    """,
+)
+
+_TASK_COLUMNS = (
+    "seq, task_id, customer_id, status, task_type, data_url, question, options,"
+    " consensus_threshold, callback_url, idempotency_key, batch_id, created_at, updated_at"
+)
+_CUSTOMER_SELECT = (
+    "SELECT c.customer_id, c.name, c.email, c.tier, c.label_quota, c.labels_reserved,"
+    " (SELECT hint FROM api_keys k WHERE k.customer_id = c.customer_id AND k.revoked_at IS NULL"
+    "  ORDER BY k.created_at DESC LIMIT 1), c.created_at FROM customers c"
+)
+
+
+def _task(row: tuple) -> Task:
+    return Task(
+        task_id=row[1],
+        customer_id=row[2],
+        status=TaskStatus(row[3]),
+        spec=TaskSpec(
+            task_type=row[4],
+            data_url=row[5],
+            question=row[6],
+            options=tuple(orjson.loads(row[7])),
+            consensus_threshold=row[8],
+            callback_url=row[9],
+            idempotency_key=row[10],
+        ),
+        batch_id=row[11],
+        created_at=row[12],
+        updated_at=row[13],
+    )
+
+
+def _customer(row: tuple) -> Customer:
+    return Customer(*row[:6], key_hint=row[6] or "", created_at=row[7])
+
+
+class SQLiteStore:
+    def __init__(self, path: Path, *, synchronous: str = "NORMAL") -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA synchronous={synchronous}")
+        self._db.execute("PRAGMA busy_timeout=10000")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self._write():
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in script.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version={number}")
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed whole on success, rolled back on any exception."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        self._db.close()
+
+    # customers -------------------------------------------------------------------------
+
+    def create_customer(
+        self,
+        registration: Registration,
+        *,
+        tier: str,
+        label_quota: int,
+        key_hash: str,
+        key_hint: str,
+        now: float,
+    ) -> Customer:
+        customer_id = ids.new_id("cust", now)
+        try:
+            with self._write() as db:
+                db.execute(
+                    "INSERT INTO customers (customer_id, name, email, tier, label_quota, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (customer_id, registration.name, registration.email, tier, label_quota, now),
+                )
+                db.execute(
+                    "INSERT INTO api_keys (key_hash, customer_id, hint, created_at) VALUES (?, ?, ?, ?)",
+                    (key_hash, customer_id, key_hint, now),
+                )
+        except sqlite3.IntegrityError as exc:
+            if "customers.email" in str(exc):
+                raise EmailTaken() from exc
+            raise
+        return Customer(
+            customer_id, registration.name, registration.email, tier, label_quota, 0, key_hint, now
+        )
+
+    def customer_for_key(self, key_hash: str) -> Customer | None:
+        row = self._db.execute(
+            _CUSTOMER_SELECT + " JOIN api_keys a ON a.customer_id = c.customer_id"
+            " WHERE a.key_hash = ? AND a.revoked_at IS NULL",
+            (key_hash,),
+        ).fetchone()
+        return _customer(row) if row else None
+
+    def get_customer(self, customer_id: str) -> Customer | None:
+        row = self._db.execute(_CUSTOMER_SELECT + " WHERE c.customer_id = ?", (customer_id,)).fetchone()
+        return _customer(row) if row else None
+
+    def revoke_key(self, key_hash: str, now: float) -> None:
+        with self._write() as db:
+            db.execute("UPDATE api_keys SET revoked_at = ? WHERE key_hash = ?", (now, key_hash))
+
+    # tasks -----------------------------------------------------------------------------
+
+    def submit_tasks(
+        self, customer_id: str, specs: list[TaskSpec], *, batch_id: str | None, now: float
+    ) -> list[Submitted]:
+        with self._write() as db:
+            replays = self._replays(db, customer_id, specs)
+            fresh = [i for i in range(len(specs)) if i not in replays]
+            needed = sum(specs[i].consensus_threshold for i in fresh)
+            if needed:
+                reserved = db.execute(
+                    "UPDATE customers SET labels_reserved = labels_reserved + ?"
+                    " WHERE customer_id = ? AND labels_reserved + ? <= label_quota",
+                    (needed, customer_id, needed),
+                ).rowcount
+                if not reserved:
+                    raise QuotaExhausted()
+            task_ids = ids.new_ids("tsk", len(fresh), now)
+            rows = []
+            results: list[Submitted | None] = [None] * len(specs)
+            for index, task_id in zip(fresh, task_ids, strict=True):
+                spec = specs[index]
+                rows.append(
+                    (
+                        task_id,
+                        customer_id,
+                        TaskStatus.PENDING.value,
+                        spec.task_type,
+                        spec.data_url,
+                        spec.question,
+                        orjson.dumps(spec.options).decode(),
+                        spec.consensus_threshold,
+                        spec.callback_url,
+                        spec.idempotency_key,
+                        spec.fingerprint(),
+                        batch_id,
+                        now,
+                        now,
+                    )
+                )
+                task = Task(task_id, customer_id, TaskStatus.PENDING, spec, batch_id, now, now)
+                results[index] = Submitted(task, replayed=False)
+            db.executemany(
+                "INSERT INTO tasks (task_id, customer_id, status, task_type, data_url, question,"
+                " options, consensus_threshold, callback_url, idempotency_key, fingerprint,"
+                " batch_id, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
+        for index, task in replays.items():
+            results[index] = Submitted(task, replayed=True)
+        return [r for r in results if r is not None]
+
+    def _replays(
+        self, db: sqlite3.Connection, customer_id: str, specs: list[TaskSpec]
+    ) -> dict[int, Task]:
+        """Earlier tasks named by the specs' idempotency keys, by spec index."""
+        keyed = {s.idempotency_key: i for i, s in enumerate(specs) if s.idempotency_key is not None}
+        if not keyed:
+            return {}
+        found: dict[int, Task] = {}
+        keys = list(keyed)
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in db.execute(
+                f"SELECT {_TASK_COLUMNS}, fingerprint FROM tasks"
+                f" WHERE customer_id = ? AND idempotency_key IN ({marks})",
+                (customer_id, *chunk),
+            ):
+                index = keyed[row[10]]
+                if row[14] != specs[index].fingerprint():
+                    field = "idempotency_key" if len(specs) == 1 else f"tasks[{index}].idempotency_key"
+                    raise IdempotencyConflict(field)
+                found[index] = _task(row)
+        return found
+
+    def get_task(self, customer_id: str, task_id: str) -> Task | None:
+        row = self._db.execute(
+            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE task_id = ? AND customer_id = ?",
+            (task_id, customer_id),
+        ).fetchone()
+        return _task(row) if row else None
+
+    def list_tasks(
+        self,
+        customer_id: str,
+        *,
+        status: TaskStatus | None,
+        batch_id: str | None,
+        limit: int,
+        before: int | None,
+    ) -> TaskPage:
+        where = ["customer_id = ?"]
+        args: list[object] = [customer_id]
+        if status is not None:
+            where.append("status = ?")
+            args.append(status.value)
+        if batch_id is not None:
+            where.append("batch_id = ?")
+            args.append(batch_id)
+        if before is not None:
+            where.append("seq < ?")
+            args.append(before)
+        rows = self._db.execute(
+            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE {' AND '.join(where)}"
+            " ORDER BY seq DESC LIMIT ?",
+            (*args, limit + 1),
+        ).fetchall()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return TaskPage([_task(r) for r in rows], rows[-1][0] if more else None)

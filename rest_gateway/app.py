@@ -1,0 +1,40 @@
+"""Assembles the gateway: routers, error handlers, middleware, the core channel's lifetime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from rest_gateway import errors
+from rest_gateway.core import CoreClient
+from rest_gateway.middleware import RequestIdMiddleware
+from rest_gateway.routes import customers, health, tasks
+from rest_gateway.settings import GatewaySettings
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.core = CoreClient(settings.core_addr, settings.core_timeout)
+        try:
+            yield
+        finally:
+            await app.state.core.close()
+
+    app = FastAPI(
+        title="ASG Refinery API",
+        version="1.0.0",
+        lifespan=lifespan,
+        docs_url="/v1/docs",
+        openapi_url="/v1/openapi.json",
+        redoc_url=None,
+    )
+    errors.install(app)
+    for module in (customers, tasks, health):
+        app.include_router(module.router)
+    app.add_middleware(RequestIdMiddleware)
+    return app

@@ -1,0 +1,49 @@
+"""The gateway's one connection to the core: a gRPC channel and the stubs over it."""
+
+from __future__ import annotations
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from starlette.requests import Request
+
+from asg_grpc.v1 import billing_pb2_grpc, tasks_pb2_grpc
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+
+class CoreClient:
+    def __init__(self, target: str, timeout: float) -> None:
+        self.timeout = timeout
+        self.channel = grpc.aio.insecure_channel(
+            target,
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ],
+        )
+        self.tasks = tasks_pb2_grpc.TaskServiceStub(self.channel)
+        self.billing = billing_pb2_grpc.BillingServiceStub(self.channel)
+        self._health = health_pb2_grpc.HealthStub(self.channel)
+
+    async def serving(self, timeout: float = 1.0) -> bool:
+        try:
+            reply = await self._health.Check(health_pb2.HealthCheckRequest(), timeout=timeout)
+        except grpc.aio.AioRpcError:
+            return False
+        return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+
+def call_metadata(request: Request) -> tuple[tuple[str, str], ...]:
+    """What the core needs to know of the HTTP request: who calls, and the request id."""
+    metadata = [("x-request-id", request.state.request_id)]
+    authorization = request.headers.get("authorization")
+    if authorization is not None:
+        metadata.append(("authorization", authorization))
+    return tuple(metadata)
+
+
+def core(request: Request) -> CoreClient:
+    return request.app.state.core

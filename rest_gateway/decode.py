@@ -1,0 +1,124 @@
+"""JSON bodies → protobuf requests. Only shapes are checked here (types, unknown fields);
+the rules of the field table are the core's, so gRPC callers get them too."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+
+from asg_grpc.v1 import billing_pb2, common_pb2, tasks_pb2
+from rest_gateway.errors import BadRequest, PayloadTooLarge
+
+KIB = 1024
+SMALL_BODY = 64 * KIB
+BATCH_BODY = 8 * 1024 * KIB
+_INT64 = 2**63
+
+TASK_FIELDS = frozenset(
+    ("type", "data_url", "label_spec", "consensus_threshold", "callback_url", "idempotency_key")
+)
+LABEL_SPEC_FIELDS = frozenset(("question", "options"))
+BATCH_FIELDS = frozenset(("tasks", "callback_url"))
+CUSTOMER_FIELDS = frozenset(("name", "email"))
+
+
+async def json_object(request: Request, limit: int) -> dict[str, Any]:
+    """The body as a JSON object, refusing more than `limit` bytes before reading them."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+        chunks.append(chunk)
+    try:
+        body = orjson.loads(b"".join(chunks))
+    except orjson.JSONDecodeError:
+        raise BadRequest("request body", "must be valid JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest("request body", "must be a JSON object")
+    return body
+
+
+def _object(value: object, name: str, allowed: frozenset[str], prefix: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise BadRequest(name, "must be a JSON object")
+    for key in value:
+        if key not in allowed:
+            raise BadRequest(prefix + key, "is not a known field")
+    return value
+
+
+def _string(obj: dict[str, Any], key: str, prefix: str) -> str | None:
+    value = obj.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise BadRequest(prefix + key, "must be a string")
+
+
+def _integer(obj: dict[str, Any], key: str, prefix: str) -> int | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest(prefix + key, "must be an integer")
+    if not -_INT64 <= value < _INT64:
+        raise BadRequest(prefix + key, "is out of range")
+    return value
+
+
+def _label_spec(value: object, prefix: str) -> common_pb2.LabelSpec:
+    spec = _object(value, prefix + "label_spec", LABEL_SPEC_FIELDS, prefix + "label_spec.")
+    where = prefix + "label_spec."
+    options = spec.get("options")
+    if options is None:
+        options = []
+    elif not isinstance(options, list):
+        raise BadRequest(where + "options", "must be an array of strings")
+    for i, option in enumerate(options):
+        if not isinstance(option, str):
+            raise BadRequest(f"{where}options[{i}]", "must be a string")
+    return common_pb2.LabelSpec(question=_string(spec, "question", where), options=options)
+
+
+def task_input(value: object, prefix: str = "") -> tasks_pb2.TaskInput:
+    """One task object; `prefix` locates it in a batch (`tasks[3].`)."""
+    obj = _object(value, prefix.rstrip(".") or "request body", TASK_FIELDS, prefix)
+    spec = obj.get("label_spec")
+    return tasks_pb2.TaskInput(
+        type=_string(obj, "type", prefix),
+        data_url=_string(obj, "data_url", prefix),
+        label_spec=None if spec is None else _label_spec(spec, prefix),
+        consensus_threshold=_integer(obj, "consensus_threshold", prefix),
+        callback_url=_string(obj, "callback_url", prefix),
+        idempotency_key=_string(obj, "idempotency_key", prefix),
+    )
+
+
+def submit_task(body: dict[str, Any]) -> tasks_pb2.SubmitTaskRequest:
+    return tasks_pb2.SubmitTaskRequest(task=task_input(body))
+
+
+def submit_batch(body: dict[str, Any]) -> tasks_pb2.SubmitBatchRequest:
+    _object(body, "request body", BATCH_FIELDS, "")
+    tasks = body.get("tasks")
+    if tasks is None:
+        raise BadRequest("tasks", "is required")
+    if not isinstance(tasks, list):
+        raise BadRequest("tasks", "must be an array of task objects")
+    return tasks_pb2.SubmitBatchRequest(
+        tasks=[task_input(t, f"tasks[{i}].") for i, t in enumerate(tasks)],
+        callback_url=_string(body, "callback_url", ""),
+    )
+
+
+def register_customer(body: dict[str, Any]) -> billing_pb2.RegisterCustomerRequest:
+    _object(body, "request body", CUSTOMER_FIELDS, "")
+    return billing_pb2.RegisterCustomerRequest(
+        name=_string(body, "name", "") or "", email=_string(body, "email", "") or ""
+    )

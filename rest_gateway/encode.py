@@ -1,0 +1,92 @@
+"""Protobuf replies → the JSON bodies of the REST reference."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from asg_grpc.v1 import billing_pb2, common_pb2, tasks_pb2
+
+STATUS_NAMES: dict[int, str] = {
+    value: name.removeprefix("TASK_STATUS_").lower()
+    for name, value in common_pb2.TaskStatus.items()
+    if value
+}
+STATUS_VALUES = {name: value for value, name in STATUS_NAMES.items()}
+
+
+def iso(ts: Timestamp) -> str:
+    """RFC 3339 in UTC with second precision, as the seeds show it."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts.seconds))
+
+
+def _optional(msg: Any, name: str) -> Any:
+    return getattr(msg, name) if msg.HasField(name) else None
+
+
+def label_spec(spec: common_pb2.LabelSpec) -> dict[str, Any]:
+    return {"question": spec.question, "options": list(spec.options)}
+
+
+def task(t: tasks_pb2.Task) -> dict[str, Any]:
+    return {
+        "task_id": t.task_id,
+        "status": STATUS_NAMES[t.status],
+        "task_type": t.task_type,
+        "data_url": t.data_url,
+        "label_spec": label_spec(t.label_spec),
+        "consensus_threshold": t.consensus_threshold,
+        "callback_url": _optional(t, "callback_url"),
+        "idempotency_key": _optional(t, "idempotency_key"),
+        "batch_id": _optional(t, "batch_id"),
+        "created_at": iso(t.created_at),
+        "updated_at": iso(t.updated_at),
+    }
+
+
+def submitted(t: tasks_pb2.Task) -> dict[str, Any]:
+    return {"task_id": t.task_id, "status": STATUS_NAMES[t.status], "created_at": iso(t.created_at)}
+
+
+PENDING_MESSAGES = {
+    "pending": "Task is waiting for workers.",
+    "in_progress": "Task is still being labeled.",
+}
+
+
+def result(r: tasks_pb2.TaskResult) -> dict[str, Any]:
+    """The 200 body of GET /v1/tasks/{id}/result (quickstart step 4)."""
+    body: dict[str, Any] = {
+        "task_id": r.task_id,
+        "status": STATUS_NAMES[r.status],
+        "consensus_label": _optional(r, "consensus_label"),
+        "confidence": r.confidence,
+        "worker_count": r.worker_count,
+        "agreement_count": r.agreement_count,
+        "label_spec": label_spec(r.label_spec),
+        "settlement": None,
+    }
+    if r.HasField("failure_reason"):
+        body["failure_reason"] = r.failure_reason
+    return body
+
+
+def pending_result(r: tasks_pb2.TaskResult) -> dict[str, Any]:
+    status = STATUS_NAMES[r.status]
+    return {"status": status, "message": PENDING_MESSAGES.get(status, "Task is not decided yet.")}
+
+
+def customer(c: billing_pb2.Customer) -> dict[str, Any]:
+    return {
+        "customer_id": c.customer_id,
+        "name": c.name,
+        "email": c.email,
+        "tier": c.tier,
+        "label_quota": c.label_quota,
+        "labels_reserved": c.labels_reserved,
+        "quota_remaining": c.quota_remaining,
+        "key_hint": c.key_hint,
+        "created_at": iso(c.created_at),
+    }

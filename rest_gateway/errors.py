@@ -1,0 +1,106 @@
+"""gRPC status → HTTP status and `{"error": ...}` body: the one table, the one handler set.
+
+    GatewayError          raised by the gateway itself, before any gRPC call
+    ├── BadRequest        malformed JSON, wrong JSON type, unknown field (400)
+    └── PayloadTooLarge   body over the route's limit (413)
+    grpc.aio.AioRpcError  from the core: mapped by HTTP_STATUS
+"""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+log = logging.getLogger("asg.gateway")
+
+HTTP_STATUS: dict[grpc.StatusCode, int] = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.FAILED_PRECONDITION: 409,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.CANCELLED: 503,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.UNKNOWN: 500,
+    grpc.StatusCode.INTERNAL: 500,
+    grpc.StatusCode.DATA_LOSS: 500,
+}
+
+# For these the core's details may describe internals; callers get a fixed message.
+_OPAQUE = {
+    503: "core unavailable",
+    504: "core did not answer in time",
+    500: "internal error",
+    501: "not implemented",
+}
+
+
+class GatewayError(Exception):
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(GatewayError):
+    status = 400
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field} {problem}")
+
+
+class PayloadTooLarge(GatewayError):
+    status = 413
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        orjson.dumps({"error": message}), status, headers, media_type="application/json"
+    )
+
+
+async def _gateway_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    return error_response(exc.status, exc.message)
+
+
+async def _rpc_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, grpc.aio.AioRpcError)
+    status = HTTP_STATUS.get(exc.code(), 500)
+    if status in _OPAQUE:
+        log.warning("core call failed", extra={"code": exc.code().name, "details": exc.details()})
+        return error_response(status, _OPAQUE[status])
+    return error_response(status, exc.details() or exc.code().name.lower())
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    message = "not found" if exc.status_code == 404 else str(exc.detail).lower()
+    return error_response(exc.status_code, message, getattr(exc, "headers", None))
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first["loc"][1:]) or "request"
+    return error_response(400, f"{field} {first['msg'].lower()}")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(GatewayError, _gateway_error)
+    app.add_exception_handler(grpc.aio.AioRpcError, _rpc_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)

@@ -1,0 +1,96 @@
+"""Tasks: submit (single and batch), status, result, list."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from asg_grpc.v1 import tasks_pb2
+from rest_gateway import decode, encode
+from rest_gateway.core import call_metadata, core
+from rest_gateway.errors import BadRequest
+from rest_gateway.responses import json
+
+router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
+
+
+@router.post("", status_code=202)
+async def submit_task(request: Request) -> Response:
+    message = decode.submit_task(await decode.json_object(request, decode.SMALL_BODY))
+    client = core(request)
+    reply = await client.tasks.SubmitTask(
+        message, metadata=call_metadata(request), timeout=client.timeout
+    )
+    body = encode.submitted(reply.task)
+    if reply.idempotent:
+        body["idempotent"] = True
+        return json(body, 200)
+    return json(body, 202)
+
+
+@router.post("/batch", status_code=202)
+async def submit_batch(request: Request) -> Response:
+    message = decode.submit_batch(await decode.json_object(request, decode.BATCH_BODY))
+    client = core(request)
+    reply = await client.tasks.SubmitBatch(
+        message, metadata=call_metadata(request), timeout=client.timeout
+    )
+    return json(
+        {
+            "batch_id": reply.batch_id,
+            "task_count": reply.task_count,
+            "status": "accepted",
+            "task_ids": list(reply.task_ids),
+        },
+        202,
+    )
+
+
+@router.get("")
+async def list_tasks(
+    request: Request,
+    status: str | None = None,
+    batch_id: str | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> Response:
+    if status is not None and status not in encode.STATUS_VALUES:
+        raise BadRequest("status", f"must be one of {', '.join(encode.STATUS_VALUES)}")
+    client = core(request)
+    reply = await client.tasks.ListTasks(
+        tasks_pb2.ListTasksRequest(
+            status=encode.STATUS_VALUES.get(status) if status else None,
+            batch_id=batch_id,
+            limit=limit or 0,
+            cursor=cursor or "",
+        ),
+        metadata=call_metadata(request),
+        timeout=client.timeout,
+    )
+    return json(
+        {"tasks": [encode.task(t) for t in reply.tasks], "next_cursor": reply.next_cursor or None}
+    )
+
+
+@router.get("/{task_id}")
+async def get_task(request: Request, task_id: str) -> Response:
+    client = core(request)
+    reply = await client.tasks.GetTask(
+        tasks_pb2.GetTaskRequest(task_id=task_id),
+        metadata=call_metadata(request),
+        timeout=client.timeout,
+    )
+    return json(encode.task(reply))
+
+
+@router.get("/{task_id}/result")
+async def get_result(request: Request, task_id: str) -> Response:
+    client = core(request)
+    reply = await client.tasks.GetTaskResult(
+        tasks_pb2.GetTaskResultRequest(task_id=task_id),
+        metadata=call_metadata(request),
+        timeout=client.timeout,
+    )
+    if reply.decided:
+        return json(encode.result(reply))
+    return json(encode.pending_result(reply), 202)

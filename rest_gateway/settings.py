@@ -1,0 +1,38 @@
+"""The gateway's configuration, from `ASG_*` environment variables with working defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    http_addr: str = "127.0.0.1:8081"
+    # Where the core listens; the gateway is stateless and only ever talks to it.
+    core_addr: str = "127.0.0.1:50051"
+    core_timeout: float = 10.0
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> GatewaySettings:
+        env = dict(os.environ if env is None else env)
+        timeout = env.get("ASG_CORE_TIMEOUT")
+        try:
+            core_timeout = float(timeout) if timeout else cls.core_timeout
+        except ValueError:
+            raise ValueError(f"ASG_CORE_TIMEOUT must be a number of seconds, got {timeout!r}") from None
+        return cls(
+            http_addr=env.get("ASG_HTTP_ADDR", cls.http_addr),
+            core_addr=env.get("ASG_CORE_ADDR", env.get("ASG_GRPC_ADDR", cls.core_addr)),
+            core_timeout=core_timeout,
+            log_level=env.get("ASG_LOG_LEVEL", cls.log_level).upper(),
+        )
+
+    def with_overrides(self, **changes: object) -> GatewaySettings:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.http_addr.rpartition(":")
+        return host or "127.0.0.1", int(port)

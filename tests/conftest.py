@@ -1,0 +1,70 @@
+"""Shared fixtures: the real stack (core + gateway processes on free ports), customers."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from asg_grpc.devstack import Stack, free_addr
+
+
+def make_stack(tmp: Path, **env: str) -> Stack:
+    return Stack(
+        http_addr=free_addr(),
+        grpc_addr=free_addr(),
+        data_dir=tmp / "data",
+        log_dir=tmp / "logs",
+        env=env,
+    )
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One stack for the whole session; tests isolate themselves by registering customers."""
+    s = make_stack(tmp_path_factory.mktemp("stack"))
+    s.start()
+    try:
+        s.wait_ready()
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture
+def fresh_stack(tmp_path: Path) -> Iterator[Stack]:
+    """A stack of its own, for tests that kill or restart processes."""
+    s = make_stack(tmp_path)
+    s.start()
+    try:
+        s.wait_ready()
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture
+def http(stack: Stack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack.base_url, timeout=10.0) as client:
+        yield client
+
+
+def register(base_url: str, name: str = "Test") -> dict:
+    email = f"{uuid.uuid4().hex[:12]}@example.com"
+    reply = httpx.post(f"{base_url}/v1/customers", json={"name": name, "email": email}, timeout=10)
+    assert reply.status_code == 201, reply.text
+    return reply.json()
+
+
+@pytest.fixture
+def customer(stack: Stack) -> dict:
+    """The 201 body of a freshly registered customer (unique email)."""
+    return register(stack.base_url)
+
+
+@pytest.fixture
+def auth(customer: dict) -> dict[str, str]:
+    return {"Authorization": f"Bearer {customer['api_key']}"}
