@@ -10,9 +10,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from asg_grpc.v1 import billing_pb2, common_pb2, tasks_pb2
 
 STATUS_NAMES: dict[int, str] = {
-    value: name.removeprefix("TASK_STATUS_").lower()
-    for name, value in common_pb2.TaskStatus.items()
-    if value
+    value: name.removeprefix("TASK_STATUS_").lower() for name, value in common_pb2.TaskStatus.items() if value
 }
 STATUS_VALUES = {name: value for value, name in STATUS_NAMES.items()}
 

@@ -1,9 +1,9 @@
 """gRPC status → HTTP status and `{"error": ...}` body: the one table, the one handler set.
 
-    GatewayError          raised by the gateway itself, before any gRPC call
-    ├── BadRequest        malformed JSON, wrong JSON type, unknown field (400)
-    └── PayloadTooLarge   body over the route's limit (413)
-    grpc.aio.AioRpcError  from the core: mapped by HTTP_STATUS
+GatewayError          raised by the gateway itself, before any gRPC call
+├── BadRequest        malformed JSON, wrong JSON type, unknown field (400)
+└── PayloadTooLarge   body over the route's limit (413)
+grpc.aio.AioRpcError  from the core: mapped by HTTP_STATUS
 """
 
 from __future__ import annotations
@@ -67,9 +67,7 @@ class PayloadTooLarge(GatewayError):
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        orjson.dumps({"error": message}), status, headers, media_type="application/json"
-    )
+    return Response(orjson.dumps({"error": message}), status, headers, media_type="application/json")
 
 
 async def _gateway_error(request: Request, exc: Exception) -> Response:

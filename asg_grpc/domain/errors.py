@@ -1,14 +1,14 @@
 """Errors the core raises, mapped once to gRPC codes in `asg_grpc.services.errors`.
 
-    DomainError
-    ├── ValidationError        a field breaks a rule; names the field (INVALID_ARGUMENT)
-    ├── Unauthenticated        no key, unknown or revoked key (UNAUTHENTICATED)
-    ├── PermissionDenied       authenticated but not allowed (PERMISSION_DENIED)
-    │   └── QuotaExhausted     the label quota cannot hold the request
-    ├── NotFound               unknown id, or another customer's (NOT_FOUND)
-    └── Conflict               the request contradicts stored state (ALREADY_EXISTS)
-        ├── EmailTaken
-        └── IdempotencyConflict
+DomainError
+├── ValidationError        a field breaks a rule; names the field (INVALID_ARGUMENT)
+├── Unauthenticated        no key, unknown or revoked key (UNAUTHENTICATED)
+├── PermissionDenied       authenticated but not allowed (PERMISSION_DENIED)
+│   └── QuotaExhausted     the label quota cannot hold the request
+├── NotFound               unknown id, or another customer's (NOT_FOUND)
+└── Conflict               the request contradicts stored state (ALREADY_EXISTS)
+    ├── EmailTaken
+    └── IdempotencyConflict
 """
 
 from __future__ import annotations

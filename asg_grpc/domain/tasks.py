@@ -122,9 +122,7 @@ def validate_task(draft: TaskDraft, default_callback_url: str | None = None) -> 
         if not option.strip():
             raise ValidationError(f"label_spec.options[{i}]", "must be a non-empty string")
         if len(option) > MAX_OPTION:
-            raise ValidationError(
-                f"label_spec.options[{i}]", f"must be at most {MAX_OPTION} characters"
-            )
+            raise ValidationError(f"label_spec.options[{i}]", f"must be at most {MAX_OPTION} characters")
     if len(set(options)) != len(options):
         raise ValidationError("label_spec.options", "must be distinct")
     threshold = DEFAULT_THRESHOLD if draft.consensus_threshold is None else draft.consensus_threshold

@@ -27,7 +27,16 @@ def bearer_token(context: grpc.aio.ServicerContext) -> str:
     raise Unauthenticated("missing api key")
 
 
-def authenticate(store: Store, context: grpc.aio.ServicerContext) -> Customer:
+def authenticate(store: Store, context: grpc.aio.ServicerContext) -> str:
+    """The caller's customer id."""
+    customer_id = store.customer_id_for_key(hash_api_key(bearer_token(context)))
+    if customer_id is None:
+        raise Unauthenticated("invalid api key")
+    return customer_id
+
+
+def authenticate_customer(store: Store, context: grpc.aio.ServicerContext) -> Customer:
+    """The caller's whole customer record."""
     customer = store.customer_for_key(hash_api_key(bearer_token(context)))
     if customer is None:
         raise Unauthenticated("invalid api key")

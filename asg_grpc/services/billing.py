@@ -8,7 +8,7 @@ import grpc
 
 from asg_grpc.domain.customers import hash_api_key, key_hint, new_api_key, validate_registration
 from asg_grpc.services import convert
-from asg_grpc.services.auth import authenticate
+from asg_grpc.services.auth import authenticate_customer
 from asg_grpc.services.errors import maps_domain_errors
 from asg_grpc.settings import Settings
 from asg_grpc.store import Store
@@ -34,12 +34,10 @@ class BillingService(billing_pb2_grpc.BillingServiceServicer):
             key_hint=key_hint(api_key),
             now=time.time(),
         )
-        return billing_pb2.RegisterCustomerResponse(
-            customer=convert.customer(customer), api_key=api_key
-        )
+        return billing_pb2.RegisterCustomerResponse(customer=convert.customer(customer), api_key=api_key)
 
     @maps_domain_errors
     async def GetCustomer(
         self, request: billing_pb2.GetCustomerRequest, context: grpc.aio.ServicerContext
     ) -> billing_pb2.Customer:
-        return convert.customer(authenticate(self._store, context))
+        return convert.customer(authenticate_customer(self._store, context))

@@ -31,9 +31,7 @@ def draft(msg: tasks_pb2.TaskInput) -> TaskDraft:
         has_label_spec=has_spec,
         question=msg.label_spec.question if has_spec else None,
         options=tuple(msg.label_spec.options) if has_spec else None,
-        consensus_threshold=(
-            msg.consensus_threshold if msg.HasField("consensus_threshold") else None
-        ),
+        consensus_threshold=(msg.consensus_threshold if msg.HasField("consensus_threshold") else None),
         callback_url=msg.callback_url if msg.HasField("callback_url") else None,
         idempotency_key=msg.idempotency_key if msg.HasField("idempotency_key") else None,
     )

@@ -27,25 +27,21 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
     async def SubmitTask(
         self, request: tasks_pb2.SubmitTaskRequest, context: grpc.aio.ServicerContext
     ) -> tasks_pb2.SubmitTaskResponse:
-        customer = authenticate(self._store, context)
+        customer_id = authenticate(self._store, context)
         spec = validate_task(convert.draft(request.task))
-        [submitted] = self._store.submit_tasks(
-            customer.customer_id, [spec], batch_id=None, now=time.time()
-        )
-        return tasks_pb2.SubmitTaskResponse(
-            task=convert.task(submitted.task), idempotent=submitted.replayed
-        )
+        [submitted] = self._store.submit_tasks(customer_id, [spec], batch_id=None, now=time.time())
+        return tasks_pb2.SubmitTaskResponse(task=convert.task(submitted.task), idempotent=submitted.replayed)
 
     @maps_domain_errors
     async def SubmitBatch(
         self, request: tasks_pb2.SubmitBatchRequest, context: grpc.aio.ServicerContext
     ) -> tasks_pb2.SubmitBatchResponse:
-        customer = authenticate(self._store, context)
+        customer_id = authenticate(self._store, context)
         callback_url = request.callback_url if request.HasField("callback_url") else None
         specs = validate_batch([convert.draft(t) for t in request.tasks], callback_url)
         now = time.time()
         batch_id = ids.new_id("bat", now)
-        submitted = self._store.submit_tasks(customer.customer_id, specs, batch_id=batch_id, now=now)
+        submitted = self._store.submit_tasks(customer_id, specs, batch_id=batch_id, now=now)
         return tasks_pb2.SubmitBatchResponse(
             batch_id=batch_id,
             task_count=len(submitted),
@@ -56,21 +52,21 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
     async def GetTask(
         self, request: tasks_pb2.GetTaskRequest, context: grpc.aio.ServicerContext
     ) -> tasks_pb2.Task:
-        customer = authenticate(self._store, context)
-        return convert.task(self._owned_task(customer.customer_id, request.task_id))
+        customer_id = authenticate(self._store, context)
+        return convert.task(self._owned_task(customer_id, request.task_id))
 
     @maps_domain_errors
     async def GetTaskResult(
         self, request: tasks_pb2.GetTaskResultRequest, context: grpc.aio.ServicerContext
     ) -> tasks_pb2.TaskResult:
-        customer = authenticate(self._store, context)
-        return convert.task_result(self._owned_task(customer.customer_id, request.task_id))
+        customer_id = authenticate(self._store, context)
+        return convert.task_result(self._owned_task(customer_id, request.task_id))
 
     @maps_domain_errors
     async def ListTasks(
         self, request: tasks_pb2.ListTasksRequest, context: grpc.aio.ServicerContext
     ) -> tasks_pb2.ListTasksResponse:
-        customer = authenticate(self._store, context)
+        customer_id = authenticate(self._store, context)
         limit = request.limit or DEFAULT_PAGE
         if not 1 <= limit <= MAX_PAGE:
             raise ValidationError("limit", f"must be from 1 to {MAX_PAGE}")
@@ -80,10 +76,8 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
                 raise ValidationError("cursor", "is not a cursor this API returned")
             before = int(request.cursor)
         page = self._store.list_tasks(
-            customer.customer_id,
-            status=(
-                convert.STATUS_FROM_PB.get(request.status) if request.HasField("status") else None
-            ),
+            customer_id,
+            status=(convert.STATUS_FROM_PB.get(request.status) if request.HasField("status") else None),
             batch_id=request.batch_id if request.HasField("batch_id") else None,
             limit=limit,
             before=before,

@@ -45,6 +45,10 @@ class Store(Protocol):
         """The customer owning an active (not revoked) key with this hash."""
         ...
 
+    def customer_id_for_key(self, key_hash: str) -> str | None:
+        """Like customer_for_key, for the hot path that needs only the id."""
+        ...
+
     def get_customer(self, customer_id: str) -> Customer | None: ...
 
     def revoke_key(self, key_hash: str, now: float) -> None:

@@ -173,6 +173,13 @@ class SQLiteStore:
         ).fetchone()
         return _customer(row) if row else None
 
+    def customer_id_for_key(self, key_hash: str) -> str | None:
+        row = self._db.execute(
+            "SELECT customer_id FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL",
+            (key_hash,),
+        ).fetchone()
+        return row[0] if row else None
+
     def get_customer(self, customer_id: str) -> Customer | None:
         row = self._db.execute(_CUSTOMER_SELECT + " WHERE c.customer_id = ?", (customer_id,)).fetchone()
         return _customer(row) if row else None
@@ -233,9 +240,7 @@ class SQLiteStore:
             results[index] = Submitted(task, replayed=True)
         return [r for r in results if r is not None]
 
-    def _replays(
-        self, db: sqlite3.Connection, customer_id: str, specs: list[TaskSpec]
-    ) -> dict[int, Task]:
+    def _replays(self, db: sqlite3.Connection, customer_id: str, specs: list[TaskSpec]) -> dict[int, Task]:
         """Earlier tasks named by the specs' idempotency keys, by spec index."""
         keyed = {s.idempotency_key: i for i, s in enumerate(specs) if s.idempotency_key is not None}
         if not keyed:
@@ -285,8 +290,7 @@ class SQLiteStore:
             where.append("seq < ?")
             args.append(before)
         rows = self._db.execute(
-            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE {' AND '.join(where)}"
-            " ORDER BY seq DESC LIMIT ?",
+            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT ?",
             (*args, limit + 1),
         ).fetchall()
         more = len(rows) > limit

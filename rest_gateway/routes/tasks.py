@@ -18,9 +18,7 @@ router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
 async def submit_task(request: Request) -> Response:
     message = decode.submit_task(await decode.json_object(request, decode.SMALL_BODY))
     client = core(request)
-    reply = await client.tasks.SubmitTask(
-        message, metadata=call_metadata(request), timeout=client.timeout
-    )
+    reply = await client.tasks.SubmitTask(message, metadata=call_metadata(request), timeout=client.timeout)
     body = encode.submitted(reply.task)
     if reply.idempotent:
         body["idempotent"] = True
@@ -32,9 +30,7 @@ async def submit_task(request: Request) -> Response:
 async def submit_batch(request: Request) -> Response:
     message = decode.submit_batch(await decode.json_object(request, decode.BATCH_BODY))
     client = core(request)
-    reply = await client.tasks.SubmitBatch(
-        message, metadata=call_metadata(request), timeout=client.timeout
-    )
+    reply = await client.tasks.SubmitBatch(message, metadata=call_metadata(request), timeout=client.timeout)
     return json(
         {
             "batch_id": reply.batch_id,
@@ -67,9 +63,7 @@ async def list_tasks(
         metadata=call_metadata(request),
         timeout=client.timeout,
     )
-    return json(
-        {"tasks": [encode.task(t) for t in reply.tasks], "next_cursor": reply.next_cursor or None}
-    )
+    return json({"tasks": [encode.task(t) for t in reply.tasks], "next_cursor": reply.next_cursor or None})
 
 
 @router.get("/{task_id}")

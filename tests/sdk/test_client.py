@@ -96,7 +96,7 @@ def peer() -> Iterator[Peer]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
     peer = Peer(f"http://127.0.0.1:{server.server_address[1]}")
     server.RequestHandlerClass = _handler(peer)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     yield peer
     server.shutdown()
@@ -155,9 +155,11 @@ def test_submit_task_sends_only_the_fields_given(peer: Peer, client: ASGGatewayC
 
 def test_submit_task_without_retries_is_not_keyed_nor_repeated(peer: Peer) -> None:
     peer.reply(503, UNAVAILABLE)
-    with ASGGatewayClient("sk_test", peer.base_url, max_retries=0) as client:
-        with pytest.raises(ServerError):
-            client.submit_task("image_classification", "https://ex.com/a.jpg", SPEC)
+    with (
+        ASGGatewayClient("sk_test", peer.base_url, max_retries=0) as client,
+        pytest.raises(ServerError),
+    ):
+        client.submit_task("image_classification", "https://ex.com/a.jpg", SPEC)
     [body] = peer.bodies()
     assert "idempotency_key" not in body
 
@@ -193,9 +195,11 @@ def test_register_customer_is_not_retried_and_sends_no_key(
 def test_get_task_raises_when_retries_run_out(peer: Peer) -> None:
     peer.reply(503, UNAVAILABLE)
     peer.reply(503, UNAVAILABLE)
-    with ASGGatewayClient("sk_test", peer.base_url, max_retries=1) as client:
-        with pytest.raises(ServerError) as caught:
-            client.get_task("tsk_1")
+    with (
+        ASGGatewayClient("sk_test", peer.base_url, max_retries=1) as client,
+        pytest.raises(ServerError) as caught,
+    ):
+        client.get_task("tsk_1")
     assert caught.value.status == 503
     assert len(peer.received) == 2
 
@@ -280,9 +284,12 @@ def test_connection_refused_raises_api_connection_error() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         closed_port = sock.getsockname()[1]
-    with ASGGatewayClient("sk_test", f"http://127.0.0.1:{closed_port}", max_retries=1) as client:
-        with pytest.raises(APIConnectionError) as caught:
-            client.me()
+    base_url = f"http://127.0.0.1:{closed_port}"
+    with (
+        ASGGatewayClient("sk_test", base_url, max_retries=1) as client,
+        pytest.raises(APIConnectionError) as caught,
+    ):
+        client.me()
     assert isinstance(caught.value.__cause__, httpx.ConnectError)
 
 

@@ -31,9 +31,3 @@ def test_every_error_class_is_exported() -> None:
         if inspect.isclass(value) and issubclass(value, asg_gateway.ASGError)
     }
     assert errors <= set(asg_gateway.__all__)
-
-
-def test_version_is_in_the_user_agent() -> None:
-    with asg_gateway.ASGGatewayClient("sk_test") as client:
-        request = client._request("GET", "/v1/customers/me")
-    assert request.headers["User-Agent"] == f"asg-gateway-python/{asg_gateway.__version__}"

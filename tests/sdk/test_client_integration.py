@@ -1,0 +1,237 @@
+"""The SDK against the real stack (core and gateway processes from ``tests/conftest.py``).
+
+No workers run, so tasks stay ``pending``: results are the 202 body, and polling times out.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from asg_gateway import (
+    ASGGatewayClient,
+    AsyncASGGatewayClient,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    PollTimeoutError,
+)
+from asg_grpc.devstack import Stack
+
+SPEC = {"question": "Animal?", "options": ["cat", "dog"]}
+PENDING = ("pending", "in_progress")
+
+
+def task(n: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "image_classification",
+        "data_url": f"https://cdn.example.com/{n}.jpg",
+        "label_spec": SPEC,
+        **extra,
+    }
+
+
+@pytest.fixture
+def seed_env(stack: Stack, customer: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The environment the seed snippets expect: ``API_KEY``, and the local gateway."""
+    monkeypatch.setenv("API_KEY", customer["api_key"])
+    monkeypatch.setenv("ASG_BASE_URL", stack.base_url)
+
+
+@pytest.fixture
+def client(stack: Stack, customer: dict[str, Any]) -> Iterator[ASGGatewayClient]:
+    with ASGGatewayClient(customer["api_key"], stack.base_url) as client:
+        yield client
+
+
+def test_quickstart_snippet(seed_env: None, capsys: pytest.CaptureFixture[str]) -> None:
+    # seed 001, step 2, as written
+    client = ASGGatewayClient(api_key=os.environ["API_KEY"])
+    resp = client.submit_task(
+        task_type="image_classification",
+        data_url="https://example.com/image.jpg",
+        label_spec={"question": "Animal?", "options": ["cat", "dog"]},
+        consensus_threshold=3,
+    )
+    print(resp)
+    # end of snippet
+    client.close()
+    assert resp["task_id"].startswith("tsk_")
+    assert resp["status"] == "pending"
+    assert resp["task_id"] in capsys.readouterr().out
+
+
+def test_submitting_tasks_single_snippet(seed_env: None) -> None:
+    # seed 004, single task, as written
+    client = ASGGatewayClient(os.environ["API_KEY"])
+    resp = client.submit_task(
+        task_type="text_classification",
+        data_url="https://cdn.example.com/doc.txt",
+        label_spec={
+            "question": "Document category?",
+            "options": ["invoice", "receipt", "other"],
+        },
+        consensus_threshold=3,
+        idempotency_key="order-10042-line-3",
+    )
+    print(resp)
+    # end of snippet
+    client.close()
+    assert resp["status"] == "pending"
+
+
+def test_submitting_tasks_batch_snippet(seed_env: None) -> None:
+    # seed 004, batch, as written
+    client = ASGGatewayClient(os.environ["API_KEY"])
+    resp = client.submit_batch(
+        [
+            {
+                "type": "image_classification",
+                "data_url": "https://cdn.example.com/a.jpg",
+                "label_spec": {"question": "Animal?", "options": ["cat", "dog"]},
+            },
+        ],
+        callback_url="https://example.com/hooks/asg",
+    )
+    print(resp)
+    # end of snippet
+    client.close()
+    assert (resp["task_count"], resp["status"]) == (1, "accepted")
+
+
+def test_register_submit_and_read_back(stack: Stack) -> None:
+    email = f"{uuid.uuid4().hex[:12]}@example.com"
+    with ASGGatewayClient(base_url=stack.base_url) as anonymous:
+        registered = anonymous.register_customer("Demo", email)
+    assert registered["api_key"].startswith("sk_sandbox_")
+    assert (registered["tier"], registered["label_quota"]) == ("sandbox", 500)
+
+    with ASGGatewayClient(registered["api_key"], stack.base_url) as client:
+        me = client.me()
+        assert (me["customer_id"], me["email"]) == (registered["customer_id"], email)
+
+        submitted = client.submit_task("image_classification", "https://ex.com/i.jpg", SPEC)
+        task_id = submitted["task_id"]
+        assert submitted["status"] == "pending"
+
+        stored = client.get_task(task_id)
+        assert stored["task_id"] == task_id
+        assert stored["task_type"] == "image_classification"
+        assert stored["label_spec"] == SPEC
+        assert stored["idempotency_key"].startswith("sdk-")
+
+        result = client.get_result(task_id)
+        assert result["status"] in PENDING
+        assert result["message"]
+
+        listed = client.list_tasks(limit=10)
+        assert [t["task_id"] for t in listed["tasks"]] == [task_id]
+
+
+def test_register_twice_raises_conflict(stack: Stack, customer: dict[str, Any]) -> None:
+    with ASGGatewayClient(customer["api_key"], stack.base_url) as client:
+        email = client.me()["email"]
+        with pytest.raises(ConflictError) as caught:
+            client.register_customer("Again", email.upper())
+    assert caught.value.status == 409
+
+
+def test_idempotent_replay_returns_the_same_task(client: ASGGatewayClient) -> None:
+    first = client.submit_task("sentiment", "https://ex.com/t.txt", SPEC, idempotency_key="k-1")
+    again = client.submit_task("sentiment", "https://ex.com/t.txt", SPEC, idempotency_key="k-1")
+    assert again["task_id"] == first["task_id"]
+    assert again["idempotent"] is True
+    assert not first.get("idempotent")
+
+
+def test_idempotency_key_with_another_body_raises_conflict(client: ASGGatewayClient) -> None:
+    client.submit_task("sentiment", "https://ex.com/t.txt", SPEC, idempotency_key="k-2")
+    with pytest.raises(ConflictError, match="idempotency_key"):
+        client.submit_task("sentiment", "https://ex.com/other.txt", SPEC, idempotency_key="k-2")
+
+
+def test_without_retries_no_key_is_generated(stack: Stack, customer: dict[str, Any]) -> None:
+    with ASGGatewayClient(customer["api_key"], stack.base_url, max_retries=0) as client:
+        task_id = client.submit_task("moderation", "https://ex.com/m.jpg", SPEC)["task_id"]
+        assert client.get_task(task_id)["idempotency_key"] is None
+
+
+def test_batch_returns_its_tasks(client: ASGGatewayClient) -> None:
+    batch = client.submit_batch([task(1), task(2, idempotency_key="b-2")])
+    assert (batch["task_count"], batch["status"]) == (2, "accepted")
+    assert len(batch["task_ids"]) == 2
+    for task_id in batch["task_ids"]:
+        assert client.get_task(task_id)["batch_id"] == batch["batch_id"]
+    listed = client.list_tasks(batch_id=batch["batch_id"])
+    assert {t["task_id"] for t in listed["tasks"]} == set(batch["task_ids"])
+
+
+def test_bad_key_raises_authentication_error(stack: Stack) -> None:
+    with (
+        ASGGatewayClient("sk_sandbox_not_a_key", stack.base_url) as client,
+        pytest.raises(AuthenticationError) as caught,
+    ):
+        client.me()
+    assert caught.value.status == 401
+    assert str(caught.value).startswith("401 ")
+
+
+def test_unknown_task_raises_not_found(client: ASGGatewayClient) -> None:
+    with pytest.raises(NotFoundError) as caught:
+        client.get_task("tsk_doesnotexist")
+    assert caught.value.status == 404
+    assert caught.value.request_id is not None
+    assert str(caught.value).endswith(f"(request_id={caught.value.request_id})")
+    with pytest.raises(NotFoundError):
+        client.get_result("tsk_doesnotexist")
+
+
+def test_bad_body_raises_bad_request_naming_the_field(client: ASGGatewayClient) -> None:
+    with pytest.raises(BadRequestError, match=r"label_spec\.options") as caught:
+        client.submit_task(
+            "image_classification", "https://ex.com/i.jpg", {"question": "Q?", "options": ["a"]}
+        )
+    assert caught.value.status == 400
+    with pytest.raises(BadRequestError, match=r"tasks\[1\]\.data_url"):
+        client.submit_batch([task(0), task(1, data_url="http://ex.com/insecure.jpg")])
+
+
+def test_quota_exhausted_raises_permission_denied(client: ASGGatewayClient) -> None:
+    # 51 tasks reserving 10 labels each do not fit in the sandbox's 500.
+    tasks = [task(n, consensus_threshold=10) for n in range(51)]
+    with pytest.raises(PermissionDeniedError, match="quota exhausted") as caught:
+        client.submit_batch(tasks)
+    assert caught.value.status == 403
+
+
+def test_poll_result_times_out_with_the_last_status(client: ASGGatewayClient) -> None:
+    task_id = client.submit_task("image_classification", "https://ex.com/i.jpg", SPEC)["task_id"]
+    with pytest.raises(PollTimeoutError) as caught:
+        client.poll_result(task_id, timeout=0.3, interval=0.1)
+    assert caught.value.task_id == task_id
+    assert caught.value.last_status in PENDING
+
+
+@pytest.mark.asyncio
+async def test_async_client_core_path(stack: Stack) -> None:
+    email = f"{uuid.uuid4().hex[:12]}@example.com"
+    async with AsyncASGGatewayClient(base_url=stack.base_url) as anonymous:
+        registered = await anonymous.register_customer("Async", email)
+    async with AsyncASGGatewayClient(registered["api_key"], stack.base_url) as client:
+        assert (await client.me())["customer_id"] == registered["customer_id"]
+        submitted = await client.submit_task("sentiment", "https://ex.com/t.txt", SPEC)
+        task_id = submitted["task_id"]
+        assert (await client.get_task(task_id))["task_id"] == task_id
+        assert (await client.get_result(task_id))["status"] in PENDING
+        batch = await client.submit_batch([task(1)])
+        assert batch["task_count"] == 1
+        with pytest.raises(NotFoundError):
+            await client.get_task("tsk_doesnotexist")
+        with pytest.raises(PollTimeoutError):
+            await client.poll_result(task_id, timeout=0.2, interval=0.1)
