@@ -14,11 +14,21 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from asg_common import logs
+from asg_grpc.dispatch.dispatcher import Dispatcher, DispatchSettings
+from asg_grpc.operator import operator_token
 from asg_grpc.services.billing import BillingService
+from asg_grpc.services.labeling import LabelingService
 from asg_grpc.services.tasks import TaskService
 from asg_grpc.settings import Settings
 from asg_grpc.store.sqlite import SQLiteStore
-from asg_grpc.v1 import billing_pb2, billing_pb2_grpc, tasks_pb2, tasks_pb2_grpc
+from asg_grpc.v1 import (
+    billing_pb2,
+    billing_pb2_grpc,
+    labeling_pb2,
+    labeling_pb2_grpc,
+    tasks_pb2,
+    tasks_pb2_grpc,
+)
 
 log = logging.getLogger("asg.server")
 
@@ -28,6 +38,7 @@ SHUTDOWN_GRACE_SECONDS = 5.0
 SERVICE_NAMES = (
     tasks_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name,
     billing_pb2.DESCRIPTOR.services_by_name["BillingService"].full_name,
+    labeling_pb2.DESCRIPTOR.services_by_name["LabelingService"].full_name,
 )
 
 
@@ -37,6 +48,15 @@ class Core:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.store = SQLiteStore(settings.sqlite_path, synchronous=settings.sqlite_synchronous)
+        self.dispatcher = Dispatcher(
+            self.store,
+            DispatchSettings(
+                lease_seconds=settings.lease_seconds,
+                max_in_flight=settings.max_in_flight,
+                window=settings.dispatch_window,
+                idle_timeout=settings.worker_idle_timeout,
+            ),
+        )
         self.health = health.aio.HealthServicer()
         self.server = grpc.aio.server(
             options=[
@@ -45,7 +65,12 @@ class Core:
                 ("grpc.so_reuseport", 0),
             ]
         )
-        tasks_pb2_grpc.add_TaskServiceServicer_to_server(TaskService(self.store), self.server)
+        tasks_pb2_grpc.add_TaskServiceServicer_to_server(
+            TaskService(self.store, on_submitted=self.dispatcher.wake), self.server
+        )
+        labeling_pb2_grpc.add_LabelingServiceServicer_to_server(
+            LabelingService(self.store, self.dispatcher, operator_token(settings) or ""), self.server
+        )
         billing_pb2_grpc.add_BillingServiceServicer_to_server(
             BillingService(self.store, settings), self.server
         )
@@ -58,6 +83,7 @@ class Core:
             raise OSError(f"cannot listen on {settings.grpc_addr}")
 
     async def start(self) -> None:
+        await self.dispatcher.start()
         await self.server.start()
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -69,6 +95,7 @@ class Core:
     async def stop(self) -> None:
         """Refuse new calls, let running ones finish for a grace period, then close the store."""
         await self.health.enter_graceful_shutdown()
+        await self.dispatcher.stop()
         await self.server.stop(SHUTDOWN_GRACE_SECONDS)
         self.store.close()
         log.info("core stopped")

@@ -30,6 +30,19 @@ def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
     return value
 
 
+def _float(env: dict[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("var")
@@ -39,6 +52,12 @@ class Settings:
     sqlite_synchronous: str = "NORMAL"
     sandbox_label_quota: int = 500
     log_level: str = "INFO"
+    # Guards RegisterWorker. Unset: generated once into <data dir>/operator_token (mode 0600).
+    operator_token: str | None = None
+    lease_seconds: float = 60.0
+    max_in_flight: int = 256
+    dispatch_window: int = 50_000
+    worker_idle_timeout: float = 30.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -54,6 +73,11 @@ class Settings:
             sqlite_synchronous=sync,
             sandbox_label_quota=_int(env, "ASG_SANDBOX_LABEL_QUOTA", cls.sandbox_label_quota, 1),
             log_level=env.get("ASG_LOG_LEVEL", cls.log_level).upper(),
+            operator_token=env.get("ASG_OPERATOR_TOKEN") or None,
+            lease_seconds=_float(env, "ASG_LEASE_SECONDS", cls.lease_seconds, 0.1),
+            max_in_flight=_int(env, "ASG_MAX_IN_FLIGHT", cls.max_in_flight, 1),
+            dispatch_window=_int(env, "ASG_DISPATCH_WINDOW", cls.dispatch_window, 1),
+            worker_idle_timeout=_float(env, "ASG_WORKER_IDLE_TIMEOUT", cls.worker_idle_timeout, 1.0),
         )
 
     def with_overrides(self, **changes: object) -> Settings:
@@ -63,3 +87,7 @@ class Settings:
     @property
     def sqlite_path(self) -> Path:
         return self.data_dir / "asg.sqlite3"
+
+    @property
+    def operator_token_path(self) -> Path:
+        return self.data_dir / "operator_token"

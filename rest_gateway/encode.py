@@ -64,6 +64,11 @@ def result(r: tasks_pb2.TaskResult) -> dict[str, Any]:
         "worker_count": r.worker_count,
         "agreement_count": r.agreement_count,
         "label_spec": label_spec(r.label_spec),
+        "labels": [
+            {"worker_id": item.worker_id, "option": item.option, "created_at": iso(item.created_at)}
+            for item in r.labels
+        ],
+        "decided_at": iso(r.decided_at),
         "settlement": None,
     }
     if r.HasField("failure_reason"):

@@ -73,6 +73,25 @@ class TaskSpec:
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
 
 
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What consensus decided; `label` is None when the task failed."""
+
+    label: str | None
+    confidence: float
+    worker_count: int
+    agreement_count: int
+    failure_reason: str | None
+    decided_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class LabelRecord:
+    worker_id: str
+    option: str
+    created_at: float
+
+
 @dataclass(slots=True)
 class Task:
     task_id: str
@@ -82,6 +101,7 @@ class Task:
     batch_id: str | None
     created_at: float
     updated_at: float
+    verdict: Verdict | None = None
 
 
 def _check_https_url(field: str, value: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from asg_grpc.domain.customers import Customer
-from asg_grpc.domain.tasks import Task, TaskDraft, TaskStatus
+from asg_grpc.domain.tasks import LabelRecord, Task, TaskDraft, TaskStatus
 from asg_grpc.v1 import billing_pb2, common_pb2, tasks_pb2
 
 STATUS_TO_PB = {
@@ -54,13 +54,28 @@ def task(t: Task) -> tasks_pb2.Task:
     )
 
 
-def task_result(t: Task) -> tasks_pb2.TaskResult:
-    return tasks_pb2.TaskResult(
+def task_result(t: Task, labels: list[LabelRecord]) -> tasks_pb2.TaskResult:
+    result = tasks_pb2.TaskResult(
         task_id=t.task_id,
         status=STATUS_TO_PB[t.status],
         decided=t.status.decided,
         label_spec=common_pb2.LabelSpec(question=t.spec.question, options=t.spec.options),
+        labels=[
+            tasks_pb2.TaskLabel(worker_id=r.worker_id, option=r.option, created_at=timestamp(r.created_at))
+            for r in labels
+        ],
     )
+    verdict = t.verdict
+    if verdict is not None:
+        if verdict.label is not None:
+            result.consensus_label = verdict.label
+        result.confidence = verdict.confidence
+        result.worker_count = verdict.worker_count
+        result.agreement_count = verdict.agreement_count
+        if verdict.failure_reason is not None:
+            result.failure_reason = verdict.failure_reason
+        result.decided_at.CopyFrom(timestamp(verdict.decided_at))
+    return result
 
 
 def customer(c: Customer) -> billing_pb2.Customer:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import grpc
 
@@ -20,8 +21,10 @@ MAX_PAGE = 200
 
 
 class TaskService(tasks_pb2_grpc.TaskServiceServicer):
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, on_submitted: Callable[[], None] = lambda: None) -> None:
         self._store = store
+        # Tells dispatch that new tasks are in the store (it also polls, for other processes).
+        self._on_submitted = on_submitted
 
     @maps_domain_errors
     async def SubmitTask(
@@ -30,6 +33,8 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
         customer_id = authenticate(self._store, context)
         spec = validate_task(convert.draft(request.task))
         [submitted] = self._store.submit_tasks(customer_id, [spec], batch_id=None, now=time.time())
+        if not submitted.replayed:
+            self._on_submitted()
         return tasks_pb2.SubmitTaskResponse(task=convert.task(submitted.task), idempotent=submitted.replayed)
 
     @maps_domain_errors
@@ -42,6 +47,7 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
         now = time.time()
         batch_id = ids.new_id("bat", now)
         submitted = self._store.submit_tasks(customer_id, specs, batch_id=batch_id, now=now)
+        self._on_submitted()
         return tasks_pb2.SubmitBatchResponse(
             batch_id=batch_id,
             task_count=len(submitted),
@@ -60,7 +66,9 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
         self, request: tasks_pb2.GetTaskResultRequest, context: grpc.aio.ServicerContext
     ) -> tasks_pb2.TaskResult:
         customer_id = authenticate(self._store, context)
-        return convert.task_result(self._owned_task(customer_id, request.task_id))
+        task = self._owned_task(customer_id, request.task_id)
+        labels = self._store.task_labels(task.task_id) if task.status.decided else []
+        return convert.task_result(task, labels)
 
     @maps_domain_errors
     async def ListTasks(

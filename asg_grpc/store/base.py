@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from asg_grpc.domain.customers import Customer, Registration
-from asg_grpc.domain.tasks import Task, TaskSpec, TaskStatus
+from asg_grpc.domain.labeling import OpenTask
+from asg_grpc.domain.tasks import LabelRecord, Task, TaskSpec, TaskStatus
+from asg_grpc.domain.workers import Worker, WorkerRegistration
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +27,17 @@ class TaskPage:
     tasks: list[Task]
     # Pass back as `before` for the next page; None on the last page.
     next_before: int | None
+
+
+@dataclass(slots=True)
+class LabelingBatch:
+    """What the dispatcher changed since its last write, committed as one transaction."""
+
+    now: float
+    labels: list[tuple[str, str, str, float]]  # task_id, worker_id, option, created_at
+    skips: list[tuple[str, str, str, float]]  # task_id, worker_id, reason, created_at
+    # Tasks whose state (status, label target, verdict) changed, written as they are now.
+    tasks: list[OpenTask]
 
 
 class Store(Protocol):
@@ -77,6 +90,25 @@ class Store(Protocol):
         before: int | None,
     ) -> TaskPage:
         """Newest first."""
+        ...
+
+    def task_labels(self, task_id: str) -> list[LabelRecord]:
+        """The labels of a task, oldest first (unscoped: call after an owned get_task)."""
+        ...
+
+    def create_worker(self, registration: WorkerRegistration, *, token_hash: str, now: float) -> Worker: ...
+
+    def worker_for_token(self, token_hash: str) -> Worker | None:
+        """The worker owning an active token with this hash."""
+        ...
+
+    def open_tasks(self, *, after_seq: int, limit: int) -> list[OpenTask]:
+        """Pending and in-progress tasks after `after_seq`, oldest first, with their labels and
+        skips: what the dispatcher loads at start and as new tasks arrive."""
+        ...
+
+    def record_labeling(self, batch: LabelingBatch) -> None:
+        """Labels, skips and task state changes, all or nothing."""
         ...
 
     def close(self) -> None: ...

@@ -15,11 +15,13 @@ from pathlib import Path
 
 import orjson
 
-from asg_grpc.domain import ids
+from asg_grpc.domain import consensus, ids
 from asg_grpc.domain.customers import Customer, Registration
 from asg_grpc.domain.errors import EmailTaken, IdempotencyConflict, QuotaExhausted
-from asg_grpc.domain.tasks import Task, TaskSpec, TaskStatus
-from asg_grpc.store.base import Submitted, TaskPage
+from asg_grpc.domain.labeling import OpenTask
+from asg_grpc.domain.tasks import LabelRecord, Task, TaskSpec, TaskStatus, Verdict
+from asg_grpc.domain.workers import Worker, WorkerRegistration
+from asg_grpc.store.base import LabelingBatch, Submitted, TaskPage
 
 # Each entry upgrades the schema by one version (PRAGMA user_version). Append, never edit.
 MIGRATIONS: tuple[str, ...] = (
@@ -56,18 +58,51 @@ MIGRATIONS: tuple[str, ...] = (
         fingerprint         TEXT NOT NULL,
         batch_id            TEXT,
         created_at          REAL NOT NULL,
-        updated_at          REAL NOT NULL
+        updated_at          REAL NOT NULL,
+        -- labels wanted: the threshold, raised one at a time while there is no majority
+        label_target        INTEGER NOT NULL,
+        consensus_label     TEXT,
+        confidence          REAL,
+        worker_count        INTEGER,
+        agreement_count     INTEGER,
+        failure_reason      TEXT,
+        decided_at          REAL
     );
     CREATE UNIQUE INDEX tasks_idempotency ON tasks(customer_id, idempotency_key)
         WHERE idempotency_key IS NOT NULL;
     CREATE INDEX tasks_customer ON tasks(customer_id, seq);
     CREATE INDEX tasks_batch ON tasks(batch_id) WHERE batch_id IS NOT NULL;
+    CREATE INDEX tasks_open ON tasks(seq) WHERE status IN ('pending', 'in_progress');
+    CREATE TABLE workers (
+        worker_id      TEXT PRIMARY KEY,
+        name           TEXT NOT NULL,
+        payout_address TEXT NOT NULL,
+        task_types     TEXT NOT NULL,
+        token_hash     TEXT NOT NULL UNIQUE,
+        created_at     REAL NOT NULL,
+        revoked_at     REAL
+    );
+    CREATE TABLE labels (
+        task_id    TEXT NOT NULL,
+        worker_id  TEXT NOT NULL,
+        option     TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (task_id, worker_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE skips (
+        task_id    TEXT NOT NULL,
+        worker_id  TEXT NOT NULL,
+        reason     TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (task_id, worker_id)
+    ) WITHOUT ROWID;
     """,
 )
 
 _TASK_COLUMNS = (
     "seq, task_id, customer_id, status, task_type, data_url, question, options,"
-    " consensus_threshold, callback_url, idempotency_key, batch_id, created_at, updated_at"
+    " consensus_threshold, callback_url, idempotency_key, batch_id, created_at, updated_at,"
+    " consensus_label, confidence, worker_count, agreement_count, failure_reason, decided_at"
 )
 _CUSTOMER_SELECT = (
     "SELECT c.customer_id, c.name, c.email, c.tier, c.label_quota, c.labels_reserved,"
@@ -93,6 +128,7 @@ def _task(row: tuple) -> Task:
         batch_id=row[11],
         created_at=row[12],
         updated_at=row[13],
+        verdict=None if row[19] is None else Verdict(*row[14:20]),
     )
 
 
@@ -226,6 +262,7 @@ class SQLiteStore:
                         batch_id,
                         now,
                         now,
+                        spec.consensus_threshold,
                     )
                 )
                 task = Task(task_id, customer_id, TaskStatus.PENDING, spec, batch_id, now, now)
@@ -233,7 +270,8 @@ class SQLiteStore:
             db.executemany(
                 "INSERT INTO tasks (task_id, customer_id, status, task_type, data_url, question,"
                 " options, consensus_threshold, callback_url, idempotency_key, fingerprint,"
-                " batch_id, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " batch_id, created_at, updated_at, label_target)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 rows,
             )
         for index, task in replays.items():
@@ -256,7 +294,7 @@ class SQLiteStore:
                 (customer_id, *chunk),
             ):
                 index = keyed[row[10]]
-                if row[14] != specs[index].fingerprint():
+                if row[20] != specs[index].fingerprint():
                     field = "idempotency_key" if len(specs) == 1 else f"tasks[{index}].idempotency_key"
                     raise IdempotencyConflict(field)
                 found[index] = _task(row)
@@ -296,3 +334,112 @@ class SQLiteStore:
         more = len(rows) > limit
         rows = rows[:limit]
         return TaskPage([_task(r) for r in rows], rows[-1][0] if more else None)
+
+    def task_labels(self, task_id: str) -> list[LabelRecord]:
+        rows = self._db.execute(
+            "SELECT worker_id, option, created_at FROM labels WHERE task_id = ? ORDER BY created_at",
+            (task_id,),
+        ).fetchall()
+        return [LabelRecord(*row) for row in rows]
+
+    # workers and labeling ----------------------------------------------------------------
+
+    def create_worker(self, registration: WorkerRegistration, *, token_hash: str, now: float) -> Worker:
+        worker = Worker(
+            worker_id=ids.new_id("wkr", now),
+            name=registration.name,
+            payout_address=registration.payout_address,
+            task_types=registration.task_types,
+            created_at=now,
+        )
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO workers (worker_id, name, payout_address, task_types, token_hash, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    worker.worker_id,
+                    worker.name,
+                    worker.payout_address,
+                    orjson.dumps(worker.task_types).decode(),
+                    token_hash,
+                    now,
+                ),
+            )
+        return worker
+
+    def worker_for_token(self, token_hash: str) -> Worker | None:
+        row = self._db.execute(
+            "SELECT worker_id, name, payout_address, task_types, created_at FROM workers"
+            " WHERE token_hash = ? AND revoked_at IS NULL",
+            (token_hash,),
+        ).fetchone()
+        if row is None:
+            return None
+        return Worker(row[0], row[1], row[2], tuple(orjson.loads(row[3])), row[4])
+
+    def open_tasks(self, *, after_seq: int, limit: int) -> list[OpenTask]:
+        rows = self._db.execute(
+            "SELECT seq, task_id, task_type, data_url, question, options, consensus_threshold,"
+            " label_target, status FROM tasks"
+            " WHERE seq > ? AND status IN ('pending', 'in_progress') ORDER BY seq LIMIT ?",
+            (after_seq, limit),
+        ).fetchall()
+        tasks = {
+            r[1]: OpenTask(
+                seq=r[0],
+                task_id=r[1],
+                task_type=r[2],
+                data_url=r[3],
+                question=r[4],
+                options=tuple(orjson.loads(r[5])),
+                threshold=r[6],
+                target=r[7],
+                status=TaskStatus(r[8]),
+            )
+            for r in rows
+        }
+        started = [t.task_id for t in tasks.values() if t.status is TaskStatus.IN_PROGRESS]
+        for start in range(0, len(started), 500):
+            chunk = started[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for task_id, worker_id, option in self._db.execute(
+                f"SELECT task_id, worker_id, option FROM labels WHERE task_id IN ({marks})", chunk
+            ):
+                tasks[task_id].labels[worker_id] = option
+            for task_id, worker_id in self._db.execute(
+                f"SELECT task_id, worker_id FROM skips WHERE task_id IN ({marks})", chunk
+            ):
+                tasks[task_id].skipped.add(worker_id)
+        return list(tasks.values())
+
+    def record_labeling(self, batch: LabelingBatch) -> None:
+        with self._write() as db:
+            if batch.labels:
+                db.executemany(
+                    "INSERT INTO labels (task_id, worker_id, option, created_at) VALUES (?, ?, ?, ?)",
+                    batch.labels,
+                )
+            if batch.skips:
+                db.executemany(
+                    "INSERT OR IGNORE INTO skips (task_id, worker_id, reason, created_at)"
+                    " VALUES (?, ?, ?, ?)",
+                    batch.skips,
+                )
+            if batch.tasks:
+                db.executemany(
+                    "UPDATE tasks SET status = ?, label_target = ?, consensus_label = ?,"
+                    " confidence = ?, worker_count = ?, agreement_count = ?, failure_reason = ?,"
+                    " decided_at = ?, updated_at = ? WHERE task_id = ?",
+                    [_task_state_row(t, batch.now) for t in batch.tasks],
+                )
+
+
+def _task_state_row(task: OpenTask, now: float) -> tuple:
+    outcome = task.outcome
+    if isinstance(outcome, consensus.Decided):
+        verdict = (outcome.label, outcome.confidence, outcome.worker_count, outcome.agreement_count, None)
+        return (task.status.value, task.target, *verdict, now, now, task.task_id)
+    if isinstance(outcome, consensus.NoConsensus):
+        verdict = (None, 0.0, outcome.worker_count, 0, "no_consensus")
+        return (task.status.value, task.target, *verdict, now, now, task.task_id)
+    return (task.status.value, task.target, None, None, None, None, None, None, now, task.task_id)

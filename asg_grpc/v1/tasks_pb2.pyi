@@ -98,7 +98,7 @@ class GetTaskResultRequest(_message.Message):
     def __init__(self, task_id: _Optional[str] = ...) -> None: ...
 
 class TaskResult(_message.Message):
-    __slots__ = ("task_id", "status", "decided", "label_spec", "consensus_label", "confidence", "worker_count", "agreement_count", "failure_reason")
+    __slots__ = ("task_id", "status", "decided", "label_spec", "consensus_label", "confidence", "worker_count", "agreement_count", "failure_reason", "labels", "decided_at")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     DECIDED_FIELD_NUMBER: _ClassVar[int]
@@ -108,6 +108,8 @@ class TaskResult(_message.Message):
     WORKER_COUNT_FIELD_NUMBER: _ClassVar[int]
     AGREEMENT_COUNT_FIELD_NUMBER: _ClassVar[int]
     FAILURE_REASON_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_AT_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     status: _common_pb2.TaskStatus
     decided: bool
@@ -117,7 +119,19 @@ class TaskResult(_message.Message):
     worker_count: int
     agreement_count: int
     failure_reason: str
-    def __init__(self, task_id: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.TaskStatus, str]] = ..., decided: _Optional[bool] = ..., label_spec: _Optional[_Union[_common_pb2.LabelSpec, _Mapping]] = ..., consensus_label: _Optional[str] = ..., confidence: _Optional[float] = ..., worker_count: _Optional[int] = ..., agreement_count: _Optional[int] = ..., failure_reason: _Optional[str] = ...) -> None: ...
+    labels: _containers.RepeatedCompositeFieldContainer[TaskLabel]
+    decided_at: _timestamp_pb2.Timestamp
+    def __init__(self, task_id: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.TaskStatus, str]] = ..., decided: _Optional[bool] = ..., label_spec: _Optional[_Union[_common_pb2.LabelSpec, _Mapping]] = ..., consensus_label: _Optional[str] = ..., confidence: _Optional[float] = ..., worker_count: _Optional[int] = ..., agreement_count: _Optional[int] = ..., failure_reason: _Optional[str] = ..., labels: _Optional[_Iterable[_Union[TaskLabel, _Mapping]]] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class TaskLabel(_message.Message):
+    __slots__ = ("worker_id", "option", "created_at")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    OPTION_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    option: str
+    created_at: _timestamp_pb2.Timestamp
+    def __init__(self, worker_id: _Optional[str] = ..., option: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListTasksRequest(_message.Message):
     __slots__ = ("status", "batch_id", "limit", "cursor")

@@ -1,0 +1,307 @@
+"""The dispatcher: open tasks in memory, worker sessions, leases, group-committed labels.
+
+Everything here runs on the core's event loop, so the in-memory state changes one event at a
+time; the store is written by `_flush`, which batches whatever changed since the previous
+flush into one transaction and only then acknowledges the labels it held.
+
+Dispatch runs in one core process per store (DESIGN allows several core processes to serve
+TaskService on one store; only one of them should dispatch, see docs/labeling.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import heapq
+import logging
+import time
+from dataclasses import dataclass, field
+
+from asg_grpc.dispatch.outbox import Outbox
+from asg_grpc.domain import consensus
+from asg_grpc.domain.labeling import LabelRefused, OpenTask, Refusal
+from asg_grpc.domain.workers import Worker
+from asg_grpc.store import Store
+from asg_grpc.store.base import LabelingBatch
+
+log = logging.getLogger("asg.dispatch")
+
+
+@dataclass(frozen=True)
+class DispatchSettings:
+    lease_seconds: float = 60.0
+    max_in_flight: int = 256
+    # How many open tasks are kept in memory; more are loaded as these are decided.
+    window: int = 50_000
+    # Without any message for this long, a worker's stream is closed and its slots freed.
+    idle_timeout: float = 30.0
+    # How often the store is checked for tasks submitted through another core process.
+    poll_interval: float = 0.5
+
+
+@dataclass(eq=False)
+class Session:
+    """One Work stream of one worker."""
+
+    worker: Worker
+    task_types: frozenset[str]
+    max_in_flight: int
+    outbox: Outbox = field(default_factory=Outbox)
+    held: dict[str, float] = field(default_factory=dict)  # task_id → lease deadline
+    draining: bool = False
+    last_seen: float = field(default_factory=time.monotonic)
+
+    @property
+    def worker_id(self) -> str:
+        return self.worker.worker_id
+
+    @property
+    def wants_work(self) -> bool:
+        return not self.draining and not self.outbox.closed and len(self.held) < self.max_in_flight
+
+
+class Dispatcher:
+    def __init__(self, store: Store, settings: DispatchSettings) -> None:
+        self._store = store
+        self.settings = settings
+        self._tasks: dict[str, OpenTask] = {}
+        # Tasks with a free slot, by seq (oldest first): a sorted list plus the seq → task map.
+        self._available: list[int] = []
+        self._by_seq: dict[int, OpenTask] = {}
+        self._last_seq = 0
+        self._sessions: list[Session] = []
+        self._leases: list[tuple[float, str, str]] = []  # (deadline, task_id, worker_id) heap
+        self._wake = asyncio.Event()
+        self._dirty = asyncio.Event()
+        self._batch = self._new_batch()
+        self._touched: dict[str, OpenTask] = {}
+        self._acks: list[tuple[Session, str]] = []
+        self._tasks_running: list[asyncio.Task[None]] = []
+
+    # lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._load()
+        loop = asyncio.get_running_loop()
+        for coro in (self._loader(), self._writer(), self._reaper()):
+            self._tasks_running.append(loop.create_task(coro))
+
+    async def stop(self) -> None:
+        for session in list(self._sessions):
+            session.outbox.close()
+        for task in self._tasks_running:
+            task.cancel()
+        await asyncio.gather(*self._tasks_running, return_exceptions=True)
+        self.flush()
+
+    def wake(self) -> None:
+        """New tasks were submitted: load them now rather than at the next poll."""
+        self._wake.set()
+
+    # sessions ------------------------------------------------------------------------------
+
+    def connect(self, worker: Worker, task_types: list[str], max_in_flight: int) -> Session:
+        types = frozenset(task_types) & frozenset(worker.task_types) if task_types else None
+        session = Session(
+            worker=worker,
+            task_types=types if types is not None else frozenset(worker.task_types),
+            max_in_flight=max(1, min(max_in_flight or 1, self.settings.max_in_flight)),
+        )
+        self._sessions.append(session)
+        log.info(
+            "worker connected", extra={"worker_id": worker.worker_id, "max_in_flight": session.max_in_flight}
+        )
+        self._fill(session)
+        return session
+
+    def disconnect(self, session: Session) -> None:
+        """The stream ended: every slot it held goes back at once."""
+        if session not in self._sessions:
+            return
+        self._sessions.remove(session)
+        session.outbox.close()
+        for task_id in list(session.held):
+            self._release(session, task_id)
+        log.info("worker disconnected", extra={"worker_id": session.worker_id})
+        self._fill_all()
+
+    def drain(self, session: Session) -> None:
+        session.draining = True
+
+    def seen(self, session: Session) -> None:
+        session.last_seen = time.monotonic()
+
+    # labels and skips ----------------------------------------------------------------------
+
+    def label(self, session: Session, task_id: str, option: str) -> None:
+        """Count one label (acked after its commit) or tell the worker why not."""
+        task = self._tasks.get(task_id)
+        if task is None:
+            session.outbox.error(task_id, Refusal.NOT_HELD)
+            return
+        now = time.time()
+        try:
+            outcome = task.label(session.worker_id, option, now)
+        except LabelRefused as refused:
+            if refused.refusal is Refusal.LEASE_EXPIRED:
+                session.held.pop(task_id, None)
+                self._make_available(task)
+                self._fill_all()
+            session.outbox.error(task_id, refused.refusal)
+            return
+        session.held.pop(task_id, None)
+        self._batch.labels.append((task_id, session.worker_id, option, now))
+        self._touch(task)
+        self._acks.append((session, task_id))
+        if task.closed:
+            self._forget(task)
+            self._wake.set()  # room in the window
+        elif isinstance(outcome, consensus.NeedMore) and task.free_slots > 0:
+            self._make_available(task)
+            self._fill_all()
+        self._fill(session)
+
+    def skip(self, session: Session, task_id: str, reason: str) -> None:
+        task = self._tasks.get(task_id)
+        if task is None or session.worker_id not in task.claims:
+            session.outbox.error(task_id, Refusal.NOT_HELD)
+            return
+        task.skip(session.worker_id)
+        session.held.pop(task_id, None)
+        self._batch.skips.append((task_id, session.worker_id, reason[:200], time.time()))
+        self._dirty.set()
+        self._make_available(task)
+        self._fill_all()
+
+    # internals -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _new_batch() -> LabelingBatch:
+        return LabelingBatch(now=0.0, labels=[], skips=[], tasks=[])
+
+    def _touch(self, task: OpenTask) -> None:
+        """The task's state changed: write it with the next flush."""
+        self._touched[task.task_id] = task
+        self._dirty.set()
+
+    def _load(self) -> None:
+        room = self.settings.window - len(self._tasks)
+        if room <= 0:
+            return
+        for task in self._store.open_tasks(after_seq=self._last_seq, limit=room):
+            self._last_seq = max(self._last_seq, task.seq)
+            self._tasks[task.task_id] = task
+            self._by_seq[task.seq] = task
+            if task.free_slots > 0:
+                bisect.insort(self._available, task.seq)
+
+    def _forget(self, task: OpenTask) -> None:
+        del self._tasks[task.task_id]
+        self._by_seq.pop(task.seq, None)
+        self._remove_available(task)
+
+    def _make_available(self, task: OpenTask) -> None:
+        if task.task_id not in self._tasks or task.free_slots <= 0:
+            return
+        i = bisect.bisect_left(self._available, task.seq)
+        if i == len(self._available) or self._available[i] != task.seq:
+            self._available.insert(i, task.seq)
+
+    def _remove_available(self, task: OpenTask) -> None:
+        i = bisect.bisect_left(self._available, task.seq)
+        if i < len(self._available) and self._available[i] == task.seq:
+            del self._available[i]
+
+    def _release(self, session: Session, task_id: str) -> None:
+        session.held.pop(task_id, None)
+        task = self._tasks.get(task_id)
+        if task is not None and task.release(session.worker_id):
+            self._make_available(task)
+
+    def _fill_all(self) -> None:
+        for session in self._sessions:
+            if not self._available:
+                return
+            self._fill(session)
+
+    def _fill(self, session: Session) -> None:
+        """Offer the session the oldest tasks it may take, up to its max in flight."""
+        if not session.wants_work or not self._available:
+            return
+        worker_id = session.worker_id
+        deadline = time.time() + self.settings.lease_seconds
+        i = 0
+        while i < len(self._available) and session.wants_work:
+            task = self._by_seq[self._available[i]]
+            if task.task_type not in session.task_types or not task.offerable_to(worker_id):
+                i += 1
+                continue
+            if task.claim(worker_id, deadline):
+                self._touch(task)  # pending → in_progress
+            session.held[task.task_id] = deadline
+            heapq.heappush(self._leases, (deadline, task.task_id, worker_id))
+            session.outbox.assign(task, deadline)
+            if task.free_slots <= 0:
+                del self._available[i]
+            else:
+                i += 1
+
+    def flush(self) -> None:
+        """Commit what changed since the last flush, then ack the labels it contained."""
+        batch, acks = self._batch, self._acks
+        if not (batch.labels or batch.skips or self._touched):
+            return
+        batch.tasks = list(self._touched.values())
+        self._batch, self._acks, self._touched = self._new_batch(), [], {}
+        batch.now = time.time()
+        self._store.record_labeling(batch)
+        for session, task_id in acks:
+            session.outbox.ack(task_id)
+
+    # background loops ----------------------------------------------------------------------
+
+    async def _writer(self) -> None:
+        while True:
+            await self._dirty.wait()
+            # Let the messages already received join this commit.
+            await asyncio.sleep(0)
+            self._dirty.clear()
+            try:
+                self.flush()
+            except Exception:
+                log.exception("label commit failed; retrying")
+                self._dirty.set()
+                await asyncio.sleep(0.5)
+
+    async def _loader(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+            self._wake.clear()
+            self._load()
+            self._fill_all()
+
+    async def _reaper(self) -> None:
+        """Frees slots whose lease ran out and closes sessions that went silent."""
+        while True:
+            await asyncio.sleep(0.25)
+            now = time.time()
+            freed = False
+            while self._leases and self._leases[0][0] <= now:
+                deadline, task_id, worker_id = heapq.heappop(self._leases)
+                task = self._tasks.get(task_id)
+                if task is None or task.claims.get(worker_id) != deadline:
+                    continue  # labeled, skipped or released already
+                task.release(worker_id)
+                self._make_available(task)
+                for session in self._sessions:
+                    if session.worker_id == worker_id and session.held.pop(task_id, None):
+                        session.outbox.error(task_id, Refusal.LEASE_EXPIRED)
+                freed = True
+            idle_before = time.monotonic() - self.settings.idle_timeout
+            for session in [s for s in self._sessions if s.last_seen < idle_before]:
+                log.info("worker went silent", extra={"worker_id": session.worker_id})
+                self.disconnect(session)
+            if freed:
+                self._fill_all()

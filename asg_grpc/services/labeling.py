@@ -1,0 +1,138 @@
+"""LabelingService: worker registration (operator only) and the Work stream."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+from collections.abc import AsyncIterator
+
+import grpc
+
+from asg_grpc.dispatch.dispatcher import Dispatcher, Session
+from asg_grpc.dispatch.outbox import Outgoing
+from asg_grpc.domain.customers import hash_api_key
+from asg_grpc.domain.errors import Unauthenticated
+from asg_grpc.domain.labeling import REFUSAL_MESSAGES
+from asg_grpc.domain.workers import Worker, new_worker_token, validate_worker
+from asg_grpc.services import convert
+from asg_grpc.services.auth import bearer_token
+from asg_grpc.services.errors import maps_domain_errors
+from asg_grpc.store import Store
+from asg_grpc.v1 import common_pb2, labeling_pb2, labeling_pb2_grpc
+
+# The first message must arrive within this, or the stream is closed.
+HELLO_TIMEOUT = 10.0
+
+
+class LabelingService(labeling_pb2_grpc.LabelingServiceServicer):
+    def __init__(self, store: Store, dispatcher: Dispatcher, operator_token: str) -> None:
+        self._store = store
+        self._dispatcher = dispatcher
+        self._operator_token = operator_token
+
+    @maps_domain_errors
+    async def RegisterWorker(
+        self, request: labeling_pb2.RegisterWorkerRequest, context: grpc.aio.ServicerContext
+    ) -> labeling_pb2.RegisterWorkerResponse:
+        if not hmac.compare_digest(bearer_token(context).encode(), self._operator_token.encode()):
+            raise Unauthenticated("invalid operator token")
+        registration = validate_worker(request.name, request.payout_address, list(request.task_types))
+        token = new_worker_token()
+        worker = self._store.create_worker(registration, token_hash=hash_api_key(token), now=time.time())
+        return labeling_pb2.RegisterWorkerResponse(worker_id=worker.worker_id, token=token)
+
+    async def Work(
+        self,
+        request_iterator: AsyncIterator[labeling_pb2.WorkerMessage],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[labeling_pb2.ServerMessage]:
+        worker = await self._worker(context)
+        try:
+            first = await asyncio.wait_for(anext(request_iterator), HELLO_TIMEOUT)
+        except (StopAsyncIteration, TimeoutError):
+            return
+        if first.WhichOneof("kind") != "hello":
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "the first message must be hello")
+        hello = first.hello
+        session = self._dispatcher.connect(worker, list(hello.task_types), hello.max_in_flight)
+        reader = asyncio.get_running_loop().create_task(self._read(session, request_iterator))
+        try:
+            yield labeling_pb2.ServerMessage(
+                welcome=labeling_pb2.Welcome(
+                    worker_id=worker.worker_id,
+                    max_in_flight=session.max_in_flight,
+                    lease_seconds=int(self._dispatcher.settings.lease_seconds),
+                )
+            )
+            while (out := await session.outbox.take()) is not None:
+                for message in _encode(out):
+                    yield message
+        finally:
+            reader.cancel()
+            self._dispatcher.disconnect(session)
+
+    async def _worker(self, context: grpc.aio.ServicerContext) -> Worker:
+        try:
+            token = bearer_token(context)
+        except Unauthenticated as exc:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, exc.message)
+        worker = self._store.worker_for_token(hash_api_key(token))
+        if worker is None:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid worker token")
+        return worker
+
+    async def _read(self, session: Session, requests: AsyncIterator[labeling_pb2.WorkerMessage]) -> None:
+        dispatcher = self._dispatcher
+        try:
+            async for message in requests:
+                dispatcher.seen(session)
+                kind = message.WhichOneof("kind")
+                if kind == "labels":
+                    for item in message.labels.items:
+                        dispatcher.label(session, item.task_id, item.option)
+                elif kind == "skip":
+                    dispatcher.skip(session, message.skip.task_id, message.skip.reason)
+                elif kind == "drain":
+                    dispatcher.drain(session)
+        finally:
+            # The agent closed its side: commit and ack what it sent, then end the stream.
+            dispatcher.flush()
+            session.outbox.close()
+
+
+def _encode(out: Outgoing) -> list[labeling_pb2.ServerMessage]:
+    messages = []
+    if out.errors:
+        messages.extend(
+            labeling_pb2.ServerMessage(
+                error=labeling_pb2.WorkError(
+                    task_id=task_id, code=refusal.value, message=REFUSAL_MESSAGES[refusal]
+                )
+            )
+            for task_id, refusal in out.errors
+        )
+    if out.acks:
+        messages.append(
+            labeling_pb2.ServerMessage(
+                acks=labeling_pb2.Acks(items=[labeling_pb2.Ack(task_id=t) for t in out.acks])
+            )
+        )
+    if out.assignments:
+        messages.append(
+            labeling_pb2.ServerMessage(
+                assignments=labeling_pb2.Assignments(
+                    items=[
+                        labeling_pb2.Assignment(
+                            task_id=task.task_id,
+                            task_type=task.task_type,
+                            data_url=task.data_url,
+                            label_spec=common_pb2.LabelSpec(question=task.question, options=task.options),
+                            lease_deadline=convert.timestamp(deadline),
+                        )
+                        for task, deadline in out.assignments
+                    ]
+                )
+            )
+        )
+    return messages
