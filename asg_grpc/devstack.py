@@ -7,6 +7,7 @@ newcomer runs. Stopping sends SIGTERM (gateway first: it depends on the core) an
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import socket
@@ -18,6 +19,11 @@ from pathlib import Path
 from typing import IO
 
 import httpx
+import orjson
+
+from asg_grpc.domain.workers import p2pkh_address
+from asg_grpc.operator import operator_token, register_worker
+from asg_grpc.settings import Settings
 
 STOP_TIMEOUT = 10.0
 READY_TIMEOUT = 30.0
@@ -58,7 +64,9 @@ class Stack:
             **self.env,
         }
 
-    def spawn(self, name: str, command: list[str]) -> subprocess.Popen[bytes]:
+    def spawn(
+        self, name: str, command: list[str], env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         """Start (or restart) one named process of the stack."""
         out: IO[bytes] | None = None
         if self.log_dir is not None:
@@ -68,7 +76,7 @@ class Stack:
         bin_dir = Path(sys.executable).parent
         proc = subprocess.Popen(
             [str(bin_dir / command[0]), *command[1:]],
-            env=self._environ(),
+            env={**self._environ(), **(env or {})},
             stdout=out,
             stderr=subprocess.STDOUT if out else None,
             # Own process group: a terminal's Ctrl-C reaches only `asg dev`, which then stops
@@ -84,6 +92,33 @@ class Stack:
     def start(self) -> None:
         self.start_core()
         self.spawn("gateway", ["asg-gateway"])
+
+    def dev_workers(self, count: int) -> list[str]:
+        """Tokens of `count` simulated workers, registered once and kept in the data dir."""
+        path = self.data_dir / "dev_workers.json"
+        tokens: list[str] = orjson.loads(path.read_bytes()) if path.exists() else []
+        if len(tokens) < count:
+            settings = Settings(data_dir=self.data_dir, operator_token=self.env.get("ASG_OPERATOR_TOKEN"))
+            operator = operator_token(settings, create=False)
+            if operator is None:
+                raise StackError(f"no operator token in {settings.operator_token_path}")
+            for i in range(len(tokens), count):
+                address = p2pkh_address(hashlib.sha256(f"dev-worker-{i}".encode()).digest()[:20])
+                reply = register_worker(self.grpc_addr, operator, f"dev-worker-{i}", address)
+                tokens.append(reply.token)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(orjson.dumps(tokens))
+        return tokens[:count]
+
+    def start_workers(self, count: int, *args: str) -> None:
+        """`count` simulated agents (`worker-0`, …), each with its own worker token."""
+        for i, token in enumerate(self.dev_workers(count)):
+            self.spawn(
+                f"worker-{i}",
+                ["asg-worker", "--server", self.grpc_addr, "--labeler", "simulated", *args],
+                env={"ASG_WORKER_TOKEN": token},
+            )
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
         """Until GET /v1/health says ok, which needs both the gateway and the core."""

@@ -1,4 +1,4 @@
-"""The operator token: what guards operator RPCs such as RegisterWorker.
+"""The operator's side of the core: the token that guards operator RPCs, and those RPCs.
 
 From ASG_OPERATOR_TOKEN when set; otherwise generated on first start into the data dir with
 mode 0600, so `asg worker register` on the same machine finds it without configuration.
@@ -9,7 +9,10 @@ from __future__ import annotations
 import os
 import secrets
 
+import grpc
+
 from asg_grpc.settings import Settings
+from asg_grpc.v1 import labeling_pb2, labeling_pb2_grpc
 
 PREFIX = "op_"
 
@@ -28,3 +31,16 @@ def operator_token(settings: Settings, *, create: bool = True) -> str | None:
     with os.fdopen(fd, "w") as out:
         out.write(token + "\n")
     return token
+
+
+def register_worker(
+    grpc_addr: str, token: str, name: str, payout_address: str, task_types: list[str] | None = None
+) -> labeling_pb2.RegisterWorkerResponse:
+    with grpc.insecure_channel(grpc_addr) as channel:
+        return labeling_pb2_grpc.LabelingServiceStub(channel).RegisterWorker(
+            labeling_pb2.RegisterWorkerRequest(
+                name=name, payout_address=payout_address, task_types=task_types or []
+            ),
+            metadata=[("authorization", f"Bearer {token}")],
+            timeout=10,
+        )

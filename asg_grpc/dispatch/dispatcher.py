@@ -293,7 +293,7 @@ class Dispatcher:
                 task = self._tasks.get(task_id)
                 if task is None or task.claims.get(worker_id) != deadline:
                     continue  # labeled, skipped or released already
-                task.release(worker_id)
+                task.expire(worker_id)
                 self._make_available(task)
                 for session in self._sessions:
                     if session.worker_id == worker_id and session.held.pop(task_id, None):

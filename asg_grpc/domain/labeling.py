@@ -3,7 +3,8 @@
 Pure rules, no I/O: a task with target N is held by at most N - labels workers at once, each
 distinct; a worker never gets a task it labeled, skipped or already holds; a label is accepted
 only from the worker holding the task, before its lease runs out, with one of the offered
-options. Every accepted label is evaluated by the consensus rule.
+options; a worker whose lease ran out is not offered that task again. Every accepted label
+is evaluated by the consensus rule.
 """
 
 from __future__ import annotations
@@ -85,6 +86,14 @@ class OpenTask:
         """Put the worker's slot back (stream closed, lease ran out). True if it held one."""
         return self.claims.pop(worker_id, None) is not None
 
+    def expire(self, worker_id: str) -> bool:
+        """The worker's lease ran out: the slot goes back, and not to that worker again (it
+        had its chance; offering it again would loop). True if it held one."""
+        if self.claims.pop(worker_id, None) is None:
+            return False
+        self.skipped.add(worker_id)
+        return True
+
     def skip(self, worker_id: str) -> None:
         if worker_id not in self.claims:
             raise LabelRefused(Refusal.NOT_HELD)
@@ -99,7 +108,7 @@ class OpenTask:
             refusal = Refusal.ALREADY_LABELED if worker_id in self.labels else Refusal.NOT_HELD
             raise LabelRefused(refusal)
         if now > deadline:
-            del self.claims[worker_id]
+            self.expire(worker_id)
             raise LabelRefused(Refusal.LEASE_EXPIRED)
         if option not in self.options:
             raise LabelRefused(Refusal.INVALID_OPTION)

@@ -1,4 +1,4 @@
-"""`asg`: the operator's command line. `asg dev` runs the whole stack on the embedded defaults."""
+"""`asg dev`: the whole stack on the embedded defaults, as real processes, until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -26,13 +26,15 @@ def dev(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    stack.start()
     try:
+        stack.start()
         stack.wait_ready()
+        stack.start_workers(args.workers)
         print(
             "ASG Refinery dev stack is up\n"
             f"  REST API   http://{stack.http_addr}/v1   (docs: http://{stack.http_addr}/v1/docs)\n"
             f"  gRPC core  {stack.grpc_addr}\n"
+            f"  workers    {args.workers} simulated (asg-worker --labeler simulated)\n"
             f"  data       {stack.data_dir}\n"
             "Press Ctrl-C to stop.",
             flush=True,
@@ -49,17 +51,16 @@ def dev(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="asg", description="ASG Refinery operator commands.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("dev", help="run core + gateway on the embedded defaults")
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    run = commands.add_parser("dev", help="run core, gateway and simulated workers on the embedded defaults")
     run.add_argument("--http", metavar="HOST:PORT", help="REST address (ASG_HTTP_ADDR, 127.0.0.1:8081)")
     run.add_argument("--grpc", metavar="HOST:PORT", help="gRPC address (ASG_GRPC_ADDR, 127.0.0.1:50051)")
     run.add_argument("--data-dir", metavar="DIR", help="data directory (ASG_DATA_DIR, ./var)")
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("ASG_DEV_WORKERS", "3")),
+        metavar="N",
+        help="simulated workers to run (ASG_DEV_WORKERS, 3)",
+    )
     run.set_defaults(func=dev)
-    args = parser.parse_args(argv)
-    sys.exit(args.func(args))
-
-
-if __name__ == "__main__":
-    main()

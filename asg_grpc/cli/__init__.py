@@ -1,0 +1,21 @@
+"""`asg`: the operator's command line.
+
+asg dev               the whole stack on the embedded defaults, with simulated workers
+asg worker register   create a worker and print its token (shown once)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from asg_grpc.cli import dev, workers
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="asg", description="ASG Refinery operator commands.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    dev.add_parser(commands)
+    workers.add_parser(commands)
+    args = parser.parse_args(argv)
+    sys.exit(args.func(args))
