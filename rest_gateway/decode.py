@@ -46,17 +46,17 @@ async def json_object(request: Request, limit: int) -> dict[str, Any]:
 
 
 def _object(value: object, name: str, allowed: frozenset[str], prefix: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
+    if type(value) is not dict:
         raise BadRequest(name, "must be a JSON object")
-    for key in value:
-        if key not in allowed:
-            raise BadRequest(prefix + key, "is not a known field")
+    if not value.keys() <= allowed:
+        unknown = next(key for key in value if key not in allowed)
+        raise BadRequest(prefix + unknown, "is not a known field")
     return value
 
 
 def _string(obj: dict[str, Any], key: str, prefix: str) -> str | None:
     value = obj.get(key)
-    if value is None or isinstance(value, str):
+    if value is None or type(value) is str:
         return value
     raise BadRequest(prefix + key, "must be a string")
 
@@ -65,7 +65,7 @@ def _integer(obj: dict[str, Any], key: str, prefix: str) -> int | None:
     value = obj.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int):
+    if type(value) is not int:  # bool is a subclass of int: refused too
         raise BadRequest(prefix + key, "must be an integer")
     if not -_INT64 <= value < _INT64:
         raise BadRequest(prefix + key, "is out of range")
@@ -73,15 +73,15 @@ def _integer(obj: dict[str, Any], key: str, prefix: str) -> int | None:
 
 
 def _label_spec(value: object, prefix: str) -> common_pb2.LabelSpec:
-    spec = _object(value, prefix + "label_spec", LABEL_SPEC_FIELDS, prefix + "label_spec.")
     where = prefix + "label_spec."
+    spec = _object(value, prefix + "label_spec", LABEL_SPEC_FIELDS, where)
     options = spec.get("options")
     if options is None:
         options = []
-    elif not isinstance(options, list):
+    elif type(options) is not list:
         raise BadRequest(where + "options", "must be an array of strings")
     for i, option in enumerate(options):
-        if not isinstance(option, str):
+        if type(option) is not str:
             raise BadRequest(f"{where}options[{i}]", "must be a string")
     return common_pb2.LabelSpec(question=_string(spec, "question", where), options=options)
 

@@ -24,16 +24,18 @@ def timestamp(seconds: float) -> Timestamp:
 
 
 def draft(msg: tasks_pb2.TaskInput) -> TaskDraft:
-    has_spec = msg.HasField("label_spec")
+    # ListFields returns only the fields that are set: presence and values in one call.
+    fields = {descriptor.name: value for descriptor, value in msg.ListFields()}
+    spec = fields.get("label_spec")
     return TaskDraft(
-        type=msg.type if msg.HasField("type") else None,
-        data_url=msg.data_url if msg.HasField("data_url") else None,
-        has_label_spec=has_spec,
-        question=msg.label_spec.question if has_spec else None,
-        options=tuple(msg.label_spec.options) if has_spec else None,
-        consensus_threshold=(msg.consensus_threshold if msg.HasField("consensus_threshold") else None),
-        callback_url=msg.callback_url if msg.HasField("callback_url") else None,
-        idempotency_key=msg.idempotency_key if msg.HasField("idempotency_key") else None,
+        type=fields.get("type"),
+        data_url=fields.get("data_url"),
+        has_label_spec=spec is not None,
+        question=None if spec is None else spec.question,
+        options=None if spec is None else tuple(spec.options),
+        consensus_threshold=fields.get("consensus_threshold"),
+        callback_url=fields.get("callback_url"),
+        idempotency_key=fields.get("idempotency_key"),
     )
 
 

@@ -55,7 +55,7 @@ MIGRATIONS: tuple[str, ...] = (
         consensus_threshold INTEGER NOT NULL,
         callback_url        TEXT,
         idempotency_key     TEXT,
-        fingerprint         TEXT NOT NULL,
+        fingerprint         TEXT,  -- of the request body, kept for idempotency keys only
         batch_id            TEXT,
         created_at          REAL NOT NULL,
         updated_at          REAL NOT NULL,
@@ -258,7 +258,7 @@ class SQLiteStore:
                         spec.consensus_threshold,
                         spec.callback_url,
                         spec.idempotency_key,
-                        spec.fingerprint(),
+                        None if spec.idempotency_key is None else spec.fingerprint(),
                         batch_id,
                         now,
                         now,
