@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 
@@ -61,16 +62,18 @@ class TaskSpec:
     idempotency_key: str | None
 
     def fingerprint(self) -> str:
-        """Identifies the request body for idempotency: same key + other body is a conflict."""
-        parts = [
+        """Identifies the request body for idempotency: same key + other body is a conflict.
+
+        JSON keeps field boundaries, so no two different bodies share an encoding."""
+        body = [
             self.task_type,
             self.data_url,
             self.question,
-            *self.options,
-            str(self.consensus_threshold),
-            self.callback_url or "",
+            self.options,
+            self.consensus_threshold,
+            self.callback_url,
         ]
-        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+        return hashlib.sha256(json.dumps(body, separators=(",", ":")).encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,7 +75,7 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
         self, request: tasks_pb2.ListTasksRequest, context: grpc.aio.ServicerContext
     ) -> tasks_pb2.ListTasksResponse:
         customer_id = authenticate(self._store, context)
-        limit = request.limit or DEFAULT_PAGE
+        limit = request.limit if request.HasField("limit") else DEFAULT_PAGE
         if not 1 <= limit <= MAX_PAGE:
             raise ValidationError("limit", f"must be from 1 to {MAX_PAGE}")
         before = None

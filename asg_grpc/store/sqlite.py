@@ -230,7 +230,7 @@ class SQLiteStore:
         self, customer_id: str, specs: list[TaskSpec], *, batch_id: str | None, now: float
     ) -> list[Submitted]:
         with self._write() as db:
-            replays = self._replays(db, customer_id, specs)
+            replays = self._replays(db, customer_id, specs, in_batch=batch_id is not None)
             fresh = [i for i in range(len(specs)) if i not in replays]
             needed = sum(specs[i].consensus_threshold for i in fresh)
             if needed:
@@ -278,7 +278,9 @@ class SQLiteStore:
             results[index] = Submitted(task, replayed=True)
         return [r for r in results if r is not None]
 
-    def _replays(self, db: sqlite3.Connection, customer_id: str, specs: list[TaskSpec]) -> dict[int, Task]:
+    def _replays(
+        self, db: sqlite3.Connection, customer_id: str, specs: list[TaskSpec], *, in_batch: bool
+    ) -> dict[int, Task]:
         """Earlier tasks named by the specs' idempotency keys, by spec index."""
         keyed = {s.idempotency_key: i for i, s in enumerate(specs) if s.idempotency_key is not None}
         if not keyed:
@@ -295,7 +297,7 @@ class SQLiteStore:
             ):
                 index = keyed[row[10]]
                 if row[20] != specs[index].fingerprint():
-                    field = "idempotency_key" if len(specs) == 1 else f"tasks[{index}].idempotency_key"
+                    field = f"tasks[{index}].idempotency_key" if in_batch else "idempotency_key"
                     raise IdempotencyConflict(field)
                 found[index] = _task(row)
         return found

@@ -57,7 +57,7 @@ async def list_tasks(
         tasks_pb2.ListTasksRequest(
             status=encode.STATUS_VALUES.get(status) if status else None,
             batch_id=batch_id,
-            limit=limit or 0,
+            limit=limit,
             cursor=cursor or "",
         ),
         metadata=call_metadata(request),
