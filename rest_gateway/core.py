@@ -19,6 +19,10 @@ class CoreClient:
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                # Find a restarted core quickly rather than after gRPC's default 1 s+ backoff.
+                ("grpc.initial_reconnect_backoff_ms", 100),
+                ("grpc.min_reconnect_backoff_ms", 100),
+                ("grpc.max_reconnect_backoff_ms", 2000),
             ],
         )
         self.tasks = tasks_pb2_grpc.TaskServiceStub(self.channel)
