@@ -38,6 +38,8 @@ class DispatchSettings:
     idle_timeout: float = 30.0
     # How often the store is checked for tasks submitted through another core process.
     poll_interval: float = 0.5
+    # After a wake-up, wait this long so one load picks up a burst of submissions.
+    load_delay: float = 0.01
 
 
 @dataclass(eq=False)
@@ -278,6 +280,7 @@ class Dispatcher:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+                await asyncio.sleep(self.settings.load_delay)
             self._wake.clear()
             self._load()
             self._fill_all()

@@ -13,7 +13,8 @@ from asg_grpc.domain.tasks import Task, validate_batch, validate_task
 from asg_grpc.services import convert
 from asg_grpc.services.auth import authenticate
 from asg_grpc.services.errors import maps_domain_errors
-from asg_grpc.store import Store
+from asg_grpc.services.group_commit import GroupCommit
+from asg_grpc.store import Store, Submission
 from asg_grpc.v1 import tasks_pb2, tasks_pb2_grpc
 
 DEFAULT_PAGE = 50
@@ -23,6 +24,7 @@ MAX_PAGE = 200
 class TaskService(tasks_pb2_grpc.TaskServiceServicer):
     def __init__(self, store: Store, on_submitted: Callable[[], None] = lambda: None) -> None:
         self._store = store
+        self._submit = GroupCommit(lambda batch: store.submit(batch, time.time()))
         # Tells dispatch that new tasks are in the store (it also polls, for other processes).
         self._on_submitted = on_submitted
 
@@ -32,7 +34,7 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
     ) -> tasks_pb2.SubmitTaskResponse:
         customer_id = authenticate(self._store, context)
         spec = validate_task(convert.draft(request.task))
-        [submitted] = self._store.submit_tasks(customer_id, [spec], batch_id=None, now=time.time())
+        [submitted] = await self._submit(Submission(customer_id, [spec], batch_id=None))
         if not submitted.replayed:
             self._on_submitted()
         return tasks_pb2.SubmitTaskResponse(task=convert.task(submitted.task), idempotent=submitted.replayed)
@@ -44,9 +46,8 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
         customer_id = authenticate(self._store, context)
         callback_url = request.callback_url if request.HasField("callback_url") else None
         specs = validate_batch([convert.draft(t) for t in request.tasks], callback_url)
-        now = time.time()
-        batch_id = ids.new_id("bat", now)
-        submitted = self._store.submit_tasks(customer_id, specs, batch_id=batch_id, now=now)
+        batch_id = ids.new_id("bat")
+        submitted = await self._submit(Submission(customer_id, specs, batch_id=batch_id))
         self._on_submitted()
         return tasks_pb2.SubmitBatchResponse(
             batch_id=batch_id,

@@ -1,5 +1,5 @@
 """Persistence: one `Store` protocol (base.py), one module per backend."""
 
-from asg_grpc.store.base import Store, Submitted
+from asg_grpc.store.base import Store, Submission, Submitted
 
-__all__ = ["Store", "Submitted"]
+__all__ = ["Store", "Submission", "Submitted"]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from asg_grpc.domain.customers import Customer, Registration
+from asg_grpc.domain.errors import DomainError
 from asg_grpc.domain.labeling import OpenTask
 from asg_grpc.domain.tasks import LabelRecord, Task, TaskSpec, TaskStatus
 from asg_grpc.domain.workers import Worker, WorkerRegistration
@@ -20,6 +21,15 @@ class Submitted:
     task: Task
     # True when the spec's idempotency key named an existing task, returned unchanged.
     replayed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One SubmitTask (one spec, no batch) or one SubmitBatch."""
+
+    customer_id: str
+    specs: list[TaskSpec]
+    batch_id: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,13 +78,13 @@ class Store(Protocol):
         """The key stops authenticating at once (operator action, key rotation)."""
         ...
 
-    def submit_tasks(
-        self, customer_id: str, specs: list[TaskSpec], *, batch_id: str | None, now: float
-    ) -> list[Submitted]:
-        """Store new tasks and reserve their labels, replaying known idempotency keys.
+    def submit(self, submissions: list[Submission], now: float) -> list[list[Submitted] | DomainError]:
+        """Store many submissions in one transaction, each all or nothing on its own.
 
-        All or nothing: raises QuotaExhausted when the new tasks' thresholds do not fit in the
-        customer's remaining quota, IdempotencyConflict when a key was used with another body.
+        A submission stores its new tasks and reserves their labels, replaying known
+        idempotency keys. Its outcome is its tasks in order, or the DomainError that refused it
+        whole: QuotaExhausted when the new tasks' thresholds do not fit in the customer's
+        remaining quota, IdempotencyConflict when a key was used with another body.
         """
         ...
 

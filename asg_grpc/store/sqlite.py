@@ -17,11 +17,11 @@ import orjson
 
 from asg_grpc.domain import consensus, ids
 from asg_grpc.domain.customers import Customer, Registration
-from asg_grpc.domain.errors import EmailTaken, IdempotencyConflict, QuotaExhausted
+from asg_grpc.domain.errors import DomainError, EmailTaken, IdempotencyConflict, QuotaExhausted
 from asg_grpc.domain.labeling import OpenTask
 from asg_grpc.domain.tasks import LabelRecord, Task, TaskSpec, TaskStatus, Verdict
 from asg_grpc.domain.workers import Worker, WorkerRegistration
-from asg_grpc.store.base import LabelingBatch, Submitted, TaskPage
+from asg_grpc.store.base import LabelingBatch, Submission, Submitted, TaskPage
 
 # Each entry upgrades the schema by one version (PRAGMA user_version). Append, never edit.
 MIGRATIONS: tuple[str, ...] = (
@@ -226,54 +226,65 @@ class SQLiteStore:
 
     # tasks -----------------------------------------------------------------------------
 
-    def submit_tasks(
-        self, customer_id: str, specs: list[TaskSpec], *, batch_id: str | None, now: float
-    ) -> list[Submitted]:
+    def submit(self, submissions: list[Submission], now: float) -> list[list[Submitted] | DomainError]:
         with self._write() as db:
-            replays = self._replays(db, customer_id, specs, in_batch=batch_id is not None)
-            fresh = [i for i in range(len(specs)) if i not in replays]
-            needed = sum(specs[i].consensus_threshold for i in fresh)
-            if needed:
-                reserved = db.execute(
-                    "UPDATE customers SET labels_reserved = labels_reserved + ?"
-                    " WHERE customer_id = ? AND labels_reserved + ? <= label_quota",
-                    (needed, customer_id, needed),
-                ).rowcount
-                if not reserved:
-                    raise QuotaExhausted()
-            task_ids = ids.new_ids("tsk", len(fresh), now)
-            rows = []
-            results: list[Submitted | None] = [None] * len(specs)
-            for index, task_id in zip(fresh, task_ids, strict=True):
-                spec = specs[index]
-                rows.append(
-                    (
-                        task_id,
-                        customer_id,
-                        TaskStatus.PENDING.value,
-                        spec.task_type,
-                        spec.data_url,
-                        spec.question,
-                        orjson.dumps(spec.options).decode(),
-                        spec.consensus_threshold,
-                        spec.callback_url,
-                        spec.idempotency_key,
-                        None if spec.idempotency_key is None else spec.fingerprint(),
-                        batch_id,
-                        now,
-                        now,
-                        spec.consensus_threshold,
-                    )
+            outcomes: list[list[Submitted] | DomainError] = []
+            for submission in submissions:
+                # Each submission stands alone. A refused one has written nothing (its checks
+                # come before its writes), so the others still commit with no savepoint.
+                try:
+                    outcomes.append(self._submit(db, submission, now))
+                except DomainError as exc:
+                    outcomes.append(exc)
+        return outcomes
+
+    def _submit(self, db: sqlite3.Connection, submission: Submission, now: float) -> list[Submitted]:
+        """Every check that can refuse the submission runs before its first write."""
+        customer_id, specs, batch_id = submission.customer_id, submission.specs, submission.batch_id
+        replays = self._replays(db, customer_id, specs, in_batch=batch_id is not None)
+        fresh = [i for i in range(len(specs)) if i not in replays]
+        needed = sum(specs[i].consensus_threshold for i in fresh)
+        if needed:
+            reserved = db.execute(
+                "UPDATE customers SET labels_reserved = labels_reserved + ?"
+                " WHERE customer_id = ? AND labels_reserved + ? <= label_quota",
+                (needed, customer_id, needed),
+            ).rowcount
+            if not reserved:
+                raise QuotaExhausted()
+        task_ids = ids.new_ids("tsk", len(fresh), now)
+        rows = []
+        results: list[Submitted | None] = [None] * len(specs)
+        for index, task_id in zip(fresh, task_ids, strict=True):
+            spec = specs[index]
+            rows.append(
+                (
+                    task_id,
+                    customer_id,
+                    TaskStatus.PENDING.value,
+                    spec.task_type,
+                    spec.data_url,
+                    spec.question,
+                    orjson.dumps(spec.options).decode(),
+                    spec.consensus_threshold,
+                    spec.callback_url,
+                    spec.idempotency_key,
+                    None if spec.idempotency_key is None else spec.fingerprint(),
+                    batch_id,
+                    now,
+                    now,
+                    spec.consensus_threshold,
                 )
-                task = Task(task_id, customer_id, TaskStatus.PENDING, spec, batch_id, now, now)
-                results[index] = Submitted(task, replayed=False)
-            db.executemany(
-                "INSERT INTO tasks (task_id, customer_id, status, task_type, data_url, question,"
-                " options, consensus_threshold, callback_url, idempotency_key, fingerprint,"
-                " batch_id, created_at, updated_at, label_target)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                rows,
             )
+            task = Task(task_id, customer_id, TaskStatus.PENDING, spec, batch_id, now, now)
+            results[index] = Submitted(task, replayed=False)
+        db.executemany(
+            "INSERT INTO tasks (task_id, customer_id, status, task_type, data_url, question,"
+            " options, consensus_threshold, callback_url, idempotency_key, fingerprint,"
+            " batch_id, created_at, updated_at, label_target)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            rows,
+        )
         for index, task in replays.items():
             results[index] = Submitted(task, replayed=True)
         return [r for r in results if r is not None]
