@@ -1,0 +1,32 @@
+"""Errors of the worker agent; `main` maps each to an exit code once.
+
+WorkerError
+├── ConfigError        a flag, variable or truth file we cannot use (exit 2, before connecting)
+├── AuthError          the core refused the token (exit 2: a bad token never becomes good)
+├── StreamBroken       the stream failed or ended; the agent reconnects with backoff
+└── LabelerExhausted   the labeler can answer no more (stdin closed); the agent drains
+"""
+
+from __future__ import annotations
+
+
+class WorkerError(Exception):
+    """Root of the agent's errors; the message is meant for the person running the agent."""
+
+
+class ConfigError(WorkerError):
+    pass
+
+
+class AuthError(WorkerError):
+    pass
+
+
+class StreamBroken(WorkerError):
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class LabelerExhausted(WorkerError):
+    pass

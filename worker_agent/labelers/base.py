@@ -1,0 +1,40 @@
+"""What a labeler is to the agent: an answer (or a skip) for one assignment at a time.
+
+The session runs one `label` call per held assignment, concurrently, and cancels a call when
+the task is withdrawn (stream lost, lease gone, shutdown). `can_finish_quickly` decides the
+drain: a labeler that answers in moments finishes what it holds; a person is not kept waiting
+for, and their held tasks go back to the core with a skip.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from asg_grpc.v1 import labeling_pb2
+
+
+@dataclass(frozen=True)
+class Answer:
+    option: str
+
+
+@dataclass(frozen=True)
+class Skip:
+    reason: str
+
+
+Decision = Answer | Skip
+
+
+class Labeler(Protocol):
+    name: str
+    can_finish_quickly: bool
+
+    async def label(self, assignment: labeling_pb2.Assignment) -> Decision:
+        """Decide one assignment; may raise LabelerExhausted when no more answers can come."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release what the labeler holds (HTTP clients, the terminal reader)."""
+        ...

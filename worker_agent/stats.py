@@ -1,0 +1,71 @@
+"""Counters across reconnects, and the periodic progress line built from them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+log = logging.getLogger("worker_agent.progress")
+
+
+@dataclass
+class Stats:
+    assigned: int = 0
+    labels_sent: int = 0
+    labels_acked: int = 0
+    skips: int = 0
+    errors: int = 0
+    reconnects: int = 0
+    held: int = 0
+    connected: bool = False
+    worker_id: str = ""  # from the last welcome: tells agents apart in a shared log
+    started: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class Progress:
+    """Turns counters into a log line; the rate is acked labels per second since the last line."""
+
+    stats: Stats
+    _last_acked: int = 0
+    _last_time: float = field(default_factory=time.monotonic)
+
+    def fields(self, now: float | None = None) -> dict[str, object]:
+        now = time.monotonic() if now is None else now
+        s = self.stats
+        elapsed = max(now - self._last_time, 1e-9)
+        rate = (s.labels_acked - self._last_acked) / elapsed
+        self._last_acked, self._last_time = s.labels_acked, now
+        return {
+            "worker_id": s.worker_id,
+            "labels_acked": s.labels_acked,
+            "labels_sent": s.labels_sent,
+            "skips": s.skips,
+            "errors": s.errors,
+            "held": s.held,
+            "rate_per_s": round(rate, 2),
+            "connected": s.connected,
+            "reconnects": s.reconnects,
+        }
+
+    def summary(self) -> dict[str, object]:
+        """Totals for the last line before exit, with the average rate over the whole run."""
+        s = self.stats
+        elapsed = max(time.monotonic() - s.started, 1e-9)
+        return {
+            "worker_id": s.worker_id,
+            "labels_acked": s.labels_acked,
+            "labels_sent": s.labels_sent,
+            "skips": s.skips,
+            "errors": s.errors,
+            "reconnects": s.reconnects,
+            "rate_per_s": round(s.labels_acked / elapsed, 2),
+            "seconds": round(elapsed, 1),
+        }
+
+    async def report_every(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            log.info("progress", extra=self.fields())
