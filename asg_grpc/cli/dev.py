@@ -29,12 +29,14 @@ def dev(args: argparse.Namespace) -> int:
     try:
         stack.start()
         stack.wait_ready()
-        stack.start_workers(args.workers)
+        # Like people: a second per label, right four times in five, so a newcomer sees a task
+        # go pending → in_progress → verified, and a confidence below 1 now and then.
+        stack.start_workers(args.workers, "--accuracy", "0.8", "--delay", "1")
         print(
             "ASG Refinery dev stack is up\n"
             f"  REST API   http://{stack.http_addr}/v1   (docs: http://{stack.http_addr}/v1/docs)\n"
             f"  gRPC core  {stack.grpc_addr}\n"
-            f"  workers    {args.workers} simulated (asg-worker --labeler simulated)\n"
+            f"  workers    {args.workers} simulated (asg-worker --labeler simulated --accuracy 0.8)\n"
             f"  data       {stack.data_dir}\n"
             "Press Ctrl-C to stop.",
             flush=True,
