@@ -32,8 +32,10 @@ log = logging.getLogger("asg.dispatch")
 class DispatchSettings:
     lease_seconds: float = 60.0
     max_in_flight: int = 256
-    # How many open tasks are kept in memory; more are loaded as these are decided.
+    # The most open tasks kept in memory; more are loaded as these are decided.
     window: int = 50_000
+    # Tasks with a free slot kept ready even with no worker connected (see _low_water).
+    min_ready: int = 1000
     # Without any message for this long, a worker's stream is closed and its slots freed.
     idle_timeout: float = 30.0
     # How often the store is checked for tasks submitted through another core process.
@@ -72,6 +74,7 @@ class Dispatcher:
         self._available: list[int] = []
         self._by_seq: dict[int, OpenTask] = {}
         self._last_seq = 0
+        self._starved = False
         self._sessions: list[Session] = []
         self._leases: list[tuple[float, str, str]] = []  # (deadline, task_id, worker_id) heap
         self._wake = asyncio.Event()
@@ -187,16 +190,28 @@ class Dispatcher:
         self._touched[task.task_id] = task
         self._dirty.set()
 
+    @property
+    def _low_water(self) -> int:
+        """Tasks with a free slot worth having in memory: a few rounds of what the connected
+        workers can hold, so loading keeps ahead of them without holding every open task."""
+        capacity = sum(session.max_in_flight for session in self._sessions)
+        return max(self.settings.min_ready, 4 * capacity)
+
     def _load(self) -> None:
         room = self.settings.window - len(self._tasks)
-        if room <= 0:
+        # A session found nothing it may take among the ready tasks (other task types, or
+        # tasks it already labeled): look further, up to the whole window.
+        want = room if self._starved else min(room, self._low_water - len(self._available))
+        self._starved = False
+        if want <= 0:
             return
-        for task in self._store.open_tasks(after_seq=self._last_seq, limit=room):
+        for task in self._store.open_tasks(after_seq=self._last_seq, limit=want):
             self._last_seq = max(self._last_seq, task.seq)
             self._tasks[task.task_id] = task
             self._by_seq[task.seq] = task
             if task.free_slots > 0:
-                bisect.insort(self._available, task.seq)
+                # Loaded tasks are newer than any in memory: appending keeps the order.
+                self._available.append(task.seq)
 
     def _forget(self, task: OpenTask) -> None:
         del self._tasks[task.task_id]
@@ -229,7 +244,7 @@ class Dispatcher:
 
     def _fill(self, session: Session) -> None:
         """Offer the session the oldest tasks it may take, up to its max in flight."""
-        if not session.wants_work or not self._available:
+        if not session.wants_work:
             return
         worker_id = session.worker_id
         deadline = time.time() + self.settings.lease_seconds
@@ -248,6 +263,10 @@ class Dispatcher:
                 del self._available[i]
             else:
                 i += 1
+        if session.wants_work:
+            self._starved = True
+        if session.wants_work or len(self._available) < self._low_water // 2:
+            self._wake.set()
 
     def flush(self) -> None:
         """Commit what changed since the last flush, then ack the labels it contained."""

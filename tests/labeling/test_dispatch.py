@@ -238,3 +238,24 @@ async def test_agents_only_get_the_task_types_they_asked_for(harness: CoreHarnes
     agent = await harness.agent(max_in_flight=5, task_types=["text_classification"])
     assert [a.task_id for a in await agent.assignments(1)] == [text]
     assert await agent.held_after() == 1
+
+
+async def test_a_task_behind_many_that_nobody_can_take_still_reaches_its_worker(harness: CoreHarness) -> None:
+    # More image tasks than the dispatcher keeps ready without demand, then one text task.
+    for _ in range(2):
+        await harness.tasks.SubmitBatch(
+            tasks_pb2.SubmitBatchRequest(
+                tasks=[
+                    tasks_pb2.TaskInput(
+                        type="image_classification",
+                        data_url=f"https://example.com/{i}.jpg",
+                        label_spec=common_pb2.LabelSpec(question="Animal?", options=["cat", "dog"]),
+                    )
+                    for i in range(1000)
+                ]
+            ),
+            metadata=harness.auth,
+        )
+    text = await harness.submit(threshold=2, task_type="text_classification")
+    agent = await harness.agent(task_types=["text_classification"])
+    assert [a.task_id for a in await agent.assignments(1)] == [text]
