@@ -255,17 +255,22 @@ class SQLiteStore:
         task_ids = ids.new_ids("tsk", len(fresh), now)
         rows = []
         results: list[Submitted | None] = [None] * len(specs)
+        pending = TaskStatus.PENDING
+        options_json: dict[tuple[str, ...], str] = {}  # a batch usually shares one label spec
         for index, task_id in zip(fresh, task_ids, strict=True):
             spec = specs[index]
+            options = options_json.get(spec.options)
+            if options is None:
+                options = options_json[spec.options] = orjson.dumps(spec.options).decode()
             rows.append(
                 (
                     task_id,
                     customer_id,
-                    TaskStatus.PENDING.value,
+                    pending.value,
                     spec.task_type,
                     spec.data_url,
                     spec.question,
-                    orjson.dumps(spec.options).decode(),
+                    options,
                     spec.consensus_threshold,
                     spec.callback_url,
                     spec.idempotency_key,
@@ -276,8 +281,7 @@ class SQLiteStore:
                     spec.consensus_threshold,
                 )
             )
-            task = Task(task_id, customer_id, TaskStatus.PENDING, spec, batch_id, now, now)
-            results[index] = Submitted(task, replayed=False)
+            results[index] = Submitted(Task(task_id, customer_id, pending, spec, batch_id, now, now), False)
         db.executemany(
             "INSERT INTO tasks (task_id, customer_id, status, task_type, data_url, question,"
             " options, consensus_threshold, callback_url, idempotency_key, fingerprint,"
