@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import grpc
 import httpx
 import orjson
 
 from asg_grpc.domain.workers import p2pkh_address
-from asg_grpc.operator import operator_token, register_worker
+from asg_grpc.operator import find_operator_token, register_worker
 from asg_grpc.settings import Settings
 
 STOP_TIMEOUT = 10.0
@@ -98,13 +99,18 @@ class Stack:
         path = self.data_dir / "dev_workers.json"
         tokens: list[str] = orjson.loads(path.read_bytes()) if path.exists() else []
         if len(tokens) < count:
-            settings = Settings(data_dir=self.data_dir, operator_token=self.env.get("ASG_OPERATOR_TOKEN"))
-            operator = operator_token(settings, create=False)
+            settings = Settings(
+                data_dir=self.data_dir, operator_token=self._environ().get("ASG_OPERATOR_TOKEN")
+            )
+            operator = find_operator_token(settings)
             if operator is None:
                 raise StackError(f"no operator token in {settings.operator_token_path}")
             for i in range(len(tokens), count):
                 address = p2pkh_address(hashlib.sha256(f"dev-worker-{i}".encode()).digest()[:20])
-                reply = register_worker(self.grpc_addr, operator, f"dev-worker-{i}", address)
+                try:
+                    reply = register_worker(self.grpc_addr, operator, f"dev-worker-{i}", address)
+                except grpc.RpcError as exc:
+                    raise StackError(f"registering dev workers: {exc.code().name}: {exc.details()}") from exc
                 tokens.append(reply.token)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as out:
@@ -145,17 +151,24 @@ class Stack:
         proc.wait()
 
     def stop(self) -> None:
-        for name in reversed(list(self.procs)):
-            proc = self.procs[name]
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT
-        for proc in self.procs.values():
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        """SIGTERM in dependency order, each group given time to finish before the next:
+        workers and other clients (they drain against a live core), the gateway, the core."""
+        groups = [
+            [p for n, p in self.procs.items() if n not in ("gateway", "core")],
+            [p for n, p in self.procs.items() if n == "gateway"],
+            [p for n, p in self.procs.items() if n == "core"],
+        ]
+        for group in groups:
+            for proc in group:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + STOP_TIMEOUT
+            for proc in group:
+                try:
+                    proc.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
         for log in self._logs:
             log.close()
         self._logs.clear()

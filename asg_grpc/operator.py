@@ -6,8 +6,10 @@ mode 0600, so `asg worker register` on the same machine finds it without configu
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import tempfile
 
 import grpc
 
@@ -17,20 +19,39 @@ from asg_grpc.v1 import labeling_pb2, labeling_pb2_grpc
 PREFIX = "op_"
 
 
-def operator_token(settings: Settings, *, create: bool = True) -> str | None:
+def find_operator_token(settings: Settings) -> str | None:
+    """The token from the environment or the data dir, if there is one."""
     if settings.operator_token:
         return settings.operator_token
     path = settings.operator_token_path
-    if path.exists():
-        return path.read_text().strip()
-    if not create:
+    if not path.exists():
         return None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    token = PREFIX + secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(token + "\n")
+    token = path.read_text().strip()
+    if not token:
+        raise OSError(f"{path} is empty: delete it to have a new operator token generated")
     return token
+
+
+def operator_token(settings: Settings) -> str:
+    """The token, generated into the data dir on first use.
+
+    Written to a temporary file and linked into place, so the file is never seen half-written
+    and two processes starting together end up with the same token.
+    """
+    token = find_operator_token(settings)
+    if token is not None:
+        return token
+    path = settings.operator_token_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".operator_token.")
+    try:
+        with os.fdopen(fd, "w") as out:  # mkstemp creates it with mode 0600
+            out.write(PREFIX + secrets.token_urlsafe(32) + "\n")
+        with contextlib.suppress(FileExistsError):  # another process was first: use its token
+            os.link(tmp, path)
+    finally:
+        os.unlink(tmp)
+    return path.read_text().strip()
 
 
 def register_worker(

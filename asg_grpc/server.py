@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import sys
 from pathlib import Path
 
 import grpc
@@ -15,6 +16,7 @@ from grpc_reflection.v1alpha import reflection
 
 from asg_common import logs
 from asg_grpc.dispatch.dispatcher import Dispatcher, DispatchSettings
+from asg_grpc.dispatch.lease import DispatchLease, DispatchTaken
 from asg_grpc.operator import operator_token
 from asg_grpc.services.billing import BillingService
 from asg_grpc.services.labeling import LabelingService
@@ -35,28 +37,29 @@ log = logging.getLogger("asg.server")
 # A batch of 1000 tasks at the documented limits is well under this.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 SHUTDOWN_GRACE_SECONDS = 5.0
-SERVICE_NAMES = (
+CORE_SERVICES = (
     tasks_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name,
     billing_pb2.DESCRIPTOR.services_by_name["BillingService"].full_name,
-    labeling_pb2.DESCRIPTOR.services_by_name["LabelingService"].full_name,
 )
+LABELING_SERVICE = labeling_pb2.DESCRIPTOR.services_by_name["LabelingService"].full_name
 
 
 class Core:
-    """The running core: its store, gRPC server and health status, started and stopped once."""
+    """The running core: its store, gRPC server and health status, started and stopped once.
+
+    With `settings.dispatch` (the default) it also dispatches work to labelers and serves
+    LabelingService; only one core process per store may (docs/labeling.md).
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store = SQLiteStore(settings.sqlite_path, synchronous=settings.sqlite_synchronous)
-        self.dispatcher = Dispatcher(
-            self.store,
-            DispatchSettings(
-                lease_seconds=settings.lease_seconds,
-                max_in_flight=settings.max_in_flight,
-                window=settings.dispatch_window,
-                idle_timeout=settings.worker_idle_timeout,
-            ),
+        self.store = SQLiteStore(
+            settings.sqlite_path,
+            synchronous=settings.sqlite_synchronous,
+            busy_timeout=settings.sqlite_busy_timeout,
         )
+        # Set when the core can no longer run as configured (the dispatch lease was lost).
+        self.failed = asyncio.Event()
         self.health = health.aio.HealthServicer()
         self.server = grpc.aio.server(
             options=[
@@ -65,51 +68,98 @@ class Core:
                 ("grpc.so_reuseport", 0),
             ]
         )
+        self.dispatcher: Dispatcher | None = None
+        self.lease: DispatchLease | None = None
+        self.services: tuple[str, ...] = CORE_SERVICES
+        if settings.dispatch:
+            self.dispatcher = Dispatcher(
+                self.store,
+                DispatchSettings(
+                    lease_seconds=settings.lease_seconds,
+                    max_in_flight=settings.max_in_flight,
+                    window=settings.dispatch_window,
+                    idle_timeout=settings.worker_idle_timeout,
+                ),
+            )
+            self.lease = DispatchLease(self.store)
+            labeling_pb2_grpc.add_LabelingServiceServicer_to_server(
+                LabelingService(self.store, self.dispatcher, operator_token(settings)), self.server
+            )
+            self.services = (*CORE_SERVICES, LABELING_SERVICE)
         tasks_pb2_grpc.add_TaskServiceServicer_to_server(
-            TaskService(self.store, on_submitted=self.dispatcher.wake), self.server
-        )
-        labeling_pb2_grpc.add_LabelingServiceServicer_to_server(
-            LabelingService(self.store, self.dispatcher, operator_token(settings) or ""), self.server
+            TaskService(self.store, on_submitted=self.dispatcher.wake if self.dispatcher else None),
+            self.server,
         )
         billing_pb2_grpc.add_BillingServiceServicer_to_server(
             BillingService(self.store, settings), self.server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
-            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
+            (*self.services, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
         )
         self.port = self.server.add_insecure_port(settings.grpc_addr)
         if not self.port:
             raise OSError(f"cannot listen on {settings.grpc_addr}")
+        self._background: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        await self.dispatcher.start()
+        """Raises DispatchTaken when another live core dispatches for this store."""
+        if self.dispatcher is not None and self.lease is not None:
+            self.lease.acquire()
+            await self.dispatcher.start()
+            self._background.append(asyncio.get_running_loop().create_task(self.lease.keep(self.failed.set)))
         await self.server.start()
-        for name in ("", *SERVICE_NAMES):
+        for name in ("", *self.services):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info(
             "core serving",
-            extra={"grpc": self.settings.grpc_addr, "port": self.port, "db": str(self.store.path)},
+            extra={
+                "grpc": self.settings.grpc_addr,
+                "port": self.port,
+                "db": str(self.store.path),
+                "dispatch": self.dispatcher is not None,
+            },
         )
 
     async def stop(self) -> None:
         """Refuse new calls, let running ones finish for a grace period, then close the store."""
         await self.health.enter_graceful_shutdown()
-        await self.dispatcher.stop()
-        await self.server.stop(SHUTDOWN_GRACE_SECONDS)
-        self.store.close()
+        for task in self._background:
+            task.cancel()
+        try:
+            if self.dispatcher is not None:
+                # Labels received so far are committed and acked, then the Work streams end,
+                # so the grace period below is for unary calls in flight.
+                await self.dispatcher.stop()
+        finally:
+            try:
+                await self.server.stop(SHUTDOWN_GRACE_SECONDS)
+            finally:
+                if self.lease is not None:
+                    self.lease.release()
+                self.store.close()
         log.info("core stopped")
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings) -> int:
+    """Run until SIGTERM/SIGINT (exit 0) or until the core fails (exit 1)."""
     core = Core(settings)
-    await core.start()
+    try:
+        await core.start()
+    except DispatchTaken as exc:
+        log.error(str(exc))
+        core.store.close()
+        return 1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    waiters = [loop.create_task(stop.wait()), loop.create_task(core.failed.wait())]
+    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    for waiter in waiters:
+        waiter.cancel()
     await core.stop()
+    return 1 if core.failed.is_set() else 0
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -121,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
         grpc_addr=args.grpc, data_dir=Path(args.data_dir) if args.data_dir else None
     )
     logs.configure(settings.log_level)
-    uvloop.run(serve(settings))
+    sys.exit(uvloop.run(serve(settings)))
 
 
 if __name__ == "__main__":

@@ -43,6 +43,17 @@ def _float(env: dict[str, str], name: str, default: float, minimum: float = 0.0)
     return value
 
 
+def _switch(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "on", "true", "yes"):
+        return True
+    if raw in ("0", "off", "false", "no"):
+        return False
+    raise SettingsError(f"{name} must be on or off, got {raw!r}")
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("var")
@@ -50,6 +61,8 @@ class Settings:
     # NORMAL in WAL mode: a commit survives the process being killed; FULL also survives
     # power loss at the price of an fsync per commit (docs/storage.md).
     sqlite_synchronous: str = "NORMAL"
+    # How long a write waits for another process's write lock before failing.
+    sqlite_busy_timeout: float = 5.0
     sandbox_label_quota: int = 500
     log_level: str = "INFO"
     # Guards RegisterWorker. Unset: generated once into <data dir>/operator_token (mode 0600).
@@ -58,6 +71,8 @@ class Settings:
     max_in_flight: int = 256
     dispatch_window: int = 50_000
     worker_idle_timeout: float = 30.0
+    # Off for extra core processes on a store another core already dispatches for.
+    dispatch: bool = True
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -71,6 +86,7 @@ class Settings:
             data_dir=Path(env.get("ASG_DATA_DIR", str(cls.data_dir))),
             grpc_addr=env.get("ASG_GRPC_ADDR", cls.grpc_addr),
             sqlite_synchronous=sync,
+            sqlite_busy_timeout=_float(env, "ASG_SQLITE_BUSY_TIMEOUT", cls.sqlite_busy_timeout, 0.0),
             sandbox_label_quota=_int(env, "ASG_SANDBOX_LABEL_QUOTA", cls.sandbox_label_quota, 1),
             log_level=env.get("ASG_LOG_LEVEL", cls.log_level).upper(),
             operator_token=env.get("ASG_OPERATOR_TOKEN") or None,
@@ -78,6 +94,7 @@ class Settings:
             max_in_flight=_int(env, "ASG_MAX_IN_FLIGHT", cls.max_in_flight, 1),
             dispatch_window=_int(env, "ASG_DISPATCH_WINDOW", cls.dispatch_window, 1),
             worker_idle_timeout=_float(env, "ASG_WORKER_IDLE_TIMEOUT", cls.worker_idle_timeout, 1.0),
+            dispatch=_switch(env, "ASG_DISPATCH", cls.dispatch),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

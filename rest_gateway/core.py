@@ -7,6 +7,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from starlette.requests import Request
 
 from asg_grpc.v1 import billing_pb2_grpc, tasks_pb2_grpc
+from rest_gateway.errors import Unauthorized
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
@@ -45,6 +46,8 @@ def call_metadata(request: Request) -> tuple[tuple[str, str], ...]:
     metadata = [("x-request-id", request.state.request_id)]
     authorization = request.headers.get("authorization")
     if authorization is not None:
+        if not authorization.isascii():  # gRPC metadata is ASCII, and so is every key
+            raise Unauthorized("invalid api key")
         metadata.append(("authorization", authorization))
     return tuple(metadata)
 

@@ -62,6 +62,10 @@ class BadRequest(GatewayError):
         super().__init__(f"{field} {problem}")
 
 
+class Unauthorized(GatewayError):
+    status = 401
+
+
 class PayloadTooLarge(GatewayError):
     status = 413
 
@@ -97,7 +101,13 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     return error_response(400, f"{field} {first['msg'].lower()}")
 
 
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error", exc_info=exc)
+    return error_response(500, "internal error")
+
+
 def install(app: FastAPI) -> None:
+    app.add_exception_handler(Exception, _unexpected)
     app.add_exception_handler(GatewayError, _gateway_error)
     app.add_exception_handler(grpc.aio.AioRpcError, _rpc_error)
     app.add_exception_handler(HTTPException, _http_error)

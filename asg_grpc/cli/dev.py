@@ -46,9 +46,9 @@ def dev(args: argparse.Namespace) -> int:
             time.sleep(0.2)
     except StackError as exc:
         print(f"asg dev: {exc}", file=sys.stderr)
-        stack.stop()
         return 1
-    stack.stop()
+    finally:
+        stack.stop()
     print("ASG Refinery dev stack stopped.", flush=True)
     return 0
 

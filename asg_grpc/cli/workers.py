@@ -8,7 +8,7 @@ from pathlib import Path
 
 import grpc
 
-from asg_grpc.operator import operator_token, register_worker
+from asg_grpc.operator import find_operator_token, register_worker
 from asg_grpc.settings import Settings
 
 
@@ -16,7 +16,7 @@ def register(args: argparse.Namespace) -> int:
     settings = Settings.from_env().with_overrides(
         data_dir=Path(args.data_dir) if args.data_dir else None, grpc_addr=args.grpc
     )
-    token = operator_token(settings, create=False)
+    token = find_operator_token(settings)
     if token is None:
         print(
             f"asg worker register: no operator token: set ASG_OPERATOR_TOKEN or point --data-dir at "

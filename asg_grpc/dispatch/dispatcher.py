@@ -1,7 +1,7 @@
 """The dispatcher: open tasks in memory, worker sessions, leases, group-committed labels.
 
 Everything here runs on the core's event loop, so the in-memory state changes one event at a
-time; the store is written by `_flush`, which batches whatever changed since the previous
+time; the store is written by `flush`, which batches whatever changed since the previous
 flush into one transaction and only then acknowledges the labels it held.
 
 Dispatch runs in one core process per store (DESIGN allows several core processes to serve
@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from asg_grpc.dispatch.outbox import Outbox
 from asg_grpc.domain import consensus
+from asg_grpc.domain.errors import ValidationError
 from asg_grpc.domain.labeling import LabelRefused, OpenTask, Refusal
 from asg_grpc.domain.workers import Worker
 from asg_grpc.store import Store
@@ -75,6 +76,8 @@ class Dispatcher:
         self._by_seq: dict[int, OpenTask] = {}
         self._last_seq = 0
         self._starved = False
+        # Whether the store may hold open tasks not loaded yet (so loading more could help).
+        self._more_in_store = True
         self._sessions: list[Session] = []
         self._leases: list[tuple[float, str, str]] = []  # (deadline, task_id, worker_id) heap
         self._wake = asyncio.Event()
@@ -93,24 +96,36 @@ class Dispatcher:
             self._tasks_running.append(loop.create_task(coro))
 
     async def stop(self) -> None:
-        for session in list(self._sessions):
-            session.outbox.close()
+        """Commit and ack what was received, then end every stream."""
         for task in self._tasks_running:
             task.cancel()
         await asyncio.gather(*self._tasks_running, return_exceptions=True)
-        self.flush()
+        try:
+            self.flush()
+        finally:
+            for session in list(self._sessions):
+                session.outbox.close()
 
     def wake(self) -> None:
         """New tasks were submitted: load them now rather than at the next poll."""
+        self._more_in_store = True
         self._wake.set()
 
     # sessions ------------------------------------------------------------------------------
 
     def connect(self, worker: Worker, task_types: list[str], max_in_flight: int) -> Session:
-        types = frozenset(task_types) & frozenset(worker.task_types) if task_types else None
+        """A stream said hello. Raises ValidationError when it asks only for task types the
+        worker is not registered for (it could never get work)."""
+        types = frozenset(worker.task_types)
+        if task_types:
+            types &= frozenset(task_types)
+            if not types:
+                raise ValidationError(
+                    "hello.task_types", f"must include one of {', '.join(worker.task_types)}"
+                )
         session = Session(
             worker=worker,
-            task_types=types if types is not None else frozenset(worker.task_types),
+            task_types=types,
             max_in_flight=max(1, min(max_in_flight or 1, self.settings.max_in_flight)),
         )
         self._sessions.append(session)
@@ -142,8 +157,10 @@ class Dispatcher:
     def label(self, session: Session, task_id: str, option: str) -> None:
         """Count one label (acked after its commit) or tell the worker why not."""
         task = self._tasks.get(task_id)
-        if task is None:
-            session.outbox.error(task_id, Refusal.NOT_HELD)
+        if task is None or task_id not in session.held:
+            # Held by this stream, not merely by this worker on some other stream.
+            labeled = task is not None and session.worker_id in task.labels
+            session.outbox.error(task_id, Refusal.ALREADY_LABELED if labeled else Refusal.NOT_HELD)
             return
         now = time.time()
         try:
@@ -151,7 +168,7 @@ class Dispatcher:
         except LabelRefused as refused:
             if refused.refusal is Refusal.LEASE_EXPIRED:
                 session.held.pop(task_id, None)
-                self._make_available(task)
+                self._expired(task, session.worker_id, now)
                 self._fill_all()
             session.outbox.error(task_id, refused.refusal)
             return
@@ -169,7 +186,7 @@ class Dispatcher:
 
     def skip(self, session: Session, task_id: str, reason: str) -> None:
         task = self._tasks.get(task_id)
-        if task is None or session.worker_id not in task.claims:
+        if task is None or task_id not in session.held:
             session.outbox.error(task_id, Refusal.NOT_HELD)
             return
         task.skip(session.worker_id)
@@ -184,6 +201,13 @@ class Dispatcher:
     @staticmethod
     def _new_batch() -> LabelingBatch:
         return LabelingBatch(now=0.0, labels=[], skips=[], tasks=[])
+
+    def _expired(self, task: OpenTask, worker_id: str, now: float) -> None:
+        """The lease ran out (the domain already freed the slot): remember it across restarts
+        like a skip, so the worker is not offered the task again, and reopen the slot."""
+        self._batch.skips.append((task.task_id, worker_id, "lease_expired", now))
+        self._dirty.set()
+        self._make_available(task)
 
     def _touch(self, task: OpenTask) -> None:
         """The task's state changed: write it with the next flush."""
@@ -204,8 +228,13 @@ class Dispatcher:
         want = room if self._starved else min(room, self._low_water - len(self._available))
         self._starved = False
         if want <= 0:
+            self._more_in_store = room > 0 and self._more_in_store
             return
-        for task in self._store.open_tasks(after_seq=self._last_seq, limit=want):
+        loaded = self._store.open_tasks(after_seq=self._last_seq, limit=want)
+        # A full page means there may be more; a short one that the store is drained until
+        # the next submission wakes us (or the next poll, for other processes' submissions).
+        self._more_in_store = len(loaded) == want and room > want
+        for task in loaded:
             self._last_seq = max(self._last_seq, task.seq)
             self._tasks[task.task_id] = task
             self._by_seq[task.seq] = task
@@ -263,20 +292,27 @@ class Dispatcher:
                 del self._available[i]
             else:
                 i += 1
-        if session.wants_work:
-            self._starved = True
-        if session.wants_work or len(self._available) < self._low_water // 2:
+        if self._more_in_store and (session.wants_work or len(self._available) < self._low_water // 2):
+            # Nothing (or little) left here that it may take, and the store has more.
+            self._starved = session.wants_work
             self._wake.set()
 
     def flush(self) -> None:
-        """Commit what changed since the last flush, then ack the labels it contained."""
+        """Commit what changed since the last flush, then ack the labels it contained.
+
+        If the commit fails, nothing is dropped: the changes stay pending and the next flush
+        writes them together with whatever came since."""
         batch, acks = self._batch, self._acks
         if not (batch.labels or batch.skips or self._touched):
             return
         batch.tasks = list(self._touched.values())
-        self._batch, self._acks, self._touched = self._new_batch(), [], {}
         batch.now = time.time()
-        self._store.record_labeling(batch)
+        try:
+            self._store.record_labeling(batch)
+        except Exception:
+            self._dirty.set()  # the writer tries again
+            raise
+        self._batch, self._acks, self._touched = self._new_batch(), [], {}
         for session, task_id in acks:
             session.outbox.ack(task_id)
 
@@ -301,29 +337,39 @@ class Dispatcher:
                 await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
                 await asyncio.sleep(self.settings.load_delay)
             self._wake.clear()
-            self._load()
-            self._fill_all()
+            try:
+                self._load()
+                self._fill_all()
+            except Exception:  # a failed read must not end loading for good
+                log.exception("loading open tasks failed; retrying")
+                await asyncio.sleep(0.5)
 
     async def _reaper(self) -> None:
-        """Frees slots whose lease ran out and closes sessions that went silent."""
         while True:
             await asyncio.sleep(0.25)
-            now = time.time()
-            freed = False
-            while self._leases and self._leases[0][0] <= now:
-                deadline, task_id, worker_id = heapq.heappop(self._leases)
-                task = self._tasks.get(task_id)
-                if task is None or task.claims.get(worker_id) != deadline:
-                    continue  # labeled, skipped or released already
-                task.expire(worker_id)
-                self._make_available(task)
-                for session in self._sessions:
-                    if session.worker_id == worker_id and session.held.pop(task_id, None):
-                        session.outbox.error(task_id, Refusal.LEASE_EXPIRED)
-                freed = True
-            idle_before = time.monotonic() - self.settings.idle_timeout
-            for session in [s for s in self._sessions if s.last_seen < idle_before]:
-                log.info("worker went silent", extra={"worker_id": session.worker_id})
-                self.disconnect(session)
-            if freed:
-                self._fill_all()
+            try:
+                self._reap()
+            except Exception:  # expiring leases must go on whatever happened once
+                log.exception("reaping leases failed; retrying")
+
+    def _reap(self) -> None:
+        """Frees slots whose lease ran out and closes sessions that went silent."""
+        now = time.time()
+        freed = False
+        while self._leases and self._leases[0][0] <= now:
+            deadline, task_id, worker_id = heapq.heappop(self._leases)
+            task = self._tasks.get(task_id)
+            if task is None or task.claims.get(worker_id) != deadline:
+                continue  # labeled, skipped or released already
+            task.expire(worker_id)
+            self._expired(task, worker_id, now)
+            for session in self._sessions:
+                if session.worker_id == worker_id and session.held.pop(task_id, None):
+                    session.outbox.error(task_id, Refusal.LEASE_EXPIRED)
+            freed = True
+        idle_before = time.monotonic() - self.settings.idle_timeout
+        for session in [s for s in self._sessions if s.last_seen < idle_before]:
+            log.info("worker went silent", extra={"worker_id": session.worker_id})
+            self.disconnect(session)
+        if freed:
+            self._fill_all()

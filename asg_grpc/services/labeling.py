@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
+import math
 import time
 from collections.abc import AsyncIterator
 
@@ -12,7 +14,7 @@ import grpc
 from asg_grpc.dispatch.dispatcher import Dispatcher, Session
 from asg_grpc.dispatch.outbox import Outgoing
 from asg_grpc.domain.customers import hash_api_key
-from asg_grpc.domain.errors import Unauthenticated
+from asg_grpc.domain.errors import Unauthenticated, ValidationError
 from asg_grpc.domain.labeling import REFUSAL_MESSAGES
 from asg_grpc.domain.workers import Worker, new_worker_token, validate_worker
 from asg_grpc.services import convert
@@ -20,6 +22,8 @@ from asg_grpc.services.auth import bearer_token
 from asg_grpc.services.errors import maps_domain_errors
 from asg_grpc.store import Store
 from asg_grpc.v1 import common_pb2, labeling_pb2, labeling_pb2_grpc
+
+log = logging.getLogger("asg.labeling")
 
 # The first message must arrive within this, or the stream is closed.
 HELLO_TIMEOUT = 10.0
@@ -50,19 +54,24 @@ class LabelingService(labeling_pb2_grpc.LabelingServiceServicer):
         worker = await self._worker(context)
         try:
             first = await asyncio.wait_for(anext(request_iterator), HELLO_TIMEOUT)
-        except (StopAsyncIteration, TimeoutError):
+        except StopAsyncIteration:
             return
+        except TimeoutError:
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"no hello within {HELLO_TIMEOUT:.0f}s")
         if first.WhichOneof("kind") != "hello":
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "the first message must be hello")
         hello = first.hello
-        session = self._dispatcher.connect(worker, list(hello.task_types), hello.max_in_flight)
+        try:
+            session = self._dispatcher.connect(worker, list(hello.task_types), hello.max_in_flight)
+        except ValidationError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
         reader = asyncio.get_running_loop().create_task(self._read(session, request_iterator))
         try:
             yield labeling_pb2.ServerMessage(
                 welcome=labeling_pb2.Welcome(
                     worker_id=worker.worker_id,
                     max_in_flight=session.max_in_flight,
-                    lease_seconds=int(self._dispatcher.settings.lease_seconds),
+                    lease_seconds=math.ceil(self._dispatcher.settings.lease_seconds),
                 )
             )
             while (out := await session.outbox.take()) is not None:
@@ -95,10 +104,16 @@ class LabelingService(labeling_pb2_grpc.LabelingServiceServicer):
                     dispatcher.skip(session, message.skip.task_id, message.skip.reason)
                 elif kind == "drain":
                     dispatcher.drain(session)
+        except Exception:
+            log.exception("work stream failed", extra={"worker_id": session.worker_id})
         finally:
             # The agent closed its side: commit and ack what it sent, then end the stream.
-            dispatcher.flush()
-            session.outbox.close()
+            try:
+                dispatcher.flush()
+            except Exception:
+                log.exception("label commit failed; the writer retries it")
+            finally:
+                session.outbox.close()
 
 
 def _encode(out: Outgoing) -> list[labeling_pb2.ServerMessage]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 
@@ -17,16 +18,17 @@ from asg_grpc.services.group_commit import GroupCommit
 from asg_grpc.store import Store, Submission
 from asg_grpc.v1 import tasks_pb2, tasks_pb2_grpc
 
+_CURSOR = re.compile(r"[0-9]{1,18}", re.ASCII)
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
 
 
 class TaskService(tasks_pb2_grpc.TaskServiceServicer):
-    def __init__(self, store: Store, on_submitted: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, store: Store, on_submitted: Callable[[], None] | None = None) -> None:
         self._store = store
         self._submit = GroupCommit(lambda batch: store.submit(batch, time.time()))
         # Tells dispatch that new tasks are in the store (it also polls, for other processes).
-        self._on_submitted = on_submitted
+        self._on_submitted = on_submitted or (lambda: None)
 
     @maps_domain_errors
     async def SubmitTask(
@@ -81,7 +83,7 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
             raise ValidationError("limit", f"must be from 1 to {MAX_PAGE}")
         before = None
         if request.cursor:
-            if not request.cursor.isdigit():
+            if _CURSOR.fullmatch(request.cursor) is None:
                 raise ValidationError("cursor", "is not a cursor this API returned")
             before = int(request.cursor)
         page = self._store.list_tasks(

@@ -117,6 +117,20 @@ class Store(Protocol):
         skips: what the dispatcher loads at start and as new tasks arrive."""
         ...
 
+    def dispatch_lease(self) -> tuple[str, float] | None:
+        """Who dispatches for this store (owner, last heartbeat), if anyone."""
+        ...
+
+    def take_dispatch_lease(self, owner: str, now: float, expected: tuple[str, float] | None) -> bool:
+        """Become the dispatcher if the lease is still `expected` (compare and set)."""
+        ...
+
+    def renew_dispatch_lease(self, owner: str, now: float) -> bool:
+        """False when the lease is no longer ours."""
+        ...
+
+    def release_dispatch_lease(self, owner: str) -> None: ...
+
     def record_labeling(self, batch: LabelingBatch) -> None:
         """Labels, skips and task state changes, all or nothing."""
         ...

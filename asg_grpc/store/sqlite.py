@@ -89,6 +89,11 @@ MIGRATIONS: tuple[str, ...] = (
         created_at REAL NOT NULL,
         PRIMARY KEY (task_id, worker_id)
     ) WITHOUT ROWID;
+    CREATE TABLE dispatch_lease (
+        id           INTEGER PRIMARY KEY CHECK (id = 1),
+        owner        TEXT NOT NULL,
+        heartbeat_at REAL NOT NULL
+    );
     CREATE TABLE skips (
         task_id    TEXT NOT NULL,
         worker_id  TEXT NOT NULL,
@@ -137,13 +142,13 @@ def _customer(row: tuple) -> Customer:
 
 
 class SQLiteStore:
-    def __init__(self, path: Path, *, synchronous: str = "NORMAL") -> None:
+    def __init__(self, path: Path, *, synchronous: str = "NORMAL", busy_timeout: float = 5.0) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={synchronous}")
-        self._db.execute("PRAGMA busy_timeout=10000")
+        self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         self._migrate()
 
     def _migrate(self) -> None:
@@ -429,6 +434,32 @@ class SQLiteStore:
                 tasks[task_id].skipped.add(worker_id)
         return list(tasks.values())
 
+    def dispatch_lease(self) -> tuple[str, float] | None:
+        row = self._db.execute("SELECT owner, heartbeat_at FROM dispatch_lease WHERE id = 1").fetchone()
+        return (row[0], row[1]) if row else None
+
+    def take_dispatch_lease(self, owner: str, now: float, expected: tuple[str, float] | None) -> bool:
+        with self._write() as db:
+            row = db.execute("SELECT owner, heartbeat_at FROM dispatch_lease WHERE id = 1").fetchone()
+            if (tuple(row) if row else None) != expected:
+                return False
+            db.execute(
+                "INSERT OR REPLACE INTO dispatch_lease (id, owner, heartbeat_at) VALUES (1, ?, ?)",
+                (owner, now),
+            )
+        return True
+
+    def renew_dispatch_lease(self, owner: str, now: float) -> bool:
+        with self._write() as db:
+            renewed = db.execute(
+                "UPDATE dispatch_lease SET heartbeat_at = ? WHERE id = 1 AND owner = ?", (now, owner)
+            ).rowcount
+        return bool(renewed)
+
+    def release_dispatch_lease(self, owner: str) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM dispatch_lease WHERE id = 1 AND owner = ?", (owner,))
+
     def record_labeling(self, batch: LabelingBatch) -> None:
         with self._write() as db:
             if batch.labels:
@@ -446,7 +477,7 @@ class SQLiteStore:
                 db.executemany(
                     "UPDATE tasks SET status = ?, label_target = ?, consensus_label = ?,"
                     " confidence = ?, worker_count = ?, agreement_count = ?, failure_reason = ?,"
-                    " decided_at = ?, updated_at = ? WHERE task_id = ?",
+                    " decided_at = ?, updated_at = ? WHERE task_id = ? AND decided_at IS NULL",
                     [_task_state_row(t, batch.now) for t in batch.tasks],
                 )
 

@@ -52,6 +52,8 @@ async def list_tasks(
 ) -> Response:
     if status is not None and status not in encode.STATUS_VALUES:
         raise BadRequest("status", f"must be one of {', '.join(encode.STATUS_VALUES)}")
+    if limit is not None and not 0 <= limit < 2**31:  # what the int32 field can carry
+        raise BadRequest("limit", "is out of range")
     client = core(request)
     reply = await client.tasks.ListTasks(
         tasks_pb2.ListTasksRequest(

@@ -21,6 +21,7 @@ import pytest_asyncio
 from asg_grpc.domain.workers import p2pkh_address
 from asg_grpc.server import Core
 from asg_grpc.settings import Settings
+from asg_grpc.store.sqlite import SQLiteStore
 from asg_grpc.v1 import (
     billing_pb2,
     billing_pb2_grpc,
@@ -185,6 +186,15 @@ class CoreHarness:
                 return result
             await asyncio.sleep(0.05)
         raise AssertionError(f"{task_id} was not decided")
+
+
+def stored_options(harness: CoreHarness, task_id: str) -> list[str]:
+    """The labels of a task as another connection to the SQLite file sees them."""
+    store = SQLiteStore(harness.core.settings.sqlite_path)
+    try:
+        return [label.option for label in store.task_labels(task_id)]
+    finally:
+        store.close()
 
 
 def settings_for(tmp: Path, **overrides: object) -> Settings:

@@ -7,20 +7,10 @@ import asyncio
 import grpc
 import pytest
 
-from asg_grpc.store.sqlite import SQLiteStore
 from asg_grpc.v1 import common_pb2, labeling_pb2, tasks_pb2
-from tests.labeling.conftest import OPERATOR, CoreHarness, address
+from tests.labeling.conftest import OPERATOR, CoreHarness, address, stored_options
 
 pytestmark = pytest.mark.asyncio
-
-
-def stored_options(harness: CoreHarness, task_id: str) -> list[str]:
-    """The labels of a task as another connection to the SQLite file sees them."""
-    store = SQLiteStore(harness.core.settings.sqlite_path)
-    try:
-        return [label.option for label in store.task_labels(task_id)]
-    finally:
-        store.close()
 
 
 async def test_register_worker_refuses_a_wrong_operator_token(harness: CoreHarness) -> None:
