@@ -21,7 +21,9 @@ class GatewaySettings:
         try:
             core_timeout = float(timeout) if timeout else cls.core_timeout
         except ValueError:
-            raise ValueError(f"ASG_CORE_TIMEOUT must be a number of seconds, got {timeout!r}") from None
+            core_timeout = -1.0
+        if core_timeout <= 0:
+            raise ValueError(f"ASG_CORE_TIMEOUT must be a positive number of seconds, got {timeout!r}")
         return cls(
             http_addr=env.get("ASG_HTTP_ADDR", cls.http_addr),
             core_addr=env.get("ASG_CORE_ADDR", env.get("ASG_GRPC_ADDR", cls.core_addr)),
@@ -35,4 +37,6 @@ class GatewaySettings:
     @property
     def host_port(self) -> tuple[str, int]:
         host, _, port = self.http_addr.rpartition(":")
+        if not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"ASG_HTTP_ADDR / --http must be HOST:PORT, got {self.http_addr!r}")
         return host or "127.0.0.1", int(port)

@@ -95,9 +95,7 @@ def test_register_same_email_is_already_exists(billing: billing_pb2_grpc.Billing
     billing.RegisterCustomer(billing_pb2.RegisterCustomerRequest(name="One", email=email))
 
     err = rpc_error(
-        lambda: billing.RegisterCustomer(
-            billing_pb2.RegisterCustomerRequest(name="Two", email=email.upper())
-        )
+        lambda: billing.RegisterCustomer(billing_pb2.RegisterCustomerRequest(name="Two", email=email.upper()))
     )
 
     assert err.code() == grpc.StatusCode.ALREADY_EXISTS
@@ -188,9 +186,7 @@ def test_submit_get_and_result(tasks: tasks_pb2_grpc.TaskServiceStub, md: Metada
     assert result.label_spec == SPEC
 
 
-def test_submit_applies_the_default_threshold(
-    tasks: tasks_pb2_grpc.TaskServiceStub, md: Metadata
-) -> None:
+def test_submit_applies_the_default_threshold(tasks: tasks_pb2_grpc.TaskServiceStub, md: Metadata) -> None:
     reply = tasks.SubmitTask(tasks_pb2.SubmitTaskRequest(task=task_input()), metadata=md)
 
     assert reply.task.consensus_threshold == 3
@@ -295,9 +291,7 @@ def test_submit_batch_returns_ids_in_request_order(
     assert reply.task_count == 3
     stored = [tasks.GetTask(tasks_pb2.GetTaskRequest(task_id=i), metadata=md) for i in reply.task_ids]
     assert [t.data_url for t in stored] == [f"https://cdn.example.com/{i}.jpg" for i in range(3)]
-    assert {(t.batch_id, t.callback_url) for t in stored} == {
-        (reply.batch_id, "https://hooks.example.com/b")
-    }
+    assert {(t.batch_id, t.callback_url) for t in stored} == {(reply.batch_id, "https://hooks.example.com/b")}
 
 
 @pytest.mark.parametrize(
@@ -315,9 +309,7 @@ def test_submit_bad_batch_is_invalid_argument_and_stores_nothing(
     request_tasks: list[tasks_pb2.TaskInput],
     field: str,
 ) -> None:
-    err = rpc_error(
-        lambda: tasks.SubmitBatch(tasks_pb2.SubmitBatchRequest(tasks=request_tasks), metadata=md)
-    )
+    err = rpc_error(lambda: tasks.SubmitBatch(tasks_pb2.SubmitBatchRequest(tasks=request_tasks), metadata=md))
 
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert err.details().startswith(f"{field} "), err.details()
@@ -352,15 +344,9 @@ def test_list_tasks_newest_first_with_cursor_and_filters(
     ]
 
     first = tasks.ListTasks(tasks_pb2.ListTasksRequest(limit=2), metadata=md)
-    second = tasks.ListTasks(
-        tasks_pb2.ListTasksRequest(limit=2, cursor=first.next_cursor), metadata=md
-    )
-    settled = tasks.ListTasks(
-        tasks_pb2.ListTasksRequest(status=common_pb2.TASK_STATUS_SETTLED), metadata=md
-    )
-    pending = tasks.ListTasks(
-        tasks_pb2.ListTasksRequest(status=common_pb2.TASK_STATUS_PENDING), metadata=md
-    )
+    second = tasks.ListTasks(tasks_pb2.ListTasksRequest(limit=2, cursor=first.next_cursor), metadata=md)
+    settled = tasks.ListTasks(tasks_pb2.ListTasksRequest(status=common_pb2.TASK_STATUS_SETTLED), metadata=md)
+    pending = tasks.ListTasks(tasks_pb2.ListTasksRequest(status=common_pb2.TASK_STATUS_PENDING), metadata=md)
 
     assert [t.task_id for t in first.tasks] == [ids[2], ids[1]]
     assert first.next_cursor
@@ -389,9 +375,7 @@ def test_list_tasks_bad_request_is_invalid_argument(
 
 TASK_CALLS: dict[str, Callable[[tasks_pb2_grpc.TaskServiceStub, Metadata], object]] = {
     "SubmitTask": lambda s, m: s.SubmitTask(tasks_pb2.SubmitTaskRequest(task=task_input()), metadata=m),
-    "SubmitBatch": lambda s, m: s.SubmitBatch(
-        tasks_pb2.SubmitBatchRequest(tasks=[task_input()]), metadata=m
-    ),
+    "SubmitBatch": lambda s, m: s.SubmitBatch(tasks_pb2.SubmitBatchRequest(tasks=[task_input()]), metadata=m),
     "GetTask": lambda s, m: s.GetTask(tasks_pb2.GetTaskRequest(task_id="tsk_x"), metadata=m),
     "GetTaskResult": lambda s, m: s.GetTaskResult(
         tasks_pb2.GetTaskResultRequest(task_id="tsk_x"), metadata=m

@@ -53,9 +53,7 @@ def load_script() -> ModuleType:
 
 def differences(left: Path, right: Path) -> list[str]:
     """Files present on one side only, or with other bytes (compared by content)."""
-    names = {p.name for p in left.iterdir() if p.is_file()} | {
-        p.name for p in right.iterdir() if p.is_file()
-    }
+    names = {p.name for p in left.iterdir() if p.is_file()} | {p.name for p in right.iterdir() if p.is_file()}
     return sorted(
         name
         for name in names

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from asg_grpc.devstack import Stack
-from asg_grpc.domain.customers import hash_api_key
+from asg_grpc.domain.customers import hash_token
 from asg_grpc.store.sqlite import SQLiteStore
 
 SPEC = {"question": "Animal?", "options": ["cat", "dog"]}
@@ -152,7 +152,7 @@ def test_submit_rejects(
         # The store is shared by processes by design: an operator revokes from outside.
         store = SQLiteStore(db_path)
         try:
-            store.revoke_key(hash_api_key(key), time.time())
+            store.revoke_key(hash_token(key), time.time())
         finally:
             store.close()
     headers = {"Content-Type": "application/json", **headers_for(how, key)}
@@ -174,7 +174,7 @@ def test_submit_rejects(
         store = SQLiteStore(db_path)
         try:
             page = store.list_tasks(
-                customer["customer_id"], status=None, batch_id=None, limit=1, before=None
+                customer["customer_id"], status=None, batch_id=None, limit=1, after_task_id=None
             )
             assert page.tasks == []
             stored = store.get_customer(customer["customer_id"])

@@ -94,9 +94,7 @@ def test_reference_register_and_profile(seed_stack: Stack) -> None:
         )
     )
 
-    me = httpx.get(
-        f"{seed_stack.base_url}/v1/customers/me", headers=bearer(registered["api_key"])
-    )
+    me = httpx.get(f"{seed_stack.base_url}/v1/customers/me", headers=bearer(registered["api_key"]))
 
     assert me.status_code == 200
     body = me.json()
@@ -139,9 +137,9 @@ def test_register_same_email_in_other_case_is_409(http: httpx.Client) -> None:
 
 def test_register_stores_the_email_lower_case(http: httpx.Client) -> None:
     email = unique_email()
-    key = assert_registered(
-        http.post("/v1/customers", json={"name": "Case", "email": email.upper()})
-    )["api_key"]
+    key = assert_registered(http.post("/v1/customers", json={"name": "Case", "email": email.upper()}))[
+        "api_key"
+    ]
 
     assert http.get("/v1/customers/me", headers=bearer(key)).json()["email"] == email
 
@@ -175,18 +173,12 @@ def test_concurrent_registrations_of_one_email_make_one_customer(http: httpx.Cli
         pytest.param({"name": "Demo", "email": "@example.com"}, "email", id="email-no-local"),
         pytest.param({"name": "Demo", "email": "de mo@example.com"}, "email", id="email-space"),
         pytest.param({"name": "Demo", "email": "a@@example.com"}, "email", id="email-two-ats"),
-        pytest.param(
-            {"name": "Demo", "email": "a" * 250 + "@example.com"}, "email", id="email-too-long"
-        ),
+        pytest.param({"name": "Demo", "email": "a" * 250 + "@example.com"}, "email", id="email-too-long"),
         pytest.param({"name": "Demo", "email": ["a@b.co"]}, "email", id="email-not-string"),
-        pytest.param(
-            {"name": "Demo", "email": "x@example.com", "tier": "live"}, "tier", id="unknown-field"
-        ),
+        pytest.param({"name": "Demo", "email": "x@example.com", "tier": "live"}, "tier", id="unknown-field"),
     ],
 )
-def test_register_rejects_bad_input_naming_the_field(
-    http: httpx.Client, body: dict, field: str
-) -> None:
+def test_register_rejects_bad_input_naming_the_field(http: httpx.Client, body: dict, field: str) -> None:
     reply = http.post("/v1/customers", json=body)
 
     assert reply.status_code == 400, reply.text
@@ -216,9 +208,7 @@ def test_register_rejected_email_is_still_free(http: httpx.Client) -> None:
     ],
 )
 def test_register_rejects_unreadable_bodies(http: httpx.Client, content: bytes, status: int) -> None:
-    reply = http.post(
-        "/v1/customers", content=content, headers={"Content-Type": "application/json"}
-    )
+    reply = http.post("/v1/customers", content=content, headers={"Content-Type": "application/json"})
 
     assert reply.status_code == status, reply.text
     assert set(reply.json()) == {"error"}

@@ -122,9 +122,7 @@ def assert_accepted(body: dict[str, Any]) -> None:
 # seed 001 (quickstart), as written --------------------------------------------------------
 
 
-def test_quickstart_step2_submit_is_accepted_pending(
-    http: httpx.Client, auth: dict[str, str]
-) -> None:
+def test_quickstart_step2_submit_is_accepted_pending(http: httpx.Client, auth: dict[str, str]) -> None:
     reply = http.post(
         "/v1/tasks",
         headers={**auth, **JSON},
@@ -143,9 +141,7 @@ def test_quickstart_step2_submit_is_accepted_pending(
     assert_accepted(reply.json())
 
 
-def test_quickstart_step4_result_is_202_while_not_decided(
-    http: httpx.Client, auth: dict[str, str]
-) -> None:
+def test_quickstart_step4_result_is_202_while_not_decided(http: httpx.Client, auth: dict[str, str]) -> None:
     task_id = submit(http, auth, task(consensus_threshold=3))["task_id"]
 
     reply = http.get(f"/v1/tasks/{task_id}/result", headers=auth)
@@ -216,9 +212,7 @@ SEED_004_SINGLE = b"""{
 }"""
 
 
-def test_submitting_single_task_then_idempotent_replay(
-    http: httpx.Client, auth: dict[str, str]
-) -> None:
+def test_submitting_single_task_then_idempotent_replay(http: httpx.Client, auth: dict[str, str]) -> None:
     first = http.post("/v1/tasks", headers={**auth, **JSON}, content=SEED_004_SINGLE)
     replay = http.post("/v1/tasks", headers={**auth, **JSON}, content=SEED_004_SINGLE)
 
@@ -236,17 +230,13 @@ def test_submitting_single_task_then_idempotent_replay(
 
 
 def test_submitting_validation_error_example(http: httpx.Client, auth: dict[str, str]) -> None:
-    reply = http.post(
-        "/v1/tasks", headers=auth, json=task(label_spec={"options": ["cat", "dog"]})
-    )
+    reply = http.post("/v1/tasks", headers=auth, json=task(label_spec={"options": ["cat", "dog"]}))
 
     assert reply.status_code == 400
     assert reply.json() == {"error": "label_spec.question is required"}
 
 
-def test_submitting_batch_example_applies_callback_url(
-    http: httpx.Client, auth: dict[str, str]
-) -> None:
+def test_submitting_batch_example_applies_callback_url(http: httpx.Client, auth: dict[str, str]) -> None:
     reply = http.post(
         "/v1/tasks/batch",
         headers={**auth, **JSON},
@@ -322,9 +312,7 @@ def test_get_task_shows_defaults_and_nulls_for_absent_fields(
 @pytest.mark.parametrize(
     "task_type", ["image_classification", "text_classification", "sentiment", "moderation"]
 )
-def test_submit_accepts_each_task_type(
-    http: httpx.Client, auth: dict[str, str], task_type: str
-) -> None:
+def test_submit_accepts_each_task_type(http: httpx.Client, auth: dict[str, str], task_type: str) -> None:
     accepted = submit(http, auth, task(type=task_type))
 
     assert get_task(http, auth, accepted["task_id"])["task_type"] == task_type
@@ -355,9 +343,7 @@ def padded(body: dict[str, Any], size: int) -> bytes:
     return raw[:-1] + b" " * (size - len(raw)) + b"}"
 
 
-def test_submit_body_of_exactly_64_kib_is_accepted(
-    http: httpx.Client, auth: dict[str, str]
-) -> None:
+def test_submit_body_of_exactly_64_kib_is_accepted(http: httpx.Client, auth: dict[str, str]) -> None:
     reply = http.post("/v1/tasks", headers={**auth, **JSON}, content=padded(task(), 64 * 1024))
 
     assert reply.status_code == 202, reply.text
@@ -377,9 +363,7 @@ def test_submit_streamed_body_over_64_kib_is_413(http: httpx.Client, auth: dict[
     assert_stored(http, auth)
 
 
-def test_another_customers_task_is_404_like_a_missing_one(
-    http: httpx.Client, auth: dict[str, str]
-) -> None:
+def test_another_customers_task_is_404_like_a_missing_one(http: httpx.Client, auth: dict[str, str]) -> None:
     task_id = submit(http, auth, task())["task_id"]
     other = new_auth(http)
     missing = "tsk_" + "0" * 28
@@ -393,9 +377,7 @@ def test_another_customers_task_is_404_like_a_missing_one(
     assert get_task(http, auth, task_id)["task_id"] == task_id
 
 
-@pytest.mark.parametrize(
-    "path", ["/v1/tasks", "/v1/tasks/tsk_0000", "/v1/tasks/tsk_0000/result"]
-)
+@pytest.mark.parametrize("path", ["/v1/tasks", "/v1/tasks/tsk_0000", "/v1/tasks/tsk_0000/result"])
 def test_reading_tasks_needs_a_key(http: httpx.Client, path: str) -> None:
     reply = http.get(path)
 
@@ -406,9 +388,7 @@ def test_reading_tasks_needs_a_key(http: httpx.Client, path: str) -> None:
 # idempotency ----------------------------------------------------------------------------
 
 
-def test_replay_returns_the_first_task_and_charges_once(
-    http: httpx.Client, auth: dict[str, str]
-) -> None:
+def test_replay_returns_the_first_task_and_charges_once(http: httpx.Client, auth: dict[str, str]) -> None:
     body = task(idempotency_key="order-1")
     first = submit(http, auth, body)
 
@@ -477,17 +457,13 @@ def test_same_key_with_another_body_is_409(
     assert me(http, auth)["labels_reserved"] == 3
 
 
-def test_idempotency_keys_are_per_customer(
-    http: httpx.Client, auth: dict[str, str]
-) -> None:
+def test_idempotency_keys_are_per_customer(http: httpx.Client, auth: dict[str, str]) -> None:
     other = new_auth(http)
     mine = submit(http, auth, task(idempotency_key="shared"))
 
     theirs = http.post("/v1/tasks", json=task(idempotency_key="shared"), headers=other)
     # From now on the key is bound for the other customer too, to its own task.
-    theirs_with_other_body = http.post(
-        "/v1/tasks", json=task(9, idempotency_key="shared"), headers=other
-    )
+    theirs_with_other_body = http.post("/v1/tasks", json=task(9, idempotency_key="shared"), headers=other)
 
     assert theirs.status_code == 202, theirs.text
     assert theirs.json()["task_id"] != mine["task_id"]
@@ -600,9 +576,7 @@ def test_bad_batch_is_400_and_stores_nothing(
     assert_stored(http, auth)
 
 
-def test_batch_body_over_8_mib_is_413_and_stores_nothing(
-    http: httpx.Client, auth: dict[str, str]
-) -> None:
+def test_batch_body_over_8_mib_is_413_and_stores_nothing(http: httpx.Client, auth: dict[str, str]) -> None:
     body = padded({"tasks": [task(0)]}, 8 * 1024 * 1024 + 1)
 
     reply = http.post("/v1/tasks/batch", headers={**auth, **JSON}, content=body)
@@ -658,9 +632,7 @@ def test_batch_replays_a_key_already_used_without_charging_it(
     assert get_task(http, auth, earlier["task_id"])["batch_id"] is None
 
 
-def test_single_submit_replays_a_key_first_used_in_a_batch(
-    http: httpx.Client, auth: dict[str, str]
-) -> None:
+def test_single_submit_replays_a_key_first_used_in_a_batch(http: httpx.Client, auth: dict[str, str]) -> None:
     body = submit_batch(http, auth, {"tasks": [task(0, idempotency_key="b-0")]})
 
     replay = http.post("/v1/tasks", json=task(0, idempotency_key="b-0"), headers=auth)
@@ -716,9 +688,7 @@ def test_quota_holds_exactly_500_labels(http: httpx.Client, auth: dict[str, str]
     assert len(all_tasks(http, auth)) == 167
 
 
-def test_batch_that_does_not_fit_is_403_and_stores_nothing(
-    http: httpx.Client, auth: dict[str, str]
-) -> None:
+def test_batch_that_does_not_fit_is_403_and_stores_nothing(http: httpx.Client, auth: dict[str, str]) -> None:
     submit(http, auth, task(consensus_threshold=10))
 
     reply = http.post(
@@ -732,15 +702,11 @@ def test_batch_that_does_not_fit_is_403_and_stores_nothing(
     assert_stored(http, auth, task_count=1, reserved=10)
 
 
-def test_replay_still_answers_once_the_quota_is_used_up(
-    http: httpx.Client, auth: dict[str, str]
-) -> None:
+def test_replay_still_answers_once_the_quota_is_used_up(http: httpx.Client, auth: dict[str, str]) -> None:
     first = submit(http, auth, task(0, consensus_threshold=10, idempotency_key="q"))
     submit_batch(http, auth, {"tasks": [task(i, consensus_threshold=10) for i in range(1, 50)]})
 
-    replay = http.post(
-        "/v1/tasks", json=task(0, consensus_threshold=10, idempotency_key="q"), headers=auth
-    )
+    replay = http.post("/v1/tasks", json=task(0, consensus_threshold=10, idempotency_key="q"), headers=auth)
 
     assert replay.status_code == 200, replay.text
     assert replay.json()["task_id"] == first["task_id"]
@@ -776,9 +742,7 @@ def test_concurrent_replays_create_one_task(http: httpx.Client, auth: dict[str, 
 # listing --------------------------------------------------------------------------------
 
 
-def test_list_is_newest_first_and_pages_with_next_cursor(
-    http: httpx.Client, auth: dict[str, str]
-) -> None:
+def test_list_is_newest_first_and_pages_with_next_cursor(http: httpx.Client, auth: dict[str, str]) -> None:
     ids = [submit(http, auth, task(i))["task_id"] for i in range(5)]
 
     pages = []
@@ -805,9 +769,7 @@ def test_list_default_page_and_task_fields(http: httpx.Client, auth: dict[str, s
     assert (len(rest["tasks"]), rest["next_cursor"]) == (5, None)
 
 
-def test_list_shows_only_the_callers_tasks(
-    http: httpx.Client, auth: dict[str, str]
-) -> None:
+def test_list_shows_only_the_callers_tasks(http: httpx.Client, auth: dict[str, str]) -> None:
     mine = submit(http, auth, task())["task_id"]
     other = new_auth(http)
     submit(http, other, task())

@@ -55,8 +55,10 @@ def new_api_key(environment: str = "sandbox") -> str:
     return KEY_PREFIXES[environment] + secrets.token_urlsafe(32)
 
 
-def hash_api_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
+def hash_token(token: str) -> str:
+    """What is stored of an API key or a worker token (both 256-bit random secrets, so a
+    plain SHA-256 is enough: there is nothing to brute-force)."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def key_hint(key: str) -> str:

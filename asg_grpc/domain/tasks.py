@@ -110,8 +110,11 @@ class Task:
 # https://, optional user-info, a host name or bracketed IPv6 literal, optional port, then
 # optionally a path, query or fragment; no whitespace anywhere. A regex rather than urlsplit:
 # it runs for every task of every batch.
+_PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
 _HTTPS_URL = re.compile(
-    r"(?i:https)://(?:[^\s/?#@]+@)?(?:[^\s/?#@:\[\]]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?(?:[/?#]\S*)?",
+    r"(?i:https)://(?:[^\s/?#@]+@)?"  # scheme, optional user-info
+    r"(?:[^\s/?#@:\[\]]+|\[[0-9A-Fa-f:.]+\])"  # host name, or an IPv6 literal
+    rf"(?::{_PORT})?(?:[/?#]\S*)?",  # port 0-65535; then path, query or fragment
     re.ASCII,
 )
 

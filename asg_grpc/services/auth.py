@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import grpc
 
-from asg_grpc.domain.customers import Customer, hash_api_key
+from asg_grpc.domain.customers import Customer, hash_token
 from asg_grpc.domain.errors import Unauthenticated
 from asg_grpc.store import Store
 
@@ -29,7 +29,7 @@ def bearer_token(context: grpc.aio.ServicerContext) -> str:
 
 def authenticate(store: Store, context: grpc.aio.ServicerContext) -> str:
     """The caller's customer id."""
-    customer_id = store.customer_id_for_key(hash_api_key(bearer_token(context)))
+    customer_id = store.customer_id_for_key(hash_token(bearer_token(context)))
     if customer_id is None:
         raise Unauthenticated("invalid api key")
     return customer_id
@@ -37,7 +37,7 @@ def authenticate(store: Store, context: grpc.aio.ServicerContext) -> str:
 
 def authenticate_customer(store: Store, context: grpc.aio.ServicerContext) -> Customer:
     """The caller's whole customer record."""
-    customer = store.customer_for_key(hash_api_key(bearer_token(context)))
+    customer = store.customer_for_key(hash_token(bearer_token(context)))
     if customer is None:
         raise Unauthenticated("invalid api key")
     return customer

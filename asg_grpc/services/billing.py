@@ -6,7 +6,7 @@ import time
 
 import grpc
 
-from asg_grpc.domain.customers import hash_api_key, key_hint, new_api_key, validate_registration
+from asg_grpc.domain.customers import hash_token, key_hint, new_api_key, validate_registration
 from asg_grpc.services import convert
 from asg_grpc.services.auth import authenticate_customer
 from asg_grpc.services.errors import maps_domain_errors
@@ -30,7 +30,7 @@ class BillingService(billing_pb2_grpc.BillingServiceServicer):
             registration,
             tier="sandbox",
             label_quota=self._settings.sandbox_label_quota,
-            key_hash=hash_api_key(api_key),
+            key_hash=hash_token(api_key),
             key_hint=key_hint(api_key),
             now=time.time(),
         )

@@ -13,7 +13,7 @@ import grpc
 
 from asg_grpc.dispatch.dispatcher import Dispatcher, Session
 from asg_grpc.dispatch.outbox import Outgoing
-from asg_grpc.domain.customers import hash_api_key
+from asg_grpc.domain.customers import hash_token
 from asg_grpc.domain.errors import Unauthenticated, ValidationError
 from asg_grpc.domain.labeling import REFUSAL_MESSAGES
 from asg_grpc.domain.workers import Worker, new_worker_token, validate_worker
@@ -43,7 +43,7 @@ class LabelingService(labeling_pb2_grpc.LabelingServiceServicer):
             raise Unauthenticated("invalid operator token")
         registration = validate_worker(request.name, request.payout_address, list(request.task_types))
         token = new_worker_token()
-        worker = self._store.create_worker(registration, token_hash=hash_api_key(token), now=time.time())
+        worker = self._store.create_worker(registration, token_hash=hash_token(token), now=time.time())
         return labeling_pb2.RegisterWorkerResponse(worker_id=worker.worker_id, token=token)
 
     async def Work(
@@ -86,7 +86,7 @@ class LabelingService(labeling_pb2_grpc.LabelingServiceServicer):
             token = bearer_token(context)
         except Unauthenticated as exc:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, exc.message)
-        worker = self._store.worker_for_token(hash_api_key(token))
+        worker = self._store.worker_for_token(hash_token(token))
         if worker is None:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid worker token")
         return worker

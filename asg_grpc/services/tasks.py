@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 
@@ -18,7 +17,6 @@ from asg_grpc.services.group_commit import GroupCommit
 from asg_grpc.store import Store, Submission
 from asg_grpc.v1 import tasks_pb2, tasks_pb2_grpc
 
-_CURSOR = re.compile(r"[0-9]{1,18}", re.ASCII)
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
 
@@ -81,21 +79,18 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
         limit = request.limit if request.HasField("limit") else DEFAULT_PAGE
         if not 1 <= limit <= MAX_PAGE:
             raise ValidationError("limit", f"must be from 1 to {MAX_PAGE}")
-        before = None
-        if request.cursor:
-            if _CURSOR.fullmatch(request.cursor) is None:
-                raise ValidationError("cursor", "is not a cursor this API returned")
-            before = int(request.cursor)
         page = self._store.list_tasks(
             customer_id,
             status=(convert.STATUS_FROM_PB.get(request.status) if request.HasField("status") else None),
             batch_id=request.batch_id if request.HasField("batch_id") else None,
             limit=limit,
-            before=before,
+            # The cursor is the last task id of the previous page: opaque, and it says nothing
+            # the customer did not know (unlike a row number, which counts everyone's tasks).
+            after_task_id=request.cursor or None,
         )
         return tasks_pb2.ListTasksResponse(
             tasks=[convert.task(t) for t in page.tasks],
-            next_cursor="" if page.next_before is None else str(page.next_before),
+            next_cursor=page.next_after or "",
         )
 
     def _owned_task(self, customer_id: str, task_id: str) -> Task:

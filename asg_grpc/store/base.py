@@ -35,8 +35,8 @@ class Submission:
 @dataclass(frozen=True, slots=True)
 class TaskPage:
     tasks: list[Task]
-    # Pass back as `before` for the next page; None on the last page.
-    next_before: int | None
+    # Pass back as `after_task_id` for the next page; None on the last page.
+    next_after: str | None
 
 
 @dataclass(slots=True)
@@ -97,9 +97,10 @@ class Store(Protocol):
         status: TaskStatus | None,
         batch_id: str | None,
         limit: int,
-        before: int | None,
+        after_task_id: str | None,
     ) -> TaskPage:
-        """Newest first."""
+        """Newest first, starting after `after_task_id` (the last task of the previous page).
+        Raises ValidationError naming `cursor` when that is not one of the customer's tasks."""
         ...
 
     def task_labels(self, task_id: str) -> list[LabelRecord]:

@@ -17,7 +17,13 @@ import orjson
 
 from asg_grpc.domain import consensus, ids
 from asg_grpc.domain.customers import Customer, Registration
-from asg_grpc.domain.errors import DomainError, EmailTaken, IdempotencyConflict, QuotaExhausted
+from asg_grpc.domain.errors import (
+    DomainError,
+    EmailTaken,
+    IdempotencyConflict,
+    QuotaExhausted,
+    ValidationError,
+)
 from asg_grpc.domain.labeling import OpenTask
 from asg_grpc.domain.tasks import LabelRecord, Task, TaskSpec, TaskStatus, Verdict
 from asg_grpc.domain.workers import Worker, WorkerRegistration
@@ -336,26 +342,30 @@ class SQLiteStore:
         status: TaskStatus | None,
         batch_id: str | None,
         limit: int,
-        before: int | None,
+        after_task_id: str | None,
     ) -> TaskPage:
         where = ["customer_id = ?"]
         args: list[object] = [customer_id]
+        if after_task_id is not None:
+            row = self._db.execute(
+                "SELECT seq FROM tasks WHERE task_id = ? AND customer_id = ?", (after_task_id, customer_id)
+            ).fetchone()
+            if row is None:
+                raise ValidationError("cursor", "is not a cursor this API returned")
+            where.append("seq < ?")
+            args.append(row[0])
         if status is not None:
             where.append("status = ?")
             args.append(status.value)
         if batch_id is not None:
             where.append("batch_id = ?")
             args.append(batch_id)
-        if before is not None:
-            where.append("seq < ?")
-            args.append(before)
         rows = self._db.execute(
             f"SELECT {_TASK_COLUMNS} FROM tasks WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT ?",
             (*args, limit + 1),
         ).fetchall()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return TaskPage([_task(r) for r in rows], rows[-1][0] if more else None)
+        tasks = [_task(r) for r in rows[:limit]]
+        return TaskPage(tasks, tasks[-1].task_id if len(rows) > limit else None)
 
     def task_labels(self, task_id: str) -> list[LabelRecord]:
         rows = self._db.execute(

@@ -11,7 +11,7 @@ import pytest
 from asg_grpc.domain.customers import (
     Customer,
     Registration,
-    hash_api_key,
+    hash_token,
     key_hint,
     new_api_key,
     validate_registration,
@@ -82,9 +82,9 @@ def test_sandbox_is_the_default_environment() -> None:
 def test_hash_is_the_sha256_hex_of_the_key() -> None:
     key = "sk_sandbox_abc"
 
-    assert hash_api_key(key) == hashlib.sha256(b"sk_sandbox_abc").hexdigest()
-    assert hash_api_key(key) != hash_api_key(key + "d")
-    assert key not in hash_api_key(key)
+    assert hash_token(key) == hashlib.sha256(b"sk_sandbox_abc").hexdigest()
+    assert hash_token(key) != hash_token(key + "d")
+    assert key not in hash_token(key)
 
 
 def test_hint_shows_the_start_and_the_last_four_only() -> None:

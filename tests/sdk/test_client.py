@@ -74,9 +74,7 @@ def _handler(peer: Peer) -> type[BaseHTTPRequestHandler]:
             )
             data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
             self.send_response(status)
-            self.send_header(
-                "Content-Type", "text/html" if isinstance(body, str) else "application/json"
-            )
+            self.send_header("Content-Type", "text/html" if isinstance(body, str) else "application/json")
             self.send_header("Content-Length", str(len(data)))
             for name, value in headers.items():
                 self.send_header(name, value)
@@ -110,9 +108,7 @@ def client(peer: Peer) -> Iterator[ASGGatewayClient]:
         yield client
 
 
-def test_submit_task_retries_a_503_with_the_same_generated_key(
-    peer: Peer, client: ASGGatewayClient
-) -> None:
+def test_submit_task_retries_a_503_with_the_same_generated_key(peer: Peer, client: ASGGatewayClient) -> None:
     peer.reply(503, UNAVAILABLE)
     peer.reply(202, ACCEPTED)
     assert client.submit_task("image_classification", "https://ex.com/a.jpg", SPEC) == ACCEPTED
@@ -124,9 +120,7 @@ def test_submit_task_retries_a_503_with_the_same_generated_key(
 def test_submit_task_retries_with_the_callers_key(peer: Peer, client: ASGGatewayClient) -> None:
     peer.reply(502, "<html>bad gateway</html>")
     peer.reply(200, {**ACCEPTED, "idempotent": True})
-    resp = client.submit_task(
-        "image_classification", "https://ex.com/a.jpg", SPEC, idempotency_key="order-1"
-    )
+    resp = client.submit_task("image_classification", "https://ex.com/a.jpg", SPEC, idempotency_key="order-1")
     assert resp["idempotent"] is True
     assert [body["idempotency_key"] for body in peer.bodies()] == ["order-1", "order-1"]
 
@@ -181,9 +175,7 @@ def test_batch_with_every_task_keyed_is_retried(peer: Peer, client: ASGGatewayCl
     assert first == second == {"tasks": tasks, "callback_url": "https://ex.com/hook"}
 
 
-def test_register_customer_is_not_retried_and_sends_no_key(
-    peer: Peer, client: ASGGatewayClient
-) -> None:
+def test_register_customer_is_not_retried_and_sends_no_key(peer: Peer, client: ASGGatewayClient) -> None:
     peer.reply(503, UNAVAILABLE)
     with pytest.raises(ServerError):
         client.register_customer("Demo", "demo@example.com")

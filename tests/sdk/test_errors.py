@@ -62,9 +62,7 @@ def test_str_shows_status_message_and_request_id() -> None:
 
 
 def test_str_leaves_out_a_missing_request_id() -> None:
-    assert str(BadRequestError(400, "data_url is required", None, None)) == (
-        "400 data_url is required"
-    )
+    assert str(BadRequestError(400, "data_url is required", None, None)) == ("400 data_url is required")
 
 
 def test_error_from_response_reads_the_error_body_and_request_id() -> None:

@@ -11,8 +11,7 @@ def test_all_lists_exactly_the_public_names() -> None:
     public = {
         name
         for name, value in vars(asg_gateway).items()
-        if (not name.startswith("_") or name == "__version__")
-        and value is not __future__.annotations
+        if (not name.startswith("_") or name == "__version__") and value is not __future__.annotations
     }
     assert sorted(asg_gateway.__all__) == sorted(public)
 

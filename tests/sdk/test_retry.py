@@ -12,9 +12,7 @@ from asg_gateway._retry import MAX_DELAY, backoff, parse_retry_after, retry_dela
 @pytest.mark.parametrize(
     ("attempt", "ceiling"), [(0, 0.5), (1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (9, MAX_DELAY)]
 )
-def test_backoff_doubles_up_to_the_cap_with_jitter_in_the_upper_half(
-    attempt: int, ceiling: float
-) -> None:
+def test_backoff_doubles_up_to_the_cap_with_jitter_in_the_upper_half(attempt: int, ceiling: float) -> None:
     assert backoff(attempt, rng=lambda: 0.0) == ceiling / 2
     assert backoff(attempt, rng=lambda: 1.0) == ceiling
     for _ in range(100):
