@@ -22,6 +22,7 @@ from asg_grpc.domain.errors import (
     EmailTaken,
     IdempotencyConflict,
     QuotaExhausted,
+    Unavailable,
     ValidationError,
 )
 from asg_grpc.domain.labeling import OpenTask
@@ -168,14 +169,22 @@ class SQLiteStore:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction: committed whole on success, rolled back on any exception."""
-        self._db.execute("BEGIN IMMEDIATE")
+        """One write transaction: committed whole on success, rolled back on any exception.
+
+        A lock still held by another process after busy_timeout becomes Unavailable."""
         try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise Unavailable("the store is busy; retry shortly") from exc
             raise
-        self._db.execute("COMMIT")
 
     def close(self) -> None:
         self._db.close()
