@@ -12,7 +12,7 @@ a bare FastAPI endpoint making one gRPC call to a bare grpc.aio server that inse
 loaded with the same wrk script and connection count.
 
     .venv/bin/python bench/submit.py [--base-url URL] [--duration 10] [--connections 64]
-                                     [--batches 2]
+                                     [--batches 4]
 """
 
 from __future__ import annotations
@@ -407,7 +407,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
     parser.add_argument("--connections", type=int, default=64, help="for single submits")
     parser.add_argument(
-        "--batches", type=int, default=2, help="concurrent clients posting batches of 1000"
+        "--batches", type=int, default=4, help="concurrent clients posting batches of 1000"
     )
     args = parser.parse_args()
     if args.duration <= 0 or args.connections < 1 or args.batches < 1:
