@@ -29,9 +29,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy asg_grpc rest_gateway asg_gateway worker_agent
 
-## Benchmarks against a stack started with `make run` (see docs/benchmarks.md).
+## Benchmarks: each starts its own stack and prints JSON (see docs/benchmarks.md).
 bench: $(STAMP)
 	$(BIN)/python bench/submit.py
+	$(BIN)/python bench/labels.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache
