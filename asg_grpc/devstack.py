@@ -51,6 +51,19 @@ class Stack:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _logs: list[IO[bytes]] = field(default_factory=list)
 
+    def __enter__(self) -> Stack:
+        """Start core and gateway and wait until healthy; stop everything on exit."""
+        try:
+            self.start()
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
     @property
     def base_url(self) -> str:
         return f"http://{self.http_addr}"

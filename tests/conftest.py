@@ -25,25 +25,15 @@ def make_stack(tmp: Path, **env: str) -> Stack:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """One stack for the whole session; tests isolate themselves by registering customers."""
-    s = make_stack(tmp_path_factory.mktemp("stack"))
-    s.start()
-    try:
-        s.wait_ready()
+    with make_stack(tmp_path_factory.mktemp("stack")) as s:
         yield s
-    finally:
-        s.stop()
 
 
 @pytest.fixture
 def fresh_stack(tmp_path: Path) -> Iterator[Stack]:
     """A stack of its own, for tests that kill or restart processes."""
-    s = make_stack(tmp_path)
-    s.start()
-    try:
-        s.wait_ready()
+    with make_stack(tmp_path) as s:
         yield s
-    finally:
-        s.stop()
 
 
 @pytest.fixture

@@ -45,13 +45,8 @@ def http(stack: Stack) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="module")
 def seed_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A stack where the seeds' fixed emails are certainly not registered yet."""
-    s = make_stack(tmp_path_factory.mktemp("seed-stack"))
-    s.start()
-    try:
-        s.wait_ready()
+    with make_stack(tmp_path_factory.mktemp("seed-stack")) as s:
         yield s
-    finally:
-        s.stop()
 
 
 def assert_registered(reply: httpx.Response) -> dict:

@@ -489,13 +489,8 @@ def test_different_keys_make_different_tasks(http: httpx.Client, auth: dict[str,
 @pytest.fixture(scope="module")
 def roomy_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A stack whose sandbox quota holds a full batch of 1000 tasks (at least 2000 labels)."""
-    s = make_stack(tmp_path_factory.mktemp("roomy"), ASG_SANDBOX_LABEL_QUOTA="10000")
-    s.start()
-    try:
-        s.wait_ready()
+    with make_stack(tmp_path_factory.mktemp("roomy"), ASG_SANDBOX_LABEL_QUOTA="10000") as s:
         yield s
-    finally:
-        s.stop()
 
 
 def test_batch_of_1000_tasks_is_stored_whole_in_order(roomy_stack: Stack) -> None:

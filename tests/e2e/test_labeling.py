@@ -60,17 +60,6 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: floa
         time.sleep(interval)
 
 
-@contextlib.contextmanager
-def running(stack: Stack) -> Iterator[Stack]:
-    """The stack's core and gateway, up and healthy; everything it spawned is stopped after."""
-    try:
-        stack.start()
-        stack.wait_ready()
-        yield stack
-    finally:
-        stack.stop()
-
-
 def customer_client(stack: Stack) -> httpx.Client:
     key = register(stack.base_url)["api_key"]
     return httpx.Client(base_url=stack.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=10.0)
@@ -323,7 +312,7 @@ def test_asg_dev_exits_0_on_sigterm_and_leaves_no_process_behind(tmp_path: Path)
 
 
 def test_two_of_three_agreeing_agents_give_confidence_two_thirds(tmp_path: Path) -> None:
-    with running(make_stack(tmp_path)) as stack, customer_client(stack) as http:
+    with make_stack(tmp_path) as stack, customer_client(stack) as http:
         task_id = submit(http, task_body(1, ["cat", "dog"], threshold=3))
         for i, (token, answer) in enumerate(zip(stack.dev_workers(3), ["cat", "cat", "dog"], strict=True)):
             spawn_agent(stack, f"agent-{answer}-{i}", token, "--always", answer)
@@ -345,7 +334,7 @@ def test_two_of_three_agreeing_agents_give_confidence_two_thirds(tmp_path: Path)
 def test_killed_agents_assignments_go_to_other_agents_before_the_lease_expires(tmp_path: Path) -> None:
     # The default lease (60 s): completion well before it proves the slots came back because
     # the stream closed.
-    with running(make_stack(tmp_path, ASG_LEASE_SECONDS="60")) as stack, customer_client(stack) as http:
+    with make_stack(tmp_path, ASG_LEASE_SECONDS="60") as stack, customer_client(stack) as http:
         slow_token, *fast_tokens = stack.dev_workers(3)
         task_ids = [submit(http, task_body(n, ["cat", "dog"], threshold=2)) for n in range(5)]
         spawn_agent(stack, "slow", slow_token, "--delay", "30", "--max-in-flight", "5")
@@ -379,7 +368,7 @@ def test_killed_agents_assignments_go_to_other_agents_before_the_lease_expires(t
 
 
 def test_acked_labels_survive_a_core_crash_and_agents_reconnect_by_themselves(tmp_path: Path) -> None:
-    with running(make_stack(tmp_path)) as stack, customer_client(stack) as http:
+    with make_stack(tmp_path) as stack, customer_client(stack) as http:
         tokens = stack.dev_workers(3)
         task_id = submit(http, task_body(1, ["cat", "dog"], threshold=3))
         originals = [
@@ -437,7 +426,7 @@ def test_acked_labels_survive_a_core_crash_and_agents_reconnect_by_themselves(tm
 
 
 def test_agent_with_a_bogus_token_is_refused_and_exits_2(tmp_path: Path) -> None:
-    with running(make_stack(tmp_path)) as stack:
+    with make_stack(tmp_path) as stack:
         agent = spawn_agent(stack, "bogus", "wk_bogus")
         code = agent.wait(timeout=15)
         assert stack.log_dir is not None
@@ -453,7 +442,7 @@ def test_work_stream_without_a_valid_worker_token_is_unauthenticated(tmp_path: P
         "not bearer": (("authorization", "Basic d2s6Ym9ndXM="),),
     }
     hello = labeling_pb2.WorkerMessage(hello=labeling_pb2.Hello(max_in_flight=1))
-    with running(make_stack(tmp_path)) as stack, grpc.insecure_channel(stack.grpc_addr) as channel:
+    with make_stack(tmp_path) as stack, grpc.insecure_channel(stack.grpc_addr) as channel:
         stub = labeling_pb2_grpc.LabelingServiceStub(channel)
         for case, metadata in refusals.items():
             stream = stub.Work(iter([hello]), metadata=metadata, timeout=10)
@@ -466,7 +455,7 @@ def test_work_stream_without_a_valid_worker_token_is_unauthenticated(tmp_path: P
 
 
 def test_four_disagreeing_agents_fail_a_threshold_two_task_with_no_consensus(tmp_path: Path) -> None:
-    with running(make_stack(tmp_path)) as stack, customer_client(stack) as http:
+    with make_stack(tmp_path) as stack, customer_client(stack) as http:
         options = ["a", "b", "c", "d"]
         task_id = submit(http, task_body(1, options, threshold=2, question="Letter?"))
         for token, answer in zip(stack.dev_workers(4), options, strict=True):
