@@ -7,6 +7,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from starlette.requests import Request
 
 from asg_grpc.v1 import billing_pb2_grpc, tasks_pb2_grpc
+from rest_gateway.coalesce import SubmitCoalescer
 from rest_gateway.errors import Unauthorized
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -27,6 +28,7 @@ class CoreClient:
             ],
         )
         self.tasks = tasks_pb2_grpc.TaskServiceStub(self.channel)
+        self.submissions = SubmitCoalescer(self.tasks, timeout)
         self.billing = billing_pb2_grpc.BillingServiceStub(self.channel)
         self._health = health_pb2_grpc.HealthStub(self.channel)
 

@@ -100,10 +100,6 @@ def task_input(value: object, prefix: str = "") -> tasks_pb2.TaskInput:
     )
 
 
-def submit_task(body: dict[str, Any]) -> tasks_pb2.SubmitTaskRequest:
-    return tasks_pb2.SubmitTaskRequest(task=task_input(body))
-
-
 def submit_batch(body: dict[str, Any]) -> tasks_pb2.SubmitBatchRequest:
     _object(body, "request body", BATCH_FIELDS, "")
     tasks = body.get("tasks")

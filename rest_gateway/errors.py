@@ -79,13 +79,32 @@ async def _gateway_error(request: Request, exc: Exception) -> Response:
     return error_response(exc.status, exc.message)
 
 
+class CoreRefused(Exception):
+    """The core's status code and message for one request, when it did not come as the status
+    of a call of its own (see coalesce.py)."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(details)
+        self.code = code
+        self.details = details
+
+
+def _core_status(code: grpc.StatusCode, details: str | None) -> Response:
+    status = HTTP_STATUS.get(code, 500)
+    if status in _OPAQUE:
+        log.warning("core call failed", extra={"code": code.name, "details": details})
+        return error_response(status, _OPAQUE[status])
+    return error_response(status, details or code.name.lower())
+
+
 async def _rpc_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, grpc.aio.AioRpcError)
-    status = HTTP_STATUS.get(exc.code(), 500)
-    if status in _OPAQUE:
-        log.warning("core call failed", extra={"code": exc.code().name, "details": exc.details()})
-        return error_response(status, _OPAQUE[status])
-    return error_response(status, exc.details() or exc.code().name.lower())
+    return _core_status(exc.code(), exc.details())
+
+
+async def _core_refused(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, CoreRefused)
+    return _core_status(exc.code, exc.details)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -110,5 +129,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected)
     app.add_exception_handler(GatewayError, _gateway_error)
     app.add_exception_handler(grpc.aio.AioRpcError, _rpc_error)
+    app.add_exception_handler(CoreRefused, _core_refused)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

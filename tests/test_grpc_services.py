@@ -387,7 +387,45 @@ TASK_CALLS: dict[str, Callable[[tasks_pb2_grpc.TaskServiceStub, Metadata], objec
 def test_task_calls_cover_every_rpc() -> None:
     service = tasks_pb2.DESCRIPTOR.services_by_name["TaskService"]
 
-    assert set(TASK_CALLS) == {m.name for m in service.methods}
+    # SubmitTasks authenticates each submission on its own (tested below).
+    assert set(TASK_CALLS) | {"SubmitTasks"} == {m.name for m in service.methods}
+
+
+def test_submit_tasks_gives_each_submission_its_own_outcome(
+    tasks: tasks_pb2_grpc.TaskServiceStub, billing: billing_pb2_grpc.BillingServiceStub
+) -> None:
+    key = f"Bearer {new_customer(billing).api_key}"
+    other = f"Bearer {new_customer(billing).api_key}"
+    submissions = [
+        tasks_pb2.CallerSubmission(authorization=key, task=task_input(1, idempotency_key="k")),
+        tasks_pb2.CallerSubmission(authorization="Bearer sk_sandbox_nope", task=task_input(2)),
+        tasks_pb2.CallerSubmission(authorization="", task=task_input(3)),
+        tasks_pb2.CallerSubmission(authorization=key, task=task_input(4, data_url="http://x.io/a")),
+        tasks_pb2.CallerSubmission(authorization=other, task=task_input(5, consensus_threshold=10)),
+        tasks_pb2.CallerSubmission(authorization=key, task=task_input(1, idempotency_key="k")),
+    ]
+    outcomes = tasks.SubmitTasks(tasks_pb2.SubmitTasksRequest(submissions=submissions)).outcomes
+
+    assert [o.WhichOneof("outcome") for o in outcomes] == [
+        "accepted",
+        "error",
+        "error",
+        "error",
+        "accepted",
+        "accepted",
+    ]
+    first, replay = outcomes[0].accepted, outcomes[5].accepted
+    assert not first.idempotent and replay.idempotent and replay.task.task_id == first.task.task_id
+    errors = [
+        (grpc.StatusCode.UNAUTHENTICATED, "invalid api key"),
+        (grpc.StatusCode.UNAUTHENTICATED, "missing api key"),
+    ]
+    assert [(o.error.code, o.error.message) for o in outcomes[1:3]] == [(c.value[0], m) for c, m in errors]
+    assert outcomes[3].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert outcomes[3].error.message.startswith("data_url ")
+    # Each submission belongs to its own caller.
+    mine = tasks.ListTasks(tasks_pb2.ListTasksRequest(), metadata=(("authorization", key),)).tasks
+    assert [t.task_id for t in mine] == [first.task.task_id]
 
 
 @pytest.mark.parametrize("rpc", sorted(TASK_CALLS))

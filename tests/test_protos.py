@@ -24,7 +24,7 @@ STUBS = ROOT / "asg_grpc" / "v1"
 
 # Every RPC of asg.v1 → the gateway route that serves it.
 ROUTES: dict[str, tuple[str, str]] = {
-    "asg.v1.TaskService.SubmitTask": ("POST", "/v1/tasks"),
+    "asg.v1.TaskService.SubmitTasks": ("POST", "/v1/tasks"),
     "asg.v1.TaskService.SubmitBatch": ("POST", "/v1/tasks/batch"),
     "asg.v1.TaskService.GetTask": ("GET", "/v1/tasks/{task_id}"),
     "asg.v1.TaskService.GetTaskResult": ("GET", "/v1/tasks/{task_id}/result"),
@@ -34,6 +34,10 @@ ROUTES: dict[str, tuple[str, str]] = {
 }
 # RPCs deliberately not on the public REST API, with the reason.
 NOT_ROUTED: dict[str, str] = {
+    "asg.v1.TaskService.SubmitTask": (
+        "single submission for gRPC clients; the gateway serves POST /v1/tasks with SubmitTasks,"
+        " which carries many concurrent ones in one call"
+    ),
     "asg.v1.LabelingService.RegisterWorker": (
         "operator action with the operator token (`asg worker register`), not a customer call"
     ),

@@ -15,16 +15,32 @@ from asg_grpc.store import Store
 _SCHEME = "bearer "
 
 
+def parse_bearer(authorization: str | None) -> str:
+    """The token of an `authorization` value ("Bearer <token>")."""
+    if not authorization:
+        raise Unauthenticated("missing api key")
+    if not authorization.lower().startswith(_SCHEME):
+        raise Unauthenticated("invalid api key")
+    token = authorization[len(_SCHEME) :].strip()
+    if not token:
+        raise Unauthenticated("missing api key")
+    return token
+
+
 def bearer_token(context: grpc.aio.ServicerContext) -> str:
+    """The token of the call's `authorization` metadata."""
     for key, value in context.invocation_metadata() or ():
         if key == "authorization":
-            if not isinstance(value, str) or not value.lower().startswith(_SCHEME):
-                raise Unauthenticated("invalid api key")
-            token = value[len(_SCHEME) :].strip()
-            if token:
-                return token
-            break
+            return parse_bearer(value if isinstance(value, str) else "?")
     raise Unauthenticated("missing api key")
+
+
+def customer_id_for(store: Store, authorization: str | None) -> str:
+    """The customer id behind an `authorization` value."""
+    customer_id = store.customer_id_for_key(hash_token(parse_bearer(authorization)))
+    if customer_id is None:
+        raise Unauthenticated("invalid api key")
+    return customer_id
 
 
 def authenticate(store: Store, context: grpc.aio.ServicerContext) -> str:

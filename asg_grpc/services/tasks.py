@@ -8,11 +8,11 @@ from collections.abc import Callable
 import grpc
 
 from asg_grpc.domain import ids
-from asg_grpc.domain.errors import NotFound, ValidationError
+from asg_grpc.domain.errors import DomainError, NotFound, ValidationError
 from asg_grpc.domain.tasks import Task, validate_batch, validate_task
 from asg_grpc.services import convert
-from asg_grpc.services.auth import authenticate
-from asg_grpc.services.errors import maps_domain_errors
+from asg_grpc.services.auth import authenticate, customer_id_for
+from asg_grpc.services.errors import maps_domain_errors, status_code_for
 from asg_grpc.services.group_commit import GroupCommit
 from asg_grpc.store import Store, Submission
 from asg_grpc.v1 import tasks_pb2, tasks_pb2_grpc
@@ -38,6 +38,35 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
         if not submitted.replayed:
             self._on_submitted()
         return tasks_pb2.SubmitTaskResponse(task=convert.task(submitted.task), idempotent=submitted.replayed)
+
+    @maps_domain_errors
+    async def SubmitTasks(
+        self, request: tasks_pb2.SubmitTasksRequest, context: grpc.aio.ServicerContext
+    ) -> tasks_pb2.SubmitTasksResponse:
+        outcomes: list[tasks_pb2.SubmissionOutcome | None] = [None] * len(request.submissions)
+        accepted: list[tuple[int, Submission]] = []
+        for i, item in enumerate(request.submissions):
+            try:
+                customer_id = customer_id_for(self._store, item.authorization)
+                spec = validate_task(convert.draft(item.task))
+            except DomainError as exc:
+                outcomes[i] = _refused(exc)
+                continue
+            accepted.append((i, Submission(customer_id, [spec], batch_id=None)))
+        results = self._store.submit([s for _, s in accepted], time.time()) if accepted else []
+        for (i, _), result in zip(accepted, results, strict=True):
+            if isinstance(result, DomainError):
+                outcomes[i] = _refused(result)
+                continue
+            [submitted] = result
+            outcomes[i] = tasks_pb2.SubmissionOutcome(
+                accepted=tasks_pb2.SubmitTaskResponse(
+                    task=convert.task(submitted.task), idempotent=submitted.replayed
+                )
+            )
+        if accepted:
+            self._on_submitted()
+        return tasks_pb2.SubmitTasksResponse(outcomes=outcomes)
 
     @maps_domain_errors
     async def SubmitBatch(
@@ -98,3 +127,8 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
         if task is None:
             raise NotFound("task not found")
         return task
+
+
+def _refused(exc: DomainError) -> tasks_pb2.SubmissionOutcome:
+    code = status_code_for(exc)
+    return tasks_pb2.SubmissionOutcome(error=tasks_pb2.CallError(code=code.value[0], message=exc.message))

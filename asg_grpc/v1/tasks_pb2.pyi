@@ -67,6 +67,42 @@ class SubmitTaskResponse(_message.Message):
     idempotent: bool
     def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ..., idempotent: _Optional[bool] = ...) -> None: ...
 
+class SubmitTasksRequest(_message.Message):
+    __slots__ = ("submissions",)
+    SUBMISSIONS_FIELD_NUMBER: _ClassVar[int]
+    submissions: _containers.RepeatedCompositeFieldContainer[CallerSubmission]
+    def __init__(self, submissions: _Optional[_Iterable[_Union[CallerSubmission, _Mapping]]] = ...) -> None: ...
+
+class CallerSubmission(_message.Message):
+    __slots__ = ("authorization", "task")
+    AUTHORIZATION_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    authorization: str
+    task: TaskInput
+    def __init__(self, authorization: _Optional[str] = ..., task: _Optional[_Union[TaskInput, _Mapping]] = ...) -> None: ...
+
+class SubmitTasksResponse(_message.Message):
+    __slots__ = ("outcomes",)
+    OUTCOMES_FIELD_NUMBER: _ClassVar[int]
+    outcomes: _containers.RepeatedCompositeFieldContainer[SubmissionOutcome]
+    def __init__(self, outcomes: _Optional[_Iterable[_Union[SubmissionOutcome, _Mapping]]] = ...) -> None: ...
+
+class SubmissionOutcome(_message.Message):
+    __slots__ = ("accepted", "error")
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    accepted: SubmitTaskResponse
+    error: CallError
+    def __init__(self, accepted: _Optional[_Union[SubmitTaskResponse, _Mapping]] = ..., error: _Optional[_Union[CallError, _Mapping]] = ...) -> None: ...
+
+class CallError(_message.Message):
+    __slots__ = ("code", "message")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    message: str
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+
 class SubmitBatchRequest(_message.Message):
     __slots__ = ("tasks", "callback_url")
     TASKS_FIELD_NUMBER: _ClassVar[int]

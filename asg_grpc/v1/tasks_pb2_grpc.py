@@ -45,6 +45,11 @@ class TaskServiceStub:
                 request_serializer=asg_dot_v1_dot_tasks__pb2.SubmitBatchRequest.SerializeToString,
                 response_deserializer=asg_dot_v1_dot_tasks__pb2.SubmitBatchResponse.FromString,
                 _registered_method=True)
+        self.SubmitTasks = channel.unary_unary(
+                '/asg.v1.TaskService/SubmitTasks',
+                request_serializer=asg_dot_v1_dot_tasks__pb2.SubmitTasksRequest.SerializeToString,
+                response_deserializer=asg_dot_v1_dot_tasks__pb2.SubmitTasksResponse.FromString,
+                _registered_method=True)
         self.GetTask = channel.unary_unary(
                 '/asg.v1.TaskService/GetTask',
                 request_serializer=asg_dot_v1_dot_tasks__pb2.GetTaskRequest.SerializeToString,
@@ -80,6 +85,16 @@ class TaskServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitTasks(self, request, context):
+        """Many single submissions in one call, each on behalf of its own caller: what a gateway
+        sends when it coalesces concurrent POST /v1/tasks. Each gets the outcome it would have had
+        alone with SubmitTask; the call itself fails only when none could be processed (e.g. the
+        store is unavailable).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetTask(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -110,6 +125,11 @@ def add_TaskServiceServicer_to_server(servicer, server):
                     servicer.SubmitBatch,
                     request_deserializer=asg_dot_v1_dot_tasks__pb2.SubmitBatchRequest.FromString,
                     response_serializer=asg_dot_v1_dot_tasks__pb2.SubmitBatchResponse.SerializeToString,
+            ),
+            'SubmitTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitTasks,
+                    request_deserializer=asg_dot_v1_dot_tasks__pb2.SubmitTasksRequest.FromString,
+                    response_serializer=asg_dot_v1_dot_tasks__pb2.SubmitTasksResponse.SerializeToString,
             ),
             'GetTask': grpc.unary_unary_rpc_method_handler(
                     servicer.GetTask,
@@ -181,6 +201,33 @@ class TaskService:
             '/asg.v1.TaskService/SubmitBatch',
             asg_dot_v1_dot_tasks__pb2.SubmitBatchRequest.SerializeToString,
             asg_dot_v1_dot_tasks__pb2.SubmitBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/asg.v1.TaskService/SubmitTasks',
+            asg_dot_v1_dot_tasks__pb2.SubmitTasksRequest.SerializeToString,
+            asg_dot_v1_dot_tasks__pb2.SubmitTasksResponse.FromString,
             options,
             channel_credentials,
             insecure,

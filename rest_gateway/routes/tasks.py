@@ -16,9 +16,8 @@ router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
 
 @router.post("", status_code=202)
 async def submit_task(request: Request) -> Response:
-    message = decode.submit_task(await decode.json_object(request, decode.SMALL_BODY))
-    client = core(request)
-    reply = await client.tasks.SubmitTask(message, metadata=call_metadata(request), timeout=client.timeout)
+    task = decode.task_input(await decode.json_object(request, decode.SMALL_BODY))
+    reply = await core(request).submissions.submit(request.headers.get("authorization"), task)
     body = encode.submitted(reply.task)
     if reply.idempotent:
         body["idempotent"] = True
