@@ -61,19 +61,20 @@ class SubmitCoalescer:
             reply = await self._stub.SubmitTasks(
                 tasks_pb2.SubmitTasksRequest(submissions=[item for item, _ in pending]), timeout=self._timeout
             )
-        except grpc.aio.AioRpcError as exc:  # the whole call failed: each request fails with it
+            for (_, future), outcome in zip(pending, reply.outcomes, strict=True):
+                if future.done():  # the HTTP client went away
+                    continue
+                if outcome.WhichOneof("outcome") == "accepted":
+                    future.set_result(outcome.accepted)
+                else:
+                    code = _CODES.get(outcome.error.code, grpc.StatusCode.UNKNOWN)
+                    future.set_exception(CoreRefused(code, outcome.error.message))
+        except BaseException as exc:  # the call failed (or this task was cancelled): so does each request
             for _, future in pending:
                 if not future.done():
                     future.set_exception(exc)
-            return
-        for (_, future), outcome in zip(pending, reply.outcomes, strict=True):
-            if future.done():  # the HTTP client went away
-                continue
-            if outcome.WhichOneof("outcome") == "accepted":
-                future.set_result(outcome.accepted)
-            else:
-                code = _CODES.get(outcome.error.code, grpc.StatusCode.UNKNOWN)
-                future.set_exception(CoreRefused(code, outcome.error.message))
+            if not isinstance(exc, Exception):
+                raise
 
 
 _CODES = {code.value[0]: code for code in grpc.StatusCode}

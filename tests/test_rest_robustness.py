@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 
 import httpx
 import pytest
 
 from asg_grpc.devstack import Stack
+from tests.conftest import register
 
 TASK = {
     "type": "image_classification",
@@ -55,3 +57,31 @@ def test_a_store_locked_by_another_process_is_503_and_stores_nothing(
     assert reply.json() == {"error": "core unavailable"}
     assert http.get("/v1/tasks", headers=auth).json()["tasks"] == []
     assert http.post("/v1/tasks", headers=auth, json=TASK).status_code == 202
+
+
+@pytest.mark.asyncio
+async def test_concurrent_submissions_each_get_their_own_answer(stack: Stack) -> None:
+    """POST /v1/tasks sent together travel to the core in one call; the answers must not mix."""
+    keys = [register(stack.base_url)["api_key"] for _ in range(3)]
+    bad_body = {**TASK, "data_url": "ftp://example.com/i.jpg"}
+    requests = [
+        (f"Bearer {keys[i % 3]}", {**TASK, "data_url": f"https://example.com/{i}.jpg"}) for i in range(60)
+    ]
+    requests += [("Bearer sk_sandbox_nope", TASK), (f"Bearer {keys[0]}", bad_body), ("", TASK)]
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as client:
+        replies = await asyncio.gather(
+            *(
+                client.post("/v1/tasks", json=body, headers={"Authorization": auth} if auth else {})
+                for auth, body in requests
+            )
+        )
+    assert [r.status_code for r in replies] == [202] * 60 + [401, 400, 401]
+    assert replies[-3].json() == {"error": "invalid api key"}
+    assert replies[-2].json()["error"].startswith("data_url ")
+    assert replies[-1].json() == {"error": "missing api key"}
+    for i, key in enumerate(keys):
+        mine = httpx.get(
+            f"{stack.base_url}/v1/tasks?limit=200", headers={"Authorization": f"Bearer {key}"}
+        ).json()
+        expected = {replies[n].json()["task_id"] for n in range(i, 60, 3)}
+        assert {t["task_id"] for t in mine["tasks"]} == expected
