@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
 
@@ -97,7 +98,7 @@ class Settings:
             dispatch=_switch(env, "ASG_DISPATCH", cls.dispatch),
         )
 
-    def with_overrides(self, **changes: object) -> Settings:
+    def with_overrides(self, **changes: Any) -> Settings:
         """Apply command-line flags that were given (None means not given)."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class GatewaySettings:
             log_level=env.get("ASG_LOG_LEVEL", cls.log_level).upper(),
         )
 
-    def with_overrides(self, **changes: object) -> GatewaySettings:
+    def with_overrides(self, **changes: Any) -> GatewaySettings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     @property

@@ -364,7 +364,7 @@ class Dispatcher:
             task.expire(worker_id)
             self._expired(task, worker_id, now)
             for session in self._sessions:
-                if session.worker_id == worker_id and session.held.pop(task_id, None):
+                if session.worker_id == worker_id and session.held.pop(task_id, None) is not None:
                     session.outbox.error(task_id, Refusal.LEASE_EXPIRED)
             freed = True
         idle_before = time.monotonic() - self.settings.idle_timeout

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import grpc
 
@@ -31,16 +31,24 @@ def status_code_for(exc: errors.DomainError) -> grpc.StatusCode:
     raise LookupError(f"{type(exc).__name__} has no gRPC status code")
 
 
+Servicer = TypeVar("Servicer")
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
-Handler = Callable[[object, Req, grpc.aio.ServicerContext], Awaitable[Resp]]
 
 
-def maps_domain_errors(handler: Handler) -> Handler:
+async def abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, details: str) -> NoReturn:
+    """context.abort, typed as what it does: it never returns."""
+    await context.abort(code, details)
+    raise AssertionError("context.abort returned")
+
+
+def maps_domain_errors(
+    handler: Callable[[Servicer, Req, grpc.aio.ServicerContext], Awaitable[Resp]],
+) -> Callable[[Servicer, Req, grpc.aio.ServicerContext], Awaitable[Resp]]:
     """Abort the call with the mapped code and the error's message on any DomainError."""
 
     @functools.wraps(handler)
-    async def wrapper(self: object, request: Req, context: grpc.aio.ServicerContext) -> Resp:
+    async def wrapper(self: Servicer, request: Req, context: grpc.aio.ServicerContext) -> Resp:
         try:
             return await handler(self, request, context)
         except errors.DomainError as exc:

@@ -19,7 +19,7 @@ from asg_grpc.domain.labeling import REFUSAL_MESSAGES
 from asg_grpc.domain.workers import Worker, new_worker_token, validate_worker
 from asg_grpc.services import convert
 from asg_grpc.services.auth import bearer_token
-from asg_grpc.services.errors import maps_domain_errors
+from asg_grpc.services.errors import abort, maps_domain_errors
 from asg_grpc.store import Store
 from asg_grpc.v1 import common_pb2, labeling_pb2, labeling_pb2_grpc
 
@@ -57,14 +57,14 @@ class LabelingService(labeling_pb2_grpc.LabelingServiceServicer):
         except StopAsyncIteration:
             return
         except TimeoutError:
-            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"no hello within {HELLO_TIMEOUT:.0f}s")
+            await abort(context, grpc.StatusCode.DEADLINE_EXCEEDED, f"no hello within {HELLO_TIMEOUT:.0f}s")
         if first.WhichOneof("kind") != "hello":
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "the first message must be hello")
+            await abort(context, grpc.StatusCode.FAILED_PRECONDITION, "the first message must be hello")
         hello = first.hello
         try:
             session = self._dispatcher.connect(worker, list(hello.task_types), hello.max_in_flight)
         except ValidationError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, exc.message)
         reader = asyncio.get_running_loop().create_task(self._read(session, request_iterator))
         try:
             yield labeling_pb2.ServerMessage(
@@ -85,10 +85,10 @@ class LabelingService(labeling_pb2_grpc.LabelingServiceServicer):
         try:
             token = bearer_token(context)
         except Unauthenticated as exc:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, exc.message)
+            await abort(context, grpc.StatusCode.UNAUTHENTICATED, exc.message)
         worker = self._store.worker_for_token(hash_token(token))
         if worker is None:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid worker token")
+            await abort(context, grpc.StatusCode.UNAUTHENTICATED, "invalid worker token")
         return worker
 
     async def _read(self, session: Session, requests: AsyncIterator[labeling_pb2.WorkerMessage]) -> None:
@@ -117,7 +117,7 @@ class LabelingService(labeling_pb2_grpc.LabelingServiceServicer):
 
 
 def _encode(out: Outgoing) -> list[labeling_pb2.ServerMessage]:
-    messages = []
+    messages: list[labeling_pb2.ServerMessage] = []
     if out.errors:
         messages.extend(
             labeling_pb2.ServerMessage(

@@ -14,7 +14,7 @@ from asg_grpc.services import convert
 from asg_grpc.services.auth import authenticate, customer_id_for
 from asg_grpc.services.errors import maps_domain_errors, status_code_for
 from asg_grpc.services.group_commit import GroupCommit
-from asg_grpc.store import Store, Submission
+from asg_grpc.store import Store, Submission, Submitted
 from asg_grpc.v1 import tasks_pb2, tasks_pb2_grpc
 
 DEFAULT_PAGE = 50
@@ -24,7 +24,9 @@ MAX_PAGE = 200
 class TaskService(tasks_pb2_grpc.TaskServiceServicer):
     def __init__(self, store: Store, on_submitted: Callable[[], None] | None = None) -> None:
         self._store = store
-        self._submit = GroupCommit(lambda batch: store.submit(batch, time.time()))
+        self._submit: GroupCommit[Submission, list[Submitted]] = GroupCommit(
+            lambda batch: store.submit(batch, time.time())
+        )
         # Tells dispatch that new tasks are in the store (it also polls, for other processes).
         self._on_submitted = on_submitted or (lambda: None)
 
@@ -66,7 +68,7 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
             )
         if accepted:
             self._on_submitted()
-        return tasks_pb2.SubmitTasksResponse(outcomes=outcomes)
+        return tasks_pb2.SubmitTasksResponse(outcomes=[o for o in outcomes if o is not None])
 
     @maps_domain_errors
     async def SubmitBatch(

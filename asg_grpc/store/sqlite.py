@@ -145,7 +145,8 @@ def _task(row: tuple) -> Task:
 
 
 def _customer(row: tuple) -> Customer:
-    return Customer(*row[:6], key_hint=row[6] or "", created_at=row[7])
+    customer_id, name, email, tier, label_quota, labels_reserved, hint, created_at = row
+    return Customer(customer_id, name, email, tier, label_quota, labels_reserved, hint or "", created_at)
 
 
 class SQLiteStore:
@@ -503,10 +504,18 @@ class SQLiteStore:
 
 def _task_state_row(task: OpenTask, now: float) -> tuple:
     outcome = task.outcome
+    verdict: tuple[str | None, float | None, int | None, int | None, str | None, float | None]
     if isinstance(outcome, consensus.Decided):
-        verdict = (outcome.label, outcome.confidence, outcome.worker_count, outcome.agreement_count, None)
-        return (task.status.value, task.target, *verdict, now, now, task.task_id)
-    if isinstance(outcome, consensus.NoConsensus):
-        verdict = (None, 0.0, outcome.worker_count, 0, "no_consensus")
-        return (task.status.value, task.target, *verdict, now, now, task.task_id)
-    return (task.status.value, task.target, None, None, None, None, None, None, now, task.task_id)
+        verdict = (
+            outcome.label,
+            outcome.confidence,
+            outcome.worker_count,
+            outcome.agreement_count,
+            None,
+            now,
+        )
+    elif isinstance(outcome, consensus.NoConsensus):
+        verdict = (None, 0.0, outcome.worker_count, 0, "no_consensus", now)
+    else:
+        verdict = (None, None, None, None, None, None)
+    return (task.status.value, task.target, *verdict, now, task.task_id)

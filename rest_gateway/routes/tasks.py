@@ -56,7 +56,7 @@ async def list_tasks(
     client = core(request)
     reply = await client.tasks.ListTasks(
         tasks_pb2.ListTasksRequest(
-            status=encode.STATUS_VALUES.get(status) if status else None,
+            status=encode.STATUS_VALUES[status] if status else None,  # type: ignore[arg-type]
             batch_id=batch_id,
             limit=limit,
             cursor=cursor or "",
