@@ -16,8 +16,10 @@ from ._errors import (
     PollTimeoutError,
     RateLimitError,
     ServerError,
+    WebhookSignatureError,
 )
 from ._version import __version__
+from ._webhooks import sign_webhook, verify_webhook_signature
 
 __all__ = [
     "APIConnectionError",
@@ -34,5 +36,8 @@ __all__ = [
     "PollTimeoutError",
     "RateLimitError",
     "ServerError",
+    "WebhookSignatureError",
     "__version__",
+    "sign_webhook",
+    "verify_webhook_signature",
 ]

@@ -13,7 +13,8 @@ Catch ``ASGError`` to handle every failure of a call; catch a subclass to react 
     │   ├── PayloadTooLargeError    413
     │   ├── RateLimitError          429  has .retry_after (seconds, or None)
     │   └── ServerError             5xx
-    └── PollTimeoutError        poll_result() gave up; has .task_id .last_status .timeout
+    ├── PollTimeoutError        poll_result() gave up; has .task_id .last_status .timeout
+    └── WebhookSignatureError   verify_webhook_signature() refused a delivery (no I/O involved)
 """
 
 from __future__ import annotations
@@ -106,6 +107,14 @@ class PollTimeoutError(ASGError):
         self.task_id = task_id
         self.last_status = last_status
         self.timeout = timeout
+
+
+class WebhookSignatureError(ASGError):
+    """A webhook delivery failed verification; answer it with a 4xx and do not act on it.
+
+    The message says why: a missing or malformed ``ASG-Signature`` header, no matching signature,
+    a timestamp outside the tolerance, or a body that is not a JSON object.
+    """
 
 
 # The one map from status to class; any other 5xx is a ServerError, anything else the base class.
