@@ -130,14 +130,16 @@ class Core:
             if self.dispatcher is not None:
                 # Labels received so far are committed and acked, then the Work streams end,
                 # so the grace period below is for unary calls in flight.
-                await self.dispatcher.stop()
+                await self.dispatcher.stop(flush=not self.failed.is_set())
         finally:
             try:
                 await self.server.stop(SHUTDOWN_GRACE_SECONDS)
             finally:
-                if self.lease is not None:
-                    self.lease.release()
-                self.store.close()
+                try:
+                    if self.lease is not None and not self.failed.is_set():
+                        self.lease.release()
+                finally:
+                    self.store.close()
         log.info("core stopped")
 
 

@@ -61,6 +61,8 @@ class SubmitCoalescer:
             reply = await self._stub.SubmitTasks(
                 tasks_pb2.SubmitTasksRequest(submissions=[item for item, _ in pending]), timeout=self._timeout
             )
+            if len(reply.outcomes) != len(pending):  # never hand one caller another's answer
+                raise RuntimeError(f"{len(reply.outcomes)} outcomes for {len(pending)} submissions")
             for (_, future), outcome in zip(pending, reply.outcomes, strict=True):
                 if future.done():  # the HTTP client went away
                     continue

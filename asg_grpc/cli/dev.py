@@ -19,19 +19,24 @@ def dev(args: argparse.Namespace) -> int:
         data_dir=Path(args.data_dir or os.environ.get("ASG_DATA_DIR", "var")).resolve(),
     )
     stopping = False
+    starting = True
 
     def on_signal(signum: int, frame: object) -> None:
         nonlocal stopping
         stopping = True
+        if starting:  # don't finish starting what is being stopped
+            raise StackError(f"stopped by {signal.Signals(signum).name} while starting")
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    # SIGHUP too: the children have their own sessions, so a closed terminal would orphan them.
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, on_signal)
     try:
         stack.start()
         stack.wait_ready()
         # Like people: a second per label, right four times in five, so a newcomer sees a task
         # go pending → in_progress → verified, and a confidence below 1 now and then.
         stack.start_workers(args.workers, "--accuracy", "0.8", "--delay", "1")
+        starting = False
         print(
             "ASG Refinery dev stack is up\n"
             f"  REST API   http://{stack.http_addr}/v1   (docs: http://{stack.http_addr}/v1/docs)\n"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import contextlib
 import heapq
 import logging
 import time
@@ -20,7 +19,7 @@ from dataclasses import dataclass, field
 
 from asg_grpc.dispatch.outbox import Outbox
 from asg_grpc.domain import consensus
-from asg_grpc.domain.errors import ValidationError
+from asg_grpc.domain.errors import Unavailable, ValidationError
 from asg_grpc.domain.labeling import LabelRefused, OpenTask, Refusal
 from asg_grpc.domain.workers import Worker
 from asg_grpc.store import Store
@@ -86,6 +85,7 @@ class Dispatcher:
         self._touched: dict[str, OpenTask] = {}
         self._acks: list[tuple[Session, str]] = []
         self._tasks_running: list[asyncio.Task[None]] = []
+        self._closed = False
 
     # lifecycle -----------------------------------------------------------------------------
 
@@ -95,13 +95,16 @@ class Dispatcher:
         for coro in (self._loader(), self._writer(), self._reaper()):
             self._tasks_running.append(loop.create_task(coro))
 
-    async def stop(self) -> None:
-        """Commit and ack what was received, then end every stream."""
+    async def stop(self, *, flush: bool = True) -> None:
+        """Commit and ack what was received (unless `flush` is False: the lease was lost and
+        another core owns these tasks now), then end every stream and refuse new ones."""
+        self._closed = True
         for task in self._tasks_running:
             task.cancel()
         await asyncio.gather(*self._tasks_running, return_exceptions=True)
         try:
-            self.flush()
+            if flush:
+                self.flush()
         finally:
             for session in list(self._sessions):
                 session.outbox.close()
@@ -115,7 +118,9 @@ class Dispatcher:
 
     def connect(self, worker: Worker, task_types: list[str], max_in_flight: int) -> Session:
         """A stream said hello. Raises ValidationError when it asks only for task types the
-        worker is not registered for (it could never get work)."""
+        worker is not registered for (it could never get work), Unavailable once stopping."""
+        if self._closed:
+            raise Unavailable("the core is shutting down; reconnect shortly")
         types = frozenset(worker.task_types)
         if task_types:
             types &= frozenset(task_types)
@@ -228,12 +233,11 @@ class Dispatcher:
         want = room if self._starved else min(room, self._low_water - len(self._available))
         self._starved = False
         if want <= 0:
-            self._more_in_store = room > 0 and self._more_in_store
             return
         loaded = self._store.open_tasks(after_seq=self._last_seq, limit=want)
         # A full page means there may be more; a short one that the store is drained until
-        # the next submission wakes us (or the next poll, for other processes' submissions).
-        self._more_in_store = len(loaded) == want and room > want
+        # a submission wakes us, room opens, or the next poll (other processes' submissions).
+        self._more_in_store = len(loaded) == want
         for task in loaded:
             self._last_seq = max(self._last_seq, task.seq)
             self._tasks[task.task_id] = task
@@ -243,6 +247,7 @@ class Dispatcher:
                 self._available.append(task.seq)
 
     def _forget(self, task: OpenTask) -> None:
+        self._more_in_store = True  # room in the window: what did not fit may load now
         del self._tasks[task.task_id]
         self._by_seq.pop(task.seq, None)
         self._remove_available(task)
@@ -333,9 +338,11 @@ class Dispatcher:
 
     async def _loader(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
                 await asyncio.sleep(self.settings.load_delay)
+            except TimeoutError:
+                self._more_in_store = True  # another process may have submitted
             self._wake.clear()
             try:
                 self._load()

@@ -28,11 +28,18 @@ class DispatchTaken(RuntimeError):
     """Another live core process dispatches for this store."""
 
 
-def _alive_here(owner: str) -> bool | None:
+# When this process started (close enough): a lease of our own pid renewed before this cannot
+# be ours; it is a previous incarnation that crashed and got the same pid (PID 1 in a container).
+_STARTED = time.time()
+
+
+def _alive_here(owner: str, heartbeat_at: float) -> bool | None:
     """Whether the owner's process is alive, or None when it runs on another host."""
     host, pid, _ = owner.split(":")
     if host != socket.gethostname():
         return None
+    if int(pid) == os.getpid():
+        return heartbeat_at >= _STARTED
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
@@ -52,7 +59,7 @@ class DispatchLease:
         current = self._store.dispatch_lease()
         if current is not None:
             owner, heartbeat_at = current
-            if _alive_here(owner) is not False and now - heartbeat_at < STALE_AFTER:
+            if _alive_here(owner, heartbeat_at) is not False and now - heartbeat_at < STALE_AFTER:
                 raise DispatchTaken(
                     f"core {owner} already dispatches for this store; start this one with ASG_DISPATCH=off"
                 )

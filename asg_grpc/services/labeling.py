@@ -14,12 +14,12 @@ import grpc
 from asg_grpc.dispatch.dispatcher import Dispatcher, Session
 from asg_grpc.dispatch.outbox import Outgoing
 from asg_grpc.domain.customers import hash_token
-from asg_grpc.domain.errors import Unauthenticated, ValidationError
+from asg_grpc.domain.errors import Unauthenticated, Unavailable, ValidationError
 from asg_grpc.domain.labeling import REFUSAL_MESSAGES
 from asg_grpc.domain.workers import Worker, new_worker_token, validate_worker
 from asg_grpc.services import convert
 from asg_grpc.services.auth import bearer_token
-from asg_grpc.services.errors import abort, maps_domain_errors
+from asg_grpc.services.errors import abort, maps_domain_errors, status_code_for
 from asg_grpc.store import Store
 from asg_grpc.v1 import common_pb2, labeling_pb2, labeling_pb2_grpc
 
@@ -63,8 +63,8 @@ class LabelingService(labeling_pb2_grpc.LabelingServiceServicer):
         hello = first.hello
         try:
             session = self._dispatcher.connect(worker, list(hello.task_types), hello.max_in_flight)
-        except ValidationError as exc:
-            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, exc.message)
+        except (ValidationError, Unavailable) as exc:
+            await abort(context, status_code_for(exc), exc.message)
         reader = asyncio.get_running_loop().create_task(self._read(session, request_iterator))
         try:
             yield labeling_pb2.ServerMessage(

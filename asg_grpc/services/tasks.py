@@ -9,7 +9,7 @@ import grpc
 
 from asg_grpc.domain import ids
 from asg_grpc.domain.errors import DomainError, NotFound, ValidationError
-from asg_grpc.domain.tasks import Task, validate_batch, validate_task
+from asg_grpc.domain.tasks import MAX_BATCH, Task, validate_batch, validate_task
 from asg_grpc.services import convert
 from asg_grpc.services.auth import authenticate, customer_id_for
 from asg_grpc.services.errors import maps_domain_errors, status_code_for
@@ -45,6 +45,8 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
     async def SubmitTasks(
         self, request: tasks_pb2.SubmitTasksRequest, context: grpc.aio.ServicerContext
     ) -> tasks_pb2.SubmitTasksResponse:
+        if len(request.submissions) > MAX_BATCH:
+            raise ValidationError("submissions", f"must contain at most {MAX_BATCH}")
         outcomes: list[tasks_pb2.SubmissionOutcome | None] = [None] * len(request.submissions)
         accepted: list[tuple[int, Submission]] = []
         for i, item in enumerate(request.submissions):
@@ -68,7 +70,8 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
             )
         if accepted:
             self._on_submitted()
-        return tasks_pb2.SubmitTasksResponse(outcomes=[o for o in outcomes if o is not None])
+        assert all(o is not None for o in outcomes), "every submission has an outcome"
+        return tasks_pb2.SubmitTasksResponse(outcomes=outcomes)  # type: ignore[arg-type]
 
     @maps_domain_errors
     async def SubmitBatch(

@@ -484,7 +484,11 @@ class SQLiteStore:
         with self._write() as db:
             if batch.labels:
                 db.executemany(
-                    "INSERT INTO labels (task_id, worker_id, option, created_at) VALUES (?, ?, ?, ?)",
+                    # A worker's second label for a task (possible only while two dispatchers
+                    # overlapped at a lease takeover) keeps the first, rather than failing the
+                    # whole group forever.
+                    "INSERT OR IGNORE INTO labels (task_id, worker_id, option, created_at)"
+                    " VALUES (?, ?, ?, ?)",
                     batch.labels,
                 )
             if batch.skips:

@@ -302,10 +302,13 @@ def test_quickstart_steps_2_to_4_against_asg_dev_then_ctrl_c_stops_everything(tm
         assert_stopped_cleanly(dev, signal.SIGINT)
 
 
-def test_asg_dev_exits_0_on_sigterm_and_leaves_no_process_behind(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["sigterm", "sighup-closed-terminal"])
+def test_asg_dev_exits_0_on_sigterm_or_sighup_and_leaves_no_process_behind(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
     with asg_dev(tmp_path, workers=2) as dev:
         assert len(dev.children) >= 4, {pid: command_name(pid) for pid in dev.children}
-        assert_stopped_cleanly(dev, signal.SIGTERM)
+        assert_stopped_cleanly(dev, sig)
 
 
 # --- 2. confidence as documented -------------------------------------------------------------

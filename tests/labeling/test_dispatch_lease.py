@@ -12,7 +12,7 @@ import pytest
 from asg_grpc.dispatch import lease
 from asg_grpc.dispatch.lease import DispatchTaken
 from asg_grpc.server import Core
-from asg_grpc.v1 import labeling_pb2, labeling_pb2_grpc, tasks_pb2, tasks_pb2_grpc
+from asg_grpc.v1 import common_pb2, labeling_pb2, labeling_pb2_grpc, tasks_pb2, tasks_pb2_grpc
 from tests.labeling.conftest import CoreHarness, settings_for, stored_options
 
 pytestmark = pytest.mark.asyncio
@@ -82,3 +82,58 @@ async def test_labels_are_acked_once_a_locked_database_frees_up(harness: CoreHar
         blocker.close()
     await agent.read_until(lambda a: task_id in a.acked)
     assert stored_options(harness, task_id) == ["cat"]
+
+
+async def test_a_task_submitted_through_another_core_reaches_an_idle_worker(harness: CoreHarness) -> None:
+    # More image tasks than are kept ready without demand, and an idle text-only worker.
+    for start in (0, 1000):
+        await harness.tasks.SubmitBatch(
+            tasks_pb2.SubmitBatchRequest(tasks=[image_task(i) for i in range(start, start + 1000)]),
+            metadata=harness.auth,
+        )
+    agent = await harness.agent(task_types=["text_classification"])
+    assert await agent.held_after(0.6) == 0
+    # The text task arrives through a core that does not dispatch: only the poll can see it.
+    other = Core(settings_for(harness.core.settings.data_dir, dispatch=False))
+    await other.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{other.port}") as channel:
+            reply = await tasks_pb2_grpc.TaskServiceStub(channel).SubmitTask(
+                tasks_pb2.SubmitTaskRequest(task=image_task(0, "text_classification")), metadata=harness.auth
+            )
+    finally:
+        await other.stop()
+    assert [a.task_id for a in await agent.assignments(1)] == [reply.task.task_id]
+
+
+@pytest.mark.core_settings(dispatch_window=20)
+async def test_room_freed_in_a_full_window_loads_the_task_that_did_not_fit(harness: CoreHarness) -> None:
+    await harness.tasks.SubmitBatch(
+        tasks_pb2.SubmitBatchRequest(tasks=[image_task(i, threshold=2) for i in range(20)]),
+        metadata=harness.auth,
+    )
+    text = await harness.submit(threshold=2, task_type="text_classification")
+    reader = await harness.agent(task_types=["text_classification"])
+    assert await reader.held_after(0.6) == 0  # the window holds only image tasks
+    for _ in range(2):
+        labeler = await harness.agent(max_in_flight=1, task_types=["image_classification"])
+        [assignment] = await labeler.assignments(1)
+        await labeler.label(assignment.task_id, "cat")
+    assert [a.task_id for a in await reader.assignments(1)] == [text]
+
+
+async def test_a_stopping_core_refuses_new_work_streams(harness: CoreHarness) -> None:
+    assert harness.core.dispatcher is not None
+    await harness.core.dispatcher.stop()
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await harness.agent()
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def image_task(n: int, task_type: str = "image_classification", threshold: int = 3) -> tasks_pb2.TaskInput:
+    return tasks_pb2.TaskInput(
+        type=task_type,
+        data_url=f"https://example.com/{n}.jpg",
+        label_spec=common_pb2.LabelSpec(question="Animal?", options=["cat", "dog"]),
+        consensus_threshold=threshold,
+    )
