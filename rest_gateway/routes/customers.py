@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from asg_common import rest_json
 from asg_grpc.v1 import billing_pb2
-from rest_gateway import decode, encode
+from rest_gateway import decode
 from rest_gateway.core import call_metadata, core
 from rest_gateway.responses import json
 
@@ -40,4 +41,4 @@ async def me(request: Request) -> Response:
     reply = await client.billing.GetCustomer(
         billing_pb2.GetCustomerRequest(), metadata=call_metadata(request), timeout=client.timeout
     )
-    return json(encode.customer(reply))
+    return json(rest_json.customer(reply))

@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from asg_common import rest_json
 from asg_grpc.v1 import tasks_pb2
-from rest_gateway import decode, encode
+from rest_gateway import decode
 from rest_gateway.core import call_metadata, core
 from rest_gateway.errors import BadRequest
 from rest_gateway.responses import json
@@ -18,7 +19,7 @@ router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
 async def submit_task(request: Request) -> Response:
     task = decode.task_input(await decode.json_object(request, decode.SMALL_BODY))
     reply = await core(request).submissions.submit(request.headers.get("authorization"), task)
-    body = encode.submitted(reply.task)
+    body = rest_json.submitted(reply.task)
     if reply.idempotent:
         body["idempotent"] = True
         return json(body, 200)
@@ -49,14 +50,14 @@ async def list_tasks(
     limit: int | None = None,
     cursor: str | None = None,
 ) -> Response:
-    if status is not None and status not in encode.STATUS_VALUES:
-        raise BadRequest("status", f"must be one of {', '.join(encode.STATUS_VALUES)}")
+    if status is not None and status not in rest_json.STATUS_VALUES:
+        raise BadRequest("status", f"must be one of {', '.join(rest_json.STATUS_VALUES)}")
     if limit is not None and not 0 <= limit < 2**31:  # what the int32 field can carry
         raise BadRequest("limit", "is out of range")
     client = core(request)
     reply = await client.tasks.ListTasks(
         tasks_pb2.ListTasksRequest(
-            status=encode.STATUS_VALUES[status] if status else None,  # type: ignore[arg-type]
+            status=rest_json.STATUS_VALUES[status] if status else None,  # type: ignore[arg-type]
             batch_id=batch_id,
             limit=limit,
             cursor=cursor or "",
@@ -64,7 +65,7 @@ async def list_tasks(
         metadata=call_metadata(request),
         timeout=client.timeout,
     )
-    return json({"tasks": [encode.task(t) for t in reply.tasks], "next_cursor": reply.next_cursor or None})
+    return json({"tasks": [rest_json.task(t) for t in reply.tasks], "next_cursor": reply.next_cursor or None})
 
 
 @router.get("/{task_id}")
@@ -75,7 +76,7 @@ async def get_task(request: Request, task_id: str) -> Response:
         metadata=call_metadata(request),
         timeout=client.timeout,
     )
-    return json(encode.task(reply))
+    return json(rest_json.task(reply))
 
 
 @router.get("/{task_id}/result")
@@ -87,5 +88,5 @@ async def get_result(request: Request, task_id: str) -> Response:
         timeout=client.timeout,
     )
     if reply.decided:
-        return json(encode.result(reply))
-    return json(encode.pending_result(reply), 202)
+        return json(rest_json.result(reply))
+    return json(rest_json.pending_result(reply), 202)

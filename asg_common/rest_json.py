@@ -1,4 +1,8 @@
-"""Protobuf replies → the JSON bodies of the REST reference."""
+"""Protobuf messages → the JSON bodies of the REST reference.
+
+Shared by the gateway (its responses) and the core (webhook payloads carry "the same object the
+REST API returns"), so there is one encoding of each object.
+"""
 
 from __future__ import annotations
 
