@@ -11,7 +11,7 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from asg_grpc.v1 import billing_pb2, common_pb2, tasks_pb2
+from asg_grpc.v1 import billing_pb2, common_pb2, tasks_pb2, webhooks_pb2
 
 STATUS_NAMES: dict[int, str] = {
     value: name.removeprefix("TASK_STATUS_").lower() for name, value in common_pb2.TaskStatus.items() if value
@@ -96,4 +96,34 @@ def customer(c: billing_pb2.Customer) -> dict[str, Any]:
         "quota_remaining": c.quota_remaining,
         "key_hint": c.key_hint,
         "created_at": iso(c.created_at),
+    }
+
+
+def _time(msg: Any, name: str) -> str | None:
+    return iso(getattr(msg, name)) if msg.HasField(name) else None
+
+
+def webhook(w: webhooks_pb2.Webhook) -> dict[str, Any]:
+    """Never the secret: the API has no way to return it."""
+    return {
+        "webhook_id": w.webhook_id,
+        "callback_url": w.callback_url,
+        "events": list(w.events),
+        "active": w.active,
+        "created_at": iso(w.created_at),
+    }
+
+
+def delivery(d: webhooks_pb2.Delivery) -> dict[str, Any]:
+    return {
+        "delivery_id": d.delivery_id,
+        "event_id": d.event_id,
+        "event": d.event,
+        "state": d.state,
+        "attempts": d.attempts,
+        "last_status_code": d.last_status_code or None,
+        "last_error": d.last_error or None,
+        "next_attempt_at": _time(d, "next_attempt_at"),
+        "delivered_at": _time(d, "delivered_at"),
+        "created_at": iso(d.created_at),
     }

@@ -75,6 +75,8 @@ class Stack:
             "ASG_CORE_ADDR": self.grpc_addr,
             "ASG_HTTP_ADDR": self.http_addr,
             "ASG_DATA_DIR": str(self.data_dir),
+            # Stacks started here (tests, `asg dev`) call receivers on this machine.
+            "ASG_ALLOW_PRIVATE_URLS": "1",
             **self.env,
         }
 

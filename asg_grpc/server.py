@@ -21,6 +21,7 @@ from asg_grpc.operator import operator_token
 from asg_grpc.services.billing import BillingService
 from asg_grpc.services.labeling import LabelingService
 from asg_grpc.services.tasks import TaskService
+from asg_grpc.services.webhooks import WebhookService
 from asg_grpc.settings import Settings
 from asg_grpc.store.sqlite import SQLiteStore
 from asg_grpc.v1 import (
@@ -30,7 +31,10 @@ from asg_grpc.v1 import (
     labeling_pb2_grpc,
     tasks_pb2,
     tasks_pb2_grpc,
+    webhooks_pb2,
+    webhooks_pb2_grpc,
 )
+from asg_grpc.webhooks.worker import WebhookWorker
 
 log = logging.getLogger("asg.server")
 
@@ -40,6 +44,7 @@ SHUTDOWN_GRACE_SECONDS = 5.0
 CORE_SERVICES = (
     tasks_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name,
     billing_pb2.DESCRIPTOR.services_by_name["BillingService"].full_name,
+    webhooks_pb2.DESCRIPTOR.services_by_name["WebhookService"].full_name,
 )
 LABELING_SERVICE = labeling_pb2.DESCRIPTOR.services_by_name["LabelingService"].full_name
 
@@ -70,6 +75,8 @@ class Core:
         )
         self.dispatcher: Dispatcher | None = None
         self.lease: DispatchLease | None = None
+        # Webhook delivery runs where dispatch does: one process per store (docs/webhooks.md).
+        self.webhooks: WebhookWorker | None = None
         self.services: tuple[str, ...] = CORE_SERVICES
         if settings.dispatch:
             self.dispatcher = Dispatcher(
@@ -82,6 +89,7 @@ class Core:
                 ),
             )
             self.lease = DispatchLease(self.store)
+            self.webhooks = WebhookWorker(self.store, settings)
             labeling_pb2_grpc.add_LabelingServiceServicer_to_server(
                 LabelingService(self.store, self.dispatcher, operator_token(settings)), self.server
             )
@@ -92,6 +100,9 @@ class Core:
         )
         billing_pb2_grpc.add_BillingServiceServicer_to_server(
             BillingService(self.store, settings), self.server
+        )
+        webhooks_pb2_grpc.add_WebhookServiceServicer_to_server(
+            WebhookService(self.store, settings), self.server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
@@ -107,6 +118,8 @@ class Core:
         if self.dispatcher is not None and self.lease is not None:
             self.lease.acquire()
             await self.dispatcher.start()
+            if self.webhooks is not None:
+                await self.webhooks.start()
             self._background.append(asyncio.get_running_loop().create_task(self.lease.keep(self.failed.set)))
         await self.server.start()
         for name in ("", *self.services):
@@ -127,6 +140,8 @@ class Core:
         for task in self._background:
             task.cancel()
         try:
+            if self.webhooks is not None:
+                await self.webhooks.stop()
             if self.dispatcher is not None:
                 # Labels received so far are committed and acked, then the Work streams end,
                 # so the grace period below is for unary calls in flight.

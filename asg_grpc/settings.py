@@ -11,6 +11,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from asg_grpc.domain.webhooks import ATTEMPT_TIMEOUT
+
 SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
 
 
@@ -74,6 +76,15 @@ class Settings:
     worker_idle_timeout: float = 30.0
     # Off for extra core processes on a store another core already dispatches for.
     dispatch: bool = True
+    # Webhook deliveries (and other URLs the server calls) may go to loopback, private,
+    # link-local or metadata addresses only when this is on; tests and `asg dev` turn it on.
+    allow_private_urls: bool = False
+    # The most webhook deliveries attempted at once (by the core that dispatches).
+    webhook_concurrency: int = 64
+    # Seconds one delivery attempt may take, connecting and answering included.
+    webhook_timeout: float = ATTEMPT_TIMEOUT
+    # Multiplies the retry schedule (docs/webhooks.md); below 1 for tests, above to slow down.
+    webhook_retry_scale: float = 1.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -96,6 +107,10 @@ class Settings:
             dispatch_window=_int(env, "ASG_DISPATCH_WINDOW", cls.dispatch_window, 1),
             worker_idle_timeout=_float(env, "ASG_WORKER_IDLE_TIMEOUT", cls.worker_idle_timeout, 1.0),
             dispatch=_switch(env, "ASG_DISPATCH", cls.dispatch),
+            allow_private_urls=_switch(env, "ASG_ALLOW_PRIVATE_URLS", cls.allow_private_urls),
+            webhook_concurrency=_int(env, "ASG_WEBHOOK_CONCURRENCY", cls.webhook_concurrency, 1),
+            webhook_timeout=_float(env, "ASG_WEBHOOK_TIMEOUT", cls.webhook_timeout, 0.01),
+            webhook_retry_scale=_float(env, "ASG_WEBHOOK_RETRY_SCALE", cls.webhook_retry_scale, 0.0),
         )
 
     def with_overrides(self, **changes: Any) -> Settings:

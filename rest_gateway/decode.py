@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
-from asg_grpc.v1 import billing_pb2, common_pb2, tasks_pb2
+from asg_grpc.v1 import billing_pb2, common_pb2, tasks_pb2, webhooks_pb2
 from rest_gateway.errors import BadRequest, PayloadTooLarge
 
 KIB = 1024
@@ -22,6 +22,7 @@ TASK_FIELDS = frozenset(
 LABEL_SPEC_FIELDS = frozenset(("question", "options"))
 BATCH_FIELDS = frozenset(("tasks", "callback_url"))
 CUSTOMER_FIELDS = frozenset(("name", "email"))
+WEBHOOK_FIELDS = frozenset(("callback_url", "secret", "events"))
 
 
 async def json_object(request: Request, limit: int) -> dict[str, Any]:
@@ -117,4 +118,21 @@ def register_customer(body: dict[str, Any]) -> billing_pb2.RegisterCustomerReque
     _object(body, "request body", CUSTOMER_FIELDS, "")
     return billing_pb2.RegisterCustomerRequest(
         name=_string(body, "name", "") or "", email=_string(body, "email", "") or ""
+    )
+
+
+def create_webhook(body: dict[str, Any]) -> webhooks_pb2.CreateWebhookRequest:
+    _object(body, "request body", WEBHOOK_FIELDS, "")
+    events = body.get("events")
+    if events is None:
+        events = []
+    elif type(events) is not list:
+        raise BadRequest("events", "must be an array of event types")
+    for i, event in enumerate(events):
+        if type(event) is not str:
+            raise BadRequest(f"events[{i}]", "must be a string")
+    return webhooks_pb2.CreateWebhookRequest(
+        callback_url=_string(body, "callback_url", "") or "",
+        secret=_string(body, "secret", "") or "",
+        events=events,
     )

@@ -58,3 +58,17 @@ def customer(stack: Stack) -> dict:
 @pytest.fixture
 def auth(customer: dict) -> dict[str, str]:
     return {"Authorization": f"Bearer {customer['api_key']}"}
+
+
+def register_webhook(
+    base_url: str, api_key: str, callback_url: str, secret: str = "whsec_test_secret"
+) -> dict:
+    """Register a webhook through the REST API (a task's callback_url must name one)."""
+    reply = httpx.post(
+        f"{base_url}/v1/webhooks",
+        json={"callback_url": callback_url, "secret": secret},
+        headers={"Authorization": f"Bearer {api_key}"},
+        timeout=10,
+    )
+    assert reply.status_code == 201, reply.text
+    return reply.json()

@@ -15,7 +15,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from asg_grpc.devstack import Stack
-from asg_grpc.v1 import billing_pb2, billing_pb2_grpc, common_pb2, tasks_pb2, tasks_pb2_grpc
+from asg_grpc.v1 import (
+    billing_pb2,
+    billing_pb2_grpc,
+    common_pb2,
+    tasks_pb2,
+    tasks_pb2_grpc,
+    webhooks_pb2,
+    webhooks_pb2_grpc,
+)
 
 Metadata = tuple[tuple[str, str], ...]
 SPEC = common_pb2.LabelSpec(question="Animal?", options=["cat", "dog"])
@@ -278,8 +286,12 @@ def test_quota_exhausted_is_permission_denied(
 
 
 def test_submit_batch_returns_ids_in_request_order(
-    tasks: tasks_pb2_grpc.TaskServiceStub, md: Metadata
+    channel: grpc.Channel, tasks: tasks_pb2_grpc.TaskServiceStub, md: Metadata
 ) -> None:
+    webhooks_pb2_grpc.WebhookServiceStub(channel).CreateWebhook(
+        webhooks_pb2.CreateWebhookRequest(callback_url="https://hooks.example.com/b", secret="whsec_123456"),
+        metadata=md,
+    )
     reply = tasks.SubmitBatch(
         tasks_pb2.SubmitBatchRequest(
             tasks=[task_input(i) for i in range(3)], callback_url="https://hooks.example.com/b"

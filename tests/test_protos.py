@@ -31,6 +31,10 @@ ROUTES: dict[str, tuple[str, str]] = {
     "asg.v1.TaskService.ListTasks": ("GET", "/v1/tasks"),
     "asg.v1.BillingService.RegisterCustomer": ("POST", "/v1/customers"),
     "asg.v1.BillingService.GetCustomer": ("GET", "/v1/customers/me"),
+    "asg.v1.WebhookService.CreateWebhook": ("POST", "/v1/webhooks"),
+    "asg.v1.WebhookService.ListWebhooks": ("GET", "/v1/webhooks"),
+    "asg.v1.WebhookService.DeleteWebhook": ("DELETE", "/v1/webhooks/{webhook_id}"),
+    "asg.v1.WebhookService.ListDeliveries": ("GET", "/v1/webhooks/{webhook_id}/deliveries"),
 }
 # RPCs deliberately not on the public REST API, with the reason.
 NOT_ROUTED: dict[str, str] = {

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from asg_grpc.devstack import Stack
-from tests.conftest import make_stack
+from tests.conftest import make_stack, register_webhook
 
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 TASK_ID = re.compile(r"^tsk_[0-9a-f]{28}$")
@@ -237,6 +237,7 @@ def test_submitting_validation_error_example(http: httpx.Client, auth: dict[str,
 
 
 def test_submitting_batch_example_applies_callback_url(http: httpx.Client, auth: dict[str, str]) -> None:
+    register_webhook(str(http.base_url), auth["Authorization"].split()[1], "https://example.com/hooks/asg")
     reply = http.post(
         "/v1/tasks/batch",
         headers={**auth, **JSON},
@@ -274,6 +275,7 @@ def test_submitting_batch_example_applies_callback_url(http: httpx.Client, auth:
 
 
 def test_get_task_returns_what_was_submitted(http: httpx.Client, auth: dict[str, str]) -> None:
+    register_webhook(str(http.base_url), auth["Authorization"].split()[1], "https://hooks.example.com/asg")
     accepted = submit(
         http,
         auth,
@@ -446,6 +448,7 @@ THREE = {"question": "Animal?", "options": ["cat", "dog", "bird"]}
 def test_same_key_with_another_body_is_409(
     http: httpx.Client, auth: dict[str, str], change: dict[str, Any]
 ) -> None:
+    register_webhook(str(http.base_url), auth["Authorization"].split()[1], "https://hooks.example.com/x")
     base = task(label_spec=THREE, idempotency_key="same")
     first = submit(http, auth, base)
 
@@ -592,6 +595,8 @@ def test_batch_body_of_exactly_8_mib_is_accepted(http: httpx.Client, auth: dict[
 def test_batch_callback_url_applies_to_tasks_without_their_own(
     http: httpx.Client, auth: dict[str, str]
 ) -> None:
+    for url in ("https://hooks.example.com/batch", "https://hooks.example.com/own"):
+        register_webhook(str(http.base_url), auth["Authorization"].split()[1], url)
     body = submit_batch(
         http,
         auth,

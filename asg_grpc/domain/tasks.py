@@ -119,7 +119,7 @@ _HTTPS_URL = re.compile(
 )
 
 
-def _check_https_url(field: str, value: str) -> None:
+def check_https_url(field: str, value: str) -> None:
     if len(value) > MAX_URL:
         raise ValidationError(field, f"must be at most {MAX_URL} characters")
     if _HTTPS_URL.fullmatch(value) is None:
@@ -163,7 +163,7 @@ def validate_task(
         raise ValidationError("type", f"must be one of {', '.join(TASK_TYPES)}")
     if draft.data_url is None:
         raise ValidationError("data_url", "is required")
-    _check_https_url("data_url", draft.data_url)
+    check_https_url("data_url", draft.data_url)
     if not draft.has_label_spec:
         raise ValidationError("label_spec", "is required")
     question, options = draft.question, draft.options
@@ -179,7 +179,7 @@ def validate_task(
         )
     callback_url = draft.callback_url if draft.callback_url is not None else default_callback_url
     if callback_url is not None:
-        _check_https_url("callback_url", callback_url)
+        check_https_url("callback_url", callback_url)
     key = draft.idempotency_key
     if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
         raise ValidationError("idempotency_key", f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
@@ -201,7 +201,7 @@ def validate_batch(drafts: list[TaskDraft], callback_url: str | None) -> list[Ta
     if len(drafts) > MAX_BATCH:
         raise ValidationError("tasks", f"must contain at most {MAX_BATCH} tasks")
     if callback_url is not None:
-        _check_https_url("callback_url", callback_url)
+        check_https_url("callback_url", callback_url)
     specs: list[TaskSpec] = []
     seen_keys: set[str] = set()
     valid_specs: set[tuple[str | None, tuple[str, ...] | None]] = set()

@@ -6,7 +6,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from asg_grpc.domain.customers import Customer
 from asg_grpc.domain.tasks import LabelRecord, Task, TaskDraft, TaskStatus
-from asg_grpc.v1 import billing_pb2, common_pb2, tasks_pb2
+from asg_grpc.domain.webhooks import Webhook
+from asg_grpc.store.webhook_records import DeliveryRecord
+from asg_grpc.v1 import billing_pb2, common_pb2, tasks_pb2, webhooks_pb2
 
 STATUS_TO_PB = {
     TaskStatus.PENDING: common_pb2.TASK_STATUS_PENDING,
@@ -90,4 +92,29 @@ def customer(c: Customer) -> billing_pb2.Customer:
         key_hint=c.key_hint,
         created_at=timestamp(c.created_at),
         quota_remaining=c.quota_remaining,
+    )
+
+
+def webhook(w: Webhook) -> webhooks_pb2.Webhook:
+    return webhooks_pb2.Webhook(
+        webhook_id=w.webhook_id,
+        callback_url=w.callback_url,
+        events=w.events,
+        active=w.active,
+        created_at=timestamp(w.created_at),
+    )
+
+
+def delivery(d: DeliveryRecord) -> webhooks_pb2.Delivery:
+    return webhooks_pb2.Delivery(
+        delivery_id=d.delivery_id,
+        event_id=d.event_id,
+        event=d.event_type,
+        state=d.state,
+        attempts=d.attempts,
+        last_status_code=d.last_status or 0,
+        last_error=d.last_error or "",
+        next_attempt_at=None if d.next_attempt_at is None else timestamp(d.next_attempt_at),
+        delivered_at=None if d.delivered_at is None else timestamp(d.delivered_at),
+        created_at=timestamp(d.created_at),
     )

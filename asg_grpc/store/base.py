@@ -13,7 +13,16 @@ from asg_grpc.domain.customers import Customer, Registration
 from asg_grpc.domain.errors import DomainError
 from asg_grpc.domain.labeling import OpenTask
 from asg_grpc.domain.tasks import LabelRecord, Task, TaskSpec, TaskStatus
+from asg_grpc.domain.webhooks import Webhook, WebhookSpec
 from asg_grpc.domain.workers import Worker, WorkerRegistration
+from asg_grpc.store.webhook_records import (
+    AttemptResult,
+    DeliveryRecord,
+    DueDelivery,
+    EventRecord,
+    HookTarget,
+    NewDelivery,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,5 +144,35 @@ class Store(Protocol):
     def record_labeling(self, batch: LabelingBatch) -> None:
         """Labels, skips and task state changes, all or nothing."""
         ...
+
+    # webhooks -------------------------------------------------------------------------------
+
+    def create_webhook(self, customer_id: str, spec: WebhookSpec, now: float) -> Webhook:
+        """Raises Conflict when the URL is registered already or the customer has the most."""
+        ...
+
+    def list_webhooks(self, customer_id: str) -> list[Webhook]: ...
+
+    def delete_webhook(self, customer_id: str, webhook_id: str, now: float) -> None:
+        """Raises NotFound for an unknown or foreign id; pending deliveries are abandoned."""
+        ...
+
+    def list_deliveries(self, customer_id: str, webhook_id: str, limit: int) -> list[DeliveryRecord]:
+        """Newest first; NotFound for an unknown or foreign webhook."""
+        ...
+
+    def pending_events(self, limit: int) -> list[EventRecord]:
+        """Outbox events not fanned out to deliveries yet, oldest first."""
+        ...
+
+    def hook_targets(self, customer_id: str) -> list[HookTarget]:
+        """The customer's active webhooks."""
+        ...
+
+    def fan_out(self, event_seqs: list[int], deliveries: list[NewDelivery], now: float) -> None: ...
+
+    def due_deliveries(self, now: float, limit: int, exclude: set[str]) -> list[DueDelivery]: ...
+
+    def record_attempts(self, attempts: list[AttemptResult], now: float) -> None: ...
 
     def close(self) -> None: ...

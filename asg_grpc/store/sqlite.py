@@ -29,6 +29,7 @@ from asg_grpc.domain.labeling import OpenTask
 from asg_grpc.domain.tasks import LabelRecord, Task, TaskSpec, TaskStatus, Verdict
 from asg_grpc.domain.workers import Worker, WorkerRegistration
 from asg_grpc.store.base import LabelingBatch, Submission, Submitted, TaskPage
+from asg_grpc.store.sqlite_webhooks import WebhookTables
 
 # Each entry upgrades the schema by one version (PRAGMA user_version). Append, never edit.
 MIGRATIONS: tuple[str, ...] = (
@@ -109,6 +110,48 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (task_id, worker_id)
     ) WITHOUT ROWID;
     """,
+    """
+    CREATE TABLE webhooks (
+        webhook_id         TEXT PRIMARY KEY,
+        customer_id        TEXT NOT NULL,
+        callback_url       TEXT NOT NULL,
+        secret             TEXT NOT NULL,
+        events             TEXT NOT NULL,
+        active             INTEGER NOT NULL DEFAULT 1,
+        created_at         REAL NOT NULL,
+        deactivated_at     REAL,
+        deactivated_reason TEXT,
+        deleted_at         REAL
+    );
+    CREATE UNIQUE INDEX webhooks_url ON webhooks(customer_id, callback_url) WHERE deleted_at IS NULL;
+    CREATE TABLE events (
+        seq          INTEGER PRIMARY KEY,
+        event_id     TEXT NOT NULL UNIQUE,
+        event_type   TEXT NOT NULL,
+        customer_id  TEXT NOT NULL,
+        subject_id   TEXT NOT NULL,
+        callback_url TEXT,
+        created_at   REAL NOT NULL,
+        fanned_out   INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX events_pending ON events(seq) WHERE fanned_out = 0;
+    CREATE TABLE deliveries (
+        delivery_id     TEXT PRIMARY KEY,
+        webhook_id      TEXT NOT NULL,
+        event_id        TEXT NOT NULL,
+        event_type      TEXT NOT NULL,
+        payload         BLOB NOT NULL,
+        state           TEXT NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        last_status     INTEGER,
+        last_error      TEXT,
+        next_attempt_at REAL,
+        delivered_at    REAL,
+        created_at      REAL NOT NULL
+    );
+    CREATE INDEX deliveries_due ON deliveries(next_attempt_at) WHERE state = 'pending';
+    CREATE INDEX deliveries_webhook ON deliveries(webhook_id, created_at);
+    """,
 )
 
 _TASK_COLUMNS = (
@@ -149,7 +192,7 @@ def _customer(row: tuple) -> Customer:
     return Customer(customer_id, name, email, tier, label_quota, labels_reserved, hint or "", created_at)
 
 
-class SQLiteStore:
+class SQLiteStore(WebhookTables):
     def __init__(self, path: Path, *, synchronous: str = "NORMAL", busy_timeout: float = 5.0) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
@@ -262,6 +305,9 @@ class SQLiteStore:
     def _submit(self, db: sqlite3.Connection, submission: Submission, now: float) -> list[Submitted]:
         """Every check that can refuse the submission runs before its first write."""
         customer_id, specs, batch_id = submission.customer_id, submission.specs, submission.batch_id
+        for url in {s.callback_url for s in specs if s.callback_url is not None}:
+            if not self._is_registered_webhook(db, customer_id, url):
+                raise ValidationError("callback_url", "is not a registered webhook")
         replays = self._replays(db, customer_id, specs, in_batch=batch_id is not None)
         fresh = [i for i in range(len(specs)) if i not in replays]
         needed = sum(specs[i].consensus_threshold for i in fresh)
@@ -504,6 +550,11 @@ class SQLiteStore:
                     " decided_at = ?, updated_at = ? WHERE task_id = ? AND decided_at IS NULL",
                     [_task_state_row(t, batch.now) for t in batch.tasks],
                 )
+                for task in batch.tasks:
+                    if task.status is TaskStatus.VERIFIED:
+                        self._record_task_event(db, task.task_id, "task.verified", batch.now)
+                    elif task.status is TaskStatus.FAILED:
+                        self._record_task_event(db, task.task_id, "task.failed", batch.now)
 
 
 def _task_state_row(task: OpenTask, now: float) -> tuple:

@@ -23,6 +23,7 @@ from asg_gateway import (
     PollTimeoutError,
 )
 from asg_grpc.devstack import Stack
+from tests.conftest import register_webhook
 
 SPEC = {"question": "Animal?", "options": ["cat", "dog"]}
 PENDING = ("pending", "in_progress")
@@ -87,6 +88,7 @@ def test_submitting_tasks_single_snippet(seed_env: None) -> None:
 
 
 def test_submitting_tasks_batch_snippet(seed_env: None) -> None:
+    register_webhook(os.environ["ASG_BASE_URL"], os.environ["API_KEY"], "https://example.com/hooks/asg")
     # seed 004, batch, as written
     client = ASGGatewayClient(os.environ["API_KEY"])
     resp = client.submit_batch(

@@ -1,0 +1,83 @@
+"""Fan-out: turn outbox events into deliveries, one per webhook that should hear of each.
+
+An event's body is rendered once, when it is fanned out, and stored with each of its deliveries:
+every attempt of every delivery then sends (and signs) exactly the same bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import orjson
+
+from asg_common import rest_json
+from asg_grpc.domain import ids
+from asg_grpc.services import convert
+from asg_grpc.store import Store
+from asg_grpc.store.webhook_records import EventRecord, HookTarget, NewDelivery
+
+log = logging.getLogger("asg.webhooks")
+
+
+def targets(event: EventRecord, hooks: list[HookTarget]) -> list[HookTarget]:
+    """The active hooks of the event's customer that get it. A task that named a callback_url
+    sends its events to that hook alone; other events go to every hook subscribed to the type."""
+    subscribed = [h for h in hooks if event.event_type in h.events]
+    if event.callback_url is not None:
+        return [h for h in subscribed if h.callback_url == event.callback_url]
+    return subscribed
+
+
+def iso(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def event_data(store: Store, event: EventRecord) -> dict[str, Any] | None:
+    """The object the REST API returns for the event's subject, None when there is none."""
+    if event.event_type.startswith("task."):
+        task = store.get_task(event.customer_id, event.subject_id)
+        if task is None:
+            return None
+        return rest_json.result(convert.task_result(task, store.task_labels(task.task_id)))
+    return None  # job events: rendered once jobs exist
+
+
+def render(event: EventRecord, data: dict[str, Any]) -> bytes:
+    """The delivery body: {id, type, created_at, data}."""
+    return orjson.dumps(
+        {"id": event.event_id, "type": event.event_type, "created_at": iso(event.created_at), "data": data}
+    )
+
+
+def fan_out_once(store: Store, limit: int, now: float | None = None) -> int:
+    """Fan out up to `limit` pending events in one store transaction; returns how many."""
+    events = store.pending_events(limit)
+    if not events:
+        return 0
+    now = time.time() if now is None else now
+    hooks_of: dict[str, list[HookTarget]] = {}
+    deliveries: list[NewDelivery] = []
+    for event in events:
+        if event.customer_id not in hooks_of:
+            hooks_of[event.customer_id] = store.hook_targets(event.customer_id)
+        chosen = targets(event, hooks_of[event.customer_id])
+        if not chosen:
+            continue
+        data = event_data(store, event)
+        if data is None:
+            log.warning(
+                "webhook event has nothing to send",
+                extra={"event_id": event.event_id, "type": event.event_type, "subject": event.subject_id},
+            )
+            continue
+        payload = render(event, data)
+        for hook in chosen:
+            deliveries.append(
+                NewDelivery(
+                    ids.new_id("dlv", now), hook.webhook_id, event.event_id, event.event_type, payload
+                )
+            )
+    store.fan_out([e.seq for e in events], deliveries, now)
+    return len(events)

@@ -1,0 +1,106 @@
+"""The URL guard: every resolved address must be public, unless private URLs are allowed."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from asg_grpc.domain.errors import ValidationError
+from asg_grpc.webhooks import PrivateURL, check_public_url
+from asg_grpc.webhooks.urlguard import is_public
+
+REFUSED = [
+    "127.0.0.1",  # loopback
+    "127.8.9.10",
+    "10.1.2.3",  # RFC 1918
+    "172.16.0.1",
+    "172.31.255.254",
+    "192.168.1.1",
+    "100.64.0.1",  # carrier-grade NAT
+    "100.127.255.254",
+    "169.254.169.254",  # link-local, cloud metadata
+    "169.254.0.1",
+    "0.0.0.0",  # unspecified
+    "224.0.0.1",  # multicast
+    "239.255.255.250",
+    "240.0.0.1",  # reserved
+    "255.255.255.255",
+    "192.0.2.10",  # documentation
+    "198.18.0.1",  # benchmarking
+    "::1",
+    "::",
+    "fe80::1",  # link-local
+    "fc00::1",  # unique local
+    "fd12:3456::1",
+    "ff02::1",  # multicast
+    "::ffff:127.0.0.1",  # IPv4-mapped loopback
+    "::ffff:10.0.0.1",
+    "::ffff:169.254.169.254",
+    "2002:a00:1::1",  # 6to4 around 10.0.0.1
+    "2001:db8::1",  # documentation
+]
+PUBLIC = ["8.8.8.8", "1.1.1.1", "93.184.216.34", "2606:4700:4700::1111", "::ffff:8.8.8.8"]
+
+
+@pytest.mark.parametrize("address", REFUSED)
+def test_is_public_refuses_non_public_ranges(address: str) -> None:
+    assert not is_public(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize("address", PUBLIC)
+def test_is_public_accepts_public_unicast(address: str) -> None:
+    assert is_public(ipaddress.ip_address(address))
+
+
+def _url(address: str) -> str:
+    host = f"[{address}]" if ":" in address else address
+    return f"https://{host}:8443/hook"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("address", REFUSED)
+async def test_check_refuses_literal_private_addresses(address: str) -> None:
+    with pytest.raises(PrivateURL) as info:
+        await check_public_url(_url(address), allow_private=False)
+    assert isinstance(info.value, ValidationError)
+    assert info.value.field == "callback_url"
+    assert "private or loopback" in info.value.message
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("address", PUBLIC)
+async def test_check_accepts_literal_public_addresses(address: str) -> None:
+    await check_public_url(_url(address), allow_private=False)
+
+
+@pytest.mark.asyncio
+async def test_check_refuses_localhost_by_name() -> None:
+    with pytest.raises(PrivateURL, match="private or loopback"):
+        await check_public_url("https://localhost/hook", allow_private=False)
+
+
+@pytest.mark.asyncio
+async def test_check_allows_everything_when_private_urls_are_allowed() -> None:
+    await check_public_url("https://127.0.0.1/hook", allow_private=True)
+    await check_public_url("https://169.254.169.254/latest/meta-data", allow_private=True)
+
+
+@pytest.mark.asyncio
+async def test_check_names_the_field_it_is_given() -> None:
+    with pytest.raises(PrivateURL) as info:
+        await check_public_url("https://10.0.0.1/", allow_private=False, field="manifest_url")
+    assert info.value.field == "manifest_url"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("url", ["https:///nohost", "https://[::1/broken"])
+async def test_check_refuses_urls_without_a_usable_host(url: str) -> None:
+    with pytest.raises(PrivateURL):
+        await check_public_url(url, allow_private=False)
+
+
+@pytest.mark.asyncio
+async def test_check_refuses_a_host_that_does_not_resolve() -> None:
+    with pytest.raises(PrivateURL, match="does not resolve"):
+        await check_public_url("https://no-such-host.invalid/hook", allow_private=False)
