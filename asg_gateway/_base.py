@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from ._errors import ASGError
-from ._flows import Flow, json_flow, poll_flow
+from ._flows import Flow, empty_flow, json_flow, poll_flow
 from ._version import __version__
 
 DEFAULT_BASE_URL = "http://localhost:8081"
@@ -107,9 +107,7 @@ class BaseClient:
         request = self._request("POST", "/v1/tasks", json=body)
         return self._call(request, retry=idempotency_key is not None)
 
-    def _submit_batch(
-        self, tasks: Sequence[Mapping[str, Any]], callback_url: str | None
-    ) -> Flow[JSON]:
+    def _submit_batch(self, tasks: Sequence[Mapping[str, Any]], callback_url: str | None) -> Flow[JSON]:
         body = _without_none({"tasks": [dict(t) for t in tasks], "callback_url": callback_url})
         # Only a batch whose every task is keyed can be sent twice without creating tasks twice.
         keyed = all(task.get("idempotency_key") is not None for task in tasks)
@@ -124,9 +122,7 @@ class BaseClient:
     def _list_tasks(
         self, status: str | None, batch_id: str | None, limit: int | None, cursor: str | None
     ) -> Flow[JSON]:
-        params = _without_none(
-            {"status": status, "batch_id": batch_id, "limit": limit, "cursor": cursor}
-        )
+        params = _without_none({"status": status, "batch_id": batch_id, "limit": limit, "cursor": cursor})
         return self._call(self._request("GET", "/v1/tasks", params=params), retry=True)
 
     def _poll_result(self, task_id: str, timeout: float, interval: float) -> Flow[JSON]:
@@ -140,7 +136,39 @@ class BaseClient:
             max_retries=self.max_retries,
         )
 
+    def _create_webhook(self, callback_url: str, secret: str, events: Iterable[str] | None) -> Flow[JSON]:
+        if isinstance(events, str):
+            raise TypeError("events must be a list of event names, not one string")
+        # Not retried: a retry after a lost 201 would answer 409 `callback_url is already
+        # registered`, hiding the webhook that was created.
+        body = _without_none(
+            {
+                "callback_url": callback_url,
+                "secret": secret,
+                "events": None if events is None else list(events),
+            }
+        )
+        return self._call(self._request("POST", "/v1/webhooks", json=body), retry=False)
+
+    def _list_webhooks(self) -> Flow[JSON]:
+        return self._call(self._request("GET", "/v1/webhooks"), retry=True)
+
+    def _delete_webhook(self, webhook_id: str) -> Flow[None]:
+        # Not retried: a retry after a lost 204 would answer 404 for a webhook that was deleted.
+        request = self._request("DELETE", _webhook_path(webhook_id))
+        return empty_flow(request, max_retries=0)
+
+    def _list_deliveries(self, webhook_id: str, limit: int | None) -> Flow[JSON]:
+        params = _without_none({"limit": limit})
+        request = self._request("GET", _webhook_path(webhook_id, "/deliveries"), params=params)
+        return self._call(request, retry=True)
+
 
 def _task_path(task_id: str, suffix: str = "") -> str:
     # Quoted whole, so an id like "../customers/me" stays one path segment.
     return f"/v1/tasks/{quote(task_id, safe='')}{suffix}"
+
+
+def _webhook_path(webhook_id: str, suffix: str = "") -> str:
+    # Quoted whole, like a task id, so the id stays one path segment.
+    return f"/v1/webhooks/{quote(webhook_id, safe='')}{suffix}"

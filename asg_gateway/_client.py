@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Self, TypeVar
 
 import httpx
@@ -95,9 +95,7 @@ class ASGGatewayClient(BaseClient):
             )
         )
 
-    def submit_batch(
-        self, tasks: Sequence[Mapping[str, Any]], callback_url: str | None = None
-    ) -> JSON:
+    def submit_batch(self, tasks: Sequence[Mapping[str, Any]], callback_url: str | None = None) -> JSON:
         """Submit 1 to 1000 tasks at once; returns ``{batch_id, task_count, status, task_ids}``.
 
         Retried only when every task carries an ``idempotency_key``: otherwise a retry after a
@@ -129,6 +127,30 @@ class ASGGatewayClient(BaseClient):
         Waits ``interval`` seconds between fetches, 1.5 times longer each round up to 60 s.
         """
         return self._run(self._poll_result(task_id, timeout, interval))
+
+    def create_webhook(self, callback_url: str, secret: str, events: Iterable[str] | None = None) -> JSON:
+        """Register an ``https://`` URL for event deliveries signed with ``secret``.
+
+        Returns ``{webhook_id, callback_url, events, active, created_at}`` (never the secret).
+        ``events`` defaults to every event type. Never retried: a repeat after a lost answer
+        would fail with 409 ``callback_url is already registered``.
+        """
+        return self._run(self._create_webhook(callback_url, secret, events))
+
+    def list_webhooks(self) -> JSON:
+        """The customer's webhooks, oldest first, deactivated ones included: ``{"webhooks": [...]}``."""
+        return self._run(self._list_webhooks())
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        """Delete a webhook; its pending deliveries are abandoned.
+
+        Never retried: a repeat after a lost answer would raise ``NotFoundError``.
+        """
+        self._run(self._delete_webhook(webhook_id))
+
+    def list_deliveries(self, webhook_id: str, limit: int | None = None) -> JSON:
+        """A webhook's deliveries, newest first: ``{"deliveries": [...]}``."""
+        return self._run(self._list_deliveries(webhook_id, limit))
 
 
 class AsyncASGGatewayClient(BaseClient):
@@ -202,9 +224,7 @@ class AsyncASGGatewayClient(BaseClient):
             )
         )
 
-    async def submit_batch(
-        self, tasks: Sequence[Mapping[str, Any]], callback_url: str | None = None
-    ) -> JSON:
+    async def submit_batch(self, tasks: Sequence[Mapping[str, Any]], callback_url: str | None = None) -> JSON:
         """Submit 1 to 1000 tasks; retried only if every task has an ``idempotency_key``."""
         return await self._run(self._submit_batch(tasks, callback_url))
 
@@ -229,3 +249,21 @@ class AsyncASGGatewayClient(BaseClient):
     async def poll_result(self, task_id: str, timeout: float = 300, interval: float = 5) -> JSON:
         """Wait for the result and return it; raises ``PollTimeoutError`` after ``timeout`` s."""
         return await self._run(self._poll_result(task_id, timeout, interval))
+
+    async def create_webhook(
+        self, callback_url: str, secret: str, events: Iterable[str] | None = None
+    ) -> JSON:
+        """Register a webhook; never retried. See ``ASGGatewayClient``."""
+        return await self._run(self._create_webhook(callback_url, secret, events))
+
+    async def list_webhooks(self) -> JSON:
+        """The customer's webhooks, oldest first, deactivated ones included: ``{"webhooks": [...]}``."""
+        return await self._run(self._list_webhooks())
+
+    async def delete_webhook(self, webhook_id: str) -> None:
+        """Delete a webhook; never retried (a repeat would raise ``NotFoundError``)."""
+        await self._run(self._delete_webhook(webhook_id))
+
+    async def list_deliveries(self, webhook_id: str, limit: int | None = None) -> JSON:
+        """A webhook's deliveries, newest first: ``{"deliveries": [...]}``."""
+        return await self._run(self._list_deliveries(webhook_id, limit))

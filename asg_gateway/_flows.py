@@ -52,6 +52,12 @@ def json_flow(request: httpx.Request, *, max_retries: int) -> Flow[dict[str, Any
     return decode_json(response)
 
 
+def empty_flow(request: httpx.Request, *, max_retries: int) -> Flow[None]:
+    """``request_flow`` for an answer without a body (204): returns ``None`` once it succeeds."""
+    yield from request_flow(request, max_retries=max_retries)
+    return None
+
+
 def poll_flow(
     request: httpx.Request,
     *,

@@ -73,15 +73,17 @@ def _handler(peer: Peer) -> type[BaseHTTPRequestHandler]:
                 peer.replies.pop(0) if peer.replies else (500, {"error": "unscripted"}, {})
             )
             data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+            data = b"" if status == 204 else data
             self.send_response(status)
             self.send_header("Content-Type", "text/html" if isinstance(body, str) else "application/json")
-            self.send_header("Content-Length", str(len(data)))
+            if status != 204:
+                self.send_header("Content-Length", str(len(data)))
             for name, value in headers.items():
                 self.send_header(name, value)
             self.end_headers()
             self.wfile.write(data)
 
-        do_GET = do_POST = _answer
+        do_GET = do_POST = do_DELETE = _answer
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
@@ -325,3 +327,109 @@ async def test_async_missing_api_key_raises_before_any_request(peer: Peer) -> No
         with pytest.raises(ASGError, match="needs an API key"):
             await client.me()
     assert peer.received == []
+
+
+WEBHOOK = {
+    "webhook_id": "whk_1",
+    "callback_url": "https://ex.com/hook",
+    "events": ["task.verified"],
+    "active": True,
+    "created_at": "2026-04-09T12:00:00Z",
+}
+
+
+def test_create_webhook_sends_the_fields_given(peer: Peer, client: ASGGatewayClient) -> None:
+    peer.reply(201, WEBHOOK)
+    peer.reply(201, WEBHOOK)
+    assert client.create_webhook("https://ex.com/hook", "s3cret-value", events=("task.verified",)) == WEBHOOK
+    client.create_webhook("https://ex.com/hook", "s3cret-value")
+    first, second = peer.received
+    assert (first.method, first.path) == ("POST", "/v1/webhooks")
+    assert first.body == {
+        "callback_url": "https://ex.com/hook",
+        "secret": "s3cret-value",
+        "events": ["task.verified"],
+    }
+    assert second.body == {"callback_url": "https://ex.com/hook", "secret": "s3cret-value"}
+
+
+def test_create_webhook_refuses_events_as_one_string(peer: Peer, client: ASGGatewayClient) -> None:
+    with pytest.raises(TypeError, match="events"):
+        client.create_webhook("https://ex.com/hook", "s3cret-value", events="task.verified")
+    assert peer.received == []
+
+
+def test_create_webhook_is_not_retried(peer: Peer, client: ASGGatewayClient) -> None:
+    peer.reply(503, UNAVAILABLE)
+    with pytest.raises(ServerError):
+        client.create_webhook("https://ex.com/hook", "s3cret-value")
+    assert len(peer.received) == 1
+
+
+def test_create_webhook_connection_error_is_not_retried() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    with (
+        ASGGatewayClient("sk_test", f"http://127.0.0.1:{closed_port}", max_retries=2) as client,
+        pytest.raises(APIConnectionError),
+    ):
+        client.create_webhook("https://ex.com/hook", "s3cret-value")
+
+
+def test_delete_webhook_returns_none_on_204(peer: Peer, client: ASGGatewayClient) -> None:
+    peer.reply(204, "")
+    assert client.delete_webhook("whk_1") is None
+    [request] = peer.received
+    assert (request.method, request.path) == ("DELETE", "/v1/webhooks/whk_1")
+    assert request.headers["authorization"] == "Bearer sk_test"
+
+
+def test_delete_webhook_is_not_retried(peer: Peer, client: ASGGatewayClient) -> None:
+    peer.reply(503, UNAVAILABLE)
+    with pytest.raises(ServerError):
+        client.delete_webhook("whk_1")
+    assert len(peer.received) == 1
+
+
+def test_list_webhooks_is_retried_as_a_read(peer: Peer, client: ASGGatewayClient) -> None:
+    peer.reply(503, UNAVAILABLE)
+    peer.reply(200, {"webhooks": [WEBHOOK]})
+    assert client.list_webhooks() == {"webhooks": [WEBHOOK]}
+    assert [(r.method, r.path) for r in peer.received] == [("GET", "/v1/webhooks")] * 2
+
+
+def test_list_deliveries_is_retried_and_sends_the_limit(peer: Peer, client: ASGGatewayClient) -> None:
+    peer.reply(502, "<html>bad gateway</html>")
+    peer.reply(200, {"deliveries": []})
+    assert client.list_deliveries("whk_1", limit=5) == {"deliveries": []}
+    assert [r.path for r in peer.received] == ["/v1/webhooks/whk_1/deliveries?limit=5"] * 2
+
+
+def test_webhook_id_stays_one_path_segment(peer: Peer, client: ASGGatewayClient) -> None:
+    peer.reply(404, {"error": "webhook not found"})
+    peer.reply(404, {"error": "webhook not found"})
+    with pytest.raises(NotFoundError):
+        client.delete_webhook("../tasks")
+    with pytest.raises(NotFoundError):
+        client.list_deliveries("a/b")
+    assert [r.path for r in peer.received] == ["/v1/webhooks/..%2Ftasks", "/v1/webhooks/a%2Fb/deliveries"]
+
+
+@pytest.mark.asyncio
+async def test_async_webhook_calls(peer: Peer) -> None:
+    peer.reply(503, UNAVAILABLE)
+    peer.reply(503, UNAVAILABLE)
+    peer.reply(200, {"webhooks": []})
+    peer.reply(204, "")
+    async with AsyncASGGatewayClient("sk_test", peer.base_url) as client:
+        with pytest.raises(ServerError):
+            await client.create_webhook("https://ex.com/hook", "s3cret-value")
+        assert await client.list_webhooks() == {"webhooks": []}
+        assert await client.delete_webhook("whk_1") is None
+    assert [(r.method, r.path) for r in peer.received] == [
+        ("POST", "/v1/webhooks"),
+        ("GET", "/v1/webhooks"),
+        ("GET", "/v1/webhooks"),
+        ("DELETE", "/v1/webhooks/whk_1"),
+    ]

@@ -23,7 +23,7 @@ from asg_gateway import (
     PollTimeoutError,
 )
 from asg_grpc.devstack import Stack
-from tests.conftest import register_webhook
+from tests.conftest import register, register_webhook
 
 SPEC = {"question": "Animal?", "options": ["cat", "dog"]}
 PENDING = ("pending", "in_progress")
@@ -237,3 +237,119 @@ async def test_async_client_core_path(stack: Stack) -> None:
             await client.get_task("tsk_doesnotexist")
         with pytest.raises(PollTimeoutError):
             await client.poll_result(task_id, timeout=0.2, interval=0.1)
+
+
+HOOK_URL = "https://example.com/hooks/sdk"
+HOOK_SECRET = "whsec_sdk_secret_1"
+
+
+def test_webhook_lifecycle(client: ASGGatewayClient) -> None:
+    created = client.create_webhook(HOOK_URL, HOOK_SECRET, events=["task.verified", "task.failed"])
+    webhook_id = created["webhook_id"]
+    assert created["callback_url"] == HOOK_URL
+    assert sorted(created["events"]) == ["task.failed", "task.verified"]
+    assert created["active"] is True
+    assert created["created_at"]
+    assert HOOK_SECRET not in repr(created)
+
+    listed = client.list_webhooks()
+    assert [w["webhook_id"] for w in listed["webhooks"]] == [webhook_id]
+    assert HOOK_SECRET not in repr(listed)
+    assert all("secret" not in w for w in listed["webhooks"])
+
+    assert client.list_deliveries(webhook_id) == {"deliveries": []}
+    assert client.list_deliveries(webhook_id, limit=5) == {"deliveries": []}
+
+    assert client.delete_webhook(webhook_id) is None
+    assert client.list_webhooks() == {"webhooks": []}
+    with pytest.raises(NotFoundError):
+        client.delete_webhook(webhook_id)
+
+
+def test_create_webhook_defaults_to_every_event(client: ASGGatewayClient) -> None:
+    created = client.create_webhook(HOOK_URL, HOOK_SECRET)
+    assert set(created["events"]) == {
+        "task.verified",
+        "task.settled",
+        "task.failed",
+        "job.completed",
+        "job.failed",
+    }
+
+
+def test_another_customers_webhook_raises_not_found(stack: Stack, client: ASGGatewayClient) -> None:
+    webhook_id = client.create_webhook(HOOK_URL, HOOK_SECRET)["webhook_id"]
+    other = register(stack.base_url, "Other")
+    with ASGGatewayClient(other["api_key"], stack.base_url) as stranger:
+        with pytest.raises(NotFoundError, match="webhook not found") as caught:
+            stranger.delete_webhook(webhook_id)
+        assert caught.value.status == 404
+        with pytest.raises(NotFoundError):
+            stranger.list_deliveries(webhook_id)
+        assert stranger.list_webhooks() == {"webhooks": []}
+    assert [w["webhook_id"] for w in client.list_webhooks()["webhooks"]] == [webhook_id]
+
+
+def test_unknown_webhook_raises_not_found(client: ASGGatewayClient) -> None:
+    with pytest.raises(NotFoundError):
+        client.delete_webhook("whk_doesnotexist")
+    with pytest.raises(NotFoundError):
+        client.list_deliveries("../customers/me")
+
+
+def test_bad_webhook_secret_raises_bad_request_naming_it(client: ASGGatewayClient) -> None:
+    with pytest.raises(BadRequestError, match="secret") as caught:
+        client.create_webhook(HOOK_URL, "short")
+    assert caught.value.status == 400
+    with pytest.raises(BadRequestError, match="callback_url"):
+        client.create_webhook("http://example.com/insecure", HOOK_SECRET)
+    assert client.list_webhooks() == {"webhooks": []}
+
+
+def test_duplicate_webhook_url_raises_conflict(client: ASGGatewayClient) -> None:
+    client.create_webhook(HOOK_URL, HOOK_SECRET)
+    with pytest.raises(ConflictError, match="callback_url is already registered") as caught:
+        client.create_webhook(HOOK_URL, "another_secret")
+    assert caught.value.status == 409
+    assert len(client.list_webhooks()["webhooks"]) == 1
+
+
+def test_task_callback_url_must_be_a_registered_webhook(client: ASGGatewayClient) -> None:
+    client.create_webhook(HOOK_URL, HOOK_SECRET)
+    accepted = client.submit_task("image_classification", "https://ex.com/i.jpg", SPEC, callback_url=HOOK_URL)
+    assert accepted["status"] == "pending"
+    assert client.get_task(accepted["task_id"])["callback_url"] == HOOK_URL
+    with pytest.raises(BadRequestError, match="callback_url is not a registered webhook") as caught:
+        client.submit_task(
+            "image_classification",
+            "https://ex.com/i.jpg",
+            SPEC,
+            callback_url="https://example.com/hooks/unregistered",
+        )
+    assert caught.value.message == "callback_url is not a registered webhook"
+
+
+@pytest.mark.asyncio
+async def test_async_client_webhook_path(stack: Stack, customer: dict[str, Any]) -> None:
+    async with AsyncASGGatewayClient(customer["api_key"], stack.base_url) as client:
+        created = await client.create_webhook(HOOK_URL, HOOK_SECRET, events=["job.completed"])
+        webhook_id = created["webhook_id"]
+        assert created["events"] == ["job.completed"]
+        listed = await client.list_webhooks()
+        assert [w["webhook_id"] for w in listed["webhooks"]] == [webhook_id]
+        assert HOOK_SECRET not in repr(listed)
+        assert await client.list_deliveries(webhook_id, limit=10) == {"deliveries": []}
+        with pytest.raises(ConflictError):
+            await client.create_webhook(HOOK_URL, HOOK_SECRET)
+        with pytest.raises(BadRequestError, match="secret"):
+            await client.create_webhook("https://example.com/hooks/other", "short")
+        submitted = await client.submit_task("sentiment", "https://ex.com/t.txt", SPEC, callback_url=HOOK_URL)
+        assert submitted["status"] == "pending"
+        with pytest.raises(BadRequestError, match="callback_url is not a registered webhook"):
+            await client.submit_task(
+                "sentiment", "https://ex.com/t.txt", SPEC, callback_url="https://ex.com/nope"
+            )
+        assert await client.delete_webhook(webhook_id) is None
+        assert await client.list_webhooks() == {"webhooks": []}
+        with pytest.raises(NotFoundError):
+            await client.delete_webhook(webhook_id)

@@ -30,3 +30,19 @@ def test_every_error_class_is_exported() -> None:
         if inspect.isclass(value) and issubclass(value, asg_gateway.ASGError)
     }
     assert errors <= set(asg_gateway.__all__)
+
+
+def test_the_async_client_has_every_public_method_of_the_sync_one() -> None:
+    def methods(cls: type) -> set[str]:
+        public = vars(cls).items()
+        return {name for name, value in public if inspect.isfunction(value) and not name.startswith("_")}
+
+    sync_methods = methods(asg_gateway.ASGGatewayClient) - {"close"}
+    async_methods = methods(asg_gateway.AsyncASGGatewayClient) - {"aclose"}
+    assert sync_methods == async_methods
+    assert {"create_webhook", "list_webhooks", "delete_webhook", "list_deliveries"} <= async_methods
+    for name in async_methods:
+        assert inspect.iscoroutinefunction(getattr(asg_gateway.AsyncASGGatewayClient, name))
+        sync_sig = inspect.signature(getattr(asg_gateway.ASGGatewayClient, name))
+        async_sig = inspect.signature(getattr(asg_gateway.AsyncASGGatewayClient, name))
+        assert sync_sig.parameters.keys() == async_sig.parameters.keys()

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from asg_gateway import APIConnectionError, PollTimeoutError, ServerError
-from asg_gateway._flows import Flow, Outcome, poll_flow, request_flow
+from asg_gateway._flows import Flow, Outcome, empty_flow, poll_flow, request_flow
 
 T = TypeVar("T")
 RESULT_URL = "http://gateway.test/v1/tasks/tsk_1/result"
@@ -174,3 +174,17 @@ def test_request_flow_wraps_the_transport_error_it_gives_up_on() -> None:
         )
     assert caught.value.__cause__ is refused
     assert str(caught.value) == f"GET {RESULT_URL} failed: connection refused"
+
+
+def test_empty_flow_returns_none_for_a_204_without_reading_a_body() -> None:
+    clock = FakeClock()
+    request = httpx.Request("DELETE", "http://gateway.test/v1/webhooks/whk_1")
+    assert drive(empty_flow(request, max_retries=0), answers(httpx.Response(204)), clock) is None
+
+
+def test_empty_flow_without_retries_gives_up_on_the_first_connection_error() -> None:
+    clock = FakeClock()
+    request = httpx.Request("DELETE", "http://gateway.test/v1/webhooks/whk_1")
+    with pytest.raises(APIConnectionError):
+        drive(empty_flow(request, max_retries=0), answers(httpx.ConnectError("reset")), clock)
+    assert clock.sleeps == []
