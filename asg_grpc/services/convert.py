@@ -5,6 +5,7 @@ from __future__ import annotations
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from asg_grpc.domain.customers import Customer
+from asg_grpc.domain.errors import ValidationError
 from asg_grpc.domain.tasks import LabelRecord, Task, TaskDraft, TaskStatus
 from asg_grpc.domain.webhooks import Webhook
 from asg_grpc.store.webhook_records import DeliveryRecord
@@ -23,6 +24,18 @@ STATUS_FROM_PB = {v: k for k, v in STATUS_TO_PB.items()}
 def timestamp(seconds: float) -> Timestamp:
     whole = int(seconds)
     return Timestamp(seconds=whole, nanos=int((seconds - whole) * 1e9))
+
+
+DEFAULT_PAGE = 50
+MAX_PAGE = 200
+
+
+def page_limit(request: tasks_pb2.ListTasksRequest | webhooks_pb2.ListDeliveriesRequest) -> int:
+    """A list request's `limit`: DEFAULT_PAGE when unset, else 1..MAX_PAGE."""
+    limit = request.limit if request.HasField("limit") else DEFAULT_PAGE
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValidationError("limit", f"must be from 1 to {MAX_PAGE}")
+    return limit
 
 
 def draft(msg: tasks_pb2.TaskInput) -> TaskDraft:

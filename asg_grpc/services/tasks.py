@@ -17,9 +17,6 @@ from asg_grpc.services.group_commit import GroupCommit
 from asg_grpc.store import Store, Submission, Submitted
 from asg_grpc.v1 import tasks_pb2, tasks_pb2_grpc
 
-DEFAULT_PAGE = 50
-MAX_PAGE = 200
-
 
 class TaskService(tasks_pb2_grpc.TaskServiceServicer):
     def __init__(self, store: Store, on_submitted: Callable[[], None] | None = None) -> None:
@@ -110,9 +107,7 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
         self, request: tasks_pb2.ListTasksRequest, context: grpc.aio.ServicerContext
     ) -> tasks_pb2.ListTasksResponse:
         customer_id = authenticate(self._store, context)
-        limit = request.limit if request.HasField("limit") else DEFAULT_PAGE
-        if not 1 <= limit <= MAX_PAGE:
-            raise ValidationError("limit", f"must be from 1 to {MAX_PAGE}")
+        limit = convert.page_limit(request)
         page = self._store.list_tasks(
             customer_id,
             status=(convert.STATUS_FROM_PB.get(request.status) if request.HasField("status") else None),

@@ -6,7 +6,6 @@ import time
 
 import grpc
 
-from asg_grpc.domain.errors import ValidationError
 from asg_grpc.domain.webhooks import validate_webhook
 from asg_grpc.services import convert
 from asg_grpc.services.auth import authenticate
@@ -15,9 +14,6 @@ from asg_grpc.settings import Settings
 from asg_grpc.store import Store
 from asg_grpc.v1 import webhooks_pb2, webhooks_pb2_grpc
 from asg_grpc.webhooks import check_public_url
-
-DEFAULT_DELIVERIES = 50
-MAX_DELIVERIES = 200
 
 
 class WebhookService(webhooks_pb2_grpc.WebhookServiceServicer):
@@ -55,8 +51,5 @@ class WebhookService(webhooks_pb2_grpc.WebhookServiceServicer):
         self, request: webhooks_pb2.ListDeliveriesRequest, context: grpc.aio.ServicerContext
     ) -> webhooks_pb2.ListDeliveriesResponse:
         customer_id = authenticate(self._store, context)
-        limit = request.limit if request.HasField("limit") else DEFAULT_DELIVERIES
-        if not 1 <= limit <= MAX_DELIVERIES:
-            raise ValidationError("limit", f"must be from 1 to {MAX_DELIVERIES}")
-        records = self._store.list_deliveries(customer_id, request.webhook_id, limit)
+        records = self._store.list_deliveries(customer_id, request.webhook_id, convert.page_limit(request))
         return webhooks_pb2.ListDeliveriesResponse(deliveries=[convert.delivery(r) for r in records])
