@@ -543,18 +543,24 @@ class SQLiteStore(WebhookTables):
                     " VALUES (?, ?, ?, ?)",
                     batch.skips,
                 )
-            if batch.tasks:
-                db.executemany(
-                    "UPDATE tasks SET status = ?, label_target = ?, consensus_label = ?,"
-                    " confidence = ?, worker_count = ?, agreement_count = ?, failure_reason = ?,"
-                    " decided_at = ?, updated_at = ? WHERE task_id = ? AND decided_at IS NULL",
-                    [_task_state_row(t, batch.now) for t in batch.tasks],
-                )
-                for task in batch.tasks:
-                    if task.status is TaskStatus.VERIFIED:
-                        self._record_task_event(db, task.task_id, "task.verified", batch.now)
-                    elif task.status is TaskStatus.FAILED:
-                        self._record_task_event(db, task.task_id, "task.failed", batch.now)
+            open_tasks = [t for t in batch.tasks if not t.status.decided]
+            db.executemany(_TASK_STATE_UPDATE, [_task_state_row(t, batch.now) for t in open_tasks])
+            for task in batch.tasks:
+                if not task.status.decided:
+                    continue
+                changed = db.execute(_TASK_STATE_UPDATE, _task_state_row(task, batch.now)).rowcount
+                # An event only for a decision this write made (not one another dispatcher made
+                # first during a lease takeover, which the condition of the update refuses).
+                if changed:
+                    event = "task.verified" if task.status is TaskStatus.VERIFIED else "task.failed"
+                    self._record_task_event(db, task.task_id, event, batch.now)
+
+
+_TASK_STATE_UPDATE = (
+    "UPDATE tasks SET status = ?, label_target = ?, consensus_label = ?, confidence = ?,"
+    " worker_count = ?, agreement_count = ?, failure_reason = ?, decided_at = ?, updated_at = ?"
+    " WHERE task_id = ? AND decided_at IS NULL"
+)
 
 
 def _task_state_row(task: OpenTask, now: float) -> tuple:

@@ -143,9 +143,11 @@ class WebhookTables:
         """Mark events handled and queue their deliveries (due now), all or nothing."""
         with self._write() as db:
             db.executemany("UPDATE events SET fanned_out = 1 WHERE seq = ?", [(s,) for s in event_seqs])
-            db.executemany(
+            db.executemany(  # only to webhooks still active now, inside this transaction
                 "INSERT INTO deliveries (delivery_id, webhook_id, event_id, event_type, payload, state,"
-                " next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
+                " next_attempt_at, created_at) SELECT ?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7"
+                " WHERE EXISTS (SELECT 1 FROM webhooks w WHERE w.webhook_id = ?2 AND w.active = 1"
+                " AND w.deleted_at IS NULL)",
                 [
                     (d.delivery_id, d.webhook_id, d.event_id, d.event_type, d.payload, now, now)
                     for d in deliveries
@@ -158,7 +160,8 @@ class WebhookTables:
         rows = self._db.execute(
             "SELECT d.delivery_id, d.webhook_id, w.callback_url, w.secret, d.event_type, d.payload,"
             " d.attempts FROM deliveries d JOIN webhooks w ON w.webhook_id = d.webhook_id"
-            " WHERE d.state = 'pending' AND d.next_attempt_at <= ? ORDER BY d.next_attempt_at LIMIT ?",
+            " WHERE d.state = 'pending' AND d.next_attempt_at <= ? AND w.active = 1 AND w.deleted_at IS NULL"
+            " ORDER BY d.next_attempt_at LIMIT ?",
             (now, limit + len(exclude)),
         ).fetchall()
         return [DueDelivery(*r) for r in rows if r[0] not in exclude][:limit]
@@ -168,8 +171,11 @@ class WebhookTables:
         with self._write() as db:
             for a in attempts:
                 db.execute(
+                    # Only a delivery still pending: one abandoned meanwhile (its webhook deleted or
+                    # deactivated by another attempt's 410) stays abandoned.
                     "UPDATE deliveries SET attempts = attempts + 1, last_status = ?, last_error = ?,"
-                    " state = ?, next_attempt_at = ?, delivered_at = ? WHERE delivery_id = ?",
+                    " state = ?, next_attempt_at = ?, delivered_at = ?"
+                    " WHERE delivery_id = ? AND state = 'pending'",
                     (
                         a.status,
                         a.error,

@@ -65,14 +65,20 @@ def fan_out_once(store: Store, limit: int, now: float | None = None) -> int:
         chosen = targets(event, hooks_of[event.customer_id])
         if not chosen:
             continue
-        data = event_data(store, event)
-        if data is None:
+        try:
+            data = event_data(store, event)
+            payload = None if data is None else render(event, data)
+        except Exception:  # one bad event must not stop every other one behind it
+            log.exception(
+                "rendering a webhook event failed; it is skipped", extra={"event_id": event.event_id}
+            )
+            continue
+        if payload is None:
             log.warning(
                 "webhook event has nothing to send",
                 extra={"event_id": event.event_id, "type": event.event_type, "subject": event.subject_id},
             )
             continue
-        payload = render(event, data)
         for hook in chosen:
             deliveries.append(
                 NewDelivery(

@@ -26,6 +26,8 @@ _EXTRA_BLOCKED = tuple(
     ipaddress.ip_network(n)
     for n in (
         "100.64.0.0/10",  # carrier-grade NAT (RFC 6598)
+        "192.88.99.0/24",  # former 6to4 relay anycast (RFC 7526)
+        "fec0::/10",  # deprecated site-local (RFC 3879)
         "64:ff9b:1::/48",  # local-use NAT64 (RFC 8215)
     )
 )
