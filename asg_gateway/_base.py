@@ -44,7 +44,8 @@ class BaseClient:
             raise ValueError("max_retries must be 0 or more")
         self.base_url = base_url or os.environ.get("ASG_BASE_URL") or DEFAULT_BASE_URL
         self.max_retries = max_retries
-        self._api_key = api_key
+        # The quickstart keeps the key in ASG_API_KEY; an explicit api_key wins.
+        self._api_key = api_key or os.environ.get("ASG_API_KEY")
         self._timeout = timeout
 
     def _http_options(self) -> dict[str, Any]:
@@ -65,8 +66,8 @@ class BaseClient:
         if auth:
             if not self._api_key:
                 raise ASGError(
-                    f"{method} {path} needs an API key: pass api_key= to the client "
-                    "(register_customer() returns one)"
+                    f"{method} {path} needs an API key: pass api_key= to the client or set "
+                    "ASG_API_KEY (register_customer() returns one)"
                 )
             headers["Authorization"] = f"Bearer {self._api_key}"
         return self._http.build_request(method, path, json=json, params=params, headers=headers)

@@ -353,3 +353,11 @@ async def test_async_client_webhook_path(stack: Stack, customer: dict[str, Any])
         assert await client.list_webhooks() == {"webhooks": []}
         with pytest.raises(NotFoundError):
             await client.delete_webhook(webhook_id)
+
+
+def test_the_key_can_come_from_asg_api_key_as_in_the_quickstart(
+    stack: Stack, customer: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ASG_API_KEY", customer["api_key"])
+    with ASGGatewayClient(base_url=stack.base_url) as client:
+        assert client.me()["customer_id"] == customer["customer_id"]
