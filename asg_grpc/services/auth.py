@@ -27,12 +27,16 @@ def parse_bearer(authorization: str | None) -> str:
     return token
 
 
-def bearer_token(context: grpc.aio.ServicerContext) -> str:
-    """The token of the call's `authorization` metadata."""
+def _authorization(context: grpc.aio.ServicerContext) -> str | None:
     for key, value in context.invocation_metadata() or ():
         if key == "authorization":
-            return parse_bearer(value if isinstance(value, str) else "?")
-    raise Unauthenticated("missing api key")
+            return value if isinstance(value, str) else "?"
+    return None
+
+
+def bearer_token(context: grpc.aio.ServicerContext) -> str:
+    """The token of the call's `authorization` metadata."""
+    return parse_bearer(_authorization(context))
 
 
 def customer_id_for(store: Store, authorization: str | None) -> str:
@@ -45,10 +49,7 @@ def customer_id_for(store: Store, authorization: str | None) -> str:
 
 def authenticate(store: Store, context: grpc.aio.ServicerContext) -> str:
     """The caller's customer id."""
-    customer_id = store.customer_id_for_key(hash_token(bearer_token(context)))
-    if customer_id is None:
-        raise Unauthenticated("invalid api key")
-    return customer_id
+    return customer_id_for(store, _authorization(context))
 
 
 def authenticate_customer(store: Store, context: grpc.aio.ServicerContext) -> Customer:

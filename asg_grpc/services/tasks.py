@@ -46,9 +46,19 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
             raise ValidationError("submissions", f"must contain at most {MAX_BATCH}")
         outcomes: list[tasks_pb2.SubmissionOutcome | None] = [None] * len(request.submissions)
         accepted: list[tuple[int, Submission]] = []
+        # A coalesced call often carries one caller many times: look each key up once.
+        callers: dict[str, str | DomainError] = {}
         for i, item in enumerate(request.submissions):
             try:
-                customer_id = customer_id_for(self._store, item.authorization)
+                if item.authorization not in callers:
+                    try:
+                        callers[item.authorization] = customer_id_for(self._store, item.authorization)
+                    except DomainError as exc:
+                        callers[item.authorization] = exc
+                caller = callers[item.authorization]
+                if isinstance(caller, DomainError):
+                    raise caller
+                customer_id = caller
                 spec = validate_task(convert.draft(item.task))
             except DomainError as exc:
                 outcomes[i] = _refused(exc)
