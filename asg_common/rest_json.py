@@ -11,12 +11,15 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from asg_grpc.v1 import billing_pb2, common_pb2, tasks_pb2, webhooks_pb2
+from asg_grpc.v1 import billing_pb2, common_pb2, jobs_pb2, tasks_pb2, webhooks_pb2
 
 STATUS_NAMES: dict[int, str] = {
     value: name.removeprefix("TASK_STATUS_").lower() for name, value in common_pb2.TaskStatus.items() if value
 }
 STATUS_VALUES = {name: value for value, name in STATUS_NAMES.items()}
+JOB_STATUS_NAMES: dict[int, str] = {
+    value: name.removeprefix("JOB_STATUS_").lower() for name, value in jobs_pb2.JobStatus.items() if value
+}
 
 
 def iso(ts: Timestamp) -> str:
@@ -127,3 +130,36 @@ def delivery(d: webhooks_pb2.Delivery) -> dict[str, Any]:
         "delivered_at": _time(d, "delivered_at"),
         "created_at": iso(d.created_at),
     }
+
+
+def job(j: jobs_pb2.Job) -> dict[str, Any]:
+    """GET /v1/jobs/{id}, and the data of job.* webhook events."""
+    c = j.counts
+    return {
+        "job_id": j.job_id,
+        "status": JOB_STATUS_NAMES[j.status],
+        "manifest_url": j.manifest_url,
+        "type": j.task_type,
+        "label_spec": label_spec(j.label_spec),
+        "consensus_threshold": j.consensus_threshold,
+        "callback_url": _optional(j, "callback_url"),
+        "counts": {
+            "lines": c.lines,
+            "tasks_created": c.tasks_created,
+            "tasks_reused": c.tasks_reused,
+            "invalid_lines": c.invalid_lines,
+            "verified": c.verified,
+            "settled": c.settled,
+            "failed": c.failed,
+        },
+        "errors": [{"line": e.line, "error": e.error} for e in j.errors],
+        "failure_reason": _optional(j, "failure_reason"),
+        "created_at": iso(j.created_at),
+        "updated_at": iso(j.updated_at),
+        "completed_at": _time(j, "completed_at"),
+    }
+
+
+def job_created(j: jobs_pb2.Job) -> dict[str, Any]:
+    """The 202 body of POST /v1/jobs."""
+    return {"job_id": j.job_id, "status": JOB_STATUS_NAMES[j.status]}

@@ -6,13 +6,11 @@ mode 0600, so `asg worker register` on the same machine finds it without configu
 
 from __future__ import annotations
 
-import contextlib
-import os
 import secrets
-import tempfile
 
 import grpc
 
+from asg_grpc.secret_file import read_or_create
 from asg_grpc.settings import Settings
 from asg_grpc.v1 import labeling_pb2, labeling_pb2_grpc
 
@@ -33,25 +31,10 @@ def find_operator_token(settings: Settings) -> str | None:
 
 
 def operator_token(settings: Settings) -> str:
-    """The token, generated into the data dir on first use.
-
-    Written to a temporary file and linked into place, so the file is never seen half-written
-    and two processes starting together end up with the same token.
-    """
-    token = find_operator_token(settings)
-    if token is not None:
-        return token
-    path = settings.operator_token_path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".operator_token.")
-    try:
-        with os.fdopen(fd, "w") as out:  # mkstemp creates it with mode 0600
-            out.write(PREFIX + secrets.token_urlsafe(32) + "\n")
-        with contextlib.suppress(FileExistsError):  # another process was first: use its token
-            os.link(tmp, path)
-    finally:
-        os.unlink(tmp)
-    return path.read_text().strip()
+    """The token, generated into the data dir on first use."""
+    return settings.operator_token or read_or_create(
+        settings.operator_token_path, lambda: PREFIX + secrets.token_urlsafe(32)
+    )
 
 
 def register_worker(

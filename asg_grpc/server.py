@@ -17,8 +17,11 @@ from grpc_reflection.v1alpha import reflection
 from asg_common import logs
 from asg_grpc.dispatch.dispatcher import Dispatcher, DispatchSettings
 from asg_grpc.dispatch.lease import DispatchLease, DispatchTaken
+from asg_grpc.jobs.runner import JobRunner
 from asg_grpc.operator import operator_token
+from asg_grpc.sealing import Sealer
 from asg_grpc.services.billing import BillingService
+from asg_grpc.services.jobs import JobService
 from asg_grpc.services.labeling import LabelingService
 from asg_grpc.services.tasks import TaskService
 from asg_grpc.services.webhooks import WebhookService
@@ -27,6 +30,8 @@ from asg_grpc.store.sqlite import SQLiteStore
 from asg_grpc.v1 import (
     billing_pb2,
     billing_pb2_grpc,
+    jobs_pb2,
+    jobs_pb2_grpc,
     labeling_pb2,
     labeling_pb2_grpc,
     tasks_pb2,
@@ -45,6 +50,7 @@ CORE_SERVICES = (
     tasks_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name,
     billing_pb2.DESCRIPTOR.services_by_name["BillingService"].full_name,
     webhooks_pb2.DESCRIPTOR.services_by_name["WebhookService"].full_name,
+    jobs_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
 )
 LABELING_SERVICE = labeling_pb2.DESCRIPTOR.services_by_name["LabelingService"].full_name
 
@@ -77,6 +83,9 @@ class Core:
         self.lease: DispatchLease | None = None
         # Webhook delivery runs where dispatch does: one process per store (docs/webhooks.md).
         self.webhooks: WebhookWorker | None = None
+        # So does the job runner (reading manifests, completing jobs).
+        self.jobs: JobRunner | None = None
+        sealer = Sealer.for_settings(settings)
         self.services: tuple[str, ...] = CORE_SERVICES
         if settings.dispatch:
             self.dispatcher = Dispatcher(
@@ -90,6 +99,7 @@ class Core:
             )
             self.lease = DispatchLease(self.store)
             self.webhooks = WebhookWorker(self.store, settings)
+            self.jobs = JobRunner(self.store, settings, sealer, self.dispatcher.wake)
             labeling_pb2_grpc.add_LabelingServiceServicer_to_server(
                 LabelingService(self.store, self.dispatcher, operator_token(settings)), self.server
             )
@@ -103,6 +113,10 @@ class Core:
         )
         webhooks_pb2_grpc.add_WebhookServiceServicer_to_server(
             WebhookService(self.store, settings), self.server
+        )
+        jobs_pb2_grpc.add_JobServiceServicer_to_server(
+            JobService(self.store, settings, sealer, on_created=self.jobs.wake if self.jobs else None),
+            self.server,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
@@ -120,6 +134,8 @@ class Core:
             await self.dispatcher.start()
             if self.webhooks is not None:
                 await self.webhooks.start()
+            if self.jobs is not None:
+                await self.jobs.start()
             self._background.append(asyncio.get_running_loop().create_task(self.lease.keep(self.failed.set)))
         await self.server.start()
         for name in ("", *self.services):
@@ -140,6 +156,8 @@ class Core:
         for task in self._background:
             task.cancel()
         try:
+            if self.jobs is not None:
+                await self.jobs.stop()
             if self.webhooks is not None:
                 await self.webhooks.stop()
             if self.dispatcher is not None:

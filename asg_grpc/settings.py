@@ -85,6 +85,14 @@ class Settings:
     webhook_timeout: float = ATTEMPT_TIMEOUT
     # Multiplies the retry schedule (docs/webhooks.md); below 1 for tests, above to slow down.
     webhook_retry_scale: float = 1.0
+    # Seals job credentials at rest (base64 of 32 bytes). Unset: generated once into
+    # <data dir>/sealing_key (mode 0600). Changing it strands jobs still ingesting.
+    sealing_key: str | None = None
+    # Batch job manifests (docs/jobs.md): the most bytes read from one, the longest line.
+    manifest_max_bytes: int = 1024**3
+    manifest_max_line_bytes: int = 64 * 1024
+    # How many jobs read their manifests at once (by the core that dispatches).
+    ingest_concurrency: int = 2
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -111,6 +119,12 @@ class Settings:
             webhook_concurrency=_int(env, "ASG_WEBHOOK_CONCURRENCY", cls.webhook_concurrency, 1),
             webhook_timeout=_float(env, "ASG_WEBHOOK_TIMEOUT", cls.webhook_timeout, 0.01),
             webhook_retry_scale=_float(env, "ASG_WEBHOOK_RETRY_SCALE", cls.webhook_retry_scale, 0.0),
+            sealing_key=env.get("ASG_SEALING_KEY") or None,
+            manifest_max_bytes=_int(env, "ASG_MANIFEST_MAX_BYTES", cls.manifest_max_bytes, 1),
+            manifest_max_line_bytes=_int(
+                env, "ASG_MANIFEST_MAX_LINE_BYTES", cls.manifest_max_line_bytes, 256
+            ),
+            ingest_concurrency=_int(env, "ASG_INGEST_CONCURRENCY", cls.ingest_concurrency, 1),
         )
 
     def with_overrides(self, **changes: Any) -> Settings:

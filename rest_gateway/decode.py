@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
-from asg_grpc.v1 import billing_pb2, common_pb2, tasks_pb2, webhooks_pb2
+from asg_grpc.v1 import billing_pb2, common_pb2, jobs_pb2, tasks_pb2, webhooks_pb2
 from rest_gateway.errors import BadRequest, PayloadTooLarge
 
 KIB = 1024
@@ -23,6 +23,10 @@ LABEL_SPEC_FIELDS = frozenset(("question", "options"))
 BATCH_FIELDS = frozenset(("tasks", "callback_url"))
 CUSTOMER_FIELDS = frozenset(("name", "email"))
 WEBHOOK_FIELDS = frozenset(("callback_url", "secret", "events"))
+JOB_FIELDS = frozenset(
+    ("manifest_url", "label_spec", "type", "consensus_threshold", "callback_url", "s3_credentials")
+)
+S3_CREDENTIAL_FIELDS = frozenset(("access_key_id", "secret_access_key", "region", "endpoint_url"))
 
 
 async def json_object(request: Request, limit: int) -> dict[str, Any]:
@@ -135,4 +139,28 @@ def create_webhook(body: dict[str, Any]) -> webhooks_pb2.CreateWebhookRequest:
         callback_url=_string(body, "callback_url", "") or "",
         secret=_string(body, "secret", "") or "",
         events=events,
+    )
+
+
+def create_job(body: dict[str, Any]) -> jobs_pb2.CreateJobRequest:
+    _object(body, "request body", JOB_FIELDS, "")
+    spec = body.get("label_spec")
+    raw = body.get("s3_credentials")
+    credentials = None
+    if raw is not None:
+        where = "s3_credentials."
+        obj = _object(raw, "s3_credentials", S3_CREDENTIAL_FIELDS, where)
+        credentials = jobs_pb2.S3Credentials(
+            access_key_id=_string(obj, "access_key_id", where) or "",
+            secret_access_key=_string(obj, "secret_access_key", where) or "",
+            region=_string(obj, "region", where) or "",
+            endpoint_url=_string(obj, "endpoint_url", where),
+        )
+    return jobs_pb2.CreateJobRequest(
+        manifest_url=_string(body, "manifest_url", ""),
+        label_spec=None if spec is None else _label_spec(spec, ""),
+        type=_string(body, "type", ""),
+        consensus_threshold=_integer(body, "consensus_threshold", ""),
+        callback_url=_string(body, "callback_url", ""),
+        s3_credentials=credentials,
     )

@@ -35,6 +35,9 @@ ROUTES: dict[str, tuple[str, str]] = {
     "asg.v1.WebhookService.ListWebhooks": ("GET", "/v1/webhooks"),
     "asg.v1.WebhookService.DeleteWebhook": ("DELETE", "/v1/webhooks/{webhook_id}"),
     "asg.v1.WebhookService.ListDeliveries": ("GET", "/v1/webhooks/{webhook_id}/deliveries"),
+    "asg.v1.JobService.CreateJob": ("POST", "/v1/jobs"),
+    "asg.v1.JobService.GetJob": ("GET", "/v1/jobs/{job_id}"),
+    "asg.v1.JobService.ExportJob": ("GET", "/v1/jobs/{job_id}/export"),
 }
 # RPCs deliberately not on the public REST API, with the reason.
 NOT_ROUTED: dict[str, str] = {

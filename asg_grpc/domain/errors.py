@@ -9,6 +9,8 @@ DomainError
 └── Conflict               the request contradicts stored state (ALREADY_EXISTS)
     ├── EmailTaken
     └── IdempotencyConflict
+NotReady                   e.g. exporting a job before it completed (FAILED_PRECONDITION)
+Unavailable                the store is busy or unreachable (UNAVAILABLE)
 """
 
 from __future__ import annotations
@@ -65,3 +67,7 @@ class IdempotencyConflict(Conflict):
 
 class Unavailable(DomainError):
     pass
+
+
+class NotReady(DomainError):
+    """The resource exists but is not in a state that allows the call yet (FAILED_PRECONDITION)."""

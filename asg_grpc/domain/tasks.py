@@ -126,7 +126,7 @@ def check_https_url(field: str, value: str) -> None:
         raise ValidationError(field, "must be an https URL")
 
 
-def _check_label_spec(question: str | None, options: tuple[str, ...] | None) -> None:
+def check_label_spec(question: str | None, options: tuple[str, ...] | None) -> None:
     if question is None or not question.strip():
         raise ValidationError("label_spec.question", "is required")
     if len(question) > MAX_QUESTION:
@@ -168,7 +168,7 @@ def validate_task(
         raise ValidationError("label_spec", "is required")
     question, options = draft.question, draft.options
     if valid_specs is None or (question, options) not in valid_specs:
-        _check_label_spec(question, options)
+        check_label_spec(question, options)
         if valid_specs is not None:
             valid_specs.add((question, options))
     assert question is not None and options is not None  # checked above

@@ -6,10 +6,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from asg_grpc.domain.customers import Customer
 from asg_grpc.domain.errors import ValidationError
+from asg_grpc.domain.jobs import Job, JobDraft, JobStatus, S3Credentials
 from asg_grpc.domain.tasks import LabelRecord, Task, TaskDraft, TaskStatus
 from asg_grpc.domain.webhooks import Webhook
 from asg_grpc.store.webhook_records import DeliveryRecord
-from asg_grpc.v1 import billing_pb2, common_pb2, tasks_pb2, webhooks_pb2
+from asg_grpc.v1 import billing_pb2, common_pb2, jobs_pb2, tasks_pb2, webhooks_pb2
 
 STATUS_TO_PB = {
     TaskStatus.PENDING: common_pb2.TASK_STATUS_PENDING,
@@ -130,4 +131,64 @@ def delivery(d: DeliveryRecord) -> webhooks_pb2.Delivery:
         next_attempt_at=None if d.next_attempt_at is None else timestamp(d.next_attempt_at),
         delivered_at=None if d.delivered_at is None else timestamp(d.delivered_at),
         created_at=timestamp(d.created_at),
+    )
+
+
+JOB_STATUS_TO_PB = {
+    JobStatus.PENDING: jobs_pb2.JOB_STATUS_PENDING,
+    JobStatus.INGESTING: jobs_pb2.JOB_STATUS_INGESTING,
+    JobStatus.LABELING: jobs_pb2.JOB_STATUS_LABELING,
+    JobStatus.COMPLETED: jobs_pb2.JOB_STATUS_COMPLETED,
+    JobStatus.FAILED: jobs_pb2.JOB_STATUS_FAILED,
+}
+
+
+def job_draft(msg: jobs_pb2.CreateJobRequest) -> JobDraft:
+    has = msg.HasField
+    spec = msg.label_spec if has("label_spec") else None
+    credentials = None
+    if has("s3_credentials"):
+        c = msg.s3_credentials
+        credentials = S3Credentials(
+            access_key_id=c.access_key_id,
+            secret_access_key=c.secret_access_key,
+            region=c.region,
+            endpoint_url=c.endpoint_url if c.HasField("endpoint_url") else None,
+        )
+    return JobDraft(
+        manifest_url=msg.manifest_url if has("manifest_url") else None,
+        has_label_spec=spec is not None,
+        question=None if spec is None else spec.question,
+        options=None if spec is None else tuple(spec.options),
+        type=msg.type if has("type") else None,
+        consensus_threshold=msg.consensus_threshold if has("consensus_threshold") else None,
+        callback_url=msg.callback_url if has("callback_url") else None,
+        s3_credentials=credentials,
+    )
+
+
+def job(j: Job) -> jobs_pb2.Job:
+    spec, counts = j.spec, j.counts
+    return jobs_pb2.Job(
+        job_id=j.job_id,
+        status=JOB_STATUS_TO_PB[j.status],
+        manifest_url=spec.manifest_url,
+        task_type=spec.task_type,
+        label_spec=common_pb2.LabelSpec(question=spec.question, options=spec.options),
+        consensus_threshold=spec.consensus_threshold,
+        callback_url=spec.callback_url,
+        counts=jobs_pb2.JobCounts(
+            lines=counts.lines,
+            tasks_created=counts.tasks_created,
+            tasks_reused=counts.tasks_reused,
+            invalid_lines=counts.invalid_lines,
+            verified=counts.verified,
+            settled=counts.settled,
+            failed=counts.failed,
+        ),
+        errors=[jobs_pb2.JobError(line=line, error=error) for line, error in j.errors],
+        failure_reason=j.failure_reason,
+        created_at=timestamp(j.created_at),
+        updated_at=timestamp(j.updated_at),
+        completed_at=None if j.completed_at is None else timestamp(j.completed_at),
     )

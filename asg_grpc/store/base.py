@@ -11,10 +11,12 @@ from typing import Protocol
 
 from asg_grpc.domain.customers import Customer, Registration
 from asg_grpc.domain.errors import DomainError
+from asg_grpc.domain.jobs import Job, JobSpec
 from asg_grpc.domain.labeling import OpenTask
 from asg_grpc.domain.tasks import LabelRecord, Task, TaskSpec, TaskStatus
 from asg_grpc.domain.webhooks import Webhook, WebhookSpec
 from asg_grpc.domain.workers import Worker, WorkerRegistration
+from asg_grpc.store.job_records import ChunkOutcome, ExportRow, IngestChunk, JobWork
 from asg_grpc.store.webhook_records import (
     AttemptResult,
     DeliveryRecord,
@@ -174,5 +176,44 @@ class Store(Protocol):
     def due_deliveries(self, now: float, limit: int, exclude: set[str]) -> list[DueDelivery]: ...
 
     def record_attempts(self, attempts: list[AttemptResult], now: float) -> None: ...
+
+    # jobs -------------------------------------------------------------------------------------
+
+    def create_job(
+        self, job_id: str, customer_id: str, spec: JobSpec, sealed_credentials: bytes | None, now: float
+    ) -> Job:
+        """A pending job; ValidationError naming callback_url when that is not an active webhook."""
+        ...
+
+    def get_job(self, customer_id: str, job_id: str) -> Job | None:
+        """With its counts (tasks by status now) and first errors."""
+        ...
+
+    def jobs_to_ingest(self) -> list[JobWork]:
+        """Pending and ingesting jobs, oldest first, with where their reading stopped."""
+        ...
+
+    def jobs_labeling(self) -> list[str]: ...
+
+    def start_ingesting(self, job_id: str, now: float) -> None: ...
+
+    def ingest_chunk(self, job_id: str, chunk: IngestChunk, now: float) -> ChunkOutcome:
+        """The chunk's tasks, bad lines and progress, all or nothing. Lines are taken in order
+        while their tasks fit the quota; the first that does not fails the job there (tasks
+        before it kept). The last chunk moves the job to labeling (or failed, with no tasks).
+        Conflict when the job is not ingesting."""
+        ...
+
+    def fail_job(self, job_id: str, reason: str, now: float) -> None:
+        """Failed with `reason`, credentials erased, job.failed event; no-op once ended."""
+        ...
+
+    def complete_job(self, job_id: str, now: float) -> bool:
+        """Labeling → completed with its job.completed event; False if it was not labeling."""
+        ...
+
+    def first_open_line(self, job_id: str, from_line: int) -> int | None: ...
+
+    def export_rows(self, job_id: str, after_line: int, limit: int) -> list[ExportRow]: ...
 
     def close(self) -> None: ...

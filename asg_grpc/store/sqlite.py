@@ -29,6 +29,7 @@ from asg_grpc.domain.labeling import OpenTask
 from asg_grpc.domain.tasks import LabelRecord, Task, TaskSpec, TaskStatus, Verdict
 from asg_grpc.domain.workers import Worker, WorkerRegistration
 from asg_grpc.store.base import LabelingBatch, Submission, Submitted, TaskPage
+from asg_grpc.store.sqlite_jobs import JobTables
 from asg_grpc.store.sqlite_webhooks import WebhookTables
 
 # Each entry upgrades the schema by one version (PRAGMA user_version). Append, never edit.
@@ -152,6 +153,45 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX deliveries_due ON deliveries(next_attempt_at) WHERE state = 'pending';
     CREATE INDEX deliveries_webhook ON deliveries(webhook_id, created_at);
     """,
+    """
+    CREATE TABLE jobs (
+        job_id              TEXT PRIMARY KEY,
+        customer_id         TEXT NOT NULL,
+        status              TEXT NOT NULL,
+        manifest_url        TEXT NOT NULL,
+        task_type           TEXT NOT NULL,
+        question            TEXT NOT NULL,
+        options             TEXT NOT NULL,
+        consensus_threshold INTEGER NOT NULL,
+        callback_url        TEXT,
+        -- AES-GCM (sealing.py) while ingestion runs, NULL once it ends
+        sealed_credentials  BLOB,
+        lines               INTEGER NOT NULL DEFAULT 0,
+        byte_offset         INTEGER NOT NULL DEFAULT 0,
+        tasks_created       INTEGER NOT NULL DEFAULT 0,
+        tasks_reused        INTEGER NOT NULL DEFAULT 0,
+        invalid_lines       INTEGER NOT NULL DEFAULT 0,
+        failure_reason      TEXT,
+        created_at          REAL NOT NULL,
+        updated_at          REAL NOT NULL,
+        completed_at        REAL
+    );
+    CREATE INDEX jobs_open ON jobs(status) WHERE status IN ('pending', 'ingesting', 'labeling');
+    CREATE TABLE job_items (
+        job_id   TEXT NOT NULL,
+        line     INTEGER NOT NULL,
+        task_id  TEXT NOT NULL,
+        metadata TEXT,
+        PRIMARY KEY (job_id, line)
+    ) WITHOUT ROWID;
+    CREATE INDEX job_items_task ON job_items(task_id);
+    CREATE TABLE job_errors (
+        job_id TEXT NOT NULL,
+        line   INTEGER NOT NULL,
+        error  TEXT NOT NULL,
+        PRIMARY KEY (job_id, line)
+    ) WITHOUT ROWID;
+    """,
 )
 
 _TASK_COLUMNS = (
@@ -192,7 +232,7 @@ def _customer(row: tuple) -> Customer:
     return Customer(customer_id, name, email, tier, label_quota, labels_reserved, hint or "", created_at)
 
 
-class SQLiteStore(WebhookTables):
+class SQLiteStore(WebhookTables, JobTables):
     def __init__(self, path: Path, *, synchronous: str = "NORMAL", busy_timeout: float = 5.0) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
@@ -308,9 +348,14 @@ class SQLiteStore(WebhookTables):
         for url in {s.callback_url for s in specs if s.callback_url is not None}:
             if not self._is_registered_webhook(db, customer_id, url):
                 raise ValidationError("callback_url", "is not a registered webhook")
-        replays = self._replays(db, customer_id, specs, in_batch=batch_id is not None)
-        fresh = [i for i in range(len(specs)) if i not in replays]
-        needed = sum(specs[i].consensus_threshold for i in fresh)
+        replays, conflicts = self._replays(db, customer_id, specs)
+        if conflicts:
+            in_batch = batch_id is not None
+            raise IdempotencyConflict(
+                f"tasks[{conflicts[0]}].idempotency_key" if in_batch else "idempotency_key"
+            )
+        fresh = [(i, specs[i]) for i in range(len(specs)) if i not in replays]
+        needed = sum(spec.consensus_threshold for _, spec in fresh)
         if needed:
             reserved = db.execute(
                 "UPDATE customers SET labels_reserved = labels_reserved + ?"
@@ -319,13 +364,27 @@ class SQLiteStore(WebhookTables):
             ).rowcount
             if not reserved:
                 raise QuotaExhausted()
-        task_ids = ids.new_ids("tsk", len(fresh), now)
+        created = self._insert_tasks(db, customer_id, fresh, batch_id, now)
+        return [
+            Submitted(replays[i], replayed=True) if i in replays else Submitted(created[i], replayed=False)
+            for i in range(len(specs))
+        ]
+
+    def _insert_tasks(
+        self,
+        db: sqlite3.Connection,
+        customer_id: str,
+        specs: list[tuple[int, TaskSpec]],
+        batch_id: str | None,
+        now: float,
+    ) -> dict[int, Task]:
+        """New pending tasks (quota already reserved), keyed like `specs`."""
+        task_ids = ids.new_ids("tsk", len(specs), now)
         rows = []
-        results: list[Submitted | None] = [None] * len(specs)
+        created: dict[int, Task] = {}
         pending = TaskStatus.PENDING
         options_json: dict[tuple[str, ...], str] = {}  # a batch usually shares one label spec
-        for index, task_id in zip(fresh, task_ids, strict=True):
-            spec = specs[index]
+        for (index, spec), task_id in zip(specs, task_ids, strict=True):
             options = options_json.get(spec.options)
             if options is None:
                 options = options_json[spec.options] = orjson.dumps(spec.options).decode()
@@ -348,7 +407,7 @@ class SQLiteStore(WebhookTables):
                     spec.consensus_threshold,
                 )
             )
-            results[index] = Submitted(Task(task_id, customer_id, pending, spec, batch_id, now, now), False)
+            created[index] = Task(task_id, customer_id, pending, spec, batch_id, now, now)
         db.executemany(
             "INSERT INTO tasks (task_id, customer_id, status, task_type, data_url, question,"
             " options, consensus_threshold, callback_url, idempotency_key, fingerprint,"
@@ -356,18 +415,18 @@ class SQLiteStore(WebhookTables):
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             rows,
         )
-        for index, task in replays.items():
-            results[index] = Submitted(task, replayed=True)
-        return [r for r in results if r is not None]
+        return created
 
     def _replays(
-        self, db: sqlite3.Connection, customer_id: str, specs: list[TaskSpec], *, in_batch: bool
-    ) -> dict[int, Task]:
-        """Earlier tasks named by the specs' idempotency keys, by spec index."""
+        self, db: sqlite3.Connection, customer_id: str, specs: list[TaskSpec]
+    ) -> tuple[dict[int, Task], list[int]]:
+        """Earlier tasks named by the specs' idempotency keys, by spec index; and the indexes
+        (ascending) whose key names a task with another body (a conflict)."""
         keyed = {s.idempotency_key: i for i, s in enumerate(specs) if s.idempotency_key is not None}
         if not keyed:
-            return {}
+            return {}, []
         found: dict[int, Task] = {}
+        conflicts: list[int] = []
         keys = list(keyed)
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
@@ -379,10 +438,10 @@ class SQLiteStore(WebhookTables):
             ):
                 index = keyed[row[10]]
                 if row[20] != specs[index].fingerprint():
-                    field = f"tasks[{index}].idempotency_key" if in_batch else "idempotency_key"
-                    raise IdempotencyConflict(field)
-                found[index] = _task(row)
-        return found
+                    conflicts.append(index)
+                else:
+                    found[index] = _task(row)
+        return found, sorted(conflicts)
 
     def get_task(self, customer_id: str, task_id: str) -> Task | None:
         row = self._db.execute(

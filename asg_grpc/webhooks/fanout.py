@@ -41,7 +41,10 @@ def event_data(store: Store, event: EventRecord) -> dict[str, Any] | None:
         if task is None:
             return None
         return rest_json.result(convert.task_result(task, store.task_labels(task.task_id)))
-    return None  # job events: rendered once jobs exist
+    if event.event_type.startswith("job."):
+        job = store.get_job(event.customer_id, event.subject_id)
+        return None if job is None else rest_json.job(convert.job(job))
+    return None
 
 
 def render(event: EventRecord, data: dict[str, Any]) -> bytes:

@@ -1,0 +1,1 @@
+"""Batch jobs: reading manifests into tasks (runner.py) and exporting results (export.py)."""

@@ -1,0 +1,107 @@
+"""JobService: create batch jobs from manifests, follow them, export their results."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+
+import grpc
+
+from asg_grpc.domain import ids
+from asg_grpc.domain.errors import DomainError, NotFound, NotReady, QuotaExhausted
+from asg_grpc.domain.jobs import Job, JobStatus, validate_job
+from asg_grpc.jobs.export import export_line
+from asg_grpc.jobs.runner import seal_credentials
+from asg_grpc.sealing import Sealer
+from asg_grpc.services import convert
+from asg_grpc.services.auth import authenticate, authenticate_customer
+from asg_grpc.services.errors import abort, maps_domain_errors, status_code_for
+from asg_grpc.settings import Settings
+from asg_grpc.store import Store
+from asg_grpc.v1 import jobs_pb2, jobs_pb2_grpc
+from asg_grpc.webhooks import check_public_url
+
+EXPORT_PAGE = 5000  # tasks read per store call
+EXPORT_CHUNK_BYTES = 256 * 1024  # bytes of JSONL per streamed message, about
+
+
+class JobService(jobs_pb2_grpc.JobServiceServicer):
+    def __init__(
+        self, store: Store, settings: Settings, sealer: Sealer, on_created: Callable[[], None] | None = None
+    ) -> None:
+        self._store = store
+        self._sealer = sealer
+        self._allow_private_urls = settings.allow_private_urls
+        # Tells the job runner (when it runs in this process) to look now rather than at its next poll.
+        self._on_created = on_created or (lambda: None)
+
+    @maps_domain_errors
+    async def CreateJob(
+        self, request: jobs_pb2.CreateJobRequest, context: grpc.aio.ServicerContext
+    ) -> jobs_pb2.Job:
+        customer = authenticate_customer(self._store, context)
+        draft = convert.job_draft(request)
+        spec = validate_job(draft)
+        credentials = draft.s3_credentials
+        if spec.s3 is None:
+            await check_public_url(spec.manifest_url, self._allow_private_urls, "manifest_url")
+        elif credentials is not None and credentials.endpoint_url is not None:
+            await check_public_url(
+                credentials.endpoint_url, self._allow_private_urls, "s3_credentials.endpoint_url"
+            )
+        if customer.quota_remaining < spec.consensus_threshold:
+            raise QuotaExhausted()
+        now = time.time()
+        job_id = ids.new_id("job", now)
+        sealed = None if credentials is None else seal_credentials(self._sealer, job_id, credentials)
+        job = self._store.create_job(job_id, customer.customer_id, spec, sealed, now)
+        self._on_created()
+        return convert.job(job)
+
+    @maps_domain_errors
+    async def GetJob(
+        self, request: jobs_pb2.GetJobRequest, context: grpc.aio.ServicerContext
+    ) -> jobs_pb2.Job:
+        return convert.job(self._owned_job(authenticate(self._store, context), request.job_id))
+
+    async def ExportJob(
+        self, request: jobs_pb2.ExportJobRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[jobs_pb2.ExportChunk]:
+        try:
+            job = self._owned_job(authenticate(self._store, context), request.job_id)
+            if job.status is not JobStatus.COMPLETED:
+                raise NotReady(_not_exportable(job))
+        except DomainError as exc:
+            await abort(context, status_code_for(exc), exc.message)
+        after = 0
+        while True:
+            rows = self._store.export_rows(job.job_id, after, EXPORT_PAGE)
+            if not rows:
+                return
+            buffer: list[bytes] = []
+            size = 0
+            for row in rows:
+                line = export_line(row)
+                buffer.append(line)
+                size += len(line)
+                if size >= EXPORT_CHUNK_BYTES:
+                    yield jobs_pb2.ExportChunk(jsonl=b"".join(buffer))
+                    buffer, size = [], 0
+            if buffer:
+                yield jobs_pb2.ExportChunk(jsonl=b"".join(buffer))
+            after = rows[-1].line
+
+    def _owned_job(self, customer_id: str, job_id: str) -> Job:
+        job = self._store.get_job(customer_id, job_id)
+        if job is None:
+            raise NotFound("job not found")
+        return job
+
+
+def _not_exportable(job: Job) -> str:
+    if job.status is JobStatus.FAILED:
+        return (
+            f"job {job.job_id} failed ({job.failure_reason}) and has no export;"
+            f" its tasks are listed by GET /v1/tasks?batch_id={job.job_id}"
+        )
+    return f"job {job.job_id} is {job.status.value}; the export is available once it is completed"
