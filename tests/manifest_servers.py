@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -73,10 +74,8 @@ class S3Server:
     def put(self, bucket: str, key: str, body: bytes) -> str:
         """Store a manifest (creating the bucket if needed); returns its s3:// URL."""
         client = self.client()
-        try:
+        with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
             client.create_bucket(Bucket=bucket)
-        except client.exceptions.BucketAlreadyOwnedByYou:
-            pass
         client.put_object(Bucket=bucket, Key=key, Body=body)
         return f"s3://{bucket}/{key}"
 
