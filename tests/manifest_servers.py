@@ -39,6 +39,7 @@ class S3Server:
         self.addr = free_addr()
         self.endpoint_url = f"http://{self.addr}"
         self._proc: subprocess.Popen[bytes] | None = None
+        self._client: Any = None
 
     def __enter__(self) -> S3Server:
         host, port = self.addr.split(":")
@@ -58,18 +59,23 @@ class S3Server:
                 time.sleep(0.1)
 
     def __exit__(self, *exc_info: object) -> None:
+        if self._client is not None:
+            self._client.close()
         if self._proc is not None:
             self._proc.terminate()
             self._proc.wait(10)
 
     def client(self) -> Any:
-        return boto3.client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            aws_access_key_id=ACCESS_KEY_ID,
-            aws_secret_access_key=SECRET_ACCESS_KEY,
-            region_name=REGION,
-        )
+        """A boto3 S3 client for this server (one, closed with the server)."""
+        if self._client is None:
+            self._client = boto3.client(
+                "s3",
+                endpoint_url=self.endpoint_url,
+                aws_access_key_id=ACCESS_KEY_ID,
+                aws_secret_access_key=SECRET_ACCESS_KEY,
+                region_name=REGION,
+            )
+        return self._client
 
     def put(self, bucket: str, key: str, body: bytes) -> str:
         """Store a manifest (creating the bucket if needed); returns its s3:// URL."""
@@ -97,7 +103,7 @@ class HttpsManifestServer:
     """Serves `files[name]` at /name over HTTPS; records each request's Range header."""
 
     def __init__(self, cert_dir: Path) -> None:
-        self.cert, self._key = make_cert(cert_dir)
+        self.cert, self.key = make_cert(cert_dir)
         self.files: dict[str, bytes] = {}
         self.ranges: list[str | None] = []
         self._server: ThreadingHTTPServer | None = None
@@ -132,7 +138,7 @@ class HttpsManifestServer:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.cert, self._key)
+        context.load_cert_chain(self.cert, self.key)
         self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
