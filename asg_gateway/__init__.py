@@ -10,6 +10,7 @@ from ._errors import (
     AuthenticationError,
     BadRequestError,
     ConflictError,
+    JobTimeoutError,
     NotFoundError,
     PayloadTooLargeError,
     PermissionDeniedError,
@@ -18,6 +19,7 @@ from ._errors import (
     ServerError,
     WebhookSignatureError,
 )
+from ._export import AsyncJobExport, JobExport
 from ._version import __version__
 from ._webhooks import sign_webhook, verify_webhook_signature
 
@@ -27,9 +29,12 @@ __all__ = [
     "ASGError",
     "ASGGatewayClient",
     "AsyncASGGatewayClient",
+    "AsyncJobExport",
     "AuthenticationError",
     "BadRequestError",
     "ConflictError",
+    "JobExport",
+    "JobTimeoutError",
     "NotFoundError",
     "PayloadTooLargeError",
     "PermissionDeniedError",

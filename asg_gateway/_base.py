@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from ._errors import ASGError
-from ._flows import Flow, empty_flow, json_flow, poll_flow
+from ._flows import Flow, empty_flow, job_wait_flow, json_flow, poll_flow, request_flow
 from ._version import __version__
 
 DEFAULT_BASE_URL = "http://localhost:8081"
@@ -164,6 +164,57 @@ class BaseClient:
         request = self._request("GET", _webhook_path(webhook_id, "/deliveries"), params=params)
         return self._call(request, retry=True)
 
+    def _create_job(
+        self,
+        manifest_url: str,
+        label_spec: Mapping[str, Any],
+        task_type: str | None,
+        consensus_threshold: int | None,
+        callback_url: str | None,
+        s3_credentials: Mapping[str, Any] | None,
+    ) -> Flow[JSON]:
+        # Not retried: the API takes no idempotency key for jobs, so a repeat after a lost 202
+        # would start a second job reading the same manifest (and spending quota twice).
+        body = _without_none(
+            {
+                "manifest_url": manifest_url,
+                "label_spec": dict(label_spec),
+                "type": task_type,
+                "consensus_threshold": consensus_threshold,
+                "callback_url": callback_url,
+                "s3_credentials": None if s3_credentials is None else dict(s3_credentials),
+            }
+        )
+        return self._call(self._request("POST", "/v1/jobs", json=body), retry=False)
+
+    def _get_job(self, job_id: str) -> Flow[JSON]:
+        return self._call(self._request("GET", _job_path(job_id)), retry=True)
+
+    def _wait_job(
+        self,
+        job_id: str,
+        timeout: float | None,
+        interval: float,
+        on_progress: Callable[[JSON], object] | None,
+    ) -> Flow[JSON]:
+        if interval <= 0:
+            raise ValueError("interval must be more than 0 seconds")
+        return job_wait_flow(
+            self._request("GET", _job_path(job_id)),
+            job_id=job_id,
+            timeout=timeout,
+            interval=interval,
+            max_retries=self.max_retries,
+            on_progress=on_progress,
+        )
+
+    def _export_job(self, job_id: str) -> Flow[httpx.Response]:
+        """The flow up to the export's status line; the driver sends it with ``stream=True``."""
+        request = self._request("GET", _job_path(job_id, "/export"))
+        request.headers["Accept"] = "application/x-ndjson"
+        # Retrying is safe: nothing of the body has been handed to the caller yet.
+        return request_flow(request, max_retries=self.max_retries)
+
 
 def _task_path(task_id: str, suffix: str = "") -> str:
     # Quoted whole, so an id like "../customers/me" stays one path segment.
@@ -173,3 +224,8 @@ def _task_path(task_id: str, suffix: str = "") -> str:
 def _webhook_path(webhook_id: str, suffix: str = "") -> str:
     # Quoted whole, like a task id, so the id stays one path segment.
     return f"/v1/webhooks/{quote(webhook_id, safe='')}{suffix}"
+
+
+def _job_path(job_id: str, suffix: str = "") -> str:
+    # Quoted whole, like a task id, so the id stays one path segment.
+    return f"/v1/jobs/{quote(job_id, safe='')}{suffix}"

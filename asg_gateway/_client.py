@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Self, TypeVar
 
 import httpx
 
 from ._base import JSON, BaseClient
+from ._export import AsyncJobExport, JobExport
 from ._flows import Flow, Outcome
 
 T = TypeVar("T")
@@ -45,24 +46,34 @@ class ASGGatewayClient(BaseClient):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _run(self, flow: Flow[T]) -> T:
+    def _run(self, flow: Flow[T], *, stream: bool = False) -> T:
         outcome: Outcome = None
         try:
             while True:
                 step = flow.send(outcome)
                 if isinstance(step, httpx.Request):
-                    outcome = self._send(step)
+                    outcome = self._send(step, stream)
                 else:
                     time.sleep(step)
                     outcome = None
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
 
-    def _send(self, request: httpx.Request) -> httpx.Response | httpx.RequestError:
+    def _send(self, request: httpx.Request, stream: bool = False) -> httpx.Response | httpx.RequestError:
+        """With ``stream``, a success comes back unread (the caller closes it) and an error read
+        and closed, so that the flow can decode its ``{"error": ...}`` like any other."""
         try:
-            return self._http.send(request)
+            response = self._http.send(request, stream=stream)
         except httpx.RequestError as exc:
             return exc
+        if stream and not response.is_success:
+            try:
+                response.read()
+            except httpx.RequestError as exc:
+                return exc
+            finally:
+                response.close()
+        return response
 
     def register_customer(self, name: str, email: str) -> JSON:
         """Create a customer (no API key needed). The returned ``api_key`` is shown only once.
@@ -152,6 +163,55 @@ class ASGGatewayClient(BaseClient):
         """A webhook's deliveries, newest first: ``{"deliveries": [...]}``."""
         return self._run(self._list_deliveries(webhook_id, limit))
 
+    def create_job(
+        self,
+        manifest_url: str,
+        label_spec: Mapping[str, Any],
+        task_type: str | None = None,
+        consensus_threshold: int | None = None,
+        callback_url: str | None = None,
+        s3_credentials: Mapping[str, Any] | None = None,
+    ) -> JSON:
+        """Start a batch job over a JSONL manifest; returns ``{job_id, status}`` (``pending``).
+
+        ``s3_credentials`` (``access_key_id``, ``secret_access_key``, ``region``, optional
+        ``endpoint_url``) is required for an ``s3://`` manifest and refused for ``https://``.
+        Never retried: the API has no idempotency key for jobs, so a repeat after a lost answer
+        would start a second job over the same manifest.
+        """
+        return self._run(
+            self._create_job(
+                manifest_url, label_spec, task_type, consensus_threshold, callback_url, s3_credentials
+            )
+        )
+
+    def get_job(self, job_id: str) -> JSON:
+        """A job's status, counts, first 100 line errors and ``failure_reason``."""
+        return self._run(self._get_job(job_id))
+
+    def wait_job(
+        self,
+        job_id: str,
+        timeout: float | None = 3600,
+        interval: float = 5,
+        on_progress: Callable[[JSON], object] | None = None,
+    ) -> JSON:
+        """Fetch the job every ``interval`` s until it is ``completed`` or ``failed``; return it.
+
+        A failed job is returned, not raised: read its ``failure_reason``. ``on_progress`` gets
+        every job fetched. ``timeout=None`` waits for as long as the job runs; otherwise
+        ``JobTimeoutError`` is raised after ``timeout`` s (the job keeps running).
+        """
+        return self._run(self._wait_job(job_id, timeout, interval, on_progress))
+
+    def export_job(self, job_id: str) -> JobExport:
+        """The completed job's results, one dict per task in manifest order, streamed.
+
+        Raises ``ConflictError`` while the job is not completed (or if it failed), at once. The
+        rows are read from the open response as you iterate; ``with`` closes it if you stop early.
+        """
+        return JobExport(self._run(self._export_job(job_id), stream=True), job_id)
+
 
 class AsyncASGGatewayClient(BaseClient):
     """Asyncio twin of ``ASGGatewayClient``: the same methods, as coroutines.
@@ -181,24 +241,35 @@ class AsyncASGGatewayClient(BaseClient):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    async def _run(self, flow: Flow[T]) -> T:
+    async def _run(self, flow: Flow[T], *, stream: bool = False) -> T:
         outcome: Outcome = None
         try:
             while True:
                 step = flow.send(outcome)
                 if isinstance(step, httpx.Request):
-                    outcome = await self._send(step)
+                    outcome = await self._send(step, stream)
                 else:
                     await asyncio.sleep(step)
                     outcome = None
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
 
-    async def _send(self, request: httpx.Request) -> httpx.Response | httpx.RequestError:
+    async def _send(
+        self, request: httpx.Request, stream: bool = False
+    ) -> httpx.Response | httpx.RequestError:
+        """As ``ASGGatewayClient._send``: a streamed error is read and closed here."""
         try:
-            return await self._http.send(request)
+            response = await self._http.send(request, stream=stream)
         except httpx.RequestError as exc:
             return exc
+        if stream and not response.is_success:
+            try:
+                await response.aread()
+            except httpx.RequestError as exc:
+                return exc
+            finally:
+                await response.aclose()
+        return response
 
     async def register_customer(self, name: str, email: str) -> JSON:
         """Create a customer (no API key needed); never retried. See ``ASGGatewayClient``."""
@@ -267,3 +338,40 @@ class AsyncASGGatewayClient(BaseClient):
     async def list_deliveries(self, webhook_id: str, limit: int | None = None) -> JSON:
         """A webhook's deliveries, newest first: ``{"deliveries": [...]}``."""
         return await self._run(self._list_deliveries(webhook_id, limit))
+
+    async def create_job(
+        self,
+        manifest_url: str,
+        label_spec: Mapping[str, Any],
+        task_type: str | None = None,
+        consensus_threshold: int | None = None,
+        callback_url: str | None = None,
+        s3_credentials: Mapping[str, Any] | None = None,
+    ) -> JSON:
+        """Start a batch job; never retried. See ``ASGGatewayClient``."""
+        return await self._run(
+            self._create_job(
+                manifest_url, label_spec, task_type, consensus_threshold, callback_url, s3_credentials
+            )
+        )
+
+    async def get_job(self, job_id: str) -> JSON:
+        """A job's status, counts, first 100 line errors and ``failure_reason``."""
+        return await self._run(self._get_job(job_id))
+
+    async def wait_job(
+        self,
+        job_id: str,
+        timeout: float | None = 3600,
+        interval: float = 5,
+        on_progress: Callable[[JSON], object] | None = None,
+    ) -> JSON:
+        """Until the job is ``completed`` or ``failed``; see ``ASGGatewayClient.wait_job``."""
+        return await self._run(self._wait_job(job_id, timeout, interval, on_progress))
+
+    async def export_job(self, job_id: str) -> AsyncJobExport:
+        """The completed job's rows, streamed: ``async for row in await client.export_job(id)``.
+
+        Raises ``ConflictError`` at once while the job is not completed. See ``ASGGatewayClient``.
+        """
+        return AsyncJobExport(await self._run(self._export_job(job_id), stream=True), job_id)

@@ -3,17 +3,20 @@
 Catch ``ASGError`` to handle every failure of a call; catch a subclass to react to one cause.
 
     ASGError                    root; also raised for misuse caught before any I/O (no API key)
-    ├── APIConnectionError      no HTTP answer: DNS, refused connection, timeout
+    ├── APIConnectionError      no HTTP answer (DNS, refused connection, timeout), or a
+    │                           job export's stream cut before its end
     ├── APIStatusError          the gateway answered an error; .status .message .request_id .body
     │   ├── BadRequestError         400  the message names the offending field
     │   ├── AuthenticationError     401  missing, unknown or revoked API key
     │   ├── PermissionDeniedError   403  quota exhausted
     │   ├── NotFoundError           404  unknown id, or another customer's
-    │   ├── ConflictError           409  email taken, idempotency key reused with another body
+    │   ├── ConflictError           409  email taken, idempotency key reused with another body,
+    │   │                                job export asked for before the job completed
     │   ├── PayloadTooLargeError    413
     │   ├── RateLimitError          429  has .retry_after (seconds, or None)
     │   └── ServerError             5xx
     ├── PollTimeoutError        poll_result() gave up; has .task_id .last_status .timeout
+    ├── JobTimeoutError         wait_job() gave up; has .job_id .last_status .timeout .job
     └── WebhookSignatureError   verify_webhook_signature() refused a delivery (no I/O involved)
 """
 
@@ -73,7 +76,8 @@ class NotFoundError(APIStatusError):
 
 
 class ConflictError(APIStatusError):
-    """409: the email is registered, or the idempotency key was used with another body."""
+    """409: the email is registered, the idempotency key was used with another body, or a job's
+    export was asked for while the job is not completed (still running, or failed)."""
 
 
 class PayloadTooLargeError(APIStatusError):
@@ -107,6 +111,21 @@ class PollTimeoutError(ASGError):
         self.task_id = task_id
         self.last_status = last_status
         self.timeout = timeout
+
+
+class JobTimeoutError(ASGError):
+    """``wait_job`` reached its timeout before the job completed or failed.
+
+    The job goes on running on the server: ``job`` is the last state seen (counts included), and
+    waiting again, or ``get_job``, picks it up where it is.
+    """
+
+    def __init__(self, job_id: str, last_status: str | None, timeout: float, job: dict[str, Any]) -> None:
+        super().__init__(f"job {job_id} still {last_status} after {timeout:g} s")
+        self.job_id = job_id
+        self.last_status = last_status
+        self.timeout = timeout
+        self.job = job
 
 
 class WebhookSignatureError(ASGError):

@@ -12,13 +12,14 @@ few lines each and the retry and polling schedules are tested without sockets or
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Generator
 from typing import Any, TypeAlias, TypeVar
 
 import httpx
 
-from ._errors import APIConnectionError, ASGError, PollTimeoutError, error_from_response
+from ._errors import APIConnectionError, ASGError, JobTimeoutError, PollTimeoutError, error_from_response
 from ._retry import retry_delay
 
 T = TypeVar("T")
@@ -28,6 +29,7 @@ Flow: TypeAlias = Generator[Step, Outcome, T]
 
 POLL_GROWTH = 1.5
 POLL_MAX_INTERVAL = 60.0
+JOB_FINAL_STATUSES = frozenset({"completed", "failed"})
 
 
 def request_flow(request: httpx.Request, *, max_retries: int) -> Flow[httpx.Response]:
@@ -84,6 +86,36 @@ def poll_flow(
             raise PollTimeoutError(task_id, body.get("status"), timeout)
         yield min(delay, remaining)
         delay = min(delay * POLL_GROWTH, POLL_MAX_INTERVAL)
+
+
+def job_wait_flow(
+    request: httpx.Request,
+    *,
+    job_id: str,
+    timeout: float | None,
+    interval: float,
+    max_retries: int,
+    on_progress: Callable[[dict[str, Any]], object] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Flow[dict[str, Any]]:
+    """Fetch a job every ``interval`` seconds until it is completed or failed, and return it.
+
+    Unlike ``poll_flow`` the interval stays fixed: a job reports progress on every fetch, and
+    ``on_progress`` (called with each fetched job, the last one included) is there to show it.
+    With a ``timeout`` the last fetch happens at the deadline, then ``JobTimeoutError`` is raised.
+    """
+    limit = math.inf if timeout is None else timeout
+    deadline = clock() + limit
+    while True:
+        job = yield from json_flow(request, max_retries=max_retries)
+        if on_progress is not None:
+            on_progress(job)
+        if job.get("status") in JOB_FINAL_STATUSES:
+            return job
+        remaining = deadline - clock()
+        if remaining <= 0:
+            raise JobTimeoutError(job_id, job.get("status"), limit, job)
+        yield min(interval, remaining)
 
 
 def decode_json(response: httpx.Response) -> dict[str, Any]:
