@@ -4,7 +4,8 @@ Starts moto's standalone S3 server (`moto_server`, its own process) and the stac
 gateway processes, as `asg dev` does), uploads a `--lines` JSONL manifest with boto3, then:
 
 * ingest: POST /v1/jobs and poll GET /v1/jobs/{id} every 10 ms until the job is `labeling`
-  (every line read, parsed, validated and committed as a task); lines per second over that.
+  (every line read, parsed, validated and committed as a task); lines per second over that, and
+  the core's peak resident memory before and after.
 * export: starts `--workers` simulated labelers, waits for the job to complete (not timed),
   then times GET /v1/jobs/{id}/export read to the end through httpx, counting lines.
 
@@ -74,6 +75,14 @@ def manifest(lines: int) -> bytes:
     )
 
 
+def peak_rss_mib(pid: int) -> float:
+    """The process's peak resident memory so far (VmHWM), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def wait_job(http: httpx.Client, job_id: str, statuses: tuple[str, ...], interval: float) -> dict:
     while True:
         job = http.get(f"/v1/jobs/{job_id}").json()
@@ -86,6 +95,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--ingest-only", action="store_true", help="stop after ingestion (no export)")
     args = parser.parse_args()
 
     moto_addr = free_addr()
@@ -117,6 +127,8 @@ def main() -> None:
                 email = f"{uuid.uuid4().hex[:10]}@bench.example"
                 customer = http.post("/v1/customers", json={"name": "bench", "email": email}).json()
                 http.headers["Authorization"] = f"Bearer {customer['api_key']}"
+                core_pid = stack.procs["core"].pid
+                rss_before = peak_rss_mib(core_pid)
                 started = time.perf_counter()
                 reply = http.post(
                     "/v1/jobs",
@@ -139,8 +151,23 @@ def main() -> None:
                 if job["counts"]["tasks_created"] != args.lines:
                     sys.exit(f"ingestion did not create every task: {job}")
                 ingest_rate = args.lines / ingest_seconds
+                rss_after = peak_rss_mib(core_pid)
                 progress(f"ingested in {ingest_seconds:.2f} s ({ingest_rate:,.0f} lines/s); labeling")
 
+                if args.ingest_only:
+                    print(
+                        json.dumps(
+                            {
+                                "bench": "jobs-ingest",
+                                "lines": args.lines,
+                                "seconds": round(ingest_seconds, 3),
+                                "ingest_lines_per_second": round(ingest_rate, 1),
+                                "core_peak_rss_mib_before": round(rss_before, 1),
+                                "core_peak_rss_mib_after_ingest": round(rss_after, 1),
+                            }
+                        )
+                    )
+                    return
                 stack.start_workers(args.workers)
                 job = wait_job(http, job_id, ("completed", "failed"), 0.5)
                 if job["status"] != "completed":
@@ -168,6 +195,10 @@ def main() -> None:
                 "ingest_seconds": round(ingest_seconds, 3),
                 "ingest_lines_per_second": round(ingest_rate, 1),
                 "ingest_target_per_second": INGEST_TARGET,
+                # The core's peak RSS before the job and after ingesting it: the manifest is
+                # streamed, so the growth stays far below its size.
+                "core_peak_rss_mib_before": round(rss_before, 1),
+                "core_peak_rss_mib_after_ingest": round(rss_after, 1),
                 "exported_tasks": exported,
                 "export_bytes": size,
                 "export_seconds": round(export_seconds, 3),
