@@ -163,3 +163,13 @@ def job(j: jobs_pb2.Job) -> dict[str, Any]:
 def job_created(j: jobs_pb2.Job) -> dict[str, Any]:
     """The 202 body of POST /v1/jobs."""
     return {"job_id": j.job_id, "status": JOB_STATUS_NAMES[j.status]}
+
+
+def job_summary(j: jobs_pb2.Job) -> dict[str, Any]:
+    """A job in GET /v1/jobs: its row as stored, without the per-status task counts and errors
+    that GET /v1/jobs/{id} computes."""
+    body = job(j)
+    for name in ("verified", "settled", "failed"):
+        del body["counts"][name]
+    del body["errors"]
+    return body

@@ -37,6 +37,7 @@ ROUTES: dict[str, tuple[str, str]] = {
     "asg.v1.WebhookService.ListDeliveries": ("GET", "/v1/webhooks/{webhook_id}/deliveries"),
     "asg.v1.JobService.CreateJob": ("POST", "/v1/jobs"),
     "asg.v1.JobService.GetJob": ("GET", "/v1/jobs/{job_id}"),
+    "asg.v1.JobService.ListJobs": ("GET", "/v1/jobs"),
     "asg.v1.JobService.ExportJob": ("GET", "/v1/jobs/{job_id}/export"),
 }
 # RPCs deliberately not on the public REST API, with the reason.

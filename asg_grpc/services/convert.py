@@ -31,7 +31,9 @@ DEFAULT_PAGE = 50
 MAX_PAGE = 200
 
 
-def page_limit(request: tasks_pb2.ListTasksRequest | webhooks_pb2.ListDeliveriesRequest) -> int:
+def page_limit(
+    request: tasks_pb2.ListTasksRequest | webhooks_pb2.ListDeliveriesRequest | jobs_pb2.ListJobsRequest,
+) -> int:
     """A list request's `limit`: DEFAULT_PAGE when unset, else 1..MAX_PAGE."""
     limit = request.limit if request.HasField("limit") else DEFAULT_PAGE
     if not 1 <= limit <= MAX_PAGE:

@@ -64,6 +64,18 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
     ) -> jobs_pb2.Job:
         return convert.job(self._owned_job(authenticate(self._store, context), request.job_id))
 
+    @maps_domain_errors
+    async def ListJobs(
+        self, request: jobs_pb2.ListJobsRequest, context: grpc.aio.ServicerContext
+    ) -> jobs_pb2.ListJobsResponse:
+        customer_id = authenticate(self._store, context)
+        page = self._store.list_jobs(
+            customer_id, limit=convert.page_limit(request), after_job_id=request.cursor or None
+        )
+        return jobs_pb2.ListJobsResponse(
+            jobs=[convert.job(j) for j in page.jobs], next_cursor=page.next_after or ""
+        )
+
     async def ExportJob(
         self, request: jobs_pb2.ExportJobRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[jobs_pb2.ExportChunk]:

@@ -16,7 +16,7 @@ from asg_grpc.domain.labeling import OpenTask
 from asg_grpc.domain.tasks import LabelRecord, Task, TaskSpec, TaskStatus
 from asg_grpc.domain.webhooks import Webhook, WebhookSpec
 from asg_grpc.domain.workers import Worker, WorkerRegistration
-from asg_grpc.store.job_records import ChunkOutcome, ExportRow, IngestChunk, JobWork
+from asg_grpc.store.job_records import ChunkOutcome, ExportRow, IngestChunk, JobPage, JobWork
 from asg_grpc.store.webhook_records import (
     AttemptResult,
     DeliveryRecord,
@@ -187,6 +187,11 @@ class Store(Protocol):
 
     def get_job(self, customer_id: str, job_id: str) -> Job | None:
         """With its counts (tasks by status now) and first errors."""
+        ...
+
+    def list_jobs(self, customer_id: str, *, limit: int, after_job_id: str | None) -> JobPage:
+        """Newest first, after `after_job_id` (ValidationError naming `cursor` when that is not
+        one of the customer's jobs)."""
         ...
 
     def jobs_to_ingest(self) -> list[JobWork]:

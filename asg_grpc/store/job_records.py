@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from asg_grpc.domain.jobs import JobSpec, JobStatus, ManifestItem
+from asg_grpc.domain.jobs import Job, JobSpec, JobStatus, ManifestItem
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,3 +50,9 @@ class ExportRow:
     confidence: float | None
     worker_count: int | None
     agreement_count: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    jobs: list[Job]  # summaries: no per-status task counts, no errors
+    next_after: str | None  # pass back as `after_job_id`; None on the last page

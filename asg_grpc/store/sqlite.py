@@ -192,6 +192,9 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (job_id, line)
     ) WITHOUT ROWID;
     """,
+    """
+    CREATE INDEX jobs_customer ON jobs(customer_id, job_id);
+    """,
 )
 
 _TASK_COLUMNS = (

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 from contextlib import AbstractContextManager
+from dataclasses import replace
 
 import orjson
 
@@ -15,7 +16,7 @@ from asg_grpc.domain import ids
 from asg_grpc.domain.errors import Conflict, ValidationError
 from asg_grpc.domain.jobs import MAX_ERRORS_KEPT, Job, JobCounts, JobSpec, JobStatus
 from asg_grpc.domain.tasks import Task, TaskSpec
-from asg_grpc.store.job_records import ChunkOutcome, ExportRow, IngestChunk, JobWork
+from asg_grpc.store.job_records import ChunkOutcome, ExportRow, IngestChunk, JobPage, JobWork
 
 _JOB_COLUMNS = (
     "job_id, customer_id, status, manifest_url, task_type, question, options, consensus_threshold,"
@@ -26,6 +27,22 @@ _JOB_COLUMNS = (
 
 def _spec(row: tuple) -> JobSpec:
     return JobSpec(row[3], row[4], row[5], tuple(orjson.loads(row[6])), row[7], row[8])
+
+
+def _summary(row: tuple) -> Job:
+    """The job as its row has it: no per-status task counts, no errors."""
+    return Job(
+        job_id=row[0],
+        customer_id=row[1],
+        status=JobStatus(row[2]),
+        spec=_spec(row),
+        counts=JobCounts(lines=row[9], tasks_created=row[10], tasks_reused=row[11], invalid_lines=row[12]),
+        errors=(),
+        failure_reason=row[13],
+        created_at=row[14],
+        updated_at=row[15],
+        completed_at=row[16],
+    )
 
 
 class JobTables:
@@ -101,27 +118,30 @@ class JobTables:
         errors = self._db.execute(
             "SELECT line, error FROM job_errors WHERE job_id = ? ORDER BY line", (job_id,)
         ).fetchall()
-        counts = JobCounts(
-            lines=row[9],
-            tasks_created=row[10],
-            tasks_reused=row[11],
-            invalid_lines=row[12],
+        summary = _summary(row)
+        counts = replace(
+            summary.counts,
             verified=by_status.get("verified", 0),
             settled=by_status.get("settled", 0),
             failed=by_status.get("failed", 0),
         )
-        return Job(
-            job_id=row[0],
-            customer_id=row[1],
-            status=JobStatus(row[2]),
-            spec=_spec(row),
-            counts=counts,
-            errors=tuple((line, error) for line, error in errors),
-            failure_reason=row[13],
-            created_at=row[14],
-            updated_at=row[15],
-            completed_at=row[16],
-        )
+        return replace(summary, counts=counts, errors=tuple((line, error) for line, error in errors))
+
+    def list_jobs(self, customer_id: str, *, limit: int, after_job_id: str | None) -> JobPage:
+        where, args = "customer_id = ?", [customer_id]
+        if after_job_id is not None:
+            owned = self._db.execute(
+                "SELECT 1 FROM jobs WHERE job_id = ? AND customer_id = ?", (after_job_id, customer_id)
+            ).fetchone()
+            if owned is None:
+                raise ValidationError("cursor", "is not a cursor this API returned")
+            where += " AND job_id < ?"  # ids start with their creation time
+            args.append(after_job_id)
+        rows = self._db.execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {where} ORDER BY job_id DESC LIMIT ?", (*args, limit + 1)
+        ).fetchall()
+        jobs = [_summary(r) for r in rows[:limit]]
+        return JobPage(jobs, jobs[-1].job_id if len(rows) > limit else None)
 
     def jobs_to_ingest(self) -> list[JobWork]:
         rows = self._db.execute(

@@ -45,6 +45,11 @@ class JobServiceStub:
                 request_serializer=asg_dot_v1_dot_jobs__pb2.GetJobRequest.SerializeToString,
                 response_deserializer=asg_dot_v1_dot_jobs__pb2.Job.FromString,
                 _registered_method=True)
+        self.ListJobs = channel.unary_unary(
+                '/asg.v1.JobService/ListJobs',
+                request_serializer=asg_dot_v1_dot_jobs__pb2.ListJobsRequest.SerializeToString,
+                response_deserializer=asg_dot_v1_dot_jobs__pb2.ListJobsResponse.FromString,
+                _registered_method=True)
         self.ExportJob = channel.unary_stream(
                 '/asg.v1.JobService/ExportJob',
                 request_serializer=asg_dot_v1_dot_jobs__pb2.ExportJobRequest.SerializeToString,
@@ -70,6 +75,14 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListJobs(self, request, context):
+        """Newest first. Summaries: the per-status task counts (verified, settled, failed) are left
+        at 0 here; GetJob has them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ExportJob(self, request, context):
         """One JSONL line per task, in manifest order, in chunks of whole lines.
         FAILED_PRECONDITION until the job is completed.
@@ -90,6 +103,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.GetJob,
                     request_deserializer=asg_dot_v1_dot_jobs__pb2.GetJobRequest.FromString,
                     response_serializer=asg_dot_v1_dot_jobs__pb2.Job.SerializeToString,
+            ),
+            'ListJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJobs,
+                    request_deserializer=asg_dot_v1_dot_jobs__pb2.ListJobsRequest.FromString,
+                    response_serializer=asg_dot_v1_dot_jobs__pb2.ListJobsResponse.SerializeToString,
             ),
             'ExportJob': grpc.unary_stream_rpc_method_handler(
                     servicer.ExportJob,
@@ -151,6 +169,33 @@ class JobService:
             '/asg.v1.JobService/GetJob',
             asg_dot_v1_dot_jobs__pb2.GetJobRequest.SerializeToString,
             asg_dot_v1_dot_jobs__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/asg.v1.JobService/ListJobs',
+            asg_dot_v1_dot_jobs__pb2.ListJobsRequest.SerializeToString,
+            asg_dot_v1_dot_jobs__pb2.ListJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -11,6 +11,7 @@ from asg_common import rest_json
 from asg_grpc.v1 import jobs_pb2
 from rest_gateway import decode
 from rest_gateway.core import call_metadata, core
+from rest_gateway.errors import BadRequest
 from rest_gateway.responses import json
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -22,6 +23,22 @@ async def create_job(request: Request) -> Response:
     client = core(request)
     reply = await client.jobs.CreateJob(message, metadata=call_metadata(request), timeout=client.timeout)
     return json(rest_json.job_created(reply), 202)
+
+
+@router.get("")
+async def list_jobs(request: Request, limit: int | None = None, cursor: str | None = None) -> Response:
+    """Summaries, newest first: `counts` has no verified/settled/failed here (GET one job)."""
+    if limit is not None and not 0 <= limit < 2**31:  # what the int32 field can carry
+        raise BadRequest("limit", "is out of range")
+    client = core(request)
+    reply = await client.jobs.ListJobs(
+        jobs_pb2.ListJobsRequest(limit=limit, cursor=cursor or ""),
+        metadata=call_metadata(request),
+        timeout=client.timeout,
+    )
+    return json(
+        {"jobs": [rest_json.job_summary(j) for j in reply.jobs], "next_cursor": reply.next_cursor or None}
+    )
 
 
 @router.get("/{job_id}")

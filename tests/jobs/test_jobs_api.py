@@ -332,3 +332,23 @@ def test_quota_stops_a_job_at_the_line_that_does_not_fit_and_the_size_limit_hold
         assert client.http.get("/v1/customers/me").json()["quota_remaining"] == 0
         reply = client.create(manifest_url=url, s3_credentials=s3.credentials())
         assert (reply.status_code, reply.json()) == (403, {"error": "quota exhausted"})
+
+
+def test_jobs_are_listed_newest_first_in_pages(
+    jobs_stack: Stack, https_manifests: HttpsManifestServer
+) -> None:
+    with Client(jobs_stack) as client:
+        https_manifests.files["list.jsonl"] = jsonl(manifest(1))
+        ids = [client.create_ok(manifest_url=https_manifests.url("list.jsonl")) for _ in range(3)]
+        first = client.http.get("/v1/jobs", params={"limit": 2}).json()
+        assert [j["job_id"] for j in first["jobs"]] == ids[:0:-1]
+        rest = client.http.get("/v1/jobs", params={"limit": 2, "cursor": first["next_cursor"]}).json()
+        assert ([j["job_id"] for j in rest["jobs"]], rest["next_cursor"]) == ([ids[0]], None)
+        summary = first["jobs"][0]
+        assert set(summary["counts"]) == {"lines", "tasks_created", "tasks_reused", "invalid_lines"}
+        assert "errors" not in summary and summary["label_spec"]["options"] == ["yes", "no"]
+        reply = client.http.get("/v1/jobs", params={"cursor": "job_not_mine"})
+        assert (reply.status_code, reply.json()) == (
+            400,
+            {"error": "cursor is not a cursor this API returned"},
+        )
