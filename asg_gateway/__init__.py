@@ -15,8 +15,16 @@ from ._errors import (
     PermissionDeniedError,
     PollTimeoutError,
     RateLimitError,
+    ReceiptInvalid,
     ServerError,
     WebhookSignatureError,
+)
+from ._receipts import (
+    HeadersChainTracker,
+    VerifiedOutput,
+    VerifiedReceipt,
+    averify_receipt_document,
+    verify_receipt_document,
 )
 from ._version import __version__
 from ._webhooks import sign_webhook, verify_webhook_signature
@@ -30,14 +38,20 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ConflictError",
+    "HeadersChainTracker",
     "NotFoundError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "PollTimeoutError",
     "RateLimitError",
+    "ReceiptInvalid",
     "ServerError",
+    "VerifiedOutput",
+    "VerifiedReceipt",
     "WebhookSignatureError",
     "__version__",
+    "averify_receipt_document",
     "sign_webhook",
+    "verify_receipt_document",
     "verify_webhook_signature",
 ]

@@ -158,5 +158,5 @@ def check_scripts(tx: Transaction, outpoints: list[Outpoint], spent: Mapping[Out
         except Exception as exc:  # the interpreter signals failure with RuntimeError, garbage with others
             problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if not ok:
-            outpoint = f"{tx_input.source_txid}:{tx_input.source_output_index}"
-            raise ScriptFailed(f"input {index} does not unlock {outpoint}: {problem}")
+            spends = f"{tx_input.source_txid}:{tx_input.source_output_index}"
+            raise ScriptFailed(f"input {index} does not unlock {spends}: {problem}")
