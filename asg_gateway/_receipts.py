@@ -21,7 +21,7 @@ from bsv.utils import Reader
 
 from ._errors import ASGError, ReceiptInvalid
 
-BEEF_V1 = 0x0100BEEF
+BEEF_V1 = 4022206465  # BRC-62 version 1: the bytes 01 00 be ef on the wire
 HEADER_BYTES = 80
 
 Headers: TypeAlias = "Mapping[int, str] | ChainTracker"

@@ -20,7 +20,7 @@ from asg_grpc.ledger.errors import NotMinedYet
 from asg_grpc.ledger.rules import NULL_TXID
 from asg_grpc.store.base import Store
 
-BEEF_V1 = 0x0100BEEF  # 4022206465: "0100beef" little-endian
+BEEF_V1 = 4022206465  # BRC-62 version 1: the bytes 01 00 be ef on the wire
 RECEIPT_VERSION = 1
 
 

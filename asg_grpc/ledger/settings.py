@@ -13,7 +13,9 @@ from pathlib import Path
 
 from asg_grpc.settings import SettingsError
 
-NETWORKS = ("local",)  # testnet/mainnet (ARC) are another piece of the settlement work
+# Validated here so one reader serves every network; only "local" runs this package's ledger
+# (testnet/mainnet broadcast to ARC, another piece of the settlement work).
+NETWORKS = ("local", "testnet", "mainnet")
 MAX_MONEY = 21_000_000 * 100_000_000  # satoshis; no amount or sum of amounts may exceed it
 DEFAULT_GENESIS_SATS = 1_000_000 * 100_000_000  # 1M BSV: ample for local runs, well below MAX_MONEY
 
