@@ -18,14 +18,14 @@ from asg_grpc.ledger.wallet import Wallet
 from asg_grpc.store.base import Store
 from asg_grpc.store.ledger_records import LedgerBlock, LedgerOutput, NewLedgerTx
 
-MAX_BLOCK_TXS = 100_000  # per block; the rest waits for the next one
+MAX_BLOCK_TXS = 20_000  # per block (a few hundred ms of hashing); the rest waits for the next one
 
 
 @dataclass(frozen=True, slots=True)
 class MinedBlock:
     block: LedgerBlock
     txids: list[str]  # in block order, the coinbase first
-    paths: dict[str, MerklePath]  # by txid, the coinbase's included
+    paths: dict[str, bytes]  # BUMP binary by txid, the coinbase's included (MerklePath.from_binary)
 
 
 class Ledger:
@@ -94,7 +94,7 @@ class Ledger:
         tip = self.store.ledger_tip()
         height = 0 if tip is None else tip.height + 1
         coinbase = blocks.coinbase(height)
-        txids = [coinbase.txid()] + [p.txid for p in pending]
+        txids = [coinbase.txid(), *pending]
         levels = blocks.merkle_levels(txids)
         header = blocks.Header(
             version=blocks.HEADER_VERSION,
@@ -104,7 +104,7 @@ class Ledger:
             bits=blocks.BITS,
             nonce=0,
         )
-        paths = {txid: blocks.merkle_path(levels, index, height) for index, txid in enumerate(txids)}
+        paths = {txid: blocks.merkle_path_bytes(levels, index, height) for index, txid in enumerate(txids)}
         block = LedgerBlock(
             height, header.hash, header.serialize(), header.merkle_root, header.time, len(txids)
         )
@@ -116,9 +116,7 @@ class Ledger:
             [],
             [(o.satoshis, o.locking_script.serialize()) for o in coinbase.outputs],
         )
-        added = self.store.ledger_add_block(
-            block, coinbase_record, [(txid, path.to_binary()) for txid, path in paths.items()]
-        )
+        added = self.store.ledger_add_block(block, coinbase_record, list(paths.items()))
         return MinedBlock(block, txids, paths) if added else None
 
     # reads -----------------------------------------------------------------------------------

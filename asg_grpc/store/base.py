@@ -198,8 +198,8 @@ class Store(Protocol):
         """Record the genesis transaction unless there is one; the genesis txid either way."""
         ...
 
-    def ledger_unmined(self, limit: int) -> list[LedgerTx]:
-        """Accepted but not mined, in acceptance order (parents before children)."""
+    def ledger_unmined(self, limit: int) -> list[str]:
+        """Txids accepted but not mined, in acceptance order (parents before children)."""
         ...
 
     def ledger_tip(self) -> LedgerBlock | None: ...

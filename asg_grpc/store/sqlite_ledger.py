@@ -109,13 +109,12 @@ class LedgerTables:
             self._insert_tx(db, tx, now)
         return tx.txid
 
-    def ledger_unmined(self, limit: int) -> list[LedgerTx]:
-        """Accepted, not yet mined, in acceptance order (a parent always before its children)."""
+    def ledger_unmined(self, limit: int) -> list[str]:
+        """Txids accepted, not yet mined, in acceptance order (a parent always before its children)."""
         rows = self._db.execute(
-            f"SELECT {_TX_COLUMNS} FROM ledger_transactions WHERE block_height IS NULL ORDER BY seq LIMIT ?",
-            (limit,),
+            "SELECT txid FROM ledger_transactions WHERE block_height IS NULL ORDER BY seq LIMIT ?", (limit,)
         ).fetchall()
-        return [LedgerTx(*r) for r in rows]
+        return [r[0] for r in rows]
 
     def ledger_tip(self) -> LedgerBlock | None:
         row = self._db.execute(
