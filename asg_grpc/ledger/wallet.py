@@ -17,6 +17,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bsv import P2PKH, PrivateKey, Script
 from bsv.constants import Network
@@ -35,7 +36,7 @@ class Wallet:
         script: Script = P2PKH().lock(self.private_key.public_key().hash160())
         return script
 
-    def unlocker(self) -> object:
+    def unlocker(self) -> Any:
         """The unlocking-script template for `TransactionInput(unlocking_script_template=...)`."""
         return P2PKH().unlock(self.private_key)
 

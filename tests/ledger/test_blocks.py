@@ -120,3 +120,21 @@ def test_header_time_never_goes_backwards(ledger: Ledger) -> None:
     mined = ledger.mine(NOW - 3600)
 
     assert mined is not None and mined.block.time == int(NOW)
+
+
+def test_a_block_naming_an_already_mined_transaction_is_refused_whole(ledger: Ledger) -> None:
+    from asg_grpc.ledger import blocks
+    from asg_grpc.store.ledger_records import LedgerBlock, NewLedgerTx
+
+    [txid] = submit_chain(ledger, 1)
+    mined = ledger.mine(NOW + 5)
+    assert mined is not None
+    coinbase = blocks.coinbase(2)
+    record = NewLedgerTx(coinbase.txid(), coinbase.serialize(), 0, "coinbase", [], [])
+    block = LedgerBlock(2, "ee" * 32, b"\x00" * 80, "00" * 32, int(NOW + 10), 2)
+
+    assert ledger.store.ledger_add_block(block, record, [(txid, b"path")]) is False
+    assert ledger.store.ledger_tip() == mined.block
+    assert ledger.store.ledger_transaction(coinbase.txid()) is None
+    record_after = ledger.store.ledger_transaction(txid)
+    assert record_after is not None and record_after.block_height == 1
