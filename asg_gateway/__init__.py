@@ -16,10 +16,18 @@ from ._errors import (
     PermissionDeniedError,
     PollTimeoutError,
     RateLimitError,
+    ReceiptInvalid,
     ServerError,
     WebhookSignatureError,
 )
 from ._export import AsyncJobExport, JobExport
+from ._receipts import (
+    HeadersChainTracker,
+    VerifiedOutput,
+    VerifiedReceipt,
+    averify_receipt_document,
+    verify_receipt_document,
+)
 from ._version import __version__
 from ._webhooks import sign_webhook, verify_webhook_signature
 
@@ -33,6 +41,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ConflictError",
+    "HeadersChainTracker",
     "JobExport",
     "JobTimeoutError",
     "NotFoundError",
@@ -40,9 +49,14 @@ __all__ = [
     "PermissionDeniedError",
     "PollTimeoutError",
     "RateLimitError",
+    "ReceiptInvalid",
     "ServerError",
+    "VerifiedOutput",
+    "VerifiedReceipt",
     "WebhookSignatureError",
     "__version__",
+    "averify_receipt_document",
     "sign_webhook",
+    "verify_receipt_document",
     "verify_webhook_signature",
 ]

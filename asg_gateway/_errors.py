@@ -17,7 +17,8 @@ Catch ``ASGError`` to handle every failure of a call; catch a subclass to react 
     │   └── ServerError             5xx
     ├── PollTimeoutError        poll_result() gave up; has .task_id .last_status .timeout
     ├── JobTimeoutError         wait_job() gave up; has .job_id .last_status .timeout .job
-    └── WebhookSignatureError   verify_webhook_signature() refused a delivery (no I/O involved)
+    ├── WebhookSignatureError   verify_webhook_signature() refused a delivery (no I/O involved)
+    └── ReceiptInvalid          verify_receipt_document() refused a payout receipt (no I/O involved)
 """
 
 from __future__ import annotations
@@ -133,6 +134,12 @@ class WebhookSignatureError(ASGError):
 
     The message says why: a missing or malformed ``ASG-Signature`` header, no matching signature,
     a timestamp outside the tolerance, or a body that is not a JSON object.
+    """
+
+
+class ReceiptInvalid(ASGError):
+    """A payout receipt failed offline verification; the message names the check: the BEEF, the
+    txid, an input script, a claimed output (amount or address), the merkle path, or the header.
     """
 
 

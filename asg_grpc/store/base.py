@@ -17,6 +17,7 @@ from asg_grpc.domain.tasks import LabelRecord, Task, TaskSpec, TaskStatus
 from asg_grpc.domain.webhooks import Webhook, WebhookSpec
 from asg_grpc.domain.workers import Worker, WorkerRegistration
 from asg_grpc.store.job_records import ChunkOutcome, ExportRow, IngestChunk, JobPage, JobWork
+from asg_grpc.store.ledger_records import LedgerBlock, LedgerOutput, LedgerTx, NewLedgerTx, Outpoint
 from asg_grpc.store.webhook_records import (
     AttemptResult,
     DeliveryRecord,
@@ -220,5 +221,42 @@ class Store(Protocol):
     def first_open_line(self, job_id: str, from_line: int) -> int | None: ...
 
     def export_rows(self, job_id: str, after_line: int, limit: int) -> list[ExportRow]: ...
+
+    # ledger ---------------------------------------------------------------------------------
+
+    def ledger_outputs(self, outpoints: list[Outpoint]) -> dict[Outpoint, LedgerOutput]:
+        """The ledger's outputs at these outpoints, spent or not; unknown ones are absent."""
+        ...
+
+    def ledger_unspent(self, locking_script: bytes, limit: int) -> list[LedgerOutput]:
+        """Unspent outputs locked by exactly this script, largest first (mined or not)."""
+        ...
+
+    def ledger_transaction(self, txid: str) -> LedgerTx | None: ...
+
+    def ledger_accept(self, tx: NewLedgerTx, now: float) -> list[LedgerOutput | Outpoint]:
+        """Record tx and mark its inputs spent, all or nothing. [] when recorded (now or
+        before); else the unknown (Outpoint) and already spent (LedgerOutput) inputs, nothing
+        written."""
+        ...
+
+    def ledger_record_genesis(self, tx: NewLedgerTx, now: float) -> str:
+        """Record the genesis transaction unless there is one; the genesis txid either way."""
+        ...
+
+    def ledger_unmined(self, limit: int) -> list[str]:
+        """Txids accepted but not mined, in acceptance order (parents before children)."""
+        ...
+
+    def ledger_tip(self) -> LedgerBlock | None: ...
+
+    def ledger_block(self, height: int) -> LedgerBlock | None: ...
+
+    def ledger_add_block(
+        self, block: LedgerBlock, coinbase: NewLedgerTx, paths: list[tuple[str, bytes]]
+    ) -> bool:
+        """Append the block, its coinbase and each (txid, merkle path) as mined in it, all or
+        nothing; False when it does not extend the tip or a transaction is mined already."""
+        ...
 
     def close(self) -> None: ...

@@ -30,6 +30,7 @@ from asg_grpc.domain.tasks import LabelRecord, Task, TaskSpec, TaskStatus, Verdi
 from asg_grpc.domain.workers import Worker, WorkerRegistration
 from asg_grpc.store.base import LabelingBatch, Submission, Submitted, TaskPage
 from asg_grpc.store.sqlite_jobs import JobTables
+from asg_grpc.store.sqlite_ledger import LedgerTables
 from asg_grpc.store.sqlite_webhooks import WebhookTables
 
 # Each entry upgrades the schema by one version (PRAGMA user_version). Append, never edit.
@@ -195,6 +196,37 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX jobs_customer ON jobs(customer_id, job_id);
     """,
+    """
+    CREATE TABLE ledger_transactions (
+        seq          INTEGER PRIMARY KEY,
+        txid         TEXT NOT NULL UNIQUE,
+        raw          BLOB NOT NULL,
+        fee          INTEGER NOT NULL,
+        kind         TEXT NOT NULL,
+        accepted_at  REAL NOT NULL,
+        block_height INTEGER,
+        merkle_path  BLOB
+    );
+    CREATE INDEX ledger_transactions_unmined ON ledger_transactions(seq) WHERE block_height IS NULL;
+    CREATE UNIQUE INDEX ledger_one_genesis ON ledger_transactions(kind) WHERE kind = 'genesis';
+    CREATE TABLE ledger_outputs (
+        txid           TEXT NOT NULL,
+        vout           INTEGER NOT NULL,
+        satoshis       INTEGER NOT NULL,
+        locking_script BLOB NOT NULL,
+        spent_by       TEXT,
+        PRIMARY KEY (txid, vout)
+    ) WITHOUT ROWID;
+    CREATE INDEX ledger_outputs_unspent ON ledger_outputs(locking_script) WHERE spent_by IS NULL;
+    CREATE TABLE ledger_blocks (
+        height      INTEGER PRIMARY KEY,
+        block_hash  TEXT NOT NULL UNIQUE,
+        header      BLOB NOT NULL,
+        merkle_root TEXT NOT NULL,
+        time        INTEGER NOT NULL,
+        tx_count    INTEGER NOT NULL
+    );
+    """,
 )
 
 _TASK_COLUMNS = (
@@ -235,7 +267,7 @@ def _customer(row: tuple) -> Customer:
     return Customer(customer_id, name, email, tier, label_quota, labels_reserved, hint or "", created_at)
 
 
-class SQLiteStore(WebhookTables, JobTables):
+class SQLiteStore(WebhookTables, JobTables, LedgerTables):
     def __init__(self, path: Path, *, synchronous: str = "NORMAL", busy_timeout: float = 5.0) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path

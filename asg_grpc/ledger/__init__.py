@@ -1,0 +1,1 @@
+"""The platform wallet and the local ledger (ASG_BSV_NETWORK=local): docs/ledger.md."""
