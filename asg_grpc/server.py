@@ -20,6 +20,7 @@ from asg_grpc.dispatch.lease import DispatchLease, DispatchTaken
 from asg_grpc.operator import operator_token
 from asg_grpc.services.billing import BillingService
 from asg_grpc.services.labeling import LabelingService
+from asg_grpc.services.ratelimit import KeyLimits
 from asg_grpc.services.tasks import TaskService
 from asg_grpc.services.webhooks import WebhookService
 from asg_grpc.settings import Settings
@@ -94,15 +95,19 @@ class Core:
                 LabelingService(self.store, self.dispatcher, operator_token(settings)), self.server
             )
             self.services = (*CORE_SERVICES, LABELING_SERVICE)
+        # One rate limit per key across this core's services (docs/billing.md).
+        limits = KeyLimits(settings.tiers, enabled=settings.rate_limit)
         tasks_pb2_grpc.add_TaskServiceServicer_to_server(
-            TaskService(self.store, on_submitted=self.dispatcher.wake if self.dispatcher else None),
+            TaskService(
+                self.store, on_submitted=self.dispatcher.wake if self.dispatcher else None, limits=limits
+            ),
             self.server,
         )
         billing_pb2_grpc.add_BillingServiceServicer_to_server(
-            BillingService(self.store, settings), self.server
+            BillingService(self.store, settings, limits, operator_token(settings)), self.server
         )
         webhooks_pb2_grpc.add_WebhookServiceServicer_to_server(
-            WebhookService(self.store, settings), self.server
+            WebhookService(self.store, settings, limits), self.server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(

@@ -6,9 +6,12 @@ DomainError
 ├── PermissionDenied       authenticated but not allowed (PERMISSION_DENIED)
 │   └── QuotaExhausted     the label quota cannot hold the request
 ├── NotFound               unknown id, or another customer's (NOT_FOUND)
-└── Conflict               the request contradicts stored state (ALREADY_EXISTS)
-    ├── EmailTaken
-    └── IdempotencyConflict
+├── Conflict               the request contradicts stored state (ALREADY_EXISTS)
+│   ├── EmailTaken
+│   └── IdempotencyConflict
+├── Unavailable            the store is busy (UNAVAILABLE)
+└── RateLimited            the key is over its tier's rate limit (RESOURCE_EXHAUSTED,
+                           with `retry-after` in the trailing metadata)
 """
 
 from __future__ import annotations
@@ -65,3 +68,11 @@ class IdempotencyConflict(Conflict):
 
 class Unavailable(DomainError):
     pass
+
+
+class RateLimited(DomainError):
+    """The key made more calls than its tier allows; `retry_after` is whole seconds (≥ 1)."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"rate limit exceeded: retry after {retry_after} s")
+        self.retry_after = retry_after

@@ -21,7 +21,9 @@ STATUS_CODES: dict[type[errors.DomainError], grpc.StatusCode] = {
     errors.NotFound: grpc.StatusCode.NOT_FOUND,
     errors.Conflict: grpc.StatusCode.ALREADY_EXISTS,
     errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
+    errors.RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
+RETRY_AFTER = "retry-after"  # trailing metadata of RESOURCE_EXHAUSTED: whole seconds
 
 
 def status_code_for(exc: errors.DomainError) -> grpc.StatusCode:
@@ -52,6 +54,8 @@ def maps_domain_errors(
         try:
             return await handler(self, request, context)
         except errors.DomainError as exc:
+            if isinstance(exc, errors.RateLimited):
+                context.set_trailing_metadata(((RETRY_AFTER, str(exc.retry_after)),))
             await context.abort(status_code_for(exc), exc.message)
             raise  # unreachable: abort raises
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from asg_grpc.domain.billing import UsageCounts
 from asg_grpc.domain.customers import Customer, Registration
 from asg_grpc.domain.errors import DomainError
 from asg_grpc.domain.labeling import OpenTask
@@ -46,6 +47,14 @@ class TaskPage:
     tasks: list[Task]
     # Pass back as `after_task_id` for the next page; None on the last page.
     next_after: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyOwner:
+    """Who an API key belongs to, and the tier that sets the key's rate limit."""
+
+    customer_id: str
+    tier: str
 
 
 @dataclass(slots=True)
@@ -174,5 +183,24 @@ class Store(Protocol):
     def due_deliveries(self, now: float, limit: int, exclude: set[str]) -> list[DueDelivery]: ...
 
     def record_attempts(self, attempts: list[AttemptResult], now: float) -> None: ...
+
+    # billing -----------------------------------------------------------------------------
+
+    def key_owner(self, key_hash: str) -> KeyOwner | None:
+        """Like customer_id_for_key, with the customer's tier (for the key's rate limit)."""
+        ...
+
+    def set_customer_tier(self, customer_id: str, tier: str, label_quota: int) -> Customer:
+        """Raises NotFound for an unknown customer. Labels already reserved stay reserved."""
+        ...
+
+    def usage_counts(self, customer_id: str, start: float, end: float) -> list[UsageCounts]:
+        """Per task type: tasks created in [start, end), and tasks decided in it (charged ones
+        with their labels, failed ones). Answers from indexes, without reading task rows."""
+        ...
+
+    def first_task_at(self, customer_id: str) -> float | None:
+        """When the customer's first task was created, if it has any."""
+        ...
 
     def close(self) -> None: ...

@@ -16,11 +16,13 @@ from pathlib import Path
 import orjson
 
 from asg_grpc.domain import consensus, ids
+from asg_grpc.domain.billing import UsageCounts
 from asg_grpc.domain.customers import Customer, Registration
 from asg_grpc.domain.errors import (
     DomainError,
     EmailTaken,
     IdempotencyConflict,
+    NotFound,
     QuotaExhausted,
     Unavailable,
     ValidationError,
@@ -28,7 +30,7 @@ from asg_grpc.domain.errors import (
 from asg_grpc.domain.labeling import OpenTask
 from asg_grpc.domain.tasks import LabelRecord, Task, TaskSpec, TaskStatus, Verdict
 from asg_grpc.domain.workers import Worker, WorkerRegistration
-from asg_grpc.store.base import LabelingBatch, Submission, Submitted, TaskPage
+from asg_grpc.store.base import KeyOwner, LabelingBatch, Submission, Submitted, TaskPage
 from asg_grpc.store.sqlite_webhooks import WebhookTables
 
 # Each entry upgrades the schema by one version (PRAGMA user_version). Append, never edit.
@@ -151,6 +153,12 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX deliveries_due ON deliveries(next_attempt_at) WHERE state = 'pending';
     CREATE INDEX deliveries_webhook ON deliveries(webhook_id, created_at);
+    """,
+    # billing: a month's usage is answered from these two indexes alone (covering).
+    """
+    CREATE INDEX tasks_customer_created ON tasks(customer_id, created_at, task_type);
+    CREATE INDEX tasks_customer_decided ON tasks(customer_id, decided_at, task_type, status, worker_count)
+        WHERE decided_at IS NOT NULL;
     """,
 )
 
@@ -287,6 +295,57 @@ class SQLiteStore(WebhookTables):
     def revoke_key(self, key_hash: str, now: float) -> None:
         with self._write() as db:
             db.execute("UPDATE api_keys SET revoked_at = ? WHERE key_hash = ?", (now, key_hash))
+
+    # billing ---------------------------------------------------------------------------
+
+    def key_owner(self, key_hash: str) -> KeyOwner | None:
+        row = self._db.execute(
+            "SELECT a.customer_id, c.tier FROM api_keys a JOIN customers c ON c.customer_id = a.customer_id"
+            " WHERE a.key_hash = ? AND a.revoked_at IS NULL",
+            (key_hash,),
+        ).fetchone()
+        return KeyOwner(row[0], row[1]) if row else None
+
+    def set_customer_tier(self, customer_id: str, tier: str, label_quota: int) -> Customer:
+        with self._write() as db:
+            changed = db.execute(
+                "UPDATE customers SET tier = ?, label_quota = ? WHERE customer_id = ?",
+                (tier, label_quota, customer_id),
+            ).rowcount
+        if not changed:
+            raise NotFound("customer not found")
+        customer = self.get_customer(customer_id)
+        assert customer is not None
+        return customer
+
+    def usage_counts(self, customer_id: str, start: float, end: float) -> list[UsageCounts]:
+        counts: dict[str, dict[str, int]] = {}
+        for task_type, submitted in self._db.execute(
+            "SELECT task_type, COUNT(*) FROM tasks INDEXED BY tasks_customer_created"
+            " WHERE customer_id = ? AND created_at >= ? AND created_at < ? GROUP BY task_type",
+            (customer_id, start, end),
+        ):
+            counts.setdefault(task_type, {})["tasks_submitted"] = submitted
+        for task_type, failed, tasks, labels in self._db.execute(
+            "SELECT task_type, status = 'failed', COUNT(*), SUM(COALESCE(worker_count, 0))"
+            " FROM tasks INDEXED BY tasks_customer_decided"
+            " WHERE customer_id = ? AND decided_at >= ? AND decided_at < ?"
+            " GROUP BY task_type, status = 'failed'",
+            (customer_id, start, end),
+        ):
+            line = counts.setdefault(task_type, {})
+            if failed:
+                line["tasks_failed"] = tasks
+            else:
+                line["tasks_charged"] = tasks
+                line["labels_collected"] = labels
+        return [UsageCounts(task_type, **fields) for task_type, fields in counts.items()]
+
+    def first_task_at(self, customer_id: str) -> float | None:
+        row = self._db.execute(
+            "SELECT MIN(created_at) FROM tasks WHERE customer_id = ?", (customer_id,)
+        ).fetchone()
+        return row[0]
 
     # tasks -----------------------------------------------------------------------------
 
