@@ -2,6 +2,7 @@
 
 asg dev               the whole stack on the embedded defaults, with simulated workers
 asg worker register   create a worker and print its token (shown once)
+asg customer tier     move a customer to another tier (prices, quota, rate limit)
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from asg_grpc.cli import dev, workers
+from asg_grpc.cli import customers, dev, workers
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -17,5 +18,6 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     dev.add_parser(commands)
     workers.add_parser(commands)
+    customers.add_parser(commands)
     args = parser.parse_args(argv)
     sys.exit(args.func(args))
