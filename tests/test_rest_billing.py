@@ -19,8 +19,12 @@ import httpx
 import pytest
 
 from asg_grpc.devstack import Stack
+from asg_grpc.domain.billing import Month
+from asg_grpc.domain.customers import Registration, hash_token, key_hint, new_api_key
 from asg_grpc.operator import set_customer_tier
+from asg_grpc.store.sqlite import SQLiteStore
 from tests.conftest import make_stack, register
+from tests.test_billing_store import decide, spec, submit
 
 ASG = str(Path(sys.executable).with_name("asg"))
 DONE = ("verified", "settled", "failed")
@@ -236,3 +240,49 @@ def test_a_customer_key_cannot_change_a_tier(stack: Stack, customer: dict) -> No
         set_customer_tier(stack.grpc_addr, customer["api_key"], customer["customer_id"], "pro")
 
     assert info.value.code() is grpc.StatusCode.UNAUTHENTICATED
+
+
+# --- a past month: an issued invoice ---------------------------------------------------------
+
+
+def test_a_past_month_is_an_issued_invoice_and_stays_the_same(tmp_path: Path) -> None:
+    # The store is written before the stack starts, with tasks submitted and decided last month
+    # (the API cannot travel in time).
+    current = Month.of(time.time())
+    last_month = current.start - 5 * 86400
+    api_key = new_api_key()
+    store = SQLiteStore(tmp_path / "data" / "asg.sqlite3")
+    try:
+        cid = store.create_customer(
+            Registration("Past", "past@example.com"),
+            tier="sandbox",
+            label_quota=500,
+            key_hash=hash_token(api_key),
+            key_hint=key_hint(api_key),
+            now=last_month,
+        ).customer_id
+        img, snt = submit(
+            store, cid, [spec("image_classification", 3, 1), spec("sentiment", 2, 2)], last_month
+        )
+        decide(store, {img: ["a", "a", "b"], snt: ["c", "d", "c", "d"]}, last_month + 60)
+    finally:
+        store.close()
+
+    with make_stack(tmp_path) as stack:
+        headers = {"Authorization": f"Bearer {api_key}"}
+        first = httpx.get(f"{stack.base_url}/v1/billing/invoices", headers=headers, timeout=10).json()
+        again = httpx.get(f"{stack.base_url}/v1/billing/invoices", headers=headers, timeout=10).json()
+        usage = httpx.get(
+            f"{stack.base_url}/v1/billing/usage", params={"month": str(Month.of(last_month))}, headers=headers
+        ).json()
+
+    draft, issued = first["invoices"]
+    assert (draft["month"], draft["status"], draft["line_items"]) == (str(current), "draft", [])
+    assert (issued["month"], issued["status"]) == (str(Month.of(last_month)), "issued")
+    assert issued["line_items"] == [
+        {"task_type": "image_classification", "tasks": 1, "labels": 3, "sats": 1000}
+    ]
+    assert again == first
+    assert usage["by_type"]["sentiment"] == {
+        "tasks_submitted": 1, "tasks_charged": 0, "tasks_failed": 1, "labels_collected": 0, "sats_charged": 0,
+    }  # fmt: skip

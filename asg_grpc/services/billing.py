@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import time
+from collections import OrderedDict
 
 import grpc
 
@@ -19,6 +20,11 @@ from asg_grpc.services.ratelimit import KeyLimits
 from asg_grpc.settings import Settings
 from asg_grpc.store import Store
 from asg_grpc.v1 import billing_pb2, billing_pb2_grpc
+
+# A month is closed this long after its end: decisions are stamped with the time their batch
+# began, a moment before it is written.
+CLOSED_AFTER = 3600.0
+MAX_CLOSED = 100_000  # (customer, month) counts kept, least recently read dropped first
 
 
 class BillingService(billing_pb2_grpc.BillingServiceServicer):
@@ -36,6 +42,7 @@ class BillingService(billing_pb2_grpc.BillingServiceServicer):
         self._enforced = limits is not None and limits.enabled
         # None: no operator RPCs on this core (SetCustomerTier answers UNAUTHENTICATED).
         self._operator_token = operator_token
+        self._closed: OrderedDict[tuple[str, billing.Month], list[billing.UsageCounts]] = OrderedDict()
 
     def _tier(self, name: str) -> Tier:
         """A customer's tier; one no longer configured is priced and limited as sandbox."""
@@ -108,5 +115,19 @@ class BillingService(billing_pb2_grpc.BillingServiceServicer):
         return billing_pb2.ListInvoicesResponse(invoices=[convert.invoice(i) for i in invoices])
 
     def _usage(self, customer_id: str, month: billing.Month, tier: Tier) -> billing.Usage:
+        return billing.price(self._counts(customer_id, month), month, tier)
+
+    def _counts(self, customer_id: str, month: billing.Month) -> list[billing.UsageCounts]:
+        """A closed month's counts never change (a task is created once and decided once), so
+        they are kept: a list of invoices then reads the store for the recent months only."""
+        key = (customer_id, month)
+        counts = self._closed.get(key)
+        if counts is not None:
+            self._closed.move_to_end(key)
+            return counts
         counts = self._store.usage_counts(customer_id, month.start, month.end)
-        return billing.price(counts, month, tier)
+        if time.time() > month.end + CLOSED_AFTER:
+            self._closed[key] = counts
+            if len(self._closed) > MAX_CLOSED:
+                self._closed.popitem(last=False)
+        return counts
