@@ -98,9 +98,10 @@ def _core_status(code: grpc.StatusCode, details: str | None, retry_after: int = 
         log.warning("core call failed", extra={"code": code.name, "details": details})
         return error_response(status, _OPAQUE[status])
     headers = None
-    if status == 429:
-        # RFC 9110: whole seconds; at least 1, so a client never retries in a busy loop.
-        headers = {"Retry-After": str(max(1, retry_after))}
+    if status == 429 and retry_after > 0:
+        # The core's rate limit says how long (whole seconds, at least 1). gRPC's own
+        # RESOURCE_EXHAUSTED (a message over the size limit) says nothing: no header then.
+        headers = {"Retry-After": str(retry_after)}
     return error_response(status, details or code.name.lower(), headers)
 
 

@@ -2,6 +2,8 @@
 
 The raw key is never stored nor compared: it is hashed (SHA-256) and the hash is looked up.
 Timing can then reveal at most how much of a hash matched, which says nothing about any key.
+Given the core's `KeyLimits`, a call also spends a token of its key's rate limit here, so every
+service that authenticates a customer applies the limit the same way (docs/billing.md).
 """
 
 from __future__ import annotations
