@@ -86,16 +86,39 @@ def test_submissions_count_in_their_month_and_charges_in_the_month_of_the_decisi
     decide(store, {img1: ["a", "a", "b"]}, MARCH_31_LATE + 30)  # decided in March
     decide(store, {img2: ["a", "a", "a"], snt: ["b", "b"], mod: ["a", "b", "c", "d"]}, APRIL_2 + 60)
 
-    march = {c.task_type: c for c in store.usage_counts(cid, MARCH.start, MARCH.end)}
-    april = {c.task_type: c for c in store.usage_counts(cid, APRIL.start, APRIL.end)}
+    march = store.usage_counts(cid, MARCH.start, MARCH.end)
+    april = store.usage_counts(cid, APRIL.start, APRIL.end)
 
-    assert march == {"image_classification": UsageCounts("image_classification", 2, 1, 0, 3)}
-    assert april == {
-        "image_classification": UsageCounts("image_classification", 0, 1, 0, 3),
-        "sentiment": UsageCounts("sentiment", 1, 1, 0, 2),
-        "moderation": UsageCounts("moderation", 1, 0, 1, 0),
-    }
+    # Submissions and failures on a row of their own; charges on a row per submission tier.
+    assert sorted(march, key=repr) == sorted(
+        [
+            UsageCounts("image_classification", tasks_submitted=2),
+            UsageCounts("image_classification", tasks_charged=1, labels_collected=3, tier="sandbox"),
+        ],
+        key=repr,
+    )
+    assert sorted(april, key=repr) == sorted(
+        [
+            UsageCounts("image_classification", tasks_charged=1, labels_collected=3, tier="sandbox"),
+            UsageCounts("sentiment", tasks_submitted=1),
+            UsageCounts("sentiment", tasks_charged=1, labels_collected=2, tier="sandbox"),
+            UsageCounts("moderation", tasks_submitted=1, tasks_failed=1),
+        ],
+        key=repr,
+    )
     assert store.first_task_at(cid) == MARCH_31_LATE
+
+
+def test_charges_keep_the_tier_a_task_was_submitted_on(store: SQLiteStore) -> None:
+    cid = customer(store, "a@example.com")
+    [before] = submit(store, cid, [spec("sentiment", 2, 1)], APRIL_2)
+    store.set_customer_tier(cid, "pro", 1000)
+    [after] = submit(store, cid, [spec("sentiment", 2, 2)], APRIL_2 + 1)
+    decide(store, {before: ["a", "a"], after: ["b", "b"]}, APRIL_2 + 60)
+
+    charged = {c.tier: c.tasks_charged for c in store.usage_counts(cid, APRIL.start, APRIL.end) if c.tier}
+
+    assert charged == {"sandbox": 1, "pro": 1}
 
 
 def test_usage_is_the_customers_own(store: SQLiteStore) -> None:

@@ -1,8 +1,9 @@
 """Usage and invoices: calendar months (UTC), the charging rule, invoice statuses. Pure.
 
 The charging rule (docs/billing.md): a task is charged once, in the month consensus decides
-it, `cost_sats(tier, labels collected)`. A task that fails (no consensus, expired, cancelled)
-is not charged: the customer got no answer and no worker was paid for it.
+it, `cost_sats(tier, labels collected)` at the tier it was submitted on. A task that fails (no
+consensus, expired, cancelled) is not charged: the customer got no answer and no worker was
+paid for it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import calendar
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from asg_grpc.domain.errors import ValidationError
@@ -81,6 +83,8 @@ class UsageCounts:
     tasks_charged: int = 0  # decided in the month with a consensus (verified or settled)
     tasks_failed: int = 0  # decided in the month without one
     labels_collected: int = 0  # on the charged tasks
+    # The tier the charged tasks were submitted on; None: unknown (priced at the current one).
+    tier: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,20 +119,36 @@ class Invoice:
         return f"inv_{self.usage.month.year:04d}{self.usage.month.month:02d}"
 
 
-def price(counts: list[UsageCounts], month: Month, tier: Tier) -> Usage:
-    """The month's usage at `tier`'s prices, one line per task type seen, sorted by type."""
-    lines = [
-        UsageLine(
-            task_type=c.task_type,
-            tasks_submitted=c.tasks_submitted,
-            tasks_charged=c.tasks_charged,
-            tasks_failed=c.tasks_failed,
-            labels_collected=c.labels_collected,
-            # = Σ cost_sats(tier, labels) over the charged tasks
-            sats_charged=c.tasks_charged * tier.task_price_sats + c.labels_collected * tier.label_price_sats,
+def price(
+    counts: list[UsageCounts],
+    month: Month,
+    tier: Tier,
+    tier_named: Callable[[str], Tier] | None = None,
+) -> Usage:
+    """The month's usage, one line per task type seen, sorted by type. Charged tasks are priced
+    at the tier they were submitted on (`tier_named`), or at `tier` (the customer's current
+    one) when that is not known."""
+    by_type: dict[str, list[UsageCounts]] = {}
+    for c in counts:
+        by_type.setdefault(c.task_type, []).append(c)
+    lines = []
+    for task_type in sorted(by_type):
+        rows = by_type[task_type]
+        sats = 0
+        for c in rows:
+            at = tier if c.tier is None or tier_named is None else tier_named(c.tier)
+            # = Σ cost_sats(at, labels) over these charged tasks
+            sats += c.tasks_charged * at.task_price_sats + c.labels_collected * at.label_price_sats
+        lines.append(
+            UsageLine(
+                task_type=task_type,
+                tasks_submitted=sum(c.tasks_submitted for c in rows),
+                tasks_charged=sum(c.tasks_charged for c in rows),
+                tasks_failed=sum(c.tasks_failed for c in rows),
+                labels_collected=sum(c.labels_collected for c in rows),
+                sats_charged=sats,
+            )
         )
-        for c in sorted(counts, key=lambda c: c.task_type)
-    ]
     return Usage(month, tier, lines)
 
 

@@ -115,7 +115,7 @@ class BillingService(billing_pb2_grpc.BillingServiceServicer):
         return billing_pb2.ListInvoicesResponse(invoices=[convert.invoice(i) for i in invoices])
 
     def _usage(self, customer_id: str, month: billing.Month, tier: Tier) -> billing.Usage:
-        return billing.price(self._counts(customer_id, month), month, tier)
+        return billing.price(self._counts(customer_id, month), month, tier, self._tier)
 
     def _counts(self, customer_id: str, month: billing.Month) -> list[billing.UsageCounts]:
         """A closed month's counts never change (a task is created once and decided once), so

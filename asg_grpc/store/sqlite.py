@@ -154,10 +154,13 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX deliveries_due ON deliveries(next_attempt_at) WHERE state = 'pending';
     CREATE INDEX deliveries_webhook ON deliveries(webhook_id, created_at);
     """,
-    # billing: a month's usage is answered from these two indexes alone (covering).
+    # billing: the tier a task was submitted on (NULL: before this column, or not through
+    # submit) prices it; a month's usage is answered from these two indexes alone (covering).
     """
+    ALTER TABLE tasks ADD COLUMN tier TEXT;
     CREATE INDEX tasks_customer_created ON tasks(customer_id, created_at, task_type);
-    CREATE INDEX tasks_customer_decided ON tasks(customer_id, decided_at, task_type, status, worker_count)
+    CREATE INDEX tasks_customer_decided
+        ON tasks(customer_id, decided_at, task_type, status, tier, worker_count)
         WHERE decided_at IS NOT NULL;
     """,
 )
@@ -319,27 +322,28 @@ class SQLiteStore(WebhookTables):
         return customer
 
     def usage_counts(self, customer_id: str, start: float, end: float) -> list[UsageCounts]:
-        counts: dict[str, dict[str, int]] = {}
+        counts: dict[tuple[str, str | None], dict[str, int]] = {}
         for task_type, submitted in self._db.execute(
             "SELECT task_type, COUNT(*) FROM tasks INDEXED BY tasks_customer_created"
             " WHERE customer_id = ? AND created_at >= ? AND created_at < ? GROUP BY task_type",
             (customer_id, start, end),
         ):
-            counts.setdefault(task_type, {})["tasks_submitted"] = submitted
-        for task_type, failed, tasks, labels in self._db.execute(
-            "SELECT task_type, status = 'failed', COUNT(*), SUM(COALESCE(worker_count, 0))"
+            counts.setdefault((task_type, None), {})["tasks_submitted"] = submitted
+        for task_type, tier, failed, tasks, labels in self._db.execute(
+            "SELECT task_type, tier, status = 'failed', COUNT(*), SUM(COALESCE(worker_count, 0))"
             " FROM tasks INDEXED BY tasks_customer_decided"
             " WHERE customer_id = ? AND decided_at >= ? AND decided_at < ?"
-            " GROUP BY task_type, status = 'failed'",
+            " GROUP BY task_type, tier, status = 'failed'",
             (customer_id, start, end),
         ):
-            line = counts.setdefault(task_type, {})
+            # Failed tasks are not priced: counted on the type's row without a tier.
+            line = counts.setdefault((task_type, None if failed else tier), {})
             if failed:
-                line["tasks_failed"] = tasks
+                line["tasks_failed"] = line.get("tasks_failed", 0) + tasks
             else:
                 line["tasks_charged"] = tasks
                 line["labels_collected"] = labels
-        return [UsageCounts(task_type, **fields) for task_type, fields in counts.items()]
+        return [UsageCounts(task_type, tier=tier, **fields) for (task_type, tier), fields in counts.items()]
 
     def first_task_at(self, customer_id: str) -> float | None:
         row = self._db.execute(
@@ -370,14 +374,17 @@ class SQLiteStore(WebhookTables):
         replays = self._replays(db, customer_id, specs, in_batch=batch_id is not None)
         fresh = [i for i in range(len(specs)) if i not in replays]
         needed = sum(specs[i].consensus_threshold for i in fresh)
+        tier = None
         if needed:
             reserved = db.execute(
                 "UPDATE customers SET labels_reserved = labels_reserved + ?"
-                " WHERE customer_id = ? AND labels_reserved + ? <= label_quota",
+                " WHERE customer_id = ? AND labels_reserved + ? <= label_quota RETURNING tier",
                 (needed, customer_id, needed),
-            ).rowcount
-            if not reserved:
+            ).fetchone()
+            if reserved is None:
                 raise QuotaExhausted()
+            # The tier at submission prices the task (docs/billing.md), whatever comes later.
+            tier = reserved[0]
         task_ids = ids.new_ids("tsk", len(fresh), now)
         rows = []
         results: list[Submitted | None] = [None] * len(specs)
@@ -405,14 +412,15 @@ class SQLiteStore(WebhookTables):
                     now,
                     now,
                     spec.consensus_threshold,
+                    tier,
                 )
             )
             results[index] = Submitted(Task(task_id, customer_id, pending, spec, batch_id, now, now), False)
         db.executemany(
             "INSERT INTO tasks (task_id, customer_id, status, task_type, data_url, question,"
             " options, consensus_threshold, callback_url, idempotency_key, fingerprint,"
-            " batch_id, created_at, updated_at, label_target)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " batch_id, created_at, updated_at, label_target, tier)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             rows,
         )
         for index, task in replays.items():

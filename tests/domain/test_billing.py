@@ -75,6 +75,22 @@ def test_usage_charges_task_price_plus_labels_for_charged_tasks_only() -> None:
     assert usage.total.sats_charged == 2700
 
 
+def test_charged_tasks_are_priced_at_the_tier_they_were_submitted_on() -> None:
+    tiers = default_tiers()
+    counts = [
+        UsageCounts("sentiment", tasks_submitted=2),
+        UsageCounts("sentiment", tasks_charged=1, labels_collected=3, tier="sandbox"),
+        UsageCounts("sentiment", tasks_charged=1, labels_collected=3, tier="pro"),
+        UsageCounts("sentiment", tasks_charged=1, labels_collected=3),  # tier unknown: current
+    ]
+
+    usage = price(counts, Month(2026, 4), tiers["pro"], tiers.__getitem__)
+
+    [line] = usage.by_type
+    assert (line.tasks_submitted, line.tasks_charged, line.labels_collected) == (2, 3, 9)
+    assert line.sats_charged == cost_sats(tiers["sandbox"], 3) + 2 * cost_sats(tiers["pro"], 3)
+
+
 def test_a_key_gets_its_burst_then_waits_for_a_token() -> None:
     limiter, limit = RateLimiter(), RateLimit(per_second=2.0, burst=3)
     for _ in range(3):
