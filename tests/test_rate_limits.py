@@ -3,8 +3,8 @@ after the burst, success again after waiting, limits per tier, coalesced submiss
 per key, health never limited.
 
 The stack here turns the limit on (tests/conftest.py turns it off for the other tests) with
-small tiers: sandbox refills quickly, so waiting is short; `pro` and `trickle` refill so
-slowly that no token comes back while a test runs, so the counts are exact.
+small tiers: `quick` refills a token a second, so waiting is short; the others refill so slowly
+that no token comes back while a test runs, so the counts are exact however slow the machine.
 """
 
 from __future__ import annotations
@@ -26,15 +26,12 @@ from asg_grpc.v1 import billing_pb2, billing_pb2_grpc
 from tests.conftest import make_stack, register
 
 SANDBOX_BURST, PRO_BURST, TRICKLE_BURST = 3, 6, 4
+TRICKLE = {"label_price_sats": 300, "task_price_sats": 100, "label_quota": 100}
 TIERS = {
-    "sandbox": {"rate_limit": {"per_second": 0.5, "burst": SANDBOX_BURST}},
+    "sandbox": {"rate_limit": {"per_second": 0.001, "burst": SANDBOX_BURST}},
     "pro": {"rate_limit": {"per_second": 0.001, "burst": PRO_BURST}},
-    "trickle": {
-        "label_price_sats": 300,
-        "task_price_sats": 100,
-        "label_quota": 100,
-        "rate_limit": {"per_second": 0.001, "burst": TRICKLE_BURST},
-    },
+    "quick": {**TRICKLE, "rate_limit": {"per_second": 1.0, "burst": 2}},
+    "trickle": {**TRICKLE, "rate_limit": {"per_second": 0.001, "burst": TRICKLE_BURST}},
 }
 TASK = {
     "type": "sentiment",
@@ -90,7 +87,7 @@ def test_after_the_burst_a_key_gets_429_with_retry_after(limited: Stack) -> None
 
 
 def test_after_waiting_retry_after_the_key_succeeds_again(limited: Stack) -> None:
-    key = new_key(limited)
+    key = new_key(limited, "quick")
     _, reply = calls_until_limited(limited, key)
 
     asyncio.run(asyncio.sleep(int(reply.headers["Retry-After"])))
@@ -202,7 +199,7 @@ def test_sdk_raises_rate_limit_error_with_retry_after(limited: Stack) -> None:
 
 
 def test_sdk_waits_out_retry_after_and_succeeds(limited: Stack) -> None:
-    key = new_key(limited)  # sandbox here: a token every 2 s
+    key = new_key(limited, "quick")  # a token a second: within what the SDK waits out
     calls_until_limited(limited, key)
     with ASGGatewayClient(key, limited.base_url, max_retries=2) as client:
-        assert client.me()["tier"] == "sandbox"
+        assert client.me()["tier"] == "quick"
