@@ -22,7 +22,7 @@ from asg_gateway import ASGGatewayClient, RateLimitError
 from asg_grpc.devstack import Stack
 from asg_grpc.operator import find_operator_token, set_customer_tier
 from asg_grpc.settings import Settings
-from asg_grpc.v1 import billing_pb2, billing_pb2_grpc
+from asg_grpc.v1 import billing_pb2, billing_pb2_grpc, common_pb2, tasks_pb2, tasks_pb2_grpc
 from tests.conftest import make_stack, register
 
 SANDBOX_BURST, PRO_BURST, TRICKLE_BURST = 3, 6, 4
@@ -203,3 +203,25 @@ def test_sdk_waits_out_retry_after_and_succeeds(limited: Stack) -> None:
     calls_until_limited(limited, key)
     with ASGGatewayClient(key, limited.base_url, max_retries=2) as client:
         assert client.me()["tier"] == "quick"
+
+
+def test_one_submit_tasks_call_refuses_only_the_over_limit_callers_submissions(limited: Stack) -> None:
+    busy, quiet = new_key(limited, "trickle"), new_key(limited, "trickle")
+    item = tasks_pb2.TaskInput(
+        type="sentiment",
+        data_url="https://cdn.example.com/one-call.txt",
+        label_spec=common_pb2.LabelSpec(question="Tone?", options=["good", "bad"]),
+        consensus_threshold=2,
+    )
+    callers = [busy] * 6 + [quiet]
+    request = tasks_pb2.SubmitTasksRequest(
+        submissions=[tasks_pb2.CallerSubmission(authorization=f"Bearer {key}", task=item) for key in callers]
+    )
+    with grpc.insecure_channel(limited.grpc_addr) as channel:
+        reply = tasks_pb2_grpc.TaskServiceStub(channel).SubmitTasks(request, timeout=10)
+
+    kinds = [outcome.WhichOneof("outcome") for outcome in reply.outcomes]
+    assert kinds == ["accepted"] * TRICKLE_BURST + ["error"] * (6 - TRICKLE_BURST) + ["accepted"]
+    refused = reply.outcomes[TRICKLE_BURST].error
+    assert refused.code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+    assert refused.retry_after_seconds >= 1
