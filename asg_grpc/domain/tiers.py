@@ -47,6 +47,12 @@ def cost_sats(tier: Tier, labels_collected: int) -> int:
     return tier.task_price_sats + tier.label_price_sats * labels_collected
 
 
+def tier_named(tiers: dict[str, Tier], name: str | None) -> Tier:
+    """The tier called `name`; one no longer configured (or unknown: None) is sandbox, the
+    tier every customer starts on, so nothing is priced or limited by a tier that is gone."""
+    return tiers.get(name or SANDBOX) or tiers[SANDBOX]
+
+
 def default_tiers(sandbox_label_quota: int = 500) -> dict[str, Tier]:
     """`sandbox` (every new customer) and `pro` (set by an operator)."""
     return {

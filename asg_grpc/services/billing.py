@@ -12,7 +12,7 @@ import grpc
 from asg_grpc.domain import billing
 from asg_grpc.domain.customers import Customer, hash_token, key_hint, new_api_key, validate_registration
 from asg_grpc.domain.errors import Unauthenticated, ValidationError
-from asg_grpc.domain.tiers import SANDBOX, Tier
+from asg_grpc.domain.tiers import SANDBOX, Tier, tier_named
 from asg_grpc.services import convert
 from asg_grpc.services.auth import authenticate_customer, bearer_token
 from asg_grpc.services.errors import maps_domain_errors
@@ -46,7 +46,7 @@ class BillingService(billing_pb2_grpc.BillingServiceServicer):
 
     def _tier(self, name: str) -> Tier:
         """A customer's tier; one no longer configured is priced and limited as sandbox."""
-        return self._tiers.get(name) or self._tiers[SANDBOX]
+        return tier_named(self._tiers, name)
 
     def _customer(self, customer: Customer) -> billing_pb2.Customer:
         return convert.customer(customer, self._tier(customer.tier), enforced=self._enforced)

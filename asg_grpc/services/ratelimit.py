@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 
 from asg_grpc.domain.ratelimit import RateLimiter
-from asg_grpc.domain.tiers import SANDBOX, RateLimit, Tier
+from asg_grpc.domain.tiers import RateLimit, Tier, tier_named
 
 
 class KeyLimits:
@@ -18,13 +18,13 @@ class KeyLimits:
         self, tiers: dict[str, Tier], *, enabled: bool = True, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.enabled = enabled
-        self._limits = {name: tier.rate_limit for name, tier in tiers.items()}
+        self._tiers = tiers
         self._limiter = RateLimiter()
         self._clock = clock
 
     def limit_for(self, tier: str) -> RateLimit:
         """A tier no longer configured falls back to the sandbox limit."""
-        return self._limits.get(tier) or self._limits[SANDBOX]
+        return tier_named(self._tiers, tier).rate_limit
 
     def check(self, key_hash: str, tier: str) -> None:
         """Count one call of the key; raises RateLimited when it has none left."""

@@ -195,8 +195,9 @@ class Store(Protocol):
         ...
 
     def usage_counts(self, customer_id: str, start: float, end: float) -> list[UsageCounts]:
-        """Per task type: tasks created in [start, end), and tasks decided in it (charged ones
-        with their labels, failed ones). Answers from indexes, without reading task rows."""
+        """Per task type: tasks created in [start, end) and tasks failed in it (on rows without
+        a tier), and tasks decided with a consensus in it with their labels (on a row per tier
+        they were submitted on). Answers from indexes, without reading task rows."""
         ...
 
     def first_task_at(self, customer_id: str) -> float | None:

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from asg_grpc.domain.tiers import RateLimit, TierConfigError, cost_sats, default_tiers, parse_tiers
+from asg_grpc.domain.tiers import (
+    RateLimit,
+    TierConfigError,
+    cost_sats,
+    default_tiers,
+    parse_tiers,
+    tier_named,
+)
 from asg_grpc.settings import Settings, SettingsError
 
 
@@ -25,6 +32,14 @@ def test_cost_is_the_task_price_plus_the_label_price_per_label() -> None:
 def test_cost_refuses_a_negative_label_count() -> None:
     with pytest.raises(ValueError, match="labels_collected"):
         cost_sats(default_tiers()["sandbox"], -1)
+
+
+def test_a_tier_no_longer_configured_is_sandbox() -> None:
+    tiers = default_tiers()
+
+    assert tier_named(tiers, "pro") is tiers["pro"]
+    assert tier_named(tiers, "gold") is tiers["sandbox"]
+    assert tier_named(tiers, None) is tiers["sandbox"]
 
 
 def test_sandbox_and_pro_differ_in_price_quota_and_rate_limit() -> None:
