@@ -99,6 +99,66 @@ def customer(c: billing_pb2.Customer) -> dict[str, Any]:
         "quota_remaining": c.quota_remaining,
         "key_hint": c.key_hint,
         "created_at": iso(c.created_at),
+        "prices": prices(c.prices),
+        "rate_limit": {
+            "per_second": c.rate_limit.per_second,
+            "burst": c.rate_limit.burst,
+            "enforced": c.rate_limit.enforced,
+        },
+    }
+
+
+def prices(p: billing_pb2.Prices) -> dict[str, Any]:
+    return {"label_price_sats": p.label_price_sats, "task_price_sats": p.task_price_sats}
+
+
+def _usage_counts(line: billing_pb2.UsageLine) -> dict[str, Any]:
+    return {
+        "tasks_submitted": line.tasks_submitted,
+        "tasks_charged": line.tasks_charged,
+        "tasks_failed": line.tasks_failed,
+        "labels_collected": line.labels_collected,
+        "sats_charged": line.sats_charged,
+    }
+
+
+def usage(u: billing_pb2.Usage) -> dict[str, Any]:
+    """The body of GET /v1/billing/usage (docs/api.md, Billing)."""
+    return {
+        "month": u.month,
+        "tier": u.tier,
+        "period_start": iso(u.period_start),
+        "period_end": iso(u.period_end),
+        "prices": prices(u.prices),
+        **_usage_counts(u.total),
+        "by_type": {line.task_type: _usage_counts(line) for line in u.by_type},
+    }
+
+
+def invoice(i: billing_pb2.Invoice) -> dict[str, Any]:
+    """One invoice of GET /v1/billing/invoices: a line per task type with charged tasks."""
+    u = i.usage
+    return {
+        "invoice_id": i.invoice_id,
+        "month": u.month,
+        "status": i.status,
+        "tier": u.tier,
+        "period_start": iso(u.period_start),
+        "period_end": iso(u.period_end),
+        "prices": prices(u.prices),
+        "line_items": [
+            {
+                "task_type": line.task_type,
+                "tasks": line.tasks_charged,
+                "labels": line.labels_collected,
+                "sats": line.sats_charged,
+            }
+            for line in u.by_type
+            if line.tasks_charged
+        ],
+        "total_tasks": u.total.tasks_charged,
+        "total_labels": u.total.labels_collected,
+        "total_sats": u.total.sats_charged,
     }
 
 

@@ -84,6 +84,13 @@ class BaseClient:
     def _me(self) -> Flow[JSON]:
         return self._call(self._request("GET", "/v1/customers/me"), retry=True)
 
+    def _get_usage(self, month: str | None) -> Flow[JSON]:
+        params = _without_none({"month": month})
+        return self._call(self._request("GET", "/v1/billing/usage", params=params), retry=True)
+
+    def _list_invoices(self) -> Flow[JSON]:
+        return self._call(self._request("GET", "/v1/billing/invoices"), retry=True)
+
     def _submit_task(
         self,
         task_type: str,

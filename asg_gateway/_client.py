@@ -83,8 +83,16 @@ class ASGGatewayClient(BaseClient):
         return self._run(self._register_customer(name, email))
 
     def me(self) -> JSON:
-        """The customer owning the API key, with its quota."""
+        """The customer owning the API key, with its tier, quota, prices and rate limit."""
         return self._run(self._me())
+
+    def get_usage(self, month: str | None = None) -> JSON:
+        """Usage in a UTC month (``"2026-04"``; default the current one), by task type."""
+        return self._run(self._get_usage(month))
+
+    def list_invoices(self) -> JSON:
+        """``{"invoices": [...]}``, newest first; the current month is a ``draft``."""
+        return self._run(self._list_invoices())
 
     def submit_task(
         self,
@@ -276,8 +284,16 @@ class AsyncASGGatewayClient(BaseClient):
         return await self._run(self._register_customer(name, email))
 
     async def me(self) -> JSON:
-        """The customer owning the API key, with its quota."""
+        """The customer owning the API key, with its tier, quota, prices and rate limit."""
         return await self._run(self._me())
+
+    async def get_usage(self, month: str | None = None) -> JSON:
+        """Usage in a UTC month (``"2026-04"``; default the current one), by task type."""
+        return await self._run(self._get_usage(month))
+
+    async def list_invoices(self) -> JSON:
+        """``{"invoices": [...]}``, newest first; the current month is a ``draft``."""
+        return await self._run(self._list_invoices())
 
     async def submit_task(
         self,

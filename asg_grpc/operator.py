@@ -12,7 +12,7 @@ import grpc
 
 from asg_grpc.secret_file import read_or_create
 from asg_grpc.settings import Settings
-from asg_grpc.v1 import labeling_pb2, labeling_pb2_grpc
+from asg_grpc.v1 import billing_pb2, billing_pb2_grpc, labeling_pb2, labeling_pb2_grpc
 
 PREFIX = "op_"
 
@@ -45,6 +45,15 @@ def register_worker(
             labeling_pb2.RegisterWorkerRequest(
                 name=name, payout_address=payout_address, task_types=task_types or []
             ),
+            metadata=[("authorization", f"Bearer {token}")],
+            timeout=10,
+        )
+
+
+def set_customer_tier(grpc_addr: str, token: str, customer_id: str, tier: str) -> billing_pb2.Customer:
+    with grpc.insecure_channel(grpc_addr) as channel:
+        return billing_pb2_grpc.BillingServiceStub(channel).SetCustomerTier(
+            billing_pb2.SetCustomerTierRequest(customer_id=customer_id, tier=tier),
             metadata=[("authorization", f"Bearer {token}")],
             timeout=10,
         )

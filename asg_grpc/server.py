@@ -23,6 +23,7 @@ from asg_grpc.sealing import Sealer
 from asg_grpc.services.billing import BillingService
 from asg_grpc.services.jobs import JobService
 from asg_grpc.services.labeling import LabelingService
+from asg_grpc.services.ratelimit import KeyLimits
 from asg_grpc.services.tasks import TaskService
 from asg_grpc.services.webhooks import WebhookService
 from asg_grpc.settings import Settings
@@ -104,18 +105,24 @@ class Core:
                 LabelingService(self.store, self.dispatcher, operator_token(settings)), self.server
             )
             self.services = (*CORE_SERVICES, LABELING_SERVICE)
+        # One rate limit per key across this core's services (docs/billing.md).
+        limits = KeyLimits(settings.tiers, enabled=settings.rate_limit)
         tasks_pb2_grpc.add_TaskServiceServicer_to_server(
-            TaskService(self.store, on_submitted=self.dispatcher.wake if self.dispatcher else None),
+            TaskService(
+                self.store, on_submitted=self.dispatcher.wake if self.dispatcher else None, limits=limits
+            ),
             self.server,
         )
         billing_pb2_grpc.add_BillingServiceServicer_to_server(
-            BillingService(self.store, settings), self.server
+            BillingService(self.store, settings, limits, operator_token(settings)), self.server
         )
         webhooks_pb2_grpc.add_WebhookServiceServicer_to_server(
-            WebhookService(self.store, settings), self.server
+            WebhookService(self.store, settings, limits), self.server
         )
         jobs_pb2_grpc.add_JobServiceServicer_to_server(
-            JobService(self.store, settings, sealer, on_created=self.jobs.wake if self.jobs else None),
+            JobService(
+                self.store, settings, sealer, limits=limits, on_created=self.jobs.wake if self.jobs else None
+            ),
             self.server,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)

@@ -7,10 +7,11 @@ stack (SQLite under ./var). Flags of `asg-server` and `asg dev` override the env
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from asg_grpc.domain.tiers import SANDBOX, Tier, TierConfigError, default_tiers, parse_tiers
 from asg_grpc.domain.webhooks import ATTEMPT_TIMEOUT
 
 SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -57,6 +58,23 @@ def _switch(env: dict[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name} must be on or off, got {raw!r}")
 
 
+def _tiers(env: dict[str, str], sandbox_label_quota: int) -> dict[str, Tier]:
+    """ASG_TIERS: a JSON object, or the path of a file holding one, laid over the defaults."""
+    base = default_tiers(sandbox_label_quota)
+    raw = env.get("ASG_TIERS", "").strip()
+    if not raw:
+        return base
+    if raw[0] not in "{[":  # JSON, else a file path
+        try:
+            raw = Path(raw).read_text()
+        except OSError as exc:
+            raise SettingsError(f"ASG_TIERS names a file that cannot be read: {exc}") from None
+    try:
+        return parse_tiers(raw, base)
+    except TierConfigError as exc:
+        raise SettingsError(f"ASG_TIERS {exc}") from None
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("var")
@@ -93,6 +111,17 @@ class Settings:
     manifest_max_line_bytes: int = 64 * 1024
     # How many jobs read their manifests at once (by the core that dispatches).
     ingest_concurrency: int = 2
+    # Prices, label quota and per-key rate limit of each tier (docs/billing.md).
+    tiers: dict[str, Tier] = field(default_factory=default_tiers)
+    # Off: no per-key rate limit at all (tests and benchmarks that call from one key).
+    rate_limit: bool = True
+
+    def __post_init__(self) -> None:
+        # One source for the sandbox quota: `sandbox_label_quota` (kept for its callers).
+        sandbox = self.tiers[SANDBOX]
+        if sandbox.label_quota != self.sandbox_label_quota:
+            tiers = {**self.tiers, SANDBOX: replace(sandbox, label_quota=self.sandbox_label_quota)}
+            object.__setattr__(self, "tiers", tiers)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -102,12 +131,14 @@ class Settings:
             raise SettingsError(
                 f"ASG_SQLITE_SYNCHRONOUS must be one of {', '.join(SYNCHRONOUS_LEVELS)}, got {sync!r}"
             )
+        # ASG_TIERS may set the sandbox quota too; when it does, it wins.
+        tiers = _tiers(env, _int(env, "ASG_SANDBOX_LABEL_QUOTA", cls.sandbox_label_quota, 1))
         return cls(
             data_dir=Path(env.get("ASG_DATA_DIR", str(cls.data_dir))),
             grpc_addr=env.get("ASG_GRPC_ADDR", cls.grpc_addr),
             sqlite_synchronous=sync,
             sqlite_busy_timeout=_float(env, "ASG_SQLITE_BUSY_TIMEOUT", cls.sqlite_busy_timeout, 0.0),
-            sandbox_label_quota=_int(env, "ASG_SANDBOX_LABEL_QUOTA", cls.sandbox_label_quota, 1),
+            sandbox_label_quota=tiers[SANDBOX].label_quota,
             log_level=env.get("ASG_LOG_LEVEL", cls.log_level).upper(),
             operator_token=env.get("ASG_OPERATOR_TOKEN") or None,
             lease_seconds=_float(env, "ASG_LEASE_SECONDS", cls.lease_seconds, 0.1),
@@ -125,6 +156,8 @@ class Settings:
                 env, "ASG_MANIFEST_MAX_LINE_BYTES", cls.manifest_max_line_bytes, 256
             ),
             ingest_concurrency=_int(env, "ASG_INGEST_CONCURRENCY", cls.ingest_concurrency, 1),
+            tiers=tiers,
+            rate_limit=_switch(env, "ASG_RATE_LIMIT", True),
         )
 
     def with_overrides(self, **changes: Any) -> Settings:

@@ -70,7 +70,8 @@ class SubmitCoalescer:
                     future.set_result(outcome.accepted)
                 else:
                     code = _CODES.get(outcome.error.code, grpc.StatusCode.UNKNOWN)
-                    future.set_exception(CoreRefused(code, outcome.error.message))
+                    error = outcome.error
+                    future.set_exception(CoreRefused(code, error.message, error.retry_after_seconds))
         except BaseException as exc:  # the call failed (or this task was cancelled): so does each request
             for _, future in pending:
                 if not future.done():

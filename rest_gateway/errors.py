@@ -3,12 +3,14 @@
 GatewayError          raised by the gateway itself, before any gRPC call
 ├── BadRequest        malformed JSON, wrong JSON type, unknown field (400)
 └── PayloadTooLarge   body over the route's limit (413)
-grpc.aio.AioRpcError  from the core: mapped by HTTP_STATUS
+grpc.aio.AioRpcError  from the core: mapped by HTTP_STATUS (429 carries the core's
+                      `retry-after` trailing metadata as a Retry-After header)
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 import grpc
 import orjson
@@ -83,28 +85,43 @@ class CoreRefused(Exception):
     """The core's status code and message for one request, when it did not come as the status
     of a call of its own (see coalesce.py)."""
 
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+    def __init__(self, code: grpc.StatusCode, details: str, retry_after: int = 0) -> None:
         super().__init__(details)
         self.code = code
         self.details = details
+        self.retry_after = retry_after
 
 
-def _core_status(code: grpc.StatusCode, details: str | None) -> Response:
+def _core_status(code: grpc.StatusCode, details: str | None, retry_after: int = 0) -> Response:
     status = HTTP_STATUS.get(code, 500)
     if status in _OPAQUE:
         log.warning("core call failed", extra={"code": code.name, "details": details})
         return error_response(status, _OPAQUE[status])
-    return error_response(status, details or code.name.lower())
+    headers = None
+    if status == 429 and retry_after > 0:
+        # The core's rate limit says how long (whole seconds, at least 1). gRPC's own
+        # RESOURCE_EXHAUSTED (a message over the size limit) says nothing: no header then.
+        headers = {"Retry-After": str(retry_after)}
+    return error_response(status, details or code.name.lower(), headers)
+
+
+def _retry_after(metadata: Iterable[tuple[str, str | bytes]] | None) -> int:
+    """The core's `retry-after` trailing metadata (whole seconds), 0 when absent or bad."""
+    for key, value in metadata or ():
+        if key == "retry-after":
+            text = value if isinstance(value, str) else value.decode("ascii", "replace")
+            return int(text) if text.isdigit() else 0
+    return 0
 
 
 async def _rpc_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, grpc.aio.AioRpcError)
-    return _core_status(exc.code(), exc.details())
+    return _core_status(exc.code(), exc.details(), _retry_after(exc.trailing_metadata()))
 
 
 async def _core_refused(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, CoreRefused)
-    return _core_status(exc.code, exc.details)
+    return _core_status(exc.code, exc.details, exc.retry_after)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

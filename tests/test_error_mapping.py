@@ -64,6 +64,7 @@ def test_every_domain_error_has_a_grpc_code(cls: type[errors.DomainError]) -> No
         (errors.NotFound("task not found"), grpc.StatusCode.NOT_FOUND, 404),
         (errors.EmailTaken(), grpc.StatusCode.ALREADY_EXISTS, 409),
         (errors.IdempotencyConflict(), grpc.StatusCode.ALREADY_EXISTS, 409),
+        (errors.RateLimited(3), grpc.StatusCode.RESOURCE_EXHAUSTED, 429),
     ],
     ids=lambda v: type(v).__name__ if isinstance(v, Exception) else None,
 )  # fmt: skip

@@ -31,6 +31,8 @@ ROUTES: dict[str, tuple[str, str]] = {
     "asg.v1.TaskService.ListTasks": ("GET", "/v1/tasks"),
     "asg.v1.BillingService.RegisterCustomer": ("POST", "/v1/customers"),
     "asg.v1.BillingService.GetCustomer": ("GET", "/v1/customers/me"),
+    "asg.v1.BillingService.GetUsage": ("GET", "/v1/billing/usage"),
+    "asg.v1.BillingService.ListInvoices": ("GET", "/v1/billing/invoices"),
     "asg.v1.WebhookService.CreateWebhook": ("POST", "/v1/webhooks"),
     "asg.v1.WebhookService.ListWebhooks": ("GET", "/v1/webhooks"),
     "asg.v1.WebhookService.DeleteWebhook": ("DELETE", "/v1/webhooks/{webhook_id}"),
@@ -48,6 +50,9 @@ NOT_ROUTED: dict[str, str] = {
     ),
     "asg.v1.LabelingService.RegisterWorker": (
         "operator action with the operator token (`asg worker register`), not a customer call"
+    ),
+    "asg.v1.BillingService.SetCustomerTier": (
+        "operator action with the operator token (`asg customer tier`), not a customer call"
     ),
     "asg.v1.LabelingService.Work": (
         "bidirectional stream for worker agents; HTTP/JSON request-response cannot carry it"

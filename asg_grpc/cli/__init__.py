@@ -3,6 +3,7 @@
 asg dev               the whole stack on the embedded defaults, with simulated workers
 asg worker register   create a worker and print its token (shown once)
 asg jobs ...          batch jobs through the REST API: create (and follow), status, export
+asg customer tier     move a customer to another tier (prices, quota, rate limit)
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from asg_grpc.cli import dev, jobs, workers
+from asg_grpc.cli import customers, dev, jobs, workers
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -19,5 +20,6 @@ def main(argv: list[str] | None = None) -> None:
     dev.add_parser(commands)
     workers.add_parser(commands)
     jobs.add_parser(commands)
+    customers.add_parser(commands)
     args = parser.parse_args(argv)
     sys.exit(args.func(args))

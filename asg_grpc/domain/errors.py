@@ -6,11 +6,13 @@ DomainError
 ├── PermissionDenied       authenticated but not allowed (PERMISSION_DENIED)
 │   └── QuotaExhausted     the label quota cannot hold the request
 ├── NotFound               unknown id, or another customer's (NOT_FOUND)
-└── Conflict               the request contradicts stored state (ALREADY_EXISTS)
-    ├── EmailTaken
-    └── IdempotencyConflict
-NotReady                   e.g. exporting a job before it completed (FAILED_PRECONDITION)
-Unavailable                the store is busy or unreachable (UNAVAILABLE)
+├── Conflict               the request contradicts stored state (ALREADY_EXISTS)
+│   ├── EmailTaken
+│   └── IdempotencyConflict
+├── NotReady               e.g. exporting a job before it completed (FAILED_PRECONDITION)
+├── Unavailable            the store is busy (UNAVAILABLE)
+└── RateLimited            the key is over its tier's rate limit (RESOURCE_EXHAUSTED,
+                           with `retry-after` in the trailing metadata)
 """
 
 from __future__ import annotations
@@ -71,3 +73,11 @@ class Unavailable(DomainError):
 
 class NotReady(DomainError):
     """The resource exists but is not in a state that allows the call yet (FAILED_PRECONDITION)."""
+
+
+class RateLimited(DomainError):
+    """The key made more calls than its tier allows; `retry_after` is whole seconds (≥ 1)."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"rate limit exceeded: retry after {retry_after} s")
+        self.retry_after = retry_after

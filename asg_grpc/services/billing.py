@@ -1,24 +1,55 @@
-"""BillingService: registration, the customer's own record (quota, key hint)."""
+"""BillingService: registration, the customer's own record (tier, quota, key hint), an
+operator's tier change, and the customer's usage and invoices (docs/billing.md)."""
 
 from __future__ import annotations
 
+import hmac
 import time
+from collections import OrderedDict
 
 import grpc
 
-from asg_grpc.domain.customers import hash_token, key_hint, new_api_key, validate_registration
+from asg_grpc.domain import billing
+from asg_grpc.domain.customers import Customer, hash_token, key_hint, new_api_key, validate_registration
+from asg_grpc.domain.errors import Unauthenticated, ValidationError
+from asg_grpc.domain.tiers import SANDBOX, Tier, tier_named
 from asg_grpc.services import convert
-from asg_grpc.services.auth import authenticate_customer
+from asg_grpc.services.auth import authenticate_customer, bearer_token
 from asg_grpc.services.errors import maps_domain_errors
+from asg_grpc.services.ratelimit import KeyLimits
 from asg_grpc.settings import Settings
 from asg_grpc.store import Store
 from asg_grpc.v1 import billing_pb2, billing_pb2_grpc
 
+# A month is closed this long after its end: decisions are stamped with the time their batch
+# began, a moment before it is written.
+CLOSED_AFTER = 3600.0
+MAX_CLOSED = 100_000  # (customer, month) counts kept, least recently read dropped first
+
 
 class BillingService(billing_pb2_grpc.BillingServiceServicer):
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        limits: KeyLimits | None = None,
+        operator_token: str | None = None,
+    ) -> None:
         self._store = store
-        self._settings = settings
+        self._tiers = settings.tiers
+        # What customers/me reports; enforcement is `limits` (absent: not enforced).
+        self._limits = limits
+        self._enforced = limits is not None and limits.enabled
+        # None: no operator RPCs on this core (SetCustomerTier answers UNAUTHENTICATED).
+        self._operator_token = operator_token
+        self._closed: OrderedDict[tuple[str, billing.Month], list[billing.UsageCounts]] = OrderedDict()
+
+    def _tier(self, name: str) -> Tier:
+        """A customer's tier; one no longer configured is priced and limited as sandbox."""
+        return tier_named(self._tiers, name)
+
+    def _customer(self, customer: Customer) -> billing_pb2.Customer:
+        return convert.customer(customer, self._tier(customer.tier), enforced=self._enforced)
 
     @maps_domain_errors
     async def RegisterCustomer(
@@ -28,16 +59,75 @@ class BillingService(billing_pb2_grpc.BillingServiceServicer):
         api_key = new_api_key("sandbox")
         customer = self._store.create_customer(
             registration,
-            tier="sandbox",
-            label_quota=self._settings.sandbox_label_quota,
+            tier=SANDBOX,
+            label_quota=self._tiers[SANDBOX].label_quota,
             key_hash=hash_token(api_key),
             key_hint=key_hint(api_key),
             now=time.time(),
         )
-        return billing_pb2.RegisterCustomerResponse(customer=convert.customer(customer), api_key=api_key)
+        return billing_pb2.RegisterCustomerResponse(customer=self._customer(customer), api_key=api_key)
 
     @maps_domain_errors
     async def GetCustomer(
         self, request: billing_pb2.GetCustomerRequest, context: grpc.aio.ServicerContext
     ) -> billing_pb2.Customer:
-        return convert.customer(authenticate_customer(self._store, context))
+        return self._customer(authenticate_customer(self._store, context, self._limits))
+
+    @maps_domain_errors
+    async def SetCustomerTier(
+        self, request: billing_pb2.SetCustomerTierRequest, context: grpc.aio.ServicerContext
+    ) -> billing_pb2.Customer:
+        token = bearer_token(context)
+        if self._operator_token is None or not hmac.compare_digest(
+            token.encode(), self._operator_token.encode()
+        ):
+            raise Unauthenticated("invalid operator token")
+        tier = self._tiers.get(request.tier)
+        if tier is None:
+            raise ValidationError("tier", f"must be one of {', '.join(sorted(self._tiers))}")
+        customer = self._store.set_customer_tier(request.customer_id, tier.name, tier.label_quota)
+        return self._customer(customer)
+
+    @maps_domain_errors
+    async def GetUsage(
+        self, request: billing_pb2.GetUsageRequest, context: grpc.aio.ServicerContext
+    ) -> billing_pb2.Usage:
+        customer = authenticate_customer(self._store, context, self._limits)
+        month = billing.parse_month(request.month, time.time())
+        return convert.usage(self._usage(customer.customer_id, month, self._tier(customer.tier)))
+
+    @maps_domain_errors
+    async def ListInvoices(
+        self, request: billing_pb2.ListInvoicesRequest, context: grpc.aio.ServicerContext
+    ) -> billing_pb2.ListInvoicesResponse:
+        customer = authenticate_customer(self._store, context, self._limits)
+        now = time.time()
+        current = billing.Month.of(now)
+        first_at = self._store.first_task_at(customer.customer_id)
+        first = current if first_at is None else min(billing.Month.of(first_at), current)
+        tier = self._tier(customer.tier)
+        invoices = [
+            billing.Invoice(
+                self._usage(customer.customer_id, month, tier), billing.invoice_status(month, now)
+            )
+            for month in reversed(billing.months_between(first, current))
+        ]
+        return billing_pb2.ListInvoicesResponse(invoices=[convert.invoice(i) for i in invoices])
+
+    def _usage(self, customer_id: str, month: billing.Month, tier: Tier) -> billing.Usage:
+        return billing.price(self._counts(customer_id, month), month, tier, self._tier)
+
+    def _counts(self, customer_id: str, month: billing.Month) -> list[billing.UsageCounts]:
+        """A closed month's counts never change (a task is created once and decided once), so
+        they are kept: a list of invoices then reads the store for the recent months only."""
+        key = (customer_id, month)
+        counts = self._closed.get(key)
+        if counts is not None:
+            self._closed.move_to_end(key)
+            return counts
+        counts = self._store.usage_counts(customer_id, month.start, month.end)
+        if time.time() > month.end + CLOSED_AFTER:
+            self._closed[key] = counts
+            if len(self._closed) > MAX_CLOSED:
+                self._closed.popitem(last=False)
+        return counts

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from asg_grpc.domain import billing
 from asg_grpc.domain.customers import Customer
 from asg_grpc.domain.errors import ValidationError
 from asg_grpc.domain.jobs import Job, JobDraft, JobStatus, S3Credentials
 from asg_grpc.domain.tasks import LabelRecord, Task, TaskDraft, TaskStatus
+from asg_grpc.domain.tiers import Tier
 from asg_grpc.domain.webhooks import Webhook
 from asg_grpc.store.webhook_records import DeliveryRecord
 from asg_grpc.v1 import billing_pb2, common_pb2, jobs_pb2, tasks_pb2, webhooks_pb2
@@ -97,7 +99,11 @@ def task_result(t: Task, labels: list[LabelRecord]) -> tasks_pb2.TaskResult:
     return result
 
 
-def customer(c: Customer) -> billing_pb2.Customer:
+def prices(tier: Tier) -> billing_pb2.Prices:
+    return billing_pb2.Prices(label_price_sats=tier.label_price_sats, task_price_sats=tier.task_price_sats)
+
+
+def customer(c: Customer, tier: Tier, *, enforced: bool) -> billing_pb2.Customer:
     return billing_pb2.Customer(
         customer_id=c.customer_id,
         name=c.name,
@@ -108,7 +114,38 @@ def customer(c: Customer) -> billing_pb2.Customer:
         key_hint=c.key_hint,
         created_at=timestamp(c.created_at),
         quota_remaining=c.quota_remaining,
+        prices=prices(tier),
+        rate_limit=billing_pb2.RateLimit(
+            per_second=tier.rate_limit.per_second, burst=tier.rate_limit.burst, enforced=enforced
+        ),
     )
+
+
+def usage_line(line: billing.UsageLine) -> billing_pb2.UsageLine:
+    return billing_pb2.UsageLine(
+        task_type=line.task_type,
+        tasks_submitted=line.tasks_submitted,
+        tasks_charged=line.tasks_charged,
+        tasks_failed=line.tasks_failed,
+        labels_collected=line.labels_collected,
+        sats_charged=line.sats_charged,
+    )
+
+
+def usage(u: billing.Usage) -> billing_pb2.Usage:
+    return billing_pb2.Usage(
+        month=str(u.month),
+        tier=u.tier.name,
+        prices=prices(u.tier),
+        period_start=timestamp(u.month.start),
+        period_end=timestamp(u.month.end),
+        total=usage_line(u.total),
+        by_type=[usage_line(line) for line in u.by_type],
+    )
+
+
+def invoice(i: billing.Invoice) -> billing_pb2.Invoice:
+    return billing_pb2.Invoice(invoice_id=i.invoice_id, status=i.status, usage=usage(i.usage))
 
 
 def webhook(w: Webhook) -> webhooks_pb2.Webhook:

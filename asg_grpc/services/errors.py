@@ -22,7 +22,9 @@ STATUS_CODES: dict[type[errors.DomainError], grpc.StatusCode] = {
     errors.Conflict: grpc.StatusCode.ALREADY_EXISTS,
     errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
     errors.NotReady: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
+RETRY_AFTER = "retry-after"  # trailing metadata of RESOURCE_EXHAUSTED: whole seconds
 
 
 def status_code_for(exc: errors.DomainError) -> grpc.StatusCode:
@@ -43,6 +45,13 @@ async def abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, detail
     raise AssertionError("context.abort returned")
 
 
+async def abort_for(context: grpc.aio.ServicerContext, exc: errors.DomainError) -> NoReturn:
+    """End the call with the error's mapped code and message (and `retry-after` when limited)."""
+    if isinstance(exc, errors.RateLimited):
+        context.set_trailing_metadata(((RETRY_AFTER, str(exc.retry_after)),))
+    await abort(context, status_code_for(exc), exc.message)
+
+
 def maps_domain_errors(
     handler: Callable[[Servicer, Req, grpc.aio.ServicerContext], Awaitable[Resp]],
 ) -> Callable[[Servicer, Req, grpc.aio.ServicerContext], Awaitable[Resp]]:
@@ -53,7 +62,6 @@ def maps_domain_errors(
         try:
             return await handler(self, request, context)
         except errors.DomainError as exc:
-            await context.abort(status_code_for(exc), exc.message)
-            raise  # unreachable: abort raises
+            await abort_for(context, exc)
 
     return wrapper

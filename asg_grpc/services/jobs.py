@@ -15,7 +15,8 @@ from asg_grpc.jobs.runner import seal_credentials
 from asg_grpc.sealing import Sealer
 from asg_grpc.services import convert
 from asg_grpc.services.auth import authenticate, authenticate_customer
-from asg_grpc.services.errors import abort, maps_domain_errors, status_code_for
+from asg_grpc.services.errors import abort_for, maps_domain_errors
+from asg_grpc.services.ratelimit import KeyLimits
 from asg_grpc.settings import Settings
 from asg_grpc.store import Store
 from asg_grpc.v1 import jobs_pb2, jobs_pb2_grpc
@@ -27,9 +28,16 @@ EXPORT_CHUNK_BYTES = 256 * 1024  # bytes of JSONL per streamed message, about
 
 class JobService(jobs_pb2_grpc.JobServiceServicer):
     def __init__(
-        self, store: Store, settings: Settings, sealer: Sealer, on_created: Callable[[], None] | None = None
+        self,
+        store: Store,
+        settings: Settings,
+        sealer: Sealer,
+        *,
+        limits: KeyLimits | None = None,
+        on_created: Callable[[], None] | None = None,
     ) -> None:
         self._store = store
+        self._limits = limits
         self._sealer = sealer
         self._allow_private_urls = settings.allow_private_urls
         # Tells the job runner (when it runs in this process) to look now rather than at its next poll.
@@ -39,7 +47,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
     async def CreateJob(
         self, request: jobs_pb2.CreateJobRequest, context: grpc.aio.ServicerContext
     ) -> jobs_pb2.Job:
-        customer = authenticate_customer(self._store, context)
+        customer = authenticate_customer(self._store, context, self._limits)
         draft = convert.job_draft(request)
         spec = validate_job(draft)
         credentials = draft.s3_credentials
@@ -62,13 +70,13 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
     async def GetJob(
         self, request: jobs_pb2.GetJobRequest, context: grpc.aio.ServicerContext
     ) -> jobs_pb2.Job:
-        return convert.job(self._owned_job(authenticate(self._store, context), request.job_id))
+        return convert.job(self._owned_job(authenticate(self._store, context, self._limits), request.job_id))
 
     @maps_domain_errors
     async def ListJobs(
         self, request: jobs_pb2.ListJobsRequest, context: grpc.aio.ServicerContext
     ) -> jobs_pb2.ListJobsResponse:
-        customer_id = authenticate(self._store, context)
+        customer_id = authenticate(self._store, context, self._limits)
         page = self._store.list_jobs(
             customer_id, limit=convert.page_limit(request), after_job_id=request.cursor or None
         )
@@ -80,11 +88,11 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         self, request: jobs_pb2.ExportJobRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[jobs_pb2.ExportChunk]:
         try:
-            job = self._owned_job(authenticate(self._store, context), request.job_id)
+            job = self._owned_job(authenticate(self._store, context, self._limits), request.job_id)
             if job.status is not JobStatus.COMPLETED:
                 raise NotReady(_not_exportable(job))
         except DomainError as exc:
-            await abort(context, status_code_for(exc), exc.message)
+            await abort_for(context, exc)
         after = 0
         while True:
             rows = self._store.export_rows(job.job_id, after, EXPORT_PAGE)

@@ -8,19 +8,27 @@ from collections.abc import Callable
 import grpc
 
 from asg_grpc.domain import ids
-from asg_grpc.domain.errors import DomainError, NotFound, ValidationError
+from asg_grpc.domain.errors import DomainError, NotFound, RateLimited, ValidationError
 from asg_grpc.domain.tasks import MAX_BATCH, Task, validate_batch, validate_task
 from asg_grpc.services import convert
-from asg_grpc.services.auth import authenticate, customer_id_for
+from asg_grpc.services.auth import authenticate, identify
 from asg_grpc.services.errors import maps_domain_errors, status_code_for
 from asg_grpc.services.group_commit import GroupCommit
+from asg_grpc.services.ratelimit import KeyLimits
 from asg_grpc.store import Store, Submission, Submitted
+from asg_grpc.store.base import KeyOwner
 from asg_grpc.v1 import tasks_pb2, tasks_pb2_grpc
 
 
 class TaskService(tasks_pb2_grpc.TaskServiceServicer):
-    def __init__(self, store: Store, on_submitted: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        on_submitted: Callable[[], None] | None = None,
+        limits: KeyLimits | None = None,
+    ) -> None:
         self._store = store
+        self._limits = limits
         self._submit: GroupCommit[Submission, list[Submitted]] = GroupCommit(
             lambda batch: store.submit(batch, time.time())
         )
@@ -31,7 +39,7 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
     async def SubmitTask(
         self, request: tasks_pb2.SubmitTaskRequest, context: grpc.aio.ServicerContext
     ) -> tasks_pb2.SubmitTaskResponse:
-        customer_id = authenticate(self._store, context)
+        customer_id = authenticate(self._store, context, self._limits)
         spec = validate_task(convert.draft(request.task))
         [submitted] = await self._submit(Submission(customer_id, [spec], batch_id=None))
         if not submitted.replayed:
@@ -46,19 +54,23 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
             raise ValidationError("submissions", f"must contain at most {MAX_BATCH}")
         outcomes: list[tasks_pb2.SubmissionOutcome | None] = [None] * len(request.submissions)
         accepted: list[tuple[int, Submission]] = []
-        # A coalesced call often carries one caller many times: look each key up once.
-        callers: dict[str, str | DomainError] = {}
+        # A coalesced call often carries one caller many times: look each key up once. Each
+        # submission is one request of its caller, so each counts against its key's rate limit.
+        owners: dict[str, tuple[str, KeyOwner] | DomainError] = {}
         for i, item in enumerate(request.submissions):
             try:
-                if item.authorization not in callers:
+                owner = owners.get(item.authorization)
+                if owner is None:
                     try:
-                        callers[item.authorization] = customer_id_for(self._store, item.authorization)
+                        owner = owners[item.authorization] = identify(self._store, item.authorization)
                     except DomainError as exc:
-                        callers[item.authorization] = exc
-                caller = callers[item.authorization]
-                if isinstance(caller, DomainError):
-                    raise caller
-                customer_id = caller
+                        owner = owners[item.authorization] = exc
+                if isinstance(owner, DomainError):
+                    raise owner
+                key_hash, key_owner = owner
+                if self._limits is not None:
+                    self._limits.check(key_hash, key_owner.tier)
+                customer_id = key_owner.customer_id
                 spec = validate_task(convert.draft(item.task))
             except DomainError as exc:
                 outcomes[i] = _refused(exc)
@@ -84,7 +96,7 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
     async def SubmitBatch(
         self, request: tasks_pb2.SubmitBatchRequest, context: grpc.aio.ServicerContext
     ) -> tasks_pb2.SubmitBatchResponse:
-        customer_id = authenticate(self._store, context)
+        customer_id = authenticate(self._store, context, self._limits)
         callback_url = request.callback_url if request.HasField("callback_url") else None
         specs = validate_batch([convert.draft(t) for t in request.tasks], callback_url)
         batch_id = ids.new_id("bat")
@@ -100,14 +112,14 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
     async def GetTask(
         self, request: tasks_pb2.GetTaskRequest, context: grpc.aio.ServicerContext
     ) -> tasks_pb2.Task:
-        customer_id = authenticate(self._store, context)
+        customer_id = authenticate(self._store, context, self._limits)
         return convert.task(self._owned_task(customer_id, request.task_id))
 
     @maps_domain_errors
     async def GetTaskResult(
         self, request: tasks_pb2.GetTaskResultRequest, context: grpc.aio.ServicerContext
     ) -> tasks_pb2.TaskResult:
-        customer_id = authenticate(self._store, context)
+        customer_id = authenticate(self._store, context, self._limits)
         task = self._owned_task(customer_id, request.task_id)
         labels = self._store.task_labels(task.task_id) if task.status.decided else []
         return convert.task_result(task, labels)
@@ -116,7 +128,7 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
     async def ListTasks(
         self, request: tasks_pb2.ListTasksRequest, context: grpc.aio.ServicerContext
     ) -> tasks_pb2.ListTasksResponse:
-        customer_id = authenticate(self._store, context)
+        customer_id = authenticate(self._store, context, self._limits)
         limit = convert.page_limit(request)
         page = self._store.list_tasks(
             customer_id,
@@ -141,4 +153,7 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
 
 def _refused(exc: DomainError) -> tasks_pb2.SubmissionOutcome:
     code = status_code_for(exc)
-    return tasks_pb2.SubmissionOutcome(error=tasks_pb2.CallError(code=code.value[0], message=exc.message))
+    error = tasks_pb2.CallError(code=code.value[0], message=exc.message)
+    if isinstance(exc, RateLimited):
+        error.retry_after_seconds = exc.retry_after
+    return tasks_pb2.SubmissionOutcome(error=error)

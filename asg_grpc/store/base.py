@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from asg_grpc.domain.billing import UsageCounts
 from asg_grpc.domain.customers import Customer, Registration
 from asg_grpc.domain.errors import DomainError
 from asg_grpc.domain.jobs import Job, JobSpec
@@ -49,6 +50,14 @@ class TaskPage:
     tasks: list[Task]
     # Pass back as `after_task_id` for the next page; None on the last page.
     next_after: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyOwner:
+    """Who an API key belongs to, and the tier that sets the key's rate limit."""
+
+    customer_id: str
+    tier: str
 
 
 @dataclass(slots=True)
@@ -257,6 +266,26 @@ class Store(Protocol):
     ) -> bool:
         """Append the block, its coinbase and each (txid, merkle path) as mined in it, all or
         nothing; False when it does not extend the tip or a transaction is mined already."""
+        ...
+
+    # billing -----------------------------------------------------------------------------
+
+    def key_owner(self, key_hash: str) -> KeyOwner | None:
+        """Like customer_id_for_key, with the customer's tier (for the key's rate limit)."""
+        ...
+
+    def set_customer_tier(self, customer_id: str, tier: str, label_quota: int) -> Customer:
+        """Raises NotFound for an unknown customer. Labels already reserved stay reserved."""
+        ...
+
+    def usage_counts(self, customer_id: str, start: float, end: float) -> list[UsageCounts]:
+        """Per task type: tasks created in [start, end) and tasks failed in it (on rows without
+        a tier), and tasks decided with a consensus in it with their labels (on a row per tier
+        they were submitted on). Answers from indexes, without reading task rows."""
+        ...
+
+    def first_task_at(self, customer_id: str) -> float | None:
+        """When the customer's first task was created, if it has any."""
         ...
 
     def close(self) -> None: ...

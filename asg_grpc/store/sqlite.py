@@ -16,11 +16,13 @@ from pathlib import Path
 import orjson
 
 from asg_grpc.domain import consensus, ids
+from asg_grpc.domain.billing import UsageCounts
 from asg_grpc.domain.customers import Customer, Registration
 from asg_grpc.domain.errors import (
     DomainError,
     EmailTaken,
     IdempotencyConflict,
+    NotFound,
     QuotaExhausted,
     Unavailable,
     ValidationError,
@@ -28,7 +30,7 @@ from asg_grpc.domain.errors import (
 from asg_grpc.domain.labeling import OpenTask
 from asg_grpc.domain.tasks import LabelRecord, Task, TaskSpec, TaskStatus, Verdict
 from asg_grpc.domain.workers import Worker, WorkerRegistration
-from asg_grpc.store.base import LabelingBatch, Submission, Submitted, TaskPage
+from asg_grpc.store.base import KeyOwner, LabelingBatch, Submission, Submitted, TaskPage
 from asg_grpc.store.sqlite_jobs import JobTables
 from asg_grpc.store.sqlite_ledger import LedgerTables
 from asg_grpc.store.sqlite_webhooks import WebhookTables
@@ -227,6 +229,15 @@ MIGRATIONS: tuple[str, ...] = (
         tx_count    INTEGER NOT NULL
     );
     """,
+    # billing: the tier a task was submitted on (NULL: before this column, or not through
+    # submit) prices it; a month's usage is answered from these two indexes alone (covering).
+    """
+    ALTER TABLE tasks ADD COLUMN tier TEXT;
+    CREATE INDEX tasks_customer_created ON tasks(customer_id, created_at, task_type);
+    CREATE INDEX tasks_customer_decided
+        ON tasks(customer_id, decided_at, task_type, status, tier, worker_count)
+        WHERE decided_at IS NOT NULL;
+    """,
 )
 
 _TASK_COLUMNS = (
@@ -363,6 +374,58 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables):
         with self._write() as db:
             db.execute("UPDATE api_keys SET revoked_at = ? WHERE key_hash = ?", (now, key_hash))
 
+    # billing ---------------------------------------------------------------------------
+
+    def key_owner(self, key_hash: str) -> KeyOwner | None:
+        row = self._db.execute(
+            "SELECT a.customer_id, c.tier FROM api_keys a JOIN customers c ON c.customer_id = a.customer_id"
+            " WHERE a.key_hash = ? AND a.revoked_at IS NULL",
+            (key_hash,),
+        ).fetchone()
+        return KeyOwner(row[0], row[1]) if row else None
+
+    def set_customer_tier(self, customer_id: str, tier: str, label_quota: int) -> Customer:
+        with self._write() as db:
+            changed = db.execute(
+                "UPDATE customers SET tier = ?, label_quota = ? WHERE customer_id = ?",
+                (tier, label_quota, customer_id),
+            ).rowcount
+        if not changed:
+            raise NotFound("customer not found")
+        customer = self.get_customer(customer_id)
+        assert customer is not None
+        return customer
+
+    def usage_counts(self, customer_id: str, start: float, end: float) -> list[UsageCounts]:
+        counts: dict[tuple[str, str | None], dict[str, int]] = {}
+        for task_type, submitted in self._db.execute(
+            "SELECT task_type, COUNT(*) FROM tasks INDEXED BY tasks_customer_created"
+            " WHERE customer_id = ? AND created_at >= ? AND created_at < ? GROUP BY task_type",
+            (customer_id, start, end),
+        ):
+            counts.setdefault((task_type, None), {})["tasks_submitted"] = submitted
+        for task_type, tier, failed, tasks, labels in self._db.execute(
+            "SELECT task_type, tier, status = 'failed', COUNT(*), SUM(COALESCE(worker_count, 0))"
+            " FROM tasks INDEXED BY tasks_customer_decided"
+            " WHERE customer_id = ? AND decided_at >= ? AND decided_at < ?"
+            " GROUP BY task_type, tier, status = 'failed'",
+            (customer_id, start, end),
+        ):
+            # Failed tasks are not priced: counted on the type's row without a tier.
+            line = counts.setdefault((task_type, None if failed else tier), {})
+            if failed:
+                line["tasks_failed"] = line.get("tasks_failed", 0) + tasks
+            else:
+                line["tasks_charged"] = tasks
+                line["labels_collected"] = labels
+        return [UsageCounts(task_type, tier=tier, **fields) for (task_type, tier), fields in counts.items()]
+
+    def first_task_at(self, customer_id: str) -> float | None:
+        row = self._db.execute(
+            "SELECT MIN(created_at) FROM tasks WHERE customer_id = ?", (customer_id,)
+        ).fetchone()
+        return row[0]
+
     # tasks -----------------------------------------------------------------------------
 
     def submit(self, submissions: list[Submission], now: float) -> list[list[Submitted] | DomainError]:
@@ -391,15 +454,18 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables):
             )
         fresh = [(i, specs[i]) for i in range(len(specs)) if i not in replays]
         needed = sum(spec.consensus_threshold for _, spec in fresh)
+        tier = None
         if needed:
             reserved = db.execute(
                 "UPDATE customers SET labels_reserved = labels_reserved + ?"
-                " WHERE customer_id = ? AND labels_reserved + ? <= label_quota",
+                " WHERE customer_id = ? AND labels_reserved + ? <= label_quota RETURNING tier",
                 (needed, customer_id, needed),
-            ).rowcount
-            if not reserved:
+            ).fetchone()
+            if reserved is None:
                 raise QuotaExhausted()
-        created = self._insert_tasks(db, customer_id, fresh, batch_id, now)
+            # The tier at submission prices the task (docs/billing.md), whatever comes later.
+            tier = reserved[0]
+        created = self._insert_tasks(db, customer_id, fresh, batch_id, tier, now)
         return [
             Submitted(replays[i], replayed=True) if i in replays else Submitted(created[i], replayed=False)
             for i in range(len(specs))
@@ -411,9 +477,10 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables):
         customer_id: str,
         specs: list[tuple[int, TaskSpec]],
         batch_id: str | None,
+        tier: str | None,
         now: float,
     ) -> dict[int, Task]:
-        """New pending tasks (quota already reserved), keyed like `specs`."""
+        """New pending tasks (quota already reserved, on `tier`), keyed like `specs`."""
         task_ids = ids.new_ids("tsk", len(specs), now)
         rows = []
         created: dict[int, Task] = {}
@@ -440,14 +507,15 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables):
                     now,
                     now,
                     spec.consensus_threshold,
+                    tier,
                 )
             )
             created[index] = Task(task_id, customer_id, pending, spec, batch_id, now, now)
         db.executemany(
             "INSERT INTO tasks (task_id, customer_id, status, task_type, data_url, question,"
             " options, consensus_threshold, callback_url, idempotency_key, fingerprint,"
-            " batch_id, created_at, updated_at, label_target)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " batch_id, created_at, updated_at, label_target, tier)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             rows,
         )
         return created

@@ -64,6 +64,7 @@ class JobTables:
         customer_id: str,
         specs: list[tuple[int, TaskSpec]],
         batch_id: str | None,
+        tier: str | None,
         now: float,
     ) -> dict[int, Task]:
         raise NotImplementedError
@@ -190,10 +191,10 @@ class JobTables:
             fresh = [i for i in range(len(specs)) if i not in replays and i not in bad]
             # Quota: lines are taken in order while their tasks fit; the first that does not
             # stops the job there, with the tasks before it kept.
-            quota_row = db.execute(
-                "SELECT label_quota - labels_reserved FROM customers WHERE customer_id = ?", (customer_id,)
+            remaining, tier = db.execute(
+                "SELECT label_quota - labels_reserved, tier FROM customers WHERE customer_id = ?",
+                (customer_id,),
             ).fetchone()
-            remaining = quota_row[0]
             stop_line: int | None = None
             needed = 0
             for index in fresh:
@@ -211,7 +212,7 @@ class JobTables:
                     "UPDATE customers SET labels_reserved = labels_reserved + ? WHERE customer_id = ?",
                     (needed, customer_id),
                 )
-            created = self._insert_tasks(db, customer_id, [(i, specs[i]) for i in fresh], job_id, now)
+            created = self._insert_tasks(db, customer_id, [(i, specs[i]) for i in fresh], job_id, tier, now)
             db.executemany(
                 "INSERT INTO job_items (job_id, line, task_id, metadata) VALUES (?, ?, ?, ?)",
                 [

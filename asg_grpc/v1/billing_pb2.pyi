@@ -2,15 +2,16 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Customer(_message.Message):
-    __slots__ = ("customer_id", "name", "email", "tier", "label_quota", "labels_reserved", "key_hint", "created_at", "quota_remaining")
+    __slots__ = ("customer_id", "name", "email", "tier", "label_quota", "labels_reserved", "key_hint", "created_at", "quota_remaining", "prices", "rate_limit")
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     EMAIL_FIELD_NUMBER: _ClassVar[int]
@@ -20,6 +21,8 @@ class Customer(_message.Message):
     KEY_HINT_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     QUOTA_REMAINING_FIELD_NUMBER: _ClassVar[int]
+    PRICES_FIELD_NUMBER: _ClassVar[int]
+    RATE_LIMIT_FIELD_NUMBER: _ClassVar[int]
     customer_id: str
     name: str
     email: str
@@ -29,7 +32,27 @@ class Customer(_message.Message):
     key_hint: str
     created_at: _timestamp_pb2.Timestamp
     quota_remaining: int
-    def __init__(self, customer_id: _Optional[str] = ..., name: _Optional[str] = ..., email: _Optional[str] = ..., tier: _Optional[str] = ..., label_quota: _Optional[int] = ..., labels_reserved: _Optional[int] = ..., key_hint: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., quota_remaining: _Optional[int] = ...) -> None: ...
+    prices: Prices
+    rate_limit: RateLimit
+    def __init__(self, customer_id: _Optional[str] = ..., name: _Optional[str] = ..., email: _Optional[str] = ..., tier: _Optional[str] = ..., label_quota: _Optional[int] = ..., labels_reserved: _Optional[int] = ..., key_hint: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., quota_remaining: _Optional[int] = ..., prices: _Optional[_Union[Prices, _Mapping]] = ..., rate_limit: _Optional[_Union[RateLimit, _Mapping]] = ...) -> None: ...
+
+class Prices(_message.Message):
+    __slots__ = ("label_price_sats", "task_price_sats")
+    LABEL_PRICE_SATS_FIELD_NUMBER: _ClassVar[int]
+    TASK_PRICE_SATS_FIELD_NUMBER: _ClassVar[int]
+    label_price_sats: int
+    task_price_sats: int
+    def __init__(self, label_price_sats: _Optional[int] = ..., task_price_sats: _Optional[int] = ...) -> None: ...
+
+class RateLimit(_message.Message):
+    __slots__ = ("per_second", "burst", "enforced")
+    PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    BURST_FIELD_NUMBER: _ClassVar[int]
+    ENFORCED_FIELD_NUMBER: _ClassVar[int]
+    per_second: float
+    burst: int
+    enforced: bool
+    def __init__(self, per_second: _Optional[float] = ..., burst: _Optional[int] = ..., enforced: _Optional[bool] = ...) -> None: ...
 
 class RegisterCustomerRequest(_message.Message):
     __slots__ = ("name", "email")
@@ -50,3 +73,71 @@ class RegisterCustomerResponse(_message.Message):
 class GetCustomerRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class SetCustomerTierRequest(_message.Message):
+    __slots__ = ("customer_id", "tier")
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    customer_id: str
+    tier: str
+    def __init__(self, customer_id: _Optional[str] = ..., tier: _Optional[str] = ...) -> None: ...
+
+class GetUsageRequest(_message.Message):
+    __slots__ = ("month",)
+    MONTH_FIELD_NUMBER: _ClassVar[int]
+    month: str
+    def __init__(self, month: _Optional[str] = ...) -> None: ...
+
+class UsageLine(_message.Message):
+    __slots__ = ("task_type", "tasks_submitted", "tasks_charged", "tasks_failed", "labels_collected", "sats_charged")
+    TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
+    TASKS_SUBMITTED_FIELD_NUMBER: _ClassVar[int]
+    TASKS_CHARGED_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FAILED_FIELD_NUMBER: _ClassVar[int]
+    LABELS_COLLECTED_FIELD_NUMBER: _ClassVar[int]
+    SATS_CHARGED_FIELD_NUMBER: _ClassVar[int]
+    task_type: str
+    tasks_submitted: int
+    tasks_charged: int
+    tasks_failed: int
+    labels_collected: int
+    sats_charged: int
+    def __init__(self, task_type: _Optional[str] = ..., tasks_submitted: _Optional[int] = ..., tasks_charged: _Optional[int] = ..., tasks_failed: _Optional[int] = ..., labels_collected: _Optional[int] = ..., sats_charged: _Optional[int] = ...) -> None: ...
+
+class Usage(_message.Message):
+    __slots__ = ("month", "tier", "prices", "period_start", "period_end", "total", "by_type")
+    MONTH_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    PRICES_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_START_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_END_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    BY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    month: str
+    tier: str
+    prices: Prices
+    period_start: _timestamp_pb2.Timestamp
+    period_end: _timestamp_pb2.Timestamp
+    total: UsageLine
+    by_type: _containers.RepeatedCompositeFieldContainer[UsageLine]
+    def __init__(self, month: _Optional[str] = ..., tier: _Optional[str] = ..., prices: _Optional[_Union[Prices, _Mapping]] = ..., period_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., total: _Optional[_Union[UsageLine, _Mapping]] = ..., by_type: _Optional[_Iterable[_Union[UsageLine, _Mapping]]] = ...) -> None: ...
+
+class Invoice(_message.Message):
+    __slots__ = ("invoice_id", "status", "usage")
+    INVOICE_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    invoice_id: str
+    status: str
+    usage: Usage
+    def __init__(self, invoice_id: _Optional[str] = ..., status: _Optional[str] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ...) -> None: ...
+
+class ListInvoicesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListInvoicesResponse(_message.Message):
+    __slots__ = ("invoices",)
+    INVOICES_FIELD_NUMBER: _ClassVar[int]
+    invoices: _containers.RepeatedCompositeFieldContainer[Invoice]
+    def __init__(self, invoices: _Optional[_Iterable[_Union[Invoice, _Mapping]]] = ...) -> None: ...

@@ -45,6 +45,21 @@ class BillingServiceStub:
                 request_serializer=asg_dot_v1_dot_billing__pb2.GetCustomerRequest.SerializeToString,
                 response_deserializer=asg_dot_v1_dot_billing__pb2.Customer.FromString,
                 _registered_method=True)
+        self.SetCustomerTier = channel.unary_unary(
+                '/asg.v1.BillingService/SetCustomerTier',
+                request_serializer=asg_dot_v1_dot_billing__pb2.SetCustomerTierRequest.SerializeToString,
+                response_deserializer=asg_dot_v1_dot_billing__pb2.Customer.FromString,
+                _registered_method=True)
+        self.GetUsage = channel.unary_unary(
+                '/asg.v1.BillingService/GetUsage',
+                request_serializer=asg_dot_v1_dot_billing__pb2.GetUsageRequest.SerializeToString,
+                response_deserializer=asg_dot_v1_dot_billing__pb2.Usage.FromString,
+                _registered_method=True)
+        self.ListInvoices = channel.unary_unary(
+                '/asg.v1.BillingService/ListInvoices',
+                request_serializer=asg_dot_v1_dot_billing__pb2.ListInvoicesRequest.SerializeToString,
+                response_deserializer=asg_dot_v1_dot_billing__pb2.ListInvoicesResponse.FromString,
+                _registered_method=True)
 
 
 class BillingServiceServicer:
@@ -64,6 +79,31 @@ class BillingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetCustomerTier(self, request, context):
+        """Operator only (the operator token as the bearer): move a customer to a configured tier;
+        its label quota becomes the tier's. NOT_FOUND for an unknown customer, INVALID_ARGUMENT
+        naming `tier` for an unknown tier.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUsage(self, request, context):
+        """The caller's usage in one UTC month (default: the current one). INVALID_ARGUMENT naming
+        `month` for anything but YYYY-MM.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListInvoices(self, request, context):
+        """One invoice per month, newest first, from the first month with a task to the current
+        month (always listed, as a draft).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BillingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -76,6 +116,21 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     servicer.GetCustomer,
                     request_deserializer=asg_dot_v1_dot_billing__pb2.GetCustomerRequest.FromString,
                     response_serializer=asg_dot_v1_dot_billing__pb2.Customer.SerializeToString,
+            ),
+            'SetCustomerTier': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetCustomerTier,
+                    request_deserializer=asg_dot_v1_dot_billing__pb2.SetCustomerTierRequest.FromString,
+                    response_serializer=asg_dot_v1_dot_billing__pb2.Customer.SerializeToString,
+            ),
+            'GetUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsage,
+                    request_deserializer=asg_dot_v1_dot_billing__pb2.GetUsageRequest.FromString,
+                    response_serializer=asg_dot_v1_dot_billing__pb2.Usage.SerializeToString,
+            ),
+            'ListInvoices': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListInvoices,
+                    request_deserializer=asg_dot_v1_dot_billing__pb2.ListInvoicesRequest.FromString,
+                    response_serializer=asg_dot_v1_dot_billing__pb2.ListInvoicesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -132,6 +187,87 @@ class BillingService:
             '/asg.v1.BillingService/GetCustomer',
             asg_dot_v1_dot_billing__pb2.GetCustomerRequest.SerializeToString,
             asg_dot_v1_dot_billing__pb2.Customer.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetCustomerTier(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/asg.v1.BillingService/SetCustomerTier',
+            asg_dot_v1_dot_billing__pb2.SetCustomerTierRequest.SerializeToString,
+            asg_dot_v1_dot_billing__pb2.Customer.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/asg.v1.BillingService/GetUsage',
+            asg_dot_v1_dot_billing__pb2.GetUsageRequest.SerializeToString,
+            asg_dot_v1_dot_billing__pb2.Usage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListInvoices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/asg.v1.BillingService/ListInvoices',
+            asg_dot_v1_dot_billing__pb2.ListInvoicesRequest.SerializeToString,
+            asg_dot_v1_dot_billing__pb2.ListInvoicesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -30,7 +30,7 @@ def big_manifest() -> tuple[bytes, int]:
 
 def kill_mid_ingestion_and_restart(stack: Stack, client: Client, job_id: str) -> dict[str, Any]:
     seen = client.wait(job_id, lambda j: j["counts"]["lines"] >= KILL_AFTER, timeout=60)
-    assert seen["status"] == "ingesting" and seen["counts"]["lines"] < LINES, "killed mid-way"
+    assert seen["status"] == "ingesting" and seen["counts"]["lines"] < LINES, f"not mid-way: {seen}"
     stack.kill("core")
     stack.start_core()
     stack.wait_ready()
