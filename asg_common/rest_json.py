@@ -78,6 +78,12 @@ def result(r: tasks_pb2.TaskResult) -> dict[str, Any]:
         "decided_at": iso(r.decided_at),
         "settlement": None,
     }
+    if r.HasField("settlement"):
+        body["settlement"] = {
+            "bsv_txid": r.settlement.bsv_txid,
+            "total_cost_sats": r.settlement.total_cost_sats,
+            "settled_at": iso(r.settlement.settled_at),
+        }
     if r.HasField("failure_reason"):
         body["failure_reason"] = r.failure_reason
     return body

@@ -27,6 +27,7 @@ from asg_grpc.services.ratelimit import KeyLimits
 from asg_grpc.services.tasks import TaskService
 from asg_grpc.services.webhooks import WebhookService
 from asg_grpc.settings import Settings
+from asg_grpc.settlement.runtime import Settlement
 from asg_grpc.store.sqlite import SQLiteStore
 from asg_grpc.v1 import (
     billing_pb2,
@@ -86,6 +87,8 @@ class Core:
         self.webhooks: WebhookWorker | None = None
         # So does the job runner (reading manifests, completing jobs).
         self.jobs: JobRunner | None = None
+        # And settlement (paying agreeing workers; the local ledger's miner).
+        self.settlement: Settlement | None = None
         sealer = Sealer.for_settings(settings)
         self.services: tuple[str, ...] = CORE_SERVICES
         if settings.dispatch:
@@ -101,6 +104,7 @@ class Core:
             self.lease = DispatchLease(self.store)
             self.webhooks = WebhookWorker(self.store, settings)
             self.jobs = JobRunner(self.store, settings, sealer, self.dispatcher.wake)
+            self.settlement = Settlement(self.store, settings)
             labeling_pb2_grpc.add_LabelingServiceServicer_to_server(
                 LabelingService(self.store, self.dispatcher, operator_token(settings)), self.server
             )
@@ -143,6 +147,8 @@ class Core:
                 await self.webhooks.start()
             if self.jobs is not None:
                 await self.jobs.start()
+            if self.settlement is not None:
+                await self.settlement.start()
             self._background.append(asyncio.get_running_loop().create_task(self.lease.keep(self.failed.set)))
         await self.server.start()
         for name in ("", *self.services):
@@ -163,6 +169,8 @@ class Core:
         for task in self._background:
             task.cancel()
         try:
+            if self.settlement is not None:
+                await self.settlement.stop()
             if self.jobs is not None:
                 await self.jobs.stop()
             if self.webhooks is not None:

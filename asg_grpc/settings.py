@@ -111,6 +111,10 @@ class Settings:
     manifest_max_line_bytes: int = 64 * 1024
     # How many jobs read their manifests at once (by the core that dispatches).
     ingest_concurrency: int = 2
+    # Settlement (docs/settlement.md): the most tasks one payout transaction pays, and how long a
+    # verified task may wait for its batch to fill.
+    settle_batch: int = 1000
+    settle_window: float = 1.0
     # Prices, label quota and per-key rate limit of each tier (docs/billing.md).
     tiers: dict[str, Tier] = field(default_factory=default_tiers)
     # Off: no per-key rate limit at all (tests and benchmarks that call from one key).
@@ -156,6 +160,8 @@ class Settings:
                 env, "ASG_MANIFEST_MAX_LINE_BYTES", cls.manifest_max_line_bytes, 256
             ),
             ingest_concurrency=_int(env, "ASG_INGEST_CONCURRENCY", cls.ingest_concurrency, 1),
+            settle_batch=_int(env, "ASG_SETTLE_BATCH", cls.settle_batch, 1),
+            settle_window=_float(env, "ASG_SETTLE_WINDOW", cls.settle_window, 0.0),
             tiers=tiers,
             rate_limit=_switch(env, "ASG_RATE_LIMIT", True),
         )

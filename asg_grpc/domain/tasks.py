@@ -89,6 +89,15 @@ class Verdict:
 
 
 @dataclass(frozen=True, slots=True)
+class Settlement:
+    """How a settled task was paid (seed 001's `settlement` object)."""
+
+    bsv_txid: str
+    total_cost_sats: int
+    settled_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class LabelRecord:
     worker_id: str
     option: str
@@ -105,6 +114,7 @@ class Task:
     created_at: float
     updated_at: float
     verdict: Verdict | None = None
+    settlement: Settlement | None = None
 
 
 # https://, optional user-info, a host name or bracketed IPv6 literal, optional port, then

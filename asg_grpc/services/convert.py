@@ -96,6 +96,14 @@ def task_result(t: Task, labels: list[LabelRecord]) -> tasks_pb2.TaskResult:
         if verdict.failure_reason is not None:
             result.failure_reason = verdict.failure_reason
         result.decided_at.CopyFrom(timestamp(verdict.decided_at))
+    if t.settlement is not None:
+        result.settlement.CopyFrom(
+            tasks_pb2.Settlement(
+                bsv_txid=t.settlement.bsv_txid,
+                total_cost_sats=t.settlement.total_cost_sats,
+                settled_at=timestamp(t.settlement.settled_at),
+            )
+        )
     return result
 
 

@@ -14,11 +14,19 @@ from asg_grpc.domain.customers import Customer, Registration
 from asg_grpc.domain.errors import DomainError
 from asg_grpc.domain.jobs import Job, JobSpec
 from asg_grpc.domain.labeling import OpenTask
+from asg_grpc.domain.settlement import SettleableTask
 from asg_grpc.domain.tasks import LabelRecord, Task, TaskSpec, TaskStatus
 from asg_grpc.domain.webhooks import Webhook, WebhookSpec
 from asg_grpc.domain.workers import Worker, WorkerRegistration
 from asg_grpc.store.job_records import ChunkOutcome, ExportRow, IngestChunk, JobPage, JobWork
 from asg_grpc.store.ledger_records import LedgerBlock, LedgerOutput, LedgerTx, NewLedgerTx, Outpoint
+from asg_grpc.store.settlement_records import (
+    OpenSettlement,
+    SettlementIntent,
+    TaskSettlement,
+    WalletUtxo,
+    WorkerPaid,
+)
 from asg_grpc.store.webhook_records import (
     AttemptResult,
     DeliveryRecord,
@@ -286,6 +294,48 @@ class Store(Protocol):
 
     def first_task_at(self, customer_id: str) -> float | None:
         """When the customer's first task was created, if it has any."""
+        ...
+
+    # settlement -------------------------------------------------------------------------------
+
+    def add_wallet_utxos(self, utxos: list[WalletUtxo]) -> int:
+        """Funding outputs of the platform wallet; known ones are left as they are."""
+        ...
+
+    def wallet_utxos(self, limit: int) -> list[WalletUtxo]:
+        """Spendable outputs, largest first."""
+        ...
+
+    def wallet_balance(self) -> dict[str, int]:
+        """Satoshis by UTXO state (available, reserved, pending, spent, lost)."""
+        ...
+
+    def settleable_tasks(self, limit: int) -> list[SettleableTask]:
+        """Verified tasks in no payout yet, oldest first, with their agreeing workers."""
+        ...
+
+    def record_settlement(self, intent: SettlementIntent, now: float) -> None:
+        """Before broadcasting: the transaction, its payouts, its tasks and inputs taken, its
+        change pending; all or nothing (Conflict when a task or input was taken meanwhile)."""
+        ...
+
+    def open_settlements(self) -> list[OpenSettlement]:
+        """Recorded, not known to be accepted: to broadcast (again), oldest first."""
+        ...
+
+    def settlement_accepted(self, settlement_id: str, now: float) -> list[WorkerPaid]:
+        """Tasks settled with their task.settled events, inputs spent, change available; what
+        each worker got ([] when it was recorded accepted already)."""
+        ...
+
+    def settlement_rejected(self, settlement_id: str, detail: str, inputs_spent: bool, now: float) -> None:
+        """Tasks back to waiting, inputs available again (lost when spent elsewhere)."""
+        ...
+
+    def settlement_attempted(self, settlement_id: str, detail: str) -> None: ...
+
+    def task_settlement(self, customer_id: str, task_id: str) -> TaskSettlement | None:
+        """How the customer's task was (or is being) paid; None before its payout is recorded."""
         ...
 
     def close(self) -> None: ...

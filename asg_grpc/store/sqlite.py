@@ -28,11 +28,12 @@ from asg_grpc.domain.errors import (
     ValidationError,
 )
 from asg_grpc.domain.labeling import OpenTask
-from asg_grpc.domain.tasks import LabelRecord, Task, TaskSpec, TaskStatus, Verdict
+from asg_grpc.domain.tasks import LabelRecord, Settlement, Task, TaskSpec, TaskStatus, Verdict
 from asg_grpc.domain.workers import Worker, WorkerRegistration
 from asg_grpc.store.base import KeyOwner, LabelingBatch, Submission, Submitted, TaskPage
 from asg_grpc.store.sqlite_jobs import JobTables
 from asg_grpc.store.sqlite_ledger import LedgerTables
+from asg_grpc.store.sqlite_settlement import SettlementTables
 from asg_grpc.store.sqlite_webhooks import WebhookTables
 
 # Each entry upgrades the schema by one version (PRAGMA user_version). Append, never edit.
@@ -238,12 +239,56 @@ MIGRATIONS: tuple[str, ...] = (
         ON tasks(customer_id, decided_at, task_type, status, tier, worker_count)
         WHERE decided_at IS NOT NULL;
     """,
+    """
+    ALTER TABLE tasks ADD COLUMN settlement_id TEXT;
+    ALTER TABLE tasks ADD COLUMN bsv_txid TEXT;
+    ALTER TABLE tasks ADD COLUMN total_cost_sats INTEGER;
+    ALTER TABLE tasks ADD COLUMN settled_at REAL;
+    CREATE INDEX tasks_settleable ON tasks(seq) WHERE status = 'verified' AND settlement_id IS NULL;
+    CREATE INDEX tasks_settlement ON tasks(settlement_id) WHERE settlement_id IS NOT NULL;
+    CREATE TABLE settlements (
+        settlement_id TEXT PRIMARY KEY,
+        txid          TEXT NOT NULL UNIQUE,
+        raw           BLOB NOT NULL,
+        -- prepared (recorded, maybe broadcast) -> accepted | rejected
+        state         TEXT NOT NULL,
+        task_count    INTEGER NOT NULL,
+        output_count  INTEGER NOT NULL,
+        fee           INTEGER NOT NULL,
+        attempts      INTEGER NOT NULL DEFAULT 0,
+        last_error    TEXT,
+        created_at    REAL NOT NULL,
+        decided_at    REAL
+    );
+    CREATE INDEX settlements_open ON settlements(created_at) WHERE state = 'prepared';
+    CREATE TABLE payouts (
+        task_id       TEXT NOT NULL,
+        worker_id     TEXT NOT NULL,
+        settlement_id TEXT NOT NULL,
+        vout          INTEGER NOT NULL,
+        sats          INTEGER NOT NULL,
+        PRIMARY KEY (task_id, worker_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX payouts_settlement ON payouts(settlement_id);
+    CREATE TABLE wallet_utxos (
+        txid          TEXT NOT NULL,
+        vout          INTEGER NOT NULL,
+        satoshis      INTEGER NOT NULL,
+        -- available | reserved | spent | pending | lost (sqlite_settlement.py)
+        state         TEXT NOT NULL,
+        settlement_id TEXT,
+        PRIMARY KEY (txid, vout)
+    ) WITHOUT ROWID;
+    CREATE INDEX wallet_utxos_available ON wallet_utxos(satoshis) WHERE state = 'available';
+    CREATE INDEX wallet_utxos_settlement ON wallet_utxos(settlement_id) WHERE settlement_id IS NOT NULL;
+    """,
 )
 
 _TASK_COLUMNS = (
     "seq, task_id, customer_id, status, task_type, data_url, question, options,"
     " consensus_threshold, callback_url, idempotency_key, batch_id, created_at, updated_at,"
-    " consensus_label, confidence, worker_count, agreement_count, failure_reason, decided_at"
+    " consensus_label, confidence, worker_count, agreement_count, failure_reason, decided_at,"
+    " bsv_txid, total_cost_sats, settled_at"
 )
 _CUSTOMER_SELECT = (
     "SELECT c.customer_id, c.name, c.email, c.tier, c.label_quota, c.labels_reserved,"
@@ -270,6 +315,7 @@ def _task(row: tuple) -> Task:
         created_at=row[12],
         updated_at=row[13],
         verdict=None if row[19] is None else Verdict(*row[14:20]),
+        settlement=None if row[22] is None else Settlement(row[20], row[21], row[22]),
     )
 
 
@@ -278,7 +324,7 @@ def _customer(row: tuple) -> Customer:
     return Customer(customer_id, name, email, tier, label_quota, labels_reserved, hint or "", created_at)
 
 
-class SQLiteStore(WebhookTables, JobTables, LedgerTables):
+class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables):
     def __init__(self, path: Path, *, synchronous: str = "NORMAL", busy_timeout: float = 5.0) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
@@ -540,7 +586,7 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables):
                 (customer_id, *chunk),
             ):
                 index = keyed[row[10]]
-                if row[20] != specs[index].fingerprint():
+                if row[23] != specs[index].fingerprint():
                     conflicts.append(index)
                 else:
                     found[index] = _task(row)

@@ -136,7 +136,7 @@ class GetTaskResultRequest(_message.Message):
     def __init__(self, task_id: _Optional[str] = ...) -> None: ...
 
 class TaskResult(_message.Message):
-    __slots__ = ("task_id", "status", "decided", "label_spec", "consensus_label", "confidence", "worker_count", "agreement_count", "failure_reason", "labels", "decided_at")
+    __slots__ = ("task_id", "status", "decided", "label_spec", "consensus_label", "confidence", "worker_count", "agreement_count", "failure_reason", "labels", "decided_at", "settlement")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     DECIDED_FIELD_NUMBER: _ClassVar[int]
@@ -148,6 +148,7 @@ class TaskResult(_message.Message):
     FAILURE_REASON_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     DECIDED_AT_FIELD_NUMBER: _ClassVar[int]
+    SETTLEMENT_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     status: _common_pb2.TaskStatus
     decided: bool
@@ -159,7 +160,18 @@ class TaskResult(_message.Message):
     failure_reason: str
     labels: _containers.RepeatedCompositeFieldContainer[TaskLabel]
     decided_at: _timestamp_pb2.Timestamp
-    def __init__(self, task_id: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.TaskStatus, str]] = ..., decided: _Optional[bool] = ..., label_spec: _Optional[_Union[_common_pb2.LabelSpec, _Mapping]] = ..., consensus_label: _Optional[str] = ..., confidence: _Optional[float] = ..., worker_count: _Optional[int] = ..., agreement_count: _Optional[int] = ..., failure_reason: _Optional[str] = ..., labels: _Optional[_Iterable[_Union[TaskLabel, _Mapping]]] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    settlement: Settlement
+    def __init__(self, task_id: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.TaskStatus, str]] = ..., decided: _Optional[bool] = ..., label_spec: _Optional[_Union[_common_pb2.LabelSpec, _Mapping]] = ..., consensus_label: _Optional[str] = ..., confidence: _Optional[float] = ..., worker_count: _Optional[int] = ..., agreement_count: _Optional[int] = ..., failure_reason: _Optional[str] = ..., labels: _Optional[_Iterable[_Union[TaskLabel, _Mapping]]] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., settlement: _Optional[_Union[Settlement, _Mapping]] = ...) -> None: ...
+
+class Settlement(_message.Message):
+    __slots__ = ("bsv_txid", "total_cost_sats", "settled_at")
+    BSV_TXID_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_COST_SATS_FIELD_NUMBER: _ClassVar[int]
+    SETTLED_AT_FIELD_NUMBER: _ClassVar[int]
+    bsv_txid: str
+    total_cost_sats: int
+    settled_at: _timestamp_pb2.Timestamp
+    def __init__(self, bsv_txid: _Optional[str] = ..., total_cost_sats: _Optional[int] = ..., settled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class TaskLabel(_message.Message):
     __slots__ = ("worker_id", "option", "created_at")

@@ -1,0 +1,135 @@
+"""Paying for decided tasks: who gets what, what the customer is charged, and the fee.
+
+Pure arithmetic over plain values: the settler (asg_grpc/settlement/settler.py) builds and
+signs the transaction this plans, and the store records the plan before it is broadcast.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from asg_grpc.domain.tiers import Tier, cost_sats
+
+# Serialized sizes of P2PKH parts, in bytes. An input is at most 149 bytes (a 73-byte DER
+# signature with its sighash byte); planning with the maximum keeps the fee at or above policy
+# whatever length the signature comes out.
+P2PKH_INPUT_MAX = 32 + 4 + 1 + (1 + 73 + 1 + 33) + 4
+P2PKH_OUTPUT = 8 + 1 + 25
+TX_OVERHEAD = 4 + 4  # version, lock time (the two counts are added by `tx_size`)
+
+
+@dataclass(frozen=True, slots=True)
+class AgreeingLabel:
+    worker_id: str
+    address: str  # the worker's payout address (P2PKH)
+
+
+@dataclass(frozen=True, slots=True)
+class SettleableTask:
+    """A verified task not yet in any payout, with the workers whose label won."""
+
+    task_id: str
+    customer_id: str
+    tier: str | None  # the tier it was submitted on (None: before tiers were recorded)
+    worker_count: int  # labels collected, the agreeing ones and the others
+    agreeing: tuple[AgreeingLabel, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Payout:
+    """One agreeing worker's pay for one task."""
+
+    task_id: str
+    worker_id: str
+    address: str
+    sats: int
+
+
+@dataclass(slots=True)
+class PayoutPlan:
+    """One transaction's worth of tasks: outputs by address (amounts summed), in vout order."""
+
+    tasks: list[SettleableTask]
+    payouts: list[Payout]
+    cost_by_task: dict[str, int]
+    outputs: list[tuple[str, int]] = field(default_factory=list)  # (address, sats), vout order
+    _vouts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def paid(self) -> int:
+        return sum(sats for _, sats in self.outputs)
+
+    def vout_of(self, address: str) -> int:
+        return self._vouts[address]
+
+    def __post_init__(self) -> None:
+        totals: dict[str, int] = {}
+        for payout in self.payouts:
+            totals[payout.address] = totals.get(payout.address, 0) + payout.sats
+        # Sorted: the same tasks always give the same outputs (and the vout of an address is
+        # stable for receipts and payment messages).
+        self.outputs = sorted(totals.items())
+        self._vouts = {address: vout for vout, (address, _) in enumerate(self.outputs)}
+
+
+def plan_payouts(tasks: Iterable[SettleableTask], tier_of: Callable[[str | None], Tier]) -> PayoutPlan:
+    """Each agreeing worker gets its task's tier label price; the customer is charged the
+    tier's cost for every label collected plus the task price."""
+    chosen = list(tasks)
+    payouts: list[Payout] = []
+    costs: dict[str, int] = {}
+    for task in chosen:
+        tier = tier_of(task.tier)
+        costs[task.task_id] = cost_sats(tier, task.worker_count)
+        for label in task.agreeing:
+            payouts.append(Payout(task.task_id, label.worker_id, label.address, tier.label_price_sats))
+    return PayoutPlan(chosen, payouts, costs)
+
+
+def _varint_size(n: int) -> int:
+    return 1 if n < 0xFD else 3 if n <= 0xFFFF else 5 if n <= 0xFFFFFFFF else 9
+
+
+def tx_size(inputs: int, outputs: int) -> int:
+    """The most bytes a transaction of P2PKH inputs and outputs serializes to."""
+    return (
+        TX_OVERHEAD
+        + _varint_size(inputs)
+        + inputs * P2PKH_INPUT_MAX
+        + _varint_size(outputs)
+        + outputs * P2PKH_OUTPUT
+    )
+
+
+def fee_for(size: int, sats_per_kb: int) -> int:
+    """The policy fee for `size` bytes, rounded up (as the local ledger checks it)."""
+    return math.ceil(size * sats_per_kb / 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class Funding:
+    inputs: list[tuple[str, int, int]]  # (txid, vout, sats) chosen to spend
+    fee: int
+    change: int  # 0: no change output
+
+
+def choose_inputs(
+    utxos: list[tuple[str, int, int]], pay: int, outputs: int, sats_per_kb: int
+) -> Funding | None:
+    """Largest first until they cover `pay` plus the fee of the transaction they make (with a
+    change output); None when the wallet cannot cover it. Change under one satoshi is dropped
+    into the fee."""
+    chosen: list[tuple[str, int, int]] = []
+    total = 0
+    for utxo in sorted(utxos, key=lambda u: -u[2]):
+        chosen.append(utxo)
+        total += utxo[2]
+        fee = fee_for(tx_size(len(chosen), outputs + 1), sats_per_kb)
+        if total >= pay + fee:
+            change = total - pay - fee
+            if change == 0:
+                return Funding(chosen, fee, 0)
+            return Funding(chosen, fee, change)
+    return None

@@ -1,0 +1,216 @@
+"""The settler: pays the agreeing workers of verified tasks, many tasks per transaction.
+
+One loop on the core's event loop (in the core that dispatches):
+
+1. a transaction recorded but not known to be accepted (after a crash, or a network that did
+   not answer) is broadcast again — the same bytes, so the same txid: never a second payment;
+2. otherwise verified tasks are gathered, up to `batch_size` or until the oldest waited
+   `window` seconds, and planned (domain/settlement.py): one P2PKH output per worker address,
+   amounts summed, plus change to the platform wallet;
+3. the transaction is signed and recorded with everything it pays and spends, in one store
+   transaction, *before* it is broadcast;
+4. the broadcaster's verdict is recorded: accepted → the tasks are settled (their task.settled
+   events in the same transaction) and each worker is told what it got; rejected → the tasks
+   wait for the next payout and the inputs are freed; retry → sent again later.
+
+One payout is in flight at a time: its change pays the next one, and a network that is down
+stops payouts rather than piling up transactions that spend each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bsv import P2PKH, Script, Transaction, TransactionInput, TransactionOutput
+
+from asg_grpc.domain import ids
+from asg_grpc.domain.errors import Conflict
+from asg_grpc.domain.settlement import PayoutPlan, choose_inputs, plan_payouts
+from asg_grpc.domain.tiers import Tier, tier_named
+from asg_grpc.ledger.wallet import Wallet
+from asg_grpc.settlement.broadcast import Broadcaster, Verdict
+from asg_grpc.store import Store
+from asg_grpc.store.settlement_records import OpenSettlement, SettlementIntent, WalletUtxo, WorkerPaid
+
+log = logging.getLogger("asg.settlement")
+
+POLL_INTERVAL = 0.25  # seconds between looks for verified tasks when there were none
+ERROR_BACKOFF = 1.0
+MAX_RETRY_DELAY = 60.0
+MAX_INPUTS = 50  # wallet UTXOs considered per payout (largest first)
+
+
+@dataclass(frozen=True)
+class SettlerSettings:
+    batch_size: int = 1000  # tasks per payout transaction, at most
+    window: float = 1.0  # seconds a verified task may wait for its batch to fill
+    fee_per_kb: int = 100  # satoshis per 1000 bytes, rounded up
+
+
+class Settler:
+    def __init__(
+        self,
+        store: Store,
+        wallet: Wallet,
+        broadcaster: Broadcaster,
+        settings: SettlerSettings,
+        tiers: dict[str, Tier],
+        *,
+        on_paid: Callable[[list[WorkerPaid]], None] | None = None,
+        poll_interval: float = POLL_INTERVAL,
+    ) -> None:
+        self._store = store
+        self._wallet = wallet
+        self._lock_script = wallet.locking_script
+        self._broadcaster = broadcaster
+        self._settings = settings
+        self._tiers = tiers
+        self._on_paid = on_paid or (lambda paid: None)
+        self._poll = poll_interval
+        self._waiting_since: float | None = None  # when a part-filled batch was first seen
+        self._woken = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """Tasks were verified: look now rather than at the next poll."""
+        self._woken.set()
+
+    async def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="settler")
+
+    async def stop(self) -> None:
+        """Stop between steps; a recorded transaction is broadcast again after restart."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self._broadcaster.close()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                delay = await self.step()
+            except Exception:
+                log.exception("settlement step failed; retrying")
+                delay = ERROR_BACKOFF
+            if delay:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._woken.wait(), delay)
+                self._woken.clear()
+
+    async def step(self) -> float:
+        """One payout (or one retry of an open one); how long to wait before the next step."""
+        open_ones = self._store.open_settlements()
+        if open_ones:
+            settled = await self._broadcast(open_ones[0])
+            return 0.0 if settled else min(MAX_RETRY_DELAY, 2.0 ** open_ones[0].attempts)
+        tasks = self._store.settleable_tasks(self._settings.batch_size)
+        if not tasks:
+            self._waiting_since = None
+            return self._poll
+        now = time.monotonic()
+        if len(tasks) < self._settings.batch_size:
+            if self._waiting_since is None:
+                self._waiting_since = now
+            if now - self._waiting_since < self._settings.window:
+                return self._waiting_since + self._settings.window - now
+        self._waiting_since = None
+        plan = plan_payouts(tasks, lambda name: tier_named(self._tiers, name))
+        intent = self._sign(plan)
+        if intent is None:
+            return MAX_RETRY_DELAY
+        try:
+            self._store.record_settlement(intent, time.time())
+        except Conflict as exc:  # a task or input changed meanwhile: plan again
+            log.warning("payout not recorded; planning again", extra={"reason": exc.message})
+            return 0.0
+        await self._broadcast(OpenSettlement(intent.settlement_id, intent.txid, intent.raw, 0))
+        return 0.0
+
+    def _sign(self, plan: PayoutPlan) -> SettlementIntent | None:
+        utxos = self._store.wallet_utxos(MAX_INPUTS)
+        funding = choose_inputs(
+            [(u.txid, u.vout, u.satoshis) for u in utxos],
+            plan.paid,
+            len(plan.outputs),
+            self._settings.fee_per_kb,
+        )
+        if funding is None:
+            balance = sum(u.satoshis for u in utxos)
+            log.error(
+                "the platform wallet cannot pay for a payout; fund it",
+                extra={"needed": plan.paid, "spendable": balance, "address": self._wallet.address},
+            )
+            return None
+        unlock = self._wallet.unlocker()
+        inputs = []
+        for txid, vout, sats in funding.inputs:
+            tx_input = TransactionInput(
+                source_txid=txid, source_output_index=vout, unlocking_script_template=unlock
+            )
+            tx_input.satoshis = sats  # what the signature commits to (BIP-143 style sighash)
+            tx_input.locking_script = self._lock_script
+            inputs.append(tx_input)
+        outputs = [TransactionOutput(P2PKH().lock(address), sats) for address, sats in plan.outputs]
+        if funding.change:
+            outputs.append(TransactionOutput(Script(self._lock_script.serialize()), funding.change))
+        tx = Transaction(inputs, outputs)
+        tx.sign()
+        txid = tx.txid()
+        change = None
+        if funding.change:
+            change = WalletUtxo(txid, len(plan.outputs), funding.change)
+        return SettlementIntent(
+            settlement_id=ids.new_id("stl"),
+            txid=txid,
+            raw=tx.serialize(),
+            fee=funding.fee,
+            task_ids=[t.task_id for t in plan.tasks],
+            cost_by_task=plan.cost_by_task,
+            payouts=[(p, plan.vout_of(p.address)) for p in plan.payouts],
+            inputs=[WalletUtxo(*i) for i in funding.inputs],
+            change=change,
+        )
+
+    async def _broadcast(self, settlement: OpenSettlement) -> bool:
+        """True when the settlement is decided (accepted or rejected)."""
+        outcome = await self._broadcaster.broadcast(settlement.raw, settlement.txid)
+        now = time.time()
+        if outcome.verdict is Verdict.ACCEPTED:
+            paid = self._store.settlement_accepted(settlement.settlement_id, now)
+            log.info(
+                "payout accepted",
+                extra={
+                    "txid": settlement.txid,
+                    "settlement_id": settlement.settlement_id,
+                    "outputs": len(paid),
+                },
+            )
+            if paid:
+                self._on_paid(paid)
+            return True
+        if outcome.verdict is Verdict.REJECTED:
+            log.error(
+                "payout rejected; its tasks wait for the next one",
+                extra={
+                    "txid": settlement.txid,
+                    "reason": outcome.detail,
+                    "inputs_spent": outcome.inputs_spent,
+                },
+            )
+            self._store.settlement_rejected(
+                settlement.settlement_id, outcome.detail, outcome.inputs_spent, now
+            )
+            return True
+        log.warning(
+            "payout not confirmed by the network; it will be sent again",
+            extra={"txid": settlement.txid, "reason": outcome.detail, "attempt": settlement.attempts + 1},
+        )
+        self._store.settlement_attempted(settlement.settlement_id, outcome.detail)
+        return False

@@ -1,0 +1,242 @@
+"""The settlement tables of the SQLite store: the platform wallet's UTXOs, payout transactions,
+and which worker each paid for which task.
+
+A mixin of SQLiteStore (sqlite.py), which provides the connection and `_write`. Every state
+change is one transaction, and the intent (the signed transaction with what it pays and
+spends) is written before anything is broadcast: after a crash the same bytes are broadcast
+again, never a second transaction for the same tasks.
+
+Wallet UTXO states: `available` (spendable), `reserved` (an input of a recorded settlement not
+yet accepted), `spent`, `pending` (the change of a recorded settlement: available once it is
+accepted), `lost` (a network said it was spent elsewhere).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
+
+from asg_grpc.domain.errors import Conflict
+from asg_grpc.domain.settlement import AgreeingLabel, SettleableTask
+from asg_grpc.store.settlement_records import (
+    OpenSettlement,
+    SettlementIntent,
+    TaskSettlement,
+    WalletUtxo,
+    WorkerPaid,
+)
+
+_CHUNK = 500  # ids per IN (...) list
+
+
+def _chunks(items: list[str]) -> Iterable[list[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+class SettlementTables:
+    _db: sqlite3.Connection
+
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:  # provided by SQLiteStore
+        raise NotImplementedError
+
+    # the wallet --------------------------------------------------------------------------------
+
+    def add_wallet_utxos(self, utxos: list[WalletUtxo]) -> int:
+        """Outputs the wallet was funded with (genesis, or found on chain); known ones are kept
+        as they are. Returns how many were new."""
+        with self._write() as db:
+            before = db.total_changes
+            db.executemany(
+                "INSERT OR IGNORE INTO wallet_utxos (txid, vout, satoshis, state)"
+                " VALUES (?, ?, ?, 'available')",
+                [(u.txid, u.vout, u.satoshis) for u in utxos],
+            )
+            return db.total_changes - before
+
+    def wallet_utxos(self, limit: int) -> list[WalletUtxo]:
+        """Spendable outputs, largest first."""
+        rows = self._db.execute(
+            "SELECT txid, vout, satoshis FROM wallet_utxos WHERE state = 'available'"
+            " ORDER BY satoshis DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [WalletUtxo(*r) for r in rows]
+
+    def wallet_balance(self) -> dict[str, int]:
+        """Satoshis by UTXO state."""
+        return dict(
+            self._db.execute("SELECT state, sum(satoshis) FROM wallet_utxos GROUP BY state").fetchall()
+        )
+
+    # settling --------------------------------------------------------------------------------
+
+    def settleable_tasks(self, limit: int) -> list[SettleableTask]:
+        """Verified tasks in no payout yet, oldest first, with their agreeing workers."""
+        rows = self._db.execute(
+            "SELECT task_id, customer_id, tier, worker_count, consensus_label FROM tasks"
+            " WHERE status = 'verified' AND settlement_id IS NULL ORDER BY seq LIMIT ?",
+            (limit,),
+        ).fetchall()
+        if not rows:
+            return []
+        agreeing: dict[str, list[AgreeingLabel]] = {r[0]: [] for r in rows}
+        label_of = {r[0]: r[4] for r in rows}
+        for chunk in _chunks(list(agreeing)):
+            marks = ",".join("?" * len(chunk))
+            for task_id, worker_id, option, address in self._db.execute(
+                "SELECT l.task_id, l.worker_id, l.option, w.payout_address FROM labels l"
+                f" JOIN workers w ON w.worker_id = l.worker_id WHERE l.task_id IN ({marks})"
+                " ORDER BY l.task_id, l.created_at",
+                chunk,
+            ):
+                if option == label_of[task_id]:
+                    agreeing[task_id].append(AgreeingLabel(worker_id, address))
+        return [SettleableTask(r[0], r[1], r[2], r[3], tuple(agreeing[r[0]])) for r in rows]
+
+    def record_settlement(self, intent: SettlementIntent, now: float) -> None:
+        """The intent, all or nothing: Conflict (nothing written) when a task is no longer
+        settleable or an input no longer available."""
+        sid = intent.settlement_id
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO settlements (settlement_id, txid, raw, state, task_count, output_count, fee,"
+                " created_at) VALUES (?, ?, ?, 'prepared', ?, ?, ?, ?)",
+                (sid, intent.txid, intent.raw, len(intent.task_ids), len(intent.payouts), intent.fee, now),
+            )
+            taken = 0
+            for task_id in intent.task_ids:
+                taken += db.execute(
+                    "UPDATE tasks SET settlement_id = ?, total_cost_sats = ? WHERE task_id = ?"
+                    " AND status = 'verified' AND settlement_id IS NULL",
+                    (sid, intent.cost_by_task[task_id], task_id),
+                ).rowcount
+            if taken != len(intent.task_ids):
+                raise Conflict("a task of the payout is no longer waiting for one")
+            reserved = 0
+            for utxo in intent.inputs:
+                reserved += db.execute(
+                    "UPDATE wallet_utxos SET state = 'reserved', settlement_id = ?"
+                    " WHERE txid = ? AND vout = ? AND state = 'available'",
+                    (sid, utxo.txid, utxo.vout),
+                ).rowcount
+            if reserved != len(intent.inputs):
+                raise Conflict("an input of the payout is no longer available")
+            db.executemany(
+                "INSERT INTO payouts (task_id, worker_id, settlement_id, vout, sats) VALUES (?, ?, ?, ?, ?)",
+                [(p.task_id, p.worker_id, sid, vout, p.sats) for p, vout in intent.payouts],
+            )
+            if intent.change is not None:
+                c = intent.change
+                db.execute(
+                    "INSERT INTO wallet_utxos (txid, vout, satoshis, state, settlement_id)"
+                    " VALUES (?, ?, ?, 'pending', ?)",
+                    (c.txid, c.vout, c.satoshis, sid),
+                )
+
+    def open_settlements(self) -> list[OpenSettlement]:
+        rows = self._db.execute(
+            "SELECT settlement_id, txid, raw, attempts FROM settlements WHERE state = 'prepared'"
+            " ORDER BY created_at"
+        ).fetchall()
+        return [OpenSettlement(*r) for r in rows]
+
+    def settlement_accepted(self, settlement_id: str, now: float) -> list[WorkerPaid]:
+        """The network has the transaction: its tasks are settled (with their task.settled
+        events), its inputs spent, its change spendable. What each worker got, for the
+        payment messages; [] when it was recorded accepted already."""
+        with self._write() as db:
+            row = db.execute(
+                "SELECT txid FROM settlements WHERE settlement_id = ? AND state = 'prepared'",
+                (settlement_id,),
+            ).fetchone()
+            if row is None:
+                return []
+            txid = row[0]
+            db.execute(
+                "UPDATE settlements SET state = 'accepted', decided_at = ? WHERE settlement_id = ?",
+                (now, settlement_id),
+            )
+            task_ids = [
+                r[0]
+                for r in db.execute("SELECT task_id FROM tasks WHERE settlement_id = ?", (settlement_id,))
+            ]
+            db.execute(
+                "UPDATE tasks SET status = 'settled', bsv_txid = ?, settled_at = ?, updated_at = ?"
+                " WHERE settlement_id = ?",
+                (txid, now, now, settlement_id),
+            )
+            for task_id in task_ids:
+                self._record_task_event(db, task_id, "task.settled", now)
+            db.execute(
+                "UPDATE wallet_utxos SET state = 'spent' WHERE settlement_id = ? AND state = 'reserved'",
+                (settlement_id,),
+            )
+            db.execute(
+                "UPDATE wallet_utxos SET state = 'available' WHERE settlement_id = ? AND state = 'pending'",
+                (settlement_id,),
+            )
+            paid: dict[tuple[str, int], tuple[int, list[str]]] = {}
+            for task_id, worker_id, vout, sats in db.execute(
+                "SELECT task_id, worker_id, vout, sats FROM payouts WHERE settlement_id = ? ORDER BY task_id",
+                (settlement_id,),
+            ):
+                total, tasks = paid.get((worker_id, vout), (0, []))
+                tasks.append(task_id)
+                paid[(worker_id, vout)] = (total + sats, tasks)
+        return [
+            WorkerPaid(worker_id, txid, vout, sats, tuple(tasks))
+            for (worker_id, vout), (sats, tasks) in paid.items()
+        ]
+
+    def settlement_rejected(self, settlement_id: str, detail: str, inputs_spent: bool, now: float) -> None:
+        """The network refused the transaction for good: its tasks wait for another payout,
+        its inputs are spendable again (or lost, when spent elsewhere), its change never was."""
+        with self._write() as db:
+            changed = db.execute(
+                "UPDATE settlements SET state = 'rejected', decided_at = ?, last_error = ?"
+                " WHERE settlement_id = ? AND state = 'prepared'",
+                (now, detail, settlement_id),
+            ).rowcount
+            if not changed:
+                return
+            db.execute(
+                "UPDATE tasks SET settlement_id = NULL, total_cost_sats = NULL WHERE settlement_id = ?",
+                (settlement_id,),
+            )
+            db.execute("DELETE FROM payouts WHERE settlement_id = ?", (settlement_id,))
+            db.execute(
+                "DELETE FROM wallet_utxos WHERE settlement_id = ? AND state = 'pending'", (settlement_id,)
+            )
+            db.execute(
+                "UPDATE wallet_utxos SET state = ?, settlement_id = NULL"
+                " WHERE settlement_id = ? AND state = 'reserved'",
+                ("lost" if inputs_spent else "available", settlement_id),
+            )
+
+    def settlement_attempted(self, settlement_id: str, detail: str) -> None:
+        """A broadcast that may have to be repeated (the network did not answer for sure)."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE settlements SET attempts = attempts + 1, last_error = ? WHERE settlement_id = ?",
+                (detail, settlement_id),
+            )
+
+    def task_settlement(self, customer_id: str, task_id: str) -> TaskSettlement | None:
+        row = self._db.execute(
+            "SELECT s.settlement_id, s.txid, s.state, t.total_cost_sats FROM tasks t"
+            " JOIN settlements s ON s.settlement_id = t.settlement_id"
+            " WHERE t.task_id = ? AND t.customer_id = ?",
+            (task_id, customer_id),
+        ).fetchone()
+        if row is None:
+            return None
+        payouts = self._db.execute(
+            "SELECT worker_id, vout, sats FROM payouts WHERE task_id = ? ORDER BY vout, worker_id", (task_id,)
+        ).fetchall()
+        return TaskSettlement(task_id, row[0], row[1], row[2], row[3], tuple(tuple(p) for p in payouts))
+
+    @staticmethod
+    def _record_task_event(db: sqlite3.Connection, task_id: str, event_type: str, now: float) -> None:
+        raise NotImplementedError  # provided by WebhookTables, before this class in the bases
