@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -96,6 +97,11 @@ def final_result(http: httpx.Client, task_id: str, timeout: float) -> dict[str, 
 
     result: dict[str, Any] = wait_for(f"result of {task_id}", done, timeout)
     return result
+
+
+def settled(http: httpx.Client, task_id: str) -> dict[str, Any] | None:
+    body: dict[str, Any] = http.get(f"/v1/tasks/{task_id}/result").json()
+    return body if body["status"] == "settled" else None
 
 
 def final_results(http: httpx.Client, task_ids: list[str], timeout: float) -> list[dict[str, Any]]:
@@ -270,16 +276,21 @@ def test_quickstart_steps_2_to_4_against_asg_dev_then_ctrl_c_stops_everything(tm
             assert first.json()["status"] in ("pending", "in_progress")
             assert first.json()["message"]
 
-            result = final_result(http, task_id, 30)
+            final_result(http, task_id, 30)
+            # Settlement pays the agreeing workers within about a second of the decision.
+            result = wait_for(f"{task_id} settled", lambda: settled(http, task_id), 30)
 
-        assert result["status"] == "verified"
+        assert result["status"] == "settled"
         assert result["task_id"] == task_id
         assert result["consensus_label"] in ("cat", "dog")
         assert result["worker_count"] == 3
         assert result["agreement_count"] >= 2
         assert result["confidence"] == result["agreement_count"] / result["worker_count"]
         assert result["label_spec"] == STEP2_BODY["label_spec"]
-        assert result["settlement"] is None
+        settlement = result["settlement"]
+        assert set(settlement) == {"bsv_txid", "total_cost_sats", "settled_at"}
+        assert re.fullmatch(r"[0-9a-f]{64}", settlement["bsv_txid"])
+        assert settlement["total_cost_sats"] == 1000  # 3 labels × 300 + 100, seed 001
         assert len({label["worker_id"] for label in result["labels"]}) == 3
 
         # The SDK's way of waiting, on a task of its own.
@@ -291,12 +302,13 @@ def test_quickstart_steps_2_to_4_against_asg_dev_then_ctrl_c_stops_everything(tm
                 consensus_threshold=3,
             )
             polled = client.poll_result(submitted["task_id"], timeout=60, interval=0.5)
-        assert polled["status"] == "verified"
+        # poll_result returns at the first 200: verified, or settled already.
+        assert polled["status"] in ("verified", "settled")
         assert polled["task_id"] == submitted["task_id"]
         assert polled["consensus_label"] in ("cat", "dog")
         assert polled["worker_count"] == 3
         assert polled["confidence"] == polled["agreement_count"] / polled["worker_count"]
-        assert polled["settlement"] is None
+        assert (polled["settlement"] is None) == (polled["status"] == "verified")
 
         # Ctrl-C: `asg dev` stops what it started and exits 0.
         assert_stopped_cleanly(dev, signal.SIGINT)
