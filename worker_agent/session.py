@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -138,6 +139,8 @@ class Session:
                 self._on_acks(message.acks.items)
             elif kind == "error":
                 self._on_error(message.error)
+            elif kind == "payments":
+                self._on_payments(message.payments.items)
             else:  # a second welcome, or a kind newer than this agent: nothing to act on
                 log.debug("ignored server message", extra={"kind": kind})
 
@@ -193,6 +196,25 @@ class Session:
             extra={"task_id": error.task_id, "code": error.code, "detail": error.message},
         )
         self._touch()
+
+    def _on_payments(self, items: Iterable[labeling_pb2.Payment]) -> None:
+        """Log each payment and add it to the total; a repeated notice is logged at DEBUG only."""
+        for payment in items:
+            outpoint = f"{payment.txid}:{payment.vout}"
+            tasks = payment.task_count or len(payment.task_ids)
+            if not self._stats.record_payment(_payment_key(payment), payment.sats):
+                log.debug("payment already counted", extra={"outpoint": outpoint})
+                continue
+            fields = {
+                "sats": payment.sats,
+                "outpoint": outpoint,
+                "tasks": tasks,
+                "sats_earned": self._stats.sats_earned,
+                "settled_at": payment.settled_at.ToSeconds() if payment.HasField("settled_at") else None,
+            }
+            log.info("paid", extra=fields)
+            log.debug("paid for tasks", extra={"outpoint": outpoint, "task_ids": list(payment.task_ids)})
+            self._labeler.paid(paid_line(payment.sats, outpoint, tasks, self._stats.sats_earned))
 
     async def _label(self, assignment: labeling_pb2.Assignment) -> None:
         task_id = assignment.task_id
@@ -283,6 +305,19 @@ class Session:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         call.cancel()
+
+
+def paid_line(sats: int, outpoint: str, tasks: int, earned: int) -> str:
+    """The payment as a person reads it, e.g. `paid 600 sats · <txid>:1 · 2 tasks · 1800 sats earned`."""
+    noun = "task" if tasks == 1 else "tasks"
+    return f"paid {sats} sats · {outpoint} · {tasks} {noun} · {earned} sats earned"
+
+
+def _payment_key(payment: labeling_pb2.Payment) -> str:
+    """What makes a notice a repeat: the same output and the same tasks. Not the output alone:
+    a settler may report one output to the same worker in parts, each paying other tasks."""
+    tasks = hashlib.sha256("\n".join(payment.task_ids).encode()).hexdigest()[:16]
+    return f"{payment.txid}:{payment.vout}:{payment.sats}:{payment.task_count}:{tasks}"
 
 
 def _ok(task: asyncio.Task[None]) -> bool:

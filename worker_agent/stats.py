@@ -5,9 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 log = logging.getLogger("worker_agent.progress")
+
+# Payments remembered to tell a repeated notice from a new one (the core may notify twice,
+# e.g. a settler that restarted); older ones are forgotten.
+SEEN_PAYMENTS = 10_000
 
 
 @dataclass
@@ -21,7 +26,21 @@ class Stats:
     held: int = 0
     connected: bool = False
     worker_id: str = ""  # from the last welcome: tells agents apart in a shared log
+    payments: int = 0
+    sats_earned: int = 0  # paid while this agent was connected: not the worker's lifetime total
     started: float = field(default_factory=time.monotonic)
+    _seen_payments: OrderedDict[str, None] = field(default_factory=OrderedDict, repr=False)
+
+    def record_payment(self, key: str, sats: int) -> bool:
+        """Count a payment once per key (its output and tasks); False for one already counted."""
+        if key in self._seen_payments:
+            return False
+        self._seen_payments[key] = None
+        if len(self._seen_payments) > SEEN_PAYMENTS:
+            self._seen_payments.popitem(last=False)
+        self.payments += 1
+        self.sats_earned += sats
+        return True
 
 
 @dataclass
@@ -48,6 +67,8 @@ class Progress:
             "rate_per_s": round(rate, 2),
             "connected": s.connected,
             "reconnects": s.reconnects,
+            "payments": s.payments,
+            "sats_earned": s.sats_earned,
         }
 
     def summary(self) -> dict[str, object]:
@@ -61,6 +82,8 @@ class Progress:
             "skips": s.skips,
             "errors": s.errors,
             "reconnects": s.reconnects,
+            "payments": s.payments,
+            "sats_earned": s.sats_earned,
             "rate_per_s": round(s.labels_acked / elapsed, 2),
             "seconds": round(elapsed, 1),
         }

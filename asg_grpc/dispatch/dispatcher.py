@@ -15,9 +15,11 @@ import bisect
 import heapq
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from asg_grpc.dispatch.outbox import Outbox
+from asg_grpc.dispatch.payments import WorkerPayment, problem
 from asg_grpc.domain import consensus
 from asg_grpc.domain.errors import Unavailable, ValidationError
 from asg_grpc.domain.labeling import LabelRefused, OpenTask, Refusal
@@ -78,6 +80,8 @@ class Dispatcher:
         # Whether the store may hold open tasks not loaded yet (so loading more could help).
         self._more_in_store = True
         self._sessions: list[Session] = []
+        # The same sessions by worker (a worker token may open several streams).
+        self._by_worker: dict[str, list[Session]] = {}
         self._leases: list[tuple[float, str, str]] = []  # (deadline, task_id, worker_id) heap
         self._wake = asyncio.Event()
         self._dirty = asyncio.Event()
@@ -134,6 +138,7 @@ class Dispatcher:
             max_in_flight=max(1, min(max_in_flight or 1, self.settings.max_in_flight)),
         )
         self._sessions.append(session)
+        self._by_worker.setdefault(worker.worker_id, []).append(session)
         log.info(
             "worker connected", extra={"worker_id": worker.worker_id, "max_in_flight": session.max_in_flight}
         )
@@ -145,6 +150,10 @@ class Dispatcher:
         if session not in self._sessions:
             return
         self._sessions.remove(session)
+        streams = self._by_worker[session.worker_id]
+        streams.remove(session)
+        if not streams:
+            del self._by_worker[session.worker_id]
         session.outbox.close()
         for task_id in list(session.held):
             self._release(session, task_id)
@@ -156,6 +165,38 @@ class Dispatcher:
 
     def seen(self, session: Session) -> None:
         session.last_seen = time.monotonic()
+
+    # payments ------------------------------------------------------------------------------
+
+    def notify_payments(self, payments: Sequence[WorkerPayment]) -> int:
+        """Queue each payment to every open stream of its worker; returns how many were queued.
+
+        Best-effort and never raises: a worker with no open stream simply misses the notice
+        (the payment is on chain and in the receipt API), and a payment with an impossible
+        value is logged and skipped. Call it on the core's event loop, after the payout
+        transaction was accepted; it only appends to in-memory queues, so thousands of
+        payments cost a few milliseconds. From another thread, use
+        `loop.call_soon_threadsafe(dispatcher.notify_payments, payments)`.
+        """
+        queued = 0
+        try:
+            by_worker = self._by_worker
+            for payment in payments:
+                sessions = by_worker.get(payment.worker_id)
+                if not sessions:
+                    continue
+                why = problem(payment)
+                if why is not None:
+                    log.warning(
+                        "payment notice skipped", extra={"worker_id": payment.worker_id, "problem": why}
+                    )
+                    continue
+                for session in sessions:
+                    if session.outbox.pay(payment):
+                        queued += 1
+        except Exception:  # a notice must never fail the settler that paid
+            log.exception("payment notices failed", extra={"queued": queued})
+        return queued
 
     # labels and skips ----------------------------------------------------------------------
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from asg_grpc.dispatch.payments import WorkerPayment
 from asg_grpc.domain.labeling import OpenTask, Refusal
+
+# Payment notices waiting on one stream beyond this are dropped (they are best-effort): a
+# stream that does not read cannot make the core hold an unbounded queue for it.
+MAX_PENDING_PAYMENTS = 10_000
 
 
 @dataclass(slots=True)
@@ -15,6 +20,7 @@ class Outgoing:
     assignments: list[tuple[OpenTask, float]] = field(default_factory=list)
     acks: list[str] = field(default_factory=list)
     errors: list[tuple[str, Refusal]] = field(default_factory=list)
+    payments: list[WorkerPayment] = field(default_factory=list)
 
 
 class Outbox:
@@ -35,6 +41,15 @@ class Outbox:
         self._pending.errors.append((task_id, refusal))
         self._ready.set()
 
+    def pay(self, payment: WorkerPayment) -> bool:
+        """Queue a payment notice; False when the stream is closed or too far behind."""
+        payments = self._pending.payments
+        if self.closed or len(payments) >= MAX_PENDING_PAYMENTS:
+            return False
+        payments.append(payment)
+        self._ready.set()
+        return True
+
     def close(self) -> None:
         self.closed = True
         self._ready.set()
@@ -45,7 +60,7 @@ class Outbox:
             await self._ready.wait()
             self._ready.clear()
             out, self._pending = self._pending, Outgoing()
-            if out.assignments or out.acks or out.errors:
+            if out.assignments or out.acks or out.errors or out.payments:
                 return out
             if self.closed:
                 return None

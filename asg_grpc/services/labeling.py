@@ -13,6 +13,7 @@ import grpc
 
 from asg_grpc.dispatch.dispatcher import Dispatcher, Session
 from asg_grpc.dispatch.outbox import Outgoing
+from asg_grpc.dispatch.payments import MAX_TASK_IDS, WorkerPayment
 from asg_grpc.domain.customers import hash_token
 from asg_grpc.domain.errors import Unauthenticated, Unavailable, ValidationError
 from asg_grpc.domain.labeling import REFUSAL_MESSAGES
@@ -27,6 +28,9 @@ log = logging.getLogger("asg.labeling")
 
 # The first message must arrive within this, or the stream is closed.
 HELLO_TIMEOUT = 10.0
+# Payments per Payments message: with MAX_TASK_IDS each, a message stays well under gRPC's
+# default 4 MiB receive limit.
+PAYMENTS_PER_MESSAGE = 64
 
 
 class LabelingService(labeling_pb2_grpc.LabelingServiceServicer):
@@ -133,6 +137,11 @@ def _encode(out: Outgoing) -> list[labeling_pb2.ServerMessage]:
                 acks=labeling_pb2.Acks(items=[labeling_pb2.Ack(task_id=t) for t in out.acks])
             )
         )
+    for start in range(0, len(out.payments), PAYMENTS_PER_MESSAGE):
+        chunk = out.payments[start : start + PAYMENTS_PER_MESSAGE]
+        messages.append(
+            labeling_pb2.ServerMessage(payments=labeling_pb2.Payments(items=map(_payment, chunk)))
+        )
     if out.assignments:
         messages.append(
             labeling_pb2.ServerMessage(
@@ -151,3 +160,14 @@ def _encode(out: Outgoing) -> list[labeling_pb2.ServerMessage]:
             )
         )
     return messages
+
+
+def _payment(payment: WorkerPayment) -> labeling_pb2.Payment:
+    return labeling_pb2.Payment(
+        txid=payment.txid,
+        vout=payment.vout,
+        sats=payment.sats,
+        task_ids=payment.task_ids[:MAX_TASK_IDS],
+        task_count=len(payment.task_ids),
+        settled_at=convert.timestamp(payment.settled_at),
+    )

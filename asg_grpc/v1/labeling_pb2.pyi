@@ -84,16 +84,18 @@ class Drain(_message.Message):
     def __init__(self) -> None: ...
 
 class ServerMessage(_message.Message):
-    __slots__ = ("welcome", "assignments", "acks", "error")
+    __slots__ = ("welcome", "assignments", "acks", "error", "payments")
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     ASSIGNMENTS_FIELD_NUMBER: _ClassVar[int]
     ACKS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    PAYMENTS_FIELD_NUMBER: _ClassVar[int]
     welcome: Welcome
     assignments: Assignments
     acks: Acks
     error: WorkError
-    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., assignments: _Optional[_Union[Assignments, _Mapping]] = ..., acks: _Optional[_Union[Acks, _Mapping]] = ..., error: _Optional[_Union[WorkError, _Mapping]] = ...) -> None: ...
+    payments: Payments
+    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., assignments: _Optional[_Union[Assignments, _Mapping]] = ..., acks: _Optional[_Union[Acks, _Mapping]] = ..., error: _Optional[_Union[WorkError, _Mapping]] = ..., payments: _Optional[_Union[Payments, _Mapping]] = ...) -> None: ...
 
 class Welcome(_message.Message):
     __slots__ = ("worker_id", "max_in_flight", "lease_seconds")
@@ -146,3 +148,25 @@ class WorkError(_message.Message):
     code: str
     message: str
     def __init__(self, task_id: _Optional[str] = ..., code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class Payments(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[Payment]
+    def __init__(self, items: _Optional[_Iterable[_Union[Payment, _Mapping]]] = ...) -> None: ...
+
+class Payment(_message.Message):
+    __slots__ = ("txid", "vout", "sats", "task_ids", "task_count", "settled_at")
+    TXID_FIELD_NUMBER: _ClassVar[int]
+    VOUT_FIELD_NUMBER: _ClassVar[int]
+    SATS_FIELD_NUMBER: _ClassVar[int]
+    TASK_IDS_FIELD_NUMBER: _ClassVar[int]
+    TASK_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SETTLED_AT_FIELD_NUMBER: _ClassVar[int]
+    txid: str
+    vout: int
+    sats: int
+    task_ids: _containers.RepeatedScalarFieldContainer[str]
+    task_count: int
+    settled_at: _timestamp_pb2.Timestamp
+    def __init__(self, txid: _Optional[str] = ..., vout: _Optional[int] = ..., sats: _Optional[int] = ..., task_ids: _Optional[_Iterable[str]] = ..., task_count: _Optional[int] = ..., settled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

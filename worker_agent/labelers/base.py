@@ -35,6 +35,10 @@ class Labeler(Protocol):
         """Decide one assignment; may raise LabelerExhausted when no more answers can come."""
         ...
 
+    def paid(self, line: str) -> None:
+        """A payment arrived (`line` says what, for a person); the agent has logged it already."""
+        ...
+
     async def aclose(self) -> None:
         """Release what the labeler holds (HTTP clients, the terminal reader)."""
         ...

@@ -40,6 +40,7 @@ class InteractiveLabeler:
         self._owns_client = client is None
         self._lock = asyncio.Lock()
         self._started = False
+        self._prompt: str | None = None  # on screen, waiting for an answer
 
     async def label(self, assignment: labeling_pb2.Assignment) -> Decision:
         async with self._lock:
@@ -55,6 +56,14 @@ class InteractiveLabeler:
             said = f"answered {decision.option!r}" if isinstance(decision, Answer) else "skipped"
             self._say(f"{said}. Waiting for the next task (Ctrl-C to stop)…")
             return decision
+
+    def paid(self, line: str) -> None:
+        """Show the payment; if a question waits for an answer, ask it again below."""
+        text = printable(line)
+        if self._prompt is None:
+            self._say(text)
+        else:
+            self._say(f"\n{text}\n{self._prompt}", end="")
 
     def greet(self) -> None:
         """Say something before the first task, so the person knows the agent is working."""
@@ -100,8 +109,12 @@ class InteractiveLabeler:
         self._reader.discard_pending()
         choices = "1" if n == 1 else f"1-{n}"
         while True:
-            self._say(f"Answer {choices}, or s to skip: ", end="")
-            line = await self._reader.readline()
+            self._prompt = f"Answer {choices}, or s to skip: "
+            self._say(self._prompt, end="")
+            try:
+                line = await self._reader.readline()
+            finally:
+                self._prompt = None
             if line is None:
                 self._say("\n(input closed: stopping)")
                 raise LabelerExhausted("stdin closed")

@@ -55,5 +55,8 @@ class SimulatedLabeler:
         # Unknown URL, or a truth the task does not offer (a stale file): derive one.
         return truth_mod.derived(data_url, options)
 
+    def paid(self, line: str) -> None:
+        return None  # nobody to tell: the log line is enough
+
     async def aclose(self) -> None:
         return None
