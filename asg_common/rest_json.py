@@ -11,7 +11,7 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from asg_grpc.v1 import billing_pb2, common_pb2, jobs_pb2, tasks_pb2, webhooks_pb2
+from asg_grpc.v1 import billing_pb2, chain_pb2, common_pb2, jobs_pb2, tasks_pb2, webhooks_pb2
 
 STATUS_NAMES: dict[int, str] = {
     value: name.removeprefix("TASK_STATUS_").lower() for name, value in common_pb2.TaskStatus.items() if value
@@ -239,3 +239,51 @@ def job_summary(j: jobs_pb2.Job) -> dict[str, Any]:
         del body["counts"][name]
     del body["errors"]
     return body
+
+
+def task_receipt(r: chain_pb2.TaskReceipt) -> dict[str, Any]:
+    """GET /v1/tasks/{id}/receipt: the ledger's receipt document (docs/ledger.md, as
+    `verify_receipt_document` reads it) plus what this task paid each agreeing worker."""
+    return {
+        "version": r.version,
+        "network": r.network,
+        "txid": r.txid,
+        "outputs": [{"vout": o.vout, "satoshis": o.satoshis, "address": o.address} for o in r.outputs],
+        "beef": r.beef.hex(),
+        "block": {"height": r.block.height, "hash": r.block.block_hash, "header": r.block.header.hex()},
+        "task_id": r.task_id,
+        "bsv_txid": r.bsv_txid,
+        "total_cost_sats": r.total_cost_sats,
+        "payouts": [{"worker_id": p.worker_id, "vout": p.vout, "sats": p.sats} for p in r.payouts],
+    }
+
+
+def chain_headers(h: chain_pb2.GetHeadersResponse) -> dict[str, Any]:
+    """GET /v1/chain/headers."""
+    return {
+        "headers": [
+            {
+                "height": b.height,
+                "hash": b.block_hash,
+                "header": b.header.hex(),
+                "merkle_root": b.merkle_root,
+                "time": b.time,
+            }
+            for b in h.headers
+        ],
+        "tip_height": _optional(h, "tip_height"),
+    }
+
+
+def chain_transaction(t: chain_pb2.ChainTransaction) -> dict[str, Any]:
+    """GET /v1/chain/tx/{txid}: the local network's explorer page of a transaction."""
+    return {
+        "txid": t.txid,
+        "hex": t.raw.hex(),
+        "block_height": _optional(t, "block_height"),
+        "block_hash": _optional(t, "block_hash"),
+        "fee": t.fee,
+        "outputs": [
+            {"vout": o.vout, "satoshis": o.satoshis, "address": _optional(o, "address")} for o in t.outputs
+        ],
+    }

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from ._chain import (
+    TaskPayout,
+    VerifiedTaskReceipt,
+    averify_task_receipt_document,
+    verify_task_receipt_document,
+)
 from ._client import ASGGatewayClient, AsyncASGGatewayClient
 from ._errors import (
     APIConnectionError,
@@ -51,12 +57,16 @@ __all__ = [
     "RateLimitError",
     "ReceiptInvalid",
     "ServerError",
+    "TaskPayout",
     "VerifiedOutput",
     "VerifiedReceipt",
+    "VerifiedTaskReceipt",
     "WebhookSignatureError",
     "__version__",
     "averify_receipt_document",
+    "averify_task_receipt_document",
     "sign_webhook",
     "verify_receipt_document",
+    "verify_task_receipt_document",
     "verify_webhook_signature",
 ]

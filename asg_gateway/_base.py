@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 import httpx
 
+from ._chain import receipt_flow
 from ._errors import ASGError
 from ._flows import Flow, empty_flow, job_wait_flow, json_flow, poll_flow, request_flow
 from ._version import __version__
@@ -221,6 +222,28 @@ class BaseClient:
         request.headers["Accept"] = "application/x-ndjson"
         # Retrying is safe: nothing of the body has been handed to the caller yet.
         return request_flow(request, max_retries=self.max_retries)
+
+    def _get_receipt(self, task_id: str) -> Flow[JSON]:
+        return self._call(self._request("GET", _task_path(task_id, "/receipt")), retry=True)
+
+    def _get_chain_headers(self, from_height: int, count: int | None) -> Flow[JSON]:
+        params = _without_none({"from": from_height, "count": count})
+        return self._call(self._request("GET", "/v1/chain/headers", params=params), retry=True)
+
+    def _get_chain_transaction(self, txid: str) -> Flow[JSON]:
+        path = f"/v1/chain/tx/{quote(txid, safe='')}"
+        return self._call(self._request("GET", path), retry=True)
+
+    def _fetch_receipt(self, task_id: str, fetch_headers: bool) -> Flow[tuple[JSON, dict[int, str] | None]]:
+        """The receipt and, when ``fetch_headers``, the API's header at its block's height."""
+        receipt_request = self._request("GET", _task_path(task_id, "/receipt"))
+
+        def headers_request(height: int) -> httpx.Request:
+            return self._request("GET", "/v1/chain/headers", params={"from": height, "count": 1})
+
+        return receipt_flow(
+            receipt_request, headers_request if fetch_headers else None, max_retries=self.max_retries
+        )
 
 
 def _task_path(task_id: str, suffix: str = "") -> str:

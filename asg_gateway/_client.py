@@ -10,8 +10,10 @@ from typing import Any, Self, TypeVar
 import httpx
 
 from ._base import JSON, BaseClient
+from ._chain import VerifiedTaskReceipt, averify_task_receipt_document, verify_task_receipt_document
 from ._export import AsyncJobExport, JobExport
 from ._flows import Flow, Outcome
+from ._receipts import Headers
 
 T = TypeVar("T")
 
@@ -220,6 +222,37 @@ class ASGGatewayClient(BaseClient):
         """
         return JobExport(self._run(self._export_job(job_id), stream=True), job_id)
 
+    def get_receipt(self, task_id: str) -> JSON:
+        """The payout receipt of a settled task (BEEF, block, outputs, the task's ``payouts``).
+
+        Raises ``ConflictError`` while the task is not settled or its payout not mined yet
+        (retry in a few seconds), ``NotFoundError`` for an unknown task. Not verified: see
+        ``verify_receipt``.
+        """
+        return self._run(self._get_receipt(task_id))
+
+    def get_chain_headers(self, from_height: int = 0, count: int | None = None) -> JSON:
+        """Block headers from ``from_height`` (up to ``count``, 1..2000, default 100):
+        ``{"headers": [{height, hash, header, merkle_root, time}], "tip_height": int | None}``."""
+        return self._run(self._get_chain_headers(from_height, count))
+
+    def get_chain_transaction(self, txid: str) -> JSON:
+        """A ledger transaction: ``{txid, hex, block_height, block_hash, fee, outputs}``."""
+        return self._run(self._get_chain_transaction(txid))
+
+    def verify_receipt(self, task_id: str, headers: Headers | None = None) -> VerifiedTaskReceipt:
+        """Fetch the task's receipt and check it offline; raises ``ReceiptInvalid`` on any mismatch.
+
+        ``headers`` is what you trust: height → header hex, or a bsv-sdk ``ChainTracker``
+        (on testnet/mainnet, one backed by a chain you trust). Without it the header comes from
+        this API's ``/v1/chain/headers``: right for the local ledger, whose only miner is the
+        platform. With a ``ChainTracker``, call this outside a running event loop.
+        """
+        receipt, fetched = self._run(self._fetch_receipt(task_id, headers is None))
+        trusted = fetched if headers is None else headers
+        assert trusted is not None
+        return verify_task_receipt_document(receipt, trusted, task_id)
+
 
 class AsyncASGGatewayClient(BaseClient):
     """Asyncio twin of ``ASGGatewayClient``: the same methods, as coroutines.
@@ -391,3 +424,22 @@ class AsyncASGGatewayClient(BaseClient):
         Raises ``ConflictError`` at once while the job is not completed. See ``ASGGatewayClient``.
         """
         return AsyncJobExport(await self._run(self._export_job(job_id), stream=True), job_id)
+
+    async def get_receipt(self, task_id: str) -> JSON:
+        """The payout receipt of a settled task; see ``ASGGatewayClient.get_receipt``."""
+        return await self._run(self._get_receipt(task_id))
+
+    async def get_chain_headers(self, from_height: int = 0, count: int | None = None) -> JSON:
+        """Block headers from ``from_height``; see ``ASGGatewayClient.get_chain_headers``."""
+        return await self._run(self._get_chain_headers(from_height, count))
+
+    async def get_chain_transaction(self, txid: str) -> JSON:
+        """A ledger transaction: ``{txid, hex, block_height, block_hash, fee, outputs}``."""
+        return await self._run(self._get_chain_transaction(txid))
+
+    async def verify_receipt(self, task_id: str, headers: Headers | None = None) -> VerifiedTaskReceipt:
+        """Fetch the task's receipt and check it offline; see ``ASGGatewayClient.verify_receipt``."""
+        receipt, fetched = await self._run(self._fetch_receipt(task_id, headers is None))
+        trusted = fetched if headers is None else headers
+        assert trusted is not None
+        return await averify_task_receipt_document(receipt, trusted, task_id)

@@ -11,14 +11,16 @@ Catch ``ASGError`` to handle every failure of a call; catch a subclass to react 
     │   ├── PermissionDeniedError   403  quota exhausted
     │   ├── NotFoundError           404  unknown id, or another customer's
     │   ├── ConflictError           409  email taken, idempotency key reused with another body,
-    │   │                                job export asked for before the job completed
+    │   │                                job export asked for before the job completed,
+    │   │                                or a receipt before the task is settled and mined
     │   ├── PayloadTooLargeError    413
     │   ├── RateLimitError          429  has .retry_after (seconds, or None)
     │   └── ServerError             5xx
     ├── PollTimeoutError        poll_result() gave up; has .task_id .last_status .timeout
     ├── JobTimeoutError         wait_job() gave up; has .job_id .last_status .timeout .job
     ├── WebhookSignatureError   verify_webhook_signature() refused a delivery (no I/O involved)
-    └── ReceiptInvalid          verify_receipt_document() refused a payout receipt (no I/O involved)
+    └── ReceiptInvalid          verify_receipt_document() or verify_receipt() refused a payout
+                                receipt (the check itself does no I/O)
 """
 
 from __future__ import annotations

@@ -18,9 +18,11 @@ from asg_common import logs
 from asg_grpc.dispatch.dispatcher import Dispatcher, DispatchSettings
 from asg_grpc.dispatch.lease import DispatchLease, DispatchTaken
 from asg_grpc.jobs.runner import JobRunner
+from asg_grpc.ledger.settings import LedgerSettings
 from asg_grpc.operator import operator_token
 from asg_grpc.sealing import Sealer
 from asg_grpc.services.billing import BillingService
+from asg_grpc.services.chain import ChainService
 from asg_grpc.services.jobs import JobService
 from asg_grpc.services.labeling import LabelingService
 from asg_grpc.services.ratelimit import KeyLimits
@@ -32,6 +34,8 @@ from asg_grpc.store.sqlite import SQLiteStore
 from asg_grpc.v1 import (
     billing_pb2,
     billing_pb2_grpc,
+    chain_pb2,
+    chain_pb2_grpc,
     jobs_pb2,
     jobs_pb2_grpc,
     labeling_pb2,
@@ -53,6 +57,7 @@ CORE_SERVICES = (
     billing_pb2.DESCRIPTOR.services_by_name["BillingService"].full_name,
     webhooks_pb2.DESCRIPTOR.services_by_name["WebhookService"].full_name,
     jobs_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
+    chain_pb2.DESCRIPTOR.services_by_name["ChainService"].full_name,
 )
 LABELING_SERVICE = labeling_pb2.DESCRIPTOR.services_by_name["LabelingService"].full_name
 
@@ -128,6 +133,11 @@ class Core:
                 self.store, settings, sealer, limits=limits, on_created=self.jobs.wake if self.jobs else None
             ),
             self.server,
+        )
+        # Chain reads need only the store, so every core serves them, dispatching or not.
+        network = self.settlement.chain.network if self.settlement else LedgerSettings.from_env().network
+        chain_pb2_grpc.add_ChainServiceServicer_to_server(
+            ChainService(self.store, limits, network=network), self.server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(

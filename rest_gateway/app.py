@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from rest_gateway import errors
 from rest_gateway.core import CoreClient
 from rest_gateway.middleware import RequestIdMiddleware
-from rest_gateway.routes import billing, customers, health, jobs, tasks, webhooks
+from rest_gateway.routes import billing, chain, customers, health, jobs, tasks, webhooks
 from rest_gateway.settings import GatewaySettings
 
 
@@ -34,7 +34,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         redoc_url=None,
     )
     errors.install(app)
-    for module in (customers, tasks, webhooks, jobs, billing, health):
+    for module in (customers, tasks, webhooks, jobs, billing, chain, health):
         app.include_router(module.router)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -41,6 +41,9 @@ ROUTES: dict[str, tuple[str, str]] = {
     "asg.v1.JobService.GetJob": ("GET", "/v1/jobs/{job_id}"),
     "asg.v1.JobService.ListJobs": ("GET", "/v1/jobs"),
     "asg.v1.JobService.ExportJob": ("GET", "/v1/jobs/{job_id}/export"),
+    "asg.v1.ChainService.GetTaskReceipt": ("GET", "/v1/tasks/{task_id}/receipt"),
+    "asg.v1.ChainService.GetHeaders": ("GET", "/v1/chain/headers"),
+    "asg.v1.ChainService.GetTransaction": ("GET", "/v1/chain/tx/{txid}"),
 }
 # RPCs deliberately not on the public REST API, with the reason.
 NOT_ROUTED: dict[str, str] = {
