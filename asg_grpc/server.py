@@ -17,6 +17,7 @@ from grpc_reflection.v1alpha import reflection
 from asg_common import logs
 from asg_grpc.dispatch.dispatcher import Dispatcher, DispatchSettings
 from asg_grpc.dispatch.lease import DispatchLease, DispatchTaken
+from asg_grpc.dispatch.payments import WorkerPayment
 from asg_grpc.jobs.runner import JobRunner
 from asg_grpc.ledger.settings import LedgerSettings
 from asg_grpc.operator import operator_token
@@ -30,6 +31,7 @@ from asg_grpc.services.tasks import TaskService
 from asg_grpc.services.webhooks import WebhookService
 from asg_grpc.settings import Settings
 from asg_grpc.settlement.runtime import Settlement
+from asg_grpc.store.settlement_records import WorkerPaid
 from asg_grpc.store.sqlite import SQLiteStore
 from asg_grpc.v1 import (
     billing_pb2,
@@ -109,7 +111,7 @@ class Core:
             self.lease = DispatchLease(self.store)
             self.webhooks = WebhookWorker(self.store, settings)
             self.jobs = JobRunner(self.store, settings, sealer, self.dispatcher.wake)
-            self.settlement = Settlement(self.store, settings)
+            self.settlement = Settlement(self.store, settings, on_paid=self._tell_workers)
             labeling_pb2_grpc.add_LabelingServiceServicer_to_server(
                 LabelingService(self.store, self.dispatcher, operator_token(settings)), self.server
             )
@@ -147,6 +149,13 @@ class Core:
         if not self.port:
             raise OSError(f"cannot listen on {settings.grpc_addr}")
         self._background: list[asyncio.Task[None]] = []
+
+    def _tell_workers(self, paid: list[WorkerPaid]) -> None:
+        """A payout was accepted: each connected worker it paid hears of it (best effort)."""
+        if self.dispatcher is not None:
+            self.dispatcher.notify_payments(
+                [WorkerPayment(p.worker_id, p.txid, p.vout, p.sats, p.task_ids, p.settled_at) for p in paid]
+            )
 
     async def start(self) -> None:
         """Raises DispatchTaken when another live core dispatches for this store."""

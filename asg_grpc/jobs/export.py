@@ -19,8 +19,7 @@ def export_line(row: ExportRow) -> bytes:
             "confidence": row.confidence,
             "worker_count": row.worker_count,
             "agreement_count": row.agreement_count,
-            # Settlement is not built yet: no task has a payout transaction to name.
-            "bsv_txid": None,
+            "bsv_txid": row.bsv_txid,
         },
         option=orjson.OPT_APPEND_NEWLINE,
     )

@@ -3,19 +3,26 @@ and the settler, started and stopped together by the core that dispatches."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import replace
+
+from bsv.constants import Network
 
 from asg_grpc.ledger.ledger import Ledger
 from asg_grpc.ledger.miner import Miner
 from asg_grpc.ledger.settings import LedgerSettings
 from asg_grpc.ledger.wallet import load_wallet
 from asg_grpc.settings import Settings
-from asg_grpc.settlement.broadcast import LocalBroadcaster
+from asg_grpc.settlement.arc import ArcBroadcaster, ArcSettings, SourceOutput
+from asg_grpc.settlement.broadcast import Broadcaster, LocalBroadcaster
 from asg_grpc.settlement.settler import Settler, SettlerSettings
+from asg_grpc.settlement.utxos import UtxoSourceError, fetch_unspent
 from asg_grpc.store import Store
 from asg_grpc.store.settlement_records import WalletUtxo, WorkerPaid
+
+log = logging.getLogger("asg.settlement")
 
 
 class Settlement:
@@ -32,14 +39,21 @@ class Settlement:
         self.chain = chain
         self.store = store
         self.wallet = load_wallet(chain.wallet_wif, chain.wallet_path)
-        if chain.network != "local":
-            raise NotImplementedError("ARC networks are wired in by asg_grpc.settlement.arc")
-        self.ledger: Ledger | None = Ledger.from_settings(store, self.wallet, chain)
-        self.miner: Miner | None = Miner(self.ledger, chain.block_interval)
+        self.ledger: Ledger | None = None
+        self.miner: Miner | None = None
+        self.arc: ArcSettings | None = None
+        broadcaster: Broadcaster
+        if chain.network == "local":
+            self.ledger = Ledger.from_settings(store, self.wallet, chain)
+            self.miner = Miner(self.ledger, chain.block_interval)
+            broadcaster = LocalBroadcaster(self.ledger)
+        else:
+            self.arc = ArcSettings.from_env()
+            broadcaster = ArcBroadcaster.from_settings(self.arc, source_output=self._source_output)
         self.settler = Settler(
             store,
             self.wallet,
-            LocalBroadcaster(self.ledger),
+            broadcaster,
             SettlerSettings(
                 batch_size=settings.settle_batch, window=settings.settle_window, fee_per_kb=chain.fee_per_kb
             ),
@@ -50,6 +64,8 @@ class Settlement:
     async def start(self) -> None:
         if self.ledger is not None:
             self._fund_from_genesis(self.ledger)
+        elif not self.store.wallet_balance():
+            await self._learn_utxos()
         if self.miner is not None:
             await self.miner.start()
         await self.settler.start()
@@ -68,3 +84,26 @@ class Settlement:
         # A ledger funded for another key (ASG_WALLET_WIF changed) pays this wallet nothing.
         if genesis is not None and genesis.locking_script == self.wallet.locking_script.serialize():
             self.store.add_wallet_utxos([WalletUtxo(txid, 0, genesis.satoshis)])
+
+    async def _learn_utxos(self) -> None:
+        """A wallet funded on testnet/mainnet: its outputs, learned once (while the store knows
+        none; later an explorer may still list outputs the core has spent, so never again)."""
+        assert self.arc is not None
+        network = "testnet" if self.chain.network == "testnet" else "mainnet"
+        address = str(
+            self.wallet.private_key.address(
+                network=Network.TESTNET if network == "testnet" else Network.MAINNET
+            )
+        )
+        try:
+            found = await fetch_unspent(address, network, self.arc.woc_url)
+        except UtxoSourceError as exc:
+            log.error("the wallet's outputs could not be learned; payouts wait", extra={"error": str(exc)})
+            return
+        added = self.store.add_wallet_utxos([WalletUtxo(u.txid, u.vout, u.satoshis) for u in found])
+        log.info("wallet outputs learned", extra={"address": address, "outputs": added})
+
+    def _source_output(self, txid: str, vout: int) -> SourceOutput | None:
+        """What a payout input spends, for ARC's Extended Format: always a wallet output."""
+        sats = self.store.wallet_utxo_satoshis(txid, vout)
+        return None if sats is None else SourceOutput(sats, self.wallet.locking_script.serialize())

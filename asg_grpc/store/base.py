@@ -306,6 +306,10 @@ class Store(Protocol):
         """Spendable outputs, largest first."""
         ...
 
+    def wallet_utxo_satoshis(self, txid: str, vout: int) -> int | None:
+        """The amount of a wallet output, whatever its state."""
+        ...
+
     def wallet_balance(self) -> dict[str, int]:
         """Satoshis by UTXO state (available, reserved, pending, spent, lost)."""
         ...

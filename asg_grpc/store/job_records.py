@@ -50,6 +50,7 @@ class ExportRow:
     confidence: float | None
     worker_count: int | None
     agreement_count: int | None
+    bsv_txid: str | None  # the payout transaction, once settled
 
 
 @dataclass(frozen=True, slots=True)

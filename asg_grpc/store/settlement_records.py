@@ -49,6 +49,7 @@ class WorkerPaid:
     vout: int
     sats: int
     task_ids: tuple[str, ...]
+    settled_at: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -310,13 +310,14 @@ class JobTables:
             return self._end_job(db, job_id, JobStatus.COMPLETED, None, now)
 
     def first_open_line(self, job_id: str, from_line: int) -> int | None:
-        """The first line at or after `from_line` whose task is not decided yet.
+        """The first line at or after `from_line` whose task is not final yet (not settled nor
+        failed: a verified task still waits for its payout, whose txid the export shows).
 
         Tasks never become undecided again, so a caller may start the next look where this
         one stopped: following a job to its end reads each line once."""
         row = self._db.execute(
             "SELECT j.line FROM job_items j JOIN tasks t ON t.task_id = j.task_id"
-            " WHERE j.job_id = ? AND j.line >= ? AND t.status IN ('pending', 'in_progress')"
+            " WHERE j.job_id = ? AND j.line >= ? AND t.status IN ('pending', 'in_progress', 'verified')"
             " ORDER BY j.line LIMIT 1",
             (job_id, from_line),
         ).fetchone()
@@ -326,7 +327,7 @@ class JobTables:
         """The job's tasks in manifest order (unscoped: call after an owned get_job)."""
         rows = self._db.execute(
             "SELECT j.line, j.task_id, t.data_url, j.metadata, t.status, t.consensus_label,"
-            " t.confidence, t.worker_count, t.agreement_count"
+            " t.confidence, t.worker_count, t.agreement_count, t.bsv_txid"
             " FROM job_items j JOIN tasks t ON t.task_id = j.task_id"
             " WHERE j.job_id = ? AND j.line > ? ORDER BY j.line LIMIT ?",
             (job_id, after_line, limit),

@@ -64,6 +64,13 @@ class SettlementTables:
         ).fetchall()
         return [WalletUtxo(*r) for r in rows]
 
+    def wallet_utxo_satoshis(self, txid: str, vout: int) -> int | None:
+        """The amount of a wallet output in any state (a recorded payout spends reserved ones)."""
+        row = self._db.execute(
+            "SELECT satoshis FROM wallet_utxos WHERE txid = ? AND vout = ?", (txid, vout)
+        ).fetchone()
+        return None if row is None else row[0]
+
     def wallet_balance(self) -> dict[str, int]:
         """Satoshis by UTXO state."""
         return dict(
@@ -186,7 +193,7 @@ class SettlementTables:
                 tasks.append(task_id)
                 paid[(worker_id, vout)] = (total + sats, tasks)
         return [
-            WorkerPaid(worker_id, txid, vout, sats, tuple(tasks))
+            WorkerPaid(worker_id, txid, vout, sats, tuple(tasks), now)
             for (worker_id, vout), (sats, tasks) in paid.items()
         ]
 

@@ -3,6 +3,7 @@ labelers, moto's S3 server and an HTTPS manifest server."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -47,8 +48,8 @@ def test_an_s3_manifest_becomes_labeled_tasks_and_an_export_in_manifest_order(
         "tasks_created": 40,
         "tasks_reused": 0,
         "invalid_lines": 2,
-        "verified": 40,
-        "settled": 0,
+        "verified": 0,
+        "settled": 40,
         "failed": 0,
     }
     assert job["errors"] == [
@@ -72,7 +73,8 @@ def test_an_s3_manifest_becomes_labeled_tasks_and_an_export_in_manifest_order(
             "agreement_count",
             "bsv_txid",
         }
-        assert row["status"] == "verified" and row["consensus_label"] in ("yes", "no")
+        assert row["status"] == "settled" and row["consensus_label"] in ("yes", "no")
+        assert re.fullmatch(r"[0-9a-f]{64}", row["bsv_txid"])
         assert row["worker_count"] == 3 and row["confidence"] == row["agreement_count"] / 3
         result = client.http.get(f"/v1/tasks/{row['task_id']}/result").json()
         assert (result["consensus_label"], result["confidence"]) == (
@@ -274,7 +276,7 @@ def test_job_events_are_delivered_with_the_job_as_data(
             manifest_url=https_manifests.url("gone.jsonl"), callback_url=receiver.url
         )
         client.wait_status(failed_id, *DONE)
-        deadline_count = 4  # task.verified ×2, job.completed, job.failed
+        deadline_count = 6  # task.verified ×2, task.settled ×2, job.completed, job.failed
         events = [orjson.loads(r.body) for r in receiver.wait_for(deadline_count, timeout=30)]
     finally:
         receiver.stop()
@@ -286,7 +288,7 @@ def test_job_events_are_delivered_with_the_job_as_data(
     assert completed["data"] == client.job(job_id)
     assert failed["data"]["job_id"] == failed_id and failed["data"]["status"] == "failed"
     assert failed["data"]["failure_reason"] == "manifest_url answered HTTP 404"
-    assert len(by_type["task.verified"]) == 2
+    assert len(by_type["task.verified"]) == 2 and len(by_type["task.settled"]) == 2
 
 
 def test_private_manifest_addresses_are_refused_unless_allowed(tmp_path: Path, s3: S3Server) -> None:
