@@ -42,6 +42,9 @@ log = logging.getLogger("asg.settlement")
 POLL_INTERVAL = 0.25  # seconds between looks for verified tasks when there were none
 ERROR_BACKOFF = 1.0
 MAX_RETRY_DELAY = 60.0
+# After a rejection the same tasks are planned again; a rejection that repeats (a fee policy
+# above ASG_FEE_PER_KB, say) must not spin.
+REJECTED_DELAY = 5.0
 MAX_INPUTS = 50  # wallet UTXOs considered per payout (largest first)
 
 
@@ -108,8 +111,7 @@ class Settler:
         """One payout (or one retry of an open one); how long to wait before the next step."""
         open_ones = self._store.open_settlements()
         if open_ones:
-            settled = await self._broadcast(open_ones[0])
-            return 0.0 if settled else min(MAX_RETRY_DELAY, 2.0 ** open_ones[0].attempts)
+            return await self._broadcast(open_ones[0])
         tasks = self._store.settleable_tasks(self._settings.batch_size)
         if not tasks:
             self._waiting_since = None
@@ -130,8 +132,7 @@ class Settler:
         except Conflict as exc:  # a task or input changed meanwhile: plan again
             log.warning("payout not recorded; planning again", extra={"reason": exc.message})
             return 0.0
-        await self._broadcast(OpenSettlement(intent.settlement_id, intent.txid, intent.raw, 0))
-        return 0.0
+        return await self._broadcast(OpenSettlement(intent.settlement_id, intent.txid, intent.raw, 0))
 
     def _sign(self, plan: PayoutPlan) -> SettlementIntent | None:
         utxos = self._store.wallet_utxos(MAX_INPUTS)
@@ -178,8 +179,8 @@ class Settler:
             change=change,
         )
 
-    async def _broadcast(self, settlement: OpenSettlement) -> bool:
-        """True when the settlement is decided (accepted or rejected)."""
+    async def _broadcast(self, settlement: OpenSettlement) -> float:
+        """Send and record the verdict; how long to wait before the next step."""
         outcome = await self._broadcaster.broadcast(settlement.raw, settlement.txid)
         now = time.time()
         if outcome.verdict is Verdict.ACCEPTED:
@@ -194,7 +195,7 @@ class Settler:
             )
             if paid:
                 self._on_paid(paid)
-            return True
+            return 0.0
         if outcome.verdict is Verdict.REJECTED:
             log.error(
                 "payout rejected; its tasks wait for the next one",
@@ -213,4 +214,4 @@ class Settler:
             extra={"txid": settlement.txid, "reason": outcome.detail, "attempt": settlement.attempts + 1},
         )
         self._store.settlement_attempted(settlement.settlement_id, outcome.detail)
-        return False
+        return min(MAX_RETRY_DELAY, 2.0**settlement.attempts)

@@ -107,10 +107,25 @@ class SettlementTables:
         settleable or an input no longer available."""
         sid = intent.settlement_id
         with self._write() as db:
+            # The same tasks and inputs sign to the same transaction: after a rejection, trying
+            # again records it anew (the rejection stays in last_error and the logs).
+            earlier = db.execute(
+                "DELETE FROM settlements WHERE txid = ? AND state = 'rejected' RETURNING last_error",
+                (intent.txid,),
+            ).fetchone()
             db.execute(
                 "INSERT INTO settlements (settlement_id, txid, raw, state, task_count, output_count, fee,"
-                " created_at) VALUES (?, ?, ?, 'prepared', ?, ?, ?, ?)",
-                (sid, intent.txid, intent.raw, len(intent.task_ids), len(intent.payouts), intent.fee, now),
+                " created_at, last_error) VALUES (?, ?, ?, 'prepared', ?, ?, ?, ?, ?)",
+                (
+                    sid,
+                    intent.txid,
+                    intent.raw,
+                    len(intent.task_ids),
+                    len(intent.payouts),
+                    intent.fee,
+                    now,
+                    None if earlier is None else f"rejected before: {earlier[0]}",
+                ),
             )
             taken = 0
             for task_id in intent.task_ids:
