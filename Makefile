@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/labels.py
 	$(BIN)/python bench/webhooks.py
 	$(BIN)/python bench/jobs.py
+	$(BIN)/python bench/settle.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,146 @@
+"""Settlement throughput on the local ledger: tasks settled per second, chain bytes and fee per
+settled task, bytes per transaction output; batched payouts against one transaction per task.
+
+In one process, over a real SQLite store in a temporary dir: registers `--workers` workers
+(each its own payout address), makes `--tasks` verified tasks through the store's own API
+(3 labels each, 2 agreeing, workers taken round-robin), funds the platform wallet from the
+ledger's genesis, then runs the real settler (`asg_grpc.settlement.settler.Settler`, batches of
+`--batch`) against the real local ledger (bsv-sdk signing; the ledger's script, UTXO and fee
+checks) until every task is settled, and times that. Then the same with one task per
+transaction (`--single` tasks). Mining is not in the figure (blocks are cut every 5 s apart).
+
+Prints one JSON object on stdout; progress on stderr.
+
+    .venv/bin/python bench/settle.py [--tasks 50000] [--workers 1000] [--batch 1000] [--single 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import uvloop
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.settlement.verified
+
+from asg_grpc.domain.tiers import default_tiers
+from asg_grpc.ledger.ledger import Ledger
+from asg_grpc.ledger.wallet import load_wallet
+from asg_grpc.settlement.broadcast import LocalBroadcaster
+from asg_grpc.settlement.settler import Settler, SettlerSettings
+from asg_grpc.store.settlement_records import WalletUtxo
+from asg_grpc.store.sqlite import SQLiteStore
+from tests.settlement.verified import make_customer, make_workers, verified_tasks
+
+TARGET = 2000.0  # tasks settled per second
+OUTPUT_BYTES_TARGET = 40.0  # average bytes per transaction output at full batches
+FEE_PER_KB = 100
+GENESIS = 10**15
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+async def settle_all(store: SQLiteStore, settler: Settler) -> float:
+    started = time.perf_counter()
+    while store.settleable_tasks(1) or store.open_settlements():
+        await settler.step()
+    return time.perf_counter() - started
+
+
+def chain_figures(store: SQLiteStore, since: float) -> dict[str, float]:
+    """Bytes, fees and outputs of the payout transactions recorded after `since`."""
+    [(txs, size, fees, outputs, tasks)] = store._db.execute(
+        "SELECT count(*), sum(length(raw)), sum(fee), sum(output_count), sum(task_count) FROM settlements"
+        " WHERE state = 'accepted' AND created_at >= ?",
+        (since,),
+    )
+    # output_count counts payouts (a worker's label per task); the transaction's outputs are
+    # the distinct addresses plus change: read them from the ledger.
+    [(tx_outputs,)] = store._db.execute(
+        "SELECT count(*) FROM ledger_outputs o JOIN settlements s ON s.txid = o.txid"
+        " WHERE s.state = 'accepted' AND s.created_at >= ?",
+        (since,),
+    )
+    return {
+        "transactions": txs,
+        "tasks": tasks,
+        "payouts": outputs,
+        "tx_outputs": tx_outputs,
+        "chain_bytes": size,
+        "chain_bytes_per_task": round(size / tasks, 2),
+        "fee_sats_per_task": round(fees / tasks, 3),
+        "bytes_per_output": round(size / tx_outputs, 2),
+    }
+
+
+def run(store: SQLiteStore, wallet_path: Path, args: argparse.Namespace) -> dict[str, object]:
+    now = time.time()
+    wallet = load_wallet(None, wallet_path)
+    ledger = Ledger(store, wallet, fee_per_kb=FEE_PER_KB)
+    genesis = ledger.ensure_genesis(GENESIS, now)
+    store.add_wallet_utxos([WalletUtxo(genesis, 0, GENESIS)])
+    workers = make_workers(store, args.workers, now)
+    customer = make_customer(store, 10**12, now)
+    tiers = default_tiers()
+    phases: dict[str, object] = {}
+    for name, count, batch in (("batched", args.tasks, args.batch), ("one_per_tx", args.single, 1)):
+        progress(f"{name}: making {count} verified tasks")
+        verified_tasks(store, customer, workers, count)
+        settler = Settler(
+            store, wallet, LocalBroadcaster(ledger), SettlerSettings(batch, 0.0, FEE_PER_KB), tiers
+        )
+        since = time.time()
+        progress(f"{name}: settling in transactions of up to {batch} tasks")
+        seconds = uvloop.run(settle_all(store, settler))
+        figures = chain_figures(store, since)
+        figures["seconds"] = round(seconds, 3)
+        figures["tasks_per_second"] = round(count / seconds, 1)
+        phases[name] = figures
+        ledger.mine(time.time())
+    return phases
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=50_000)
+    parser.add_argument("--workers", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--single", type=int, default=2000, help="tasks paid one per transaction")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="asg-bench-settle-") as tmp:
+        store = SQLiteStore(Path(tmp) / "asg.sqlite3")
+        try:
+            phases = run(store, Path(tmp) / "wallet.wif", args)
+        finally:
+            store.close()
+    batched = phases["batched"]
+    assert isinstance(batched, dict)
+    print(
+        json.dumps(
+            {
+                "bench": "settle",
+                "workers": args.workers,
+                "batch": args.batch,
+                "fee_sats_per_kb": FEE_PER_KB,
+                **phases,
+                "target_tasks_per_second": TARGET,
+                "target_bytes_per_output": OUTPUT_BYTES_TARGET,
+                "meets_target": batched["tasks_per_second"] >= TARGET
+                and batched["bytes_per_output"] <= OUTPUT_BYTES_TARGET,
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
