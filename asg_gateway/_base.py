@@ -195,6 +195,10 @@ class BaseClient:
         )
         return self._call(self._request("POST", "/v1/jobs", json=body), retry=False)
 
+    def _list_jobs(self, limit: int | None, cursor: str | None) -> Flow[JSON]:
+        params = _without_none({"limit": limit, "cursor": cursor})
+        return self._call(self._request("GET", "/v1/jobs", params=params), retry=True)
+
     def _get_job(self, job_id: str) -> Flow[JSON]:
         return self._call(self._request("GET", _job_path(job_id)), retry=True)
 

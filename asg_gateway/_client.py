@@ -199,6 +199,12 @@ class ASGGatewayClient(BaseClient):
         """A job's status, counts, first 100 line errors and ``failure_reason``."""
         return self._run(self._get_job(job_id))
 
+    def list_jobs(self, limit: int | None = None, cursor: str | None = None) -> JSON:
+        """One page of the customer's jobs, newest first: ``{"jobs": [...], "next_cursor": str | None}``
+        (summaries; ``get_job`` has the per-status counts). How to find a job whose
+        ``create_job`` answer was lost: that call is never retried."""
+        return self._run(self._list_jobs(limit, cursor))
+
     def wait_job(
         self,
         job_id: str,
@@ -407,6 +413,10 @@ class AsyncASGGatewayClient(BaseClient):
     async def get_job(self, job_id: str) -> JSON:
         """A job's status, counts, first 100 line errors and ``failure_reason``."""
         return await self._run(self._get_job(job_id))
+
+    async def list_jobs(self, limit: int | None = None, cursor: str | None = None) -> JSON:
+        """One page of the customer's jobs, newest first (see the sync client)."""
+        return await self._run(self._list_jobs(limit, cursor))
 
     async def wait_job(
         self,

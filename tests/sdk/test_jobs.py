@@ -126,6 +126,14 @@ def test_export_job_iterates_the_rows_of_the_rest_export(
     assert all(row["consensus_label"] in SPEC["options"] for row in rows)
 
 
+def test_list_jobs_finds_the_job_newest_first(client: ASGGatewayClient, completed: dict[str, Any]) -> None:
+    page = client.list_jobs(limit=200)
+    job_ids = [j["job_id"] for j in page["jobs"]]
+    assert completed["created"]["job_id"] in job_ids
+    assert job_ids == sorted(job_ids, reverse=True)
+    assert page["next_cursor"] is None
+
+
 def test_an_export_is_read_once(client: ASGGatewayClient, completed: dict[str, Any]) -> None:
     with client.export_job(completed["created"]["job_id"]) as rows:
         assert next(iter(rows))["metadata"] == {"n": 0}
@@ -183,6 +191,7 @@ async def test_async_client_job_path(
         job = await client.wait_job(created["job_id"], timeout=60, interval=0.2)
         assert job["status"] == "completed"
         assert (await client.get_job(created["job_id"]))["counts"] == job["counts"]
+        assert (await client.list_jobs(limit=1))["jobs"][0]["job_id"] == created["job_id"]
         rows = [row async for row in await client.export_job(created["job_id"])]
         assert rows == rest_export(job_stack, api_key, created["job_id"])
         assert [row["data_url"] for row in rows] == [f"https://cdn.example.com/{i}.jpg" for i in range(VALID)]
