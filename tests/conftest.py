@@ -10,6 +10,22 @@ import httpx
 import pytest
 
 from asg_grpc.devstack import Stack, free_addr
+from asg_grpc.ledger.wallet import Wallet, load_wallet
+from asg_grpc.store.sqlite import SQLiteStore
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SQLiteStore]:
+    """A SQLite store of its own, in-process (store-level tests)."""
+    s = SQLiteStore(tmp_path / "asg.sqlite3")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def wallet(tmp_path: Path) -> Wallet:
+    """A platform wallet, its key generated into the test's dir."""
+    return load_wallet(None, tmp_path / "wallet.wif")
 
 
 def make_stack(tmp: Path, **env: str) -> Stack:

@@ -4,8 +4,6 @@ decided_at for charges, customers kept apart, and the queries answered from inde
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -20,13 +18,6 @@ from asg_grpc.store.sqlite import SQLiteStore
 MARCH_31_LATE = calendar.timegm((2026, 3, 31, 23, 59, 0))
 APRIL_2 = calendar.timegm((2026, 4, 2, 8, 0, 0))
 APRIL, MARCH = Month(2026, 4), Month(2026, 3)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStore]:
-    s = SQLiteStore(tmp_path / "asg.sqlite3")
-    yield s
-    s.close()
 
 
 def customer(store: SQLiteStore, email: str) -> str:

@@ -3,33 +3,18 @@ sign real bsv-sdk transactions."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from bsv import P2PKH, PrivateKey, Script, Transaction, TransactionInput, TransactionOutput
 
 from asg_grpc.ledger.ledger import Ledger
 from asg_grpc.ledger.rules import min_fee
-from asg_grpc.ledger.wallet import Wallet, load_wallet
+from asg_grpc.ledger.wallet import Wallet
 from asg_grpc.store.ledger_records import LedgerOutput
 from asg_grpc.store.sqlite import SQLiteStore
 
 GENESIS_SATS = 10_000_000
 FEE_PER_KB = 100
 NOW = 1_700_000_000.0
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStore]:
-    store = SQLiteStore(tmp_path / "asg.sqlite3")
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def wallet(tmp_path: Path) -> Wallet:
-    return load_wallet(None, tmp_path / "wallet.wif")
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from bsv import P2PKH, Transaction
@@ -15,7 +13,7 @@ from bsv import P2PKH, Transaction
 from asg_grpc.domain.tasks import Task
 from asg_grpc.domain.tiers import default_tiers
 from asg_grpc.ledger.ledger import Ledger
-from asg_grpc.ledger.wallet import Wallet, load_wallet
+from asg_grpc.ledger.wallet import Wallet
 from asg_grpc.settlement.broadcast import BroadcastOutcome, LocalBroadcaster, Verdict
 from asg_grpc.settlement.settler import Settler, SettlerSettings
 from asg_grpc.store.settlement_records import WalletUtxo, WorkerPaid
@@ -24,18 +22,6 @@ from tests.settlement.verified import make_customer, make_workers, verified_task
 
 GENESIS = 100_000_000
 pytestmark = pytest.mark.asyncio
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStore]:
-    store = SQLiteStore(tmp_path / "asg.sqlite3")
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def wallet(tmp_path: Path) -> Wallet:
-    return load_wallet(None, tmp_path / "wallet.wif")
 
 
 @pytest.fixture

@@ -3,22 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from asg_grpc.domain.customers import Registration
 from asg_grpc.domain.webhooks import EVENT_TYPES, WebhookSpec
 from asg_grpc.store.sqlite import SQLiteStore
 from asg_grpc.store.webhook_records import AttemptResult, NewDelivery
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStore]:
-    store = SQLiteStore(tmp_path / "asg.sqlite3")
-    yield store
-    store.close()
 
 
 def queued(store: SQLiteStore, *names: str) -> tuple[str, str]:
