@@ -167,6 +167,8 @@ def _check(receipt: Mapping[str, Any]) -> _Checked:
         address = _field(item, "address", str, where)
         if not 0 <= vout < len(tx.outputs):
             raise ReceiptInvalid(f"vout {vout} is not an output of {txid}")
+        if any(seen.vout == vout for seen in outputs):
+            raise ReceiptInvalid(f"vout {vout} is listed twice (it would be counted twice)")
         output = tx.outputs[vout]
         if output.satoshis != satoshis:
             raise ReceiptInvalid(

@@ -130,10 +130,18 @@ class Settings:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
-        sync = env.get("ASG_SQLITE_SYNCHRONOUS", cls.sqlite_synchronous).upper()
+        # Paying on a public chain, a payout recorded before its broadcast must survive power
+        # loss too (docs/settlement.md): FULL unless ASG_SQLITE_SYNCHRONOUS says otherwise.
+        public_chain = env.get("ASG_BSV_NETWORK", "") in ("testnet", "mainnet")
+        sync = env.get("ASG_SQLITE_SYNCHRONOUS", "FULL" if public_chain else cls.sqlite_synchronous).upper()
         if sync not in SYNCHRONOUS_LEVELS:
             raise SettingsError(
                 f"ASG_SQLITE_SYNCHRONOUS must be one of {', '.join(SYNCHRONOUS_LEVELS)}, got {sync!r}"
+            )
+        if public_chain and sync not in ("FULL", "EXTRA"):
+            raise SettingsError(
+                "ASG_SQLITE_SYNCHRONOUS must be FULL or EXTRA with ASG_BSV_NETWORK=testnet or mainnet:"
+                " a payout recorded before its broadcast must survive a power loss"
             )
         # ASG_TIERS may set the sandbox quota too; when it does, it wins.
         tiers = _tiers(env, _int(env, "ASG_SANDBOX_LABEL_QUOTA", cls.sandbox_label_quota, 1))

@@ -113,7 +113,9 @@ def _tier(name: str, fields: Any, known: Tier | None) -> Tier:
     changes: dict[str, Any] = {}
     for key in ("label_price_sats", "task_price_sats", "label_quota"):
         if key in fields:
-            changes[key] = _integer(f"{where} {key}", fields[key], minimum=0 if "price" in key else 1)
+            changes[key] = _integer(
+                f"{where} {key}", fields[key], minimum=0 if key == "task_price_sats" else 1
+            )
     if "rate_limit" in fields:
         changes["rate_limit"] = _rate_limit(where, fields["rate_limit"], known)
     if known is None:

@@ -60,6 +60,8 @@ class Ledger:
             return txid
         outpoints = rules.check_shape(parsed)
         held = self.store.ledger_outputs(outpoints)
+        if held and all(h.spent_by == txid for h in held.values()) and len(held) == len(outpoints):
+            return txid  # accepted by another writer between the two reads above
         spent = {o: rules.Spendable(h.satoshis, h.locking_script, h.spent_by) for o, h in held.items()}
         fee = rules.check_spend(parsed, len(raw), outpoints, spent, self.fee_per_kb)
         record = NewLedgerTx(
@@ -72,7 +74,8 @@ class Ledger:
         )
         # Checked again under the write lock: another writer may have spent an input meanwhile.
         conflicts = self.store.ledger_accept(record, now)
-        if conflicts:
+        if conflicts and self.store.ledger_transaction(txid) is not None:
+            return txid  # another writer accepted this very transaction meanwhile
             first = conflicts[0]
             if isinstance(first, LedgerOutput):
                 index = outpoints.index((first.txid, first.vout))

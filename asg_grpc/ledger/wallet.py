@@ -22,6 +22,8 @@ from typing import Any
 from bsv import P2PKH, PrivateKey, Script
 from bsv.constants import Network
 
+from asg_grpc.settings import SettingsError
+
 
 @dataclass(frozen=True)
 class Wallet:
@@ -51,7 +53,7 @@ def _read_wif(path: Path) -> str:
 def load_wallet(wif: str | None, path: Path) -> Wallet:
     """The wallet from `wif`, else from `path`, else a new key written to `path` (mode 0600)."""
     if wif:
-        return Wallet(PrivateKey(wif))
+        return _compressed(PrivateKey(wif), "ASG_WALLET_WIF")
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".wallet.")
@@ -64,4 +66,12 @@ def load_wallet(wif: str | None, path: Path) -> Wallet:
                 os.link(tmp, path)
         finally:
             os.unlink(tmp)
-    return Wallet(PrivateKey(_read_wif(path)))
+    return _compressed(PrivateKey(_read_wif(path)), str(path))
+
+
+def _compressed(key: PrivateKey, source: str) -> Wallet:
+    """Payout fees are planned for compressed-key inputs (docs/settlement.md); a legacy
+    uncompressed-key WIF ("5…") would sign every payout 32 bytes an input over its fee."""
+    if not key.compressed:
+        raise SettingsError(f"{source} is an uncompressed-key WIF; use the compressed form of the key")
+    return Wallet(key)

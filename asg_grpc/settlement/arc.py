@@ -101,11 +101,12 @@ INPUTS_SPENT = (
     "double-spend",
     "doublespend",
     "txn-mempool-conflict",
-    "missing inputs",
-    "missingorspent",
     "already spent",
     "inputs spent",
 )
+# Nodes say "missing inputs" also when a parent is not known *yet*: not a verdict on the inputs.
+# Marking them lost would strand the wallet; the same bytes are sent again instead.
+INPUTS_MISSING = ("missing inputs", "missingorspent")
 
 
 class SourceOutput(NamedTuple):
@@ -336,6 +337,8 @@ def interpret(status: int, payload: Any, txid: str) -> BroadcastOutcome:
     words = " ".join(str(body.get(k) or "") for k in ("extraInfo", "detail", "title")).lower()
     if any(phrase in words for phrase in ALREADY_KNOWN):
         return BroadcastOutcome(Verdict.ACCEPTED, _describe("already known to the network", code, body))
+    if any(phrase in words for phrase in INPUTS_MISSING):
+        return BroadcastOutcome(Verdict.RETRY, _describe("inputs not (yet) known to the network", code, body))
     if 200 <= code < 300:
         return _interpret_status(body, payload)
     if code in REJECTING_CODES:

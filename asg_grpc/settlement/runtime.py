@@ -64,7 +64,7 @@ class Settlement:
     async def start(self) -> None:
         if self.ledger is not None:
             self._fund_from_genesis(self.ledger)
-        elif not self.store.wallet_balance():
+        elif not self.store.wallet_balance().get("available"):
             await self._learn_utxos()
         if self.miner is not None:
             await self.miner.start()
@@ -86,8 +86,9 @@ class Settlement:
             self.store.add_wallet_utxos([WalletUtxo(txid, 0, genesis.satoshis)])
 
     async def _learn_utxos(self) -> None:
-        """A wallet funded on testnet/mainnet: its outputs, learned once (while the store knows
-        none; later an explorer may still list outputs the core has spent, so never again)."""
+        """A wallet funded on testnet/mainnet: its outputs, learned at start while none is
+        available. Outputs the store knows (spent, reserved, lost) keep their state: an explorer
+        may still list an output the core has spent."""
         assert self.arc is not None
         network = "testnet" if self.chain.network == "testnet" else "mainnet"
         address = str(

@@ -106,6 +106,10 @@ class Settler:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._woken.wait(), delay)
                 self._woken.clear()
+            else:
+                # The local ledger answers without suspending: let gRPC, dispatch and the lease
+                # heartbeat run between payouts while a backlog drains.
+                await asyncio.sleep(0)
 
     async def step(self) -> float:
         """One payout (or one retry of an open one); how long to wait before the next step."""
@@ -208,7 +212,7 @@ class Settler:
             self._store.settlement_rejected(
                 settlement.settlement_id, outcome.detail, outcome.inputs_spent, now
             )
-            return True
+            return REJECTED_DELAY
         log.warning(
             "payout not confirmed by the network; it will be sent again",
             extra={"txid": settlement.txid, "reason": outcome.detail, "attempt": settlement.attempts + 1},

@@ -82,8 +82,11 @@ class SettlementTables:
     def settleable_tasks(self, limit: int) -> list[SettleableTask]:
         """Verified tasks in no payout yet, oldest first, with their agreeing workers."""
         rows = self._db.execute(
-            "SELECT task_id, customer_id, tier, worker_count, consensus_label FROM tasks"
-            " WHERE status = 'verified' AND settlement_id IS NULL ORDER BY seq LIMIT ?",
+            # A task from before tiers were recorded is priced at its customer's tier, as billing
+            # prices it.
+            "SELECT t.task_id, t.customer_id, coalesce(t.tier, c.tier), t.worker_count, t.consensus_label"
+            " FROM tasks t JOIN customers c ON c.customer_id = t.customer_id"
+            " WHERE t.status = 'verified' AND t.settlement_id IS NULL ORDER BY t.seq LIMIT ?",
             (limit,),
         ).fetchall()
         if not rows:

@@ -88,7 +88,9 @@ def test_asg_tiers_adds_a_tier_that_gives_every_field() -> None:
         ("[]", "must be a JSON object"),
         ('{"gold": {"label_price_sats": 1}}', "tier 'gold' is new and needs"),
         ('{"pro": {"label_price": 1}}', "unknown field 'label_price'"),
-        ('{"pro": {"label_price_sats": -1}}', "label_price_sats must be at least 0"),
+        ('{"pro": {"label_price_sats": -1}}', "label_price_sats must be at least 1"),
+        # A label paid 0 sats would be a 0-satoshi output no ledger accepts: no payout at all.
+        ('{"pro": {"label_price_sats": 0}}', "label_price_sats must be at least 1"),
         ('{"pro": {"label_price_sats": 1.5}}', "label_price_sats must be an integer"),
         ('{"pro": {"label_quota": 0}}', "label_quota must be at least 1"),
         ('{"pro": {"rate_limit": {"per_second": 0}}}', "per_second must be more than 0"),

@@ -50,6 +50,34 @@ def test_resubmitting_an_accepted_transaction_answers_its_txid(ledger: Ledger) -
     assert len(ledger.store.ledger_unmined(10)) == 1
 
 
+class _StaleFirstRead:
+    """The store as a second writer sees it: its first look for the txid comes before the
+    first writer's commit, every later read after it."""
+
+    def __init__(self, store: object) -> None:
+        self._store = store
+        self._looked = False
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    def ledger_transaction(self, txid: str) -> object:
+        if not self._looked:
+            self._looked = True
+            return None
+        return self._store.ledger_transaction(txid)  # type: ignore[attr-defined]
+
+
+def test_a_transaction_another_writer_accepted_meanwhile_is_accepted_not_a_double_spend(
+    ledger: Ledger,
+) -> None:
+    tx = build([funds(ledger)], [(WORKER, 300)], ledger.wallet.private_key, change_to=ledger.wallet.address)
+    first = ledger.submit(tx, NOW)
+    racing = Ledger(_StaleFirstRead(ledger.store), ledger.wallet, fee_per_kb=FEE_PER_KB)  # type: ignore[arg-type]
+
+    assert racing.submit(tx.serialize(), NOW) == first
+
+
 def test_rejects_an_unknown_input(ledger: Ledger) -> None:
     utxo = funds(ledger)
     ghost = type(utxo)("ab" * 32, 1, utxo.satoshis, utxo.locking_script, None)

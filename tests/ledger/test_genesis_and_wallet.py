@@ -12,7 +12,7 @@ from bsv import PrivateKey
 from asg_grpc.ledger.ledger import Ledger
 from asg_grpc.ledger.settings import DEFAULT_GENESIS_SATS, MAX_MONEY, LedgerSettings
 from asg_grpc.ledger.wallet import load_wallet
-from asg_grpc.settings import SettingsError
+from asg_grpc.settings import Settings, SettingsError
 from asg_grpc.store.sqlite import SQLiteStore
 from tests.ledger.conftest import NOW
 
@@ -97,3 +97,20 @@ def test_settings_defaults_and_overrides() -> None:
 def test_settings_refuse_unusable_values(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
         LedgerSettings.from_env({name: value})
+
+
+def test_an_uncompressed_key_wif_is_refused(tmp_path: Path) -> None:
+    """Payout fees are sized for compressed-key inputs: a legacy WIF would underpay each one."""
+    key = PrivateKey()
+    key.compressed = False
+    with pytest.raises(SettingsError, match="ASG_WALLET_WIF is an uncompressed-key WIF"):
+        load_wallet(key.wif(), tmp_path / "wallet.wif")
+
+
+def test_a_public_chain_makes_the_store_durable_against_power_loss() -> None:
+    """A payout is recorded before it is broadcast; on a public chain that record must survive
+    a power cut, so SQLite commits with FULL there (docs/settlement.md)."""
+    assert Settings.from_env({"ASG_BSV_NETWORK": "testnet"}).sqlite_synchronous == "FULL"
+    assert Settings.from_env({}).sqlite_synchronous == "NORMAL"
+    with pytest.raises(SettingsError, match="ASG_SQLITE_SYNCHRONOUS must be FULL or EXTRA"):
+        Settings.from_env({"ASG_BSV_NETWORK": "mainnet", "ASG_SQLITE_SYNCHRONOUS": "NORMAL"})

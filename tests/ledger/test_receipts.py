@@ -111,6 +111,14 @@ def test_tampered_amount_fails(ledger: Ledger, payout: str) -> None:
         verify_receipt_document(document, headers(ledger))
 
 
+def test_an_output_listed_twice_fails(ledger: Ledger, payout: str) -> None:
+    document = receipt(ledger, payout, [0])
+    document["outputs"].append(dict(document["outputs"][0]))
+
+    with pytest.raises(ReceiptInvalid, match="vout 0 is listed twice"):
+        verify_receipt_document(document, headers(ledger))
+
+
 def test_tampered_address_fails(ledger: Ledger, payout: str) -> None:
     document = receipt(ledger, payout, [0])
     document["outputs"][0]["address"] = BOB

@@ -244,9 +244,8 @@ async def test_invalid_signature_is_rejected_by_arc_validation(arc: FakeArc) -> 
         lambda txid: error_answer(466, txid),
         lambda txid: tx_answer(txid, "REJECTED", extra_info="double spend attempted"),
         lambda txid: tx_answer(txid, "REJECTED", extra_info="258: txn-mempool-conflict"),
-        lambda txid: tx_answer(txid, "REJECTED", extra_info="Missing inputs"),
     ],
-    ids=["466-conflict", "lost-double-spend", "mempool-conflict", "missing-inputs"],
+    ids=["466-conflict", "lost-double-spend", "mempool-conflict"],
 )
 @pytest.mark.asyncio
 async def test_double_spend_is_rejected_with_inputs_spent(
@@ -255,6 +254,17 @@ async def test_double_spend_is_rejected_with_inputs_spent(
     scripted(arc, answer(payout.txid))  # type: ignore[operator]
     outcome = await broadcaster.broadcast(payout.raw, payout.txid)
     assert (outcome.verdict, outcome.inputs_spent) == (Verdict.REJECTED, True), outcome
+
+
+@pytest.mark.parametrize("extra", ["Missing inputs", "16: bad-txns-inputs-missingorspent"])
+@pytest.mark.asyncio
+async def test_missing_inputs_is_sent_again_not_taken_as_spent(
+    arc: FakeArc, broadcaster: ArcBroadcaster, payout: Payout, extra: str
+) -> None:
+    """A parent still propagating looks the same: marking the inputs lost would strand the wallet."""
+    scripted(arc, tx_answer(payout.txid, "REJECTED", extra_info=extra))
+    outcome = await broadcaster.broadcast(payout.raw, payout.txid)
+    assert (outcome.verdict, outcome.inputs_spent) == (Verdict.RETRY, False), outcome
 
 
 @pytest.mark.asyncio

@@ -180,3 +180,15 @@ async def test_workers_are_paid_at_the_price_of_the_tier_the_task_was_submitted_
     tx = payout_tx(store, settlement.bsv_txid)
     paid = {o.locking_script.serialize(): o.satoshis for o in tx.outputs[:-1]}
     assert paid == {P2PKH().lock(label.address).serialize(): 250 for label in waiting.agreeing}
+
+
+async def test_a_task_from_before_tiers_were_recorded_is_paid_at_its_customers_tier(
+    store: SQLiteStore, wallet: Wallet, ledger: Ledger
+) -> None:
+    """As billing charges it: the customer's tier, not the sandbox default."""
+    [task_id] = setup_tasks(store, 1, workers=3)
+    store._db.execute("UPDATE tasks SET tier = NULL")
+    store._db.execute("UPDATE customers SET tier = 'pro'")
+    await settler(store, wallet, LocalBroadcaster(ledger)).step()
+    settlement = task(store, task_id).settlement
+    assert settlement is not None and settlement.total_cost_sats == 50 + 3 * 250
