@@ -3,7 +3,7 @@
 Starts moto's standalone S3 server (`moto_server`, its own process) and the stack (core and
 gateway processes, as `asg dev` does), uploads a `--lines` JSONL manifest with boto3, then:
 
-* ingest: POST /v1/jobs and poll GET /v1/jobs/{id} every 10 ms until the job is `labeling`
+* ingest: POST /v1/jobs and poll GET /v1/jobs/{id} every 50 ms until the job is `labeling`
   (every line read, parsed, validated and committed as a task); lines per second over that, and
   the core's peak resident memory before and after.
 * export: starts `--workers` simulated labelers, waits for the job to complete (not timed),
@@ -146,7 +146,7 @@ def main() -> None:
                 )
                 reply.raise_for_status()
                 job_id = reply.json()["job_id"]
-                job = wait_job(http, job_id, ("labeling", "completed", "failed"), 0.01)
+                job = wait_job(http, job_id, ("labeling", "completed", "failed"), 0.05)
                 ingest_seconds = time.perf_counter() - started
                 if job["counts"]["tasks_created"] != args.lines:
                     sys.exit(f"ingestion did not create every task: {job}")

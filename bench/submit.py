@@ -125,9 +125,7 @@ class Load:
         return self.ok / self.elapsed_s
 
 
-def run_wrk(
-    url: str, auth: str, body: bytes, duration: float, connections: int, script: Path
-) -> Load:
+def run_wrk(url: str, auth: str, body: bytes, duration: float, connections: int, script: Path) -> Load:
     """wrk with keep-alive connections; `--latency` for the distribution echoed to stderr."""
     command = [
         "wrk", "-t", str(min(2, connections)), "-c", str(connections), "-d", f"{duration:g}s",
@@ -158,9 +156,7 @@ def run_wrk(
     )
 
 
-async def run_httpx(
-    url: str, auth: str, body: bytes, duration: float, connections: int
-) -> Load:
+async def run_httpx(url: str, auth: str, body: bytes, duration: float, connections: int) -> Load:
     """The fallback without wrk: one coroutine per keep-alive connection, sending in a loop."""
     latencies: list[float] = []
     counts = {"ok": 0, "non_2xx": 0, "socket_errors": 0}
@@ -248,9 +244,7 @@ async def run_batches(
 def register(base_url: str, duration: float) -> tuple[str, str]:
     """A fresh customer with enough quota for the run; (customer_id, "Bearer <key>")."""
     email = f"bench-{time.time_ns()}@example.com"
-    response = httpx.post(
-        f"{base_url}/v1/customers", json={"name": "bench", "email": email}, timeout=10.0
-    )
+    response = httpx.post(f"{base_url}/v1/customers", json={"name": "bench", "email": email}, timeout=10.0)
     response.raise_for_status()
     customer = response.json()
     needed = int(LABELS_PER_SECOND * (duration + WARMUP_S))
@@ -284,9 +278,7 @@ class StackRun:
     auth: str
 
 
-def measure_stack(
-    base_url: str, args: argparse.Namespace, script: Path, pids: list[int] | None
-) -> StackRun:
+def measure_stack(base_url: str, args: argparse.Namespace, script: Path, pids: list[int] | None) -> StackRun:
     customer_id, auth = register(base_url, args.duration)
     log(f"single submits: {args.connections} connections, {args.duration:g}s")
     single, single_ok = phase_single(f"{base_url}/v1/tasks", auth, args, script, pids)
@@ -302,9 +294,7 @@ def check_durable(stack: Stack, customer_id: str, accepted: int) -> dict:
     stack.stop()
     db = sqlite3.connect(stack.data_dir / "asg.sqlite3")
     try:
-        [rows] = db.execute(
-            "SELECT count(*) FROM tasks WHERE customer_id = ?", (customer_id,)
-        ).fetchone()
+        [rows] = db.execute("SELECT count(*) FROM tasks WHERE customer_id = ?", (customer_id,)).fetchone()
     finally:
         db.close()
     return {
@@ -315,9 +305,7 @@ def check_durable(stack: Stack, customer_id: str, accepted: int) -> dict:
     }
 
 
-def measure_ceiling(
-    tmp: Path, synchronous: str, auth: str, args: argparse.Namespace, script: Path
-) -> Load:
+def measure_ceiling(tmp: Path, synchronous: str, auth: str, args: argparse.Namespace, script: Path) -> Load:
     """Start the two ceiling processes, wait until a POST goes through, load them, stop them."""
     grpc_addr, http_addr = free_addr(), free_addr()
     url = f"http://{http_addr}/v1/tasks"
@@ -401,14 +389,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--base-url",
-        help="a running stack (started with ASG_SANDBOX_LABEL_QUOTA=1000000000);"
-        " default: start one",
+        help="a running stack (started with ASG_SANDBOX_LABEL_QUOTA=1000000000); default: start one",
     )
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
     parser.add_argument("--connections", type=int, default=64, help="for single submits")
-    parser.add_argument(
-        "--batches", type=int, default=4, help="concurrent clients posting batches of 1000"
-    )
+    parser.add_argument("--batches", type=int, default=4, help="concurrent clients posting batches of 1000")
     args = parser.parse_args()
     if args.duration <= 0 or args.connections < 1 or args.batches < 1:
         parser.error("--duration, --connections and --batches must be positive")

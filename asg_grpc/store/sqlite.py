@@ -282,6 +282,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX wallet_utxos_available ON wallet_utxos(satoshis) WHERE state = 'available';
     CREATE INDEX wallet_utxos_settlement ON wallet_utxos(settlement_id) WHERE settlement_id IS NOT NULL;
     """,
+    """
+    CREATE INDEX tasks_batch_status ON tasks(batch_id, status) WHERE batch_id IS NOT NULL;
+    DROP INDEX tasks_batch;
+    """,
 )
 
 _TASK_COLUMNS = (

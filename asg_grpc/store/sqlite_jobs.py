@@ -7,6 +7,7 @@ insertion it shares with single and batch submission.
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from contextlib import AbstractContextManager
 from dataclasses import replace
 
@@ -109,13 +110,25 @@ class JobTables:
         ).fetchone()
         if row is None:
             return None
-        by_status = dict(
-            self._db.execute(
-                "SELECT t.status, count(*) FROM job_items j JOIN tasks t ON t.task_id = j.task_id"
-                " WHERE j.job_id = ? GROUP BY t.status",
-                (job_id,),
-            ).fetchall()
+        # The tasks the job created carry its id as batch_id: counted from an index alone.
+        # Tasks it reused (idempotency keys) belong to other batches and are added apart.
+        by_status: Counter[str] = Counter(
+            dict(
+                self._db.execute(
+                    "SELECT status, count(*) FROM tasks WHERE batch_id = ? GROUP BY status", (job_id,)
+                ).fetchall()
+            )
         )
+        if row[11]:  # tasks_reused
+            by_status.update(
+                dict(
+                    self._db.execute(
+                        "SELECT t.status, count(*) FROM job_items j JOIN tasks t ON t.task_id = j.task_id"
+                        " WHERE j.job_id = ? AND t.batch_id IS NOT j.job_id GROUP BY t.status",
+                        (job_id,),
+                    ).fetchall()
+                )
+            )
         errors = self._db.execute(
             "SELECT line, error FROM job_errors WHERE job_id = ? ORDER BY line", (job_id,)
         ).fetchall()
