@@ -105,6 +105,7 @@ class HttpsManifestServer:
     def __init__(self, cert_dir: Path) -> None:
         self.cert, self.key = make_cert(cert_dir)
         self.files: dict[str, bytes] = {}
+        self.encodings: dict[str, str] = {}  # name → Content-Encoding to answer with
         self.ranges: list[str | None] = []
         self._server: ThreadingHTTPServer | None = None
 
@@ -128,6 +129,9 @@ class HttpsManifestServer:
                     status = 206
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(body) - start))
+                encoding = owner.encodings.get(self.path.lstrip("/"))
+                if encoding:
+                    self.send_header("Content-Encoding", encoding)
                 if status == 206:
                     self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
                 self.end_headers()

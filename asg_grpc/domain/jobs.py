@@ -34,7 +34,9 @@ MAX_CREDENTIAL = 1024
 
 # s3://bucket/key: bucket names per the S3 rules (3-63 of a-z 0-9 . -), a non-empty key.
 _S3_URL = re.compile(r"s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])/(\S.*)", re.ASCII)
-_ENDPOINT_URL = re.compile(r"(?i:https?)://[^\s/?#]+(?:/\S*)?", re.ASCII)
+_ENDPOINT_URL = re.compile(r"(?i:https?)://[A-Za-z0-9.\-\[\]:]+(?:/\S*)?", re.ASCII)
+# What botocore accepts as a region name.
+_REGION = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9\-]{0,61}[a-zA-Z0-9])?", re.ASCII)
 
 
 class JobStatus(enum.Enum):
@@ -173,6 +175,8 @@ def _check_credentials(c: S3Credentials) -> None:
             raise ValidationError(f"s3_credentials.{name}", "is required")
         if len(value) > MAX_CREDENTIAL:
             raise ValidationError(f"s3_credentials.{name}", f"must be at most {MAX_CREDENTIAL} characters")
+    if not _REGION.fullmatch(c.region):
+        raise ValidationError("s3_credentials.region", "must be a region name such as us-east-1")
     if c.endpoint_url is not None and (
         len(c.endpoint_url) > MAX_URL or _ENDPOINT_URL.fullmatch(c.endpoint_url) is None
     ):

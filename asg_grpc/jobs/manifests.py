@@ -22,7 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from asg_grpc.domain.errors import ValidationError
 from asg_grpc.domain.jobs import JobSpec, S3Credentials, S3Location
-from asg_grpc.webhooks.urlguard import check_public_url
+from asg_grpc.webhooks.urlguard import NoPublicAddress, check_public_url, guarded_connector
 
 CHUNK_BYTES = 1024 * 1024
 CONNECT_TIMEOUT = 10.0
@@ -94,8 +94,12 @@ class ManifestReader:
         await self._guard(url, "manifest_url")
         if self._session is None:
             self._session = aiohttp.ClientSession(
+                connector=guarded_connector(self._allow_private),
                 timeout=aiohttp.ClientTimeout(sock_connect=CONNECT_TIMEOUT, sock_read=READ_TIMEOUT),
-                headers={"User-Agent": USER_AGENT},
+                # Offsets count the bytes as stored: a transparently unzipped body would make
+                # every resumed Range land somewhere else.
+                headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
+                auto_decompress=False,
             )
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         try:
@@ -108,6 +112,15 @@ class ManifestReader:
                     skip = offset  # the server ignored the Range: drop what was read before
                 elif resp.status != 206 or not offset:
                     _refuse_http(resp.status)
+                elif not resp.headers.get("Content-Range", "").startswith(f"bytes {offset}-"):
+                    raise ManifestUnreadable(
+                        f"manifest_url answered a range other than the one asked for (bytes {offset}-)"
+                    )
+                encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
+                if encoding not in ("", "identity"):
+                    raise ManifestUnreadable(
+                        f"manifest_url is served with Content-Encoding {encoding}: serve it uncompressed"
+                    )
                 length = resp.content_length
                 self._check_size(None if length is None else length + offset - skip)
                 read = offset
@@ -123,6 +136,8 @@ class ManifestReader:
         except (aiohttp.ClientError, TimeoutError) as exc:
             if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
                 raise ManifestUnreadable(f"manifest_url failed TLS verification: {exc}") from None
+            if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, NoPublicAddress):
+                raise ManifestUnreadable("manifest_url resolves to a private or loopback address") from None
             raise ManifestUnavailable(f"manifest_url could not be read: {type(exc).__name__}") from None
 
     async def _read_s3(
@@ -130,7 +145,12 @@ class ManifestReader:
     ) -> AsyncIterator[bytes]:
         if credentials.endpoint_url is not None:
             await self._guard(credentials.endpoint_url, "s3_credentials.endpoint_url")
-        client = await asyncio.to_thread(_s3_client, credentials)
+        try:
+            client = await asyncio.to_thread(_s3_client, credentials)
+        except (BotoCoreError, ValueError) as exc:  # a region or endpoint botocore refuses
+            raise ManifestUnreadable(
+                f"s3_credentials were refused by the S3 client: {type(exc).__name__}"
+            ) from None
         args: dict[str, Any] = {"Bucket": location.bucket, "Key": location.key}
         if offset:
             args["Range"] = f"bytes={offset}-"
@@ -149,6 +169,13 @@ class ManifestReader:
                 f"s3://{location.bucket}/{location.key} could not be read: {type(exc).__name__}"
             ) from None
         body = reply["Body"]
+        encoding = str(reply.get("ContentEncoding") or "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            body.close()
+            raise ManifestUnreadable(
+                f"s3://{location.bucket}/{location.key} is stored with Content-Encoding {encoding}:"
+                " store it uncompressed"
+            )
         try:
             self._check_size(reply.get("ContentLength", 0) + offset)
             read = offset

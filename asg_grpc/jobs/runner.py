@@ -84,6 +84,8 @@ class JobRunner:
         self._ingesting: dict[str, asyncio.Task[None]] = {}
         # job id → the first line whose task was still open at the last look
         self._open_from: dict[str, int] = {}
+        # job id → unexpected exceptions while ingesting it (see _ingest)
+        self._unexpected: dict[str, int] = {}
         self._loop_task: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
@@ -165,6 +167,8 @@ class JobRunner:
                     current = next((j for j in self._store.jobs_to_ingest() if j.job_id == job_id), None)
                     if current is None:
                         return
+                    if current.byte_offset > job.byte_offset:
+                        attempt = 0  # that read made progress: the budget is per stall, not per job
                     job = current
         except (ManifestUnreadable, SealBroken) as exc:
             log.warning("job failed", extra={"job_id": job_id, "reason": str(exc)})
@@ -172,8 +176,15 @@ class JobRunner:
         except asyncio.CancelledError:
             raise
         except Exception:
-            # Left ingesting: the next look (or a restart) tries again from the last commit.
+            # Left ingesting: the next look tries again from the last commit, a few times; a
+            # fault that repeats fails the job rather than holding an ingestion slot forever.
             log.exception("ingesting a job failed unexpectedly", extra={"job_id": job_id})
+            failures = self._unexpected[job_id] = self._unexpected.get(job_id, 0) + 1
+            if failures >= ATTEMPTS:
+                self._store.fail_job(
+                    job_id, "ingestion failed unexpectedly (the core's log has the details)", time.time()
+                )
+                self._unexpected.pop(job_id, None)
             await asyncio.sleep(ERROR_BACKOFF)
 
     async def _read(self, job: JobWork, credentials: S3Credentials | None) -> None:
@@ -183,8 +194,11 @@ class JobRunner:
         async for data in self._reader.read(job.spec, credentials, job.byte_offset):
             for line, end in splitter.feed(data):
                 chunk.add(line, end, self._max_line)
-                if chunk.size >= CHUNK_LINES and not self._commit(job, chunk.take(last=False)):
-                    return
+                if chunk.size >= CHUNK_LINES:
+                    if not self._commit(job, chunk.take(last=False)):
+                        return
+                    # A MiB holds a dozen chunks: let gRPC, dispatch and deliveries run between.
+                    await asyncio.sleep(0)
         for line, end in splitter.finish():
             chunk.add(line, end, self._max_line)
         self._commit(job, chunk.take(last=True))

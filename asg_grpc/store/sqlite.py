@@ -335,7 +335,10 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables):
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={synchronous}")
-        self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        self._busy_timeout_ms = int(busy_timeout * 1000)
+        self._db.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
+        # Freed space is zeroed, so an erased secret (job credentials) does not linger in a page.
+        self._db.execute("PRAGMA secure_delete=ON")
         self._migrate()
 
     def _migrate(self) -> None:
@@ -365,6 +368,16 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables):
             if "locked" in str(exc) or "busy" in str(exc):
                 raise Unavailable("the store is busy; retry shortly") from exc
             raise
+
+    def _truncate_wal(self) -> None:
+        """Copy the WAL into the database and empty it, so old page images (an erased secret's
+        among them) leave the disk. Best effort: with another process reading, it waits for
+        nobody and the WAL is emptied by a later checkpoint instead."""
+        self._db.execute("PRAGMA busy_timeout=0")
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        finally:
+            self._db.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
 
     def close(self) -> None:
         self._db.close()

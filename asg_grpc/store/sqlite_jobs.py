@@ -176,7 +176,16 @@ class JobTables:
                 (now, job_id),
             )
 
+    def _truncate_wal(self) -> None:
+        raise NotImplementedError  # provided by SQLiteStore
+
     def ingest_chunk(self, job_id: str, chunk: IngestChunk, now: float) -> ChunkOutcome:
+        outcome = self._ingest_chunk(job_id, chunk, now)
+        if chunk.last or outcome.failure_reason is not None:
+            self._truncate_wal()  # the sealed credentials were erased: out of the WAL too
+        return outcome
+
+    def _ingest_chunk(self, job_id: str, chunk: IngestChunk, now: float) -> ChunkOutcome:
         with self._write() as db:
             row = db.execute(
                 "SELECT customer_id, status, tasks_created, tasks_reused, invalid_lines FROM jobs"
@@ -313,6 +322,7 @@ class JobTables:
     def fail_job(self, job_id: str, reason: str, now: float) -> None:
         with self._write() as db:
             self._end_job(db, job_id, JobStatus.FAILED, reason, now)
+        self._truncate_wal()
 
     def complete_job(self, job_id: str, now: float) -> bool:
         """False when the job was not labeling (already ended)."""

@@ -5,9 +5,11 @@ POST to its own loopback services, the private network it runs in, or a cloud me
 (169.254.169.254). Every address the host resolves to must be public, since the HTTP client may
 connect to any of them.
 
-Known limit: the host is resolved again when the request connects, so a DNS answer that changes
-between the check and the connection (rebinding) is not caught; the check runs before every
-attempt, which narrows but does not close that window.
+The host is resolved again when the request connects, so a DNS answer that changes between the
+check and the connection (rebinding) could slip through; `guarded_connector` closes that for the
+aiohttp clients (webhook deliveries, https manifests) by checking the very addresses a
+connection is about to use. Known limit: S3 `endpoint_url`s are reached through botocore, whose
+connections are checked only before (docs/jobs.md).
 """
 
 from __future__ import annotations
@@ -15,7 +17,12 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from typing import Any
 from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp.abc import ResolveResult
+from aiohttp.resolver import ThreadedResolver
 
 from asg_grpc.domain.errors import ValidationError
 
@@ -89,3 +96,30 @@ async def check_public_url(url: str, allow_private: bool, field: str = "callback
     for addr in addresses:
         if not is_public(addr):
             raise PrivateURL(field, f"resolves to a private or loopback address ({addr})")
+
+
+class NoPublicAddress(OSError):
+    """Raised inside aiohttp's connect; it reaches callers as ClientConnectorDNSError.os_error."""
+
+    def __init__(self, host: str) -> None:
+        super().__init__(f"{host} resolves to no public address")
+
+
+class PublicOnlyResolver(ThreadedResolver):
+    """Resolves as aiohttp does, then keeps only public addresses: the addresses checked are
+    the ones the connection uses, so a DNS answer that changed since `check_public_url` cannot
+    reach a private one. (An IP-literal URL is not resolved; `check_public_url` covers it.)"""
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await super().resolve(host, port, family)
+        public = [r for r in results if is_public(ipaddress.ip_address(str(r["host"]).split("%", 1)[0]))]
+        if not public:
+            raise NoPublicAddress(host)
+        return public
+
+
+def guarded_connector(allow_private: bool, **options: Any) -> aiohttp.TCPConnector:
+    """A connector for clients that call customer-given URLs."""
+    return aiohttp.TCPConnector(resolver=None if allow_private else PublicOnlyResolver(), **options)

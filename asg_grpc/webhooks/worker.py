@@ -28,7 +28,7 @@ from asg_grpc.settings import Settings
 from asg_grpc.store import Store
 from asg_grpc.store.webhook_records import AttemptResult, DueDelivery
 from asg_grpc.webhooks.fanout import fan_out_once
-from asg_grpc.webhooks.urlguard import check_public_url
+from asg_grpc.webhooks.urlguard import check_public_url, guarded_connector
 
 log = logging.getLogger("asg.webhooks")
 
@@ -63,7 +63,7 @@ class WebhookWorker:
         # aiohttp rather than httpx here: its pool and C parser keep up with thousands of
         # deliveries a second (httpx managed a few hundred; docs/benchmarks.md).
         self._client = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self._concurrency),
+            connector=guarded_connector(self._allow_private, limit=self._concurrency),
             timeout=aiohttp.ClientTimeout(total=self._timeout),
             headers={"User-Agent": USER_AGENT},
             auto_decompress=False,

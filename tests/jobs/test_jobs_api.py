@@ -3,6 +3,7 @@ labelers, moto's S3 server and an HTTPS manifest server."""
 
 from __future__ import annotations
 
+import gzip
 import re
 import sqlite3
 import uuid
@@ -199,6 +200,21 @@ def test_an_https_manifest_answering_404_fails_the_job(
     job_id = client.create_ok(manifest_url=https_manifests.url("nothing-here.jsonl"))
     job = client.wait_status(job_id, *DONE)
     assert (job["status"], job["failure_reason"]) == ("failed", "manifest_url answered HTTP 404")
+
+
+def test_a_compressed_https_manifest_fails_rather_than_resuming_at_wrong_offsets(
+    client: Client, https_manifests: HttpsManifestServer
+) -> None:
+    """Offsets count stored bytes; a body unzipped on the fly would make a resumed Range land
+    elsewhere and lose lines silently, so a compressed manifest is refused up front."""
+    https_manifests.files["zipped.jsonl"] = gzip.compress(jsonl(manifest(10)))
+    https_manifests.encodings["zipped.jsonl"] = "gzip"
+    job_id = client.create_ok(manifest_url=https_manifests.url("zipped.jsonl"))
+    job = client.wait_status(job_id, *DONE)
+    assert (job["status"], job["failure_reason"]) == (
+        "failed",
+        "manifest_url is served with Content-Encoding gzip: serve it uncompressed",
+    )
 
 
 def test_empty_and_all_invalid_manifests_fail_with_a_clear_reason(client: Client, s3: S3Server) -> None:

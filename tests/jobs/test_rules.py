@@ -55,6 +55,18 @@ def test_defaults_are_applied() -> None:
         ({"s3_credentials": None}, "s3_credentials is required for an s3:// manifest_url"),
         ({"s3_credentials": S3Credentials("", "s", "r")}, "s3_credentials.access_key_id is required"),
         ({"s3_credentials": S3Credentials("a", "s", "r", "ftp://x")}, "s3_credentials.endpoint_url must be"),
+        (
+            {"s3_credentials": S3Credentials("a", "s", "us east 1")},
+            "s3_credentials.region must be a region name",
+        ),
+        (
+            {"s3_credentials": S3Credentials("a", "s", "eu-west-1/x")},
+            "s3_credentials.region must be a region",
+        ),
+        (
+            {"s3_credentials": S3Credentials("a", "s", "r", "https://s3_host.example")},
+            "s3_credentials.endpoint_url",
+        ),
     ],
 )
 def test_a_broken_rule_names_its_field(changes: dict, message: str) -> None:

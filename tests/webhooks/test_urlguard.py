@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 
+import aiohttp
 import pytest
 
 from asg_grpc.domain.errors import ValidationError
 from asg_grpc.webhooks import PrivateURL, check_public_url
-from asg_grpc.webhooks.urlguard import is_public
+from asg_grpc.webhooks.urlguard import NoPublicAddress, guarded_connector, is_public
 
 REFUSED = [
     "127.0.0.1",  # loopback
@@ -104,3 +105,21 @@ async def test_check_refuses_urls_without_a_usable_host(url: str) -> None:
 async def test_check_refuses_a_host_that_does_not_resolve() -> None:
     with pytest.raises(PrivateURL, match="does not resolve"):
         await check_public_url("https://no-such-host.invalid/hook", allow_private=False)
+
+
+@pytest.mark.asyncio
+async def test_connections_refuse_a_name_that_resolves_privately_when_they_are_made() -> None:
+    """DNS rebinding: a name that passed the check and then resolves to loopback is refused by
+    the connector itself, on the addresses it is about to connect to."""
+    async with aiohttp.ClientSession(connector=guarded_connector(False)) as session:
+        with pytest.raises(aiohttp.ClientConnectorError) as info:
+            await session.get("http://localhost:9/")
+    assert isinstance(info.value.os_error, NoPublicAddress)
+
+
+@pytest.mark.asyncio
+async def test_the_guarded_connector_lets_private_addresses_through_when_allowed() -> None:
+    async with aiohttp.ClientSession(connector=guarded_connector(True)) as session:
+        with pytest.raises(aiohttp.ClientConnectorError) as info:
+            await session.get("http://localhost:9/")  # nothing listens on port 9
+    assert not isinstance(info.value.os_error, NoPublicAddress)
