@@ -17,7 +17,7 @@ from grpc_reflection.v1alpha import reflection
 from asg_common import logs
 from asg_grpc.dispatch.dispatcher import Dispatcher, DispatchSettings
 from asg_grpc.dispatch.lease import DispatchLease, DispatchTaken
-from asg_grpc.dispatch.payments import WorkerPayment
+from asg_grpc.domain.settlement import WorkerPayment
 from asg_grpc.jobs.runner import JobRunner
 from asg_grpc.ledger.settings import LedgerSettings
 from asg_grpc.operator import operator_token
@@ -31,7 +31,6 @@ from asg_grpc.services.tasks import TaskService
 from asg_grpc.services.webhooks import WebhookService
 from asg_grpc.settings import Settings
 from asg_grpc.settlement.runtime import Settlement
-from asg_grpc.store.settlement_records import WorkerPaid
 from asg_grpc.store.sqlite import SQLiteStore
 from asg_grpc.v1 import (
     billing_pb2,
@@ -150,12 +149,10 @@ class Core:
             raise OSError(f"cannot listen on {settings.grpc_addr}")
         self._background: list[asyncio.Task[None]] = []
 
-    def _tell_workers(self, paid: list[WorkerPaid]) -> None:
+    def _tell_workers(self, paid: list[WorkerPayment]) -> None:
         """A payout was accepted: each connected worker it paid hears of it (best effort)."""
         if self.dispatcher is not None:
-            self.dispatcher.notify_payments(
-                [WorkerPayment(p.worker_id, p.txid, p.vout, p.sats, p.task_ids, p.settled_at) for p in paid]
-            )
+            self.dispatcher.notify_payments(paid)
 
     async def start(self) -> None:
         """Raises DispatchTaken when another live core dispatches for this store."""

@@ -8,7 +8,8 @@ only so an agent can show its labeler what they earned as it happens.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+from asg_grpc.domain.settlement import WorkerPayment
 
 # A payment lists at most this many task ids (`task_count` still says how many it pays), so a
 # payout covering a worker's whole backlog stays a small message.
@@ -17,23 +18,6 @@ MAX_TASK_IDS = 1000
 _TXID = re.compile(r"[0-9a-f]{64}")
 _U32, _U64 = 2**32, 2**64
 _YEAR_10000 = 253_402_300_800  # the first second a protobuf Timestamp cannot hold
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerPayment:
-    """What one worker was paid by one output of an accepted payout transaction.
-
-    `sats` is this worker's share of output `vout` (workers sharing a payout address share an
-    output). `task_ids` are the tasks whose labels it pays; `settled_at` (epoch seconds) is
-    when the transaction was accepted.
-    """
-
-    worker_id: str
-    txid: str
-    vout: int
-    sats: int
-    task_ids: tuple[str, ...]
-    settled_at: float
 
 
 def problem(payment: WorkerPayment) -> str | None:

@@ -47,6 +47,23 @@ class Payout:
     sats: int
 
 
+@dataclass(frozen=True, slots=True)
+class WorkerPayment:
+    """What one worker was paid by one output of an accepted payout transaction.
+
+    `sats` is this worker's share of output `vout` (workers sharing a payout address share an
+    output). `task_ids` are the tasks whose labels it pays; `settled_at` (epoch seconds) is
+    when the transaction was accepted.
+    """
+
+    worker_id: str
+    txid: str
+    vout: int
+    sats: int
+    task_ids: tuple[str, ...]
+    settled_at: float
+
+
 @dataclass(slots=True)
 class PayoutPlan:
     """One transaction's worth of tasks: outputs by address (amounts summed), in vout order."""

@@ -10,6 +10,7 @@ from dataclasses import replace
 
 from bsv.constants import Network
 
+from asg_grpc.domain.settlement import WorkerPayment
 from asg_grpc.ledger.ledger import Ledger
 from asg_grpc.ledger.miner import Miner
 from asg_grpc.ledger.settings import LedgerSettings
@@ -20,7 +21,7 @@ from asg_grpc.settlement.broadcast import Broadcaster, LocalBroadcaster
 from asg_grpc.settlement.settler import Settler, SettlerSettings
 from asg_grpc.settlement.utxos import UtxoSourceError, fetch_unspent
 from asg_grpc.store import Store
-from asg_grpc.store.settlement_records import WalletUtxo, WorkerPaid
+from asg_grpc.store.settlement_records import WalletUtxo
 
 log = logging.getLogger("asg.settlement")
 
@@ -31,7 +32,7 @@ class Settlement:
         store: Store,
         settings: Settings,
         *,
-        on_paid: Callable[[list[WorkerPaid]], None] | None = None,
+        on_paid: Callable[[list[WorkerPayment]], None] | None = None,
         ledger_settings: LedgerSettings | None = None,
     ) -> None:
         # The core's --data-dir applies to the wallet file too.

@@ -30,12 +30,12 @@ from bsv import P2PKH, Script, Transaction, TransactionInput, TransactionOutput
 
 from asg_grpc.domain import ids
 from asg_grpc.domain.errors import Conflict
-from asg_grpc.domain.settlement import PayoutPlan, choose_inputs, plan_payouts
+from asg_grpc.domain.settlement import PayoutPlan, WorkerPayment, choose_inputs, plan_payouts
 from asg_grpc.domain.tiers import Tier, tier_named
 from asg_grpc.ledger.wallet import Wallet
 from asg_grpc.settlement.broadcast import Broadcaster, Verdict
 from asg_grpc.store import Store
-from asg_grpc.store.settlement_records import OpenSettlement, SettlementIntent, WalletUtxo, WorkerPaid
+from asg_grpc.store.settlement_records import OpenSettlement, SettlementIntent, WalletUtxo
 
 log = logging.getLogger("asg.settlement")
 
@@ -64,7 +64,7 @@ class Settler:
         settings: SettlerSettings,
         tiers: dict[str, Tier],
         *,
-        on_paid: Callable[[list[WorkerPaid]], None] | None = None,
+        on_paid: Callable[[list[WorkerPayment]], None] | None = None,
         poll_interval: float = POLL_INTERVAL,
     ) -> None:
         self._store = store

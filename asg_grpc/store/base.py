@@ -14,7 +14,7 @@ from asg_grpc.domain.customers import Customer, Registration
 from asg_grpc.domain.errors import DomainError
 from asg_grpc.domain.jobs import Job, JobSpec
 from asg_grpc.domain.labeling import OpenTask
-from asg_grpc.domain.settlement import SettleableTask
+from asg_grpc.domain.settlement import SettleableTask, WorkerPayment
 from asg_grpc.domain.tasks import LabelRecord, Task, TaskSpec, TaskStatus
 from asg_grpc.domain.webhooks import Webhook, WebhookSpec
 from asg_grpc.domain.workers import Worker, WorkerRegistration
@@ -25,7 +25,6 @@ from asg_grpc.store.settlement_records import (
     SettlementIntent,
     TaskSettlement,
     WalletUtxo,
-    WorkerPaid,
 )
 from asg_grpc.store.webhook_records import (
     AttemptResult,
@@ -327,7 +326,7 @@ class Store(Protocol):
         """Recorded, not known to be accepted: to broadcast (again), oldest first."""
         ...
 
-    def settlement_accepted(self, settlement_id: str, now: float) -> list[WorkerPaid]:
+    def settlement_accepted(self, settlement_id: str, now: float) -> list[WorkerPayment]:
         """Tasks settled with their task.settled events, inputs spent, change available; what
         each worker got ([] when it was recorded accepted already)."""
         ...

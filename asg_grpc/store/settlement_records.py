@@ -40,19 +40,6 @@ class OpenSettlement:
 
 
 @dataclass(frozen=True, slots=True)
-class WorkerPaid:
-    """What one worker got in one payout transaction (one output may pay several of its
-    labels, and several workers sharing an address)."""
-
-    worker_id: str
-    txid: str
-    vout: int
-    sats: int
-    task_ids: tuple[str, ...]
-    settled_at: float
-
-
-@dataclass(frozen=True, slots=True)
 class TaskSettlement:
     """How a task was paid, for its receipt."""
 

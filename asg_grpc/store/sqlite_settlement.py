@@ -18,13 +18,12 @@ from collections.abc import Iterable
 from contextlib import AbstractContextManager
 
 from asg_grpc.domain.errors import Conflict
-from asg_grpc.domain.settlement import AgreeingLabel, SettleableTask
+from asg_grpc.domain.settlement import AgreeingLabel, SettleableTask, WorkerPayment
 from asg_grpc.store.settlement_records import (
     OpenSettlement,
     SettlementIntent,
     TaskSettlement,
     WalletUtxo,
-    WorkerPaid,
 )
 
 _CHUNK = 500  # ids per IN (...) list
@@ -167,7 +166,7 @@ class SettlementTables:
         ).fetchall()
         return [OpenSettlement(*r) for r in rows]
 
-    def settlement_accepted(self, settlement_id: str, now: float) -> list[WorkerPaid]:
+    def settlement_accepted(self, settlement_id: str, now: float) -> list[WorkerPayment]:
         """The network has the transaction: its tasks are settled (with their task.settled
         events), its inputs spent, its change spendable. What each worker got, for the
         payment messages; [] when it was recorded accepted already."""
@@ -211,7 +210,7 @@ class SettlementTables:
                 tasks.append(task_id)
                 paid[(worker_id, vout)] = (total + sats, tasks)
         return [
-            WorkerPaid(worker_id, txid, vout, sats, tuple(tasks), now)
+            WorkerPayment(worker_id, txid, vout, sats, tuple(tasks), now)
             for (worker_id, vout), (sats, tasks) in paid.items()
         ]
 

@@ -10,13 +10,14 @@ from collections import Counter
 import pytest
 from bsv import P2PKH, Transaction
 
+from asg_grpc.domain.settlement import WorkerPayment
 from asg_grpc.domain.tasks import Task
 from asg_grpc.domain.tiers import default_tiers
 from asg_grpc.ledger.ledger import Ledger
 from asg_grpc.ledger.wallet import Wallet
 from asg_grpc.settlement.broadcast import BroadcastOutcome, LocalBroadcaster, Verdict
 from asg_grpc.settlement.settler import Settler, SettlerSettings
-from asg_grpc.store.settlement_records import WalletUtxo, WorkerPaid
+from asg_grpc.store.settlement_records import WalletUtxo
 from asg_grpc.store.sqlite import SQLiteStore
 from tests.settlement.verified import make_customer, make_workers, verified_tasks
 
@@ -50,7 +51,7 @@ class Scripted:
         return None
 
 
-def settler(store: SQLiteStore, wallet: Wallet, broadcaster: object, paid: list[WorkerPaid] | None = None,
+def settler(store: SQLiteStore, wallet: Wallet, broadcaster: object, paid: list[WorkerPayment] | None = None,
             batch: int = 1000) -> Settler:  # fmt: skip
     return Settler(
         store,
@@ -71,7 +72,7 @@ async def test_one_transaction_pays_a_batch_with_one_output_per_worker_address(
     store: SQLiteStore, wallet: Wallet, ledger: Ledger
 ) -> None:
     task_ids = setup_tasks(store, 250, workers=5)
-    paid: list[WorkerPaid] = []
+    paid: list[WorkerPayment] = []
     s = settler(store, wallet, LocalBroadcaster(ledger), paid)
     assert await s.step() == 0.0
     assert store.settleable_tasks(10) == []
@@ -137,7 +138,7 @@ async def test_a_payout_the_ledger_accepted_before_the_crash_is_accepted_again_n
     await settler(store, wallet, Scripted(ledger, BroadcastOutcome(Verdict.RETRY, "killed"))).step()
     [open_one] = store.open_settlements()
     ledger.submit(open_one.raw, time.time())  # the network got it; the core died before noting it
-    paid: list[WorkerPaid] = []
+    paid: list[WorkerPayment] = []
     await settler(store, wallet, LocalBroadcaster(ledger), paid).step()
     assert store.open_settlements() == [] and paid
     [(on_ledger,)] = store._db.execute("SELECT count(*) FROM ledger_transactions WHERE kind = 'tx'")
