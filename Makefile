@@ -28,7 +28,7 @@ proto: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy asg_grpc rest_gateway asg_gateway worker_agent
+	$(BIN)/mypy asg_grpc asg_common rest_gateway asg_gateway worker_agent
 
 ## Benchmarks: each starts its own stack and prints JSON (see docs/benchmarks.md).
 bench: $(STAMP)
