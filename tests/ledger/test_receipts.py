@@ -266,3 +266,26 @@ def test_a_payout_whose_parent_shares_its_block_verifies(ledger: Ledger) -> None
 
     assert len(bumps) == 1 and [tx.txid() for tx, _ in txs] == [parent, child]  # one combined path
     assert verify_receipt_document(document, headers(ledger)).outputs[0].satoshis == 700
+
+
+def test_a_receipt_verifies_when_its_parent_sits_three_places_before_it_in_one_block(ledger: Ledger) -> None:
+    """Parent at an even position, payout three after it: bsv-sdk's own path trimming drops a
+    hash this shape needs; the receipt's combined path must keep it."""
+    key, wallet_address = ledger.wallet.private_key, ledger.wallet.address
+    [genesis] = ledger.spendable()
+    filler = ledger.submit(build([genesis], [], key, change_to=wallet_address), NOW)  # position 1
+    [change] = ledger.store.ledger_outputs([(filler, 0)]).values()
+    parent = build([change], [(wallet_address, 10_000)] * 3, key, change_to=wallet_address)
+    parent_txid = ledger.submit(parent, NOW)  # position 2
+    outputs = ledger.store.ledger_outputs([(parent_txid, i) for i in range(3)])
+    for vout in (0, 1):  # positions 3 and 4
+        ledger.submit(build([outputs[(parent_txid, vout)]], [], key, change_to=wallet_address), NOW)
+    payout = ledger.submit(
+        build([outputs[(parent_txid, 2)]], [(ALICE, 300)], key, change_to=wallet_address), NOW
+    )
+    mined = ledger.mine(NOW + 5)
+    assert mined is not None and mined.txids.index(parent_txid) == 2 and mined.txids.index(payout) == 5
+
+    verified = verify_receipt_document(receipt(ledger, payout, [0]), headers(ledger))
+
+    assert (verified.txid, verified.total_satoshis) == (payout, 300)
