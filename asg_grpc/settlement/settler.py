@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -53,6 +54,14 @@ class SettlerSettings:
     batch_size: int = 1000  # tasks per payout transaction, at most
     window: float = 1.0  # seconds a verified task may wait for its batch to fill
     fee_per_kb: int = 100  # satoshis per 1000 bytes, rounded up
+
+
+@functools.lru_cache(maxsize=65536)
+def _p2pkh(address: str) -> bytes:
+    """A worker address's locking script; workers recur batch after batch, and the base58
+    decoding is most of the cost of building a payout's outputs."""
+    script: bytes = P2PKH().lock(address).serialize()
+    return script
 
 
 class Settler:
@@ -162,7 +171,7 @@ class Settler:
             tx_input.satoshis = sats  # what the signature commits to (BIP-143 style sighash)
             tx_input.locking_script = self._lock_script
             inputs.append(tx_input)
-        outputs = [TransactionOutput(P2PKH().lock(address), sats) for address, sats in plan.outputs]
+        outputs = [TransactionOutput(Script(_p2pkh(address)), sats) for address, sats in plan.outputs]
         if funding.change:
             outputs.append(TransactionOutput(Script(self._lock_script.serialize()), funding.change))
         tx = Transaction(inputs, outputs)

@@ -770,6 +770,7 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables):
                 )
             open_tasks = [t for t in batch.tasks if not t.status.decided]
             db.executemany(_TASK_STATE_UPDATE, [_task_state_row(t, batch.now) for t in open_tasks])
+            decided: dict[str, list[str]] = {"task.verified": [], "task.failed": []}
             for task in batch.tasks:
                 if not task.status.decided:
                     continue
@@ -778,7 +779,10 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables):
                 # first during a lease takeover, which the condition of the update refuses).
                 if changed:
                     event = "task.verified" if task.status is TaskStatus.VERIFIED else "task.failed"
-                    self._record_task_event(db, task.task_id, event, batch.now)
+                    decided[event].append(task.task_id)
+            for event, task_ids in decided.items():
+                if task_ids:
+                    self._record_task_events(db, task_ids, event, batch.now)
 
 
 _TASK_STATE_UPDATE = (

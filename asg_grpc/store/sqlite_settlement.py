@@ -37,6 +37,10 @@ def _chunks(items: list[str]) -> Iterable[list[str]]:
 class SettlementTables:
     _db: sqlite3.Connection
 
+    @staticmethod
+    def _record_task_events(db: sqlite3.Connection, task_ids: list[str], event_type: str, now: float) -> None:
+        raise NotImplementedError  # provided by WebhookTables, before this class in the bases
+
     def _write(self) -> AbstractContextManager[sqlite3.Connection]:  # provided by SQLiteStore
         raise NotImplementedError
 
@@ -129,13 +133,13 @@ class SettlementTables:
                     None if earlier is None else f"rejected before: {earlier[0]}",
                 ),
             )
-            taken = 0
-            for task_id in intent.task_ids:
-                taken += db.execute(
-                    "UPDATE tasks SET settlement_id = ?, total_cost_sats = ? WHERE task_id = ?"
-                    " AND status = 'verified' AND settlement_id IS NULL",
-                    (sid, intent.cost_by_task[task_id], task_id),
-                ).rowcount
+            before = db.total_changes
+            db.executemany(
+                "UPDATE tasks SET settlement_id = ?, total_cost_sats = ? WHERE task_id = ?"
+                " AND status = 'verified' AND settlement_id IS NULL",
+                [(sid, intent.cost_by_task[task_id], task_id) for task_id in intent.task_ids],
+            )
+            taken = db.total_changes - before
             if taken != len(intent.task_ids):
                 raise Conflict("a task of the payout is no longer waiting for one")
             reserved = 0
@@ -191,8 +195,7 @@ class SettlementTables:
                 " WHERE settlement_id = ?",
                 (txid, now, now, settlement_id),
             )
-            for task_id in task_ids:
-                self._record_task_event(db, task_id, "task.settled", now)
+            self._record_task_events(db, task_ids, "task.settled", now)
             db.execute(
                 "UPDATE wallet_utxos SET state = 'spent' WHERE settlement_id = ? AND state = 'reserved'",
                 (settlement_id,),
@@ -260,7 +263,3 @@ class SettlementTables:
             "SELECT worker_id, vout, sats FROM payouts WHERE task_id = ? ORDER BY vout, worker_id", (task_id,)
         ).fetchall()
         return TaskSettlement(task_id, row[0], row[1], row[2], row[3], tuple(tuple(p) for p in payouts))
-
-    @staticmethod
-    def _record_task_event(db: sqlite3.Connection, task_id: str, event_type: str, now: float) -> None:
-        raise NotImplementedError  # provided by WebhookTables, before this class in the bases

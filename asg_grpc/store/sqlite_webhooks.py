@@ -112,15 +112,18 @@ class WebhookTables:
     # the outbox ------------------------------------------------------------------------------
 
     @staticmethod
-    def _record_task_event(db: sqlite3.Connection, task_id: str, event_type: str, now: float) -> None:
-        """Within the transaction that changed the task: an event, if its customer has an
+    def _record_task_events(db: sqlite3.Connection, task_ids: list[str], event_type: str, now: float) -> None:
+        """Within the transaction that changed the tasks: an event each, if its customer has an
         active webhook at all (no outbox rows for customers who never registered one)."""
-        db.execute(
+        db.executemany(
             "INSERT INTO events (event_id, event_type, customer_id, subject_id, callback_url, created_at)"
             " SELECT ?, ?, t.customer_id, t.task_id, t.callback_url, ? FROM tasks t"
             " WHERE t.task_id = ? AND EXISTS (SELECT 1 FROM webhooks w WHERE w.customer_id = t.customer_id"
             " AND w.active = 1 AND w.deleted_at IS NULL)",
-            (ids.new_id("evt", now), event_type, now, task_id),
+            [
+                (event_id, event_type, now, task_id)
+                for event_id, task_id in zip(ids.new_ids("evt", len(task_ids), now), task_ids, strict=True)
+            ],
         )
 
     def pending_events(self, limit: int) -> list[EventRecord]:
