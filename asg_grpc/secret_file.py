@@ -22,6 +22,8 @@ def read_or_create(path: Path, generate: Callable[[], str]) -> str:
         try:
             with os.fdopen(fd, "w") as out:
                 out.write(generate() + "\n")
+                out.flush()
+                os.fsync(out.fileno())  # a key that funds a wallet must not vanish in a power cut
             with contextlib.suppress(FileExistsError):  # another process was first: use its secret
                 os.link(tmp, path)
         finally:

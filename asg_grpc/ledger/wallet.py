@@ -1,8 +1,8 @@
 """The platform wallet: the one key that holds the platform's satoshis and signs payouts.
 
 From ASG_WALLET_WIF when set; otherwise generated on first start into <data dir>/wallet.wif.
-The file is created by mkstemp (mode 0600 from its first byte, whatever the umask), fsynced,
-and linked into place, so it is never world-readable nor half-written, and two processes
+The file is written by `secret_file.read_or_create` (mode 0600 from its first byte, fsynced,
+linked into place), so it is never world-readable nor half-written, and two processes
 starting together end up with the same key.
 
 Addresses are mainnet-style ("1…") on the local ledger: payout addresses registered by workers
@@ -12,9 +12,6 @@ only the key hash), and a mainnet WIF carries over unchanged to a mainnet deploy
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +19,7 @@ from typing import Any
 from bsv import P2PKH, PrivateKey, Script
 from bsv.constants import Network
 
+from asg_grpc.secret_file import read_or_create
 from asg_grpc.settings import SettingsError
 
 
@@ -43,30 +41,12 @@ class Wallet:
         return P2PKH().unlock(self.private_key)
 
 
-def _read_wif(path: Path) -> str:
-    wif = path.read_text().strip()
-    if not wif:
-        raise OSError(f"{path} is empty: delete it to have a new wallet key generated (unfunded)")
-    return wif
-
-
 def load_wallet(wif: str | None, path: Path) -> Wallet:
     """The wallet from `wif`, else from `path`, else a new key written to `path` (mode 0600)."""
     if wif:
         return _compressed(PrivateKey(wif), "ASG_WALLET_WIF")
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".wallet.")
-        try:
-            with os.fdopen(fd, "w") as out:
-                out.write(PrivateKey(network=Network.MAINNET).wif() + "\n")
-                out.flush()
-                os.fsync(out.fileno())
-            with contextlib.suppress(FileExistsError):  # another process was first: use its key
-                os.link(tmp, path)
-        finally:
-            os.unlink(tmp)
-    return _compressed(PrivateKey(_read_wif(path)), str(path))
+    wif = read_or_create(path, lambda: PrivateKey(network=Network.MAINNET).wif())
+    return _compressed(PrivateKey(wif), str(path))
 
 
 def _compressed(key: PrivateKey, source: str) -> Wallet:
