@@ -7,7 +7,7 @@ In one process, over a real SQLite store in a temporary dir: registers `--worker
 ledger's genesis, then runs the real settler (`asg_grpc.settlement.settler.Settler`, batches of
 `--batch`) against the real local ledger (bsv-sdk signing; the ledger's script, UTXO and fee
 checks) until every task is settled, and times that. Then the same with one task per
-transaction (`--single` tasks). Mining is not in the figure (blocks are cut every 5 s apart).
+transaction (`--single` tasks). Mining is not in the figure (a block is cut after each phase, untimed).
 
 Prints one JSON object on stdout; progress on stderr.
 

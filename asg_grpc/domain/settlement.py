@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from asg_grpc.domain.tiers import Tier, cost_sats
 
@@ -64,31 +64,19 @@ class WorkerPayment:
     settled_at: float
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class PayoutPlan:
     """One transaction's worth of tasks: outputs by address (amounts summed), in vout order."""
 
     tasks: list[SettleableTask]
     payouts: list[Payout]
     cost_by_task: dict[str, int]
-    outputs: list[tuple[str, int]] = field(default_factory=list)  # (address, sats), vout order
-    _vouts: dict[str, int] = field(default_factory=dict)
+    outputs: list[tuple[str, int]]  # (address, sats), vout order
+    vouts: dict[str, int]  # address → its vout
 
     @property
     def paid(self) -> int:
         return sum(sats for _, sats in self.outputs)
-
-    def vout_of(self, address: str) -> int:
-        return self._vouts[address]
-
-    def __post_init__(self) -> None:
-        totals: dict[str, int] = {}
-        for payout in self.payouts:
-            totals[payout.address] = totals.get(payout.address, 0) + payout.sats
-        # Sorted: the same tasks always give the same outputs (and the vout of an address is
-        # stable for receipts and payment messages).
-        self.outputs = sorted(totals.items())
-        self._vouts = {address: vout for vout, (address, _) in enumerate(self.outputs)}
 
 
 def plan_payouts(tasks: Iterable[SettleableTask], tier_of: Callable[[str | None], Tier]) -> PayoutPlan:
@@ -97,12 +85,18 @@ def plan_payouts(tasks: Iterable[SettleableTask], tier_of: Callable[[str | None]
     chosen = list(tasks)
     payouts: list[Payout] = []
     costs: dict[str, int] = {}
+    totals: dict[str, int] = {}
     for task in chosen:
         tier = tier_of(task.tier)
         costs[task.task_id] = cost_sats(tier, task.worker_count)
         for label in task.agreeing:
             payouts.append(Payout(task.task_id, label.worker_id, label.address, tier.label_price_sats))
-    return PayoutPlan(chosen, payouts, costs)
+            totals[label.address] = totals.get(label.address, 0) + tier.label_price_sats
+    # Sorted: the same tasks always give the same outputs (and an address's vout is stable for
+    # receipts and payment messages).
+    outputs = sorted(totals.items())
+    vouts = {address: vout for vout, (address, _) in enumerate(outputs)}
+    return PayoutPlan(chosen, payouts, costs, outputs, vouts)
 
 
 def _varint_size(n: int) -> int:

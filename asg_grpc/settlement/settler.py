@@ -187,7 +187,7 @@ class Settler:
             fee=funding.fee,
             task_ids=[t.task_id for t in plan.tasks],
             cost_by_task=plan.cost_by_task,
-            payouts=[(p, plan.vout_of(p.address)) for p in plan.payouts],
+            payouts=[(p, plan.vouts[p.address]) for p in plan.payouts],
             inputs=[WalletUtxo(*i) for i in funding.inputs],
             change=change,
         )
