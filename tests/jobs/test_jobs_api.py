@@ -223,9 +223,7 @@ def test_empty_and_all_invalid_manifests_fail_with_a_clear_reason(client: Client
     assert client.wait_status(empty, *DONE)["failure_reason"] == "the manifest is empty"
     job = client.wait_status(invalid, *DONE)
     assert job["failure_reason"] == "the manifest has no valid lines (see errors)"
-    assert job["errors"] == [{"line": 1, "error": "line must be a JSON object"}] * 1 + [
-        {"line": 2, "error": "line must be a JSON object"}
-    ]
+    assert job["errors"] == [{"line": n, "error": "line must be a JSON object"} for n in (1, 2)]
 
 
 def test_bad_lines_are_counted_all_and_the_first_hundred_kept_while_the_job_goes_on(
