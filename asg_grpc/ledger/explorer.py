@@ -15,7 +15,7 @@ from asg_grpc.domain.errors import NotFound, NotReady, ValidationError
 from asg_grpc.domain.tasks import TaskStatus
 from asg_grpc.domain.workers import p2pkh_address
 from asg_grpc.ledger.errors import NotMinedYet
-from asg_grpc.ledger.receipts import Receipt, _p2pkh_hash, build_receipt
+from asg_grpc.ledger.receipts import Receipt, build_receipt, p2pkh_hash
 from asg_grpc.store.base import Store
 from asg_grpc.store.ledger_records import LedgerBlock
 from asg_grpc.store.settlement_records import TaskSettlement
@@ -116,7 +116,7 @@ def transaction(store: Store, txid: str) -> TxView:
     assert tx is not None  # the store holds only transactions that parsed
     outputs = []
     for vout, output in enumerate(tx.outputs):
-        key_hash = _p2pkh_hash(output.locking_script.serialize())
+        key_hash = p2pkh_hash(output.locking_script.serialize())
         address = None if key_hash is None else p2pkh_address(key_hash, "main")
         outputs.append(TxOutputView(vout, output.satoshis, address))
     block_hash = None

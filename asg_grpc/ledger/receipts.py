@@ -53,7 +53,7 @@ class Receipt:
         }
 
 
-def _p2pkh_hash(script: bytes) -> bytes | None:
+def p2pkh_hash(script: bytes) -> bytes | None:
     """The key hash of a P2PKH locking script (OP_DUP OP_HASH160 <20> OP_EQUALVERIFY OP_CHECKSIG)."""
     if len(script) == 25 and script[:3] == b"\x76\xa9\x14" and script[23:] == b"\x88\xac":
         return script[3:23]
@@ -129,7 +129,7 @@ def build_receipt(store: Store, txid: str, vouts: list[int], *, network: str = "
         if not 0 <= vout < len(tx.outputs):
             raise ValidationError("vouts", f"{vout} is not an output of {txid} (it has {len(tx.outputs)})")
         output = tx.outputs[vout]
-        key_hash = _p2pkh_hash(output.locking_script.serialize())
+        key_hash = p2pkh_hash(output.locking_script.serialize())
         if key_hash is None:
             raise ValidationError("vouts", f"output {vout} of {txid} does not pay a P2PKH address")
         outputs.append(PaidOutput(vout, output.satoshis, p2pkh_address(key_hash, "main")))
