@@ -23,11 +23,16 @@ from asg_grpc.dispatch.payments import WorkerPayment, problem
 from asg_grpc.domain import consensus
 from asg_grpc.domain.errors import Unavailable, ValidationError
 from asg_grpc.domain.labeling import LabelRefused, OpenTask, Refusal
+from asg_grpc.domain.tasks import TaskStatus
 from asg_grpc.domain.workers import Worker
 from asg_grpc.store import Store
 from asg_grpc.store.base import LabelingBatch
 
 log = logging.getLogger("asg.dispatch")
+
+REAP_EVERY = 0.25  # seconds between looks for lapsed leases and silent streams
+# A reaper tick this much later than asked means the core itself was not running.
+STALL = 1.0
 
 
 @dataclass(frozen=True)
@@ -210,12 +215,8 @@ class Dispatcher:
             return
         now = time.time()
         try:
-            outcome = task.label(session.worker_id, option, now)
+            outcome = task.label(session.worker_id, option)
         except LabelRefused as refused:
-            if refused.refusal is Refusal.LEASE_EXPIRED:
-                session.held.pop(task_id, None)
-                self._expired(task, session.worker_id, now)
-                self._fill_all()
             session.outbox.error(task_id, refused.refusal)
             return
         session.held.pop(task_id, None)
@@ -235,7 +236,8 @@ class Dispatcher:
         if task is None or task_id not in session.held:
             session.outbox.error(task_id, Refusal.NOT_HELD)
             return
-        task.skip(session.worker_id)
+        if task.skip(session.worker_id):
+            self._touch(task)  # back to pending
         session.held.pop(task_id, None)
         self._batch.skips.append((task_id, session.worker_id, reason[:200], time.time()))
         self._dirty.set()
@@ -247,13 +249,6 @@ class Dispatcher:
     @staticmethod
     def _new_batch() -> LabelingBatch:
         return LabelingBatch(now=0.0, labels=[], skips=[], tasks=[])
-
-    def _expired(self, task: OpenTask, worker_id: str, now: float) -> None:
-        """The lease ran out (the domain already freed the slot): remember it across restarts
-        like a skip, so the worker is not offered the task again, and reopen the slot."""
-        self._batch.skips.append((task.task_id, worker_id, "lease_expired", now))
-        self._dirty.set()
-        self._make_available(task)
 
     def _touch(self, task: OpenTask) -> None:
         """The task's state changed: write it with the next flush."""
@@ -280,6 +275,11 @@ class Dispatcher:
         # a submission wakes us, room opens, or the next poll (other processes' submissions).
         self._more_in_store = len(loaded) == want
         for task in loaded:
+            if task.status is TaskStatus.IN_PROGRESS and not task.labels:
+                # Claimed when a core stopped (leases live in memory) and never labeled:
+                # nobody holds it now.
+                task.status = TaskStatus.PENDING
+                self._touch(task)
             self._last_seq = max(self._last_seq, task.seq)
             self._tasks[task.task_id] = task
             self._by_seq[task.seq] = task
@@ -308,8 +308,11 @@ class Dispatcher:
     def _release(self, session: Session, task_id: str) -> None:
         session.held.pop(task_id, None)
         task = self._tasks.get(task_id)
-        if task is not None and task.release(session.worker_id):
-            self._make_available(task)
+        if task is None:
+            return
+        if task.release(session.worker_id):
+            self._touch(task)  # back to pending
+        self._make_available(task)
 
     def _fill_all(self) -> None:
         for session in self._sessions:
@@ -322,14 +325,15 @@ class Dispatcher:
         if not session.wants_work:
             return
         worker_id = session.worker_id
-        deadline = time.time() + self.settings.lease_seconds
+        now = time.time()
+        deadline = now + self.settings.lease_seconds
         i = 0
         while i < len(self._available) and session.wants_work:
             task = self._by_seq[self._available[i]]
-            if task.task_type not in session.task_types or not task.offerable_to(worker_id):
+            if task.task_type not in session.task_types or not task.offerable_to(worker_id, now):
                 i += 1
                 continue
-            if task.claim(worker_id, deadline):
+            if task.claim(worker_id, deadline, now):
                 self._touch(task)  # pending → in_progress
             session.held[task.task_id] = deadline
             heapq.heappush(self._leases, (deadline, task.task_id, worker_id))
@@ -393,24 +397,49 @@ class Dispatcher:
                 await asyncio.sleep(0.5)
 
     async def _reaper(self) -> None:
+        loop = asyncio.get_running_loop()
+        last = loop.time()
         while True:
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(REAP_EVERY)
+            now = loop.time()
+            stalled, last = now - last - REAP_EVERY, now
             try:
+                if stalled > STALL:
+                    self._resume(stalled)
                 self._reap()
             except Exception:  # expiring leases must go on whatever happened once
                 log.exception("reaping leases failed; retrying")
+
+    def _resume(self, stalled: float) -> None:
+        """The core did not run for `stalled` seconds (SIGSTOP, a suspended VM, a blocked
+        loop). Workers could not be heard meanwhile, so that time does not count against
+        their leases and idle timers: every one of them is pushed back by as much."""
+        log.warning(
+            "the core was paused; leases and idle timers extended", extra={"seconds": round(stalled, 3)}
+        )
+        for deadline, task_id, worker_id in self._leases:
+            task = self._tasks.get(task_id)
+            if task is not None and task.claims.get(worker_id) == deadline:
+                task.claims[worker_id] = deadline + stalled
+        # The same shift for every entry keeps the heap ordered.
+        self._leases = [(deadline + stalled, task_id, worker) for deadline, task_id, worker in self._leases]
+        for session in self._sessions:
+            session.held = {task_id: deadline + stalled for task_id, deadline in session.held.items()}
+            session.last_seen += stalled
 
     def _reap(self) -> None:
         """Frees slots whose lease ran out and closes sessions that went silent."""
         now = time.time()
         freed = False
+        retry_at = now + self.settings.lease_seconds
         while self._leases and self._leases[0][0] <= now:
             deadline, task_id, worker_id = heapq.heappop(self._leases)
             task = self._tasks.get(task_id)
             if task is None or task.claims.get(worker_id) != deadline:
                 continue  # labeled, skipped or released already
-            task.expire(worker_id)
-            self._expired(task, worker_id, now)
+            if task.expire(worker_id, retry_at):
+                self._touch(task)  # back to pending
+            self._make_available(task)
             for session in self._sessions:
                 if session.worker_id == worker_id and session.held.pop(task_id, None) is not None:
                     session.outbox.error(task_id, Refusal.LEASE_EXPIRED)

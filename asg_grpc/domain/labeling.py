@@ -2,9 +2,12 @@
 
 Pure rules, no I/O: a task with target N is held by at most N - labels workers at once, each
 distinct; a worker never gets a task it labeled, skipped or already holds; a label is accepted
-only from the worker holding the task, before its lease runs out, with one of the offered
-options; a worker whose lease ran out is not offered that task again. Every accepted label
-is evaluated by the consensus rule.
+only from the worker holding the task, with one of the offered options. A lease that runs
+out only puts the slot back: the worker may be offered the task again after a cool-down (other
+workers first), so a lapse never strands a task, whoever's fault it was (a paused core lapses
+every lease at once). A task nobody holds and nobody has labeled is `pending` again: nothing
+stays `in_progress` without a live lease or a label. Every accepted label is evaluated by the
+consensus rule.
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ class OpenTask:
     labels: dict[str, str] = field(default_factory=dict)  # worker_id → option
     claims: dict[str, float] = field(default_factory=dict)  # worker_id → lease deadline
     skipped: set[str] = field(default_factory=set)
+    # worker_id → when a worker whose lease lapsed may be offered the task again.
+    lapsed: dict[str, float] = field(default_factory=dict)
     outcome: consensus.Outcome | None = None
 
     @property
@@ -63,53 +68,67 @@ class OpenTask:
     def closed(self) -> bool:
         return self.status.decided
 
-    def offerable_to(self, worker_id: str) -> bool:
+    def offerable_to(self, worker_id: str, now: float) -> bool:
         return (
             not self.closed
             and self.free_slots > 0
             and worker_id not in self.claims
             and worker_id not in self.labels
             and worker_id not in self.skipped
+            and self.lapsed.get(worker_id, 0.0) <= now
         )
 
-    def claim(self, worker_id: str, deadline: float) -> bool:
-        """Give one slot to the worker. True when this is the task's first claim ever."""
-        if not self.offerable_to(worker_id):
+    def claim(self, worker_id: str, deadline: float, now: float) -> bool:
+        """Give one slot to the worker. True when the task went from pending to in_progress."""
+        if not self.offerable_to(worker_id, now):
             raise ValueError(f"task {self.task_id} is not offerable to {worker_id}")
         self.claims[worker_id] = deadline
-        first = self.status is TaskStatus.PENDING
-        if first:
+        self.lapsed.pop(worker_id, None)
+        started = self.status is TaskStatus.PENDING
+        if started:
             self.status = TaskStatus.IN_PROGRESS
-        return first
+        return started
 
     def release(self, worker_id: str) -> bool:
-        """Put the worker's slot back (stream closed, lease ran out). True if it held one."""
-        return self.claims.pop(worker_id, None) is not None
-
-    def expire(self, worker_id: str) -> bool:
-        """The worker's lease ran out: the slot goes back, and not to that worker again (it
-        had its chance; offering it again would loop). True if it held one."""
+        """Put the worker's slot back (its stream closed). True when the status changed."""
         if self.claims.pop(worker_id, None) is None:
             return False
-        self.skipped.add(worker_id)
-        return True
+        return self._unclaimed()
 
-    def skip(self, worker_id: str) -> None:
+    def expire(self, worker_id: str, retry_at: float) -> bool:
+        """The worker's lease ran out: the slot goes back, and to that worker again no sooner
+        than `retry_at` (so a worker that never answers does not get it back in a loop, and
+        others come first). True when the status changed."""
+        if self.claims.pop(worker_id, None) is None:
+            return False
+        self.lapsed[worker_id] = retry_at
+        return self._unclaimed()
+
+    def skip(self, worker_id: str) -> bool:
+        """The worker declined: never offered to it again. True when the status changed."""
         if worker_id not in self.claims:
             raise LabelRefused(Refusal.NOT_HELD)
         del self.claims[worker_id]
         self.skipped.add(worker_id)
+        return self._unclaimed()
 
-    def label(self, worker_id: str, option: str, now: float) -> consensus.Outcome:
-        """Accept one label and evaluate consensus; LabelRefused leaves the task unchanged
-        (except that a label after the lease ran out also frees the slot)."""
-        deadline = self.claims.get(worker_id)
-        if deadline is None:
+    def _unclaimed(self) -> bool:
+        """Back to pending once nobody holds the task and nobody labeled it."""
+        if self.status is TaskStatus.IN_PROGRESS and not self.claims and not self.labels:
+            self.status = TaskStatus.PENDING
+            return True
+        return False
+
+    def label(self, worker_id: str, option: str) -> consensus.Outcome:
+        """Accept one label and evaluate consensus; LabelRefused leaves the task unchanged.
+
+        A label from the worker still holding the slot counts even past its deadline: the
+        lease promises that nobody else gets the slot before then, and until the dispatcher
+        has handed the slot back, nobody has (after a pause of the core, labels the workers
+        sent in time are read late)."""
+        if worker_id not in self.claims:
             refusal = Refusal.ALREADY_LABELED if worker_id in self.labels else Refusal.NOT_HELD
             raise LabelRefused(refusal)
-        if now > deadline:
-            self.expire(worker_id)
-            raise LabelRefused(Refusal.LEASE_EXPIRED)
         if option not in self.options:
             raise LabelRefused(Refusal.INVALID_OPTION)
         del self.claims[worker_id]

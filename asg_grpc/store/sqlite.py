@@ -286,6 +286,11 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX tasks_batch_status ON tasks(batch_id, status) WHERE batch_id IS NOT NULL;
     DROP INDEX tasks_batch;
     """,
+    # A lapsed lease was once stored as a skip, which kept its worker away for good and could
+    # strand the task; lapses are no longer stored, and the old ones stop excluding anybody.
+    """
+    DELETE FROM skips WHERE reason = 'lease_expired';
+    """,
 )
 
 _TASK_COLUMNS = (

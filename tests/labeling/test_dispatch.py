@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import grpc
 import pytest
@@ -198,6 +199,42 @@ async def test_an_expired_lease_frees_the_slot_and_refuses_the_late_label(harnes
     assert (await fresh.assignments(1))[0].task_id == task_id
 
 
+@pytest.mark.core_settings(lease_seconds=0.5)
+async def test_a_lapsed_lease_goes_back_to_pending_and_to_the_same_worker_later(harness: CoreHarness) -> None:
+    # As many workers as the threshold: if a lapse kept its worker away for good, the task
+    # could never be decided.
+    task_id = await harness.submit(threshold=2)
+    first = await harness.agent()
+    await first.assignments(1)
+    await first.read_until(lambda a: any(e.code == "lease_expired" for e in a.errors), timeout=3)
+    get = tasks_pb2.GetTaskRequest(task_id=task_id)
+    for _ in range(20):  # slowly: the sandbox key's rate limit applies
+        task = await harness.tasks.GetTask(get, metadata=harness.auth)
+        if task.status == common_pb2.TASK_STATUS_PENDING:
+            break
+        await asyncio.sleep(0.1)
+    assert task.status == common_pb2.TASK_STATUS_PENDING  # nobody holds it, nobody labeled it
+    second = await harness.agent()
+    await second.assignments(1)
+    await second.label(task_id, "cat")
+    # After its cool-down (one lease period) the first worker is offered the task again.
+    again = await first.assignments(2)
+    assert again[1].task_id == task_id
+    await first.label(task_id, "cat")
+    assert (await harness.wait_decided(task_id)).consensus_label == "cat"
+
+
+@pytest.mark.core_settings(lease_seconds=1.0)
+async def test_time_the_core_did_not_run_does_not_count_against_a_lease(harness: CoreHarness) -> None:
+    task_id = await harness.submit(threshold=2)
+    agent = await harness.agent()
+    await agent.assignments(1)
+    await agent.label(task_id, "cat")  # queued; sent once the loop runs again
+    time.sleep(2.5)  # the core's event loop (this one) stalls past the lease, as under SIGSTOP
+    await agent.read_until(lambda a: task_id in a.acked or bool(a.errors))
+    assert agent.errors == [] and agent.acked == [task_id]
+
+
 async def test_first_claim_moves_the_task_to_in_progress(harness: CoreHarness) -> None:
     task_id = await harness.submit(threshold=2)
     get = tasks_pb2.GetTaskRequest(task_id=task_id)
@@ -249,3 +286,4 @@ async def test_a_task_behind_many_that_nobody_can_take_still_reaches_its_worker(
     text = await harness.submit(threshold=2, task_type="text_classification")
     agent = await harness.agent(task_types=["text_classification"])
     assert [a.task_id for a in await agent.assignments(1)] == [text]
+

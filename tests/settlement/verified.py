@@ -66,7 +66,7 @@ def verified_tasks(
                 worker = workers[position % len(workers)]
                 position += 1
                 option = "dog" if k == threshold - 1 else "cat"
-                task.claim(worker.worker_id, now + 60)
-                task.label(worker.worker_id, option, now)
+                task.claim(worker.worker_id, now + 60, now)
+                task.label(worker.worker_id, option)
                 labels.append((task.task_id, worker.worker_id, option, now))
         store.record_labeling(LabelingBatch(now, labels, [], batch))
