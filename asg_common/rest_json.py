@@ -48,6 +48,7 @@ def task(t: tasks_pb2.Task) -> dict[str, Any]:
         "batch_id": _optional(t, "batch_id"),
         "created_at": iso(t.created_at),
         "updated_at": iso(t.updated_at),
+        "expires_at": _time(t, "expires_at"),
     }
 
 
@@ -217,6 +218,8 @@ def job(j: jobs_pb2.Job) -> dict[str, Any]:
             "verified": c.verified,
             "settled": c.settled,
             "failed": c.failed,
+            "cancelled": c.cancelled,
+            "expired": c.expired,
         },
         "errors": [{"line": e.line, "error": e.error} for e in j.errors],
         "failure_reason": _optional(j, "failure_reason"),
@@ -235,7 +238,7 @@ def job_summary(j: jobs_pb2.Job) -> dict[str, Any]:
     """A job in GET /v1/jobs: its row as stored, without the per-status task counts and errors
     that GET /v1/jobs/{id} computes."""
     body = job(j)
-    for name in ("verified", "settled", "failed"):
+    for name in ("verified", "settled", "failed", "cancelled", "expired"):
         del body["counts"][name]
     del body["errors"]
     return body

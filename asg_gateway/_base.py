@@ -100,6 +100,7 @@ class BaseClient:
         consensus_threshold: int | None,
         callback_url: str | None,
         idempotency_key: str | None,
+        expires_in_seconds: int | None = None,
     ) -> Flow[JSON]:
         if idempotency_key is None and self.max_retries > 0:
             idempotency_key = new_idempotency_key()
@@ -111,6 +112,7 @@ class BaseClient:
                 "consensus_threshold": consensus_threshold,
                 "callback_url": callback_url,
                 "idempotency_key": idempotency_key,
+                "expires_in_seconds": expires_in_seconds,
             }
         )
         request = self._request("POST", "/v1/tasks", json=body)
@@ -127,6 +129,10 @@ class BaseClient:
 
     def _get_result(self, task_id: str) -> Flow[JSON]:
         return self._call(self._request("GET", _task_path(task_id, "/result")), retry=True)
+
+    def _cancel_task(self, task_id: str) -> Flow[JSON]:
+        # Cancelling a cancelled task answers it again: safe to retry.
+        return self._call(self._request("DELETE", _task_path(task_id)), retry=True)
 
     def _list_tasks(
         self, status: str | None, batch_id: str | None, limit: int | None, cursor: str | None

@@ -104,15 +104,23 @@ class ASGGatewayClient(BaseClient):
         consensus_threshold: int | None = None,
         callback_url: str | None = None,
         idempotency_key: str | None = None,
+        expires_in_seconds: int | None = None,
     ) -> JSON:
         """Submit one task; returns ``{task_id, status, created_at}``.
 
         A repeated ``idempotency_key`` returns the first task with ``"idempotent": True``. When
         none is given and retries are on, the SDK makes one so a retry cannot create a second task.
+        ``expires_in_seconds`` is a deadline: a task not decided by then ends ``expired``.
         """
         return self._run(
             self._submit_task(
-                task_type, data_url, label_spec, consensus_threshold, callback_url, idempotency_key
+                task_type,
+                data_url,
+                label_spec,
+                consensus_threshold,
+                callback_url,
+                idempotency_key,
+                expires_in_seconds,
             )
         )
 
@@ -131,6 +139,11 @@ class ASGGatewayClient(BaseClient):
     def get_result(self, task_id: str) -> JSON:
         """The result when ready, else ``{"status": ..., "message": ...}`` (HTTP 202)."""
         return self._run(self._get_result(task_id))
+
+    def cancel_task(self, task_id: str) -> JSON:
+        """Stop a task not decided yet; returns its result, ``status`` ``cancelled``. The labels
+        already collected are billed; ``ConflictError`` once the task was decided."""
+        return self._run(self._cancel_task(task_id))
 
     def list_tasks(
         self,
@@ -342,11 +355,18 @@ class AsyncASGGatewayClient(BaseClient):
         consensus_threshold: int | None = None,
         callback_url: str | None = None,
         idempotency_key: str | None = None,
+        expires_in_seconds: int | None = None,
     ) -> JSON:
         """Submit one task; keyed automatically when retries are on. See ``ASGGatewayClient``."""
         return await self._run(
             self._submit_task(
-                task_type, data_url, label_spec, consensus_threshold, callback_url, idempotency_key
+                task_type,
+                data_url,
+                label_spec,
+                consensus_threshold,
+                callback_url,
+                idempotency_key,
+                expires_in_seconds,
             )
         )
 
@@ -361,6 +381,10 @@ class AsyncASGGatewayClient(BaseClient):
     async def get_result(self, task_id: str) -> JSON:
         """The result when ready, else ``{"status": ..., "message": ...}`` (HTTP 202)."""
         return await self._run(self._get_result(task_id))
+
+    async def cancel_task(self, task_id: str) -> JSON:
+        """Stop a task not decided yet. See ``ASGGatewayClient.cancel_task``."""
+        return await self._run(self._cancel_task(task_id))
 
     async def list_tasks(
         self,

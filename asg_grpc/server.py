@@ -119,7 +119,10 @@ class Core:
         limits = KeyLimits(settings.tiers, enabled=settings.rate_limit)
         tasks_pb2_grpc.add_TaskServiceServicer_to_server(
             TaskService(
-                self.store, on_submitted=self.dispatcher.wake if self.dispatcher else None, limits=limits
+                self.store,
+                on_submitted=self.dispatcher.wake if self.dispatcher else None,
+                limits=limits,
+                on_closed=self.dispatcher.withdraw if self.dispatcher else None,
             ),
             self.server,
         )

@@ -17,7 +17,15 @@ BATCH_BODY = 8 * 1024 * KIB
 _INT64 = 2**63
 
 TASK_FIELDS = frozenset(
-    ("type", "data_url", "label_spec", "consensus_threshold", "callback_url", "idempotency_key")
+    (
+        "type",
+        "data_url",
+        "label_spec",
+        "consensus_threshold",
+        "callback_url",
+        "idempotency_key",
+        "expires_in_seconds",
+    )
 )
 LABEL_SPEC_FIELDS = frozenset(("question", "options"))
 BATCH_FIELDS = frozenset(("tasks", "callback_url"))
@@ -102,6 +110,7 @@ def task_input(value: object, prefix: str = "") -> tasks_pb2.TaskInput:
         consensus_threshold=_integer(obj, "consensus_threshold", prefix),
         callback_url=_string(obj, "callback_url", prefix),
         idempotency_key=_string(obj, "idempotency_key", prefix),
+        expires_in_seconds=_integer(obj, "expires_in_seconds", prefix),
     )
 
 

@@ -393,6 +393,7 @@ TASK_CALLS: dict[str, Callable[[tasks_pb2_grpc.TaskServiceStub, Metadata], objec
         tasks_pb2.GetTaskResultRequest(task_id="tsk_x"), metadata=m
     ),
     "ListTasks": lambda s, m: s.ListTasks(tasks_pb2.ListTasksRequest(), metadata=m),
+    "CancelTask": lambda s, m: s.CancelTask(tasks_pb2.CancelTaskRequest(task_id="tsk_x"), metadata=m),
 }
 
 

@@ -26,7 +26,7 @@ JSON = {"Content-Type": "application/json"}
 SPEC = {"question": "Animal?", "options": ["cat", "dog"]}
 TASK_FIELDS = {
     "task_id", "status", "task_type", "data_url", "label_spec", "consensus_threshold",
-    "callback_url", "idempotency_key", "batch_id", "created_at", "updated_at",
+    "callback_url", "idempotency_key", "batch_id", "created_at", "updated_at", "expires_at",
 }  # fmt: skip
 
 
@@ -298,6 +298,7 @@ def test_get_task_returns_what_was_submitted(http: httpx.Client, auth: dict[str,
         "batch_id": None,
         "created_at": accepted["created_at"],
         "updated_at": body["updated_at"],
+        "expires_at": None,
     }
     assert TIMESTAMP.match(body["updated_at"])
 

@@ -25,7 +25,15 @@ def test_register_list_and_delete_as_in_the_reference(http: httpx.Client, auth: 
     hook = created.json()
     assert set(hook) == {"webhook_id", "callback_url", "events", "active", "created_at"}
     assert hook["webhook_id"].startswith("whk_") and hook["active"] is True
-    assert hook["events"] == ["task.verified", "task.settled", "task.failed", "job.completed", "job.failed"]
+    assert hook["events"] == [
+        "task.verified",
+        "task.settled",
+        "task.failed",
+        "task.cancelled",
+        "task.expired",
+        "job.completed",
+        "job.failed",
+    ]
 
     listed = http.get("/v1/webhooks", headers=auth).json()["webhooks"]
     assert listed == [hook]

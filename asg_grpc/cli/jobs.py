@@ -91,7 +91,7 @@ def _tasks(counts: Mapping[str, int]) -> int:
 
 
 def _decided(counts: Mapping[str, int]) -> int:
-    return counts["verified"] + counts["settled"] + counts["failed"]
+    return sum(counts[name] for name in ("verified", "settled", "failed", "cancelled", "expired"))
 
 
 def progress_line(job: Mapping[str, Any]) -> str:
@@ -149,7 +149,8 @@ def summary(job: Mapping[str, Any]) -> Iterator[str]:
     )
     yield (
         f"  decided {_decided(counts)}/{_tasks(counts)}: {counts['verified']} verified, "
-        f"{counts['settled']} settled, {counts['failed']} failed"
+        f"{counts['settled']} settled, {counts['failed']} failed, {counts['cancelled']} cancelled,"
+        f" {counts['expired']} expired"
     )
     if job.get("failure_reason"):
         yield f"  reason: {job['failure_reason']}"

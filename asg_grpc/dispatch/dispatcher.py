@@ -33,6 +33,7 @@ log = logging.getLogger("asg.dispatch")
 REAP_EVERY = 0.25  # seconds between looks for lapsed leases and silent streams
 # A reaper tick this much later than asked means the core itself was not running.
 STALL = 1.0
+DEADLINES_EVERY = 1.0  # seconds between looks for tasks past their deadline
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,22 @@ class Dispatcher:
         """New tasks were submitted: load them now rather than at the next poll."""
         self._more_in_store = True
         self._wake.set()
+
+    def withdraw(self, task_ids: Sequence[str]) -> None:
+        """These tasks were closed in the store (cancelled, expired, decided elsewhere): drop
+        them, and tell the workers holding them to stop."""
+        for task_id in task_ids:
+            task = self._tasks.get(task_id)
+            if task is None:
+                continue
+            for worker_id in task.claims:
+                for session in self._by_worker.get(worker_id, ()):
+                    if session.held.pop(task_id, None) is not None:
+                        session.outbox.error(task_id, Refusal.WITHDRAWN)
+            task.claims.clear()
+            self._touched.pop(task_id, None)
+            self._forget(task)
+        self._wake.set()  # room in the window
 
     # sessions ------------------------------------------------------------------------------
 
@@ -358,13 +375,18 @@ class Dispatcher:
         batch.tasks = list(self._touched.values())
         batch.now = time.time()
         try:
-            self._store.record_labeling(batch)
+            closed = self._store.record_labeling(batch)
         except Exception:
             self._dirty.set()  # the writer tries again
             raise
         self._batch, self._acks, self._touched = self._new_batch(), [], {}
         for session, task_id in acks:
-            session.outbox.ack(task_id)
+            if task_id in closed:  # the label came too late and was not stored
+                session.outbox.error(task_id, Refusal.WITHDRAWN)
+            else:
+                session.outbox.ack(task_id)
+        if closed:
+            self.withdraw(list(closed))
 
     # background loops ----------------------------------------------------------------------
 
@@ -398,7 +420,7 @@ class Dispatcher:
 
     async def _reaper(self) -> None:
         loop = asyncio.get_running_loop()
-        last = loop.time()
+        last = next_deadlines = loop.time()
         while True:
             await asyncio.sleep(REAP_EVERY)
             now = loop.time()
@@ -407,6 +429,9 @@ class Dispatcher:
                 if stalled > STALL:
                     self._resume(stalled)
                 self._reap()
+                if now >= next_deadlines:
+                    next_deadlines = now + DEADLINES_EVERY
+                    self.withdraw(self._store.expire_due(time.time()))
             except Exception:  # expiring leases must go on whatever happened once
                 log.exception("reaping leases failed; retrying")
 

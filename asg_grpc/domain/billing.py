@@ -1,9 +1,10 @@
 """Usage and invoices: calendar months (UTC), the charging rule, invoice statuses. Pure.
 
 The charging rule (docs/billing.md): a task is charged once, in the month consensus decides
-it, `cost_sats(tier, labels collected)` at the tier it was submitted on. A task that fails (no
-consensus, expired, cancelled) is not charged: the customer got no answer and no worker was
-paid for it.
+it, `cost_sats(tier, labels collected)` at the tier it was submitted on. A task without
+consensus is not charged: the customer got no answer and no worker was paid for it. A task
+its customer cancelled, or whose deadline passed, is charged the label price for each label
+collected before that (its workers are paid for them), and no task price.
 """
 
 from __future__ import annotations
@@ -81,8 +82,9 @@ class UsageCounts:
     task_type: str
     tasks_submitted: int = 0  # created in the month
     tasks_charged: int = 0  # decided in the month with a consensus (verified or settled)
-    tasks_failed: int = 0  # decided in the month without one
+    tasks_failed: int = 0  # decided in the month without one (cancelled and expired included)
     labels_collected: int = 0  # on the charged tasks
+    labels_ended: int = 0  # on the cancelled and expired tasks: charged at the label price only
     # The tier the charged tasks were submitted on; None: unknown (priced at the current one).
     tier: str | None = None
 
@@ -138,14 +140,15 @@ def price(
         for c in rows:
             at = tier if c.tier is None or tier_named is None else tier_named(c.tier)
             # = Σ cost_sats(at, labels) over these charged tasks
-            sats += c.tasks_charged * at.task_price_sats + c.labels_collected * at.label_price_sats
+            labels = c.labels_collected + c.labels_ended
+            sats += c.tasks_charged * at.task_price_sats + labels * at.label_price_sats
         lines.append(
             UsageLine(
                 task_type=task_type,
                 tasks_submitted=sum(c.tasks_submitted for c in rows),
                 tasks_charged=sum(c.tasks_charged for c in rows),
                 tasks_failed=sum(c.tasks_failed for c in rows),
-                labels_collected=sum(c.labels_collected for c in rows),
+                labels_collected=sum(c.labels_collected + c.labels_ended for c in rows),
                 sats_charged=sats,
             )
         )

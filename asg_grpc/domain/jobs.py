@@ -113,6 +113,8 @@ class JobCounts:
     verified: int = 0
     settled: int = 0
     failed: int = 0
+    cancelled: int = 0
+    expired: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ class Refusal(enum.Enum):
     LEASE_EXPIRED = "lease_expired"
     INVALID_OPTION = "invalid_option"
     ALREADY_LABELED = "already_labeled"
+    WITHDRAWN = "withdrawn"
 
 
 REFUSAL_MESSAGES = {
@@ -33,6 +34,7 @@ REFUSAL_MESSAGES = {
     Refusal.LEASE_EXPIRED: "the lease on this task ran out; the slot went back to the pool",
     Refusal.INVALID_OPTION: "option is not one of the task's label_spec.options",
     Refusal.ALREADY_LABELED: "this worker already labeled the task",
+    Refusal.WITHDRAWN: "the task was cancelled or expired; it takes no more labels",
 }
 
 

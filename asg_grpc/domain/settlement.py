@@ -28,13 +28,15 @@ class AgreeingLabel:
 
 @dataclass(frozen=True, slots=True)
 class SettleableTask:
-    """A verified task not yet in any payout, with the workers whose label won."""
+    """A task not yet in any payout, with the workers to pay: those whose label won, or for an
+    `ended` task (cancelled or expired before consensus) every worker who labeled it."""
 
     task_id: str
     customer_id: str
     tier: str | None  # the tier it was submitted on (None: before tiers were recorded)
     worker_count: int  # labels collected, the agreeing ones and the others
     agreeing: tuple[AgreeingLabel, ...]
+    ended: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,15 +82,17 @@ class PayoutPlan:
 
 
 def plan_payouts(tasks: Iterable[SettleableTask], tier_of: Callable[[str | None], Tier]) -> PayoutPlan:
-    """Each agreeing worker gets its task's tier label price; the customer is charged the
-    tier's cost for every label collected plus the task price."""
+    """Each worker to pay gets its task's tier label price; the customer is charged the tier's
+    cost for every label collected plus the task price (no task price for an ended task)."""
     chosen = list(tasks)
     payouts: list[Payout] = []
     costs: dict[str, int] = {}
     totals: dict[str, int] = {}
     for task in chosen:
         tier = tier_of(task.tier)
-        costs[task.task_id] = cost_sats(tier, task.worker_count)
+        costs[task.task_id] = (
+            task.worker_count * tier.label_price_sats if task.ended else cost_sats(tier, task.worker_count)
+        )
         for label in task.agreeing:
             payouts.append(Payout(task.task_id, label.worker_id, label.address, tier.label_price_sats))
             totals[label.address] = totals.get(label.address, 0) + tier.label_price_sats

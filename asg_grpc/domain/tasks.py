@@ -20,6 +20,8 @@ MAX_QUESTION = 1000
 MAX_OPTIONS = 50
 MAX_OPTION = 200
 MAX_IDEMPOTENCY_KEY = 255
+# A task deadline: at most 30 days, so nothing waits on a labeler for longer than a month.
+MAX_EXPIRES_IN = 30 * 24 * 3600
 
 
 class TaskStatus(enum.Enum):
@@ -28,11 +30,18 @@ class TaskStatus(enum.Enum):
     VERIFIED = "verified"
     SETTLED = "settled"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # by its customer while not decided
+    EXPIRED = "expired"  # its deadline (`expires_in_seconds`) passed while not decided
 
     @property
     def decided(self) -> bool:
-        """True once `GET …/result` answers 200."""
-        return self in (TaskStatus.VERIFIED, TaskStatus.SETTLED, TaskStatus.FAILED)
+        """True once `GET …/result` answers 200: nothing will change its label any more."""
+        return self not in (TaskStatus.PENDING, TaskStatus.IN_PROGRESS)
+
+    @property
+    def ended(self) -> bool:
+        """Stopped before consensus: the labels collected are billed and paid, nothing else."""
+        return self in (TaskStatus.CANCELLED, TaskStatus.EXPIRED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +56,7 @@ class TaskDraft:
     consensus_threshold: int | None = None
     callback_url: str | None = None
     idempotency_key: str | None = None
+    expires_in_seconds: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +70,7 @@ class TaskSpec:
     consensus_threshold: int
     callback_url: str | None
     idempotency_key: str | None
+    expires_in_seconds: int | None = None  # None: no deadline
 
     def fingerprint(self) -> str:
         """Identifies the request body for idempotency: same key + other body is a conflict.
@@ -73,6 +84,8 @@ class TaskSpec:
             self.consensus_threshold,
             self.callback_url,
         ]
+        if self.expires_in_seconds is not None:  # absent: the same fingerprints as before
+            body.append(self.expires_in_seconds)
         return hashlib.sha256(json.dumps(body, separators=(",", ":")).encode()).hexdigest()[:32]
 
 
@@ -115,6 +128,7 @@ class Task:
     updated_at: float
     verdict: Verdict | None = None
     settlement: Settlement | None = None
+    expires_at: float | None = None
 
 
 # https://, optional user-info, a host name or bracketed IPv6 literal, optional port, then
@@ -193,6 +207,9 @@ def validate_task(
     key = draft.idempotency_key
     if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
         raise ValidationError("idempotency_key", f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+    expires_in = draft.expires_in_seconds
+    if expires_in is not None and not 1 <= expires_in <= MAX_EXPIRES_IN:
+        raise ValidationError("expires_in_seconds", f"must be an integer from 1 to {MAX_EXPIRES_IN}")
     return TaskSpec(
         task_type=draft.type,
         data_url=draft.data_url,
@@ -201,6 +218,7 @@ def validate_task(
         consensus_threshold=threshold,
         callback_url=callback_url,
         idempotency_key=key,
+        expires_in_seconds=expires_in,
     )
 
 

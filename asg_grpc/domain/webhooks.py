@@ -11,7 +11,15 @@ from dataclasses import dataclass
 from asg_grpc.domain.errors import ValidationError
 from asg_grpc.domain.tasks import check_https_url
 
-EVENT_TYPES = ("task.verified", "task.settled", "task.failed", "job.completed", "job.failed")
+EVENT_TYPES = (
+    "task.verified",
+    "task.settled",
+    "task.failed",
+    "task.cancelled",
+    "task.expired",
+    "job.completed",
+    "job.failed",
+)
 MIN_SECRET = 8
 MAX_SECRET = 256
 MAX_WEBHOOKS = 20

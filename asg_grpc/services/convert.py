@@ -20,6 +20,8 @@ STATUS_TO_PB = {
     TaskStatus.VERIFIED: common_pb2.TASK_STATUS_VERIFIED,
     TaskStatus.SETTLED: common_pb2.TASK_STATUS_SETTLED,
     TaskStatus.FAILED: common_pb2.TASK_STATUS_FAILED,
+    TaskStatus.CANCELLED: common_pb2.TASK_STATUS_CANCELLED,
+    TaskStatus.EXPIRED: common_pb2.TASK_STATUS_EXPIRED,
 }
 STATUS_FROM_PB = {v: k for k, v in STATUS_TO_PB.items()}
 
@@ -55,6 +57,7 @@ def draft(msg: tasks_pb2.TaskInput) -> TaskDraft:
         consensus_threshold=msg.consensus_threshold if has("consensus_threshold") else None,
         callback_url=msg.callback_url if has("callback_url") else None,
         idempotency_key=msg.idempotency_key if has("idempotency_key") else None,
+        expires_in_seconds=msg.expires_in_seconds if has("expires_in_seconds") else None,
     )
 
 
@@ -72,6 +75,7 @@ def task(t: Task) -> tasks_pb2.Task:
         batch_id=t.batch_id,
         created_at=timestamp(t.created_at),
         updated_at=timestamp(t.updated_at),
+        expires_at=None if t.expires_at is None else timestamp(t.expires_at),
     )
 
 
@@ -232,6 +236,8 @@ def job(j: Job) -> jobs_pb2.Job:
             verified=counts.verified,
             settled=counts.settled,
             failed=counts.failed,
+            cancelled=counts.cancelled,
+            expired=counts.expired,
         ),
         errors=[jobs_pb2.JobError(line=line, error=error) for line, error in j.errors],
         failure_reason=j.failure_reason,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import grpc
 
@@ -26,6 +26,7 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
         store: Store,
         on_submitted: Callable[[], None] | None = None,
         limits: KeyLimits | None = None,
+        on_closed: Callable[[Sequence[str]], None] | None = None,
     ) -> None:
         self._store = store
         self._limits = limits
@@ -34,6 +35,9 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
         )
         # Tells dispatch that new tasks are in the store (it also polls, for other processes).
         self._on_submitted = on_submitted or (lambda: None)
+        # Tells dispatch in this process that tasks were closed (a dispatcher elsewhere learns
+        # it at its next commit touching them).
+        self._on_closed = on_closed or (lambda task_ids: None)
 
     @maps_domain_errors
     async def SubmitTask(
@@ -143,6 +147,15 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
             tasks=[convert.task(t) for t in page.tasks],
             next_cursor=page.next_after or "",
         )
+
+    @maps_domain_errors
+    async def CancelTask(
+        self, request: tasks_pb2.CancelTaskRequest, context: grpc.aio.ServicerContext
+    ) -> tasks_pb2.TaskResult:
+        customer_id = authenticate(self._store, context, self._limits)
+        task = self._store.cancel_task(customer_id, request.task_id, time.time())
+        self._on_closed([task.task_id])
+        return convert.task_result(task, self._store.task_labels(task.task_id))
 
     def _owned_task(self, customer_id: str, task_id: str) -> Task:
         task = self._store.get_task(customer_id, task_id)

@@ -160,8 +160,19 @@ class Store(Protocol):
 
     def release_dispatch_lease(self, owner: str) -> None: ...
 
-    def record_labeling(self, batch: LabelingBatch) -> None:
-        """Labels, skips and task state changes, all or nothing."""
+    def record_labeling(self, batch: LabelingBatch) -> set[str]:
+        """Labels, skips and task state changes, all or nothing. Returns the ids of the batch's
+        tasks that were closed meanwhile by another writer (cancelled, expired, decided): their
+        state and labels were not written."""
+        ...
+
+    def cancel_task(self, customer_id: str, task_id: str, now: float) -> Task:
+        """Ends an undecided task `cancelled` (again: unchanged). NotFound for another
+        customer's or no task; NotReady once it was decided otherwise."""
+        ...
+
+    def expire_due(self, now: float, limit: int = 500) -> list[str]:
+        """Ends the undecided tasks whose deadline is past (`expired`), soonest first; their ids."""
         ...
 
     # webhooks -------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from asg_grpc.domain.errors import (
     EmailTaken,
     IdempotencyConflict,
     NotFound,
+    NotReady,
     QuotaExhausted,
     Unavailable,
     ValidationError,
@@ -291,13 +292,21 @@ MIGRATIONS: tuple[str, ...] = (
     """
     DELETE FROM skips WHERE reason = 'lease_expired';
     """,
+    # Task deadlines (expires_in_seconds): the undecided ones with a deadline, soonest first.
+    """
+    ALTER TABLE tasks ADD COLUMN expires_at REAL;
+    CREATE INDEX tasks_expiring ON tasks(expires_at) WHERE expires_at IS NOT NULL AND decided_at IS NULL;
+    CREATE INDEX tasks_to_pay ON tasks(seq) WHERE settlement_id IS NULL AND (status = 'verified'
+        OR (status IN ('cancelled', 'expired') AND worker_count > 0));
+    DROP INDEX tasks_settleable;
+    """,
 )
 
 _TASK_COLUMNS = (
     "seq, task_id, customer_id, status, task_type, data_url, question, options,"
     " consensus_threshold, callback_url, idempotency_key, batch_id, created_at, updated_at,"
     " consensus_label, confidence, worker_count, agreement_count, failure_reason, decided_at,"
-    " bsv_txid, total_cost_sats, settled_at"
+    " bsv_txid, total_cost_sats, settled_at, expires_at"
 )
 _CUSTOMER_SELECT = (
     "SELECT c.customer_id, c.name, c.email, c.tier, c.label_quota, c.labels_reserved,"
@@ -319,12 +328,14 @@ def _task(row: tuple) -> Task:
             consensus_threshold=row[8],
             callback_url=row[9],
             idempotency_key=row[10],
+            expires_in_seconds=None if row[23] is None else round(row[23] - row[12]),
         ),
         batch_id=row[11],
         created_at=row[12],
         updated_at=row[13],
         verdict=None if row[19] is None else Verdict(*row[14:20]),
         settlement=None if row[22] is None else Settlement(row[20], row[21], row[22]),
+        expires_at=row[23],
     )
 
 
@@ -472,20 +483,23 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables):
             (customer_id, start, end),
         ):
             counts.setdefault((task_type, None), {})["tasks_submitted"] = submitted
-        for task_type, tier, failed, tasks, labels in self._db.execute(
-            "SELECT task_type, tier, status = 'failed', COUNT(*), SUM(COALESCE(worker_count, 0))"
+        for task_type, tier, kind, tasks, labels in self._db.execute(
+            "SELECT task_type, tier, CASE status WHEN 'failed' THEN 'failed'"
+            " WHEN 'cancelled' THEN 'ended' WHEN 'expired' THEN 'ended' ELSE 'charged' END AS kind,"
+            " COUNT(*), SUM(COALESCE(worker_count, 0))"
             " FROM tasks INDEXED BY tasks_customer_decided"
             " WHERE customer_id = ? AND decided_at >= ? AND decided_at < ?"
-            " GROUP BY task_type, tier, status = 'failed'",
+            " GROUP BY task_type, tier, kind",
             (customer_id, start, end),
         ):
-            # Failed tasks are not priced: counted on the type's row without a tier.
-            line = counts.setdefault((task_type, None if failed else tier), {})
-            if failed:
-                line["tasks_failed"] = line.get("tasks_failed", 0) + tasks
-            else:
-                line["tasks_charged"] = tasks
-                line["labels_collected"] = labels
+            # Failed tasks are not priced: counted on the type's row without a tier. Cancelled
+            # and expired ones are failures whose labels are priced (docs/billing.md).
+            line = counts.setdefault((task_type, None if kind == "failed" else tier), {})
+            fields = {"failed": ("tasks_failed",), "ended": ("tasks_failed", "labels_ended")}.get(
+                kind, ("tasks_charged", "labels_collected")
+            )
+            for name, value in zip(fields, (tasks, labels), strict=False):
+                line[name] = line.get(name, 0) + value
         return [UsageCounts(task_type, tier=tier, **fields) for (task_type, tier), fields in counts.items()]
 
     def first_task_at(self, customer_id: str) -> float | None:
@@ -558,6 +572,7 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables):
             options = options_json.get(spec.options)
             if options is None:
                 options = options_json[spec.options] = orjson.dumps(spec.options).decode()
+            expires_at = None if spec.expires_in_seconds is None else now + spec.expires_in_seconds
             rows.append(
                 (
                     task_id,
@@ -576,14 +591,17 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables):
                     now,
                     spec.consensus_threshold,
                     tier,
+                    expires_at,
                 )
             )
-            created[index] = Task(task_id, customer_id, pending, spec, batch_id, now, now)
+            created[index] = Task(
+                task_id, customer_id, pending, spec, batch_id, now, now, expires_at=expires_at
+            )
         db.executemany(
             "INSERT INTO tasks (task_id, customer_id, status, task_type, data_url, question,"
             " options, consensus_threshold, callback_url, idempotency_key, fingerprint,"
-            " batch_id, created_at, updated_at, label_target, tier)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " batch_id, created_at, updated_at, label_target, tier, expires_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             rows,
         )
         return created
@@ -608,7 +626,7 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables):
                 (customer_id, *chunk),
             ):
                 index = keyed[row[10]]
-                if row[23] != specs[index].fingerprint():
+                if row[24] != specs[index].fingerprint():
                     conflicts.append(index)
                 else:
                     found[index] = _task(row)
@@ -756,16 +774,28 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables):
         with self._write() as db:
             db.execute("DELETE FROM dispatch_lease WHERE id = 1 AND owner = ?", (owner,))
 
-    def record_labeling(self, batch: LabelingBatch) -> None:
+    def record_labeling(self, batch: LabelingBatch) -> set[str]:
         with self._write() as db:
-            if batch.labels:
+            # Each task's state first: one that changes no row was closed by someone else
+            # (cancelled, expired, or decided by another dispatcher during a lease takeover),
+            # and the labels for it are not stored: nobody is billed or paid for them.
+            closed: set[str] = set()
+            decided: dict[str, list[str]] = {"task.verified": [], "task.failed": []}
+            for task in batch.tasks:
+                if db.execute(_TASK_STATE_UPDATE, _task_state_row(task, batch.now)).rowcount == 0:
+                    closed.add(task.task_id)
+                elif task.status.decided:
+                    event = "task.verified" if task.status is TaskStatus.VERIFIED else "task.failed"
+                    decided[event].append(task.task_id)
+            labels = [label for label in batch.labels if label[0] not in closed] if closed else batch.labels
+            if labels:
                 db.executemany(
                     # A worker's second label for a task (possible only while two dispatchers
                     # overlapped at a lease takeover) keeps the first, rather than failing the
                     # whole group forever.
                     "INSERT OR IGNORE INTO labels (task_id, worker_id, option, created_at)"
                     " VALUES (?, ?, ?, ?)",
-                    batch.labels,
+                    labels,
                 )
             if batch.skips:
                 db.executemany(
@@ -773,21 +803,62 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables):
                     " VALUES (?, ?, ?, ?)",
                     batch.skips,
                 )
-            open_tasks = [t for t in batch.tasks if not t.status.decided]
-            db.executemany(_TASK_STATE_UPDATE, [_task_state_row(t, batch.now) for t in open_tasks])
-            decided: dict[str, list[str]] = {"task.verified": [], "task.failed": []}
-            for task in batch.tasks:
-                if not task.status.decided:
-                    continue
-                changed = db.execute(_TASK_STATE_UPDATE, _task_state_row(task, batch.now)).rowcount
-                # An event only for a decision this write made (not one another dispatcher made
-                # first during a lease takeover, which the condition of the update refuses).
-                if changed:
-                    event = "task.verified" if task.status is TaskStatus.VERIFIED else "task.failed"
-                    decided[event].append(task.task_id)
             for event, task_ids in decided.items():
                 if task_ids:
                     self._record_task_events(db, task_ids, event, batch.now)
+        return closed
+
+    def cancel_task(self, customer_id: str, task_id: str, now: float) -> Task:
+        with self._write() as db:
+            row = db.execute(
+                "SELECT status FROM tasks WHERE task_id = ? AND customer_id = ?", (task_id, customer_id)
+            ).fetchone()
+            if row is None:
+                raise NotFound("task not found")
+            status = TaskStatus(row[0])
+            if status.decided and status is not TaskStatus.CANCELLED:  # cancelling twice is a no-op
+                raise NotReady(
+                    f"task is already {status.value}; only a task not decided yet can be cancelled"
+                )
+            if not status.decided:
+                self._end_tasks(db, [task_id], TaskStatus.CANCELLED, now)
+        task = self.get_task(customer_id, task_id)
+        assert task is not None
+        return task
+
+    def expire_due(self, now: float, limit: int = 500) -> list[str]:
+        with self._write() as db:
+            task_ids = [
+                r[0]
+                for r in db.execute(
+                    "SELECT task_id FROM tasks INDEXED BY tasks_expiring"
+                    " WHERE expires_at <= ? AND expires_at IS NOT NULL AND decided_at IS NULL"
+                    " ORDER BY expires_at LIMIT ?",
+                    (now, limit),
+                )
+            ]
+            self._end_tasks(db, task_ids, TaskStatus.EXPIRED, now)
+        return task_ids
+
+    def _end_tasks(self, db: sqlite3.Connection, task_ids: list[str], status: TaskStatus, now: float) -> None:
+        """Undecided tasks stop where they are (docs/api.md, cancelling and deadlines): the labels
+        collected are their worker count, to be billed and paid; the rest of the quota they
+        reserved is given back; an event each."""
+        if not task_ids:
+            return
+        db.executemany(
+            "UPDATE tasks SET status = ?, failure_reason = ?, confidence = 0.0, agreement_count = 0,"
+            " worker_count = (SELECT count(*) FROM labels l WHERE l.task_id = tasks.task_id),"
+            " decided_at = ?, updated_at = ? WHERE task_id = ? AND decided_at IS NULL",
+            [(status.value, status.value, now, now, task_id) for task_id in task_ids],
+        )
+        db.executemany(
+            "UPDATE customers SET labels_reserved = labels_reserved"
+            " - (SELECT max(0, t.consensus_threshold - t.worker_count) FROM tasks t WHERE t.task_id = ?)"
+            " WHERE customer_id = (SELECT customer_id FROM tasks WHERE task_id = ?)",
+            [(task_id, task_id) for task_id in task_ids],
+        )
+        self._record_task_events(db, task_ids, f"task.{status.value}", now)
 
 
 _TASK_STATE_UPDATE = (

@@ -138,6 +138,8 @@ class JobTables:
             verified=by_status.get("verified", 0),
             settled=by_status.get("settled", 0),
             failed=by_status.get("failed", 0),
+            cancelled=by_status.get("cancelled", 0),
+            expired=by_status.get("expired", 0),
         )
         return replace(summary, counts=counts, errors=tuple((line, error) for line, error in errors))
 

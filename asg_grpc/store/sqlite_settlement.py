@@ -27,6 +27,11 @@ from asg_grpc.store.settlement_records import (
 )
 
 _CHUNK = 500  # ids per IN (...) list
+# Tasks waiting to be paid; word for word the condition of index tasks_to_pay, so it is used.
+_SETTLEABLE = (
+    "t.settlement_id IS NULL AND (t.status = 'verified'"
+    " OR (t.status IN ('cancelled', 'expired') AND t.worker_count > 0))"
+)
 
 
 def _chunks(items: list[str]) -> Iterable[list[str]]:
@@ -83,19 +88,22 @@ class SettlementTables:
     # settling --------------------------------------------------------------------------------
 
     def settleable_tasks(self, limit: int) -> list[SettleableTask]:
-        """Verified tasks in no payout yet, oldest first, with their agreeing workers."""
+        """Tasks to pay in no payout yet, oldest first, with the workers to pay: the verified
+        ones and their agreeing workers; the cancelled and expired ones with labels, and every
+        worker who labeled them."""
         rows = self._db.execute(
             # A task from before tiers were recorded is priced at its customer's tier, as billing
             # prices it.
-            "SELECT t.task_id, t.customer_id, coalesce(t.tier, c.tier), t.worker_count, t.consensus_label"
-            " FROM tasks t JOIN customers c ON c.customer_id = t.customer_id"
-            " WHERE t.status = 'verified' AND t.settlement_id IS NULL ORDER BY t.seq LIMIT ?",
+            "SELECT t.task_id, t.customer_id, coalesce(t.tier, c.tier), t.worker_count, t.consensus_label,"
+            " t.status != 'verified' FROM tasks t JOIN customers c ON c.customer_id = t.customer_id"
+            f" WHERE {_SETTLEABLE} ORDER BY t.seq LIMIT ?",
             (limit,),
         ).fetchall()
         if not rows:
             return []
         agreeing: dict[str, list[AgreeingLabel]] = {r[0]: [] for r in rows}
         label_of = {r[0]: r[4] for r in rows}
+        ended = {r[0] for r in rows if r[5]}
         for chunk in _chunks(list(agreeing)):
             marks = ",".join("?" * len(chunk))
             for task_id, worker_id, option, address in self._db.execute(
@@ -104,9 +112,9 @@ class SettlementTables:
                 " ORDER BY l.task_id, l.created_at",
                 chunk,
             ):
-                if option == label_of[task_id]:
+                if option == label_of[task_id] or task_id in ended:
                     agreeing[task_id].append(AgreeingLabel(worker_id, address))
-        return [SettleableTask(r[0], r[1], r[2], r[3], tuple(agreeing[r[0]])) for r in rows]
+        return [SettleableTask(r[0], r[1], r[2], r[3], tuple(agreeing[r[0]]), ended=bool(r[5])) for r in rows]
 
     def record_settlement(self, intent: SettlementIntent, now: float) -> None:
         """The intent, all or nothing: Conflict (nothing written) when a task is no longer
@@ -135,8 +143,8 @@ class SettlementTables:
             )
             before = db.total_changes
             db.executemany(
-                "UPDATE tasks SET settlement_id = ?, total_cost_sats = ? WHERE task_id = ?"
-                " AND status = 'verified' AND settlement_id IS NULL",
+                "UPDATE tasks AS t SET settlement_id = ?, total_cost_sats = ?"
+                f" WHERE task_id = ? AND {_SETTLEABLE}",
                 [(sid, intent.cost_by_task[task_id], task_id) for task_id in intent.task_ids],
             )
             taken = db.total_changes - before
@@ -188,11 +196,15 @@ class SettlementTables:
             )
             task_ids = [
                 r[0]
-                for r in db.execute("SELECT task_id FROM tasks WHERE settlement_id = ?", (settlement_id,))
+                for r in db.execute(
+                    "SELECT task_id FROM tasks WHERE settlement_id = ? AND status = 'verified'",
+                    (settlement_id,),
+                )
             ]
+            # Cancelled and expired tasks keep their status; their settlement shows the payout.
             db.execute(
-                "UPDATE tasks SET status = 'settled', bsv_txid = ?, settled_at = ?, updated_at = ?"
-                " WHERE settlement_id = ?",
+                "UPDATE tasks SET status = CASE status WHEN 'verified' THEN 'settled' ELSE status END,"
+                " bsv_txid = ?, settled_at = ?, updated_at = ? WHERE settlement_id = ?",
                 (txid, now, now, settlement_id),
             )
             self._record_task_events(db, task_ids, "task.settled", now)

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x61sg/v1/common.proto\x12\x06\x61sg.v1\".\n\tLabelSpec\x12\x10\n\x08question\x18\x01 \x01(\t\x12\x0f\n\x07options\x18\x02 \x03(\t*\xaa\x01\n\nTaskStatus\x12\x1b\n\x17TASK_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13TASK_STATUS_PENDING\x10\x01\x12\x1b\n\x17TASK_STATUS_IN_PROGRESS\x10\x02\x12\x18\n\x14TASK_STATUS_VERIFIED\x10\x03\x12\x17\n\x13TASK_STATUS_SETTLED\x10\x04\x12\x16\n\x12TASK_STATUS_FAILED\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x61sg/v1/common.proto\x12\x06\x61sg.v1\".\n\tLabelSpec\x12\x10\n\x08question\x18\x01 \x01(\t\x12\x0f\n\x07options\x18\x02 \x03(\t*\xde\x01\n\nTaskStatus\x12\x1b\n\x17TASK_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13TASK_STATUS_PENDING\x10\x01\x12\x1b\n\x17TASK_STATUS_IN_PROGRESS\x10\x02\x12\x18\n\x14TASK_STATUS_VERIFIED\x10\x03\x12\x17\n\x13TASK_STATUS_SETTLED\x10\x04\x12\x16\n\x12TASK_STATUS_FAILED\x10\x05\x12\x19\n\x15TASK_STATUS_CANCELLED\x10\x06\x12\x17\n\x13TASK_STATUS_EXPIRED\x10\x07\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,7 +33,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'asg.v1.common_pb2', _global
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TASKSTATUS']._serialized_start=80
-  _globals['_TASKSTATUS']._serialized_end=250
+  _globals['_TASKSTATUS']._serialized_end=302
   _globals['_LABELSPEC']._serialized_start=31
   _globals['_LABELSPEC']._serialized_end=77
 # @@protoc_insertion_point(module_scope)

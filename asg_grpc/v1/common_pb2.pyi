@@ -16,12 +16,16 @@ class TaskStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TASK_STATUS_VERIFIED: _ClassVar[TaskStatus]
     TASK_STATUS_SETTLED: _ClassVar[TaskStatus]
     TASK_STATUS_FAILED: _ClassVar[TaskStatus]
+    TASK_STATUS_CANCELLED: _ClassVar[TaskStatus]
+    TASK_STATUS_EXPIRED: _ClassVar[TaskStatus]
 TASK_STATUS_UNSPECIFIED: TaskStatus
 TASK_STATUS_PENDING: TaskStatus
 TASK_STATUS_IN_PROGRESS: TaskStatus
 TASK_STATUS_VERIFIED: TaskStatus
 TASK_STATUS_SETTLED: TaskStatus
 TASK_STATUS_FAILED: TaskStatus
+TASK_STATUS_CANCELLED: TaskStatus
+TASK_STATUS_EXPIRED: TaskStatus
 
 class LabelSpec(_message.Message):
     __slots__ = ("question", "options")

@@ -56,7 +56,7 @@ class CreateJobRequest(_message.Message):
     def __init__(self, manifest_url: _Optional[str] = ..., label_spec: _Optional[_Union[_common_pb2.LabelSpec, _Mapping]] = ..., type: _Optional[str] = ..., consensus_threshold: _Optional[int] = ..., callback_url: _Optional[str] = ..., s3_credentials: _Optional[_Union[S3Credentials, _Mapping]] = ...) -> None: ...
 
 class JobCounts(_message.Message):
-    __slots__ = ("lines", "tasks_created", "tasks_reused", "invalid_lines", "verified", "settled", "failed")
+    __slots__ = ("lines", "tasks_created", "tasks_reused", "invalid_lines", "verified", "settled", "failed", "cancelled", "expired")
     LINES_FIELD_NUMBER: _ClassVar[int]
     TASKS_CREATED_FIELD_NUMBER: _ClassVar[int]
     TASKS_REUSED_FIELD_NUMBER: _ClassVar[int]
@@ -64,6 +64,8 @@ class JobCounts(_message.Message):
     VERIFIED_FIELD_NUMBER: _ClassVar[int]
     SETTLED_FIELD_NUMBER: _ClassVar[int]
     FAILED_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    EXPIRED_FIELD_NUMBER: _ClassVar[int]
     lines: int
     tasks_created: int
     tasks_reused: int
@@ -71,7 +73,9 @@ class JobCounts(_message.Message):
     verified: int
     settled: int
     failed: int
-    def __init__(self, lines: _Optional[int] = ..., tasks_created: _Optional[int] = ..., tasks_reused: _Optional[int] = ..., invalid_lines: _Optional[int] = ..., verified: _Optional[int] = ..., settled: _Optional[int] = ..., failed: _Optional[int] = ...) -> None: ...
+    cancelled: int
+    expired: int
+    def __init__(self, lines: _Optional[int] = ..., tasks_created: _Optional[int] = ..., tasks_reused: _Optional[int] = ..., invalid_lines: _Optional[int] = ..., verified: _Optional[int] = ..., settled: _Optional[int] = ..., failed: _Optional[int] = ..., cancelled: _Optional[int] = ..., expired: _Optional[int] = ...) -> None: ...
 
 class JobError(_message.Message):
     __slots__ = ("line", "error")

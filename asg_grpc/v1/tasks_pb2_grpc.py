@@ -65,6 +65,11 @@ class TaskServiceStub:
                 request_serializer=asg_dot_v1_dot_tasks__pb2.ListTasksRequest.SerializeToString,
                 response_deserializer=asg_dot_v1_dot_tasks__pb2.ListTasksResponse.FromString,
                 _registered_method=True)
+        self.CancelTask = channel.unary_unary(
+                '/asg.v1.TaskService/CancelTask',
+                request_serializer=asg_dot_v1_dot_tasks__pb2.CancelTaskRequest.SerializeToString,
+                response_deserializer=asg_dot_v1_dot_tasks__pb2.TaskResult.FromString,
+                _registered_method=True)
 
 
 class TaskServiceServicer:
@@ -113,6 +118,14 @@ class TaskServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CancelTask(self, request, context):
+        """Stops a task that is not decided yet: labels already collected are billed (and paid), no
+        more are collected. FAILED_PRECONDITION once the task is decided.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TaskServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -145,6 +158,11 @@ def add_TaskServiceServicer_to_server(servicer, server):
                     servicer.ListTasks,
                     request_deserializer=asg_dot_v1_dot_tasks__pb2.ListTasksRequest.FromString,
                     response_serializer=asg_dot_v1_dot_tasks__pb2.ListTasksResponse.SerializeToString,
+            ),
+            'CancelTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelTask,
+                    request_deserializer=asg_dot_v1_dot_tasks__pb2.CancelTaskRequest.FromString,
+                    response_serializer=asg_dot_v1_dot_tasks__pb2.TaskResult.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -309,6 +327,33 @@ class TaskService:
             '/asg.v1.TaskService/ListTasks',
             asg_dot_v1_dot_tasks__pb2.ListTasksRequest.SerializeToString,
             asg_dot_v1_dot_tasks__pb2.ListTasksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/asg.v1.TaskService/CancelTask',
+            asg_dot_v1_dot_tasks__pb2.CancelTaskRequest.SerializeToString,
+            asg_dot_v1_dot_tasks__pb2.TaskResult.FromString,
             options,
             channel_credentials,
             insecure,

@@ -79,6 +79,17 @@ async def get_task(request: Request, task_id: str) -> Response:
     return json(rest_json.task(reply))
 
 
+@router.delete("/{task_id}")
+async def cancel_task(request: Request, task_id: str) -> Response:
+    client = core(request)
+    reply = await client.tasks.CancelTask(
+        tasks_pb2.CancelTaskRequest(task_id=task_id),
+        metadata=call_metadata(request),
+        timeout=client.timeout,
+    )
+    return json(rest_json.result(reply))
+
+
 @router.get("/{task_id}/result")
 async def get_result(request: Request, task_id: str) -> Response:
     client = core(request)

@@ -267,10 +267,21 @@ def test_error_relocated_inside_a_container_keeps_its_problem() -> None:
 # status ---------------------------------------------------------------------------------
 
 
-def test_only_verified_settled_and_failed_are_decided() -> None:
+def test_every_status_but_pending_and_in_progress_is_decided() -> None:
     assert {s for s in TaskStatus if s.decided} == {
         TaskStatus.VERIFIED,
         TaskStatus.SETTLED,
         TaskStatus.FAILED,
+        TaskStatus.CANCELLED,
+        TaskStatus.EXPIRED,
     }
-    assert [s.value for s in TaskStatus] == ["pending", "in_progress", "verified", "settled", "failed"]
+    assert {s for s in TaskStatus if s.ended} == {TaskStatus.CANCELLED, TaskStatus.EXPIRED}
+    assert [s.value for s in TaskStatus] == [
+        "pending",
+        "in_progress",
+        "verified",
+        "settled",
+        "failed",
+        "cancelled",
+        "expired",
+    ]

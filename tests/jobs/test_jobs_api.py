@@ -52,6 +52,8 @@ def test_an_s3_manifest_becomes_labeled_tasks_and_an_export_in_manifest_order(
         "verified": 0,
         "settled": 40,
         "failed": 0,
+        "cancelled": 0,
+        "expired": 0,
     }
     assert job["errors"] == [
         {"line": 6, "error": "data_url must be an https URL"},

@@ -10,10 +10,11 @@ from asg_grpc.store.sqlite import MIGRATIONS, SQLiteStore
 
 def test_lapses_stored_by_an_older_version_no_longer_exclude_their_worker(tmp_path: Path) -> None:
     path = tmp_path / "asg.sqlite3"
-    with sqlite3.connect(path) as db:  # the schema as the version before this one left it
-        for script in MIGRATIONS[:-1]:
+    version = next(i for i, script in enumerate(MIGRATIONS) if "'lease_expired'" in script)
+    with sqlite3.connect(path) as db:  # the schema as the version before that migration left it
+        for script in MIGRATIONS[:version]:
             db.executescript(script)
-        db.execute(f"PRAGMA user_version={len(MIGRATIONS) - 1}")
+        db.execute(f"PRAGMA user_version={version}")
         db.execute(
             "INSERT INTO skips (task_id, worker_id, reason, created_at) VALUES"
             " ('tsk_1', 'wrk_lapsed', 'lease_expired', 1.0), ('tsk_1', 'wrk_declined', 'unsure', 1.0)"

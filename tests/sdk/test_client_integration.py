@@ -272,6 +272,8 @@ def test_create_webhook_defaults_to_every_event(client: ASGGatewayClient) -> Non
         "task.verified",
         "task.settled",
         "task.failed",
+        "task.cancelled",
+        "task.expired",
         "job.completed",
         "job.failed",
     }
