@@ -27,7 +27,7 @@ from pathlib import Path
 
 import uvloop
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.settlement.verified
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.core.settlement.verified
 
 from asg_grpc.domain.tiers import default_tiers
 from asg_grpc.ledger.ledger import Ledger
@@ -36,7 +36,7 @@ from asg_grpc.settlement.broadcast import LocalBroadcaster
 from asg_grpc.settlement.settler import Settler, SettlerSettings
 from asg_grpc.store.settlement_records import WalletUtxo
 from asg_grpc.store.sqlite import SQLiteStore
-from tests.settlement.verified import make_customer, make_workers, verified_tasks
+from tests.core.settlement.verified import make_customer, make_workers, verified_tasks
 
 TARGET = 2000.0  # tasks settled per second
 OUTPUT_BYTES_TARGET = 40.0  # average bytes per transaction output at full batches

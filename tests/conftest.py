@@ -1,4 +1,10 @@
-"""Shared fixtures: the real stack (core + gateway processes on free ports), customers."""
+"""Shared fixtures: the real stack (core + gateway processes on free ports), customers.
+
+Tests live by the package they exercise (`core/`, `store/`, `gateway/`, `sdk/`,
+`worker_agent/`) or, when they drive several processes as a user would, in `e2e/`. Each folder's
+own conftest holds what only it needs. Every test is marked with its kind (`-m e2e`,
+`-m "not e2e"`), taken from its folder here rather than repeated in each file.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,16 @@ import pytest
 from asg_grpc.devstack import Stack, free_addr
 from asg_grpc.ledger.wallet import Wallet, load_wallet
 from asg_grpc.store.sqlite import SQLiteStore
+
+TESTS = Path(__file__).parent
+KINDS = ("core", "store", "gateway", "sdk", "worker_agent", "e2e")  # one marker per folder
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        kind = item.path.relative_to(TESTS).parts[0]
+        if kind in KINDS:
+            item.add_marker(kind)
 
 
 @pytest.fixture
@@ -30,7 +46,7 @@ def wallet(tmp_path: Path) -> Wallet:
 
 def make_stack(tmp: Path, **env: str) -> Stack:
     """A stack on free ports. The per-key rate limit is off unless `env` turns it on: most
-    tests call from one key faster than the sandbox tier allows (tests/test_rate_limits.py)."""
+    tests call from one key faster than the sandbox tier allows (tests/gateway/test_rate_limits.py)."""
     return Stack(
         http_addr=free_addr(),
         grpc_addr=free_addr(),

@@ -25,7 +25,7 @@ import boto3
 import httpx
 
 from asg_grpc.devstack import free_addr
-from tests.webhooks.receiver import make_cert
+from tests.core.webhooks.receiver import make_cert
 
 ACCESS_KEY_ID = "AKIAMANIFESTREADER01"
 SECRET_ACCESS_KEY = "manifest-secret-8c1f7e2a9b4d"  # searched for in logs and the database

@@ -85,12 +85,7 @@ class Settler:
         self._on_paid = on_paid or (lambda paid: None)
         self._poll = poll_interval
         self._waiting_since: float | None = None  # when a part-filled batch was first seen
-        self._woken = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-
-    def wake(self) -> None:
-        """Tasks were verified: look now rather than at the next poll."""
-        self._woken.set()
 
     async def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="settler")
@@ -111,14 +106,9 @@ class Settler:
             except Exception:
                 log.exception("settlement step failed; retrying")
                 delay = ERROR_BACKOFF
-            if delay:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._woken.wait(), delay)
-                self._woken.clear()
-            else:
-                # The local ledger answers without suspending: let gRPC, dispatch and the lease
-                # heartbeat run between payouts while a backlog drains.
-                await asyncio.sleep(0)
+            # With delay 0 (a backlog draining through the local ledger, which answers without
+            # suspending) this still lets gRPC, dispatch and the lease heartbeat run in between.
+            await asyncio.sleep(delay)
 
     async def step(self) -> float:
         """One payout (or one retry of an open one); how long to wait before the next step."""

@@ -1,7 +1,7 @@
 """Cancelling a task and task deadlines, through the REST API of a real stack.
 
 No labelers run here, so tasks stay pending until cancelled or expired; the labeled case
-(billing and paying the labels collected) is tests/labeling/test_cancel.py.
+(billing and paying the labels collected) is tests/core/labeling/test_cancel.py.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from asg_gateway import verify_webhook_signature
 from asg_grpc.devstack import Stack
 from asg_grpc.domain.tasks import MAX_EXPIRES_IN
 from tests.conftest import make_stack
+from tests.core.webhooks.receiver import Receiver, make_cert
 from tests.e2e.test_labeling import customer_client, submit, task_body, wait_for
-from tests.webhooks.receiver import Receiver, make_cert
 
 pytestmark = pytest.mark.slow
 SECRET = "whsec_cancel_expire_secret"

@@ -22,8 +22,8 @@ from fake_core import assignment
 from asg_grpc.dispatch.dispatcher import Dispatcher
 from asg_grpc.dispatch.payments import WorkerPayment
 from asg_grpc.server import Core
-from tests.labeling.conftest import CoreHarness
-from tests.labeling.conftest import settings_for as core_settings
+from tests.core.labeling.conftest import CoreHarness
+from tests.core.labeling.conftest import settings_for as core_settings
 from worker_agent.labelers import Answer, InteractiveLabeler
 
 TXID = hashlib.sha256(b"payout").hexdigest()
@@ -37,7 +37,7 @@ def paid(worker_id: str, txid: str = TXID, vout: int = 1, sats: int = 600, tasks
 
 @pytest_asyncio.fixture
 async def core(tmp_path: Path) -> AsyncIterator[CoreHarness]:
-    """The real core (the harness of tests/labeling) on a free loopback port."""
+    """The real core (the harness of tests/core/labeling) on a free loopback port."""
     core = Core(core_settings(tmp_path))
     await core.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{core.port}")

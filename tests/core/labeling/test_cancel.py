@@ -8,7 +8,7 @@ import time
 import pytest
 
 from asg_grpc.v1 import billing_pb2, billing_pb2_grpc, common_pb2, tasks_pb2
-from tests.labeling.conftest import CoreHarness, stored_options
+from tests.core.labeling.conftest import CoreHarness, stored_options
 
 pytestmark = pytest.mark.asyncio
 LABEL_PRICE = 300  # the sandbox tier's (docs/billing.md)

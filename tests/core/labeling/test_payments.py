@@ -14,7 +14,7 @@ from asg_grpc.dispatch.outbox import MAX_PENDING_PAYMENTS, Outbox
 from asg_grpc.dispatch.payments import MAX_TASK_IDS, WorkerPayment
 from asg_grpc.services.labeling import PAYMENTS_PER_MESSAGE
 from asg_grpc.v1 import labeling_pb2, labeling_pb2_grpc
-from tests.labeling.conftest import WAIT, Agent, CoreHarness
+from tests.core.labeling.conftest import WAIT, Agent, CoreHarness
 
 SETTLED_AT = 1_795_371_497.25
 

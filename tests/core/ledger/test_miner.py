@@ -9,7 +9,7 @@ from bsv import PrivateKey
 
 from asg_grpc.ledger.ledger import Ledger
 from asg_grpc.ledger.miner import Miner
-from tests.ledger.conftest import NOW, build
+from tests.core.ledger.conftest import NOW, build
 
 
 def pay(ledger: Ledger) -> str:

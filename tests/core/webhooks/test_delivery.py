@@ -20,8 +20,8 @@ import pytest
 from asg_gateway import verify_webhook_signature
 from asg_grpc.devstack import Stack
 from tests.conftest import make_stack
+from tests.core.webhooks.receiver import Receiver, Script, make_cert
 from tests.e2e.test_labeling import customer_client, final_result, final_results, submit, task_body, wait_for
-from tests.webhooks.receiver import Receiver, Script, make_cert
 
 pytestmark = pytest.mark.slow
 
@@ -69,7 +69,7 @@ def stack_env(**kw: str) -> pytest.MarkDecorator:
 
 
 # The tests here follow one delivery per decision; task.settled (which follows each verified
-# task within a second) is covered by tests/settlement and tests/jobs.
+# task within a second) is covered by tests/core/settlement and tests/core/jobs.
 DECISIONS = ["task.verified", "task.failed"]
 
 

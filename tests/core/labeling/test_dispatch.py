@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from asg_grpc.v1 import common_pb2, labeling_pb2, tasks_pb2
-from tests.labeling.conftest import OPERATOR, CoreHarness, address, stored_options
+from tests.core.labeling.conftest import OPERATOR, CoreHarness, address, stored_options
 
 pytestmark = pytest.mark.asyncio
 

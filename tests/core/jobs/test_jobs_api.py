@@ -15,9 +15,9 @@ import pytest
 
 from asg_grpc.devstack import Stack
 from tests.conftest import make_stack
-from tests.jobs.conftest import UNLABELED_TYPE, Client, jsonl, manifest, read_core_files
+from tests.core.jobs.conftest import UNLABELED_TYPE, Client, jsonl, manifest, read_core_files
+from tests.core.webhooks.receiver import Receiver
 from tests.manifest_servers import SECRET_ACCESS_KEY, HttpsManifestServer, S3Server
-from tests.webhooks.receiver import Receiver
 
 DONE = ("completed", "failed")
 

@@ -13,7 +13,7 @@ import pytest
 
 from asg_grpc.devstack import Stack
 from tests.conftest import make_stack
-from tests.jobs.conftest import Client, jsonl, manifest
+from tests.core.jobs.conftest import Client, jsonl, manifest
 from tests.manifest_servers import HttpsManifestServer, S3Server
 
 LINES = 100_000

@@ -18,7 +18,7 @@ import pytest
 import asg_grpc.v1
 from rest_gateway.app import create_app
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "gen_protos.py"
 STUBS = ROOT / "asg_grpc" / "v1"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from asg_grpc.domain.jobs import JobSpec
 from asg_grpc.store.sqlite import SQLiteStore
-from tests.settlement.verified import make_customer
+from tests.core.settlement.verified import make_customer
 
 MARKER = b"SEALED-CREDENTIALS-MARKER-0123456789"
 

@@ -1,5 +1,5 @@
 """ArcBroadcaster and the WhatsOnChain UTXO source against fake ARC / WhatsOnChain servers on
-127.0.0.1 (tests/settlement/arc_server.py), with real signed P2PKH transactions as payload."""
+127.0.0.1 (tests/core/settlement/arc_server.py), with real signed P2PKH transactions as payload."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from asg_grpc.settings import SettingsError
 from asg_grpc.settlement.arc import ArcBroadcaster, ArcSettings, SourceOutput, SourceOutputLookup
 from asg_grpc.settlement.broadcast import BroadcastOutcome, Verdict
 from asg_grpc.settlement.utxos import Utxo, UtxoSourceError, fetch_unspent
-from tests.settlement.arc_server import Answer, FakeArc, Received, error_answer, tx_answer
+from tests.core.settlement.arc_server import Answer, FakeArc, Received, error_answer, tx_answer
 
 API_KEY = "mainnet_9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 FUNDING_SATS = 100_000

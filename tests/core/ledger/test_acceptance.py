@@ -15,7 +15,7 @@ from asg_grpc.ledger.errors import (
 )
 from asg_grpc.ledger.ledger import Ledger
 from asg_grpc.ledger.rules import min_fee
-from tests.ledger.conftest import FEE_PER_KB, GENESIS_SATS, NOW, build
+from tests.core.ledger.conftest import FEE_PER_KB, GENESIS_SATS, NOW, build
 
 WORKER = PrivateKey().address()
 

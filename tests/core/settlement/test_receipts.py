@@ -26,7 +26,7 @@ from asg_gateway import (
 from asg_grpc.devstack import Stack
 from asg_grpc.domain.workers import p2pkh_address
 from tests.conftest import make_stack, register
-from tests.ledger.test_receipts import _join_beef, _split_beef
+from tests.core.ledger.test_receipts import _join_beef, _split_beef
 
 SPEC = {"question": "Animal?", "options": ["cat", "dog"]}
 IMAGE = "image_classification"

@@ -14,7 +14,7 @@ from asg_grpc.ledger.settings import DEFAULT_GENESIS_SATS, MAX_MONEY, LedgerSett
 from asg_grpc.ledger.wallet import load_wallet
 from asg_grpc.settings import Settings, SettingsError
 from asg_grpc.store.sqlite import SQLiteStore
-from tests.ledger.conftest import NOW
+from tests.core.ledger.conftest import NOW
 
 
 def test_wallet_file_is_created_private_and_reused(tmp_path: Path) -> None:

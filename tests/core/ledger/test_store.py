@@ -7,7 +7,7 @@ from bsv import PrivateKey
 from asg_grpc.ledger.ledger import Ledger
 from asg_grpc.store.ledger_records import LedgerOutput, NewLedgerTx
 from asg_grpc.store.sqlite import SQLiteStore
-from tests.ledger.conftest import NOW, build
+from tests.core.ledger.conftest import NOW, build
 
 
 def record(tx_bytes: bytes, txid: str, inputs: list[tuple[str, int]]) -> NewLedgerTx:

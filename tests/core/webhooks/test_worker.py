@@ -20,7 +20,7 @@ from asg_grpc.store.sqlite import SQLiteStore
 from asg_grpc.store.webhook_records import DueDelivery, EventRecord, HookTarget, NewDelivery
 from asg_grpc.webhooks.fanout import render, targets
 from asg_grpc.webhooks.worker import USER_AGENT, WebhookWorker, outcome
-from tests.webhooks.receiver import Receiver
+from tests.core.webhooks.receiver import Receiver
 
 SECRET = "whsec_test_secret"
 

@@ -13,7 +13,7 @@ from asg_grpc.dispatch import lease
 from asg_grpc.dispatch.lease import DispatchTaken
 from asg_grpc.server import Core
 from asg_grpc.v1 import common_pb2, labeling_pb2, labeling_pb2_grpc, tasks_pb2, tasks_pb2_grpc
-from tests.labeling.conftest import CoreHarness, settings_for, stored_options
+from tests.core.labeling.conftest import CoreHarness, settings_for, stored_options
 
 pytestmark = pytest.mark.asyncio
 

@@ -19,7 +19,7 @@ from asg_grpc.settlement.broadcast import BroadcastOutcome, LocalBroadcaster, Ve
 from asg_grpc.settlement.settler import Settler, SettlerSettings
 from asg_grpc.store.settlement_records import WalletUtxo
 from asg_grpc.store.sqlite import SQLiteStore
-from tests.settlement.verified import make_customer, make_workers, verified_tasks
+from tests.core.settlement.verified import make_customer, make_workers, verified_tasks
 
 GENESIS = 100_000_000
 pytestmark = pytest.mark.asyncio

@@ -20,7 +20,7 @@ from asg_grpc.domain.errors import NotFound, ValidationError
 from asg_grpc.ledger.errors import NotMinedYet
 from asg_grpc.ledger.ledger import Ledger
 from asg_grpc.ledger.receipts import build_receipt
-from tests.ledger.conftest import NOW, build
+from tests.core.ledger.conftest import NOW, build
 
 ALICE = PrivateKey().address()
 BOB = PrivateKey().address()

@@ -12,7 +12,7 @@ from bsv import MerklePath, PrivateKey
 
 from asg_grpc.ledger.blocks import BITS, Header
 from asg_grpc.ledger.ledger import Ledger
-from tests.ledger.conftest import NOW, build
+from tests.core.ledger.conftest import NOW, build
 
 
 def dsha(data: bytes) -> bytes:
