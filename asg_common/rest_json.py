@@ -173,6 +173,11 @@ def _time(msg: Any, name: str) -> str | None:
     return iso(getattr(msg, name)) if msg.HasField(name) else None
 
 
+def api_key(k: billing_pb2.ApiKey) -> dict[str, Any]:
+    """A key as anyone is shown it: the hint and its dates, never the key."""
+    return {"key_hint": k.key_hint, "created_at": iso(k.created_at), "expires_at": _time(k, "expires_at")}
+
+
 def webhook(w: webhooks_pb2.Webhook) -> dict[str, Any]:
     """Never the secret: the API has no way to return it."""
     return {

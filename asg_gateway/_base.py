@@ -85,6 +85,14 @@ class BaseClient:
     def _me(self) -> Flow[JSON]:
         return self._call(self._request("GET", "/v1/customers/me"), retry=True)
 
+    def _rotate_key(self, grace_seconds: int | None) -> Flow[JSON]:
+        # Not retried: a retry after a lost 201 would issue a second key and lose the first.
+        body = _without_none({"grace_seconds": grace_seconds})
+        return self._call(self._request("POST", "/v1/customers/me/keys", json=body), retry=False)
+
+    def _list_keys(self) -> Flow[JSON]:
+        return self._call(self._request("GET", "/v1/customers/me/keys"), retry=True)
+
     def _get_usage(self, month: str | None) -> Flow[JSON]:
         params = _without_none({"month": month})
         return self._call(self._request("GET", "/v1/billing/usage", params=params), retry=True)

@@ -88,6 +88,16 @@ class ASGGatewayClient(BaseClient):
         """The customer owning the API key, with its tier, quota, prices and rate limit."""
         return self._run(self._me())
 
+    def rotate_key(self, grace_seconds: int | None = None) -> JSON:
+        """A new API key (``api_key``, shown once). This client's key keeps working for
+        ``grace_seconds`` (default a day; 0 retires it at once); build a new client with the
+        new key. See docs/api.md, "Rotating a key"."""
+        return self._run(self._rotate_key(grace_seconds))
+
+    def list_keys(self) -> JSON:
+        """The keys that still work: ``{"keys": [{"key_hint", "created_at", "expires_at"}]}``."""
+        return self._run(self._list_keys())
+
     def get_usage(self, month: str | None = None) -> JSON:
         """Usage in a UTC month (``"2026-04"``; default the current one), by task type."""
         return self._run(self._get_usage(month))
@@ -338,6 +348,14 @@ class AsyncASGGatewayClient(BaseClient):
     async def me(self) -> JSON:
         """The customer owning the API key, with its tier, quota, prices and rate limit."""
         return await self._run(self._me())
+
+    async def rotate_key(self, grace_seconds: int | None = None) -> JSON:
+        """A new API key. See ``ASGGatewayClient.rotate_key``."""
+        return await self._run(self._rotate_key(grace_seconds))
+
+    async def list_keys(self) -> JSON:
+        """The keys that still work. See ``ASGGatewayClient.list_keys``."""
+        return await self._run(self._list_keys())
 
     async def get_usage(self, month: str | None = None) -> JSON:
         """Usage in a UTC month (``"2026-04"``; default the current one), by task type."""

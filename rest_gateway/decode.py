@@ -30,6 +30,7 @@ TASK_FIELDS = frozenset(
 LABEL_SPEC_FIELDS = frozenset(("question", "options"))
 BATCH_FIELDS = frozenset(("tasks", "callback_url"))
 CUSTOMER_FIELDS = frozenset(("name", "email"))
+ROTATE_KEY_FIELDS = frozenset(("grace_seconds",))
 WEBHOOK_FIELDS = frozenset(("callback_url", "secret", "events"))
 JOB_FIELDS = frozenset(
     ("manifest_url", "label_spec", "type", "consensus_threshold", "callback_url", "s3_credentials")
@@ -37,8 +38,9 @@ JOB_FIELDS = frozenset(
 S3_CREDENTIAL_FIELDS = frozenset(("access_key_id", "secret_access_key", "region", "endpoint_url"))
 
 
-async def json_object(request: Request, limit: int) -> dict[str, Any]:
-    """The body as a JSON object, refusing more than `limit` bytes before reading them."""
+async def json_object(request: Request, limit: int, *, required: bool = True) -> dict[str, Any]:
+    """The body as a JSON object, refusing more than `limit` bytes before reading them; an
+    empty body is `{}` where the body is optional."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body is larger than {limit} bytes")
@@ -49,6 +51,8 @@ async def json_object(request: Request, limit: int) -> dict[str, Any]:
         if size > limit:
             raise PayloadTooLarge(f"request body is larger than {limit} bytes")
         chunks.append(chunk)
+    if size == 0 and not required:
+        return {}
     try:
         body = orjson.loads(b"".join(chunks))
     except orjson.JSONDecodeError:
@@ -132,6 +136,11 @@ def register_customer(body: dict[str, Any]) -> billing_pb2.RegisterCustomerReque
     return billing_pb2.RegisterCustomerRequest(
         name=_string(body, "name", "") or "", email=_string(body, "email", "") or ""
     )
+
+
+def rotate_key(body: dict[str, Any]) -> billing_pb2.RotateKeyRequest:
+    _object(body, "request body", ROTATE_KEY_FIELDS, "")
+    return billing_pb2.RotateKeyRequest(grace_seconds=_integer(body, "grace_seconds", ""))
 
 
 def create_webhook(body: dict[str, Any]) -> webhooks_pb2.CreateWebhookRequest:

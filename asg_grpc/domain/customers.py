@@ -13,6 +13,11 @@ MAX_NAME = 200
 MAX_EMAIL = 254
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 KEY_PREFIXES = {"sandbox": "sk_sandbox_", "live": "sk_live_"}
+# Rotation (docs/api.md, "Rotating a key"): the calling key keeps working this long by default,
+# so deployments can switch over; 0 retires it at once (a leaked key).
+KEY_GRACE_SECONDS = 86_400
+MAX_KEY_GRACE_SECONDS = 7 * 86_400
+MAX_ACTIVE_KEYS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +42,24 @@ class Customer:
         return max(0, self.label_quota - self.labels_reserved)
 
 
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """What anyone is ever shown of a key: its hint and its dates (never the key)."""
+
+    key_hint: str
+    created_at: float
+    expires_at: float | None  # None: until rotated away
+
+
+def key_grace(seconds: int | None) -> float:
+    """How long a rotated-away key stays valid; `grace_seconds` as the caller sent it."""
+    if seconds is None:
+        return KEY_GRACE_SECONDS
+    if not 0 <= seconds <= MAX_KEY_GRACE_SECONDS:
+        raise ValidationError("grace_seconds", f"must be between 0 and {MAX_KEY_GRACE_SECONDS}")
+    return seconds
+
+
 def validate_registration(name: str, email: str) -> Registration:
     name = name.strip()
     if not name:
@@ -53,6 +76,11 @@ def validate_registration(name: str, email: str) -> Registration:
 
 def new_api_key(environment: str = "sandbox") -> str:
     return KEY_PREFIXES[environment] + secrets.token_urlsafe(32)
+
+
+def environment_of(key: str) -> str:
+    """The environment a key was issued for, so its replacement is issued for the same one."""
+    return next((env for env, prefix in KEY_PREFIXES.items() if key.startswith(prefix)), "sandbox")
 
 
 def hash_token(token: str) -> str:

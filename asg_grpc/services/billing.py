@@ -10,11 +10,19 @@ from collections import OrderedDict
 import grpc
 
 from asg_grpc.domain import billing
-from asg_grpc.domain.customers import Customer, hash_token, key_hint, new_api_key, validate_registration
+from asg_grpc.domain.customers import (
+    Customer,
+    environment_of,
+    hash_token,
+    key_grace,
+    key_hint,
+    new_api_key,
+    validate_registration,
+)
 from asg_grpc.domain.errors import Unauthenticated, ValidationError
 from asg_grpc.domain.tiers import SANDBOX, Tier, tier_named
 from asg_grpc.services import convert
-from asg_grpc.services.auth import authenticate_customer, bearer_token
+from asg_grpc.services.auth import authenticate_customer, bearer_token, identify
 from asg_grpc.services.errors import maps_domain_errors
 from asg_grpc.services.ratelimit import KeyLimits
 from asg_grpc.settings import Settings
@@ -113,6 +121,32 @@ class BillingService(billing_pb2_grpc.BillingServiceServicer):
             for month in reversed(billing.months_between(first, current))
         ]
         return billing_pb2.ListInvoicesResponse(invoices=[convert.invoice(i) for i in invoices])
+
+    @maps_domain_errors
+    async def RotateKey(
+        self, request: billing_pb2.RotateKeyRequest, context: grpc.aio.ServicerContext
+    ) -> billing_pb2.RotateKeyResponse:
+        grace = key_grace(request.grace_seconds if request.HasField("grace_seconds") else None)
+        old_key = bearer_token(context)
+        key_hash, owner = identify(self._store, f"Bearer {old_key}")
+        if self._limits is not None:
+            self._limits.check(key_hash, owner.tier)
+        api_key = new_api_key(environment_of(old_key))
+        now = time.time()
+        new, previous = self._store.rotate_key(
+            key_hash, hash_token(api_key), key_hint(api_key), now, now + grace
+        )
+        return billing_pb2.RotateKeyResponse(
+            api_key=api_key, key=convert.api_key(new), previous_key=convert.api_key(previous)
+        )
+
+    @maps_domain_errors
+    async def ListKeys(
+        self, request: billing_pb2.ListKeysRequest, context: grpc.aio.ServicerContext
+    ) -> billing_pb2.ListKeysResponse:
+        customer = authenticate_customer(self._store, context, self._limits)
+        keys = self._store.active_keys(customer.customer_id, time.time())
+        return billing_pb2.ListKeysResponse(keys=[convert.api_key(k) for k in keys])
 
     def _usage(self, customer_id: str, month: billing.Month, tier: Tier) -> billing.Usage:
         return billing.price(self._counts(customer_id, month), month, tier, self._tier)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from asg_grpc.domain import billing
-from asg_grpc.domain.customers import Customer
+from asg_grpc.domain.customers import ApiKey, Customer
 from asg_grpc.domain.errors import ValidationError
 from asg_grpc.domain.jobs import Job, JobDraft, JobStatus, S3Credentials
 from asg_grpc.domain.tasks import LabelRecord, Task, TaskDraft, TaskStatus
@@ -131,6 +131,13 @@ def customer(c: Customer, tier: Tier, *, enforced: bool) -> billing_pb2.Customer
             per_second=tier.rate_limit.per_second, burst=tier.rate_limit.burst, enforced=enforced
         ),
     )
+
+
+def api_key(k: ApiKey) -> billing_pb2.ApiKey:
+    message = billing_pb2.ApiKey(key_hint=k.key_hint, created_at=timestamp(k.created_at))
+    if k.expires_at is not None:
+        message.expires_at.CopyFrom(timestamp(k.expires_at))
+    return message
 
 
 def usage_line(line: billing.UsageLine) -> billing_pb2.UsageLine:

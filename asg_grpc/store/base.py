@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from asg_grpc.domain.billing import UsageCounts
-from asg_grpc.domain.customers import Customer, Registration
+from asg_grpc.domain.customers import ApiKey, Customer, Registration
 from asg_grpc.domain.errors import DomainError
 from asg_grpc.domain.jobs import Job, JobSpec
 from asg_grpc.domain.labeling import OpenTask
@@ -103,7 +103,19 @@ class Store(Protocol):
     def get_customer(self, customer_id: str) -> Customer | None: ...
 
     def revoke_key(self, key_hash: str, now: float) -> None:
-        """The key stops authenticating at once (operator action, key rotation)."""
+        """The key stops authenticating at once (operator action)."""
+        ...
+
+    def rotate_key(
+        self, old_key_hash: str, new_key_hash: str, new_key_hint: str, now: float, retire_at: float
+    ) -> tuple[ApiKey, ApiKey]:
+        """Adds a key to the old key's customer and makes the old one stop at `retire_at` (or
+        earlier, if it was already due to), in one transaction; the new key and the old one.
+        Raises Unauthenticated if the old key is not active, Conflict past MAX_ACTIVE_KEYS."""
+        ...
+
+    def active_keys(self, customer_id: str, now: float) -> list[ApiKey]:
+        """The customer's keys that still authenticate, newest first."""
         ...
 
     def submit(self, submissions: list[Submission], now: float) -> list[list[Submitted] | DomainError]:

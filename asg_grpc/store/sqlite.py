@@ -9,6 +9,7 @@ half-applied.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,14 +18,16 @@ import orjson
 
 from asg_grpc.domain import consensus, ids
 from asg_grpc.domain.billing import UsageCounts
-from asg_grpc.domain.customers import Customer, Registration
+from asg_grpc.domain.customers import MAX_ACTIVE_KEYS, ApiKey, Customer, Registration
 from asg_grpc.domain.errors import (
+    Conflict,
     DomainError,
     EmailTaken,
     IdempotencyConflict,
     NotFound,
     NotReady,
     QuotaExhausted,
+    Unauthenticated,
     Unavailable,
     ValidationError,
 )
@@ -302,6 +305,24 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
+
+def statements(script: str) -> Iterator[str]:
+    """The statements of a migration, cut where SQLite's own parser says one ends.
+
+    `executescript` would commit before running, so a migration could be half applied; cutting
+    at every ';' would break on one inside a string literal or a trigger body."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending.strip()
+            pending = ""
+    if pending.strip():
+        raise ValueError(f"migration ends inside a statement: {pending.strip()[:60]!r}")
+
+
+# A key authenticates until its revoked_at (set by a rotation's grace period or a revocation).
+_ACTIVE_KEY = "(a.revoked_at IS NULL OR a.revoked_at > ?)"
 _TASK_COLUMNS = (
     "seq, task_id, customer_id, status, task_type, data_url, question, options,"
     " consensus_threshold, callback_url, idempotency_key, batch_id, created_at, updated_at,"
@@ -361,9 +382,8 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables):
         with self._write():
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in script.split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
+                for statement in statements(script):
+                    self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version={number}")
 
     @contextmanager
@@ -433,15 +453,15 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables):
     def customer_for_key(self, key_hash: str) -> Customer | None:
         row = self._db.execute(
             _CUSTOMER_SELECT + " JOIN api_keys a ON a.customer_id = c.customer_id"
-            " WHERE a.key_hash = ? AND a.revoked_at IS NULL",
-            (key_hash,),
+            " WHERE a.key_hash = ? AND " + _ACTIVE_KEY,
+            (key_hash, time.time()),
         ).fetchone()
         return _customer(row) if row else None
 
     def customer_id_for_key(self, key_hash: str) -> str | None:
         row = self._db.execute(
-            "SELECT customer_id FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL",
-            (key_hash,),
+            "SELECT customer_id FROM api_keys a WHERE a.key_hash = ? AND " + _ACTIVE_KEY,
+            (key_hash, time.time()),
         ).fetchone()
         return row[0] if row else None
 
@@ -453,13 +473,51 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables):
         with self._write() as db:
             db.execute("UPDATE api_keys SET revoked_at = ? WHERE key_hash = ?", (now, key_hash))
 
+    def rotate_key(
+        self, old_key_hash: str, new_key_hash: str, new_key_hint: str, now: float, retire_at: float
+    ) -> tuple[ApiKey, ApiKey]:
+        with self._write() as db:
+            row = db.execute(
+                "SELECT customer_id, hint, created_at, revoked_at FROM api_keys a"
+                " WHERE a.key_hash = ? AND " + _ACTIVE_KEY,
+                (old_key_hash, now),
+            ).fetchone()
+            if row is None:
+                raise Unauthenticated("invalid api key")
+            customer_id, old_hint, old_created, old_retire = row
+            retire_at = retire_at if old_retire is None else min(old_retire, retire_at)
+            db.execute("UPDATE api_keys SET revoked_at = ? WHERE key_hash = ?", (retire_at, old_key_hash))
+            (active,) = db.execute(
+                "SELECT count(*) FROM api_keys a WHERE a.customer_id = ? AND " + _ACTIVE_KEY,
+                (customer_id, now),
+            ).fetchone()
+            if active >= MAX_ACTIVE_KEYS:  # rolled back: the old key keeps its expiry
+                raise Conflict(
+                    f"at most {MAX_ACTIVE_KEYS} keys may be active at once;"
+                    " rotate with grace_seconds 0 or wait for older keys to expire"
+                )
+            db.execute(
+                "INSERT INTO api_keys (key_hash, customer_id, hint, created_at) VALUES (?, ?, ?, ?)",
+                (new_key_hash, customer_id, new_key_hint, now),
+            )
+        return ApiKey(new_key_hint, now, None), ApiKey(old_hint, old_created, retire_at)
+
+    def active_keys(self, customer_id: str, now: float) -> list[ApiKey]:
+        rows = self._db.execute(
+            "SELECT hint, created_at, revoked_at FROM api_keys a WHERE a.customer_id = ? AND "
+            + _ACTIVE_KEY
+            + " ORDER BY a.created_at DESC",
+            (customer_id, now),
+        ).fetchall()
+        return [ApiKey(*row) for row in rows]
+
     # billing ---------------------------------------------------------------------------
 
     def key_owner(self, key_hash: str) -> KeyOwner | None:
         row = self._db.execute(
             "SELECT a.customer_id, c.tier FROM api_keys a JOIN customers c ON c.customer_id = a.customer_id"
-            " WHERE a.key_hash = ? AND a.revoked_at IS NULL",
-            (key_hash,),
+            " WHERE a.key_hash = ? AND " + _ACTIVE_KEY,
+            (key_hash, time.time()),
         ).fetchone()
         return KeyOwner(row[0], row[1]) if row else None
 

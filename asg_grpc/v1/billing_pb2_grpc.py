@@ -60,6 +60,16 @@ class BillingServiceStub:
                 request_serializer=asg_dot_v1_dot_billing__pb2.ListInvoicesRequest.SerializeToString,
                 response_deserializer=asg_dot_v1_dot_billing__pb2.ListInvoicesResponse.FromString,
                 _registered_method=True)
+        self.RotateKey = channel.unary_unary(
+                '/asg.v1.BillingService/RotateKey',
+                request_serializer=asg_dot_v1_dot_billing__pb2.RotateKeyRequest.SerializeToString,
+                response_deserializer=asg_dot_v1_dot_billing__pb2.RotateKeyResponse.FromString,
+                _registered_method=True)
+        self.ListKeys = channel.unary_unary(
+                '/asg.v1.BillingService/ListKeys',
+                request_serializer=asg_dot_v1_dot_billing__pb2.ListKeysRequest.SerializeToString,
+                response_deserializer=asg_dot_v1_dot_billing__pb2.ListKeysResponse.FromString,
+                _registered_method=True)
 
 
 class BillingServiceServicer:
@@ -104,6 +114,22 @@ class BillingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RotateKey(self, request, context):
+        """A new API key for the caller's customer, shown once. The key that made the call keeps
+        working for `grace_seconds` (default 86400, at most 604800; 0 retires it at once), then is
+        refused; other keys are untouched. ALREADY_EXISTS (HTTP 409) past 5 active keys.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListKeys(self, request, context):
+        """The caller's customer's keys that still authenticate, newest first: hints only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BillingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -131,6 +157,16 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     servicer.ListInvoices,
                     request_deserializer=asg_dot_v1_dot_billing__pb2.ListInvoicesRequest.FromString,
                     response_serializer=asg_dot_v1_dot_billing__pb2.ListInvoicesResponse.SerializeToString,
+            ),
+            'RotateKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateKey,
+                    request_deserializer=asg_dot_v1_dot_billing__pb2.RotateKeyRequest.FromString,
+                    response_serializer=asg_dot_v1_dot_billing__pb2.RotateKeyResponse.SerializeToString,
+            ),
+            'ListKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListKeys,
+                    request_deserializer=asg_dot_v1_dot_billing__pb2.ListKeysRequest.FromString,
+                    response_serializer=asg_dot_v1_dot_billing__pb2.ListKeysResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -268,6 +304,60 @@ class BillingService:
             '/asg.v1.BillingService/ListInvoices',
             asg_dot_v1_dot_billing__pb2.ListInvoicesRequest.SerializeToString,
             asg_dot_v1_dot_billing__pb2.ListInvoicesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/asg.v1.BillingService/RotateKey',
+            asg_dot_v1_dot_billing__pb2.RotateKeyRequest.SerializeToString,
+            asg_dot_v1_dot_billing__pb2.RotateKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/asg.v1.BillingService/ListKeys',
+            asg_dot_v1_dot_billing__pb2.ListKeysRequest.SerializeToString,
+            asg_dot_v1_dot_billing__pb2.ListKeysResponse.FromString,
             options,
             channel_credentials,
             insecure,

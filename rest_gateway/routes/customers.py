@@ -1,4 +1,5 @@
-"""Register — POST /v1/customers; Profile — GET /v1/customers/me."""
+"""Register — POST /v1/customers; Profile — GET /v1/customers/me; key rotation and hints —
+/v1/customers/me/keys."""
 
 from __future__ import annotations
 
@@ -42,3 +43,28 @@ async def me(request: Request) -> Response:
         billing_pb2.GetCustomerRequest(), metadata=call_metadata(request), timeout=client.timeout
     )
     return json(rest_json.customer(reply))
+
+
+@router.post("/me/keys", status_code=201)
+async def rotate_key(request: Request) -> Response:
+    message = decode.rotate_key(await decode.json_object(request, decode.SMALL_BODY, required=False))
+    client = core(request)
+    reply = await client.billing.RotateKey(message, metadata=call_metadata(request), timeout=client.timeout)
+    return json(
+        {
+            "api_key": reply.api_key,
+            **rest_json.api_key(reply.key),
+            "previous_key": rest_json.api_key(reply.previous_key),
+            "message": KEY_MESSAGE,
+        },
+        201,
+    )
+
+
+@router.get("/me/keys")
+async def list_keys(request: Request) -> Response:
+    client = core(request)
+    reply = await client.billing.ListKeys(
+        billing_pb2.ListKeysRequest(), metadata=call_metadata(request), timeout=client.timeout
+    )
+    return json({"keys": [rest_json.api_key(k) for k in reply.keys]})

@@ -32,6 +32,8 @@ ROUTES: dict[str, tuple[str, str]] = {
     "asg.v1.TaskService.CancelTask": ("DELETE", "/v1/tasks/{task_id}"),
     "asg.v1.BillingService.RegisterCustomer": ("POST", "/v1/customers"),
     "asg.v1.BillingService.GetCustomer": ("GET", "/v1/customers/me"),
+    "asg.v1.BillingService.RotateKey": ("POST", "/v1/customers/me/keys"),
+    "asg.v1.BillingService.ListKeys": ("GET", "/v1/customers/me/keys"),
     "asg.v1.BillingService.GetUsage": ("GET", "/v1/billing/usage"),
     "asg.v1.BillingService.ListInvoices": ("GET", "/v1/billing/invoices"),
     "asg.v1.WebhookService.CreateWebhook": ("POST", "/v1/webhooks"),
