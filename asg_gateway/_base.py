@@ -12,7 +12,18 @@ import httpx
 
 from ._chain import receipt_flow
 from ._errors import ASGError
-from ._flows import Flow, empty_flow, job_wait_flow, json_flow, poll_flow, request_flow
+from ._flows import (
+    WAIT_UNTIL,
+    Flow,
+    decided,
+    empty_flow,
+    job_wait_flow,
+    json_flow,
+    poll_flow,
+    receipt_wait_flow,
+    request_flow,
+    settled,
+)
 from ._version import __version__
 
 DEFAULT_BASE_URL = "http://localhost:8081"
@@ -148,11 +159,26 @@ class BaseClient:
         params = _without_none({"status": status, "batch_id": batch_id, "limit": limit, "cursor": cursor})
         return self._call(self._request("GET", "/v1/tasks", params=params), retry=True)
 
-    def _poll_result(self, task_id: str, timeout: float, interval: float) -> Flow[JSON]:
+    def _wait_for_result(self, task_id: str, until: str, timeout: float, interval: float) -> Flow[JSON]:
+        if until not in WAIT_UNTIL:
+            raise ValueError(f"until must be one of {', '.join(WAIT_UNTIL)}, not {until!r}")
         if interval <= 0:
             raise ValueError("interval must be more than 0 seconds")
         return poll_flow(
             self._request("GET", _task_path(task_id, "/result")),
+            task_id=task_id,
+            timeout=timeout,
+            interval=interval,
+            max_retries=self.max_retries,
+            ready=settled if until == "settled" else decided,
+        )
+
+    def _wait_for_receipt(self, task_id: str, timeout: float, interval: float) -> Flow[JSON]:
+        if interval <= 0:
+            raise ValueError("interval must be more than 0 seconds")
+        return receipt_wait_flow(
+            self._request("GET", _task_path(task_id, "/result")),
+            self._request("GET", _task_path(task_id, "/receipt")),
             task_id=task_id,
             timeout=timeout,
             interval=interval,

@@ -170,7 +170,25 @@ class ASGGatewayClient(BaseClient):
 
         Waits ``interval`` seconds between fetches, 1.5 times longer each round up to 60 s.
         """
-        return self._run(self._poll_result(task_id, timeout, interval))
+        return self._run(self._wait_for_result(task_id, "verified", timeout, interval))
+
+    def wait_for_result(
+        self, task_id: str, until: str = "verified", timeout: float = 300, interval: float = 1
+    ) -> JSON:
+        """Wait until the task is decided (``until="verified"``: verified, settled, failed,
+        cancelled or expired) or also paid (``until="settled"``: ``settlement`` is set, or the
+        task pays nobody: failed, or ended before any label), and return its result.
+
+        Waits ``interval`` seconds (or the server's ``Retry-After``), 1.5 times longer each round
+        up to 60 s; raises ``PollTimeoutError`` naming the last status after ``timeout`` s.
+        """
+        return self._run(self._wait_for_result(task_id, until, timeout, interval))
+
+    def wait_for_receipt(self, task_id: str, timeout: float = 300, interval: float = 1) -> JSON:
+        """Wait until the task is settled and its payout mined, and return the receipt (what
+        ``get_receipt`` returns; check it with ``verify_receipt``). ``NoReceiptError`` when the
+        task paid nobody, ``PollTimeoutError`` after ``timeout`` s."""
+        return self._run(self._wait_for_receipt(task_id, timeout, interval))
 
     def create_webhook(self, callback_url: str, secret: str, events: Iterable[str] | None = None) -> JSON:
         """Register an ``https://`` URL for event deliveries signed with ``secret``.
@@ -416,7 +434,17 @@ class AsyncASGGatewayClient(BaseClient):
 
     async def poll_result(self, task_id: str, timeout: float = 300, interval: float = 5) -> JSON:
         """Wait for the result and return it; raises ``PollTimeoutError`` after ``timeout`` s."""
-        return await self._run(self._poll_result(task_id, timeout, interval))
+        return await self._run(self._wait_for_result(task_id, "verified", timeout, interval))
+
+    async def wait_for_result(
+        self, task_id: str, until: str = "verified", timeout: float = 300, interval: float = 1
+    ) -> JSON:
+        """Wait until the task is decided or paid. See ``ASGGatewayClient.wait_for_result``."""
+        return await self._run(self._wait_for_result(task_id, until, timeout, interval))
+
+    async def wait_for_receipt(self, task_id: str, timeout: float = 300, interval: float = 1) -> JSON:
+        """Wait for the task's receipt. See ``ASGGatewayClient.wait_for_receipt``."""
+        return await self._run(self._wait_for_receipt(task_id, timeout, interval))
 
     async def create_webhook(
         self, callback_url: str, secret: str, events: Iterable[str] | None = None

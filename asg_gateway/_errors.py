@@ -16,7 +16,8 @@ Catch ``ASGError`` to handle every failure of a call; catch a subclass to react 
     │   ├── PayloadTooLargeError    413
     │   ├── RateLimitError          429  has .retry_after (seconds, or None)
     │   └── ServerError             5xx
-    ├── PollTimeoutError        poll_result() gave up; has .task_id .last_status .timeout
+    ├── PollTimeoutError        poll_result() / wait_for_*() gave up; .task_id .last_status .timeout
+    ├── NoReceiptError          wait_for_receipt(): the task paid nobody; has .task_id .status
     ├── JobTimeoutError         wait_job() gave up; has .job_id .last_status .timeout .job
     ├── WebhookSignatureError   verify_webhook_signature() refused a delivery (no I/O involved)
     └── ReceiptInvalid          verify_receipt_document() or verify_receipt() refused a payout
@@ -107,13 +108,24 @@ class ServerError(APIStatusError):
 
 
 class PollTimeoutError(ASGError):
-    """``poll_result`` reached its timeout before the result was ready."""
+    """``poll_result`` or a ``wait_for_*`` reached its timeout; ``last_status`` says where the
+    task was."""
 
     def __init__(self, task_id: str, last_status: str | None, timeout: float) -> None:
         super().__init__(f"task {task_id} still {last_status} after {timeout:g} s")
         self.task_id = task_id
         self.last_status = last_status
         self.timeout = timeout
+
+
+class NoReceiptError(ASGError):
+    """``wait_for_receipt``: the task ended without paying anyone (failed, or cancelled or
+    expired before any label), so no receipt will ever exist."""
+
+    def __init__(self, task_id: str, status: str | None) -> None:
+        super().__init__(f"task {task_id} ended {status} and paid nobody: it has no receipt")
+        self.task_id = task_id
+        self.status = status
 
 
 class JobTimeoutError(ASGError):

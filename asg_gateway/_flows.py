@@ -19,8 +19,16 @@ from typing import Any, TypeAlias, TypeVar
 
 import httpx
 
-from ._errors import APIConnectionError, ASGError, JobTimeoutError, PollTimeoutError, error_from_response
-from ._retry import retry_delay
+from ._errors import (
+    APIConnectionError,
+    ASGError,
+    ConflictError,
+    JobTimeoutError,
+    NoReceiptError,
+    PollTimeoutError,
+    error_from_response,
+)
+from ._retry import parse_retry_after, retry_delay
 
 T = TypeVar("T")
 Step: TypeAlias = httpx.Request | float
@@ -30,6 +38,24 @@ Flow: TypeAlias = Generator[Step, Outcome, T]
 POLL_GROWTH = 1.5
 POLL_MAX_INTERVAL = 60.0
 JOB_FINAL_STATUSES = frozenset({"completed", "failed"})
+WAIT_UNTIL = ("verified", "settled")
+Ready: TypeAlias = Callable[[httpx.Response, dict[str, Any]], bool]
+
+
+def decided(response: httpx.Response, body: dict[str, Any]) -> bool:
+    """A result is final once the API answers 200 rather than 202 (verified, settled, failed,
+    cancelled or expired)."""
+    return response.status_code == 200
+
+
+def settled(response: httpx.Response, body: dict[str, Any]) -> bool:
+    """Decided and either paid (``settlement`` set) or never going to be: a task that failed,
+    or ended (cancelled, expired) before any label, pays nobody."""
+    if not decided(response, body):
+        return False
+    if body.get("settlement") is not None:
+        return True
+    return body.get("status") == "failed" or not body.get("worker_count")
 
 
 def request_flow(request: httpx.Request, *, max_retries: int) -> Flow[httpx.Response]:
@@ -67,23 +93,64 @@ def poll_flow(
     timeout: float,
     interval: float,
     max_retries: int,
+    ready: Ready = decided,
     clock: Callable[[], float] = time.monotonic,
 ) -> Flow[dict[str, Any]]:
-    """Fetch a task's result until it is ready (HTTP 200 rather than 202) and return it.
+    """Fetch a task's result until it is ``ready`` (by default: decided) and return it.
 
-    Waits ``interval`` seconds, then 1.5 times longer each round up to 60 s, but never past the
-    deadline: the last fetch happens at ``timeout``, then ``PollTimeoutError`` is raised.
+    Waits ``interval`` seconds (or the server's ``Retry-After``, when longer), then 1.5 times
+    longer each round up to 60 s, but never past the deadline: the last fetch happens at
+    ``timeout``, then ``PollTimeoutError`` naming the last status is raised.
     """
     deadline = clock() + timeout
     delay = float(interval)
     while True:
         response = yield from request_flow(request, max_retries=max_retries)
         body = decode_json(response)
-        if response.status_code == 200:
+        if ready(response, body):
             return body
         remaining = deadline - clock()
         if remaining <= 0:
             raise PollTimeoutError(task_id, body.get("status"), timeout)
+        hint = parse_retry_after(response.headers.get("Retry-After")) or 0.0
+        yield min(max(delay, hint), remaining)
+        delay = min(delay * POLL_GROWTH, POLL_MAX_INTERVAL)
+
+
+def receipt_wait_flow(
+    result_request: httpx.Request,
+    receipt_request: httpx.Request,
+    *,
+    task_id: str,
+    timeout: float,
+    interval: float,
+    max_retries: int,
+    clock: Callable[[], float] = time.monotonic,
+) -> Flow[dict[str, Any]]:
+    """Wait until the task is settled, then until its payout is mined (the receipt answers 409
+    until then), and return the receipt; one ``timeout`` covers both waits.
+
+    A task that pays nobody has no receipt: ``NoReceiptError`` as soon as that is known."""
+    deadline = clock() + timeout
+    result = yield from poll_flow(
+        result_request,
+        task_id=task_id,
+        timeout=timeout,
+        interval=interval,
+        max_retries=max_retries,
+        ready=settled,
+        clock=clock,
+    )
+    if result.get("settlement") is None:
+        raise NoReceiptError(task_id, result.get("status"))
+    delay = float(interval)
+    while True:
+        try:
+            return (yield from json_flow(receipt_request, max_retries=max_retries))
+        except ConflictError:  # settled, payout not in a block yet
+            remaining = deadline - clock()
+            if remaining <= 0:
+                raise PollTimeoutError(task_id, "settled, payout not mined", timeout) from None
         yield min(delay, remaining)
         delay = min(delay * POLL_GROWTH, POLL_MAX_INTERVAL)
 

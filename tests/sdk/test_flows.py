@@ -8,8 +8,8 @@ from typing import TypeVar
 import httpx
 import pytest
 
-from asg_gateway import APIConnectionError, PollTimeoutError, ServerError
-from asg_gateway._flows import Flow, Outcome, empty_flow, poll_flow, request_flow
+from asg_gateway import APIConnectionError, NoReceiptError, PollTimeoutError, ServerError
+from asg_gateway._flows import Flow, Outcome, empty_flow, poll_flow, receipt_wait_flow, request_flow, settled
 
 T = TypeVar("T")
 RESULT_URL = "http://gateway.test/v1/tasks/tsk_1/result"
@@ -188,3 +188,91 @@ def test_empty_flow_without_retries_gives_up_on_the_first_connection_error() -> 
     with pytest.raises(APIConnectionError):
         drive(empty_flow(request, max_retries=0), answers(httpx.ConnectError("reset")), clock)
     assert clock.sleeps == []
+
+
+VERIFIED = {"task_id": "tsk_1", "status": "verified", "worker_count": 3, "settlement": None}
+SETTLED = {**VERIFIED, "status": "settled", "settlement": {"bsv_txid": "ab" * 32}}
+RECEIPT_URL = "http://gateway.test/v1/tasks/tsk_1/receipt"
+
+
+def test_waiting_until_settled_goes_on_past_a_verified_result() -> None:
+    clock = FakeClock()
+    flow = poll_flow(
+        httpx.Request("GET", RESULT_URL),
+        task_id="tsk_1",
+        timeout=60,
+        interval=1,
+        max_retries=0,
+        ready=settled,
+        clock=clock,
+    )
+
+    body = drive(flow, answers(httpx.Response(200, json=VERIFIED), httpx.Response(200, json=SETTLED)), clock)
+
+    assert body["status"] == "settled"
+    assert clock.sleeps == [1]
+
+
+def test_a_task_that_can_never_be_paid_counts_as_settled() -> None:
+    ok = httpx.Response(200)
+    for body in ({**VERIFIED, "status": "failed"}, {**VERIFIED, "status": "cancelled", "worker_count": 0}):
+        assert settled(ok, body)
+    assert not settled(ok, {**VERIFIED, "status": "cancelled", "worker_count": 2})  # its labels get paid
+
+
+def test_a_retry_after_on_a_pending_result_is_waited_out() -> None:
+    clock = FakeClock()
+    pending = httpx.Response(202, json=PENDING, headers={"Retry-After": "7"})
+
+    drive(poll(clock, timeout=60, interval=1), answers(pending, httpx.Response(200, json=READY)), clock)
+
+    assert clock.sleeps == [7]
+
+
+def receipt_wait(clock: FakeClock, timeout: float = 60) -> Flow[dict[str, object]]:
+    return receipt_wait_flow(
+        httpx.Request("GET", RESULT_URL),
+        httpx.Request("GET", RECEIPT_URL),
+        task_id="tsk_1",
+        timeout=timeout,
+        interval=1,
+        max_retries=0,
+        clock=clock,
+    )
+
+
+def test_the_receipt_is_fetched_again_until_the_payout_is_mined() -> None:
+    clock = FakeClock()
+    not_mined = {"error": "payout not mined yet"}
+    replies = answers(
+        httpx.Response(200, json=SETTLED),
+        httpx.Response(409, json=not_mined),
+        httpx.Response(409, json=not_mined),
+        httpx.Response(200, json={"txid": "ab" * 32}),
+    )
+
+    receipt = drive(receipt_wait(clock), replies, clock)
+
+    assert receipt == {"txid": "ab" * 32}
+    assert clock.sleeps == [1, 1.5]
+
+
+def test_a_payout_never_mined_times_out_saying_so() -> None:
+    clock = FakeClock()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/result"):
+            return httpx.Response(200, json=SETTLED, request=request)
+        return httpx.Response(409, json={"error": "payout not mined yet"}, request=request)
+
+    with pytest.raises(PollTimeoutError, match="not mined"):
+        drive(receipt_wait(clock, timeout=5), answer, clock)
+    assert sum(clock.sleeps) == pytest.approx(5)
+
+
+def test_a_failed_task_has_no_receipt_and_none_is_asked_for() -> None:
+    clock = FakeClock()
+    failed = httpx.Response(200, json={**VERIFIED, "status": "failed", "worker_count": 6})
+
+    with pytest.raises(NoReceiptError, match="failed"):
+        drive(receipt_wait(clock), answers(failed), clock)  # a second request would exhaust answers

@@ -19,7 +19,9 @@ from asg_gateway import (
     AsyncASGGatewayClient,
     BadRequestError,
     ConflictError,
+    NoReceiptError,
     NotFoundError,
+    PollTimeoutError,
     ReceiptInvalid,
     verify_task_receipt_document,
 )
@@ -41,18 +43,6 @@ def dev_worker_addresses(count: int) -> set[str]:
 def submit(client: ASGGatewayClient, task_type: str = IMAGE) -> str:
     reply = client.submit_task(task_type, "https://example.com/cat.jpg", SPEC, consensus_threshold=3)
     return str(reply["task_id"])
-
-
-def wait_for_receipt(client: ASGGatewayClient, task_id: str) -> dict[str, Any]:
-    """The receipt, once the task is settled and its payout mined (409 until then)."""
-    deadline = time.monotonic() + WAIT
-    while True:
-        try:
-            return client.get_receipt(task_id)
-        except ConflictError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +69,9 @@ def owner(chain_stack: Stack, owner_key: str) -> Iterator[ASGGatewayClient]:
 def settled(owner: ASGGatewayClient) -> dict[str, Any]:
     """A task labeled by the workers, settled and mined: its result and its receipt."""
     task_id = submit(owner)
-    receipt = wait_for_receipt(owner, task_id)
-    return {"task_id": task_id, "result": owner.get_result(task_id), "receipt": receipt}
+    result = owner.wait_for_result(task_id, until="settled", timeout=WAIT, interval=0.1)
+    receipt = owner.wait_for_receipt(task_id, timeout=WAIT, interval=0.1)
+    return {"task_id": task_id, "result": result, "receipt": receipt}
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +101,44 @@ def test_receipt_of_a_settled_task_verifies_through_the_sdk(
     assert {p.worker_id for p in verified.payouts} == agreeing
     assert {p.vout for p in verified.payouts} <= {o.vout for o in verified.outputs}
     assert {o.address for o in verified.outputs} <= dev_worker_addresses(3)
+
+
+def test_waiting_for_verified_returns_before_the_payout(owner: ASGGatewayClient) -> None:
+    task_id = submit(owner)
+
+    result = owner.wait_for_result(task_id, timeout=WAIT, interval=0.1)
+
+    assert result["status"] in ("verified", "settled")
+    assert result["consensus_label"] in SPEC["options"]
+
+
+def test_a_task_nobody_takes_times_out_naming_its_status(owner: ASGGatewayClient) -> None:
+    task_id = submit(owner, "text_classification")  # the workers take image tasks only
+
+    with pytest.raises(PollTimeoutError) as caught:
+        owner.wait_for_receipt(task_id, timeout=0.5, interval=0.1)
+
+    assert caught.value.last_status == "pending"
+    assert "pending" in str(caught.value)
+
+
+def test_a_task_that_paid_nobody_has_no_receipt_to_wait_for(owner: ASGGatewayClient) -> None:
+    task_id = submit(owner, "text_classification")
+    owner.cancel_task(task_id)
+
+    with pytest.raises(NoReceiptError, match="cancelled"):
+        owner.wait_for_receipt(task_id, timeout=WAIT, interval=0.1)
+    assert owner.wait_for_result(task_id, until="settled", timeout=1)["status"] == "cancelled"
+
+
+def test_the_async_client_waits_for_the_same_receipt(
+    chain_stack: Stack, owner_key: str, settled: dict[str, Any]
+) -> None:
+    async def wait() -> Any:
+        async with AsyncASGGatewayClient(owner_key, chain_stack.base_url) as client:
+            return await client.wait_for_receipt(settled["task_id"], timeout=WAIT, interval=0.1)
+
+    assert asyncio.run(wait())["txid"] == settled["receipt"]["txid"]
 
 
 def test_the_async_client_verifies_the_same_receipt(
