@@ -62,6 +62,12 @@ def parser() -> argparse.ArgumentParser:
         type=float,
         metavar="SECONDS",
     )
+    flag(
+        "--answer-timeout",
+        "interactive: seconds to wait for an answer before handing the task back; 0 = no limit (30)",
+        type=float,
+        metavar="SECONDS",
+    )
     flag("--tls", "connect with TLS (system roots unless --ca-file)", action="store_true", default=None)
     flag("--ca-file", "PEM roots to trust for --tls", type=Path, metavar="FILE")
     flag("--log-level", "DEBUG, INFO, WARNING or ERROR (INFO)", metavar="LEVEL", type=str.upper)

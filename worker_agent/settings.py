@@ -37,6 +37,7 @@ ENV = {
     "heartbeat": "ASG_WORKER_HEARTBEAT",
     "progress": "ASG_WORKER_PROGRESS",
     "drain_timeout": "ASG_WORKER_DRAIN_TIMEOUT",
+    "answer_timeout": "ASG_WORKER_ANSWER_TIMEOUT",
     "tls": "ASG_WORKER_TLS",
     "ca_file": "ASG_WORKER_CA_FILE",
     "log_level": "ASG_LOG_LEVEL",
@@ -63,6 +64,7 @@ class WorkerSettings:
     heartbeat: float = 5.0
     progress: float = 10.0  # 0 turns the progress line off
     drain_timeout: float = 10.0
+    answer_timeout: float = 30.0  # interactive: hand a question back after this long; 0 = never
     tls: bool = False
     ca_file: Path | None = None
     log_level: str | None = None  # None: INFO, or WARNING for a person at a terminal (main)
@@ -121,7 +123,7 @@ class WorkerSettings:
             )
         if not 0.0 <= self.accuracy <= 1.0:
             raise ConfigError(f"{source('accuracy')} must be between 0 and 1, got {self.accuracy}")
-        for name in ("delay", "progress"):
+        for name in ("delay", "progress", "answer_timeout"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{source(name)} must not be negative")
         for name in ("heartbeat", "drain_timeout"):
@@ -143,7 +145,7 @@ def _parse(name: str, raw: str) -> Any:
     try:
         if name in ("max_in_flight", "seed"):
             return int(raw)
-        if name in ("accuracy", "delay", "heartbeat", "progress", "drain_timeout"):
+        if name in ("accuracy", "delay", "heartbeat", "progress", "drain_timeout", "answer_timeout"):
             return float(raw)
     except ValueError:
         raise ConfigError(f"{ENV[name]} must be a number, got {raw!r}") from None

@@ -115,6 +115,27 @@ async def test_a_person_answers_by_number_skips_with_s_and_sigterm_returns_the_t
 
 
 @pytest.mark.asyncio
+async def test_an_unanswered_question_goes_back_after_the_answer_timeout(
+    worker_bin: str, closing: list[Terminal]
+) -> None:
+    core = FakeLabeling([assignment(1)])
+    async with serving(core) as port:
+        terminal = spawn_interactive(worker_bin, port, ASG_WORKER_ANSWER_TIMEOUT="2")
+        closing.append(terminal)
+        child = terminal.screen
+        await expect(child, "Task tsk_1 · image_classification · answer within 2 s")
+        await expect(child, "(no answer within 2 s: the task goes back to other workers)")
+        await core.wait_for(lambda: "tsk_1" in core.skips)
+        assert core.skips["tsk_1"] == "no answer in time"
+
+        core.add_tasks(assignment(2))  # the person is back: the next question waits for them
+        await expect(child, "Answer 1-2, or s to skip: ")
+        child.sendline("1")
+        await core.wait_for(lambda: "tsk_2" in core.labels)
+        assert core.labels["tsk_2"] == "cat"
+
+
+@pytest.mark.asyncio
 async def test_a_text_task_shows_the_text_fetched_over_https(
     worker_bin: str, text_site: TextSite, closing: list[Terminal]
 ) -> None:

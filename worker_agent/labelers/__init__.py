@@ -14,7 +14,7 @@ __all__ = ["Answer", "Decision", "InteractiveLabeler", "Labeler", "SimulatedLabe
 def create(settings: WorkerSettings) -> Labeler:
     """The labeler `settings.labeler` names; reads the truth file now, so errors come before connecting."""
     if settings.labeler == "interactive":
-        return InteractiveLabeler()
+        return InteractiveLabeler(answer_timeout=settings.answer_timeout)
     return SimulatedLabeler(
         truth=truth.load(settings.truth) if settings.truth else None,
         accuracy=settings.accuracy,

@@ -2,7 +2,9 @@
 
 Text tasks show the fetched text (bounded, see `fetch`); image tasks show the URL to open.
 Only one question is on screen at a time (the agent asks the core for one task at a time;
-a lock keeps prompts from interleaving even if more arrive).
+a lock keeps prompts from interleaving even if more arrive). A question nobody answers within
+the idle time is handed back (a skip), so a person who walked away does not hold a task for
+the whole lease while other workers could label it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from worker_agent.labelers.fetch import MAX_BYTES, fetch_text, new_client
 from worker_agent.labelers.terminal import LineReader, printable
 
 TEXT_TYPES = frozenset({"text_classification", "sentiment", "moderation"})
+IDLE = "no answer in time"  # the skip reason of a question handed back unanswered
 RULE = "─" * 60
 
 
@@ -33,7 +36,9 @@ class InteractiveLabeler:
         stdin_fd: int | None = None,
         out: TextIO | None = None,
         client: httpx.AsyncClient | None = None,
+        answer_timeout: float = 0.0,
     ) -> None:
+        self._idle = answer_timeout or None  # 0: wait for the person as long as the lease lasts
         self._reader = LineReader(sys.stdin.fileno() if stdin_fd is None else stdin_fd)
         self._out = out or sys.stdout
         self._client = client
@@ -77,6 +82,8 @@ class InteractiveLabeler:
     async def _show(self, a: labeling_pb2.Assignment) -> None:
         lines = [RULE, f"Task {a.task_id} · {a.task_type}"]
         left = _seconds_left(a)
+        if self._idle is not None:
+            left = int(self._idle) if left is None else min(left, int(self._idle))
         if left is not None:
             lines[-1] += f" · answer within {left} s"
         lines.append(f"Question: {a.label_spec.question}")
@@ -112,7 +119,10 @@ class InteractiveLabeler:
             self._prompt = f"Answer {choices}, or s to skip: "
             self._say(self._prompt, end="")
             try:
-                line = await self._reader.readline()
+                line = await asyncio.wait_for(self._reader.readline(), self._idle)
+            except TimeoutError:
+                self._say(f"\n(no answer within {self._idle:g} s: the task goes back to other workers)")
+                return Skip(IDLE)
             finally:
                 self._prompt = None
             if line is None:
