@@ -24,6 +24,7 @@ from asg_grpc.operator import operator_token
 from asg_grpc.sealing import Sealer
 from asg_grpc.services.billing import BillingService
 from asg_grpc.services.chain import ChainService
+from asg_grpc.services.dashboard import DashboardService
 from asg_grpc.services.jobs import JobService
 from asg_grpc.services.labeling import LabelingService
 from asg_grpc.services.ratelimit import KeyLimits
@@ -37,6 +38,8 @@ from asg_grpc.v1 import (
     billing_pb2_grpc,
     chain_pb2,
     chain_pb2_grpc,
+    dashboard_pb2,
+    dashboard_pb2_grpc,
     jobs_pb2,
     jobs_pb2_grpc,
     labeling_pb2,
@@ -59,6 +62,7 @@ CORE_SERVICES = (
     webhooks_pb2.DESCRIPTOR.services_by_name["WebhookService"].full_name,
     jobs_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
     chain_pb2.DESCRIPTOR.services_by_name["ChainService"].full_name,
+    dashboard_pb2.DESCRIPTOR.services_by_name["DashboardService"].full_name,
 )
 LABELING_SERVICE = labeling_pb2.DESCRIPTOR.services_by_name["LabelingService"].full_name
 
@@ -142,6 +146,9 @@ class Core:
         network = self.settlement.chain.network if self.settlement else LedgerSettings.from_env().network
         chain_pb2_grpc.add_ChainServiceServicer_to_server(
             ChainService(self.store, limits, network=network), self.server
+        )
+        dashboard_pb2_grpc.add_DashboardServiceServicer_to_server(
+            DashboardService(self.store, settings, limits), self.server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(

@@ -7,10 +7,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from rest_gateway import errors
+from rest_gateway import console, errors
 from rest_gateway.core import CoreClient
 from rest_gateway.middleware import RequestIdMiddleware
-from rest_gateway.routes import billing, chain, customers, health, jobs, tasks, webhooks
+from rest_gateway.routes import billing, chain, customers, dashboard, health, jobs, tasks, webhooks
 from rest_gateway.settings import GatewaySettings
 
 
@@ -34,7 +34,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         redoc_url=None,
     )
     errors.install(app)
-    for module in (customers, tasks, webhooks, jobs, billing, chain, health):
+    for module in (customers, tasks, webhooks, jobs, billing, chain, dashboard, health):
         app.include_router(module.router)
+    app.mount("/console", console.files(), name="console")
     app.add_middleware(RequestIdMiddleware)
     return app

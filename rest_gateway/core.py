@@ -6,7 +6,14 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from starlette.requests import Request
 
-from asg_grpc.v1 import billing_pb2_grpc, chain_pb2_grpc, jobs_pb2_grpc, tasks_pb2_grpc, webhooks_pb2_grpc
+from asg_grpc.v1 import (
+    billing_pb2_grpc,
+    chain_pb2_grpc,
+    dashboard_pb2_grpc,
+    jobs_pb2_grpc,
+    tasks_pb2_grpc,
+    webhooks_pb2_grpc,
+)
 from rest_gateway.coalesce import SubmitCoalescer
 from rest_gateway.errors import Unauthorized
 
@@ -33,6 +40,7 @@ class CoreClient:
         self.webhooks = webhooks_pb2_grpc.WebhookServiceStub(self.channel)
         self.jobs = jobs_pb2_grpc.JobServiceStub(self.channel)
         self.chain = chain_pb2_grpc.ChainServiceStub(self.channel)
+        self.dashboard = dashboard_pb2_grpc.DashboardServiceStub(self.channel)
         self._health = health_pb2_grpc.HealthStub(self.channel)
 
     async def serving(self, timeout: float = 1.0) -> bool:

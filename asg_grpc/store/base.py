@@ -11,6 +11,7 @@ from typing import Protocol
 
 from asg_grpc.domain.billing import UsageCounts
 from asg_grpc.domain.customers import ApiKey, Customer, Registration
+from asg_grpc.domain.dashboard import Counters, TaskQuery, TaskRows
 from asg_grpc.domain.errors import DomainError
 from asg_grpc.domain.jobs import Job, JobSpec
 from asg_grpc.domain.labeling import OpenTask
@@ -362,6 +363,17 @@ class Store(Protocol):
 
     def task_settlement(self, customer_id: str, task_id: str) -> TaskSettlement | None:
         """How the customer's task was (or is being) paid; None before its payout is recorded."""
+        ...
+
+    # dashboard (counters kept in the transactions that change tasks) -----------------------
+
+    def dashboard_counters(self, customer_id: str, since_day: str) -> Counters:
+        """The customer's counters, per-day counts from `since_day` (YYYY-MM-DD) on; a read
+        of counter rows only, whatever the number of tasks."""
+        ...
+
+    def dashboard_tasks(self, customer_id: str, query: TaskQuery) -> TaskRows:
+        """One page of the customer's tasks and how many match; from indexes (no table scan)."""
         ...
 
     def close(self) -> None: ...

@@ -34,7 +34,9 @@ from asg_grpc.domain.errors import (
 from asg_grpc.domain.labeling import OpenTask
 from asg_grpc.domain.tasks import LabelRecord, Settlement, Task, TaskSpec, TaskStatus, Verdict
 from asg_grpc.domain.workers import Worker, WorkerRegistration
+from asg_grpc.store import sqlite_dashboard
 from asg_grpc.store.base import KeyOwner, LabelingBatch, Submission, Submitted, TaskPage
+from asg_grpc.store.sqlite_dashboard import DashboardTables
 from asg_grpc.store.sqlite_jobs import JobTables
 from asg_grpc.store.sqlite_ledger import LedgerTables
 from asg_grpc.store.sqlite_settlement import SettlementTables
@@ -303,6 +305,8 @@ MIGRATIONS: tuple[str, ...] = (
         OR (status IN ('cancelled', 'expired') AND worker_count > 0));
     DROP INDEX tasks_settleable;
     """,
+    # The dashboard's counters, kept by triggers on tasks, and the list's index by status.
+    sqlite_dashboard.MIGRATION,
 )
 
 
@@ -365,7 +369,7 @@ def _customer(row: tuple) -> Customer:
     return Customer(customer_id, name, email, tier, label_quota, labels_reserved, hint or "", created_at)
 
 
-class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables):
+class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, DashboardTables):
     def __init__(self, path: Path, *, synchronous: str = "NORMAL", busy_timeout: float = 5.0) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path

@@ -47,6 +47,10 @@ ROUTES: dict[str, tuple[str, str]] = {
     "asg.v1.ChainService.GetTaskReceipt": ("GET", "/v1/tasks/{task_id}/receipt"),
     "asg.v1.ChainService.GetHeaders": ("GET", "/v1/chain/headers"),
     "asg.v1.ChainService.GetTransaction": ("GET", "/v1/chain/tx/{txid}"),
+    "asg.v1.DashboardService.GetOverview": ("GET", "/v1/dashboard/overview"),
+    "asg.v1.DashboardService.ListDashboardTasks": ("GET", "/v1/dashboard/tasks"),
+    "asg.v1.DashboardService.GetQuality": ("GET", "/v1/dashboard/quality"),
+    "asg.v1.DashboardService.GetDashboardUsage": ("GET", "/v1/dashboard/usage"),
 }
 # RPCs deliberately not on the public REST API, with the reason.
 NOT_ROUTED: dict[str, str] = {

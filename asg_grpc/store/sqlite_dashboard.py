@@ -1,0 +1,154 @@
+"""The dashboard's reads in the SQLite store, and the triggers that keep its counters.
+
+A mixin of SQLiteStore (sqlite.py), which provides the connection. Every figure of the
+overview and quality panels is a row of `dashboard_counts`, kept by triggers on `tasks` in the
+very transaction that inserts or changes a task, so a read costs the same at ten tasks or ten
+million. A counter row is (customer, metric, bucket) → n, total:
+
+    status  / <status>      tasks in that status
+    day     / YYYY-MM-DD    tasks submitted that UTC day
+    decided / ''            tasks consensus decided (verified, settled, failed); total = Σ confidence
+    bin     / 0..9          those by confidence: [0.0, 0.1) … [0.9, 1.0]
+    perfect / ''            those where every label agreed
+    label   / <label>       consensus labels of verified and settled tasks
+    settled / ''            settled tasks; total = Σ (settled_at − created_at)
+
+A change applies the old row's contributions negated and the new row's, netted per counter.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from asg_grpc.domain.dashboard import Counters, TaskQuery, TaskRow, TaskRows
+from asg_grpc.domain.tasks import TaskStatus
+
+_DECIDED = "{r}.status IN ('verified', 'settled', 'failed')"
+
+
+def _contributions(r: str, sign: str, *, day: bool, source: str = "") -> str:
+    """SELECTs of (c, m, b, n, t): what row `r` adds to the counters, times `sign`."""
+    decided = _DECIDED.format(r=r)
+    parts = [f"SELECT {r}.customer_id AS c, 'status' AS m, {r}.status AS b, {sign} AS n, 0.0 AS t{source}"]
+    if day:
+        parts.append(f"SELECT {r}.customer_id, 'day', date({r}.created_at, 'unixepoch'), {sign}, 0.0{source}")
+    parts += [
+        f"SELECT {r}.customer_id, 'decided', '', {sign}, {sign} * {r}.confidence{source} WHERE {decided}",
+        f"SELECT {r}.customer_id, 'bin', CAST(min(9, max(0, CAST({r}.confidence * 10 + 1e-9 AS INTEGER)))"
+        f" AS TEXT), {sign}, 0.0{source} WHERE {decided}",
+        f"SELECT {r}.customer_id, 'perfect', '', {sign}, 0.0{source} WHERE {decided}"
+        f" AND {r}.worker_count > 0 AND {r}.agreement_count = {r}.worker_count",
+        f"SELECT {r}.customer_id, 'label', {r}.consensus_label, {sign}, 0.0{source}"
+        f" WHERE {r}.status IN ('verified', 'settled') AND {r}.consensus_label IS NOT NULL",
+        f"SELECT {r}.customer_id, 'settled', '', {sign}, {sign} * ({r}.settled_at - {r}.created_at){source}"
+        f" WHERE {r}.status = 'settled' AND {r}.settled_at IS NOT NULL",
+    ]
+    return " UNION ALL ".join(parts)
+
+
+def _apply(*contributions: str) -> str:
+    return (
+        "INSERT INTO dashboard_counts (customer_id, metric, bucket, n, total)"
+        f" SELECT c, m, b, sum(n), sum(t) FROM ({' UNION ALL '.join(contributions)})"
+        " GROUP BY c, m, b HAVING sum(n) <> 0 OR sum(t) <> 0"
+        " ON CONFLICT (customer_id, metric, bucket)"
+        " DO UPDATE SET n = n + excluded.n, total = total + excluded.total;"
+    )
+
+
+_WATCHED = ("status", "confidence", "consensus_label", "worker_count", "agreement_count", "settled_at")
+
+# Appended to sqlite.MIGRATIONS once; like every migration, never edited afterwards.
+MIGRATION = f"""
+CREATE TABLE dashboard_counts (
+    customer_id TEXT NOT NULL,
+    metric      TEXT NOT NULL,
+    bucket      TEXT NOT NULL,
+    n           INTEGER NOT NULL,
+    total       REAL NOT NULL,
+    PRIMARY KEY (customer_id, metric, bucket)
+) WITHOUT ROWID;
+CREATE INDEX tasks_customer_status ON tasks(customer_id, status, seq);
+CREATE TRIGGER dashboard_task_insert AFTER INSERT ON tasks BEGIN
+    {_apply(_contributions("NEW", "1", day=True))}
+END;
+CREATE TRIGGER dashboard_task_update AFTER UPDATE OF {", ".join(_WATCHED)} ON tasks
+    WHEN {" OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in _WATCHED)} BEGIN
+    {_apply(_contributions("OLD", "-1", day=False), _contributions("NEW", "1", day=False))}
+END;
+CREATE TRIGGER dashboard_task_delete AFTER DELETE ON tasks BEGIN
+    {_apply(_contributions("OLD", "-1", day=True))}
+END;
+{_apply(_contributions("tasks", "1", day=True, source=" FROM tasks"))}
+"""
+
+_ROW_COLUMNS = "task_id, status, task_type, consensus_label, confidence, bsv_txid, created_at"
+
+
+class DashboardTables:
+    _db: sqlite3.Connection
+
+    def dashboard_counters(self, customer_id: str, since_day: str) -> Counters:
+        counters = Counters()
+        rows = self._db.execute(
+            "SELECT metric, bucket, n, total FROM dashboard_counts WHERE customer_id = ? AND metric <> 'day'"
+            " UNION ALL SELECT metric, bucket, n, total FROM dashboard_counts"
+            " WHERE customer_id = ? AND metric = 'day' AND bucket >= ?",
+            (customer_id, customer_id, since_day),
+        )
+        for metric, bucket, n, total in rows:
+            if metric == "status":
+                counters.by_status[bucket] = n
+            elif metric == "day":
+                counters.per_day[bucket] = n
+            elif metric == "decided":
+                counters.decided, counters.confidence_sum = n, total
+            elif metric == "bin":
+                counters.bins[int(bucket)] = n
+            elif metric == "perfect":
+                counters.perfect = n
+            elif metric == "label":
+                counters.labels[bucket] = n
+            elif metric == "settled":
+                counters.settled, counters.settlement_seconds_sum = n, total
+        return counters
+
+    def dashboard_tasks(self, customer_id: str, query: TaskQuery) -> TaskRows:
+        where, args = "customer_id = ?", [customer_id]
+        if query.status is None:
+            total = self._db.execute(
+                "SELECT coalesce(sum(n), 0) FROM dashboard_counts"
+                " WHERE customer_id = ? AND metric = 'status'",
+                (customer_id,),
+            ).fetchone()[0]
+        else:
+            where += " AND status = ?"
+            args.append(query.status.value)
+            row = self._db.execute(
+                "SELECT n FROM dashboard_counts WHERE customer_id = ? AND metric = 'status' AND bucket = ?",
+                (customer_id, query.status.value),
+            ).fetchone()
+            total = row[0] if row else 0
+        if query.offset >= total:
+            return TaskRows([], total)
+        # OFFSET walks the index from whichever end of the list is nearer, so the deepest page
+        # costs at most half the list's index entries, never a table row.
+        limit, offset, newest_first = query.per_page, query.offset, query.newest_first
+        if offset > total // 2:
+            limit = min(query.per_page, total - offset)
+            offset, newest_first = total - offset - limit, not newest_first
+        index = "tasks_customer" if query.status is None else "tasks_customer_status"
+        seqs = [
+            r[0]
+            for r in self._db.execute(
+                f"SELECT seq FROM tasks INDEXED BY {index} WHERE {where}"
+                f" ORDER BY seq {'DESC' if newest_first else 'ASC'} LIMIT ? OFFSET ?",
+                (*args, limit, offset),
+            )
+        ]
+        marks = ", ".join("?" * len(seqs))
+        order = "DESC" if query.newest_first else "ASC"
+        rows = self._db.execute(
+            f"SELECT {_ROW_COLUMNS} FROM tasks WHERE seq IN ({marks}) ORDER BY seq {order}", seqs
+        ).fetchall()
+        return TaskRows([TaskRow(r[0], TaskStatus(r[1]), *r[2:]) for r in rows], total)
