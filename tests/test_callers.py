@@ -135,9 +135,8 @@ async def test_a_worker_is_known_by_its_worker_token_only(core: Caller) -> None:
 
 
 async def test_operator_rpcs_take_the_operator_token_only(core: Caller) -> None:
-    moved = await core.billing.SetCustomerTier(
-        billing_pb2.SetCustomerTierRequest(customer_id=core.customer_id, tier="pro"), metadata=bearer(OPERATOR)
-    )
+    request = billing_pb2.SetCustomerTierRequest(customer_id=core.customer_id, tier="pro")
+    moved = await core.billing.SetCustomerTier(request, metadata=bearer(OPERATOR))
     assert moved.tier == "pro"
 
     for token in (core.api_key, core.worker_token, OPERATOR + "x", OPERATOR[:-1]):
