@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import sys
 
 import uvicorn
 
 from asg_common import logs
+from asg_common.config import masked
 from rest_gateway.app import create_app
 from rest_gateway.settings import GatewaySettings, SettingsError
 
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"asg-gateway: {exc}", file=sys.stderr)
         sys.exit(EXIT_SETTINGS)
     logs.configure(settings.log_level)
-    log.info("gateway settings", extra={"settings": dataclasses.asdict(settings)})
+    log.info("gateway settings", extra={"settings": masked(settings)})
     uvicorn.run(
         create_app(settings),
         host=host,
