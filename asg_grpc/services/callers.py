@@ -99,7 +99,8 @@ class Callers:
 
     def spend(self, caller: CustomerCaller) -> None:
         """Count one call of the caller's key; raises RateLimited when it has none left."""
-        self.limits.check(caller.key_hash, caller.tier)
+        if caller.rate_limit is not None:
+            self.limits.take(caller.key_hash, caller.rate_limit)
 
     def customer_record(self, context: grpc.aio.ServicerContext) -> Customer:
         """The calling customer's whole record (quota, key hint), for the RPCs that show or
