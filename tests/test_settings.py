@@ -40,6 +40,7 @@ def run(command: list[str], env: dict[str, str], timeout: float = 30) -> subproc
         ({"ASG_GENESIS_SATS": "lots"}, "ASG_GENESIS_SATS"),
         # Refused while the core is assembled, from the value it names.
         ({"ASG_SEALING_KEY": "not base64!"}, "ASG_SEALING_KEY"),
+        ({"ASG_WALLET_WIF": "not-a-wif"}, "ASG_WALLET_WIF"),
     ],
 )
 def test_the_core_refuses_a_bad_setting_with_exit_2_naming_it(
