@@ -126,16 +126,6 @@ class LedgerSettings:
     # Paid to the platform wallet once, by the genesis transaction of a fresh ledger.
     genesis_sats: int = DEFAULT_GENESIS_SATS
 
-    @classmethod
-    def _from(cls, env: Env) -> LedgerSettings:
-        return cls(
-            network=_choice(env, "ASG_BSV_NETWORK", cls.network, NETWORKS, upper=False),
-            wallet_wif=env.get("ASG_WALLET_WIF") or None,
-            block_interval=_float(env, "ASG_BLOCK_INTERVAL", cls.block_interval, 0.01),
-            fee_per_kb=_int(env, "ASG_FEE_PER_KB", cls.fee_per_kb, 0),
-            genesis_sats=_int(env, "ASG_GENESIS_SATS", cls.genesis_sats, 1, MAX_MONEY),
-        )
-
 
 @dataclass(frozen=True)
 class ArcSettings:
@@ -147,19 +137,29 @@ class ArcSettings:
     timeout: float = DEFAULT_ARC_TIMEOUT
     woc_url: str = DEFAULT_WOC_URL
 
-    @classmethod
-    def _from(cls, env: Env) -> ArcSettings:
-        arc_url = _http_url(env, "ASG_ARC_URL")
-        if not arc_url:
-            raise SettingsError(
-                "ASG_ARC_URL must be set to the ARC base URL (e.g. https://arc.example.com)"
-                " with ASG_BSV_NETWORK=testnet or mainnet"
-            )
-        timeout = _float(env, "ASG_ARC_TIMEOUT", DEFAULT_ARC_TIMEOUT)
-        if not 0 < timeout <= 600:
-            raise SettingsError(f"ASG_ARC_TIMEOUT must be in (0, 600] seconds, got {timeout:g}")
-        woc_url = _http_url(env, "ASG_WOC_URL") or DEFAULT_WOC_URL
-        return cls(arc_url, env.get("ASG_ARC_API_KEY") or None, timeout, woc_url)
+
+def _ledger(env: Env) -> LedgerSettings:
+    return LedgerSettings(
+        network=_choice(env, "ASG_BSV_NETWORK", LedgerSettings.network, NETWORKS, upper=False),
+        wallet_wif=env.get("ASG_WALLET_WIF") or None,
+        block_interval=_float(env, "ASG_BLOCK_INTERVAL", LedgerSettings.block_interval, 0.01),
+        fee_per_kb=_int(env, "ASG_FEE_PER_KB", LedgerSettings.fee_per_kb, 0),
+        genesis_sats=_int(env, "ASG_GENESIS_SATS", LedgerSettings.genesis_sats, 1, MAX_MONEY),
+    )
+
+
+def _arc(env: Env) -> ArcSettings:
+    arc_url = _http_url(env, "ASG_ARC_URL")
+    if not arc_url:
+        raise SettingsError(
+            "ASG_ARC_URL must be set to the ARC base URL (e.g. https://arc.example.com)"
+            " with ASG_BSV_NETWORK=testnet or mainnet"
+        )
+    timeout = _float(env, "ASG_ARC_TIMEOUT", DEFAULT_ARC_TIMEOUT)
+    if not 0 < timeout <= 600:
+        raise SettingsError(f"ASG_ARC_TIMEOUT must be in (0, 600] seconds, got {timeout:g}")
+    woc_url = _http_url(env, "ASG_WOC_URL") or DEFAULT_WOC_URL
+    return ArcSettings(arc_url, env.get("ASG_ARC_API_KEY") or None, timeout, woc_url)
 
 
 @dataclass(frozen=True)
@@ -224,7 +224,7 @@ class Settings:
     def from_env(cls, env: Env | None = None) -> Settings:
         """Raises SettingsError naming the first variable that cannot be used."""
         env = dict(os.environ if env is None else env)
-        ledger = LedgerSettings._from(env)
+        ledger = _ledger(env)
         # Paying on a public chain, a payout recorded before its broadcast must survive power
         # loss too (docs/settlement.md): FULL unless ASG_SQLITE_SYNCHRONOUS says otherwise.
         public_chain = ledger.network != "local"
@@ -265,7 +265,7 @@ class Settings:
             tiers=tiers,
             rate_limit=_switch(env, "ASG_RATE_LIMIT", True),
             ledger=ledger,
-            arc=ArcSettings._from(env) if public_chain else None,
+            arc=_arc(env) if public_chain else None,
         )
 
     def with_overrides(self, **changes: Any) -> Settings:
