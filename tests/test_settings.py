@@ -72,7 +72,7 @@ def test_an_operator_command_refuses_a_bad_setting_with_exit_2_naming_it(tmp_pat
         {"ASG_DATA_DIR": str(tmp_path), "ASG_SQLITE_SYNCHRONOUS": "SOMETIMES"},
     )
     assert done.returncode == 2, done.stderr
-    assert done.stderr.startswith("asg worker: ") and "ASG_SQLITE_SYNCHRONOUS" in done.stderr
+    assert done.stderr.startswith("asg worker register: ") and "ASG_SQLITE_SYNCHRONOUS" in done.stderr
     assert "Traceback" not in done.stderr
 
 

@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = args.func(args)
     except SettingsError as exc:  # an ASG_* variable the command cannot use: named, no traceback
-        print(f"asg {args.command}: {exc}", file=sys.stderr)
+        command = " ".join(filter(None, (args.command, getattr(args, "action", None))))
+        print(f"asg {command}: {exc}", file=sys.stderr)
         code = USAGE
     sys.exit(code)
