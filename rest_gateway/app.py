@@ -14,8 +14,8 @@ from rest_gateway.routes import billing, chain, customers, health, jobs, tasks, 
 from rest_gateway.settings import GatewaySettings
 
 
-def create_app(settings: GatewaySettings | None = None) -> FastAPI:
-    settings = settings or GatewaySettings.from_env()
+def create_app(settings: GatewaySettings) -> FastAPI:
+    """The app over `settings`, which the caller read (asg-gateway: once, at start)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -11,12 +11,10 @@ from asg_grpc.domain import ids
 from asg_grpc.domain.errors import DomainError, NotFound, RateLimited, ValidationError
 from asg_grpc.domain.tasks import MAX_BATCH, Task, validate_batch, validate_task
 from asg_grpc.services import convert
-from asg_grpc.services.auth import authenticate, identify
+from asg_grpc.services.callers import Callers, CustomerCaller
 from asg_grpc.services.errors import maps_domain_errors, status_code_for
 from asg_grpc.services.group_commit import GroupCommit
-from asg_grpc.services.ratelimit import KeyLimits
 from asg_grpc.store import Store, Submission, Submitted
-from asg_grpc.store.base import KeyOwner
 from asg_grpc.v1 import tasks_pb2, tasks_pb2_grpc
 
 
@@ -24,12 +22,12 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
     def __init__(
         self,
         store: Store,
+        callers: Callers,
         on_submitted: Callable[[], None] | None = None,
-        limits: KeyLimits | None = None,
         on_closed: Callable[[Sequence[str]], None] | None = None,
     ) -> None:
         self._store = store
-        self._limits = limits
+        self._callers = callers
         self._submit: GroupCommit[Submission, list[Submitted]] = GroupCommit(
             lambda batch: store.submit(batch, time.time())
         )
@@ -43,7 +41,7 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
     async def SubmitTask(
         self, request: tasks_pb2.SubmitTaskRequest, context: grpc.aio.ServicerContext
     ) -> tasks_pb2.SubmitTaskResponse:
-        customer_id = authenticate(self._store, context, self._limits)
+        customer_id = self._callers.customer(context).customer_id
         spec = validate_task(convert.draft(request.task))
         [submitted] = await self._submit(Submission(customer_id, [spec], batch_id=None))
         if not submitted.replayed:
@@ -60,21 +58,19 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
         accepted: list[tuple[int, Submission]] = []
         # A coalesced call often carries one caller many times: look each key up once. Each
         # submission is one request of its caller, so each counts against its key's rate limit.
-        owners: dict[str, tuple[str, KeyOwner] | DomainError] = {}
+        owners: dict[str, CustomerCaller | DomainError] = {}
         for i, item in enumerate(request.submissions):
             try:
                 owner = owners.get(item.authorization)
                 if owner is None:
                     try:
-                        owner = owners[item.authorization] = identify(self._store, item.authorization)
+                        owner = owners[item.authorization] = self._callers.customer_of(item.authorization)
                     except DomainError as exc:
                         owner = owners[item.authorization] = exc
                 if isinstance(owner, DomainError):
                     raise owner
-                key_hash, key_owner = owner
-                if self._limits is not None:
-                    self._limits.check(key_hash, key_owner.tier)
-                customer_id = key_owner.customer_id
+                self._callers.spend(owner)
+                customer_id = owner.customer_id
                 spec = validate_task(convert.draft(item.task))
             except DomainError as exc:
                 outcomes[i] = _refused(exc)
@@ -100,7 +96,7 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
     async def SubmitBatch(
         self, request: tasks_pb2.SubmitBatchRequest, context: grpc.aio.ServicerContext
     ) -> tasks_pb2.SubmitBatchResponse:
-        customer_id = authenticate(self._store, context, self._limits)
+        customer_id = self._callers.customer(context).customer_id
         callback_url = request.callback_url if request.HasField("callback_url") else None
         specs = validate_batch([convert.draft(t) for t in request.tasks], callback_url)
         batch_id = ids.new_id("bat")
@@ -116,14 +112,14 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
     async def GetTask(
         self, request: tasks_pb2.GetTaskRequest, context: grpc.aio.ServicerContext
     ) -> tasks_pb2.Task:
-        customer_id = authenticate(self._store, context, self._limits)
+        customer_id = self._callers.customer(context).customer_id
         return convert.task(self._owned_task(customer_id, request.task_id))
 
     @maps_domain_errors
     async def GetTaskResult(
         self, request: tasks_pb2.GetTaskResultRequest, context: grpc.aio.ServicerContext
     ) -> tasks_pb2.TaskResult:
-        customer_id = authenticate(self._store, context, self._limits)
+        customer_id = self._callers.customer(context).customer_id
         task = self._owned_task(customer_id, request.task_id)
         labels = self._store.task_labels(task.task_id) if task.status.decided else []
         return convert.task_result(task, labels)
@@ -132,7 +128,7 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
     async def ListTasks(
         self, request: tasks_pb2.ListTasksRequest, context: grpc.aio.ServicerContext
     ) -> tasks_pb2.ListTasksResponse:
-        customer_id = authenticate(self._store, context, self._limits)
+        customer_id = self._callers.customer(context).customer_id
         limit = convert.page_limit(request)
         page = self._store.list_tasks(
             customer_id,
@@ -152,7 +148,7 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
     async def CancelTask(
         self, request: tasks_pb2.CancelTaskRequest, context: grpc.aio.ServicerContext
     ) -> tasks_pb2.TaskResult:
-        customer_id = authenticate(self._store, context, self._limits)
+        customer_id = self._callers.customer(context).customer_id
         task = self._store.cancel_task(customer_id, request.task_id, time.time())
         self._on_closed([task.task_id])
         return convert.task_result(task, self._store.task_labels(task.task_id))

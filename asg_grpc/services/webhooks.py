@@ -8,9 +8,8 @@ import grpc
 
 from asg_grpc.domain.webhooks import validate_webhook
 from asg_grpc.services import convert
-from asg_grpc.services.auth import authenticate
+from asg_grpc.services.callers import Callers
 from asg_grpc.services.errors import maps_domain_errors
-from asg_grpc.services.ratelimit import KeyLimits
 from asg_grpc.settings import Settings
 from asg_grpc.store import Store
 from asg_grpc.v1 import webhooks_pb2, webhooks_pb2_grpc
@@ -18,16 +17,16 @@ from asg_grpc.webhooks import check_public_url
 
 
 class WebhookService(webhooks_pb2_grpc.WebhookServiceServicer):
-    def __init__(self, store: Store, settings: Settings, limits: KeyLimits | None = None) -> None:
+    def __init__(self, store: Store, settings: Settings, callers: Callers) -> None:
         self._store = store
-        self._limits = limits
+        self._callers = callers
         self._allow_private_urls = settings.allow_private_urls
 
     @maps_domain_errors
     async def CreateWebhook(
         self, request: webhooks_pb2.CreateWebhookRequest, context: grpc.aio.ServicerContext
     ) -> webhooks_pb2.Webhook:
-        customer_id = authenticate(self._store, context, self._limits)
+        customer_id = self._callers.customer(context).customer_id
         spec = validate_webhook(request.callback_url, request.secret, list(request.events))
         await check_public_url(spec.callback_url, self._allow_private_urls)
         return convert.webhook(self._store.create_webhook(customer_id, spec, time.time()))
@@ -36,7 +35,7 @@ class WebhookService(webhooks_pb2_grpc.WebhookServiceServicer):
     async def ListWebhooks(
         self, request: webhooks_pb2.ListWebhooksRequest, context: grpc.aio.ServicerContext
     ) -> webhooks_pb2.ListWebhooksResponse:
-        customer_id = authenticate(self._store, context, self._limits)
+        customer_id = self._callers.customer(context).customer_id
         hooks = self._store.list_webhooks(customer_id)
         return webhooks_pb2.ListWebhooksResponse(webhooks=[convert.webhook(h) for h in hooks])
 
@@ -44,7 +43,7 @@ class WebhookService(webhooks_pb2_grpc.WebhookServiceServicer):
     async def DeleteWebhook(
         self, request: webhooks_pb2.DeleteWebhookRequest, context: grpc.aio.ServicerContext
     ) -> webhooks_pb2.DeleteWebhookResponse:
-        customer_id = authenticate(self._store, context, self._limits)
+        customer_id = self._callers.customer(context).customer_id
         self._store.delete_webhook(customer_id, request.webhook_id, time.time())
         return webhooks_pb2.DeleteWebhookResponse()
 
@@ -52,6 +51,6 @@ class WebhookService(webhooks_pb2_grpc.WebhookServiceServicer):
     async def ListDeliveries(
         self, request: webhooks_pb2.ListDeliveriesRequest, context: grpc.aio.ServicerContext
     ) -> webhooks_pb2.ListDeliveriesResponse:
-        customer_id = authenticate(self._store, context, self._limits)
+        customer_id = self._callers.customer(context).customer_id
         records = self._store.list_deliveries(customer_id, request.webhook_id, convert.page_limit(request))
         return webhooks_pb2.ListDeliveriesResponse(deliveries=[convert.delivery(r) for r in records])

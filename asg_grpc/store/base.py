@@ -92,14 +92,6 @@ class Store(Protocol):
         """Raises EmailTaken when the (lower-cased) email is registered already."""
         ...
 
-    def customer_for_key(self, key_hash: str) -> Customer | None:
-        """The customer owning an active (not revoked) key with this hash."""
-        ...
-
-    def customer_id_for_key(self, key_hash: str) -> str | None:
-        """Like customer_for_key, for the hot path that needs only the id."""
-        ...
-
     def get_customer(self, customer_id: str) -> Customer | None: ...
 
     def revoke_key(self, key_hash: str, now: float) -> None:
@@ -301,7 +293,8 @@ class Store(Protocol):
     # billing -----------------------------------------------------------------------------
 
     def key_owner(self, key_hash: str) -> KeyOwner | None:
-        """Like customer_id_for_key, with the customer's tier (for the key's rate limit)."""
+        """The customer owning an active (not revoked) key with this hash, with the tier that
+        sets the key's rate limit."""
         ...
 
     def set_customer_tier(self, customer_id: str, tier: str, label_quota: int) -> Customer:

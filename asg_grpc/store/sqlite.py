@@ -450,21 +450,6 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables):
             customer_id, registration.name, registration.email, tier, label_quota, 0, key_hint, now
         )
 
-    def customer_for_key(self, key_hash: str) -> Customer | None:
-        row = self._db.execute(
-            _CUSTOMER_SELECT + " JOIN api_keys a ON a.customer_id = c.customer_id"
-            " WHERE a.key_hash = ? AND " + _ACTIVE_KEY,
-            (key_hash, time.time()),
-        ).fetchone()
-        return _customer(row) if row else None
-
-    def customer_id_for_key(self, key_hash: str) -> str | None:
-        row = self._db.execute(
-            "SELECT customer_id FROM api_keys a WHERE a.key_hash = ? AND " + _ACTIVE_KEY,
-            (key_hash, time.time()),
-        ).fetchone()
-        return row[0] if row else None
-
     def get_customer(self, customer_id: str) -> Customer | None:
         row = self._db.execute(_CUSTOMER_SELECT + " WHERE c.customer_id = ?", (customer_id,)).fetchone()
         return _customer(row) if row else None
