@@ -214,6 +214,12 @@ class Core:
 
 async def serve(settings: Settings) -> int:
     """Run until SIGTERM/SIGINT (exit 0) or until the core fails (exit 1)."""
+    # Handlers first: a supervisor may signal as soon as it reads "core serving", and that
+    # signal must stop the core gracefully, not kill it.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     core = Core(settings)
     try:
         await core.start()
@@ -221,10 +227,6 @@ async def serve(settings: Settings) -> int:
         log.error(str(exc))
         core.store.close()
         return 1
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     waiters = [loop.create_task(stop.wait()), loop.create_task(core.failed.wait())]
     await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     for waiter in waiters:
