@@ -15,7 +15,6 @@ from asg_grpc.domain.errors import Unauthenticated, ValidationError
 from asg_grpc.domain.tiers import SANDBOX, Tier, tier_named
 from asg_grpc.services import convert
 from asg_grpc.services.auth import authenticate_customer, bearer_token
-from asg_grpc.services.errors import maps_domain_errors
 from asg_grpc.services.ratelimit import KeyLimits
 from asg_grpc.settings import Settings
 from asg_grpc.store import Store
@@ -51,7 +50,6 @@ class BillingService(billing_pb2_grpc.BillingServiceServicer):
     def _customer(self, customer: Customer) -> billing_pb2.Customer:
         return convert.customer(customer, self._tier(customer.tier), enforced=self._enforced)
 
-    @maps_domain_errors
     async def RegisterCustomer(
         self, request: billing_pb2.RegisterCustomerRequest, context: grpc.aio.ServicerContext
     ) -> billing_pb2.RegisterCustomerResponse:
@@ -67,13 +65,11 @@ class BillingService(billing_pb2_grpc.BillingServiceServicer):
         )
         return billing_pb2.RegisterCustomerResponse(customer=self._customer(customer), api_key=api_key)
 
-    @maps_domain_errors
     async def GetCustomer(
         self, request: billing_pb2.GetCustomerRequest, context: grpc.aio.ServicerContext
     ) -> billing_pb2.Customer:
         return self._customer(authenticate_customer(self._store, context, self._limits))
 
-    @maps_domain_errors
     async def SetCustomerTier(
         self, request: billing_pb2.SetCustomerTierRequest, context: grpc.aio.ServicerContext
     ) -> billing_pb2.Customer:
@@ -88,7 +84,6 @@ class BillingService(billing_pb2_grpc.BillingServiceServicer):
         customer = self._store.set_customer_tier(request.customer_id, tier.name, tier.label_quota)
         return self._customer(customer)
 
-    @maps_domain_errors
     async def GetUsage(
         self, request: billing_pb2.GetUsageRequest, context: grpc.aio.ServicerContext
     ) -> billing_pb2.Usage:
@@ -96,7 +91,6 @@ class BillingService(billing_pb2_grpc.BillingServiceServicer):
         month = billing.parse_month(request.month, time.time())
         return convert.usage(self._usage(customer.customer_id, month, self._tier(customer.tier)))
 
-    @maps_domain_errors
     async def ListInvoices(
         self, request: billing_pb2.ListInvoicesRequest, context: grpc.aio.ServicerContext
     ) -> billing_pb2.ListInvoicesResponse:

@@ -12,7 +12,6 @@ import grpc
 from asg_grpc.ledger import explorer
 from asg_grpc.ledger.receipts import RECEIPT_VERSION
 from asg_grpc.services.auth import authenticate
-from asg_grpc.services.errors import maps_domain_errors
 from asg_grpc.services.ratelimit import KeyLimits
 from asg_grpc.store import Store
 from asg_grpc.store.ledger_records import LedgerBlock
@@ -25,7 +24,6 @@ class ChainService(chain_pb2_grpc.ChainServiceServicer):
         self._limits = limits
         self._network = network
 
-    @maps_domain_errors
     async def GetTaskReceipt(
         self, request: chain_pb2.GetTaskReceiptRequest, context: grpc.aio.ServicerContext
     ) -> chain_pb2.TaskReceipt:
@@ -53,7 +51,6 @@ class ChainService(chain_pb2_grpc.ChainServiceServicer):
             ],
         )
 
-    @maps_domain_errors
     async def GetHeaders(
         self, request: chain_pb2.GetHeadersRequest, context: grpc.aio.ServicerContext
     ) -> chain_pb2.GetHeadersResponse:
@@ -62,7 +59,6 @@ class ChainService(chain_pb2_grpc.ChainServiceServicer):
         blocks, tip = explorer.headers(self._store, request.from_height, count)
         return chain_pb2.GetHeadersResponse(headers=[_header(b) for b in blocks], tip_height=tip)
 
-    @maps_domain_errors
     async def GetTransaction(
         self, request: chain_pb2.GetTransactionRequest, context: grpc.aio.ServicerContext
     ) -> chain_pb2.ChainTransaction:
