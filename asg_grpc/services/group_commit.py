@@ -32,12 +32,12 @@ class GroupCommit(Generic[Item, Result]):
             asyncio.get_running_loop().call_later(self._linger, self._flush)
         return await future
 
-    async def many(self, items: Sequence[Item]) -> list[Result | Exception]:
+    async def many(self, items: Sequence[Item]) -> list[Result | BaseException]:
         """Each item's result or exception, in order. Many items are a group already: they
         commit at once, with whatever single items were waiting."""
         futures = [self._join(item) for item in items]
         self._flush()
-        return list(await asyncio.gather(*futures, return_exceptions=True))  # type: ignore[arg-type]
+        return list(await asyncio.gather(*futures, return_exceptions=True))
 
     def _join(self, item: Item) -> asyncio.Future[Result]:
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()

@@ -61,6 +61,7 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
         ready = [p for p in prepared if isinstance(p, Submission)]
         stored = iter(await self._submit.many(ready))
         outcomes = []
+        accepted: list[Submitted] = []
         for item in prepared:
             result = next(stored) if isinstance(item, Submission) else item
             if isinstance(result, DomainError):
@@ -68,9 +69,10 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
             elif isinstance(result, BaseException):  # a bug, or the whole commit failed
                 raise result
             else:
-                [submitted] = result
-                self._notify(result)
+                [submitted] = result  # a carried submission is one task
+                accepted.append(submitted)
                 outcomes.append(tasks_pb2.SubmitOutcome(accepted=_accepted(submitted)))
+        self._notify(accepted)
         return tasks_pb2.SubmitTasksResponse(outcomes=outcomes)
 
     def _prepare(
@@ -110,6 +112,7 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
         )
 
     def _notify(self, submitted: Sequence[Submitted]) -> None:
+        """Wake dispatch when any task is new (a replay stored nothing)."""
         if not all(s.replayed for s in submitted):
             self._on_submitted()
 
