@@ -99,49 +99,42 @@ def test_a_message_of_the_wrong_type_is_invalid_argument(channel: grpc.Channel, 
     assert_short_and_plain(error)
 
 
-def id_fields() -> list[tuple[MethodDescriptor, str]]:
-    """Every (RPC, top-level string field) that names something by id, or is a cursor."""
+def string_fields(*, ids_only: bool) -> list[tuple[MethodDescriptor, str]]:
+    """(RPC, top-level single string field) pairs; with ids_only, the ids and cursors."""
     return [
         (method, field.name)
         for method in METHODS
         for field in method.input_type.fields
         if field.type == FieldDescriptor.TYPE_STRING
-        and (field.name.endswith("_id") or field.name in ("txid", "cursor"))
+        and not field.is_repeated
+        and (not ids_only or field.name.endswith("_id") or field.name == "cursor")
     ]
 
 
-@pytest.mark.parametrize(
-    ("method", "field"), id_fields(), ids=lambda v: path(v) if isinstance(v, MethodDescriptor) else v
-)
+def field_ids(value: object) -> str | None:
+    return path(value) if isinstance(value, MethodDescriptor) else None
+
+
+def call_with_big(channel: grpc.Channel, md: Metadata, method: MethodDescriptor, field: str) -> grpc.RpcError:
+    request: Message = GetMessageClass(method.input_type)(**{field: BIG})
+    return call_raw(channel, method, request.SerializeToString(), md)
+
+
+@pytest.mark.parametrize(("method", "field"), string_fields(ids_only=True), ids=field_ids)
 def test_a_100_kb_id_is_invalid_argument_with_a_short_message(
     channel: grpc.Channel, md: Metadata, method: MethodDescriptor, field: str
 ) -> None:
-    request: Message = GetMessageClass(method.input_type)(**{field: BIG})
-
-    error = call_raw(channel, method, request.SerializeToString(), md)
+    error = call_with_big(channel, md, method, field)
 
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
     assert error.details() == f"{field} must be at most 64 characters"  # type: ignore[attr-defined]
 
 
-def string_fields() -> list[tuple[MethodDescriptor, str]]:
-    return [
-        (method, field.name)
-        for method in METHODS
-        for field in method.input_type.fields
-        if field.type == FieldDescriptor.TYPE_STRING and not field.is_repeated
-    ]
-
-
-@pytest.mark.parametrize(
-    ("method", "field"), string_fields(), ids=lambda v: path(v) if isinstance(v, MethodDescriptor) else v
-)
+@pytest.mark.parametrize(("method", "field"), string_fields(ids_only=False), ids=field_ids)
 def test_no_error_echoes_a_100_kb_string(
     channel: grpc.Channel, md: Metadata, method: MethodDescriptor, field: str
 ) -> None:
-    request: Message = GetMessageClass(method.input_type)(**{field: BIG})
-
-    error = call_raw(channel, method, request.SerializeToString(), md)
+    error = call_with_big(channel, md, method, field)
 
     assert error.code() not in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL)  # type: ignore[attr-defined]
     assert_short_and_plain(error)

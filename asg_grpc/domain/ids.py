@@ -8,8 +8,8 @@ from __future__ import annotations
 import os
 import time
 
-# The longest id the API takes (task, batch, job, webhook, customer, worker ids; transaction
-# ids; cursors): ours are 32 to 37 characters, so anything longer names nothing (docs/api.md).
+# The longest id the API takes (task, batch, job, webhook, customer, worker ids; cursors):
+# ours are 32 or 33 characters, so anything longer names nothing (docs/api.md, "Limits").
 MAX_ID = 64
 
 

@@ -214,7 +214,7 @@ def _message_name(handler: grpc.RpcMethodHandler) -> str:
 def _cap(field: FieldDescriptor) -> int | None:
     if field.type != FieldDescriptor.TYPE_STRING:
         return None
-    if field.name.endswith("_id") or field.name in ("txid", "cursor"):
+    if field.name.endswith("_id") or field.name == "cursor":
         return MAX_ID
     if field.name == "authorization":
         return MAX_METADATA_VALUE
