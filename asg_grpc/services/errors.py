@@ -108,7 +108,9 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
     the handler runs, and whatever it raises mapped to a status as the module docstring says."""
 
     def __init__(self) -> None:
-        self._guarded: dict[str, grpc.RpcMethodHandler | None] = {}
+        # Handlers are fixed at start: each is wrapped once, at its first call. Only methods
+        # the server has are kept, so unknown names sent by a client cannot grow this.
+        self._guarded: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(
         self,
@@ -116,14 +118,16 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler | None:
         method = handler_call_details.method
-        if method not in self._guarded:  # handlers are fixed at start: wrap each once
-            self._guarded[method] = _guard(await continuation(handler_call_details))
-        return self._guarded[method]
+        guarded = self._guarded.get(method)
+        if guarded is None:
+            handler = await continuation(handler_call_details)
+            if handler is None:  # UNIMPLEMENTED, as grpc answers it
+                return None
+            guarded = self._guarded[method] = _guard(handler)
+        return guarded
 
 
-def _guard(handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler | None:
-    if handler is None:
-        return None
+def _guard(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
     parse: Callable[[bytes], Message] = handler.request_deserializer
     if handler.request_streaming:
         behaviour = handler.stream_stream if handler.response_streaming else handler.stream_unary
