@@ -30,7 +30,7 @@ def test_single_calls_and_a_call_of_many_share_one_commit() -> None:
     async def scenario() -> tuple[list[int], list[int | BaseException]]:
         singles = [asyncio.ensure_future(group(i)) for i in (1, 2)]
         await asyncio.sleep(0)  # both are waiting for the linger to end
-        many = await group.many([3, -4, 5])
+        many = group.many([3, -4, 5])
         return list(await asyncio.gather(*singles)), many
 
     singles, many = asyncio.run(scenario())
@@ -61,7 +61,7 @@ def test_a_failed_commit_fails_every_caller_in_it() -> None:
     group: GroupCommit[int, int] = GroupCommit(run)
 
     async def scenario() -> list[int | BaseException]:
-        return await group.many([1, 2])
+        return group.many([1, 2])
 
     assert [type(o) for o in asyncio.run(scenario())] == [OSError, OSError]
     with pytest.raises(OSError):

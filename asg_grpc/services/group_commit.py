@@ -32,12 +32,13 @@ class GroupCommit(Generic[Item, Result]):
             asyncio.get_running_loop().call_later(self._linger, self._flush)
         return await future
 
-    async def many(self, items: Sequence[Item]) -> list[Result | BaseException]:
-        """Each item's result or exception, in order. Many items are a group already: they
-        commit at once, with whatever single items were waiting."""
+    def many(self, items: Sequence[Item]) -> list[Result | BaseException]:
+        """Each item's result or exception, in order, committed now with whatever single items
+        were waiting (many items are a group already). It does not yield to the event loop:
+        a caller answers at once, before other work queued meanwhile can delay it."""
         futures = [self._join(item) for item in items]
-        self._flush()
-        return list(await asyncio.gather(*futures, return_exceptions=True))
+        self._flush()  # resolves every future it takes, these among them
+        return [future.exception() or future.result() for future in futures]
 
     def _join(self, item: Item) -> asyncio.Future[Result]:
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()

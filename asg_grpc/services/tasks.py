@@ -59,7 +59,7 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
         owners: dict[str, tuple[str, KeyOwner] | DomainError] = {}
         prepared = [self._prepare(item, owners) for item in request.submissions]
         ready = [p for p in prepared if isinstance(p, Submission)]
-        stored = iter(await self._submit.many(ready))
+        stored = iter(self._submit.many(ready))
         outcomes = []
         accepted: list[Submitted] = []
         for item in prepared:
