@@ -24,6 +24,7 @@ from asg_grpc.sealing import Sealer
 from asg_grpc.services.billing import BillingService
 from asg_grpc.services.callers import Callers
 from asg_grpc.services.chain import ChainService
+from asg_grpc.services.errors import ErrorInterceptor
 from asg_grpc.services.jobs import JobService
 from asg_grpc.services.labeling import LabelingService
 from asg_grpc.services.ratelimit import KeyLimits
@@ -82,11 +83,12 @@ class Core:
         self.failed = asyncio.Event()
         self.health = health.aio.HealthServicer()
         self.server = grpc.aio.server(
+            interceptors=[ErrorInterceptor()],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.so_reuseport", 0),
-            ]
+            ],
         )
         self.dispatcher: Dispatcher | None = None
         self.lease: DispatchLease | None = None

@@ -7,7 +7,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from starlette.requests import Request
 
 from asg_grpc.v1 import billing_pb2_grpc, chain_pb2_grpc, jobs_pb2_grpc, tasks_pb2_grpc, webhooks_pb2_grpc
-from rest_gateway.coalesce import SubmitCoalescer
+from rest_gateway import decode
+from rest_gateway.coalesce import SubmitMultiplexer
 from rest_gateway.errors import Unauthorized
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -28,7 +29,10 @@ class CoreClient:
             ],
         )
         self.tasks = tasks_pb2_grpc.TaskServiceStub(self.channel)
-        self.submissions = SubmitCoalescer(self.tasks, timeout)
+        # Many single submissions per call; a call must fit in one message.
+        self.submissions = SubmitMultiplexer(
+            self.tasks, timeout, max_per_call=MAX_MESSAGE_BYTES // decode.SMALL_BODY
+        )
         self.billing = billing_pb2_grpc.BillingServiceStub(self.channel)
         self.webhooks = webhooks_pb2_grpc.WebhookServiceStub(self.channel)
         self.jobs = jobs_pb2_grpc.JobServiceStub(self.channel)

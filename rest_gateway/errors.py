@@ -5,6 +5,8 @@ GatewayError          raised by the gateway itself, before any gRPC call
 └── PayloadTooLarge   body over the route's limit (413)
 grpc.aio.AioRpcError  from the core: mapped by HTTP_STATUS (429 carries the core's
                       `retry-after` trailing metadata as a Retry-After header)
+Refused               the core's Refusal of one submission a shared SubmitTasks call carried
+                      (coalesce.py): mapped by REFUSAL_STATUS (429 with its retry_after_seconds)
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+
+from asg_grpc.v1 import tasks_pb2
 
 log = logging.getLogger("asg.gateway")
 
@@ -38,6 +42,15 @@ HTTP_STATUS: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.UNKNOWN: 500,
     grpc.StatusCode.INTERNAL: 500,
     grpc.StatusCode.DATA_LOSS: 500,
+}
+
+REFUSAL_STATUS: dict[tasks_pb2.Refusal.Reason, int] = {
+    tasks_pb2.Refusal.REASON_INVALID_ARGUMENT: 400,
+    tasks_pb2.Refusal.REASON_UNAUTHENTICATED: 401,
+    tasks_pb2.Refusal.REASON_QUOTA_EXHAUSTED: 403,
+    tasks_pb2.Refusal.REASON_IDEMPOTENCY_CONFLICT: 409,
+    tasks_pb2.Refusal.REASON_RATE_LIMITED: 429,
+    tasks_pb2.Refusal.REASON_UNAVAILABLE: 503,
 }
 
 # For these the core's details may describe internals; callers get a fixed message.
@@ -81,28 +94,24 @@ async def _gateway_error(request: Request, exc: Exception) -> Response:
     return error_response(exc.status, exc.message)
 
 
-class CoreRefused(Exception):
-    """The core's status code and message for one request, when it did not come as the status
-    of a call of its own (see coalesce.py)."""
+class Refused(Exception):
+    """The core refused one submission of a shared SubmitTasks call (see coalesce.py)."""
 
-    def __init__(self, code: grpc.StatusCode, details: str, retry_after: int = 0) -> None:
-        super().__init__(details)
-        self.code = code
-        self.details = details
-        self.retry_after = retry_after
+    def __init__(self, refusal: tasks_pb2.Refusal) -> None:
+        super().__init__(refusal.message)
+        self.refusal = refusal
 
 
-def _core_status(code: grpc.StatusCode, details: str | None, retry_after: int = 0) -> Response:
-    status = HTTP_STATUS.get(code, 500)
+def _core_status(status: int, reason: str, details: str, retry_after: int = 0) -> Response:
     if status in _OPAQUE:
-        log.warning("core call failed", extra={"code": code.name, "details": details})
+        log.warning("core call failed", extra={"code": reason, "details": details})
         return error_response(status, _OPAQUE[status])
     headers = None
     if status == 429 and retry_after > 0:
         # The core's rate limit says how long (whole seconds, at least 1). gRPC's own
         # RESOURCE_EXHAUSTED (a message over the size limit) says nothing: no header then.
         headers = {"Retry-After": str(retry_after)}
-    return error_response(status, details or code.name.lower(), headers)
+    return error_response(status, details or reason.lower(), headers)
 
 
 def _retry_after(metadata: Iterable[tuple[str, str | bytes]] | None) -> int:
@@ -116,12 +125,17 @@ def _retry_after(metadata: Iterable[tuple[str, str | bytes]] | None) -> int:
 
 async def _rpc_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, grpc.aio.AioRpcError)
-    return _core_status(exc.code(), exc.details(), _retry_after(exc.trailing_metadata()))
+    code = exc.code()
+    status = HTTP_STATUS.get(code, 500)
+    return _core_status(status, code.name, exc.details() or "", _retry_after(exc.trailing_metadata()))
 
 
-async def _core_refused(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, CoreRefused)
-    return _core_status(exc.code, exc.details, exc.retry_after)
+async def _refused(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Refused)
+    refusal = exc.refusal
+    status = REFUSAL_STATUS.get(refusal.reason, 500)
+    reason = tasks_pb2.Refusal.Reason.Name(refusal.reason)
+    return _core_status(status, reason, refusal.message, refusal.retry_after_seconds)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -146,6 +160,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected)
     app.add_exception_handler(GatewayError, _gateway_error)
     app.add_exception_handler(grpc.aio.AioRpcError, _rpc_error)
-    app.add_exception_handler(CoreRefused, _core_refused)
+    app.add_exception_handler(Refused, _refused)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

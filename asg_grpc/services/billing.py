@@ -21,7 +21,6 @@ from asg_grpc.domain.errors import ValidationError
 from asg_grpc.domain.tiers import SANDBOX, Tier, tier_named
 from asg_grpc.services import convert
 from asg_grpc.services.callers import Callers
-from asg_grpc.services.errors import maps_domain_errors
 from asg_grpc.settings import Settings
 from asg_grpc.store import Store
 from asg_grpc.v1 import billing_pb2, billing_pb2_grpc
@@ -53,7 +52,6 @@ class BillingService(billing_pb2_grpc.BillingServiceServicer):
     def _customer(self, customer: Customer) -> billing_pb2.Customer:
         return convert.customer(customer, self._tier(customer.tier), enforced=self._enforced)
 
-    @maps_domain_errors
     async def RegisterCustomer(
         self, request: billing_pb2.RegisterCustomerRequest, context: grpc.aio.ServicerContext
     ) -> billing_pb2.RegisterCustomerResponse:
@@ -69,13 +67,11 @@ class BillingService(billing_pb2_grpc.BillingServiceServicer):
         )
         return billing_pb2.RegisterCustomerResponse(customer=self._customer(customer), api_key=api_key)
 
-    @maps_domain_errors
     async def GetCustomer(
         self, request: billing_pb2.GetCustomerRequest, context: grpc.aio.ServicerContext
     ) -> billing_pb2.Customer:
         return self._customer(self._callers.customer_record(context))
 
-    @maps_domain_errors
     async def SetCustomerTier(
         self, request: billing_pb2.SetCustomerTierRequest, context: grpc.aio.ServicerContext
     ) -> billing_pb2.Customer:
@@ -86,7 +82,6 @@ class BillingService(billing_pb2_grpc.BillingServiceServicer):
         customer = self._store.set_customer_tier(request.customer_id, tier.name, tier.label_quota)
         return self._customer(customer)
 
-    @maps_domain_errors
     async def GetUsage(
         self, request: billing_pb2.GetUsageRequest, context: grpc.aio.ServicerContext
     ) -> billing_pb2.Usage:
@@ -94,7 +89,6 @@ class BillingService(billing_pb2_grpc.BillingServiceServicer):
         month = billing.parse_month(request.month, time.time())
         return convert.usage(self._usage(customer.customer_id, month, self._tier(customer.tier)))
 
-    @maps_domain_errors
     async def ListInvoices(
         self, request: billing_pb2.ListInvoicesRequest, context: grpc.aio.ServicerContext
     ) -> billing_pb2.ListInvoicesResponse:
@@ -112,7 +106,6 @@ class BillingService(billing_pb2_grpc.BillingServiceServicer):
         ]
         return billing_pb2.ListInvoicesResponse(invoices=[convert.invoice(i) for i in invoices])
 
-    @maps_domain_errors
     async def RotateKey(
         self, request: billing_pb2.RotateKeyRequest, context: grpc.aio.ServicerContext
     ) -> billing_pb2.RotateKeyResponse:
@@ -127,7 +120,6 @@ class BillingService(billing_pb2_grpc.BillingServiceServicer):
             api_key=api_key, key=convert.api_key(new), previous_key=convert.api_key(previous)
         )
 
-    @maps_domain_errors
     async def ListKeys(
         self, request: billing_pb2.ListKeysRequest, context: grpc.aio.ServicerContext
     ) -> billing_pb2.ListKeysResponse:

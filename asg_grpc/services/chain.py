@@ -12,7 +12,6 @@ import grpc
 from asg_grpc.ledger import explorer
 from asg_grpc.ledger.receipts import RECEIPT_VERSION
 from asg_grpc.services.callers import Callers
-from asg_grpc.services.errors import maps_domain_errors
 from asg_grpc.store import Store
 from asg_grpc.store.ledger_records import LedgerBlock
 from asg_grpc.v1 import chain_pb2, chain_pb2_grpc
@@ -24,7 +23,6 @@ class ChainService(chain_pb2_grpc.ChainServiceServicer):
         self._callers = callers
         self._network = network
 
-    @maps_domain_errors
     async def GetTaskReceipt(
         self, request: chain_pb2.GetTaskReceiptRequest, context: grpc.aio.ServicerContext
     ) -> chain_pb2.TaskReceipt:
@@ -52,7 +50,6 @@ class ChainService(chain_pb2_grpc.ChainServiceServicer):
             ],
         )
 
-    @maps_domain_errors
     async def GetHeaders(
         self, request: chain_pb2.GetHeadersRequest, context: grpc.aio.ServicerContext
     ) -> chain_pb2.GetHeadersResponse:
@@ -61,7 +58,6 @@ class ChainService(chain_pb2_grpc.ChainServiceServicer):
         blocks, tip = explorer.headers(self._store, request.from_height, count)
         return chain_pb2.GetHeadersResponse(headers=[_header(b) for b in blocks], tip_height=tip)
 
-    @maps_domain_errors
     async def GetTransaction(
         self, request: chain_pb2.GetTransactionRequest, context: grpc.aio.ServicerContext
     ) -> chain_pb2.ChainTransaction:

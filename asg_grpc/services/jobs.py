@@ -15,7 +15,7 @@ from asg_grpc.jobs.runner import seal_credentials
 from asg_grpc.sealing import Sealer
 from asg_grpc.services import convert
 from asg_grpc.services.callers import Callers
-from asg_grpc.services.errors import abort_for, maps_domain_errors
+from asg_grpc.services.errors import abort_for
 from asg_grpc.settings import Settings
 from asg_grpc.store import Store
 from asg_grpc.v1 import jobs_pb2, jobs_pb2_grpc
@@ -42,7 +42,6 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         # Tells the job runner (when it runs in this process) to look now rather than at its next poll.
         self._on_created = on_created or (lambda: None)
 
-    @maps_domain_errors
     async def CreateJob(
         self, request: jobs_pb2.CreateJobRequest, context: grpc.aio.ServicerContext
     ) -> jobs_pb2.Job:
@@ -65,13 +64,11 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         self._on_created()
         return convert.job(job)
 
-    @maps_domain_errors
     async def GetJob(
         self, request: jobs_pb2.GetJobRequest, context: grpc.aio.ServicerContext
     ) -> jobs_pb2.Job:
         return convert.job(self._owned_job(self._callers.customer(context).customer_id, request.job_id))
 
-    @maps_domain_errors
     async def ListJobs(
         self, request: jobs_pb2.ListJobsRequest, context: grpc.aio.ServicerContext
     ) -> jobs_pb2.ListJobsResponse:

@@ -19,7 +19,7 @@ from asg_grpc.domain.labeling import REFUSAL_MESSAGES
 from asg_grpc.domain.workers import Worker, new_worker_token, validate_worker
 from asg_grpc.services import convert
 from asg_grpc.services.callers import Callers
-from asg_grpc.services.errors import abort, maps_domain_errors, status_code_for
+from asg_grpc.services.errors import abort, status_code_for
 from asg_grpc.store import Store
 from asg_grpc.v1 import common_pb2, labeling_pb2, labeling_pb2_grpc
 
@@ -38,7 +38,6 @@ class LabelingService(labeling_pb2_grpc.LabelingServiceServicer):
         self._dispatcher = dispatcher
         self._callers = callers
 
-    @maps_domain_errors
     async def RegisterWorker(
         self, request: labeling_pb2.RegisterWorkerRequest, context: grpc.aio.ServicerContext
     ) -> labeling_pb2.RegisterWorkerResponse:

@@ -9,7 +9,6 @@ import grpc
 from asg_grpc.domain.webhooks import validate_webhook
 from asg_grpc.services import convert
 from asg_grpc.services.callers import Callers
-from asg_grpc.services.errors import maps_domain_errors
 from asg_grpc.settings import Settings
 from asg_grpc.store import Store
 from asg_grpc.v1 import webhooks_pb2, webhooks_pb2_grpc
@@ -22,7 +21,6 @@ class WebhookService(webhooks_pb2_grpc.WebhookServiceServicer):
         self._callers = callers
         self._allow_private_urls = settings.allow_private_urls
 
-    @maps_domain_errors
     async def CreateWebhook(
         self, request: webhooks_pb2.CreateWebhookRequest, context: grpc.aio.ServicerContext
     ) -> webhooks_pb2.Webhook:
@@ -31,7 +29,6 @@ class WebhookService(webhooks_pb2_grpc.WebhookServiceServicer):
         await check_public_url(spec.callback_url, self._allow_private_urls)
         return convert.webhook(self._store.create_webhook(customer_id, spec, time.time()))
 
-    @maps_domain_errors
     async def ListWebhooks(
         self, request: webhooks_pb2.ListWebhooksRequest, context: grpc.aio.ServicerContext
     ) -> webhooks_pb2.ListWebhooksResponse:
@@ -39,7 +36,6 @@ class WebhookService(webhooks_pb2_grpc.WebhookServiceServicer):
         hooks = self._store.list_webhooks(customer_id)
         return webhooks_pb2.ListWebhooksResponse(webhooks=[convert.webhook(h) for h in hooks])
 
-    @maps_domain_errors
     async def DeleteWebhook(
         self, request: webhooks_pb2.DeleteWebhookRequest, context: grpc.aio.ServicerContext
     ) -> webhooks_pb2.DeleteWebhookResponse:
@@ -47,7 +43,6 @@ class WebhookService(webhooks_pb2_grpc.WebhookServiceServicer):
         self._store.delete_webhook(customer_id, request.webhook_id, time.time())
         return webhooks_pb2.DeleteWebhookResponse()
 
-    @maps_domain_errors
     async def ListDeliveries(
         self, request: webhooks_pb2.ListDeliveriesRequest, context: grpc.aio.ServicerContext
     ) -> webhooks_pb2.ListDeliveriesResponse:
