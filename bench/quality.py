@@ -51,7 +51,7 @@ from asg_grpc.domain.dawid_skene import AdaptiveEngine
 WINDOW = 100
 ADVERSARY_SHARE = 0.25
 ADVERSARIES = 10
-REFRESH_GROWTH = 0.2
+REFRESH_GROWTH = 0.5
 REFRESH_MIN = 200
 METHODS = ("majority", "fixed5", "adaptive")
 
@@ -178,9 +178,9 @@ def replay(method: str, answers: Answers, truth: dict[str, str], seed: int, gold
         k = rng.randrange(len(flight))
         item = flight[k]
         queue = queues[item]
+        t0 = clock()
         while queue and not engine.eligible(queue[-1][0], specs[item]):
             queue.pop()
-        t0 = clock()
         if queue:
             worker, label = queue.pop()
             verdict = engine.add_label(item, worker, label)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-PRIOR_WEIGHT = 20.0
+PRIOR_WEIGHT = 5.0
 _EPS = 1e-9
 
 

@@ -84,9 +84,6 @@ class AdaptiveEngine:
         fam.labels += 1
         fam.share[worker] = fam.share.get(worker, 0) + 1
         stats = self._stats(fam, worker)
-        if spec.gold is not None:
-            stats.gold[fam.options.index(spec.gold)][k] += 1
-            fam.logs.pop(worker, None)
         state = self.tasks[task_id]
         if state.epoch != fam.epoch:
             self._rebuild(fam, task_id, state)
@@ -96,10 +93,11 @@ class AdaptiveEngine:
                 state.counted.append(ident)
                 column = self._log(fam, worker)
                 state.log_post = [lp + column[c][k] for c, lp in enumerate(state.log_post)]
-        return self.book.settle(task_id, self._judge(fam, spec, task_id, state, final=False))
+        return self._settle(fam, spec, task_id, self._judge(fam, spec, task_id, state, final=False))
 
     def close(self, task_id: str) -> Verdict:
-        """No more labels will come: the leading option if `min_labels` counted, else give up."""
+        """No more labels will come: the leading option with its (lower) confidence and
+        `reached_target=False`, or give up when no label counts (all banned)."""
         spec = self.book.spec(task_id)
         if task_id in self.book.final:
             return self.book.final[task_id]
@@ -107,7 +105,17 @@ class AdaptiveEngine:
         state = self.tasks[task_id]
         if state.epoch != fam.epoch:
             self._rebuild(fam, task_id, state)
-        return self.book.settle(task_id, self._judge(fam, spec, task_id, state, final=True))
+        return self._settle(fam, spec, task_id, self._judge(fam, spec, task_id, state, final=True))
+
+    def _settle(self, fam: Family, spec: TaskSpec, task_id: str, verdict: Verdict) -> Verdict:
+        """A finished gold task pins its workers' estimates; only when finished, so that while
+        open it measures the engine without knowing its own answer (calibration samples)."""
+        if spec.gold is not None and not isinstance(verdict, NeedOne):
+            truth = fam.options.index(spec.gold)
+            for worker, label in self.book.labels[task_id]:
+                self._stats(fam, worker).gold[truth][fam.options.index(label)] += 1
+                fam.logs.pop(worker, None)
+        return self.book.settle(task_id, verdict)
 
     def reinstate(self, worker: str, family: str) -> None:
         """Operator override of a ban; the worker is not banned again by the spammer floor."""
@@ -122,14 +130,14 @@ class AdaptiveEngine:
         lead = max(range(len(post)), key=post.__getitem__)
         confidence = fam.calib(post[lead])
         counted = len(state.counted)
-        if spec.gold is not None and counted >= spec.min_labels:
-            fam.samples.append((post[lead], fam.options[lead] == spec.gold))
         labels = self.book.labels[task_id]
         reached = counted >= spec.min_labels and confidence >= spec.target_confidence
         if not (reached or final or len(labels) >= spec.max_labels):
             return NeedOne()
-        if counted < spec.min_labels:
+        if not counted:
             return GiveUp(len(labels))
+        if spec.gold is not None:  # what the engine reports, measured where it reports it
+            fam.samples.append((post[lead], fam.options[lead] == spec.gold))
         winner = fam.options[lead]
         agreeing = sum(lab == winner for _, lab in labels)
         return Decision(winner, len(labels), agreeing, confidence, reached)

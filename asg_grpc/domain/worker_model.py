@@ -25,7 +25,7 @@ class AdaptiveParams:
     prior_accuracy: float = 0.7
     prior_strength: float = 4.0
     pooled_strength: float = 10.0
-    em_iterations: int = 3
+    em_iterations: int = 2
     class_floor: float = 0.1
     spammer_floor: float = 0.15
     floor_labels: float = 20.0
@@ -176,7 +176,7 @@ def _em(fam: Family, params: AdaptiveParams, items: list[_Item], k: int) -> None
         soft = new
         pooled = _pooled(fam, soft, base, params.pooled_strength)
         floor = params.class_floor / k
-        prior = [max(x / sum(classes), floor) for x in normalise(classes)]
+        prior = [max(x, floor) for x in normalise(classes)]
         log_prior = [math.log(p) for p in normalise(prior)]
     if not _beats_chance(pooled, log_prior):
         return  # label switching: the camps swapped; keep the previous estimates
