@@ -28,7 +28,7 @@ class AdaptiveParams:
     em_iterations: int = 2
     class_floor: float = 0.1
     spammer_floor: float = 0.15
-    floor_labels: float = 20.0
+    floor_labels: float = 10.0
     share_cap: float = 0.25
     share_min_labels: int = 200
 
@@ -204,11 +204,12 @@ def _beats_chance(pooled: Matrix, log_prior: list[float]) -> bool:
 
 
 def _ban_spammers(fam: Family, params: AdaptiveParams) -> None:
+    """Re-judged at every refresh from all of a worker's labels, so a ban that EM's early
+    estimates got wrong lifts itself; an operator's `reinstate` is never overridden."""
     for w, stats in fam.workers.items():
-        if stats.banned or w in fam.reinstated:
-            continue
         evidence = sum(map(sum, stats.soft)) + sum(map(sum, stats.gold))
-        if evidence < params.floor_labels:
+        if w in fam.reinstated or evidence < params.floor_labels:
+            stats.banned = False
             continue
         table = log_confusion(fam.pooled, stats, params.prior_strength)
         stats.banned = informativeness(table) < params.spammer_floor
