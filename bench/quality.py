@@ -8,7 +8,7 @@ decides when to stop; an item that runs out of answers is closed (`engine.close`
 engine declares ineligible (banned spammer, over its share cap) is skipped: a dispatcher would
 serve the item to someone else, so its answer is never bought. A `--gold` share of the items is
 gold (truth known to the engine): bought like any item, excluded from the scores. `refresh`
-(the background EM) runs whenever the labels have grown by 20 % (at least 200) since the last.
+(the background EM) runs whenever the labels have grown by 50 % (at least 200) since the last.
 
 Methods: `majority` (the published rule, threshold 3), `fixed5` (a baseline, not an engine:
 plurality of the first 5 answers, ties broken at random) and `adaptive` (min 2 labels, target
@@ -39,11 +39,11 @@ from labels import machine
 
 from asg_grpc.domain.consensus_engine import (
     ConsensusEngine,
+    ConsensusSpec,
     Decision,
     GiveUp,
     MajorityEngine,
     NeedOne,
-    TaskSpec,
     Verdict,
 )
 from asg_grpc.domain.dawid_skene import AdaptiveEngine
@@ -96,7 +96,7 @@ class FixedFive:
         self.rng = rng
         self.labels: dict[str, list[str]] = defaultdict(list)
 
-    def open(self, task_id: str, spec: TaskSpec) -> None:
+    def open(self, task_id: str, spec: ConsensusSpec) -> None:
         self.labels[task_id] = []
 
     def add_label(self, task_id: str, worker: str, label: str) -> Verdict:
@@ -112,7 +112,7 @@ class FixedFive:
         winner = self.rng.choice(sorted(lab for lab, c in counts.items() if c == top))
         return Decision(winner, len(labels), top, top / len(labels))
 
-    def eligible(self, worker: str, spec: TaskSpec) -> bool:
+    def eligible(self, worker: str, spec: ConsensusSpec) -> bool:
         return True
 
     def refresh(self) -> None:
@@ -161,7 +161,7 @@ def replay(method: str, answers: Answers, truth: dict[str, str], seed: int, gold
     queues = {i: rng.sample(a, len(a)) for i, a in answers.items()}
     threshold = 3 if method == "majority" else 2
     specs = {
-        i: TaskSpec(tuple(options), min_labels=threshold, gold=truth[i] if i in gold else None)
+        i: ConsensusSpec(tuple(options), min_labels=threshold, gold=truth[i] if i in gold else None)
         for i in items
     }
     engine = engine_for(method, rng)

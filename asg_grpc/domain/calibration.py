@@ -5,7 +5,7 @@ matrices are exact; neither holds, so raw posteriors run overconfident. Each gol
 every label from its `min_labels`-th on, what the engine would have said (its leading option's
 raw posterior) and whether that was right. `PlattCalibrator.fit` maps logit(raw) through
 a·x + b fitted by maximum a posteriori with a Gaussian prior centred on the identity (a=1, b=0)
-worth `PRIOR_WEIGHT` observations: with no gold the confidence *is* the raw posterior, and the
+of precision `PRIOR_WEIGHT`: with no gold the confidence *is* the raw posterior, and the
 map moves off it only as gold accumulates (refitted at every refresh).
 """
 
@@ -38,30 +38,37 @@ class PlattCalibrator:
     def __call__(self, raw: float) -> float:
         return sigmoid(self.a * logit(raw) + self.b)
 
-    def fit(self, samples: list[tuple[float, bool]], iterations: int = 8) -> None:
-        """Newton steps on the penalised log loss; warm-started from the current map."""
+    def fit(self, samples: list[tuple[float, bool]], iterations: int = 20) -> None:
+        """Damped Newton steps on the penalised log loss, warm-started from the current map."""
         if not samples:
             self.a, self.b = 1.0, 0.0
             return
         xs = [logit(r) for r, _ in samples]
-        ys = [1.0 if ok else 0.0 for _, ok in samples]
-        lam = PRIOR_WEIGHT
+        ys = [ok for _, ok in samples]
+
+        def loss(a: float, b: float) -> float:
+            total = 0.5 * PRIOR_WEIGHT * ((a - 1) ** 2 + b * b)
+            for x, y in zip(xs, ys, strict=True):
+                z = (a * x + b) * (1 if y else -1)  # log loss = softplus(-z)
+                total += math.log1p(math.exp(-abs(z))) + max(-z, 0.0)
+            return total
+
         a, b = self.a, self.b
+        current = loss(a, b)
         for _ in range(iterations):
-            ga, gb = lam * (a - 1), lam * b
-            haa, hab, hbb = lam, 0.0, lam
+            ga, gb = PRIOR_WEIGHT * (a - 1), PRIOR_WEIGHT * b
+            haa, hab, hbb = PRIOR_WEIGHT, 0.0, PRIOR_WEIGHT
             for x, y in zip(xs, ys, strict=True):
                 p = sigmoid(a * x + b)
-                d = p - y
-                w = max(p * (1 - p), 1e-6)
-                ga += d * x
-                gb += d
-                haa += w * x * x
-                hab += w * x
-                hbb += w
+                d, w = p - y, p * (1 - p)
+                ga, gb = ga + d * x, gb + d
+                haa, hab, hbb = haa + w * x * x, hab + w * x, hbb + w
             det = haa * hbb - hab * hab
-            if det <= 0:
+            da, db = (hbb * ga - hab * gb) / det, (haa * gb - hab * ga) / det
+            step = 1.0
+            while step > 1e-4 and (trial := loss(a - step * da, b - step * db)) > current:
+                step /= 2
+            if step <= 1e-4 or current - trial < 1e-10:
                 break
-            a -= (hbb * ga - hab * gb) / det
-            b -= (haa * gb - hab * ga) / det
+            a, b, current = a - step * da, b - step * db, trial
         self.a, self.b = a, b

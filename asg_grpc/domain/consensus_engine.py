@@ -25,7 +25,7 @@ DEFAULT_MAX_LABELS = 10
 
 
 @dataclass(frozen=True, slots=True)
-class TaskSpec:
+class ConsensusSpec:
     """What the engine needs of a task. `min_labels` is `consensus_threshold`: the published
     threshold for `majority`, the minimum number of labels for `adaptive`. `family` groups tasks
     whose workers' skills carry over (same question, same options); `gold` is the known answer
@@ -82,13 +82,13 @@ Verdict = Decision | NeedOne | GiveUp
 
 
 class ConsensusEngine(Protocol):
-    def open(self, task_id: str, spec: TaskSpec) -> None: ...
+    def open(self, task_id: str, spec: ConsensusSpec) -> None: ...
 
     def add_label(self, task_id: str, worker: str, label: str) -> Verdict: ...
 
     def close(self, task_id: str) -> Verdict: ...
 
-    def eligible(self, worker: str, spec: TaskSpec) -> bool: ...
+    def eligible(self, worker: str, spec: ConsensusSpec) -> bool: ...
 
     def refresh(self) -> None: ...
 
@@ -100,17 +100,17 @@ class TaskBook:
     (known task, one label per worker, a label among the options) written once."""
 
     def __init__(self) -> None:
-        self.specs: dict[str, TaskSpec] = {}
+        self.specs: dict[str, ConsensusSpec] = {}
         self.labels: dict[str, list[tuple[str, str]]] = {}
         self.final: dict[str, Verdict] = {}
 
-    def open(self, task_id: str, spec: TaskSpec) -> None:
+    def open(self, task_id: str, spec: ConsensusSpec) -> None:
         if task_id in self.specs:
             raise Conflict(f"task {task_id} is already open")
         self.specs[task_id] = spec
         self.labels[task_id] = []
 
-    def add(self, task_id: str, worker: str, label: str) -> TaskSpec:
+    def add(self, task_id: str, worker: str, label: str) -> ConsensusSpec:
         spec = self.spec(task_id)
         if task_id in self.final:
             raise Conflict(f"task {task_id} is already decided")
@@ -121,7 +121,7 @@ class TaskBook:
         self.labels[task_id].append((worker, label))
         return spec
 
-    def spec(self, task_id: str) -> TaskSpec:
+    def spec(self, task_id: str) -> ConsensusSpec:
         try:
             return self.specs[task_id]
         except KeyError:
@@ -143,7 +143,7 @@ class TaskBook:
     def restore(cls, data: dict[str, Any]) -> TaskBook:
         book = cls()
         for t, s in data["specs"].items():
-            book.specs[t] = TaskSpec(**{**s, "options": tuple(s["options"])})
+            book.specs[t] = ConsensusSpec(**{**s, "options": tuple(s["options"])})
         book.labels = {t: [(w, lab) for w, lab in ls] for t, ls in data["labels"].items()}
         book.final = {t: _verdict_from(v) for t, v in data["final"].items()}
         return book
@@ -166,7 +166,7 @@ class MajorityEngine:
     def __init__(self, book: TaskBook | None = None) -> None:
         self.book = book or TaskBook()
 
-    def open(self, task_id: str, spec: TaskSpec) -> None:
+    def open(self, task_id: str, spec: ConsensusSpec) -> None:
         self.book.open(task_id, spec)
 
     def add_label(self, task_id: str, worker: str, label: str) -> Verdict:
@@ -188,7 +188,7 @@ class MajorityEngine:
         final = self.book.final.get(task_id)
         return final or self.book.settle(task_id, GiveUp(len(self.book.labels[task_id])))
 
-    def eligible(self, worker: str, spec: TaskSpec) -> bool:
+    def eligible(self, worker: str, spec: ConsensusSpec) -> bool:
         return True
 
     def refresh(self) -> None:

@@ -34,7 +34,7 @@ from typing import Any
 
 from asg_grpc.domain.calibration import PlattCalibrator
 from asg_grpc.domain.collusion import PairTally
-from asg_grpc.domain.consensus_engine import Decision, GiveUp, NeedOne, TaskBook, TaskSpec, Verdict
+from asg_grpc.domain.consensus_engine import ConsensusSpec, Decision, GiveUp, NeedOne, TaskBook, Verdict
 from asg_grpc.domain.errors import ValidationError
 from asg_grpc.domain.worker_model import (
     AdaptiveParams,
@@ -59,13 +59,13 @@ class AdaptiveEngine:
 
     # -- the hot path ------------------------------------------------------------------------
 
-    def open(self, task_id: str, spec: TaskSpec) -> None:
+    def open(self, task_id: str, spec: ConsensusSpec) -> None:
         self.book.open(task_id, spec)
         fam = self._family(spec)
         fam.tasks.append(task_id)
         self.tasks[task_id] = TaskState(list(fam.log_prior), fam.epoch)
 
-    def eligible(self, worker: str, spec: TaskSpec) -> bool:
+    def eligible(self, worker: str, spec: ConsensusSpec) -> bool:
         fam = self.families.get(spec.family_key)
         if fam is None:
             return True
@@ -107,7 +107,7 @@ class AdaptiveEngine:
             self._rebuild(fam, task_id, state)
         return self._settle(fam, spec, task_id, self._judge(fam, spec, task_id, state, final=True))
 
-    def _settle(self, fam: Family, spec: TaskSpec, task_id: str, verdict: Verdict) -> Verdict:
+    def _settle(self, fam: Family, spec: ConsensusSpec, task_id: str, verdict: Verdict) -> Verdict:
         """A finished gold task pins its workers' estimates; only when finished, so that while
         open it measures the engine without knowing its own answer (calibration samples)."""
         if spec.gold is not None and not isinstance(verdict, NeedOne):
@@ -125,7 +125,9 @@ class AdaptiveEngine:
         self._stats(fam, worker).banned = False
         fam.epoch += 1
 
-    def _judge(self, fam: Family, spec: TaskSpec, task_id: str, state: TaskState, final: bool) -> Verdict:
+    def _judge(
+        self, fam: Family, spec: ConsensusSpec, task_id: str, state: TaskState, final: bool
+    ) -> Verdict:
         post = softmax(state.log_post)
         lead = max(range(len(post)), key=post.__getitem__)
         confidence = fam.calib(post[lead])
@@ -144,7 +146,7 @@ class AdaptiveEngine:
 
     # -- estimates ---------------------------------------------------------------------------
 
-    def _family(self, spec: TaskSpec) -> Family:
+    def _family(self, spec: ConsensusSpec) -> Family:
         key = spec.family_key
         fam = self.families.get(key)
         if fam is None:
@@ -160,7 +162,7 @@ class AdaptiveEngine:
         stats = fam.workers.get(worker)
         if stats is None:
             k = len(fam.options)
-            stats = fam.workers[worker] = WorkerStats(zeros(k), zeros(k))
+            stats = fam.workers[worker] = WorkerStats(zeros(k), zeros(k), zeros(k))
         return stats
 
     def _log(self, fam: Family, worker: str) -> Matrix:

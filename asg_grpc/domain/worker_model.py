@@ -35,8 +35,12 @@ class AdaptiveParams:
 
 @dataclass(slots=True)
 class WorkerStats:
+    """EM soft counts, gold counts and held-out counts (for the spammer floor); rows: truth,
+    columns: the worker's label."""
+
     soft: Matrix
     gold: Matrix
+    held_out: Matrix
     banned: bool = False
 
 
@@ -154,10 +158,11 @@ def _em(fam: Family, params: AdaptiveParams, items: list[_Item], k: int) -> None
     base = base_confusion(k, params.prior_accuracy)
     for _ in range(params.em_iterations):
         logs = {
-            w: log_confusion(pooled, WorkerStats(soft[w], s.gold), params.prior_strength)
+            w: log_confusion(pooled, WorkerStats(soft[w], s.gold, s.held_out), params.prior_strength)
             for w, s in fam.workers.items()
         }
         new = {w: zeros(k) for w in fam.workers}
+        held = {w: zeros(k) for w in fam.workers}
         classes = [1.0] * k
         for item in items:
             if item.gold is not None:
@@ -168,10 +173,12 @@ def _em(fam: Family, params: AdaptiveParams, items: list[_Item], k: int) -> None
                     table = logs[w]
                     lp = [x + table[c][j] for c, x in enumerate(lp)]
                 post = softmax(lp)
+                counted = set(item.counted)
                 for w, j in item.labels:
-                    counts = new[w]
-                    for c in range(k):
-                        counts[c][j] += post[c]
+                    _add(new[w], j, post)
+                    table = logs[w]
+                    own = (w, j) in counted
+                    _add(held[w], j, softmax([x - table[c][j] for c, x in enumerate(lp)]) if own else post)
             classes = [x + p for x, p in zip(classes, post, strict=True)]
         soft = new
         pooled = _pooled(fam, soft, base, params.pooled_strength)
@@ -181,8 +188,13 @@ def _em(fam: Family, params: AdaptiveParams, items: list[_Item], k: int) -> None
     if not _beats_chance(pooled, log_prior):
         return  # label switching: the camps swapped; keep the previous estimates
     for w, stats in fam.workers.items():
-        stats.soft = soft[w]
+        stats.soft, stats.held_out = soft[w], held[w]
     fam.pooled, fam.log_prior = pooled, log_prior
+
+
+def _add(counts: Matrix, label: int, post: list[float]) -> None:
+    for c, p in enumerate(post):
+        counts[c][label] += p
 
 
 def _pooled(fam: Family, soft: dict[str, Matrix], base: Matrix, strength: float) -> Matrix:
@@ -204,14 +216,17 @@ def _beats_chance(pooled: Matrix, log_prior: list[float]) -> bool:
 
 
 def _ban_spammers(fam: Family, params: AdaptiveParams) -> None:
-    """Re-judged at every refresh from all of a worker's labels, so a ban that EM's early
+    """Judged on `held_out` counts — each label against the posterior of the *other* labels —
+    since on tasks of 2–3 labels a worker's own label sways the posterior it is measured by and
+    a spammer would look informative. Re-judged at every refresh, so a ban that early
     estimates got wrong lifts itself; an operator's `reinstate` is never overridden."""
     for w, stats in fam.workers.items():
-        evidence = sum(map(sum, stats.soft)) + sum(map(sum, stats.gold))
+        evidence = sum(map(sum, stats.held_out)) + sum(map(sum, stats.gold))
         if w in fam.reinstated or evidence < params.floor_labels:
             stats.banned = False
             continue
-        table = log_confusion(fam.pooled, stats, params.prior_strength)
+        held = WorkerStats(stats.held_out, stats.gold, stats.held_out)
+        table = log_confusion(fam.pooled, held, params.prior_strength)
         stats.banned = informativeness(table) < params.spammer_floor
 
 
