@@ -116,6 +116,7 @@ class _Item:
     counted: list[tuple[str, int]]
     labels: list[tuple[str, int]]
     gold: int | None
+    counted_set: frozenset[tuple[str, int]] = frozenset()
 
 
 def _items(fam: Family, book: TaskBook) -> list[_Item]:
@@ -134,7 +135,7 @@ def _items(fam: Family, book: TaskBook) -> list[_Item]:
             seen.add(ident)
             counted.append((w, j))
         gold = book.specs[task_id].gold
-        items.append(_Item(counted, labels, None if gold is None else index[gold]))
+        items.append(_Item(counted, labels, None if gold is None else index[gold], frozenset(counted)))
     return items
 
 
@@ -154,16 +155,18 @@ def refresh_family(fam: Family, params: AdaptiveParams, book: TaskBook) -> None:
 
 def _em(fam: Family, params: AdaptiveParams, items: list[_Item], k: int) -> None:
     soft = {w: [list(r) for r in s.soft] for w, s in fam.workers.items()}
+    held = {w: s.held_out for w, s in fam.workers.items()}
     pooled, log_prior = fam.pooled, fam.log_prior
     base = base_confusion(k, params.prior_accuracy)
-    for _ in range(params.em_iterations):
+    for sweep in range(params.em_iterations):
         logs = {
             w: log_confusion(pooled, WorkerStats(soft[w], s.gold, s.held_out), params.prior_strength)
             for w, s in fam.workers.items()
         }
-        new = {w: zeros(k) for w in fam.workers}
-        held = {w: zeros(k) for w in fam.workers}
-        classes = [1.0] * k
+        last = sweep == params.em_iterations - 1
+        soft, classes = {w: zeros(k) for w in fam.workers}, [1.0] * k
+        if last:
+            held = {w: zeros(k) for w in fam.workers}
         for item in items:
             if item.gold is not None:
                 post = [1.0 if c == item.gold else 0.0 for c in range(k)]
@@ -173,14 +176,13 @@ def _em(fam: Family, params: AdaptiveParams, items: list[_Item], k: int) -> None
                     table = logs[w]
                     lp = [x + table[c][j] for c, x in enumerate(lp)]
                 post = softmax(lp)
-                counted = set(item.counted)
                 for w, j in item.labels:
-                    _add(new[w], j, post)
-                    table = logs[w]
-                    own = (w, j) in counted
-                    _add(held[w], j, softmax([x - table[c][j] for c, x in enumerate(lp)]) if own else post)
+                    _add(soft[w], j, post)
+                    if last:  # held out: the posterior without this worker's own label
+                        table = logs[w]
+                        rest = [x - table[c][j] for c, x in enumerate(lp)]
+                        _add(held[w], j, softmax(rest) if (w, j) in item.counted_set else post)
             classes = [x + p for x, p in zip(classes, post, strict=True)]
-        soft = new
         pooled = _pooled(fam, soft, base, params.pooled_strength)
         floor = params.class_floor / k
         prior = [max(x, floor) for x in normalise(classes)]
