@@ -2,9 +2,11 @@
 
 Hot path (`add_label`, a few µs): a task's log-posterior over its options is the family's log
 class prior plus, for each counted label, the column of the labelling worker's log confusion
-matrix. The engine stops when the calibrated probability of the leading option reaches the
-task's `target_confidence`, with at least `min_labels` counted labels and at most `max_labels`
-bought. Only gold answers change worker estimates on the hot path (gold pins them).
+matrix (estimated from held-out counts: each of its labels against the other labels of the
+task). The engine stops when the posterior of the leading option reaches the task's
+`target_confidence`, with at least `min_labels` counted labels and at most `max_labels` bought;
+the confidence it reports is that posterior calibrated on gold (`domain/calibration.py`). Only
+finished gold tasks change worker estimates between refreshes (gold pins them).
 
 `refresh` (off the request path: a background task calls it) runs warm-started EM over every
 task of each family and, from it, re-derives everything the hot path reads. Defences:
@@ -133,7 +135,7 @@ class AdaptiveEngine:
         confidence = fam.calib(post[lead])
         counted = len(state.counted)
         labels = self.book.labels[task_id]
-        reached = counted >= spec.min_labels and confidence >= spec.target_confidence
+        reached = counted >= spec.min_labels and post[lead] >= spec.target_confidence
         if not (reached or final or len(labels) >= spec.max_labels):
             return NeedOne()
         if not counted:
@@ -170,7 +172,8 @@ class AdaptiveEngine:
         table = fam.logs.get(worker)
         if table is None:
             stats = self._stats(fam, worker)
-            table = fam.logs[worker] = log_confusion(fam.pooled, stats, self.params.prior_strength)
+            held = WorkerStats(stats.held_out, stats.gold, stats.held_out)
+            table = fam.logs[worker] = log_confusion(fam.pooled, held, self.params.prior_strength)
         return table
 
     def _rebuild(self, fam: Family, task_id: str, state: TaskState) -> None:

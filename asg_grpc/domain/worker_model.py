@@ -19,11 +19,13 @@ Matrix = list[list[float]]
 
 @dataclass(frozen=True, slots=True)
 class AdaptiveParams:
-    """Defaults are generic, not tuned to any dataset: a worker is a priori 70 % right worth
-    4 labels; EM 3 sweeps per refresh; bans need 20 labels of evidence."""
+    """Generic defaults, not fitted to any dataset: a worker is a priori as good as the family's
+    pooled matrix, worth 2 labels per row (the pooled matrix itself starts at 70 % right, worth
+    10); 2 warm-started EM sweeps per refresh; bans need 10 labels of evidence; a class is never
+    believed rarer than 10 % of uniform."""
 
     prior_accuracy: float = 0.7
-    prior_strength: float = 4.0
+    prior_strength: float = 2.0
     pooled_strength: float = 10.0
     em_iterations: int = 2
     class_floor: float = 0.1
