@@ -83,10 +83,18 @@ def corrupt(answers: Answers, options: list[str], kind: str, rng: random.Random)
         taken[item].add(worker)
         label = shared[item] if kind == "colluder" else rng.choice(options)
         out[item][n] = (worker, label)
-    for item, a in out.items():  # an honest worker replaced on an item stays off it
-        seen: set[str] = set()
-        out[item] = [p for p in a if not (p[0] in seen or seen.add(p[0]))]
-    return out
+    return {item: _first_per_worker(a) for item, a in out.items()}
+
+
+def _first_per_worker(answers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """A worker never labels an item twice, also after the adversaries took their slots."""
+    seen: set[str] = set()
+    kept = []
+    for worker, label in answers:
+        if worker not in seen:
+            seen.add(worker)
+            kept.append((worker, label))
+    return kept
 
 
 class FixedFive:
@@ -165,7 +173,7 @@ def replay(method: str, answers: Answers, truth: dict[str, str], seed: int, gold
         for i in items
     }
     engine = engine_for(method, rng)
-    pending, flight = list(reversed(items)), []
+    pending, flight = list(reversed(items)), list[str]()
     verdicts: dict[str, Verdict] = {}
     labels = since = 0
     hot = background = 0

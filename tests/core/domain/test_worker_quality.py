@@ -14,9 +14,10 @@ from asg_grpc.domain.worker_model import log_confusion
 from tests.core.domain.crowd import OPTIONS, Crowd
 
 
-def trained(seed: int, **crowd: int) -> AdaptiveEngine:
+def trained(seed: int, good: int = 8, spammers: int = 0, contrarians: int = 0) -> AdaptiveEngine:
     engine = AdaptiveEngine()
-    Crowd(random.Random(seed), **crowd).run(engine, tasks=300, refresh_every=50)
+    crowd = Crowd(random.Random(seed), good=good, spammers=spammers, contrarians=contrarians)
+    crowd.run(engine, tasks=300, refresh_every=50)
     engine.refresh()
     return engine
 
