@@ -203,7 +203,7 @@ class AdaptiveEngine:
         for key, fam in self.families.items():
             data = asdict(fam)
             data.pop("logs")
-            data["pairs"] = fam.pairs.counts
+            data["pairs"] = {pair: list(c) for pair, c in fam.pairs.counts.items()}
             families[key] = data
         return {
             "method": "adaptive",
