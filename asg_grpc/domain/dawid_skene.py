@@ -37,7 +37,7 @@ from typing import Any
 from asg_grpc.domain.calibration import PlattCalibrator
 from asg_grpc.domain.collusion import PairTally
 from asg_grpc.domain.consensus_engine import ConsensusSpec, Decision, GiveUp, NeedOne, TaskBook, Verdict
-from asg_grpc.domain.errors import ValidationError
+from asg_grpc.domain.errors import NotFound, ValidationError
 from asg_grpc.domain.worker_model import (
     AdaptiveParams,
     Family,
@@ -121,7 +121,9 @@ class AdaptiveEngine:
 
     def reinstate(self, worker: str, family: str) -> None:
         """Operator override of a ban; the worker is not banned again by the spammer floor."""
-        fam = self.families[family]
+        fam = self.families.get(family)
+        if fam is None or worker not in fam.workers:
+            raise NotFound(f"worker {worker} has no record in family {family!r}")
         if worker not in fam.reinstated:
             fam.reinstated.append(worker)
         self._stats(fam, worker).banned = False

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from asg_grpc.domain.calibration import PlattCalibrator
 from asg_grpc.domain.collusion import PairTally
 from asg_grpc.domain.consensus_engine import ConsensusSpec, Decision, GiveUp
 from asg_grpc.domain.dawid_skene import AdaptiveEngine
+from asg_grpc.domain.errors import NotFound
 from asg_grpc.domain.worker_model import log_confusion
 from tests.core.domain.crowd import OPTIONS, Crowd
 
@@ -59,6 +62,8 @@ def test_an_operator_reinstates_a_banned_worker() -> None:
     engine.reinstate("spam0", spec.family_key)
     engine.refresh()
     assert engine.eligible("spam0", spec)
+    with pytest.raises(NotFound):
+        engine.reinstate("nobody", spec.family_key)
 
 
 def test_a_below_chance_worker_is_negative_evidence() -> None:
