@@ -172,7 +172,7 @@ def run(
             customer.stopping.set()
         rig.stop()
 
-    rows = []
+    rows: list[tuple[object, ...]] = []
     samples = []
     for round_no, name in enumerate(faults, start=1):
         tally = seen.rounds.get(round_no)

@@ -15,6 +15,8 @@ SHORT = ["core SIGKILL", "workers SIGSTOP", "streams cut", "streams stall", "dis
 
 
 def test_a_short_fault_campaign_breaks_no_invariant(tmp_path: Path) -> None:
-    report = campaign.run(tmp_path, SHORT, seed=7, round_seconds=5.0, quiet_timeout=60.0, log=lambda line: None)
+    report = campaign.run(
+        tmp_path, SHORT, seed=7, round_seconds=5.0, quiet_timeout=60.0, log=lambda line: None
+    )
     print(report.text())
     assert report.ok, report.text()

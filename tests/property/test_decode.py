@@ -33,9 +33,9 @@ scalars = (
     | st.booleans()
     | st.integers(min_value=-(2**63), max_value=2**64 - 1)
     | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+    | st.text(st.characters(codec="utf-8"), max_size=12)
 )
-keys = st.text(st.characters(blacklist_categories=("Cs",)), max_size=8)
+keys = st.text(st.characters(codec="utf-8"), max_size=8)
 json_values = st.recursive(
     scalars,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4),
