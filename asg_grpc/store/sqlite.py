@@ -390,7 +390,10 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables):
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: committed whole on success, rolled back on any exception.
 
-        A lock still held by another process after busy_timeout becomes Unavailable."""
+        A lock still held by another process after busy_timeout becomes Unavailable, and so
+        does a disk that refuses the write (full: SQLITE_FULL; a write past a file-size limit:
+        SQLITE_IOERR): the transaction is rolled back whole, and the same write succeeds once
+        there is room, so the caller is told to retry rather than that something broke."""
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -403,6 +406,8 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables):
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
                 raise Unavailable("the store is busy; retry shortly") from exc
+            if exc.sqlite_errorname.startswith(("SQLITE_FULL", "SQLITE_IOERR")):
+                raise Unavailable("the store cannot write to its disk; retry shortly") from exc
             raise
 
     def _truncate_wal(self) -> None:
