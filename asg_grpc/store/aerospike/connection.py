@@ -18,17 +18,21 @@ T = TypeVar("T")
 
 DEFAULT_PORT = 3000
 # Failures of reaching the cluster, worth another try; everything else is the server's answer.
-TRANSIENT: tuple[type[Exception], ...] = (
-    aex.TimeoutError,
-    aex.ClusterError,
-    aex.ConnectionError,
-    aex.NoResponse,
-    aex.ClusterChangeError,
-    aex.InvalidNodeError,
-    aex.NoMoreConnectionsError,
-    aex.MaxRetriesExceeded,
-    aex.RecordBusy,
-    aex.DeviceOverload,
+# (By name: the client's type stubs lack some of them.)
+TRANSIENT: tuple[type[Exception], ...] = tuple(
+    getattr(aex, name)
+    for name in (
+        "TimeoutError",
+        "ClusterError",
+        "ConnectionError",
+        "NoResponse",
+        "ClusterChangeError",
+        "InvalidNodeError",
+        "NoMoreConnectionsError",
+        "MaxRetriesExceeded",
+        "RecordBusy",
+        "DeviceOverload",
+    )
 )
 
 

@@ -8,8 +8,9 @@ writes leaves at most a pointer that nothing trusts (see docs/storage-aerospike.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aerospike
@@ -63,7 +64,9 @@ class AerospikeCustomers:
 
         return self._retry(read)
 
-    def _put(self, set_name: str, key: str, bins: dict[str, Any], policy: dict[str, int], gen: int = 0) -> None:
+    def _put(
+        self, set_name: str, key: str, bins: dict[str, Any], policy: dict[str, int], gen: int = 0
+    ) -> None:
         self._retry(lambda: self._client.put((self._ns, set_name, key), bins, {"gen": gen}, policy))
 
     def _create(self, set_name: str, key: str, bins: dict[str, Any]) -> bool:
@@ -77,12 +80,12 @@ class AerospikeCustomers:
 
     def _delete(self, set_name: str, key: str, gen: int = 0) -> None:
         policy = _GEN_EQ if gen else {}
-        try:
+        with contextlib.suppress(aex.RecordNotFound, aex.RecordGenerationError):
             self._retry(lambda: self._client.remove((self._ns, set_name, key), {"gen": gen}, policy))
-        except (aex.RecordNotFound, aex.RecordGenerationError):
-            pass
 
-    def _change_customer(self, customer_id: str, change: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+    def _change_customer(
+        self, customer_id: str, change: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> dict[str, Any]:
         """Read, change, write back only if nobody wrote meanwhile (POLICY_GEN_EQ); again if
         somebody did. `change` may raise to write nothing. The bins as written."""
         for _ in range(CAS_ROUNDS):
@@ -103,7 +106,13 @@ class AerospikeCustomers:
         unrotated = [e for e in keys.values() if "r" not in e]
         hint = max(unrotated, key=lambda e: e["c"])["h"] if unrotated else ""
         return Customer(
-            bins["cid"], bins["name"], bins["email"], bins["tier"], bins["quota"], bins["reserved"], hint,
+            bins["cid"],
+            bins["name"],
+            bins["email"],
+            bins["tier"],
+            bins["quota"],
+            bins["reserved"],
+            hint,
             bins["created"],
         )
 
@@ -144,7 +153,9 @@ class AerospikeCustomers:
             "keys": {key_hash: {"h": key_hint, "c": now}},
         }
         self._create(self._customers, customer_id, bins)  # the id is new: it cannot exist
-        return Customer(customer_id, registration.name, registration.email, tier, label_quota, 0, key_hint, now)
+        return Customer(
+            customer_id, registration.name, registration.email, tier, label_quota, 0, key_hint, now
+        )
 
     def _claim_email(self, email: str, customer_id: str, now: float) -> None:
         """The email record names the customer; EmailTaken when another customer has it."""
@@ -191,10 +202,8 @@ class AerospikeCustomers:
                 keys[key_hash] = {**keys[key_hash], "r": now}
             return {"keys": keys}
 
-        try:
+        with contextlib.suppress(NotFound):
             self._change_customer(pointer[0]["cid"], revoke)
-        except NotFound:
-            pass
 
     def rotate_key(
         self, old_key_hash: str, new_key_hash: str, new_key_hint: str, now: float, retire_at: float
@@ -228,9 +237,12 @@ class AerospikeCustomers:
 
         try:
             self._change_customer(customer_id, rotate)
-        except (Unauthenticated, Conflict, NotFound) as exc:
+        except NotFound as exc:
             self._delete(self._keys, new_key_hash)  # the unused pointer (harmless if left)
-            raise Unauthenticated("invalid api key") if isinstance(exc, NotFound) else exc
+            raise Unauthenticated("invalid api key") from exc
+        except (Unauthenticated, Conflict):
+            self._delete(self._keys, new_key_hash)
+            raise
         return ApiKey(new_key_hint, now, None), retired["old"]
 
     def active_keys(self, customer_id: str, now: float) -> list[ApiKey]:
