@@ -65,7 +65,7 @@ class AerospikeCustomers:
         return self._retry(read)
 
     def _put(
-        self, set_name: str, key: str, bins: dict[str, Any], policy: dict[str, int], gen: int = 0
+        self, set_name: str, key: str, bins: dict[str, Any], policy: Mapping[str, int], gen: int = 0
     ) -> None:
         self._retry(lambda: self._client.put((self._ns, set_name, key), bins, {"gen": gen}, policy))
 
