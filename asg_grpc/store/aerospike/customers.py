@@ -78,10 +78,9 @@ class AerospikeCustomers:
             return False
         return True
 
-    def _delete(self, set_name: str, key: str, gen: int = 0) -> None:
-        policy = _GEN_EQ if gen else {}
-        with contextlib.suppress(aex.RecordNotFound, aex.RecordGenerationError):
-            self._retry(lambda: self._client.remove((self._ns, set_name, key), {"gen": gen}, policy))
+    def _delete(self, set_name: str, key: str) -> None:
+        with contextlib.suppress(aex.RecordNotFound):
+            self._retry(lambda: self._client.remove((self._ns, set_name, key)))
 
     def _change_customer(
         self, customer_id: str, change: Callable[[dict[str, Any]], dict[str, Any]]
