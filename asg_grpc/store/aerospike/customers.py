@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
-import aerospike
 from aerospike import exception as aex
 
 from asg_grpc.domain import ids
 from asg_grpc.domain.customers import MAX_ACTIVE_KEYS, ApiKey, Customer, Registration
 from asg_grpc.domain.errors import Conflict, EmailTaken, NotFound, Unauthenticated, Unavailable
 from asg_grpc.store.aerospike.connection import AerospikeUrl, Retry
+from asg_grpc.store.aerospike.records import GEN_EQ, UPDATE_ONLY, Records
 from asg_grpc.store.base import KeyOwner
 
 # An email claimed this long ago whose customer record never appeared was left by a crash
@@ -28,9 +28,6 @@ CLAIM_SECONDS = 30.0
 # Compare-and-set rounds before a hot customer record counts as unavailable.
 CAS_ROUNDS = 16
 
-_CREATE = {"exists": aerospike.POLICY_EXISTS_CREATE}
-_UPDATE = {"exists": aerospike.POLICY_EXISTS_UPDATE}
-_GEN_EQ = {"gen": aerospike.POLICY_GEN_EQ}
 
 KeyMap = dict[str, dict[str, Any]]  # key hash → {"h": hint, "c": created_at, "r": retire_at?}
 
@@ -43,44 +40,10 @@ class AerospikeCustomers:
     """The customers-and-keys methods of the Store protocol (asg_grpc/store/base.py)."""
 
     def __init__(self, client: Any, url: AerospikeUrl, *, retry: Retry | None = None) -> None:
-        self._client = client
-        self._ns = url.namespace
+        self._records = Records(client, url.namespace, retry)
         self._customers = url.set_prefix + "customers"
         self._emails = url.set_prefix + "emails"
         self._keys = url.set_prefix + "api_keys"
-        self._retry = retry or Retry()
-
-    # records -----------------------------------------------------------------------------
-
-    def _get(self, set_name: str, key: str) -> tuple[dict[str, Any], int] | None:
-        """The record's bins and generation, None when there is no record."""
-
-        def read() -> tuple[dict[str, Any], int] | None:
-            try:
-                _, meta, bins = self._client.get((self._ns, set_name, key))
-            except aex.RecordNotFound:
-                return None
-            return bins, meta["gen"]
-
-        return self._retry(read)
-
-    def _put(
-        self, set_name: str, key: str, bins: dict[str, Any], policy: Mapping[str, int], gen: int = 0
-    ) -> None:
-        self._retry(lambda: self._client.put((self._ns, set_name, key), bins, {"gen": gen}, policy))
-
-    def _create(self, set_name: str, key: str, bins: dict[str, Any]) -> bool:
-        """CREATE_ONLY: False when the record exists (also when an earlier try of ours,
-        reported as timed out, did write it: callers compare what they find)."""
-        try:
-            self._put(set_name, key, bins, _CREATE)
-        except aex.RecordExistsError:
-            return False
-        return True
-
-    def _delete(self, set_name: str, key: str) -> None:
-        with contextlib.suppress(aex.RecordNotFound):
-            self._retry(lambda: self._client.remove((self._ns, set_name, key)))
 
     def _change_customer(
         self, customer_id: str, change: Callable[[dict[str, Any]], dict[str, Any]]
@@ -88,13 +51,13 @@ class AerospikeCustomers:
         """Read, change, write back only if nobody wrote meanwhile (POLICY_GEN_EQ); again if
         somebody did. `change` may raise to write nothing. The bins as written."""
         for _ in range(CAS_ROUNDS):
-            found = self._get(self._customers, customer_id)
+            found = self._records.get(self._customers, customer_id)
             if found is None:
                 raise NotFound("customer not found")
             bins, gen = found
             changed = change(bins)
             try:
-                self._put(self._customers, customer_id, changed, _GEN_EQ, gen)
+                self._records.put(self._customers, customer_id, changed, GEN_EQ, gen=gen)
             except aex.RecordGenerationError:
                 continue
             return changed
@@ -117,10 +80,10 @@ class AerospikeCustomers:
 
     def _owner(self, key_hash: str, now: float) -> dict[str, Any] | None:
         """The customer record owning this key, while the key is active."""
-        pointer = self._get(self._keys, key_hash)
+        pointer = self._records.get(self._keys, key_hash)
         if pointer is None:
             return None
-        found = self._get(self._customers, pointer[0]["cid"])
+        found = self._records.get(self._customers, pointer[0]["cid"])
         if found is None or not _active((found[0].get("keys") or {}).get(key_hash), now):
             return None
         return found[0]
@@ -139,7 +102,7 @@ class AerospikeCustomers:
     ) -> Customer:
         customer_id = ids.new_id("cust", now)
         self._claim_email(registration.email, customer_id, now)
-        if not self._create(self._keys, key_hash, {"cid": customer_id}):
+        if not self._records.create(self._keys, key_hash, {"cid": customer_id}):
             raise Conflict("this api key is registered already")  # 256 random bits: never
         bins = {
             "cid": customer_id,
@@ -151,7 +114,7 @@ class AerospikeCustomers:
             "created": now,
             "keys": {key_hash: {"h": key_hint, "c": now}},
         }
-        self._create(self._customers, customer_id, bins)  # the id is new: it cannot exist
+        self._records.create(self._customers, customer_id, bins)  # the id is new: it cannot exist
         return Customer(
             customer_id, registration.name, registration.email, tier, label_quota, 0, key_hint, now
         )
@@ -159,18 +122,18 @@ class AerospikeCustomers:
     def _claim_email(self, email: str, customer_id: str, now: float) -> None:
         """The email record names the customer; EmailTaken when another customer has it."""
         claim = {"cid": customer_id, "at": now}
-        if self._create(self._emails, email, claim):
+        if self._records.create(self._emails, email, claim):
             return
-        found = self._get(self._emails, email)
+        found = self._records.get(self._emails, email)
         if found is None:  # removed meanwhile: one more try decides
-            if self._create(self._emails, email, claim):
+            if self._records.create(self._emails, email, claim):
                 return
             raise EmailTaken()
         bins, gen = found
-        if self._get(self._customers, bins["cid"]) is not None or now - bins["at"] < CLAIM_SECONDS:
+        if self._records.get(self._customers, bins["cid"]) is not None or now - bins["at"] < CLAIM_SECONDS:
             raise EmailTaken()
         try:  # a crash's leftover: take it over, unless another registration just did
-            self._put(self._emails, email, claim, _GEN_EQ, gen)
+            self._records.put(self._emails, email, claim, GEN_EQ, gen=gen)
         except aex.RecordGenerationError as exc:
             raise EmailTaken() from exc
 
@@ -187,11 +150,11 @@ class AerospikeCustomers:
         return None if bins is None else KeyOwner(bins["cid"], bins["tier"])
 
     def get_customer(self, customer_id: str) -> Customer | None:
-        found = self._get(self._customers, customer_id)
+        found = self._records.get(self._customers, customer_id)
         return None if found is None else self._customer(found[0])
 
     def revoke_key(self, key_hash: str, now: float) -> None:
-        pointer = self._get(self._keys, key_hash)
+        pointer = self._records.get(self._keys, key_hash)
         if pointer is None:
             return
 
@@ -207,12 +170,12 @@ class AerospikeCustomers:
     def rotate_key(
         self, old_key_hash: str, new_key_hash: str, new_key_hint: str, now: float, retire_at: float
     ) -> tuple[ApiKey, ApiKey]:
-        pointer = self._get(self._keys, old_key_hash)
+        pointer = self._records.get(self._keys, old_key_hash)
         if pointer is None:
             raise Unauthenticated("invalid api key")
         customer_id = pointer[0]["cid"]
         # The pointer first: until the customer record names the new key, it authenticates nothing.
-        if not self._create(self._keys, new_key_hash, {"cid": customer_id}):
+        if not self._records.create(self._keys, new_key_hash, {"cid": customer_id}):
             raise Conflict("this api key is registered already")
         retired: dict[str, ApiKey] = {}
 
@@ -237,22 +200,22 @@ class AerospikeCustomers:
         try:
             self._change_customer(customer_id, rotate)
         except NotFound as exc:
-            self._delete(self._keys, new_key_hash)  # the unused pointer (harmless if left)
+            self._records.remove(self._keys, new_key_hash)  # the unused pointer (harmless if left)
             raise Unauthenticated("invalid api key") from exc
         except (Unauthenticated, Conflict):
-            self._delete(self._keys, new_key_hash)
+            self._records.remove(self._keys, new_key_hash)
             raise
         return ApiKey(new_key_hint, now, None), retired["old"]
 
     def active_keys(self, customer_id: str, now: float) -> list[ApiKey]:
-        found = self._get(self._customers, customer_id)
+        found = self._records.get(self._customers, customer_id)
         keys: KeyMap = (found[0].get("keys") or {}) if found else {}
         active = [ApiKey(e["h"], e["c"], e.get("r")) for e in keys.values() if _active(e, now)]
         return sorted(active, key=lambda k: k.created_at, reverse=True)
 
     def set_customer_tier(self, customer_id: str, tier: str, label_quota: int) -> Customer:
         try:
-            self._put(self._customers, customer_id, {"tier": tier, "quota": label_quota}, _UPDATE)
+            self._records.put(self._customers, customer_id, {"tier": tier, "quota": label_quota}, UPDATE_ONLY)
         except aex.RecordNotFound as exc:
             raise NotFound("customer not found") from exc
         customer = self.get_customer(customer_id)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from asg_grpc.store.aerospike import AerospikeCustomers, connect
+from asg_grpc.store.aerospike import AerospikeStore
 from asg_grpc.store.sqlite import SQLiteStore
 
 OpenStore = Callable[[], Any]
@@ -33,9 +33,9 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenS
         url = replace(url, set_prefix=f"{url.set_prefix}{uuid.uuid4().hex[:6]}_")
 
         def opener() -> Any:
-            client = connect(url)
-            closers.append(client.close)
-            return AerospikeCustomers(client, url)
+            store = AerospikeStore(url)
+            closers.append(store.close)
+            return store
 
     yield opener
     for close in closers:
