@@ -158,7 +158,8 @@ class AerospikeTasks:
         return out
 
     def _idem_key(self, customer_id: str, key: str) -> str:
-        return f"{customer_id}\0{key}"
+        """Unambiguous: customer ids never hold a "/" (and a NUL would end the C string)."""
+        return f"{customer_id}/{key}"
 
     def _claim(
         self, customer_id: str, specs: list[TaskSpec], task_ids: list[str], in_batch: bool, now: float
