@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from dataclasses import replace
 
 import pytest
 
 from asg_grpc.domain.errors import IdempotencyConflict, QuotaExhausted, ValidationError
 from asg_grpc.domain.tasks import TaskSpec, TaskStatus
+from asg_grpc.store.aerospike import AerospikeStore, AerospikeUrl
 from asg_grpc.store.base import Submission
 from tests.store.contract.conftest import OpenStore
 from tests.store.contract.test_customers import register
@@ -104,3 +106,20 @@ def test_two_stores_submitting_one_key_make_one_task(open_store: OpenStore) -> N
     page = stores[0].list_tasks(customer_id, status=None, batch_id=None, limit=10, after_task_id=None)
     assert len(tasks) == 1 and [t.task_id for t in page.tasks] == list(tasks)
     assert stores[1].get_customer(customer_id).labels_reserved == SPEC.consensus_threshold
+
+
+def test_an_idempotency_key_expires_after_its_ttl(aerospike_url: AerospikeUrl) -> None:
+    """Aerospike only so far: SQLite keeps keys until part C gives it the same expiry."""
+    url = replace(aerospike_url, set_prefix=f"{aerospike_url.set_prefix}{uuid.uuid4().hex[:6]}_")
+    store = AerospikeStore(url, idempotency_ttl=1)
+    try:
+        customer_id = register(store)
+        [[first]] = store.submit([Submission(customer_id, [spec(1, "k")], None)], time.time())
+        [[again]] = store.submit([Submission(customer_id, [spec(1, "k")], None)], time.time())
+        assert again.replayed and again.task == first.task
+        time.sleep(2.1)
+        # Past the TTL the key is free: another body makes a new task instead of a conflict.
+        [[after]] = store.submit([Submission(customer_id, [spec(2, "k")], None)], time.time())
+        assert not after.replayed and after.task.task_id != first.task.task_id
+    finally:
+        store.close()
