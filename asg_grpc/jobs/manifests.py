@@ -22,7 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from asg_grpc.domain.errors import ValidationError
 from asg_grpc.domain.jobs import JobSpec, S3Credentials, S3Location
-from asg_grpc.webhooks.urlguard import NoPublicAddress, check_public_url, guarded_connector
+from asg_grpc.wire.urls import NoPublicAddress, check_public_url, guarded_connector
 
 CHUNK_BYTES = 1024 * 1024
 CONNECT_TIMEOUT = 10.0

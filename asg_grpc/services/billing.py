@@ -13,13 +13,13 @@ from asg_grpc.domain import billing
 from asg_grpc.domain.customers import Customer, hash_token, key_hint, new_api_key, validate_registration
 from asg_grpc.domain.errors import Unauthenticated, ValidationError
 from asg_grpc.domain.tiers import SANDBOX, Tier, tier_named
-from asg_grpc.services import convert
 from asg_grpc.services.auth import authenticate_customer, bearer_token
 from asg_grpc.services.errors import maps_domain_errors
 from asg_grpc.services.ratelimit import KeyLimits
 from asg_grpc.settings import Settings
 from asg_grpc.store import Store
 from asg_grpc.v1 import billing_pb2, billing_pb2_grpc
+from asg_grpc.wire import convert
 
 # A month is closed this long after its end: decisions are stamped with the time their batch
 # began, a moment before it is written.

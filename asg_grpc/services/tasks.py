@@ -10,7 +10,6 @@ import grpc
 from asg_grpc.domain import ids
 from asg_grpc.domain.errors import DomainError, NotFound, RateLimited, ValidationError
 from asg_grpc.domain.tasks import MAX_BATCH, Task, validate_batch, validate_task
-from asg_grpc.services import convert
 from asg_grpc.services.auth import authenticate, identify
 from asg_grpc.services.errors import maps_domain_errors, status_code_for
 from asg_grpc.services.group_commit import GroupCommit
@@ -18,6 +17,7 @@ from asg_grpc.services.ratelimit import KeyLimits
 from asg_grpc.store import Store, Submission, Submitted
 from asg_grpc.store.base import KeyOwner
 from asg_grpc.v1 import tasks_pb2, tasks_pb2_grpc
+from asg_grpc.wire import convert
 
 
 class TaskService(tasks_pb2_grpc.TaskServiceServicer):

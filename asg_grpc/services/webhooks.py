@@ -7,14 +7,14 @@ import time
 import grpc
 
 from asg_grpc.domain.webhooks import validate_webhook
-from asg_grpc.services import convert
 from asg_grpc.services.auth import authenticate
 from asg_grpc.services.errors import maps_domain_errors
 from asg_grpc.services.ratelimit import KeyLimits
 from asg_grpc.settings import Settings
 from asg_grpc.store import Store
 from asg_grpc.v1 import webhooks_pb2, webhooks_pb2_grpc
-from asg_grpc.webhooks import check_public_url
+from asg_grpc.wire import convert
+from asg_grpc.wire.urls import check_public_url
 
 
 class WebhookService(webhooks_pb2_grpc.WebhookServiceServicer):

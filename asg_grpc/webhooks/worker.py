@@ -28,7 +28,7 @@ from asg_grpc.settings import Settings
 from asg_grpc.store import Store
 from asg_grpc.store.webhook_records import AttemptResult, DueDelivery
 from asg_grpc.webhooks.fanout import fan_out_once
-from asg_grpc.webhooks.urlguard import check_public_url, guarded_connector
+from asg_grpc.wire.urls import check_public_url, guarded_connector
 
 log = logging.getLogger("asg.webhooks")
 

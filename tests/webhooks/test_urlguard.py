@@ -8,8 +8,7 @@ import aiohttp
 import pytest
 
 from asg_grpc.domain.errors import ValidationError
-from asg_grpc.webhooks import PrivateURL, check_public_url
-from asg_grpc.webhooks.urlguard import NoPublicAddress, guarded_connector, is_public
+from asg_grpc.wire.urls import NoPublicAddress, PrivateURL, check_public_url, guarded_connector, is_public
 
 REFUSED = [
     "127.0.0.1",  # loopback

@@ -18,8 +18,9 @@ from asg_grpc.domain.webhooks import EVENT_TYPES, RETRY_SCHEDULE, WebhookSpec, n
 from asg_grpc.settings import Settings
 from asg_grpc.store.sqlite import SQLiteStore
 from asg_grpc.store.webhook_records import DueDelivery, EventRecord, HookTarget, NewDelivery
-from asg_grpc.webhooks.fanout import render, targets
+from asg_grpc.webhooks.fanout import targets
 from asg_grpc.webhooks.worker import USER_AGENT, WebhookWorker, outcome
+from asg_grpc.wire.events import render
 from tests.webhooks.receiver import Receiver
 
 SECRET = "whsec_test_secret"
