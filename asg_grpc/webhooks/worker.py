@@ -28,7 +28,7 @@ from asg_grpc.settings import Settings
 from asg_grpc.store import Store
 from asg_grpc.store.webhook_records import AttemptResult, DueDelivery
 from asg_grpc.webhooks.fanout import fan_out_once
-from asg_grpc.wire.urls import check_public_url, guarded_connector
+from asg_grpc.wire.urls import UrlGuard
 
 log = logging.getLogger("asg.webhooks")
 
@@ -46,7 +46,7 @@ class WebhookWorker:
 
     def __init__(self, store: Store, settings: Settings, *, poll_interval: float = POLL_INTERVAL) -> None:
         self._store = store
-        self._allow_private = settings.allow_private_urls
+        self._urls = UrlGuard(settings.allow_private_urls)
         self._concurrency = settings.webhook_concurrency
         self._timeout = settings.webhook_timeout
         self._retry_scale = settings.webhook_retry_scale
@@ -63,7 +63,7 @@ class WebhookWorker:
         # aiohttp rather than httpx here: its pool and C parser keep up with thousands of
         # deliveries a second (httpx managed a few hundred; docs/benchmarks.md).
         self._client = aiohttp.ClientSession(
-            connector=guarded_connector(self._allow_private, limit=self._concurrency),
+            connector=self._urls.connector(limit=self._concurrency),
             timeout=aiohttp.ClientTimeout(total=self._timeout),
             headers={"User-Agent": USER_AGENT},
             auto_decompress=False,
@@ -138,7 +138,7 @@ class WebhookWorker:
         error: str | None = None
         try:
             async with asyncio.timeout(self._timeout):
-                await check_public_url(delivery.callback_url, self._allow_private)
+                await self._urls.check(delivery.callback_url, "callback_url")
                 status = await self._post(delivery)
         except ValidationError as exc:
             error = exc.message

@@ -1,30 +1,31 @@
-"""Refuse URLs the server would call when their host resolves to a non-public address.
+"""The one guard on URLs the core calls: webhooks, https manifests, S3 endpoints.
 
 A customer names the URL, the core calls it: without this check a webhook could make the core
 POST to its own loopback services, the private network it runs in, or a cloud metadata endpoint
 (169.254.169.254). Every address the host resolves to must be public, since the HTTP client may
 connect to any of them.
 
-The host is resolved again when the request connects, so a DNS answer that changes between the
-check and the connection (rebinding) could slip through; `guarded_connector` closes that for the
-aiohttp clients (webhook deliveries, https manifests) by checking the very addresses a
-connection is about to use. Known limit: S3 `endpoint_url`s are reached through botocore, whose
-connections are checked only before (docs/jobs.md).
+The URL is parsed once, by the domain's strict parser (asg_grpc/domain/urls.py), and its host
+resolved by the resolver the client's connections use (`UrlGuard` is that resolver). The
+addresses a check accepted are pinned for the connection that follows, so a DNS answer that
+changes between check and connect (rebinding) changes nothing; a host resolved without a check
+keeps only its public addresses. Known limit: S3 `endpoint_url`s are reached through botocore,
+whose connections are checked only before (docs/jobs.md).
 """
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import socket
+import time
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
-from aiohttp.abc import ResolveResult
+from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 
 from asg_grpc.domain.errors import ValidationError
+from asg_grpc.domain.urls import parse_url
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -66,36 +67,9 @@ def is_public(addr: IPAddress) -> bool:
     return not any(addr.version == net.version and addr in net for net in _EXTRA_BLOCKED)
 
 
-async def resolve(host: str, port: int) -> list[IPAddress]:
-    """Every address `host` resolves to (an IP literal resolves to itself)."""
-    loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+def _address(result: ResolveResult) -> IPAddress:
     # IPv6 answers may carry a zone ("fe80::1%eth0"); the zone is not part of the address.
-    return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
-
-
-async def check_public_url(url: str, allow_private: bool, field: str = "callback_url") -> None:
-    """Raise PrivateURL (a ValidationError naming `field`) unless every address the URL's host
-    resolves to is public. With `allow_private` (ASG_ALLOW_PRIVATE_URLS) nothing is checked."""
-    if allow_private:
-        return
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError as exc:
-        raise PrivateURL(field, "is not a valid URL") from exc
-    if not host:
-        raise PrivateURL(field, "has no host")
-    try:
-        addresses = await resolve(host, port)
-    except (OSError, UnicodeError) as exc:
-        raise PrivateURL(field, f"host {host} does not resolve") from exc
-    if not addresses:
-        raise PrivateURL(field, f"host {host} does not resolve")
-    for addr in addresses:
-        if not is_public(addr):
-            raise PrivateURL(field, f"resolves to a private or loopback address ({addr})")
+    return ipaddress.ip_address(str(result["host"]).split("%", 1)[0])
 
 
 class NoPublicAddress(OSError):
@@ -105,21 +79,80 @@ class NoPublicAddress(OSError):
         super().__init__(f"{host} resolves to no public address")
 
 
-class PublicOnlyResolver(ThreadedResolver):
-    """Resolves as aiohttp does, then keeps only public addresses: the addresses checked are
-    the ones the connection uses, so a DNS answer that changed since `check_public_url` cannot
-    reach a private one. (An IP-literal URL is not resolved; `check_public_url` covers it.)"""
+PIN_SECONDS = 60.0  # how long the addresses a check accepted serve the connections to that host
+
+
+class UrlGuard(AbstractResolver):
+    """Checks URLs, and resolves for the connections of the client it is the resolver of.
+
+    One per client (webhook deliveries, manifest reads). `dns` is the system's resolver unless
+    given (tests give a scripted one: DNS is the machine's edge). With `allow_private`
+    (ASG_ALLOW_PRIVATE_URLS) no address is refused, but checked ones are pinned all the same.
+    """
+
+    def __init__(self, allow_private: bool, dns: AbstractResolver | None = None) -> None:
+        self._allow_private = allow_private
+        self._dns = dns or ThreadedResolver()
+        self._pins: dict[tuple[str, int], tuple[float, list[ResolveResult]]] = {}
+
+    async def check(self, url: str, field: str = "callback_url") -> None:
+        """Raise PrivateURL (a ValidationError naming `field`) unless the URL parses and every
+        address its host resolves to is public; pin those addresses for its connection."""
+        parsed = parse_url(url, ("http", "https"))
+        if parsed is None:
+            raise PrivateURL(field, "is not a valid URL")
+        try:
+            literal: IPAddress | None = ipaddress.ip_address(parsed.host)
+        except ValueError:
+            literal = None
+        if literal is not None:  # the client connects to it without resolving
+            self._refuse_private(field, [literal])
+            return
+        try:
+            results = await self._dns.resolve(parsed.host, parsed.port, socket.AF_UNSPEC)
+        except (OSError, UnicodeError) as exc:
+            raise PrivateURL(field, f"host {parsed.host} does not resolve") from exc
+        if not results:
+            raise PrivateURL(field, f"host {parsed.host} does not resolve")
+        self._refuse_private(field, [_address(r) for r in results])
+        now = time.monotonic()
+        self._pins = {key: pin for key, pin in self._pins.items() if pin[0] > now}
+        self._pins[(parsed.host, parsed.port)] = (now + PIN_SECONDS, results)
+
+    def _refuse_private(self, field: str, addresses: list[IPAddress]) -> None:
+        if self._allow_private:
+            return
+        for addr in addresses:
+            if not is_public(addr):
+                raise PrivateURL(field, f"resolves to a private or loopback address ({addr})")
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
-        results = await super().resolve(host, port, family)
-        public = [r for r in results if is_public(ipaddress.ip_address(str(r["host"]).split("%", 1)[0]))]
+        """For the client's connections: the pinned addresses of a checked host, else what DNS
+        answers, public addresses only (unless private ones are allowed)."""
+        pin = self._pins.get((host.lower(), port))
+        if pin is not None and pin[0] > time.monotonic():
+            return [r for r in pin[1] if family == socket.AF_UNSPEC or r["family"] == family]
+        results = await self._dns.resolve(host, port, family)
+        if self._allow_private:
+            return results
+        public = [r for r in results if is_public(_address(r))]
         if not public:
             raise NoPublicAddress(host)
         return public
 
+    async def close(self) -> None:
+        await self._dns.close()
 
-def guarded_connector(allow_private: bool, **options: Any) -> aiohttp.TCPConnector:
-    """A connector for clients that call customer-given URLs."""
-    return aiohttp.TCPConnector(resolver=None if allow_private else PublicOnlyResolver(), **options)
+    def connector(self, **options: Any) -> aiohttp.TCPConnector:
+        """A connector resolving through this guard. aiohttp's own DNS cache is off: the guard
+        decides what each connection reaches."""
+        return aiohttp.TCPConnector(resolver=self, use_dns_cache=False, **options)
+
+
+async def check_public_url(url: str, allow_private: bool, field: str = "callback_url") -> None:
+    """Check a URL the core will call later (at registration): nothing is pinned. With
+    `allow_private` (ASG_ALLOW_PRIVATE_URLS) nothing is checked."""
+    if not allow_private:
+        await UrlGuard(allow_private=False).check(url, field)
