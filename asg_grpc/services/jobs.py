@@ -10,8 +10,7 @@ import grpc
 from asg_grpc.domain import ids
 from asg_grpc.domain.errors import DomainError, NotFound, NotReady, QuotaExhausted
 from asg_grpc.domain.jobs import Job, JobStatus, validate_job
-from asg_grpc.jobs.runner import seal_credentials
-from asg_grpc.sealing import Sealer
+from asg_grpc.sealing import Sealer, seal_credentials
 from asg_grpc.services.auth import authenticate, authenticate_customer
 from asg_grpc.services.errors import abort_for, maps_domain_errors
 from asg_grpc.services.ratelimit import KeyLimits

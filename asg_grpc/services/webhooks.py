@@ -6,7 +6,9 @@ import time
 
 import grpc
 
+from asg_grpc.domain import ids
 from asg_grpc.domain.webhooks import validate_webhook
+from asg_grpc.sealing import Sealer, seal_webhook_secret
 from asg_grpc.services.auth import authenticate
 from asg_grpc.services.errors import maps_domain_errors
 from asg_grpc.services.ratelimit import KeyLimits
@@ -18,8 +20,11 @@ from asg_grpc.wire.urls import check_public_url
 
 
 class WebhookService(webhooks_pb2_grpc.WebhookServiceServicer):
-    def __init__(self, store: Store, settings: Settings, limits: KeyLimits | None = None) -> None:
+    def __init__(
+        self, store: Store, settings: Settings, sealer: Sealer, limits: KeyLimits | None = None
+    ) -> None:
         self._store = store
+        self._sealer = sealer
         self._limits = limits
         self._allow_private_urls = settings.allow_private_urls
 
@@ -30,7 +35,10 @@ class WebhookService(webhooks_pb2_grpc.WebhookServiceServicer):
         customer_id = authenticate(self._store, context, self._limits)
         spec = validate_webhook(request.callback_url, request.secret, list(request.events))
         await check_public_url(spec.callback_url, self._allow_private_urls)
-        return convert.webhook(self._store.create_webhook(customer_id, spec, time.time()))
+        now = time.time()
+        webhook_id = ids.new_id("whk", now)
+        sealed = seal_webhook_secret(self._sealer, webhook_id, spec.secret)
+        return convert.webhook(self._store.create_webhook(webhook_id, customer_id, spec, sealed, now))
 
     @maps_domain_errors
     async def ListWebhooks(

@@ -24,6 +24,7 @@ import aiohttp
 
 from asg_grpc.domain.errors import ValidationError
 from asg_grpc.domain.webhooks import next_attempt_delay, signature_header
+from asg_grpc.sealing import SealBroken, Sealer, open_webhook_secret
 from asg_grpc.settings import Settings
 from asg_grpc.store import Store
 from asg_grpc.store.webhook_records import AttemptResult, DueDelivery
@@ -44,8 +45,11 @@ MAX_ERROR_CHARS = 500
 class WebhookWorker:
     """Run by the core that dispatches (one per store): `start()` once, `stop()` once."""
 
-    def __init__(self, store: Store, settings: Settings, *, poll_interval: float = POLL_INTERVAL) -> None:
+    def __init__(
+        self, store: Store, settings: Settings, sealer: Sealer, *, poll_interval: float = POLL_INTERVAL
+    ) -> None:
         self._store = store
+        self._sealer = sealer
         self._urls = UrlGuard(settings.allow_private_urls)
         self._concurrency = settings.webhook_concurrency
         self._timeout = settings.webhook_timeout
@@ -142,6 +146,8 @@ class WebhookWorker:
                 status = await self._post(delivery)
         except ValidationError as exc:
             error = exc.message
+        except SealBroken as exc:  # sealed under another key: no attempt can sign it
+            error = str(exc)
         except TimeoutError:
             error = f"no answer within {self._timeout:g}s"
         except aiohttp.ClientError as exc:
@@ -154,9 +160,10 @@ class WebhookWorker:
 
     async def _post(self, delivery: DueDelivery) -> int:
         assert self._client is not None
+        secret = open_webhook_secret(self._sealer, delivery.webhook_id, delivery.sealed_secret)
         headers = {
             "Content-Type": "application/json",
-            "ASG-Signature": signature_header(delivery.secret, delivery.payload, int(time.time())),
+            "ASG-Signature": signature_header(secret, delivery.payload, int(time.time())),
             "ASG-Event": delivery.event_type,
             "ASG-Delivery": delivery.delivery_id,
         }
