@@ -1,7 +1,7 @@
-"""Protobuf messages → the JSON bodies of the REST reference.
+"""Protobuf messages → the JSON bodies of the REST reference: the gateway's one renderer.
 
-Shared by the gateway (its responses) and the core (webhook payloads carry "the same object the
-REST API returns"), so there is one encoding of each object.
+Webhook bodies carry "the same object the REST API returns"; the core renders those from the
+domain (asg_grpc/wire/events.py) and a test holds both to the same bytes (docs/wire.md).
 """
 
 from __future__ import annotations

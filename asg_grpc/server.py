@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 import sys
+from functools import partial
 from pathlib import Path
 
 import grpc
@@ -20,7 +21,7 @@ from asg_grpc.dispatch.lease import DispatchLease, DispatchTaken
 from asg_grpc.domain.settlement import WorkerPayment
 from asg_grpc.jobs.runner import JobRunner
 from asg_grpc.operator import operator_token
-from asg_grpc.sealing import Sealer
+from asg_grpc.sealing import Sealer, seal_webhook_secret
 from asg_grpc.services.billing import BillingService
 from asg_grpc.services.callers import Callers
 from asg_grpc.services.chain import ChainService
@@ -99,6 +100,7 @@ class Core:
         # And settlement (paying agreeing workers; the local ledger's miner).
         self.settlement: Settlement | None = None
         sealer = Sealer.for_settings(settings)
+        self.store.seal_webhook_secrets(partial(seal_webhook_secret, sealer))
         # Who is calling, for every service; one rate limit per key across them (docs/billing.md).
         callers = Callers(
             self.store, KeyLimits(settings.tiers, enabled=settings.rate_limit), operator_token(settings)
@@ -115,7 +117,7 @@ class Core:
                 ),
             )
             self.lease = DispatchLease(self.store)
-            self.webhooks = WebhookWorker(self.store, settings)
+            self.webhooks = WebhookWorker(self.store, settings, sealer)
             self.jobs = JobRunner(self.store, settings, sealer, self.dispatcher.wake)
             self.settlement = Settlement(self.store, settings, on_paid=self._tell_workers)
             labeling_pb2_grpc.add_LabelingServiceServicer_to_server(
@@ -135,7 +137,7 @@ class Core:
             BillingService(self.store, settings, callers), self.server
         )
         webhooks_pb2_grpc.add_WebhookServiceServicer_to_server(
-            WebhookService(self.store, settings, callers), self.server
+            WebhookService(self.store, settings, sealer, callers), self.server
         )
         jobs_pb2_grpc.add_JobServiceServicer_to_server(
             JobService(

@@ -19,11 +19,11 @@ from asg_grpc.domain.customers import (
 )
 from asg_grpc.domain.errors import ValidationError
 from asg_grpc.domain.tiers import SANDBOX, Tier, tier_named
-from asg_grpc.services import convert
 from asg_grpc.services.callers import Callers
 from asg_grpc.settings import Settings
 from asg_grpc.store import Store
 from asg_grpc.v1 import billing_pb2, billing_pb2_grpc
+from asg_grpc.wire import convert
 
 # A month is closed this long after its end: decisions are stamped with the time their batch
 # began, a moment before it is written.

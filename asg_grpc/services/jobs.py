@@ -10,16 +10,15 @@ import grpc
 from asg_grpc.domain import ids
 from asg_grpc.domain.errors import DomainError, NotFound, NotReady, QuotaExhausted
 from asg_grpc.domain.jobs import Job, JobStatus, validate_job
-from asg_grpc.jobs.export import export_line
-from asg_grpc.jobs.runner import seal_credentials
-from asg_grpc.sealing import Sealer
-from asg_grpc.services import convert
+from asg_grpc.sealing import Sealer, seal_credentials
 from asg_grpc.services.callers import Callers
 from asg_grpc.services.errors import abort_for
 from asg_grpc.settings import Settings
 from asg_grpc.store import Store
 from asg_grpc.v1 import jobs_pb2, jobs_pb2_grpc
-from asg_grpc.webhooks import check_public_url
+from asg_grpc.wire import convert
+from asg_grpc.wire.export import export_line
+from asg_grpc.wire.urls import check_public_url
 
 EXPORT_PAGE = 5000  # tasks read per store call
 EXPORT_CHUNK_BYTES = 256 * 1024  # bytes of JSONL per streamed message, about

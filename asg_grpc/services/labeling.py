@@ -17,11 +17,11 @@ from asg_grpc.domain.customers import hash_token
 from asg_grpc.domain.errors import Unauthenticated, Unavailable, ValidationError
 from asg_grpc.domain.labeling import REFUSAL_MESSAGES
 from asg_grpc.domain.workers import Worker, new_worker_token, validate_worker
-from asg_grpc.services import convert
 from asg_grpc.services.callers import Callers
 from asg_grpc.services.errors import abort, status_code_for
 from asg_grpc.store import Store
 from asg_grpc.v1 import common_pb2, labeling_pb2, labeling_pb2_grpc
+from asg_grpc.wire import convert
 
 log = logging.getLogger("asg.labeling")
 

@@ -10,12 +10,12 @@ import grpc
 from asg_grpc.domain import ids
 from asg_grpc.domain.errors import DomainError, NotFound, ValidationError
 from asg_grpc.domain.tasks import MAX_BATCH, Task, validate_batch, validate_task
-from asg_grpc.services import convert
 from asg_grpc.services.callers import Callers, CustomerCaller
 from asg_grpc.services.errors import refusal_for
 from asg_grpc.services.group_commit import GroupCommit
 from asg_grpc.store import Store, Submission, Submitted
 from asg_grpc.v1 import tasks_pb2, tasks_pb2_grpc
+from asg_grpc.wire import convert
 
 
 class TaskService(tasks_pb2_grpc.TaskServiceServicer):

@@ -6,18 +6,21 @@ import time
 
 import grpc
 
+from asg_grpc.domain import ids
 from asg_grpc.domain.webhooks import validate_webhook
-from asg_grpc.services import convert
+from asg_grpc.sealing import Sealer, seal_webhook_secret
 from asg_grpc.services.callers import Callers
 from asg_grpc.settings import Settings
 from asg_grpc.store import Store
 from asg_grpc.v1 import webhooks_pb2, webhooks_pb2_grpc
-from asg_grpc.webhooks import check_public_url
+from asg_grpc.wire import convert
+from asg_grpc.wire.urls import check_public_url
 
 
 class WebhookService(webhooks_pb2_grpc.WebhookServiceServicer):
-    def __init__(self, store: Store, settings: Settings, callers: Callers) -> None:
+    def __init__(self, store: Store, settings: Settings, sealer: Sealer, callers: Callers) -> None:
         self._store = store
+        self._sealer = sealer
         self._callers = callers
         self._allow_private_urls = settings.allow_private_urls
 
@@ -27,7 +30,10 @@ class WebhookService(webhooks_pb2_grpc.WebhookServiceServicer):
         customer_id = self._callers.customer(context).customer_id
         spec = validate_webhook(request.callback_url, request.secret, list(request.events))
         await check_public_url(spec.callback_url, self._allow_private_urls)
-        return convert.webhook(self._store.create_webhook(customer_id, spec, time.time()))
+        now = time.time()
+        webhook_id = ids.new_id("whk", now)
+        sealed = seal_webhook_secret(self._sealer, webhook_id, spec.secret)
+        return convert.webhook(self._store.create_webhook(webhook_id, customer_id, spec, sealed, now))
 
     async def ListWebhooks(
         self, request: webhooks_pb2.ListWebhooksRequest, context: grpc.aio.ServicerContext

@@ -6,6 +6,7 @@ Reads are scoped to a customer so a backend cannot leak another customer's rows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -181,8 +182,16 @@ class Store(Protocol):
 
     # webhooks -------------------------------------------------------------------------------
 
-    def create_webhook(self, customer_id: str, spec: WebhookSpec, now: float) -> Webhook:
-        """Raises Conflict when the URL is registered already or the customer has the most."""
+    def create_webhook(
+        self, webhook_id: str, customer_id: str, spec: WebhookSpec, sealed_secret: bytes, now: float
+    ) -> Webhook:
+        """Stores `sealed_secret`, never `spec.secret`. Raises Conflict when the URL is registered
+        already or the customer has the most."""
+        ...
+
+    def seal_webhook_secrets(self, seal: Callable[[str, str], bytes]) -> int:
+        """Seals every secret still stored in clear (from before secrets were sealed) with
+        `seal(webhook_id, secret)`; how many. Run when the core starts."""
         ...
 
     def list_webhooks(self, customer_id: str) -> list[Webhook]: ...

@@ -34,6 +34,7 @@ from asg_grpc.domain.errors import (
 from asg_grpc.domain.labeling import OpenTask
 from asg_grpc.domain.tasks import LabelRecord, Settlement, Task, TaskSpec, TaskStatus, Verdict
 from asg_grpc.domain.workers import Worker, WorkerRegistration
+from asg_grpc.secret_file import make_private_dir, make_private_file
 from asg_grpc.store.base import KeyOwner, LabelingBatch, Submission, Submitted, TaskPage
 from asg_grpc.store.sqlite_jobs import JobTables
 from asg_grpc.store.sqlite_ledger import LedgerTables
@@ -303,6 +304,12 @@ MIGRATIONS: tuple[str, ...] = (
         OR (status IN ('cancelled', 'expired') AND worker_count > 0));
     DROP INDEX tasks_settleable;
     """,
+    # Webhook signing secrets are sealed (asg_grpc/sealing.py). The clear column is emptied by
+    # `seal_webhook_secrets` when the core starts, since sealing needs the key, which SQL has not.
+    """
+    ALTER TABLE webhooks RENAME COLUMN secret TO clear_secret;
+    ALTER TABLE webhooks ADD COLUMN sealed_secret BLOB;
+    """,
 )
 
 
@@ -367,7 +374,13 @@ def _customer(row: tuple) -> Customer:
 
 class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables):
     def __init__(self, path: Path, *, synchronous: str = "NORMAL", busy_timeout: float = 5.0) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path.parent)
+        # The file holds sealed secrets and customers' data: 0600, and SQLite gives the -wal and
+        # -shm files it creates the database file's mode. Ones left by an older core are fixed.
+        make_private_file(path)
+        for companion in (path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")):
+            if companion.exists():
+                companion.chmod(0o600)
         self.path = path
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
