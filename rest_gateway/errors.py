@@ -1,10 +1,13 @@
 """gRPC status → HTTP status and `{"error": ...}` body: the one table, the one handler set.
 
 GatewayError          raised by the gateway itself, before any gRPC call
-├── BadRequest        malformed JSON, wrong JSON type, unknown field (400)
-└── PayloadTooLarge   body over the route's limit (413)
+├── BadRequest        malformed JSON, duplicate key, wrong JSON type, unknown field (400)
+├── Unauthorized      an Authorization header gRPC metadata cannot carry (401)
+├── PayloadTooLarge   body over the route's limit (413)
+└── UnsupportedMediaType  a body whose Content-Type is not JSON (415)
 grpc.aio.AioRpcError  from the core: mapped by HTTP_STATUS (429 carries the core's
-                      `retry-after` trailing metadata as a Retry-After header)
+                      `retry-after` trailing metadata as a Retry-After header; every 503
+                      says `Retry-After: 1`: a restarting core is back within seconds)
 """
 
 from __future__ import annotations
@@ -33,7 +36,9 @@ HTTP_STATUS: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
     grpc.StatusCode.CANCELLED: 503,
     grpc.StatusCode.UNAVAILABLE: 503,
-    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    # The core not answering in time is the core being away (restarting, paused), not a
+    # gateway of its own timing out: 503, retried like UNAVAILABLE (docs/api.md).
+    grpc.StatusCode.DEADLINE_EXCEEDED: 503,
     grpc.StatusCode.UNIMPLEMENTED: 501,
     grpc.StatusCode.UNKNOWN: 500,
     grpc.StatusCode.INTERNAL: 500,
@@ -43,7 +48,6 @@ HTTP_STATUS: dict[grpc.StatusCode, int] = {
 # For these the core's details may describe internals; callers get a fixed message.
 _OPAQUE = {
     503: "core unavailable",
-    504: "core did not answer in time",
     500: "internal error",
     501: "not implemented",
 }
@@ -72,6 +76,10 @@ class PayloadTooLarge(GatewayError):
     status = 413
 
 
+class UnsupportedMediaType(GatewayError):
+    status = 415
+
+
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps({"error": message}), status, headers, media_type="application/json")
 
@@ -92,11 +100,24 @@ class CoreRefused(Exception):
         self.retry_after = retry_after
 
 
-def _core_status(code: grpc.StatusCode, details: str | None, retry_after: int = 0) -> Response:
+# Seconds a client waits before trying again after a 503: about what a core restart takes.
+UNAVAILABLE_RETRY_AFTER = 1
+
+
+def unavailable() -> Response:
+    return error_response(503, _OPAQUE[503], {"Retry-After": str(UNAVAILABLE_RETRY_AFTER)})
+
+
+def _core_status(
+    request: Request, code: grpc.StatusCode, details: str | None, retry_after: int = 0
+) -> Response:
     status = HTTP_STATUS.get(code, 500)
     if status in _OPAQUE:
-        log.warning("core call failed", extra={"code": code.name, "details": details})
-        return error_response(status, _OPAQUE[status])
+        log.warning(
+            "core call failed",
+            extra={"code": code.name, "details": details, "request_id": request.state.request_id},
+        )
+        return unavailable() if status == 503 else error_response(status, _OPAQUE[status])
     headers = None
     if status == 429 and retry_after > 0:
         # The core's rate limit says how long (whole seconds, at least 1). gRPC's own
@@ -116,12 +137,12 @@ def _retry_after(metadata: Iterable[tuple[str, str | bytes]] | None) -> int:
 
 async def _rpc_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, grpc.aio.AioRpcError)
-    return _core_status(exc.code(), exc.details(), _retry_after(exc.trailing_metadata()))
+    return _core_status(request, exc.code(), exc.details(), _retry_after(exc.trailing_metadata()))
 
 
 async def _core_refused(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, CoreRefused)
-    return _core_status(exc.code, exc.details, exc.retry_after)
+    return _core_status(request, exc.code, exc.details, exc.retry_after)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -138,7 +159,7 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error", exc_info=exc)
+    log.exception("unhandled error", exc_info=exc, extra={"request_id": request.state.request_id})
     return error_response(500, "internal error")
 
 

@@ -8,7 +8,8 @@ from starlette.responses import Response
 from asg_common import rest_json
 from asg_grpc.v1 import billing_pb2
 from rest_gateway import decode
-from rest_gateway.core import call_metadata, core
+from rest_gateway.core import Core
+from rest_gateway.openapi import AUTHED, BODY, errors
 from rest_gateway.responses import json
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
@@ -16,13 +17,10 @@ router = APIRouter(prefix="/v1/customers", tags=["customers"])
 KEY_MESSAGE = "Store this API key securely — it cannot be retrieved again."
 
 
-@router.post("", status_code=201)
-async def register_customer(request: Request) -> Response:
+@router.post("", status_code=201, responses=errors(*BODY, 409, 503), openapi_extra={"security": []})
+async def register_customer(request: Request, call: Core) -> Response:
     message = decode.register_customer(await decode.json_object(request, decode.SMALL_BODY))
-    client = core(request)
-    reply = await client.billing.RegisterCustomer(
-        message, metadata=call_metadata(request), timeout=client.timeout
-    )
+    reply = await call(call.client.billing.RegisterCustomer, message)
     return json(
         {
             "customer_id": reply.customer.customer_id,
@@ -35,10 +33,7 @@ async def register_customer(request: Request) -> Response:
     )
 
 
-@router.get("/me")
-async def me(request: Request) -> Response:
-    client = core(request)
-    reply = await client.billing.GetCustomer(
-        billing_pb2.GetCustomerRequest(), metadata=call_metadata(request), timeout=client.timeout
-    )
+@router.get("/me", responses=errors(*AUTHED))
+async def me(call: Core) -> Response:
+    reply = await call(call.client.billing.GetCustomer, billing_pb2.GetCustomerRequest())
     return json(rest_json.customer(reply))
