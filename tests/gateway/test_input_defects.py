@@ -50,7 +50,9 @@ def test_an_error_names_from_as_the_client_sent_it(http: httpx.Client, auth: dic
     assert error.startswith("from ") and "from_height" not in error
 
 
-@pytest.mark.parametrize("path", ["/v1/tasks", "/v1/tasks/batch", "/v1/customers", "/v1/webhooks", "/v1/jobs"])
+@pytest.mark.parametrize(
+    "path", ["/v1/tasks", "/v1/tasks/batch", "/v1/customers", "/v1/webhooks", "/v1/jobs"]
+)
 def test_a_body_sent_as_text_plain_is_415(http: httpx.Client, auth: dict[str, str], path: str) -> None:
     reply = http.post(path, headers={**auth, "Content-Type": "text/plain"}, content=b"{}")
     assert reply.status_code == 415
