@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, Field
+from pydantic.json_schema import models_json_schema
 
 
 class ErrorBody(BaseModel):
@@ -67,6 +68,18 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return responses
 
 
+_REF = "#/components/schemas/{model}"
+_BODIES: list[type[BaseModel]] = []
+
+
+def body(model: type[BaseModel]) -> dict[str, Any]:
+    """The `openapi_extra=` of a route that reads `model` as its JSON body (decode.py reads it:
+    FastAPI's own body parsing would answer its own errors, not docs/api.md's)."""
+    _BODIES.append(model)
+    schema = {"$ref": _REF.format(model=model.__name__)}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
 def openapi(app: FastAPI) -> dict[str, Any]:
     """The schema, built once: FastAPI's, less its 422s, with the bearer key scheme."""
     if app.openapi_schema is None:
@@ -78,6 +91,8 @@ def openapi(app: FastAPI) -> dict[str, Any]:
         components = schema.setdefault("components", {})
         for unused in ("HTTPValidationError", "ValidationError"):
             components.get("schemas", {}).pop(unused, None)
+        _, bodies = models_json_schema([(m, "validation") for m in _BODIES], ref_template=_REF)
+        components.setdefault("schemas", {}).update(bodies.get("$defs", {}))
         components["securitySchemes"] = {
             "apiKey": {"type": "http", "scheme": "bearer", "description": "`sk_…` from POST /v1/customers"}
         }

@@ -7,9 +7,9 @@ from starlette.responses import Response
 
 from asg_common import rest_json
 from asg_grpc.v1 import billing_pb2
-from rest_gateway import decode
+from rest_gateway import decode, models
 from rest_gateway.core import Core
-from rest_gateway.openapi import AUTHED, BODY, errors
+from rest_gateway.openapi import AUTHED, BODY, body, errors
 from rest_gateway.responses import json
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
@@ -17,7 +17,12 @@ router = APIRouter(prefix="/v1/customers", tags=["customers"])
 KEY_MESSAGE = "Store this API key securely — it cannot be retrieved again."
 
 
-@router.post("", status_code=201, responses=errors(*BODY, 409, 503), openapi_extra={"security": []})
+@router.post(
+    "",
+    status_code=201,
+    responses=errors(*BODY, 409, 503),
+    openapi_extra={**body(models.CustomerInput), "security": []},
+)
 async def register_customer(request: Request, call: Core) -> Response:
     message = decode.register_customer(await decode.json_object(request, decode.SMALL_BODY))
     reply = await call(call.client.billing.RegisterCustomer, message)

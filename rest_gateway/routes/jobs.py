@@ -9,16 +9,16 @@ from starlette.responses import Response, StreamingResponse
 
 from asg_common import rest_json
 from asg_grpc.v1 import jobs_pb2
-from rest_gateway import decode
+from rest_gateway import decode, models
 from rest_gateway.core import Core
-from rest_gateway.openapi import AUTHED, BODY, errors
+from rest_gateway.openapi import AUTHED, BODY, body, errors
 from rest_gateway.params import Cursor, PageLimit
 from rest_gateway.responses import json
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=errors(*AUTHED))
 
 
-@router.post("", status_code=202, responses=errors(*BODY, 403))
+@router.post("", status_code=202, openapi_extra=body(models.JobInput), responses=errors(*BODY, 403))
 async def create_job(request: Request, call: Core) -> Response:
     message = decode.create_job(await decode.json_object(request, decode.SMALL_BODY))
     reply = await call(call.client.jobs.CreateJob, message)

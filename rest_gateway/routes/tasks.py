@@ -7,10 +7,10 @@ from starlette.responses import Response
 
 from asg_common import rest_json
 from asg_grpc.v1 import tasks_pb2
-from rest_gateway import decode
+from rest_gateway import decode, models
 from rest_gateway.core import Core, core
 from rest_gateway.errors import BadRequest
-from rest_gateway.openapi import AUTHED, BODY, errors
+from rest_gateway.openapi import AUTHED, BODY, body, errors
 from rest_gateway.params import Cursor, PageLimit
 from rest_gateway.responses import json
 
@@ -20,7 +20,10 @@ SUBMIT_ERRORS = errors(*BODY, 403, 409)
 
 
 @router.post(
-    "", status_code=202, responses={**SUBMIT_ERRORS, 200: {"description": "The idempotency key's task"}}
+    "",
+    status_code=202,
+    openapi_extra=body(models.TaskInput),
+    responses={**SUBMIT_ERRORS, 200: {"description": "The idempotency key's task"}},
 )
 async def submit_task(request: Request) -> Response:
     task = decode.task_input(await decode.json_object(request, decode.SMALL_BODY))
@@ -32,7 +35,7 @@ async def submit_task(request: Request) -> Response:
     return json(body, 202)
 
 
-@router.post("/batch", status_code=202, responses=SUBMIT_ERRORS)
+@router.post("/batch", status_code=202, openapi_extra=body(models.BatchInput), responses=SUBMIT_ERRORS)
 async def submit_batch(request: Request, call: Core) -> Response:
     message = decode.submit_batch(await decode.json_object(request, decode.BATCH_BODY))
     reply = await call(call.client.tasks.SubmitBatch, message)

@@ -7,16 +7,16 @@ from starlette.responses import Response
 
 from asg_common import rest_json
 from asg_grpc.v1 import webhooks_pb2
-from rest_gateway import decode
+from rest_gateway import decode, models
 from rest_gateway.core import Core
-from rest_gateway.openapi import AUTHED, BODY, errors
+from rest_gateway.openapi import AUTHED, BODY, body, errors
 from rest_gateway.params import PageLimit
 from rest_gateway.responses import json
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses=errors(*AUTHED))
 
 
-@router.post("", status_code=201, responses=errors(*BODY, 409))
+@router.post("", status_code=201, openapi_extra=body(models.WebhookInput), responses=errors(*BODY, 409))
 async def create_webhook(request: Request, call: Core) -> Response:
     message = decode.create_webhook(await decode.json_object(request, decode.SMALL_BODY))
     reply = await call(call.client.webhooks.CreateWebhook, message)
