@@ -115,3 +115,283 @@ class JobInput(BaseModel):
     consensus_threshold: int | None = None
     callback_url: str | None = None
     s3_credentials: S3Credentials | None = None
+
+
+# The response bodies (asg_common/rest_json.py builds them; docs/api.md describes them). Routes
+# return them already serialised, so these are their OpenAPI schema; tests/gateway/test_openapi.py
+# validates real answers against them (extra="forbid": a field added there must be added here).
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LabelSpecOut(_Out):
+    question: str
+    options: list[str]
+
+
+class Prices(_Out):
+    label_price_sats: int
+    task_price_sats: int
+
+
+class RateLimit(_Out):
+    per_second: float
+    burst: int
+    enforced: bool
+
+
+class CustomerCreated(_Out):
+    customer_id: str
+    api_key: str = Field(description="Shown once: the store keeps only its SHA-256")
+    tier: str
+    label_quota: int
+    message: str
+
+
+class Customer(_Out):
+    customer_id: str
+    name: str
+    email: str
+    tier: str
+    label_quota: int
+    labels_reserved: int
+    quota_remaining: int
+    key_hint: str
+    created_at: str
+    prices: Prices
+    rate_limit: RateLimit
+
+
+class Submitted(_Out):
+    task_id: str
+    status: str
+    created_at: str
+    idempotent: bool | None = Field(None, description="true on a 200: the key's earlier task")
+
+
+class BatchAccepted(_Out):
+    batch_id: str
+    task_count: int
+    status: str
+    task_ids: list[str]
+
+
+class Task(_Out):
+    task_id: str
+    status: str
+    task_type: str
+    data_url: str
+    label_spec: LabelSpecOut
+    consensus_threshold: int
+    callback_url: str | None
+    idempotency_key: str | None
+    batch_id: str | None
+    created_at: str
+    updated_at: str
+    expires_at: str | None
+
+
+class TaskPage(_Out):
+    tasks: list[Task]
+    next_cursor: str | None
+
+
+class Label(_Out):
+    worker_id: str
+    option: str
+    created_at: str
+
+
+class Settlement(_Out):
+    bsv_txid: str
+    total_cost_sats: int
+    settled_at: str
+
+
+class TaskResult(_Out):
+    """200 once decided; while pending or in progress the 202 body is `{status, message}`."""
+
+    task_id: str
+    status: str
+    consensus_label: str | None
+    confidence: float
+    worker_count: int
+    agreement_count: int
+    label_spec: LabelSpecOut
+    labels: list[Label]
+    decided_at: str
+    settlement: Settlement | None
+    failure_reason: str | None = None
+
+
+class Webhook(_Out):
+    webhook_id: str
+    callback_url: str
+    events: list[str]
+    active: bool
+    created_at: str
+
+
+class WebhookList(_Out):
+    webhooks: list[Webhook]
+
+
+class Delivery(_Out):
+    delivery_id: str
+    event_id: str
+    event: str
+    state: str
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    next_attempt_at: str | None
+    delivered_at: str | None
+    created_at: str
+
+
+class DeliveryList(_Out):
+    deliveries: list[Delivery]
+
+
+class JobCreated(_Out):
+    job_id: str
+    status: str
+
+
+class JobCounts(_Out):
+    lines: int
+    tasks_created: int
+    tasks_reused: int
+    invalid_lines: int
+    verified: int | None = None
+    settled: int | None = None
+    failed: int | None = None
+    cancelled: int | None = None
+    expired: int | None = None
+
+
+class LineError(_Out):
+    line: int
+    error: str
+
+
+class Job(_Out):
+    job_id: str
+    status: str
+    manifest_url: str
+    type: str
+    label_spec: LabelSpecOut
+    consensus_threshold: int
+    callback_url: str | None
+    counts: JobCounts
+    errors: list[LineError] | None = Field(None, description="GET /v1/jobs/{id} only")
+    failure_reason: str | None
+    created_at: str
+    updated_at: str
+    completed_at: str | None
+
+
+class JobPage(_Out):
+    jobs: list[Job]
+    next_cursor: str | None
+
+
+class UsageCounts(_Out):
+    tasks_submitted: int
+    tasks_charged: int
+    tasks_failed: int
+    labels_collected: int
+    sats_charged: int
+
+
+class Usage(UsageCounts):
+    month: str
+    tier: str
+    period_start: str
+    period_end: str
+    prices: Prices
+    by_type: dict[str, UsageCounts]
+
+
+class LineItem(_Out):
+    task_type: str
+    tasks: int
+    labels: int
+    sats: int
+
+
+class Invoice(_Out):
+    invoice_id: str
+    month: str
+    status: str
+    tier: str
+    period_start: str
+    period_end: str
+    prices: Prices
+    line_items: list[LineItem]
+    total_tasks: int
+    total_labels: int
+    total_sats: int
+
+
+class InvoiceList(_Out):
+    invoices: list[Invoice]
+
+
+class Output(_Out):
+    vout: int
+    satoshis: int
+    address: str | None
+
+
+class BlockRef(_Out):
+    height: int
+    hash: str
+    header: str
+
+
+class Payout(_Out):
+    worker_id: str
+    vout: int
+    sats: int
+
+
+class TaskReceipt(_Out):
+    version: int
+    network: str
+    txid: str
+    outputs: list[Output]
+    beef: str
+    block: BlockRef
+    task_id: str
+    bsv_txid: str
+    total_cost_sats: int
+    payouts: list[Payout]
+
+
+class BlockHeader(_Out):
+    height: int
+    hash: str
+    header: str
+    merkle_root: str
+    time: int
+
+
+class Headers(_Out):
+    headers: list[BlockHeader]
+    tip_height: int | None
+
+
+class ChainTransaction(_Out):
+    txid: str
+    hex: str
+    block_height: int | None
+    block_hash: str | None
+    fee: int
+    outputs: list[Output]
+
+
+class Health(_Out):
+    ok: bool
+    service: str
+    error: str | None = None

@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from asg_common import rest_json
 from asg_grpc.v1 import billing_pb2
+from rest_gateway import models
 from rest_gateway.core import Core
 from rest_gateway.openapi import AUTHED, errors
 from rest_gateway.responses import json
@@ -14,14 +15,17 @@ from rest_gateway.responses import json
 router = APIRouter(prefix="/v1/billing", tags=["billing"], responses=errors(*AUTHED))
 
 
-@router.get("/usage")
+@router.get("/usage", response_model=models.Usage)
 async def usage(call: Core, month: str | None = None) -> Response:
     """The core checks `month` (400 naming it); absent means the current UTC month."""
     reply = await call(call.client.billing.GetUsage, billing_pb2.GetUsageRequest(month=month or ""))
     return json(rest_json.usage(reply))
 
 
-@router.get("/invoices")
+@router.get(
+    "/invoices",
+    response_model=models.InvoiceList,
+)
 async def invoices(call: Core) -> Response:
     reply = await call(call.client.billing.ListInvoices, billing_pb2.ListInvoicesRequest())
     return json({"invoices": [rest_json.invoice(i) for i in reply.invoices]})

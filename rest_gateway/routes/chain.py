@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from asg_common import rest_json
 from asg_grpc.v1 import chain_pb2
+from rest_gateway import models
 from rest_gateway.core import Core
 from rest_gateway.openapi import AUTHED, errors
 from rest_gateway.responses import json
@@ -17,13 +18,16 @@ _INT64_MAX = 2**63 - 1
 MAX_HEADERS = 2000  # the core's bound too (docs/api.md, Receipts)
 
 
-@router.get("/v1/tasks/{task_id}/receipt", responses=errors(404, 409))
+@router.get("/v1/tasks/{task_id}/receipt", responses=errors(404, 409), response_model=models.TaskReceipt)
 async def get_task_receipt(task_id: str, call: Core) -> Response:
     reply = await call(call.client.chain.GetTaskReceipt, chain_pb2.GetTaskReceiptRequest(task_id=task_id))
     return json(rest_json.task_receipt(reply))
 
 
-@router.get("/v1/chain/headers")
+@router.get(
+    "/v1/chain/headers",
+    response_model=models.Headers,
+)
 async def get_headers(
     call: Core,
     from_height: int = Query(0, alias="from", ge=0, le=_INT64_MAX, description="First block height"),
@@ -36,7 +40,11 @@ async def get_headers(
     return json(rest_json.chain_headers(reply))
 
 
-@router.get("/v1/chain/tx/{txid}", responses=errors(404))
+@router.get(
+    "/v1/chain/tx/{txid}",
+    responses=errors(404),
+    response_model=models.ChainTransaction,
+)
 async def get_transaction(txid: str, call: Core) -> Response:
     reply = await call(call.client.chain.GetTransaction, chain_pb2.GetTransactionRequest(txid=txid))
     return json(rest_json.chain_transaction(reply))

@@ -22,6 +22,7 @@ KEY_MESSAGE = "Store this API key securely — it cannot be retrieved again."
     status_code=201,
     responses=errors(*BODY, 409, 503),
     openapi_extra={**body(models.CustomerInput), "security": []},
+    response_model=models.CustomerCreated,
 )
 async def register_customer(request: Request, call: Core) -> Response:
     message = decode.register_customer(await decode.json_object(request, decode.SMALL_BODY))
@@ -38,7 +39,11 @@ async def register_customer(request: Request, call: Core) -> Response:
     )
 
 
-@router.get("/me", responses=errors(*AUTHED))
+@router.get(
+    "/me",
+    responses=errors(*AUTHED),
+    response_model=models.Customer,
+)
 async def me(call: Core) -> Response:
     reply = await call(call.client.billing.GetCustomer, billing_pb2.GetCustomerRequest())
     return json(rest_json.customer(reply))

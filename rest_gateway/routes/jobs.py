@@ -18,14 +18,23 @@ from rest_gateway.responses import json
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=errors(*AUTHED))
 
 
-@router.post("", status_code=202, openapi_extra=body(models.JobInput), responses=errors(*BODY, 403))
+@router.post(
+    "",
+    status_code=202,
+    openapi_extra=body(models.JobInput),
+    responses=errors(*BODY, 403),
+    response_model=models.JobCreated,
+)
 async def create_job(request: Request, call: Core) -> Response:
     message = decode.create_job(await decode.json_object(request, decode.SMALL_BODY))
     reply = await call(call.client.jobs.CreateJob, message)
     return json(rest_json.job_created(reply), 202)
 
 
-@router.get("")
+@router.get(
+    "",
+    response_model=models.JobPage,
+)
 async def list_jobs(call: Core, limit: PageLimit = None, cursor: Cursor = None) -> Response:
     """Summaries, newest first: `counts` has no verified/settled/failed here (GET one job)."""
     reply = await call(call.client.jobs.ListJobs, jobs_pb2.ListJobsRequest(limit=limit, cursor=cursor or ""))
@@ -34,7 +43,11 @@ async def list_jobs(call: Core, limit: PageLimit = None, cursor: Cursor = None) 
     )
 
 
-@router.get("/{job_id}", responses=errors(404))
+@router.get(
+    "/{job_id}",
+    responses=errors(404),
+    response_model=models.Job,
+)
 async def get_job(job_id: str, call: Core) -> Response:
     reply = await call(call.client.jobs.GetJob, jobs_pb2.GetJobRequest(job_id=job_id))
     return json(rest_json.job(reply))

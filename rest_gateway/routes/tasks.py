@@ -23,7 +23,11 @@ SUBMIT_ERRORS = errors(*BODY, 403, 409)
     "",
     status_code=202,
     openapi_extra=body(models.TaskInput),
-    responses={**SUBMIT_ERRORS, 200: {"description": "The idempotency key's task"}},
+    responses={
+        **SUBMIT_ERRORS,
+        200: {"model": models.Submitted, "description": "The idempotency key's earlier task"},
+    },
+    response_model=models.Submitted,
 )
 async def submit_task(request: Request) -> Response:
     task = decode.task_input(await decode.json_object(request, decode.SMALL_BODY))
@@ -35,7 +39,13 @@ async def submit_task(request: Request) -> Response:
     return json(body, 202)
 
 
-@router.post("/batch", status_code=202, openapi_extra=body(models.BatchInput), responses=SUBMIT_ERRORS)
+@router.post(
+    "/batch",
+    status_code=202,
+    openapi_extra=body(models.BatchInput),
+    responses=SUBMIT_ERRORS,
+    response_model=models.BatchAccepted,
+)
 async def submit_batch(request: Request, call: Core) -> Response:
     message = decode.submit_batch(await decode.json_object(request, decode.BATCH_BODY))
     reply = await call(call.client.tasks.SubmitBatch, message)
@@ -50,7 +60,10 @@ async def submit_batch(request: Request, call: Core) -> Response:
     )
 
 
-@router.get("")
+@router.get(
+    "",
+    response_model=models.TaskPage,
+)
 async def list_tasks(
     call: Core,
     status: str | None = Query(None, description=f"One of {', '.join(rest_json.STATUS_VALUES)}"),
@@ -72,19 +85,31 @@ async def list_tasks(
     return json({"tasks": [rest_json.task(t) for t in reply.tasks], "next_cursor": reply.next_cursor or None})
 
 
-@router.get("/{task_id}", responses=errors(404))
+@router.get(
+    "/{task_id}",
+    responses=errors(404),
+    response_model=models.Task,
+)
 async def get_task(task_id: str, call: Core) -> Response:
     reply = await call(call.client.tasks.GetTask, tasks_pb2.GetTaskRequest(task_id=task_id))
     return json(rest_json.task(reply))
 
 
-@router.delete("/{task_id}", responses=errors(404, 409))
+@router.delete(
+    "/{task_id}",
+    responses=errors(404, 409),
+    response_model=models.TaskResult,
+)
 async def cancel_task(task_id: str, call: Core) -> Response:
     reply = await call(call.client.tasks.CancelTask, tasks_pb2.CancelTaskRequest(task_id=task_id))
     return json(rest_json.result(reply))
 
 
-@router.get("/{task_id}/result", responses={**errors(404), 202: {"description": "Not decided yet"}})
+@router.get(
+    "/{task_id}/result",
+    responses={**errors(404), 202: {"description": "Not decided yet"}},
+    response_model=models.TaskResult,
+)
 async def get_result(task_id: str, call: Core) -> Response:
     reply = await call(call.client.tasks.GetTaskResult, tasks_pb2.GetTaskResultRequest(task_id=task_id))
     if reply.decided:

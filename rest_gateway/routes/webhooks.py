@@ -16,14 +16,23 @@ from rest_gateway.responses import json
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses=errors(*AUTHED))
 
 
-@router.post("", status_code=201, openapi_extra=body(models.WebhookInput), responses=errors(*BODY, 409))
+@router.post(
+    "",
+    status_code=201,
+    openapi_extra=body(models.WebhookInput),
+    responses=errors(*BODY, 409),
+    response_model=models.Webhook,
+)
 async def create_webhook(request: Request, call: Core) -> Response:
     message = decode.create_webhook(await decode.json_object(request, decode.SMALL_BODY))
     reply = await call(call.client.webhooks.CreateWebhook, message)
     return json(rest_json.webhook(reply), 201)
 
 
-@router.get("")
+@router.get(
+    "",
+    response_model=models.WebhookList,
+)
 async def list_webhooks(call: Core) -> Response:
     reply = await call(call.client.webhooks.ListWebhooks, webhooks_pb2.ListWebhooksRequest())
     return json({"webhooks": [rest_json.webhook(w) for w in reply.webhooks]})
@@ -35,7 +44,11 @@ async def delete_webhook(webhook_id: str, call: Core) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/{webhook_id}/deliveries", responses=errors(404))
+@router.get(
+    "/{webhook_id}/deliveries",
+    responses=errors(404),
+    response_model=models.DeliveryList,
+)
 async def list_deliveries(call: Core, webhook_id: str, limit: PageLimit = None) -> Response:
     reply = await call(
         call.client.webhooks.ListDeliveries,

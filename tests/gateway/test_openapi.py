@@ -47,6 +47,14 @@ def probes(path: str, operation: dict[str, Any]) -> Iterator[dict[str, Any]]:
     yield {"url": url, "json": {"x": "a" * 9 * 1024 * 1024}}
 
 
+def check_body(operation: dict[str, Any], reply: httpx.Response) -> None:
+    """A 2xx JSON body validates against the model its schema names (extra fields refused)."""
+    listed = operation["responses"].get(str(reply.status_code), {})
+    ref = listed.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref")
+    if reply.is_success and ref is not None:
+        getattr(models, ref.rsplit("/", 1)[1]).model_validate(reply.json())
+
+
 def test_every_status_a_route_answers_is_in_its_schema(stack: Any, schema: dict[str, Any]) -> None:
     key = register(stack.base_url)["api_key"]
     unlisted = []
@@ -61,6 +69,7 @@ def test_every_status_a_route_answers_is_in_its_schema(stack: Any, schema: dict[
                 ):
                     headers = {**probe.get("headers", {}), **authorization}
                     reply = client.request(method, **{**probe, "headers": headers})
+                    check_body(operation, reply)
                     if str(reply.status_code) not in listed:
                         unlisted.append(
                             f"{method.upper()} {reply.url} → {reply.status_code} {reply.text[:200]}"
@@ -126,3 +135,46 @@ def test_each_documented_body_example_is_accepted_and_its_shape_enforced(
                 model.model_validate({**example, "colour": "red"})
             refused = client.request(method, path, json={**example, "colour": "red"})
             assert refused.json() == {"error": "colour is not a known field"}, path
+
+
+def test_real_answers_match_their_response_schemas(stack: Any, schema: dict[str, Any]) -> None:
+    """Bodies with content (a task, a webhook, a page of them) checked against their schemas."""
+    key = register(stack.base_url)["api_key"]
+    hook = f"https://hooks.example.com/{uuid.uuid4().hex}"
+    task = {
+        "type": "image_classification",
+        "data_url": "https://example.com/i.jpg",
+        "label_spec": {"question": "Animal?", "options": ["cat", "dog"]},
+        "callback_url": hook,
+        "idempotency_key": uuid.uuid4().hex,
+    }
+    with httpx.Client(
+        base_url=stack.base_url, timeout=30, headers={"Authorization": f"Bearer {key}"}
+    ) as client:
+        webhook = client.post("/v1/webhooks", json={"callback_url": hook, "secret": "whsec_test_secret"})
+        submitted = client.post("/v1/tasks", json=task)
+        task_id = submitted.json()["task_id"]
+        replies = [
+            ("/v1/webhooks", "post", webhook),
+            ("/v1/tasks", "post", submitted),
+            ("/v1/tasks", "post", client.post("/v1/tasks", json=task)),  # the idempotent 200
+            (
+                "/v1/tasks/batch",
+                "post",
+                client.post("/v1/tasks/batch", json={"tasks": [task | {"idempotency_key": None}]}),
+            ),
+            ("/v1/tasks", "get", client.get("/v1/tasks")),
+            ("/v1/tasks/{task_id}", "get", client.get(f"/v1/tasks/{task_id}")),
+            ("/v1/webhooks", "get", client.get("/v1/webhooks")),
+            ("/v1/customers/me", "get", client.get("/v1/customers/me")),
+            ("/v1/billing/usage", "get", client.get("/v1/billing/usage")),
+            ("/v1/billing/invoices", "get", client.get("/v1/billing/invoices")),
+            ("/v1/chain/headers", "get", client.get("/v1/chain/headers")),
+            ("/v1/tasks/{task_id}", "delete", client.delete(f"/v1/tasks/{task_id}")),
+            ("/v1/tasks/{task_id}/result", "get", client.get(f"/v1/tasks/{task_id}/result")),
+            ("/v1/health", "get", client.get("/v1/health")),
+        ]
+    for path, method, reply in replies:
+        assert reply.is_success, f"{method} {path} {reply.text}"
+        assert str(reply.status_code) in schema["paths"][path][method]["responses"]
+        check_body(schema["paths"][path][method], reply)
