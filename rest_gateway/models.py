@@ -8,8 +8,14 @@ in docs/api.md, Limits."""
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
+
+
+def _with_example(example: JsonDict) -> ConfigDict:
+    """A request body's config: unknown fields and type coercions refused, as decode.py does."""
+    return ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [example]})
 
 
 class LabelSpec(BaseModel):
@@ -19,19 +25,13 @@ class LabelSpec(BaseModel):
 
 
 class TaskInput(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        strict=True,
-        json_schema_extra={
-            "examples": [
-                {
-                    "type": "image_classification",
-                    "data_url": "https://example.com/image.jpg",
-                    "label_spec": {"question": "Animal?", "options": ["cat", "dog"]},
-                    "consensus_threshold": 3,
-                }
-            ]
-        },
+    model_config = _with_example(
+        {
+            "type": "image_classification",
+            "data_url": "https://example.com/image.jpg",
+            "label_spec": {"question": "Animal?", "options": ["cat", "dog"]},
+            "consensus_threshold": 3,
+        }
     )
     type: str = Field(description="image_classification, text_classification, sentiment or moderation")
     data_url: str = Field(description="https URL of the item to label")
@@ -43,44 +43,30 @@ class TaskInput(BaseModel):
 
 
 class BatchInput(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        strict=True,
-        json_schema_extra={
-            "examples": [
+    model_config = _with_example(
+        {
+            "tasks": [
                 {
-                    "tasks": [
-                        {
-                            "type": "image_classification",
-                            "data_url": "https://ex.com/a.jpg",
-                            "label_spec": {"question": "Q?", "options": ["a", "b"]},
-                        }
-                    ]
+                    "type": "image_classification",
+                    "data_url": "https://ex.com/a.jpg",
+                    "label_spec": {"question": "Q?", "options": ["a", "b"]},
                 }
             ]
-        },
+        }
     )
     tasks: list[TaskInput] = Field(description="1 to 1000 tasks, validated whole before any is stored")
     callback_url: str | None = Field(None, description="For the tasks that name none")
 
 
 class CustomerInput(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        strict=True,
-        json_schema_extra={"examples": [{"name": "Demo", "email": "demo@example.com"}]},
-    )
+    model_config = _with_example({"name": "Demo", "email": "demo@example.com"})
     name: str = Field(description="At most 200 characters")
     email: str = Field(description="At most 254 characters; one customer per address")
 
 
 class WebhookInput(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        strict=True,
-        json_schema_extra={
-            "examples": [{"callback_url": "https://hooks.example.com/asg", "secret": "whsec_at_least_8"}]
-        },
+    model_config = _with_example(
+        {"callback_url": "https://hooks.example.com/asg", "secret": "whsec_at_least_8"}
     )
     callback_url: str = Field(description="https URL receiving the signed events")
     secret: str = Field(description="8 to 256 characters; signs every delivery, never returned")
@@ -96,18 +82,12 @@ class S3Credentials(BaseModel):
 
 
 class JobInput(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        strict=True,
-        json_schema_extra={
-            "examples": [
-                {
-                    "manifest_url": "https://example.com/manifest.jsonl",
-                    "type": "image_classification",
-                    "label_spec": {"question": "Animal?", "options": ["cat", "dog"]},
-                }
-            ]
-        },
+    model_config = _with_example(
+        {
+            "manifest_url": "https://example.com/manifest.jsonl",
+            "type": "image_classification",
+            "label_spec": {"question": "Animal?", "options": ["cat", "dog"]},
+        }
     )
     manifest_url: str = Field(description="https:// or s3:// URL of a JSONL manifest (docs/jobs.md)")
     label_spec: LabelSpec

@@ -11,12 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import make_stack, register
-
-TASK = {
-    "type": "image_classification",
-    "data_url": "https://example.com/i.jpg",
-    "label_spec": {"question": "Animal?", "options": ["cat", "dog"]},
-}
+from tests.gateway.bodies import TASK
 
 
 @pytest.mark.parametrize(

@@ -14,15 +14,11 @@ import pytest
 
 from asg_grpc.devstack import Stack
 from tests.conftest import make_stack, register, register_webhook
+from tests.gateway.bodies import TASK
 
 API_MD = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 HEADER = "| what | limit | error |"
 
-TASK = {
-    "type": "image_classification",
-    "data_url": "https://example.com/i.jpg",
-    "label_spec": {"question": "Animal?", "options": ["cat", "dog"]},
-}
 HOOK = "https://hooks.example.com/"
 
 

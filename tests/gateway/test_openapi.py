@@ -14,6 +14,7 @@ import pytest
 
 from rest_gateway import models
 from tests.conftest import register
+from tests.gateway.bodies import TASK
 
 
 @pytest.fixture(scope="module")
@@ -141,13 +142,7 @@ def test_real_answers_match_their_response_schemas(stack: Any, schema: dict[str,
     """Bodies with content (a task, a webhook, a page of them) checked against their schemas."""
     key = register(stack.base_url)["api_key"]
     hook = f"https://hooks.example.com/{uuid.uuid4().hex}"
-    task = {
-        "type": "image_classification",
-        "data_url": "https://example.com/i.jpg",
-        "label_spec": {"question": "Animal?", "options": ["cat", "dog"]},
-        "callback_url": hook,
-        "idempotency_key": uuid.uuid4().hex,
-    }
+    task = {**TASK, "callback_url": hook, "idempotency_key": uuid.uuid4().hex}
     with httpx.Client(
         base_url=stack.base_url, timeout=30, headers={"Authorization": f"Bearer {key}"}
     ) as client:
