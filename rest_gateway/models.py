@@ -1,9 +1,11 @@
-"""The JSON request bodies, as the OpenAPI describes them (examples from shared/seeds/).
+"""The JSON bodies the gateway reads and answers, as /v1/openapi.json describes them (request
+examples from shared/seeds/).
 
-decode.py reads the bodies (its messages name fields the way docs/api.md promises); these models
-say the same shapes for /v1/openapi.json, and tests/gateway/test_openapi.py checks that what one
-accepts the other does. Rules of the field table (lengths, ranges) are the core's and are listed
-in docs/api.md, Limits."""
+decode.py reads the request bodies (its messages name fields the way docs/api.md promises);
+asg_common/rest_json.py builds the answers. These models state the same shapes for the OpenAPI,
+and tests/gateway/test_openapi.py holds all three together: what a request model accepts the
+gateway accepts, and every real answer validates against its response model. Rules of the field
+table (lengths, ranges) are the core's and are listed in docs/api.md, Limits."""
 
 from __future__ import annotations
 
@@ -97,11 +99,16 @@ class JobInput(BaseModel):
     s3_credentials: S3Credentials | None = None
 
 
-# The response bodies (asg_common/rest_json.py builds them; docs/api.md describes them). Routes
-# return them already serialised, so these are their OpenAPI schema; tests/gateway/test_openapi.py
-# validates real answers against them (extra="forbid": a field added there must be added here).
+# The answers. Routes return them already serialised (orjson), so FastAPI never runs these;
+# extra="forbid" makes the tests fail when rest_json.py gains a field these do not list.
 class _Out(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class ErrorBody(_Out):
+    """Every error's body (docs/api.md, Errors)."""
+
+    error: str = Field(description="What went wrong, naming the offending field or parameter.")
 
 
 class LabelSpecOut(_Out):

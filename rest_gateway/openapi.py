@@ -10,15 +10,10 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-
-class ErrorBody(BaseModel):
-    """Every error's body (docs/api.md, Errors)."""
-
-    error: str = Field(description="What went wrong, naming the offending field or parameter.")
-
+from rest_gateway.models import ErrorBody
 
 _ERRORS: dict[int, tuple[str, str]] = {
     400: (
@@ -44,7 +39,7 @@ _ERRORS: dict[int, tuple[str, str]] = {
     ),
     503: ("The core is unreachable or restarting; `Retry-After` says when to try again", "core unavailable"),
 }
-_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}}
+RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}}
 
 # What every route that takes an API key can answer, whatever it does.
 AUTHED = (400, 401, 429, 503)
@@ -63,7 +58,7 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
             "content": {"application/json": {"example": {"error": example}}},
         }
         if status in (429, 503):
-            response["headers"] = _RETRY_AFTER
+            response["headers"] = RETRY_AFTER
         responses[status] = response
     return responses
 

@@ -8,13 +8,20 @@ from starlette.responses import Response
 from rest_gateway import models
 from rest_gateway.core import core
 from rest_gateway.errors import UNAVAILABLE_RETRY_AFTER
-from rest_gateway.openapi import errors
+from rest_gateway.openapi import RETRY_AFTER
 from rest_gateway.responses import json
 
 router = APIRouter(tags=["system"])
 
 
-@router.get("/v1/health", responses=errors(503), openapi_extra={"security": []}, response_model=models.Health)
+@router.get(
+    "/v1/health",
+    responses={
+        503: {"model": models.Health, "description": "The core does not answer", "headers": RETRY_AFTER}
+    },
+    openapi_extra={"security": []},
+    response_model=models.Health,
+)
 async def health(request: Request) -> Response:
     if await core(request).serving():
         return json({"ok": True, "service": "asg-gateway"})
