@@ -105,13 +105,22 @@ def test_a_paused_core_is_503_with_retry_after(tmp_path: Path) -> None:
     assert reply.headers["Retry-After"] == "1"
 
 
-def test_a_killed_core_is_503_with_retry_after(tmp_path: Path) -> None:
+def test_a_killed_core_is_503_with_retry_after_and_the_request_id_logged(tmp_path: Path) -> None:
     with make_stack(tmp_path) as stack:
         key = register(stack.base_url)["api_key"]
         stack.kill("core")
         reply = httpx.get(
-            f"{stack.base_url}/v1/customers/me", headers={"Authorization": f"Bearer {key}"}, timeout=10
+            f"{stack.base_url}/v1/customers/me",
+            headers={"Authorization": f"Bearer {key}", "X-Request-ID": "req_trace_me"},
+            timeout=10,
         )
         health = httpx.get(f"{stack.base_url}/v1/health", timeout=10)
     assert (reply.status_code, reply.headers["Retry-After"]) == (503, "1")
+    assert reply.headers["X-Request-ID"] == "req_trace_me"
     assert (health.status_code, health.headers["Retry-After"]) == (503, "1")
+    logged = [
+        line
+        for line in (tmp_path / "logs" / "gateway.log").read_text().splitlines()
+        if "req_trace_me" in line
+    ]
+    assert len(logged) == 1 and "core call failed" in logged[0]
