@@ -80,6 +80,11 @@ class UnsupportedMediaType(GatewayError):
     status = 415
 
 
+def _request_id(request: Request) -> str | None:
+    """The id RequestIdMiddleware gave the request (None outside it), for the log lines."""
+    return getattr(request.state, "request_id", None)
+
+
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps({"error": message}), status, headers, media_type="application/json")
 
@@ -104,10 +109,6 @@ class CoreRefused(Exception):
 UNAVAILABLE_RETRY_AFTER = 1
 
 
-def unavailable() -> Response:
-    return error_response(503, _OPAQUE[503], {"Retry-After": str(UNAVAILABLE_RETRY_AFTER)})
-
-
 def _core_status(
     request: Request, code: grpc.StatusCode, details: str | None, retry_after: int = 0
 ) -> Response:
@@ -115,9 +116,10 @@ def _core_status(
     if status in _OPAQUE:
         log.warning(
             "core call failed",
-            extra={"code": code.name, "details": details, "request_id": request.state.request_id},
+            extra={"code": code.name, "details": details, "request_id": _request_id(request)},
         )
-        return unavailable() if status == 503 else error_response(status, _OPAQUE[status])
+        retry = {"Retry-After": str(UNAVAILABLE_RETRY_AFTER)} if status == 503 else None
+        return error_response(status, _OPAQUE[status], retry)
     headers = None
     if status == 429 and retry_after > 0:
         # The core's rate limit says how long (whole seconds, at least 1). gRPC's own
@@ -159,7 +161,7 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error", exc_info=exc, extra={"request_id": request.state.request_id})
+    log.exception("unhandled error", exc_info=exc, extra={"request_id": _request_id(request)})
     return error_response(500, "internal error")
 
 

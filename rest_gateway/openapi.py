@@ -1,5 +1,6 @@
-"""What /v1/openapi.json says a route answers: the error statuses it really sends, each with the
-`{"error": ...}` body and an example from docs/api.md, and the bearer key to Authorize with.
+"""What /v1/openapi.json says of a route: the request body it reads (models.py), the error
+statuses it really sends, each with the `{"error": ...}` body and an example from docs/api.md,
+and the bearer key to Authorize with.
 
 FastAPI on its own lists a 422 the gateway never sends (validation errors are 400s here,
 errors.py) and none of the errors it does send; `openapi()` below corrects both."""
