@@ -6,8 +6,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
-from rest_gateway import errors
+from rest_gateway import errors, openapi
 from rest_gateway.core import CoreClient
 from rest_gateway.middleware import RequestIdMiddleware
 from rest_gateway.routes import billing, chain, customers, health, jobs, tasks, webhooks
@@ -25,16 +26,20 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         finally:
             await app.state.core.close()
 
-    app = FastAPI(
+    # Swagger UI from the fastapi-offline package, not a CDN: /v1/docs works offline.
+    app = FastAPIOffline(
         title="ASG Refinery API",
         version="1.0.0",
         lifespan=lifespan,
         docs_url="/v1/docs",
         openapi_url="/v1/openapi.json",
         redoc_url=None,
+        static_url="/v1/docs/static",
+        swagger_ui_oauth2_redirect_url="/v1/docs/oauth2-redirect",
     )
     errors.install(app)
     for module in (customers, tasks, webhooks, jobs, billing, chain, health):
         app.include_router(module.router)
     app.add_middleware(RequestIdMiddleware)
+    app.openapi = lambda: openapi.openapi(app)  # type: ignore[method-assign]
     return app

@@ -1,10 +1,13 @@
 """gRPC status → HTTP status and `{"error": ...}` body: the one table, the one handler set.
 
 GatewayError          raised by the gateway itself, before any gRPC call
-├── BadRequest        malformed JSON, wrong JSON type, unknown field (400)
-└── PayloadTooLarge   body over the route's limit (413)
+├── BadRequest        malformed JSON, duplicate key, wrong JSON type, unknown field (400)
+├── Unauthorized      an Authorization header gRPC metadata cannot carry (401)
+├── PayloadTooLarge   body over the route's limit (413)
+└── UnsupportedMediaType  a body whose Content-Type is not JSON (415)
 grpc.aio.AioRpcError  from the core: mapped by HTTP_STATUS (429 carries the core's
-                      `retry-after` trailing metadata as a Retry-After header)
+                      `retry-after` trailing metadata as a Retry-After header; every 503
+                      says `Retry-After: 1`: a restarting core is back within seconds)
 Refused               the core's Refusal of one submission a shared SubmitTasks call carried
                       (coalesce.py): mapped by REFUSAL_STATUS (429 with its retry_after_seconds)
 """
@@ -37,7 +40,9 @@ HTTP_STATUS: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
     grpc.StatusCode.CANCELLED: 503,
     grpc.StatusCode.UNAVAILABLE: 503,
-    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    # The core not answering in time is the core being away (restarting, paused), not a
+    # gateway of its own timing out: 503, retried like UNAVAILABLE (docs/api.md).
+    grpc.StatusCode.DEADLINE_EXCEEDED: 503,
     grpc.StatusCode.UNIMPLEMENTED: 501,
     grpc.StatusCode.UNKNOWN: 500,
     grpc.StatusCode.INTERNAL: 500,
@@ -56,7 +61,6 @@ REFUSAL_STATUS: dict[tasks_pb2.Refusal.Reason, int] = {
 # For these the core's details may describe internals; callers get a fixed message.
 _OPAQUE = {
     503: "core unavailable",
-    504: "core did not answer in time",
     500: "internal error",
     501: "not implemented",
 }
@@ -85,6 +89,15 @@ class PayloadTooLarge(GatewayError):
     status = 413
 
 
+class UnsupportedMediaType(GatewayError):
+    status = 415
+
+
+def _request_id(request: Request) -> str | None:
+    """The id RequestIdMiddleware gave the request (None outside it), for the log lines."""
+    return getattr(request.state, "request_id", None)
+
+
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps({"error": message}), status, headers, media_type="application/json")
 
@@ -102,10 +115,20 @@ class Refused(Exception):
         self.refusal = refusal
 
 
-def _core_status(status: int, reason: str, details: str, retry_after: int = 0) -> Response:
+# Seconds a client waits before trying again after a 503: about what a core restart takes.
+UNAVAILABLE_RETRY_AFTER = 1
+
+
+def _core_status(
+    request: Request, status: int, reason: str, details: str | None, retry_after: int = 0
+) -> Response:
     if status in _OPAQUE:
-        log.warning("core call failed", extra={"code": reason, "details": details})
-        return error_response(status, _OPAQUE[status])
+        log.warning(
+            "core call failed",
+            extra={"code": reason, "details": details, "request_id": _request_id(request)},
+        )
+        retry = {"Retry-After": str(UNAVAILABLE_RETRY_AFTER)} if status == 503 else None
+        return error_response(status, _OPAQUE[status], retry)
     headers = None
     if status == 429 and retry_after > 0:
         # The core's rate limit says how long (whole seconds, at least 1). gRPC's own
@@ -127,7 +150,8 @@ async def _rpc_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, grpc.aio.AioRpcError)
     code = exc.code()
     status = HTTP_STATUS.get(code, 500)
-    return _core_status(status, code.name, exc.details() or "", _retry_after(exc.trailing_metadata()))
+    retry_after = _retry_after(exc.trailing_metadata())
+    return _core_status(request, status, code.name, exc.details() or "", retry_after)
 
 
 async def _refused(request: Request, exc: Exception) -> Response:
@@ -135,7 +159,7 @@ async def _refused(request: Request, exc: Exception) -> Response:
     refusal = exc.refusal
     status = REFUSAL_STATUS.get(refusal.reason, 500)
     reason = tasks_pb2.Refusal.Reason.Name(refusal.reason)
-    return _core_status(status, reason, refusal.message, refusal.retry_after_seconds)
+    return _core_status(request, status, reason, refusal.message, refusal.retry_after_seconds)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -152,7 +176,7 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error", exc_info=exc)
+    log.exception("unhandled error", exc_info=exc, extra={"request_id": _request_id(request)})
     return error_response(500, "internal error")
 
 

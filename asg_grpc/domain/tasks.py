@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import unicodedata
 from dataclasses import dataclass
 
 from asg_grpc.domain.errors import ValidationError
@@ -154,7 +155,9 @@ def check_label_spec(question: str | None, options: tuple[str, ...] | None) -> N
             raise ValidationError(f"label_spec.options[{i}]", "must be a non-empty string")
         if len(option) > MAX_OPTION:
             raise ValidationError(f"label_spec.options[{i}]", f"must be at most {MAX_OPTION} characters")
-    if len(set(options)) != len(options):
+    # Options a labeler cannot tell apart (`é` precomposed or as `e` + combining accent, `a` and
+    # `a `) are the same option: compared in NFC without surrounding whitespace.
+    if len({unicodedata.normalize("NFC", option).strip() for option in options}) != len(options):
         raise ValidationError("label_spec.options", "must be distinct")
 
 
