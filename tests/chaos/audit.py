@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from asg_grpc.ledger.settings import DEFAULT_GENESIS_SATS
 from bsv import P2PKH
 
+from asg_grpc.settings import DEFAULT_GENESIS_SATS
 from tests.chaos.load import Seen
 
 ROUND = re.compile(r"/chaos/(\d+)/")
