@@ -137,14 +137,6 @@ class AerospikeCustomers:
         except aex.RecordGenerationError as exc:
             raise EmailTaken() from exc
 
-    def customer_for_key(self, key_hash: str) -> Customer | None:
-        bins = self._owner(key_hash, time.time())
-        return None if bins is None else self._customer(bins)
-
-    def customer_id_for_key(self, key_hash: str) -> str | None:
-        bins = self._owner(key_hash, time.time())
-        return None if bins is None else str(bins["cid"])
-
     def key_owner(self, key_hash: str) -> KeyOwner | None:
         bins = self._owner(key_hash, time.time())
         return None if bins is None else KeyOwner(bins["cid"], bins["tier"])
