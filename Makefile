@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: run test proto lint bench clean screenshots
+.PHONY: run test proto lint bench chaos clean screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -37,6 +37,11 @@ bench: $(STAMP)
 	$(BIN)/python bench/webhooks.py
 	$(BIN)/python bench/jobs.py
 	$(BIN)/python bench/settle.py
+
+## The fault campaign, long: 33 rounds (each fault 3 times) under load, then the invariants;
+## prints a table per round and fails on any violation (tests/chaos/, docs/reliability.md).
+chaos: $(STAMP)
+	$(BIN)/python -m tests.chaos.campaign --rounds 33
 
 ## PNGs of each Console panel under docs/screenshots/ (needs /usr/bin/chromium).
 screenshots: $(STAMP)

@@ -1,7 +1,7 @@
-"""Protobuf messages → the JSON bodies of the REST reference.
+"""Protobuf messages → the JSON bodies of the REST reference: the gateway's one renderer.
 
-Shared by the gateway (its responses) and the core (webhook payloads carry "the same object the
-REST API returns"), so there is one encoding of each object.
+Webhook bodies carry "the same object the REST API returns"; the core renders those from the
+domain (asg_grpc/wire/events.py) and a test holds both to the same bytes (docs/wire.md).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from asg_grpc.v1 import billing_pb2, chain_pb2, common_pb2, jobs_pb2, tasks_pb2, webhooks_pb2
+from asg_grpc.v1 import billing_pb2, chain_pb2, common_pb2, dashboard_pb2, jobs_pb2, tasks_pb2, webhooks_pb2
 
 STATUS_NAMES: dict[int, str] = {
     value: name.removeprefix("TASK_STATUS_").lower() for name, value in common_pb2.TaskStatus.items() if value
@@ -294,4 +294,70 @@ def chain_transaction(t: chain_pb2.ChainTransaction) -> dict[str, Any]:
         "outputs": [
             {"vout": o.vout, "satoshis": o.satoshis, "address": _optional(o, "address")} for o in t.outputs
         ],
+    }
+
+
+BILLING_LINKS = {"usage": "/v1/billing/usage", "invoices": "/v1/billing/invoices"}
+
+
+def dashboard_overview(o: dashboard_pb2.Overview) -> dict[str, Any]:
+    return {
+        "by_status": {s.status: s.count for s in o.by_status},
+        "total": o.total,
+        "avg_confidence": _optional(o, "avg_confidence"),
+        "avg_settlement_seconds": _optional(o, "avg_settlement_seconds"),
+        "tasks_per_day": [{"date": d.day, "count": d.count} for d in o.tasks_per_day],
+    }
+
+
+def dashboard_tasks(p: dashboard_pb2.DashboardTaskPage) -> dict[str, Any]:
+    return {
+        "tasks": [
+            {
+                "task_id": t.task_id,
+                "status": t.status,
+                "task_type": t.task_type,
+                "consensus_label": _optional(t, "consensus_label"),
+                "confidence": _optional(t, "confidence"),
+                "bsv_txid": _optional(t, "bsv_txid"),
+                "created_at": iso(t.created_at),
+            }
+            for t in p.tasks
+        ],
+        "page": p.page,
+        "per_page": p.per_page,
+        "total": p.total,
+        "pages": p.pages,
+    }
+
+
+def dashboard_quality(q: dashboard_pb2.Quality) -> dict[str, Any]:
+    bins = len(q.confidence_histogram)
+    return {
+        "decided": q.decided,
+        "perfect_agreement": q.perfect_agreement,
+        "perfect_agreement_rate": _optional(q, "perfect_agreement_rate"),
+        "confidence_histogram": [
+            {"min": i / bins, "max": (i + 1) / bins, "count": n} for i, n in enumerate(q.confidence_histogram)
+        ],
+        "label_distribution": [{"label": lc.label, "count": lc.count} for lc in q.label_distribution],
+    }
+
+
+def dashboard_usage(u: dashboard_pb2.DashboardUsage) -> dict[str, Any]:
+    c = u.customer
+    return {
+        "tier": c.tier,
+        "label_quota": c.label_quota,
+        "labels_reserved": c.labels_reserved,
+        "quota_remaining": c.quota_remaining,
+        "rate_limit_tier": c.tier,
+        "rate_limit": {
+            "per_second": c.rate_limit.per_second,
+            "burst": c.rate_limit.burst,
+            "enforced": c.rate_limit.enforced,
+        },
+        "key_hint": c.key_hint,
+        "usage": usage(u.usage),
+        "links": BILLING_LINKS,
     }

@@ -1,8 +1,10 @@
-"""Sealing secrets the core must keep for a while but never in plain text (job credentials).
+"""Sealing every secret the core keeps in its store: never in plain text at rest.
 
-AES-256-GCM with a key from ASG_SEALING_KEY (base64 of 32 bytes) or, when unset, generated once
-into <data dir>/sealing_key (mode 0600). A sealed value is bound to what it belongs to (the job
-id, as associated data): copied onto another row it does not open.
+Job credentials (S3 keys, until the manifest is read) and webhook signing secrets (for as long as
+the webhook lives). AES-256-GCM with a key from ASG_SEALING_KEY (base64 of 32 bytes) or, when
+unset, generated once into <data dir>/sealing_key (mode 0600). A sealed value is bound to what
+it belongs to (the job or webhook id, as associated data): copied onto another row it does not
+open.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ import base64
 import binascii
 import os
 
+import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from asg_grpc.domain.jobs import S3Credentials
 from asg_grpc.secret_file import read_or_create
 from asg_grpc.settings import Settings, SettingsError
 
@@ -55,3 +59,27 @@ class Sealer:
             return self._aead.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], bound_to.encode())
         except InvalidTag:
             raise SealBroken("the sealed value does not open with this core's sealing key") from None
+
+
+def seal_credentials(sealer: Sealer, job_id: str, credentials: S3Credentials) -> bytes:
+    plain = orjson.dumps(
+        {
+            "access_key_id": credentials.access_key_id,
+            "secret_access_key": credentials.secret_access_key,
+            "region": credentials.region,
+            "endpoint_url": credentials.endpoint_url,
+        }
+    )
+    return sealer.seal(plain, job_id)
+
+
+def open_credentials(sealer: Sealer, job_id: str, sealed: bytes) -> S3Credentials:
+    return S3Credentials(**orjson.loads(sealer.open(sealed, job_id)))
+
+
+def seal_webhook_secret(sealer: Sealer, webhook_id: str, secret: str) -> bytes:
+    return sealer.seal(secret.encode(), webhook_id)
+
+
+def open_webhook_secret(sealer: Sealer, webhook_id: str, sealed: bytes) -> str:
+    return sealer.open(sealed, webhook_id).decode()

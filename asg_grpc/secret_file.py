@@ -1,4 +1,5 @@
-"""Secrets the core generates once into its data dir (operator token, sealing key)."""
+"""The data dir and the secrets the core generates once into it (operator token, sealing key,
+wallet): nobody but the core's user may read any of it (issue 15, defect 7)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ def read_or_create(path: Path, generate: Callable[[], str]) -> str:
     with the same secret.
     """
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path.parent)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         try:
             with os.fdopen(fd, "w") as out:
@@ -32,3 +33,19 @@ def read_or_create(path: Path, generate: Callable[[], str]) -> str:
     if not value:
         raise OSError(f"{path} is empty: delete it to have a new one generated")
     return value
+
+
+def make_private_dir(path: Path) -> None:
+    """Create the directory mode 0700 when it does not exist (parents as the umask says). One
+    that exists is left as its owner set it: the data dir may be a mount point or /tmp."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def make_private_file(path: Path) -> None:
+    """Create the file empty, mode 0600, when it does not exist; make an existing one 0600 (a
+    database created before this rule was world-readable)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 import sys
+from functools import partial
 from pathlib import Path
 
 import grpc
@@ -19,18 +20,19 @@ from asg_grpc.dispatch.dispatcher import Dispatcher, DispatchSettings
 from asg_grpc.dispatch.lease import DispatchLease, DispatchTaken
 from asg_grpc.domain.settlement import WorkerPayment
 from asg_grpc.jobs.runner import JobRunner
-from asg_grpc.ledger.settings import LedgerSettings
 from asg_grpc.operator import operator_token
-from asg_grpc.sealing import Sealer
+from asg_grpc.sealing import Sealer, seal_webhook_secret
 from asg_grpc.services.billing import BillingService
+from asg_grpc.services.callers import Callers
 from asg_grpc.services.chain import ChainService
 from asg_grpc.services.dashboard import DashboardService
+from asg_grpc.services.errors import ErrorInterceptor
 from asg_grpc.services.jobs import JobService
 from asg_grpc.services.labeling import LabelingService
 from asg_grpc.services.ratelimit import KeyLimits
 from asg_grpc.services.tasks import TaskService
 from asg_grpc.services.webhooks import WebhookService
-from asg_grpc.settings import Settings
+from asg_grpc.settings import Settings, SettingsError
 from asg_grpc.settlement.runtime import Settlement
 from asg_grpc.store.sqlite import SQLiteStore
 from asg_grpc.v1 import (
@@ -56,6 +58,7 @@ log = logging.getLogger("asg.server")
 # A batch of 1000 tasks at the documented limits is well under this.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 SHUTDOWN_GRACE_SECONDS = 5.0
+EXIT_SETTINGS = 2  # a setting that cannot be used, like argparse's exit code for a bad flag
 CORE_SERVICES = (
     tasks_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name,
     billing_pb2.DESCRIPTOR.services_by_name["BillingService"].full_name,
@@ -85,11 +88,12 @@ class Core:
         self.failed = asyncio.Event()
         self.health = health.aio.HealthServicer()
         self.server = grpc.aio.server(
+            interceptors=[ErrorInterceptor()],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.so_reuseport", 0),
-            ]
+            ],
         )
         self.dispatcher: Dispatcher | None = None
         self.lease: DispatchLease | None = None
@@ -100,6 +104,11 @@ class Core:
         # And settlement (paying agreeing workers; the local ledger's miner).
         self.settlement: Settlement | None = None
         sealer = Sealer.for_settings(settings)
+        self.store.seal_webhook_secrets(partial(seal_webhook_secret, sealer))
+        # Who is calling, for every service; one rate limit per key across them (docs/billing.md).
+        callers = Callers(
+            self.store, KeyLimits(settings.tiers, enabled=settings.rate_limit), operator_token(settings)
+        )
         self.services: tuple[str, ...] = CORE_SERVICES
         if settings.dispatch:
             self.dispatcher = Dispatcher(
@@ -112,43 +121,40 @@ class Core:
                 ),
             )
             self.lease = DispatchLease(self.store)
-            self.webhooks = WebhookWorker(self.store, settings)
+            self.webhooks = WebhookWorker(self.store, settings, sealer)
             self.jobs = JobRunner(self.store, settings, sealer, self.dispatcher.wake)
             self.settlement = Settlement(self.store, settings, on_paid=self._tell_workers)
             labeling_pb2_grpc.add_LabelingServiceServicer_to_server(
-                LabelingService(self.store, self.dispatcher, operator_token(settings)), self.server
+                LabelingService(self.store, self.dispatcher, callers), self.server
             )
             self.services = (*CORE_SERVICES, LABELING_SERVICE)
-        # One rate limit per key across this core's services (docs/billing.md).
-        limits = KeyLimits(settings.tiers, enabled=settings.rate_limit)
         tasks_pb2_grpc.add_TaskServiceServicer_to_server(
             TaskService(
                 self.store,
+                callers,
                 on_submitted=self.dispatcher.wake if self.dispatcher else None,
-                limits=limits,
                 on_closed=self.dispatcher.withdraw if self.dispatcher else None,
             ),
             self.server,
         )
         billing_pb2_grpc.add_BillingServiceServicer_to_server(
-            BillingService(self.store, settings, limits, operator_token(settings)), self.server
+            BillingService(self.store, settings, callers), self.server
         )
         webhooks_pb2_grpc.add_WebhookServiceServicer_to_server(
-            WebhookService(self.store, settings, limits), self.server
+            WebhookService(self.store, settings, sealer, callers), self.server
         )
         jobs_pb2_grpc.add_JobServiceServicer_to_server(
             JobService(
-                self.store, settings, sealer, limits=limits, on_created=self.jobs.wake if self.jobs else None
+                self.store, settings, sealer, callers, on_created=self.jobs.wake if self.jobs else None
             ),
             self.server,
         )
         # Chain reads need only the store, so every core serves them, dispatching or not.
-        network = self.settlement.chain.network if self.settlement else LedgerSettings.from_env().network
         chain_pb2_grpc.add_ChainServiceServicer_to_server(
-            ChainService(self.store, limits, network=network), self.server
+            ChainService(self.store, callers, network=settings.ledger.network), self.server
         )
         dashboard_pb2_grpc.add_DashboardServiceServicer_to_server(
-            DashboardService(self.store, settings, limits), self.server
+            DashboardService(self.store, settings, callers), self.server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
@@ -219,6 +225,12 @@ class Core:
 
 async def serve(settings: Settings) -> int:
     """Run until SIGTERM/SIGINT (exit 0) or until the core fails (exit 1)."""
+    # Handlers first: a supervisor may signal as soon as it reads "core serving", and that
+    # signal must stop the core gracefully, not kill it.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     core = Core(settings)
     try:
         await core.start()
@@ -226,10 +238,6 @@ async def serve(settings: Settings) -> int:
         log.error(str(exc))
         core.store.close()
         return 1
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     waiters = [loop.create_task(stop.wait()), loop.create_task(core.failed.wait())]
     await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     for waiter in waiters:
@@ -239,15 +247,24 @@ async def serve(settings: Settings) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Settings are read here, once; one that cannot be used exits 2 with its name, no traceback."""
     parser = argparse.ArgumentParser(prog="asg-server", description="Run the ASG Refinery core.")
     parser.add_argument("--grpc", metavar="HOST:PORT", help="listen address (ASG_GRPC_ADDR)")
     parser.add_argument("--data-dir", metavar="DIR", help="where the SQLite file lives (ASG_DATA_DIR)")
     args = parser.parse_args(argv)
-    settings = Settings.from_env().with_overrides(
-        grpc_addr=args.grpc, data_dir=Path(args.data_dir) if args.data_dir else None
-    )
-    logs.configure(settings.log_level)
-    sys.exit(uvloop.run(serve(settings)))
+    try:
+        settings = Settings.from_env().with_overrides(
+            grpc_addr=args.grpc, data_dir=Path(args.data_dir) if args.data_dir else None
+        )
+        logs.configure(settings.log_level)
+        log.info("core settings", extra={"settings": settings.banner()})
+        # Settings that only the files they name can refute (ASG_SEALING_KEY, ASG_WALLET_WIF)
+        # are refused while the core is assembled, before it serves.
+        code = uvloop.run(serve(settings))
+    except SettingsError as exc:
+        print(f"asg-server: {exc}", file=sys.stderr)
+        code = EXIT_SETTINGS
+    sys.exit(code)
 
 
 if __name__ == "__main__":

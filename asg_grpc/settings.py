@@ -1,27 +1,43 @@
-"""The core's configuration: one object, read from `ASG_*` environment variables.
+"""The core's configuration: one object, read once from `ASG_*` environment variables.
 
 Every setting has a working default, so `asg-server` with no environment runs the embedded
-stack (SQLite under ./var). Flags of `asg-server` and `asg dev` override the environment.
+stack (SQLite under ./var). Flags of `asg-server` and the `asg` commands override the
+environment. Only entry points (`asg-server`, `asg`) call `Settings.from_env`; everything below
+them is handed the object, the ledger's and ARC's parts included, so one bad variable is
+refused at start with its name (docs/configuration.md) rather than deep in a running core.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from asg_common.config import masked, secret
+from asg_grpc.domain.settlement import MAX_MONEY
 from asg_grpc.domain.tiers import SANDBOX, Tier, TierConfigError, default_tiers, parse_tiers
 from asg_grpc.domain.webhooks import ATTEMPT_TIMEOUT
 
 SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# Only "local" runs the ledger inside the core; testnet and mainnet broadcast to ARC.
+NETWORKS = ("local", "testnet", "mainnet")
+DEFAULT_GENESIS_SATS = 1_000_000 * 100_000_000  # 1M BSV: ample for local runs, well below MAX_MONEY
+DEFAULT_ARC_TIMEOUT = 30.0  # seconds for the whole POST; ARC itself waits at most X-MaxTimeout (5 s default)
+DEFAULT_WOC_URL = "https://api.whatsonchain.com"
 
 
 class SettingsError(ValueError):
     """A setting has a value we cannot use; the message names the variable."""
 
 
-def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
+Env = Mapping[str, str]
+
+
+def _int(env: Env, name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -31,10 +47,12 @@ def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
     if value < minimum:
         raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise SettingsError(f"{name} must be at most {maximum}, got {value}")
     return value
 
 
-def _float(env: dict[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+def _float(env: Env, name: str, default: float, minimum: float = 0.0) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -43,11 +61,30 @@ def _float(env: dict[str, str], name: str, default: float, minimum: float = 0.0)
     except ValueError:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
     if value < minimum:
-        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+        raise SettingsError(f"{name} must be at least {minimum:g}, got {value:g}")
     return value
 
 
-def _switch(env: dict[str, str], name: str, default: bool) -> bool:
+def _choice(env: Env, name: str, default: str, choices: tuple[str, ...], *, upper: bool = True) -> str:
+    raw = env.get(name, "").strip() or default
+    value = raw.upper() if upper else raw
+    if value not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return value
+
+
+def _http_url(env: Env, name: str) -> str:
+    """An http(s) URL without its trailing slash; "" when unset."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return ""
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingsError(f"{name} must be an http(s) URL, got {raw!r}")
+    return raw.rstrip("/")
+
+
+def _switch(env: Env, name: str, default: bool) -> bool:
     raw = env.get(name, "").strip().lower()
     if not raw:
         return default
@@ -58,7 +95,7 @@ def _switch(env: dict[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name} must be on or off, got {raw!r}")
 
 
-def _tiers(env: dict[str, str], sandbox_label_quota: int) -> dict[str, Tier]:
+def _tiers(env: Env, sandbox_label_quota: int) -> dict[str, Tier]:
     """ASG_TIERS: a JSON object, or the path of a file holding one, laid over the defaults."""
     base = default_tiers(sandbox_label_quota)
     raw = env.get("ASG_TIERS", "").strip()
@@ -76,6 +113,56 @@ def _tiers(env: dict[str, str], sandbox_label_quota: int) -> dict[str, Tier]:
 
 
 @dataclass(frozen=True)
+class LedgerSettings:
+    """The chain the core pays on (docs/ledger.md); the wallet file lives in the data dir."""
+
+    network: str = "local"
+    # WIF of the platform key; unset: generated once into <data dir>/wallet.wif (mode 0600).
+    wallet_wif: str | None = secret()
+    # Seconds between blocks of the local ledger.
+    block_interval: float = 5.0
+    # Minimum relay fee in satoshis per 1000 bytes of serialized transaction, rounded up.
+    fee_per_kb: int = 100
+    # Paid to the platform wallet once, by the genesis transaction of a fresh ledger.
+    genesis_sats: int = DEFAULT_GENESIS_SATS
+
+
+@dataclass(frozen=True)
+class ArcSettings:
+    """Where testnet/mainnet payouts are broadcast (docs/arc.md)."""
+
+    arc_url: str
+    # Sent as `Authorization: Bearer …` to ARC and nowhere else: never in a repr or a log.
+    api_key: str | None = secret()
+    timeout: float = DEFAULT_ARC_TIMEOUT
+    woc_url: str = DEFAULT_WOC_URL
+
+
+def _ledger(env: Env) -> LedgerSettings:
+    return LedgerSettings(
+        network=_choice(env, "ASG_BSV_NETWORK", LedgerSettings.network, NETWORKS, upper=False),
+        wallet_wif=env.get("ASG_WALLET_WIF") or None,
+        block_interval=_float(env, "ASG_BLOCK_INTERVAL", LedgerSettings.block_interval, 0.01),
+        fee_per_kb=_int(env, "ASG_FEE_PER_KB", LedgerSettings.fee_per_kb, 0),
+        genesis_sats=_int(env, "ASG_GENESIS_SATS", LedgerSettings.genesis_sats, 1, MAX_MONEY),
+    )
+
+
+def _arc(env: Env) -> ArcSettings:
+    arc_url = _http_url(env, "ASG_ARC_URL")
+    if not arc_url:
+        raise SettingsError(
+            "ASG_ARC_URL must be set to the ARC base URL (e.g. https://arc.example.com)"
+            " with ASG_BSV_NETWORK=testnet or mainnet"
+        )
+    timeout = _float(env, "ASG_ARC_TIMEOUT", DEFAULT_ARC_TIMEOUT)
+    if not 0 < timeout <= 600:
+        raise SettingsError(f"ASG_ARC_TIMEOUT must be in (0, 600] seconds, got {timeout:g}")
+    woc_url = _http_url(env, "ASG_WOC_URL") or DEFAULT_WOC_URL
+    return ArcSettings(arc_url, env.get("ASG_ARC_API_KEY") or None, timeout, woc_url)
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("var")
     grpc_addr: str = "127.0.0.1:50051"
@@ -87,7 +174,7 @@ class Settings:
     sandbox_label_quota: int = 500
     log_level: str = "INFO"
     # Guards RegisterWorker. Unset: generated once into <data dir>/operator_token (mode 0600).
-    operator_token: str | None = None
+    operator_token: str | None = secret()
     lease_seconds: float = 60.0
     max_in_flight: int = 256
     dispatch_window: int = 50_000
@@ -105,7 +192,7 @@ class Settings:
     webhook_retry_scale: float = 1.0
     # Seals job credentials at rest (base64 of 32 bytes). Unset: generated once into
     # <data dir>/sealing_key (mode 0600). Changing it strands jobs still ingesting.
-    sealing_key: str | None = None
+    sealing_key: str | None = secret()
     # Batch job manifests (docs/jobs.md): the most bytes read from one, the longest line.
     manifest_max_bytes: int = 1024**3
     manifest_max_line_bytes: int = 64 * 1024
@@ -119,6 +206,9 @@ class Settings:
     tiers: dict[str, Tier] = field(default_factory=default_tiers)
     # Off: no per-key rate limit at all (tests and benchmarks that call from one key).
     rate_limit: bool = True
+    # The chain payouts go to, and ARC's endpoint when that chain is testnet or mainnet.
+    ledger: LedgerSettings = field(default_factory=LedgerSettings)
+    arc: ArcSettings | None = None
 
     def __post_init__(self) -> None:
         # One source for the sandbox quota: `sandbox_label_quota` (kept for its callers).
@@ -127,17 +217,19 @@ class Settings:
             tiers = {**self.tiers, SANDBOX: replace(sandbox, label_quota=self.sandbox_label_quota)}
             object.__setattr__(self, "tiers", tiers)
 
+        if self.ledger.network != "local" and self.arc is None:
+            raise SettingsError(f"ASG_ARC_URL must be set with ASG_BSV_NETWORK={self.ledger.network}")
+
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+    def from_env(cls, env: Env | None = None) -> Settings:
+        """Raises SettingsError naming the first variable that cannot be used."""
         env = dict(os.environ if env is None else env)
+        ledger = _ledger(env)
         # Paying on a public chain, a payout recorded before its broadcast must survive power
         # loss too (docs/settlement.md): FULL unless ASG_SQLITE_SYNCHRONOUS says otherwise.
-        public_chain = env.get("ASG_BSV_NETWORK", "") in ("testnet", "mainnet")
-        sync = env.get("ASG_SQLITE_SYNCHRONOUS", "FULL" if public_chain else cls.sqlite_synchronous).upper()
-        if sync not in SYNCHRONOUS_LEVELS:
-            raise SettingsError(
-                f"ASG_SQLITE_SYNCHRONOUS must be one of {', '.join(SYNCHRONOUS_LEVELS)}, got {sync!r}"
-            )
+        public_chain = ledger.network != "local"
+        default_sync = "FULL" if public_chain else cls.sqlite_synchronous
+        sync = _choice(env, "ASG_SQLITE_SYNCHRONOUS", default_sync, SYNCHRONOUS_LEVELS)
         if public_chain and sync not in ("FULL", "EXTRA"):
             raise SettingsError(
                 "ASG_SQLITE_SYNCHRONOUS must be FULL or EXTRA with ASG_BSV_NETWORK=testnet or mainnet:"
@@ -151,7 +243,7 @@ class Settings:
             sqlite_synchronous=sync,
             sqlite_busy_timeout=_float(env, "ASG_SQLITE_BUSY_TIMEOUT", cls.sqlite_busy_timeout, 0.0),
             sandbox_label_quota=tiers[SANDBOX].label_quota,
-            log_level=env.get("ASG_LOG_LEVEL", cls.log_level).upper(),
+            log_level=_choice(env, "ASG_LOG_LEVEL", cls.log_level, LOG_LEVELS),
             operator_token=env.get("ASG_OPERATOR_TOKEN") or None,
             lease_seconds=_float(env, "ASG_LEASE_SECONDS", cls.lease_seconds, 0.1),
             max_in_flight=_int(env, "ASG_MAX_IN_FLIGHT", cls.max_in_flight, 1),
@@ -172,6 +264,8 @@ class Settings:
             settle_window=_float(env, "ASG_SETTLE_WINDOW", cls.settle_window, 0.0),
             tiers=tiers,
             rate_limit=_switch(env, "ASG_RATE_LIMIT", True),
+            ledger=ledger,
+            arc=_arc(env) if public_chain else None,
         )
 
     def with_overrides(self, **changes: Any) -> Settings:
@@ -185,3 +279,12 @@ class Settings:
     @property
     def operator_token_path(self) -> Path:
         return self.data_dir / "operator_token"
+
+    @property
+    def wallet_path(self) -> Path:
+        return self.data_dir / "wallet.wif"
+
+    def banner(self) -> dict[str, Any]:
+        """The effective settings for the start-up log line, every secret masked."""
+        shown: dict[str, Any] = masked(self)
+        return shown

@@ -32,6 +32,7 @@ from pathlib import Path
 import uvloop
 
 from asg_grpc.domain.webhooks import EVENT_TYPES, WebhookSpec
+from asg_grpc.sealing import Sealer, seal_webhook_secret
 from asg_grpc.settings import Settings
 from asg_grpc.store.sqlite import SQLiteStore
 from asg_grpc.store.webhook_records import NewDelivery
@@ -39,6 +40,7 @@ from asg_grpc.webhooks.worker import WebhookWorker
 
 TARGET = 2000.0  # deliveries per second
 TIME_LIMIT = 120.0
+SEALER = Sealer(os.urandom(32))
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
 
 
@@ -79,7 +81,10 @@ def receiver_main(fd: int) -> None:
 
 def queue(store: SQLiteStore, url: str, count: int) -> str:
     now = time.time()
-    hook = store.create_webhook("cus_bench", WebhookSpec(url, "whsec_bench_secret", EVENT_TYPES), now)
+    spec = WebhookSpec(url, "whsec_bench_secret", EVENT_TYPES)
+    hook = store.create_webhook(
+        "whk_bench", "cus_bench", spec, seal_webhook_secret(SEALER, "whk_bench", spec.secret), now
+    )
     payload = json.dumps({"id": "evt_bench", "type": "task.verified", "data": {"pad": "x" * 1000}}).encode()
     for start in range(0, count, 10_000):
         store.fan_out(
@@ -101,7 +106,7 @@ def delivered(path: Path) -> int:
 
 async def run_worker(store: SQLiteStore, settings: Settings, count: int) -> tuple[float, int]:
     """Seconds until `count` deliveries are delivered (or the time limit), and how many were."""
-    worker = WebhookWorker(store, settings)
+    worker = WebhookWorker(store, settings, SEALER)
     started = time.perf_counter()
     await worker.start()
     done = 0

@@ -6,16 +6,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
-from rest_gateway import console, errors
+from rest_gateway import console, errors, openapi
 from rest_gateway.core import CoreClient
 from rest_gateway.middleware import RequestIdMiddleware
 from rest_gateway.routes import billing, chain, customers, dashboard, health, jobs, tasks, webhooks
 from rest_gateway.settings import GatewaySettings
 
 
-def create_app(settings: GatewaySettings | None = None) -> FastAPI:
-    settings = settings or GatewaySettings.from_env()
+def create_app(settings: GatewaySettings) -> FastAPI:
+    """The app over `settings`, which the caller read (asg-gateway: once, at start)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -25,17 +26,21 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         finally:
             await app.state.core.close()
 
-    app = FastAPI(
+    # Swagger UI from the fastapi-offline package, not a CDN: /v1/docs works offline.
+    app = FastAPIOffline(
         title="ASG Refinery API",
         version="1.0.0",
         lifespan=lifespan,
         docs_url="/v1/docs",
         openapi_url="/v1/openapi.json",
         redoc_url=None,
+        static_url="/v1/docs/static",
+        swagger_ui_oauth2_redirect_url="/v1/docs/oauth2-redirect",
     )
     errors.install(app)
     for module in (customers, tasks, webhooks, jobs, billing, chain, dashboard, health):
         app.include_router(module.router)
     app.mount("/console", console.files(), name="console")
     app.add_middleware(RequestIdMiddleware)
+    app.openapi = lambda: openapi.openapi(app)  # type: ignore[method-assign]
     return app

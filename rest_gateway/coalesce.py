@@ -1,51 +1,53 @@
-"""Concurrent single submissions, sent to the core together (TaskService.SubmitTasks).
+"""Concurrent POST /v1/tasks carried to the core in one TaskService.SubmitTasks call.
 
-Each POST /v1/tasks waits a fraction of a millisecond for others; then one gRPC call carries
-them all, each with its own caller's credentials, and each request gets back its own outcome.
-One call instead of many saves most of the per-call gRPC cost on both sides, which is where
-a single submission spends most of its time.
+Transport only. Each request waits a fraction of a millisecond for others; then one gRPC call
+carries all their SubmitTaskRequests, each with its own caller's credentials, and each request
+gets back its own outcome: the core's answer, or the core's Refusal raised as `Refused` for the
+gateway's error table. It checks, counts and refuses nothing itself: that is the core's (which
+commits everything it is sent in one group commit). One call instead of many saves most of
+the per-call gRPC cost on both sides, which is where a single submission spends most of its
+time (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 
-import grpc
-
 from asg_grpc.v1 import tasks_pb2, tasks_pb2_grpc
-from rest_gateway.errors import CoreRefused
+from rest_gateway.errors import Refused
 
-Waiter = tuple[tasks_pb2.CallerSubmission, "asyncio.Future[tasks_pb2.SubmitTaskResponse]"]
+Waiter = tuple[tasks_pb2.SubmitTaskRequest, "asyncio.Future[tasks_pb2.SubmitTaskResponse]"]
 
 
-class SubmitCoalescer:
+class SubmitMultiplexer:
     def __init__(
         self,
         stub: tasks_pb2_grpc.TaskServiceStub,
         timeout: float,
         *,
+        max_per_call: int,
         linger: float = 0.0005,
-        max_batch: int = 256,
     ) -> None:
         self._stub = stub
         self._timeout = timeout
+        # A call must fit in one gRPC message: the caller derives this from the message limit.
+        self._max_per_call = max_per_call
         self._linger = linger
-        self._max_batch = max_batch
         self._pending: list[Waiter] = []
         self._calls: set[asyncio.Task[None]] = set()
 
     async def submit(
         self, authorization: str | None, task: tasks_pb2.TaskInput
     ) -> tasks_pb2.SubmitTaskResponse:
-        """What SubmitTask would answer; raises CoreRefused (or AioRpcError) as it would fail."""
+        """What SubmitTask would answer; raises Refused (or AioRpcError) as it would fail."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[tasks_pb2.SubmitTaskResponse] = loop.create_future()
         if not self._pending:
             loop.call_later(self._linger, self._send)
         self._pending.append(
-            (tasks_pb2.CallerSubmission(authorization=authorization or "", task=task), future)
+            (tasks_pb2.SubmitTaskRequest(authorization=authorization or "", task=task), future)
         )
-        if len(self._pending) >= self._max_batch:
+        if len(self._pending) >= self._max_per_call:
             self._send()
         return await future
 
@@ -69,15 +71,10 @@ class SubmitCoalescer:
                 if outcome.WhichOneof("outcome") == "accepted":
                     future.set_result(outcome.accepted)
                 else:
-                    code = _CODES.get(outcome.error.code, grpc.StatusCode.UNKNOWN)
-                    error = outcome.error
-                    future.set_exception(CoreRefused(code, error.message, error.retry_after_seconds))
+                    future.set_exception(Refused(outcome.refused))
         except BaseException as exc:  # the call failed (or this task was cancelled): so does each request
             for _, future in pending:
                 if not future.done():
                     future.set_exception(exc)
             if not isinstance(exc, Exception):
                 raise
-
-
-_CODES = {code.value[0]: code for code in grpc.StatusCode}

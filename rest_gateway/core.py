@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, TypeVar
+
 import grpc
+from fastapi import Depends
+from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from starlette.requests import Request
 
@@ -14,10 +20,13 @@ from asg_grpc.v1 import (
     tasks_pb2_grpc,
     webhooks_pb2_grpc,
 )
-from rest_gateway.coalesce import SubmitCoalescer
+from rest_gateway import decode
+from rest_gateway.coalesce import SubmitMultiplexer
 from rest_gateway.errors import Unauthorized
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+Reply = TypeVar("Reply")
 
 
 class CoreClient:
@@ -35,7 +44,10 @@ class CoreClient:
             ],
         )
         self.tasks = tasks_pb2_grpc.TaskServiceStub(self.channel)
-        self.submissions = SubmitCoalescer(self.tasks, timeout)
+        # Many single submissions per call; a call must fit in one message.
+        self.submissions = SubmitMultiplexer(
+            self.tasks, timeout, max_per_call=MAX_MESSAGE_BYTES // decode.SMALL_BODY
+        )
         self.billing = billing_pb2_grpc.BillingServiceStub(self.channel)
         self.webhooks = webhooks_pb2_grpc.WebhookServiceStub(self.channel)
         self.jobs = jobs_pb2_grpc.JobServiceStub(self.channel)
@@ -55,15 +67,35 @@ class CoreClient:
 
 
 def call_metadata(request: Request) -> tuple[tuple[str, str], ...]:
-    """What the core needs to know of the HTTP request: who calls, and the request id."""
-    metadata = [("x-request-id", request.state.request_id)]
+    """What the core needs to know of the HTTP request: who calls (the request id stays in the
+    gateway's own logs and the `X-Request-ID` response header; the core never read it)."""
     authorization = request.headers.get("authorization")
-    if authorization is not None:
-        if not authorization.isascii():  # gRPC metadata is ASCII, and so is every key
-            raise Unauthorized("invalid api key")
-        metadata.append(("authorization", authorization))
-    return tuple(metadata)
+    if authorization is None:
+        return ()
+    if not authorization.isascii():  # gRPC metadata is ASCII, and so is every key
+        raise Unauthorized("invalid api key")
+    return (("authorization", authorization),)
 
 
 def core(request: Request) -> CoreClient:
     return request.app.state.core
+
+
+@dataclass(frozen=True, slots=True)
+class CoreCall:
+    """One HTTP request's way to the core: its stubs, its caller's metadata, the timeout."""
+
+    client: CoreClient
+    metadata: tuple[tuple[str, str], ...]
+
+    async def __call__(self, method: Callable[..., Awaitable[Reply]], message: Message) -> Reply:
+        """`method` (a stub's unary method) with `message`, as this request's caller."""
+        return await method(message, metadata=self.metadata, timeout=self.client.timeout)
+
+
+def core_call(request: Request) -> CoreCall:
+    """A route's way to the core: a parameter `call: Core`."""
+    return CoreCall(core(request), call_metadata(request))
+
+
+Core = Annotated[CoreCall, Depends(core_call)]

@@ -3,13 +3,14 @@ the rules of the field table are the core's, so gRPC callers get them too."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
 from starlette.requests import Request
 
 from asg_grpc.v1 import billing_pb2, common_pb2, jobs_pb2, tasks_pb2, webhooks_pb2
-from rest_gateway.errors import BadRequest, PayloadTooLarge
+from rest_gateway.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
 KIB = 1024
 SMALL_BODY = 64 * KIB
@@ -38,9 +39,33 @@ JOB_FIELDS = frozenset(
 S3_CREDENTIAL_FIELDS = frozenset(("access_key_id", "secret_access_key", "region", "endpoint_url"))
 
 
+def _json_media_type(content_type: str | None) -> bool:
+    """Absent (curl without -H), `application/json` or any `+json` type, parameters aside."""
+    if content_type is None:
+        return True
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise BadRequest(key, "appears more than once in its JSON object")
+            seen.add(key)
+    return obj
+
+
 async def json_object(request: Request, limit: int, *, required: bool = True) -> dict[str, Any]:
     """The body as a JSON object, refusing more than `limit` bytes before reading them; an
-    empty body is `{}` where the body is optional."""
+    empty body is `{}` where the body is optional.
+
+    orjson decides what is valid JSON; a second pass refuses duplicate keys, which orjson (like
+    most parsers) silently resolves to the last value: the caller may have meant the first."""
+    if not _json_media_type(request.headers.get("content-type")):
+        raise UnsupportedMediaType("request body must be sent as Content-Type: application/json")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body is larger than {limit} bytes")
@@ -53,10 +78,12 @@ async def json_object(request: Request, limit: int, *, required: bool = True) ->
         chunks.append(chunk)
     if size == 0 and not required:
         return {}
+    raw = b"".join(chunks)
     try:
-        body = orjson.loads(b"".join(chunks))
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise BadRequest("request body", "must be valid JSON") from None
+    json.loads(raw, object_pairs_hook=_unique_keys)
     if not isinstance(body, dict):
         raise BadRequest("request body", "must be a JSON object")
     return body

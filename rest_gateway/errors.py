@@ -1,10 +1,15 @@
 """gRPC status → HTTP status and `{"error": ...}` body: the one table, the one handler set.
 
 GatewayError          raised by the gateway itself, before any gRPC call
-├── BadRequest        malformed JSON, wrong JSON type, unknown field (400)
-└── PayloadTooLarge   body over the route's limit (413)
+├── BadRequest        malformed JSON, duplicate key, wrong JSON type, unknown field (400)
+├── Unauthorized      an Authorization header gRPC metadata cannot carry (401)
+├── PayloadTooLarge   body over the route's limit (413)
+└── UnsupportedMediaType  a body whose Content-Type is not JSON (415)
 grpc.aio.AioRpcError  from the core: mapped by HTTP_STATUS (429 carries the core's
-                      `retry-after` trailing metadata as a Retry-After header)
+                      `retry-after` trailing metadata as a Retry-After header; every 503
+                      says `Retry-After: 1`: a restarting core is back within seconds)
+Refused               the core's Refusal of one submission a shared SubmitTasks call carried
+                      (coalesce.py): mapped by REFUSAL_STATUS (429 with its retry_after_seconds)
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+
+from asg_grpc.v1 import tasks_pb2
 
 log = logging.getLogger("asg.gateway")
 
@@ -33,17 +40,27 @@ HTTP_STATUS: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
     grpc.StatusCode.CANCELLED: 503,
     grpc.StatusCode.UNAVAILABLE: 503,
-    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    # The core not answering in time is the core being away (restarting, paused), not a
+    # gateway of its own timing out: 503, retried like UNAVAILABLE (docs/api.md).
+    grpc.StatusCode.DEADLINE_EXCEEDED: 503,
     grpc.StatusCode.UNIMPLEMENTED: 501,
     grpc.StatusCode.UNKNOWN: 500,
     grpc.StatusCode.INTERNAL: 500,
     grpc.StatusCode.DATA_LOSS: 500,
 }
 
+REFUSAL_STATUS: dict[tasks_pb2.Refusal.Reason, int] = {
+    tasks_pb2.Refusal.REASON_INVALID_ARGUMENT: 400,
+    tasks_pb2.Refusal.REASON_UNAUTHENTICATED: 401,
+    tasks_pb2.Refusal.REASON_QUOTA_EXHAUSTED: 403,
+    tasks_pb2.Refusal.REASON_IDEMPOTENCY_CONFLICT: 409,
+    tasks_pb2.Refusal.REASON_RATE_LIMITED: 429,
+    tasks_pb2.Refusal.REASON_UNAVAILABLE: 503,
+}
+
 # For these the core's details may describe internals; callers get a fixed message.
 _OPAQUE = {
     503: "core unavailable",
-    504: "core did not answer in time",
     500: "internal error",
     501: "not implemented",
 }
@@ -72,6 +89,15 @@ class PayloadTooLarge(GatewayError):
     status = 413
 
 
+class UnsupportedMediaType(GatewayError):
+    status = 415
+
+
+def _request_id(request: Request) -> str | None:
+    """The id RequestIdMiddleware gave the request (None outside it), for the log lines."""
+    return getattr(request.state, "request_id", None)
+
+
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps({"error": message}), status, headers, media_type="application/json")
 
@@ -81,28 +107,34 @@ async def _gateway_error(request: Request, exc: Exception) -> Response:
     return error_response(exc.status, exc.message)
 
 
-class CoreRefused(Exception):
-    """The core's status code and message for one request, when it did not come as the status
-    of a call of its own (see coalesce.py)."""
+class Refused(Exception):
+    """The core refused one submission of a shared SubmitTasks call (see coalesce.py)."""
 
-    def __init__(self, code: grpc.StatusCode, details: str, retry_after: int = 0) -> None:
-        super().__init__(details)
-        self.code = code
-        self.details = details
-        self.retry_after = retry_after
+    def __init__(self, refusal: tasks_pb2.Refusal) -> None:
+        super().__init__(refusal.message)
+        self.refusal = refusal
 
 
-def _core_status(code: grpc.StatusCode, details: str | None, retry_after: int = 0) -> Response:
-    status = HTTP_STATUS.get(code, 500)
+# Seconds a client waits before trying again after a 503: about what a core restart takes.
+UNAVAILABLE_RETRY_AFTER = 1
+
+
+def _core_status(
+    request: Request, status: int, reason: str, details: str | None, retry_after: int = 0
+) -> Response:
     if status in _OPAQUE:
-        log.warning("core call failed", extra={"code": code.name, "details": details})
-        return error_response(status, _OPAQUE[status])
+        log.warning(
+            "core call failed",
+            extra={"code": reason, "details": details, "request_id": _request_id(request)},
+        )
+        retry = {"Retry-After": str(UNAVAILABLE_RETRY_AFTER)} if status == 503 else None
+        return error_response(status, _OPAQUE[status], retry)
     headers = None
     if status == 429 and retry_after > 0:
         # The core's rate limit says how long (whole seconds, at least 1). gRPC's own
         # RESOURCE_EXHAUSTED (a message over the size limit) says nothing: no header then.
         headers = {"Retry-After": str(retry_after)}
-    return error_response(status, details or code.name.lower(), headers)
+    return error_response(status, details or reason.lower(), headers)
 
 
 def _retry_after(metadata: Iterable[tuple[str, str | bytes]] | None) -> int:
@@ -116,12 +148,18 @@ def _retry_after(metadata: Iterable[tuple[str, str | bytes]] | None) -> int:
 
 async def _rpc_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, grpc.aio.AioRpcError)
-    return _core_status(exc.code(), exc.details(), _retry_after(exc.trailing_metadata()))
+    code = exc.code()
+    status = HTTP_STATUS.get(code, 500)
+    retry_after = _retry_after(exc.trailing_metadata())
+    return _core_status(request, status, code.name, exc.details() or "", retry_after)
 
 
-async def _core_refused(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, CoreRefused)
-    return _core_status(exc.code, exc.details, exc.retry_after)
+async def _refused(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Refused)
+    refusal = exc.refusal
+    status = REFUSAL_STATUS.get(refusal.reason, 500)
+    reason = tasks_pb2.Refusal.Reason.Name(refusal.reason)
+    return _core_status(request, status, reason, refusal.message, refusal.retry_after_seconds)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -138,7 +176,7 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error", exc_info=exc)
+    log.exception("unhandled error", exc_info=exc, extra={"request_id": _request_id(request)})
     return error_response(500, "internal error")
 
 
@@ -146,6 +184,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected)
     app.add_exception_handler(GatewayError, _gateway_error)
     app.add_exception_handler(grpc.aio.AioRpcError, _rpc_error)
-    app.add_exception_handler(CoreRefused, _core_refused)
+    app.add_exception_handler(Refused, _refused)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -10,7 +10,8 @@ _HEADER = b"x-request-id"
 
 
 class RequestIdMiddleware:
-    """Keeps a caller's own X-Request-ID (if sane), else makes one; passed on to the core."""
+    """Keeps a caller's own X-Request-ID (if sane), else makes one. The gateway logs it with
+    every failed core call and every 500 (errors.py), so a caller quoting it finds the line."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

@@ -12,6 +12,8 @@ import argparse
 import sys
 
 from asg_grpc.cli import customers, dev, jobs, workers
+from asg_grpc.cli.operator import USAGE
+from asg_grpc.settings import SettingsError
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -22,4 +24,10 @@ def main(argv: list[str] | None = None) -> None:
     jobs.add_parser(commands)
     customers.add_parser(commands)
     args = parser.parse_args(argv)
-    sys.exit(args.func(args))
+    try:
+        code = args.func(args)
+    except SettingsError as exc:  # an ASG_* variable the command cannot use: named, no traceback
+        command = " ".join(filter(None, (args.command, getattr(args, "action", None))))
+        print(f"asg {command}: {exc}", file=sys.stderr)
+        code = USAGE
+    sys.exit(code)

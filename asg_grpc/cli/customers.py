@@ -3,32 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-import grpc
-
-from asg_grpc.operator import find_operator_token, set_customer_tier
-from asg_grpc.settings import Settings
+from asg_grpc.cli.operator import add_core_flags, operator_command
+from asg_grpc.operator import set_customer_tier
 
 
-def tier(args: argparse.Namespace) -> int:
-    settings = Settings.from_env().with_overrides(
-        data_dir=Path(args.data_dir) if args.data_dir else None, grpc_addr=args.grpc
-    )
-    token = find_operator_token(settings)
-    if token is None:
-        print(
-            f"asg customer tier: no operator token: set ASG_OPERATOR_TOKEN or point --data-dir at "
-            f"the core's data dir (looked for {settings.operator_token_path})",
-            file=sys.stderr,
-        )
-        return 2
-    try:
-        customer = set_customer_tier(settings.grpc_addr, token, args.customer_id, args.tier)
-    except grpc.RpcError as exc:
-        print(f"asg customer tier: {exc.code().name}: {exc.details()}", file=sys.stderr)
-        return 1
+def tier(grpc_addr: str, token: str, args: argparse.Namespace) -> int:
+    customer = set_customer_tier(grpc_addr, token, args.customer_id, args.tier)
     print(
         f"customer_id: {customer.customer_id}\ntier:        {customer.tier}\n"
         f"label_quota: {customer.label_quota} ({customer.quota_remaining} remaining)"
@@ -42,6 +23,5 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     cmd = actions.add_parser("tier", help="move a customer to a tier (its quota becomes the tier's)")
     cmd.add_argument("customer_id")
     cmd.add_argument("tier", help="a configured tier: sandbox, pro, or one of ASG_TIERS")
-    cmd.add_argument("--grpc", metavar="HOST:PORT", help="the core (ASG_GRPC_ADDR)")
-    cmd.add_argument("--data-dir", metavar="DIR", help="where the core keeps operator_token (ASG_DATA_DIR)")
-    cmd.set_defaults(func=tier)
+    add_core_flags(cmd)
+    cmd.set_defaults(func=operator_command("customer tier", tier))

@@ -10,13 +10,22 @@ import time
 from pathlib import Path
 
 from asg_grpc.devstack import Stack, StackError
+from asg_grpc.settings import Settings, SettingsError
+
+DEFAULT_WORKERS = 3
 
 
 def dev(args: argparse.Namespace) -> int:
+    # Read (and checked) here, once, before any process starts; the processes read the same
+    # environment, which the stack passes on.
+    settings = Settings.from_env().with_overrides(
+        grpc_addr=args.grpc, data_dir=Path(args.data_dir) if args.data_dir else None
+    )
+    workers = args.workers if args.workers is not None else _dev_workers(os.environ.get("ASG_DEV_WORKERS"))
     stack = Stack(
         http_addr=args.http or os.environ.get("ASG_HTTP_ADDR", "127.0.0.1:8081"),
-        grpc_addr=args.grpc or os.environ.get("ASG_GRPC_ADDR", "127.0.0.1:50051"),
-        data_dir=Path(args.data_dir or os.environ.get("ASG_DATA_DIR", "var")).resolve(),
+        grpc_addr=settings.grpc_addr,
+        data_dir=settings.data_dir.resolve(),
     )
     stopping = False
     starting = True
@@ -35,13 +44,13 @@ def dev(args: argparse.Namespace) -> int:
         stack.wait_ready()
         # Like people: a second per label, right four times in five, so a newcomer sees a task
         # go pending → in_progress → verified, and a confidence below 1 now and then.
-        stack.start_workers(args.workers, "--accuracy", "0.8", "--delay", "1")
+        stack.start_workers(workers, "--accuracy", "0.8", "--delay", "1")
         starting = False
         print(
             "ASG Refinery dev stack is up\n"
             f"  REST API   http://{stack.http_addr}/v1   (docs: http://{stack.http_addr}/v1/docs)\n"
             f"  gRPC core  {stack.grpc_addr}\n"
-            f"  workers    {args.workers} simulated (asg-worker --labeler simulated --accuracy 0.8)\n"
+            f"  workers    {workers} simulated (asg-worker --labeler simulated --accuracy 0.8)\n"
             f"  data       {stack.data_dir}\n"
             "Press Ctrl-C to stop.",
             flush=True,
@@ -58,6 +67,14 @@ def dev(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dev_workers(raw: str | None) -> int:
+    if not raw:
+        return DEFAULT_WORKERS
+    if not raw.isdigit():
+        raise SettingsError(f"ASG_DEV_WORKERS must be a whole number of workers, got {raw!r}")
+    return int(raw)
+
+
 def add_parser(commands: argparse._SubParsersAction) -> None:
     run = commands.add_parser("dev", help="run core, gateway and simulated workers on the embedded defaults")
     run.add_argument("--http", metavar="HOST:PORT", help="REST address (ASG_HTTP_ADDR, 127.0.0.1:8081)")
@@ -66,7 +83,6 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--workers",
         type=int,
-        default=int(os.environ.get("ASG_DEV_WORKERS", "3")),
         metavar="N",
         help="simulated workers to run (ASG_DEV_WORKERS, 3)",
     )

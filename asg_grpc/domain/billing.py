@@ -19,6 +19,8 @@ from asg_grpc.domain.errors import ValidationError
 from asg_grpc.domain.tiers import Tier
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+# The last year whose every month has an end (the next month's first second) a date can hold.
+MAX_YEAR = 9998
 DRAFT = "draft"  # the current month: still growing
 ISSUED = "issued"  # a past month: final, nothing can be charged to it any more
 
@@ -62,6 +64,8 @@ def parse_month(text: str, now: float) -> Month:
         raise ValidationError("month", "must have a month from 01 to 12")
     if year < 1970:
         raise ValidationError("month", "must be 1970-01 or later")
+    if year > MAX_YEAR:
+        raise ValidationError("month", f"must be {MAX_YEAR}-12 or earlier")
     return Month(year, month)
 
 

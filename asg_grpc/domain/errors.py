@@ -65,6 +65,7 @@ class EmailTaken(Conflict):
 class IdempotencyConflict(Conflict):
     def __init__(self, field: str = "idempotency_key") -> None:
         super().__init__(f"{field} was already used with a different request body")
+        self.field = field
 
 
 class Unavailable(DomainError):

@@ -8,6 +8,10 @@ from __future__ import annotations
 import os
 import time
 
+# The longest id the API takes (task, batch, job, webhook, customer, worker ids; cursors):
+# ours are 32 or 33 characters, so anything longer names nothing (docs/api.md, "Limits").
+MAX_ID = 64
+
 
 def new_id(prefix: str, now: float | None = None) -> str:
     ms = int((time.time() if now is None else now) * 1000)

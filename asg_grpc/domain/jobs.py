@@ -25,6 +25,7 @@ from asg_grpc.domain.tasks import (
     check_https_url,
     check_label_spec,
 )
+from asg_grpc.domain.urls import parse_url
 
 DEFAULT_TASK_TYPE = "image_classification"
 MAX_ERRORS_KEPT = 100  # invalid lines reported with their message; all are counted
@@ -34,7 +35,6 @@ MAX_CREDENTIAL = 1024
 
 # s3://bucket/key: bucket names per the S3 rules (3-63 of a-z 0-9 . -), a non-empty key.
 _S3_URL = re.compile(r"s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])/(\S.*)", re.ASCII)
-_ENDPOINT_URL = re.compile(r"(?i:https?)://[A-Za-z0-9.\-\[\]:]+(?:/\S*)?", re.ASCII)
 # What botocore accepts as a region name.
 _REGION = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9\-]{0,61}[a-zA-Z0-9])?", re.ASCII)
 
@@ -180,7 +180,7 @@ def _check_credentials(c: S3Credentials) -> None:
     if not _REGION.fullmatch(c.region):
         raise ValidationError("s3_credentials.region", "must be a region name such as us-east-1")
     if c.endpoint_url is not None and (
-        len(c.endpoint_url) > MAX_URL or _ENDPOINT_URL.fullmatch(c.endpoint_url) is None
+        len(c.endpoint_url) > MAX_URL or parse_url(c.endpoint_url, ("http", "https")) is None
     ):
         raise ValidationError("s3_credentials.endpoint_url", "must be an http:// or https:// URL")
 

@@ -18,6 +18,7 @@ from asg_grpc.domain.tiers import Tier, cost_sats
 P2PKH_INPUT_MAX = 32 + 4 + 1 + (1 + 73 + 1 + 33) + 4
 P2PKH_OUTPUT = 8 + 1 + 25
 TX_OVERHEAD = 4 + 4  # version, lock time (the two counts are added by `tx_size`)
+MAX_MONEY = 21_000_000 * 100_000_000  # satoshis; no amount or sum of amounts may exceed it
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-import re
+import unicodedata
 from dataclasses import dataclass
 
 from asg_grpc.domain.errors import ValidationError
+from asg_grpc.domain.urls import parse_url
 
 TASK_TYPES = ("image_classification", "text_classification", "sentiment", "moderation")
 DEFAULT_THRESHOLD = 3
@@ -131,22 +132,10 @@ class Task:
     expires_at: float | None = None
 
 
-# https://, optional user-info, a host name or bracketed IPv6 literal, optional port, then
-# optionally a path, query or fragment; no whitespace anywhere. A regex rather than urlsplit:
-# it runs for every task of every batch.
-_PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
-_HTTPS_URL = re.compile(
-    r"(?i:https)://(?:[^\s/?#@]+@)?"  # scheme, optional user-info
-    r"(?:[^\s/?#@:\[\]]+|\[[0-9A-Fa-f:.]+\])"  # host name, or an IPv6 literal
-    rf"(?::{_PORT})?(?:[/?#]\S*)?",  # port 0-65535; then path, query or fragment
-    re.ASCII,
-)
-
-
 def check_https_url(field: str, value: str) -> None:
     if len(value) > MAX_URL:
         raise ValidationError(field, f"must be at most {MAX_URL} characters")
-    if _HTTPS_URL.fullmatch(value) is None:
+    if parse_url(value) is None:
         raise ValidationError(field, "must be an https URL")
 
 
@@ -166,7 +155,9 @@ def check_label_spec(question: str | None, options: tuple[str, ...] | None) -> N
             raise ValidationError(f"label_spec.options[{i}]", "must be a non-empty string")
         if len(option) > MAX_OPTION:
             raise ValidationError(f"label_spec.options[{i}]", f"must be at most {MAX_OPTION} characters")
-    if len(set(options)) != len(options):
+    # Options a labeler cannot tell apart (`é` precomposed or as `e` + combining accent, `a` and
+    # `a `) are the same option: compared in NFC without surrounding whitespace.
+    if len({unicodedata.normalize("NFC", option).strip() for option in options}) != len(options):
         raise ValidationError("label_spec.options", "must be distinct")
 
 

@@ -22,7 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from asg_grpc.domain.errors import ValidationError
 from asg_grpc.domain.jobs import JobSpec, S3Credentials, S3Location
-from asg_grpc.webhooks.urlguard import NoPublicAddress, check_public_url, guarded_connector
+from asg_grpc.wire.urls import NoPublicAddress, UrlGuard
 
 CHUNK_BYTES = 1024 * 1024
 CONNECT_TIMEOUT = 10.0
@@ -62,7 +62,7 @@ class ManifestReader:
     """Opens manifests; one per core, sharing an HTTP connection pool."""
 
     def __init__(self, *, allow_private_urls: bool, max_bytes: int) -> None:
-        self._allow_private = allow_private_urls
+        self._urls = UrlGuard(allow_private_urls)
         self._max_bytes = max_bytes
         # The system's authorities (OpenSSL honours SSL_CERT_FILE, as for webhook deliveries).
         self._ssl = ssl.create_default_context()
@@ -82,7 +82,7 @@ class ManifestReader:
 
     async def _guard(self, url: str, field: str) -> None:
         try:
-            await check_public_url(url, self._allow_private, field)
+            await self._urls.check(url, field)
         except ValidationError as exc:
             raise ManifestUnreadable(exc.message) from None
 
@@ -94,7 +94,7 @@ class ManifestReader:
         await self._guard(url, "manifest_url")
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                connector=guarded_connector(self._allow_private),
+                connector=self._urls.connector(),
                 timeout=aiohttp.ClientTimeout(sock_connect=CONNECT_TIMEOUT, sock_read=READ_TIMEOUT),
                 # Offsets count the bytes as stored: a transparently unzipped body would make
                 # every resumed Range land somewhere else.

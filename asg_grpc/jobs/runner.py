@@ -20,13 +20,11 @@ import logging
 import time
 from collections.abc import Callable
 
-import orjson
-
 from asg_grpc.domain.errors import DomainError, ValidationError
 from asg_grpc.domain.jobs import JobSpec, ManifestItem, S3Credentials, parse_item
 from asg_grpc.jobs.lines import LineSplitter
 from asg_grpc.jobs.manifests import ManifestReader, ManifestUnavailable, ManifestUnreadable
-from asg_grpc.sealing import SealBroken, Sealer
+from asg_grpc.sealing import SealBroken, Sealer, open_credentials
 from asg_grpc.settings import Settings
 from asg_grpc.store import Store
 from asg_grpc.store.job_records import IngestChunk, JobWork
@@ -38,22 +36,6 @@ POLL_INTERVAL = 1.0  # seconds between looks for new jobs and finished ones, unl
 ATTEMPTS = 4  # reads of a manifest before a failure that may pass fails the job
 RETRY_DELAYS = (1.0, 5.0, 15.0)
 ERROR_BACKOFF = 1.0
-
-
-def seal_credentials(sealer: Sealer, job_id: str, credentials: S3Credentials) -> bytes:
-    plain = orjson.dumps(
-        {
-            "access_key_id": credentials.access_key_id,
-            "secret_access_key": credentials.secret_access_key,
-            "region": credentials.region,
-            "endpoint_url": credentials.endpoint_url,
-        }
-    )
-    return sealer.seal(plain, job_id)
-
-
-def open_credentials(sealer: Sealer, job_id: str, sealed: bytes) -> S3Credentials:
-    return S3Credentials(**orjson.loads(sealer.open(sealed, job_id)))
 
 
 class JobRunner:

@@ -13,8 +13,8 @@ from bsv import ChainTracker, MerklePath, Transaction
 
 from asg_grpc.ledger import blocks, rules
 from asg_grpc.ledger.errors import InputUnavailable
-from asg_grpc.ledger.settings import LedgerSettings
 from asg_grpc.ledger.wallet import Wallet
+from asg_grpc.settings import LedgerSettings
 from asg_grpc.store.base import Store
 from asg_grpc.store.ledger_records import LedgerBlock, LedgerOutput, NewLedgerTx
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from bsv import Script, Transaction, TransactionInput
 from bsv.script.spend import Spend
 
+from asg_grpc.domain.settlement import MAX_MONEY
 from asg_grpc.ledger.errors import (
     FeeTooLow,
     InputUnavailable,
@@ -21,7 +22,6 @@ from asg_grpc.ledger.errors import (
     ScriptFailed,
     ValueOutOfRange,
 )
-from asg_grpc.ledger.settings import MAX_MONEY
 
 NULL_TXID = "00" * 32
 Outpoint = tuple[str, int]

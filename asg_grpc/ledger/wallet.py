@@ -44,14 +44,18 @@ class Wallet:
 def load_wallet(wif: str | None, path: Path) -> Wallet:
     """The wallet from `wif`, else from `path`, else a new key written to `path` (mode 0600)."""
     if wif:
-        return _compressed(PrivateKey(wif), "ASG_WALLET_WIF")
+        return _compressed(wif, "ASG_WALLET_WIF")
     wif = read_or_create(path, lambda: PrivateKey(network=Network.MAINNET).wif())
-    return _compressed(PrivateKey(wif), str(path))
+    return _compressed(wif, str(path))
 
 
-def _compressed(key: PrivateKey, source: str) -> Wallet:
+def _compressed(wif: str, source: str) -> Wallet:
     """Payout fees are planned for compressed-key inputs (docs/settlement.md); a legacy
     uncompressed-key WIF ("5…") would sign every payout 32 bytes an input over its fee."""
+    try:
+        key = PrivateKey(wif)
+    except ValueError:  # the message says nothing of the key; ours does not either
+        raise SettingsError(f"{source} is not a WIF private key") from None
     if not key.compressed:
         raise SettingsError(f"{source} is an uncompressed-key WIF; use the compressed form of the key")
     return Wallet(key)

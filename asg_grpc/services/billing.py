@@ -3,7 +3,6 @@ operator's tier change, and the customer's usage and invoices (docs/billing.md).
 
 from __future__ import annotations
 
-import hmac
 import time
 from collections import OrderedDict
 
@@ -12,22 +11,19 @@ import grpc
 from asg_grpc.domain import billing
 from asg_grpc.domain.customers import (
     Customer,
-    environment_of,
     hash_token,
     key_grace,
     key_hint,
     new_api_key,
     validate_registration,
 )
-from asg_grpc.domain.errors import Unauthenticated, ValidationError
+from asg_grpc.domain.errors import ValidationError
 from asg_grpc.domain.tiers import SANDBOX, Tier, tier_named
-from asg_grpc.services import convert
-from asg_grpc.services.auth import authenticate_customer, bearer_token, identify
-from asg_grpc.services.errors import maps_domain_errors
-from asg_grpc.services.ratelimit import KeyLimits
+from asg_grpc.services.callers import Callers
 from asg_grpc.settings import Settings
 from asg_grpc.store import Store
 from asg_grpc.v1 import billing_pb2, billing_pb2_grpc
+from asg_grpc.wire import convert
 
 # A month is closed this long after its end: decisions are stamped with the time their batch
 # began, a moment before it is written.
@@ -40,16 +36,13 @@ class BillingService(billing_pb2_grpc.BillingServiceServicer):
         self,
         store: Store,
         settings: Settings,
-        limits: KeyLimits | None = None,
-        operator_token: str | None = None,
+        callers: Callers,
     ) -> None:
         self._store = store
         self._tiers = settings.tiers
-        # What customers/me reports; enforcement is `limits` (absent: not enforced).
-        self._limits = limits
-        self._enforced = limits is not None and limits.enabled
-        # None: no operator RPCs on this core (SetCustomerTier answers UNAUTHENTICATED).
-        self._operator_token = operator_token
+        self._callers = callers
+        # What customers/me reports; the limit itself is spent by `callers`.
+        self._enforced = callers.limits.enabled
         self._closed: OrderedDict[tuple[str, billing.Month], list[billing.UsageCounts]] = OrderedDict()
 
     def _tier(self, name: str) -> Tier:
@@ -59,7 +52,6 @@ class BillingService(billing_pb2_grpc.BillingServiceServicer):
     def _customer(self, customer: Customer) -> billing_pb2.Customer:
         return convert.customer(customer, self._tier(customer.tier), enforced=self._enforced)
 
-    @maps_domain_errors
     async def RegisterCustomer(
         self, request: billing_pb2.RegisterCustomerRequest, context: grpc.aio.ServicerContext
     ) -> billing_pb2.RegisterCustomerResponse:
@@ -75,40 +67,32 @@ class BillingService(billing_pb2_grpc.BillingServiceServicer):
         )
         return billing_pb2.RegisterCustomerResponse(customer=self._customer(customer), api_key=api_key)
 
-    @maps_domain_errors
     async def GetCustomer(
         self, request: billing_pb2.GetCustomerRequest, context: grpc.aio.ServicerContext
     ) -> billing_pb2.Customer:
-        return self._customer(authenticate_customer(self._store, context, self._limits))
+        return self._customer(self._callers.customer_record(context))
 
-    @maps_domain_errors
     async def SetCustomerTier(
         self, request: billing_pb2.SetCustomerTierRequest, context: grpc.aio.ServicerContext
     ) -> billing_pb2.Customer:
-        token = bearer_token(context)
-        if self._operator_token is None or not hmac.compare_digest(
-            token.encode(), self._operator_token.encode()
-        ):
-            raise Unauthenticated("invalid operator token")
+        self._callers.operator(context)
         tier = self._tiers.get(request.tier)
         if tier is None:
             raise ValidationError("tier", f"must be one of {', '.join(sorted(self._tiers))}")
         customer = self._store.set_customer_tier(request.customer_id, tier.name, tier.label_quota)
         return self._customer(customer)
 
-    @maps_domain_errors
     async def GetUsage(
         self, request: billing_pb2.GetUsageRequest, context: grpc.aio.ServicerContext
     ) -> billing_pb2.Usage:
-        customer = authenticate_customer(self._store, context, self._limits)
+        customer = self._callers.customer_record(context)
         month = billing.parse_month(request.month, time.time())
         return convert.usage(self._usage(customer.customer_id, month, self._tier(customer.tier)))
 
-    @maps_domain_errors
     async def ListInvoices(
         self, request: billing_pb2.ListInvoicesRequest, context: grpc.aio.ServicerContext
     ) -> billing_pb2.ListInvoicesResponse:
-        customer = authenticate_customer(self._store, context, self._limits)
+        customer = self._callers.customer_record(context)
         now = time.time()
         current = billing.Month.of(now)
         first_at = self._store.first_task_at(customer.customer_id)
@@ -122,30 +106,25 @@ class BillingService(billing_pb2_grpc.BillingServiceServicer):
         ]
         return billing_pb2.ListInvoicesResponse(invoices=[convert.invoice(i) for i in invoices])
 
-    @maps_domain_errors
     async def RotateKey(
         self, request: billing_pb2.RotateKeyRequest, context: grpc.aio.ServicerContext
     ) -> billing_pb2.RotateKeyResponse:
         grace = key_grace(request.grace_seconds if request.HasField("grace_seconds") else None)
-        old_key = bearer_token(context)
-        key_hash, owner = identify(self._store, f"Bearer {old_key}")
-        if self._limits is not None:
-            self._limits.check(key_hash, owner.tier)
-        api_key = new_api_key(environment_of(old_key))
+        caller = self._callers.customer(context)
+        api_key = new_api_key(caller.environment)
         now = time.time()
         new, previous = self._store.rotate_key(
-            key_hash, hash_token(api_key), key_hint(api_key), now, now + grace
+            caller.key_hash, hash_token(api_key), key_hint(api_key), now, now + grace
         )
         return billing_pb2.RotateKeyResponse(
             api_key=api_key, key=convert.api_key(new), previous_key=convert.api_key(previous)
         )
 
-    @maps_domain_errors
     async def ListKeys(
         self, request: billing_pb2.ListKeysRequest, context: grpc.aio.ServicerContext
     ) -> billing_pb2.ListKeysResponse:
-        customer = authenticate_customer(self._store, context, self._limits)
-        keys = self._store.active_keys(customer.customer_id, time.time())
+        caller = self._callers.customer(context)
+        keys = self._store.active_keys(caller.customer_id, time.time())
         return billing_pb2.ListKeysResponse(keys=[convert.api_key(k) for k in keys])
 
     def _usage(self, customer_id: str, month: billing.Month, tier: Tier) -> billing.Usage:

@@ -11,25 +11,22 @@ import grpc
 
 from asg_grpc.ledger import explorer
 from asg_grpc.ledger.receipts import RECEIPT_VERSION
-from asg_grpc.services.auth import authenticate
-from asg_grpc.services.errors import maps_domain_errors
-from asg_grpc.services.ratelimit import KeyLimits
+from asg_grpc.services.callers import Callers
 from asg_grpc.store import Store
 from asg_grpc.store.ledger_records import LedgerBlock
 from asg_grpc.v1 import chain_pb2, chain_pb2_grpc
 
 
 class ChainService(chain_pb2_grpc.ChainServiceServicer):
-    def __init__(self, store: Store, limits: KeyLimits | None = None, *, network: str = "local") -> None:
+    def __init__(self, store: Store, callers: Callers, *, network: str = "local") -> None:
         self._store = store
-        self._limits = limits
+        self._callers = callers
         self._network = network
 
-    @maps_domain_errors
     async def GetTaskReceipt(
         self, request: chain_pb2.GetTaskReceiptRequest, context: grpc.aio.ServicerContext
     ) -> chain_pb2.TaskReceipt:
-        customer_id = authenticate(self._store, context, self._limits)
+        customer_id = self._callers.customer(context).customer_id
         found = explorer.task_receipt(self._store, customer_id, request.task_id, network=self._network)
         receipt, settlement = found.receipt, found.settlement
         return chain_pb2.TaskReceipt(
@@ -53,20 +50,18 @@ class ChainService(chain_pb2_grpc.ChainServiceServicer):
             ],
         )
 
-    @maps_domain_errors
     async def GetHeaders(
         self, request: chain_pb2.GetHeadersRequest, context: grpc.aio.ServicerContext
     ) -> chain_pb2.GetHeadersResponse:
-        authenticate(self._store, context, self._limits)
+        self._callers.customer(context)
         count = request.count if request.HasField("count") else None
         blocks, tip = explorer.headers(self._store, request.from_height, count)
         return chain_pb2.GetHeadersResponse(headers=[_header(b) for b in blocks], tip_height=tip)
 
-    @maps_domain_errors
     async def GetTransaction(
         self, request: chain_pb2.GetTransactionRequest, context: grpc.aio.ServicerContext
     ) -> chain_pb2.ChainTransaction:
-        authenticate(self._store, context, self._limits)
+        self._callers.customer(context)
         tx = explorer.transaction(self._store, request.txid)
         return chain_pb2.ChainTransaction(
             txid=tx.txid,

@@ -8,26 +8,23 @@ import grpc
 
 from asg_grpc.domain import billing, dashboard
 from asg_grpc.domain.tiers import tier_named
-from asg_grpc.services import convert
-from asg_grpc.services.auth import authenticate, authenticate_customer
-from asg_grpc.services.errors import maps_domain_errors
-from asg_grpc.services.ratelimit import KeyLimits
+from asg_grpc.services.callers import Callers
 from asg_grpc.settings import Settings
 from asg_grpc.store import Store
 from asg_grpc.v1 import dashboard_pb2, dashboard_pb2_grpc
+from asg_grpc.wire import convert
 
 
 class DashboardService(dashboard_pb2_grpc.DashboardServiceServicer):
-    def __init__(self, store: Store, settings: Settings, limits: KeyLimits | None = None) -> None:
+    def __init__(self, store: Store, settings: Settings, callers: Callers) -> None:
         self._store = store
         self._tiers = settings.tiers
-        self._limits = limits
+        self._callers = callers
 
-    @maps_domain_errors
     async def GetOverview(
         self, request: dashboard_pb2.GetOverviewRequest, context: grpc.aio.ServicerContext
     ) -> dashboard_pb2.Overview:
-        customer_id = authenticate(self._store, context, self._limits)
+        customer_id = self._callers.customer(context).customer_id
         now = time.time()
         counters = self._store.dashboard_counters(customer_id, dashboard.window_days(now)[0])
         o = dashboard.overview(counters, now)
@@ -39,11 +36,10 @@ class DashboardService(dashboard_pb2_grpc.DashboardServiceServicer):
             tasks_per_day=[dashboard_pb2.DayCount(day=d, count=n) for d, n in o.tasks_per_day],
         )
 
-    @maps_domain_errors
     async def ListDashboardTasks(
         self, request: dashboard_pb2.ListDashboardTasksRequest, context: grpc.aio.ServicerContext
     ) -> dashboard_pb2.DashboardTaskPage:
-        customer_id = authenticate(self._store, context, self._limits)
+        customer_id = self._callers.customer(context).customer_id
         query = dashboard.task_query(
             request.page if request.HasField("page") else None,
             request.per_page if request.HasField("per_page") else None,
@@ -70,11 +66,10 @@ class DashboardService(dashboard_pb2_grpc.DashboardServiceServicer):
             pages=dashboard.page_count(page.total, query.per_page),
         )
 
-    @maps_domain_errors
     async def GetQuality(
         self, request: dashboard_pb2.GetQualityRequest, context: grpc.aio.ServicerContext
     ) -> dashboard_pb2.Quality:
-        customer_id = authenticate(self._store, context, self._limits)
+        customer_id = self._callers.customer(context).customer_id
         # Per-day counts are not part of quality: ask for none (a day after any there is).
         q = dashboard.quality(self._store.dashboard_counters(customer_id, "9999-12-31"))
         return dashboard_pb2.Quality(
@@ -87,16 +82,15 @@ class DashboardService(dashboard_pb2_grpc.DashboardServiceServicer):
             ],
         )
 
-    @maps_domain_errors
     async def GetDashboardUsage(
         self, request: dashboard_pb2.GetDashboardUsageRequest, context: grpc.aio.ServicerContext
     ) -> dashboard_pb2.DashboardUsage:
-        customer = authenticate_customer(self._store, context, self._limits)
+        customer = self._callers.customer_record(context)
         tier = tier_named(self._tiers, customer.tier)
         month = billing.Month.of(time.time())
         counts = self._store.usage_counts(customer.customer_id, month.start, month.end)
         usage = billing.price(counts, month, tier, lambda name: tier_named(self._tiers, name))
-        enforced = self._limits is not None and self._limits.enabled
+        enforced = self._callers.limits.enabled
         return dashboard_pb2.DashboardUsage(
             customer=convert.customer(customer, tier, enforced=enforced), usage=convert.usage(usage)
         )

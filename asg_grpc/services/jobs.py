@@ -10,17 +10,15 @@ import grpc
 from asg_grpc.domain import ids
 from asg_grpc.domain.errors import DomainError, NotFound, NotReady, QuotaExhausted
 from asg_grpc.domain.jobs import Job, JobStatus, validate_job
-from asg_grpc.jobs.export import export_line
-from asg_grpc.jobs.runner import seal_credentials
-from asg_grpc.sealing import Sealer
-from asg_grpc.services import convert
-from asg_grpc.services.auth import authenticate, authenticate_customer
-from asg_grpc.services.errors import abort_for, maps_domain_errors
-from asg_grpc.services.ratelimit import KeyLimits
+from asg_grpc.sealing import Sealer, seal_credentials
+from asg_grpc.services.callers import Callers
+from asg_grpc.services.errors import abort_for
 from asg_grpc.settings import Settings
 from asg_grpc.store import Store
 from asg_grpc.v1 import jobs_pb2, jobs_pb2_grpc
-from asg_grpc.webhooks import check_public_url
+from asg_grpc.wire import convert
+from asg_grpc.wire.export import export_line
+from asg_grpc.wire.urls import check_public_url
 
 EXPORT_PAGE = 5000  # tasks read per store call
 EXPORT_CHUNK_BYTES = 256 * 1024  # bytes of JSONL per streamed message, about
@@ -32,22 +30,21 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         store: Store,
         settings: Settings,
         sealer: Sealer,
+        callers: Callers,
         *,
-        limits: KeyLimits | None = None,
         on_created: Callable[[], None] | None = None,
     ) -> None:
         self._store = store
-        self._limits = limits
+        self._callers = callers
         self._sealer = sealer
         self._allow_private_urls = settings.allow_private_urls
         # Tells the job runner (when it runs in this process) to look now rather than at its next poll.
         self._on_created = on_created or (lambda: None)
 
-    @maps_domain_errors
     async def CreateJob(
         self, request: jobs_pb2.CreateJobRequest, context: grpc.aio.ServicerContext
     ) -> jobs_pb2.Job:
-        customer = authenticate_customer(self._store, context, self._limits)
+        customer = self._callers.customer_record(context)
         draft = convert.job_draft(request)
         spec = validate_job(draft)
         credentials = draft.s3_credentials
@@ -66,17 +63,15 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         self._on_created()
         return convert.job(job)
 
-    @maps_domain_errors
     async def GetJob(
         self, request: jobs_pb2.GetJobRequest, context: grpc.aio.ServicerContext
     ) -> jobs_pb2.Job:
-        return convert.job(self._owned_job(authenticate(self._store, context, self._limits), request.job_id))
+        return convert.job(self._owned_job(self._callers.customer(context).customer_id, request.job_id))
 
-    @maps_domain_errors
     async def ListJobs(
         self, request: jobs_pb2.ListJobsRequest, context: grpc.aio.ServicerContext
     ) -> jobs_pb2.ListJobsResponse:
-        customer_id = authenticate(self._store, context, self._limits)
+        customer_id = self._callers.customer(context).customer_id
         page = self._store.list_jobs(
             customer_id, limit=convert.page_limit(request), after_job_id=request.cursor or None
         )
@@ -88,7 +83,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         self, request: jobs_pb2.ExportJobRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[jobs_pb2.ExportChunk]:
         try:
-            job = self._owned_job(authenticate(self._store, context, self._limits), request.job_id)
+            job = self._owned_job(self._callers.customer(context).customer_id, request.job_id)
             if job.status is not JobStatus.COMPLETED:
                 raise NotReady(_not_exportable(job))
         except DomainError as exc:

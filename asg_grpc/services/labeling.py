@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import math
 import time
@@ -18,11 +17,11 @@ from asg_grpc.domain.customers import hash_token
 from asg_grpc.domain.errors import Unauthenticated, Unavailable, ValidationError
 from asg_grpc.domain.labeling import REFUSAL_MESSAGES
 from asg_grpc.domain.workers import Worker, new_worker_token, validate_worker
-from asg_grpc.services import convert
-from asg_grpc.services.auth import bearer_token
-from asg_grpc.services.errors import abort, maps_domain_errors, status_code_for
+from asg_grpc.services.callers import Callers
+from asg_grpc.services.errors import abort, status_code_for
 from asg_grpc.store import Store
 from asg_grpc.v1 import common_pb2, labeling_pb2, labeling_pb2_grpc
+from asg_grpc.wire import convert
 
 log = logging.getLogger("asg.labeling")
 
@@ -34,17 +33,15 @@ PAYMENTS_PER_MESSAGE = 64
 
 
 class LabelingService(labeling_pb2_grpc.LabelingServiceServicer):
-    def __init__(self, store: Store, dispatcher: Dispatcher, operator_token: str) -> None:
+    def __init__(self, store: Store, dispatcher: Dispatcher, callers: Callers) -> None:
         self._store = store
         self._dispatcher = dispatcher
-        self._operator_token = operator_token
+        self._callers = callers
 
-    @maps_domain_errors
     async def RegisterWorker(
         self, request: labeling_pb2.RegisterWorkerRequest, context: grpc.aio.ServicerContext
     ) -> labeling_pb2.RegisterWorkerResponse:
-        if not hmac.compare_digest(bearer_token(context).encode(), self._operator_token.encode()):
-            raise Unauthenticated("invalid operator token")
+        self._callers.operator(context)
         registration = validate_worker(request.name, request.payout_address, list(request.task_types))
         token = new_worker_token()
         worker = self._store.create_worker(registration, token_hash=hash_token(token), now=time.time())
@@ -87,13 +84,9 @@ class LabelingService(labeling_pb2_grpc.LabelingServiceServicer):
 
     async def _worker(self, context: grpc.aio.ServicerContext) -> Worker:
         try:
-            token = bearer_token(context)
+            return self._callers.worker(context).worker
         except Unauthenticated as exc:
             await abort(context, grpc.StatusCode.UNAUTHENTICATED, exc.message)
-        worker = self._store.worker_for_token(hash_token(token))
-        if worker is None:
-            await abort(context, grpc.StatusCode.UNAUTHENTICATED, "invalid worker token")
-        return worker
 
     async def _read(self, session: Session, requests: AsyncIterator[labeling_pb2.WorkerMessage]) -> None:
         dispatcher = self._dispatcher

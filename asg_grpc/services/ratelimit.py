@@ -26,7 +26,6 @@ class KeyLimits:
         """A tier no longer configured falls back to the sandbox limit."""
         return tier_named(self._tiers, tier).rate_limit
 
-    def check(self, key_hash: str, tier: str) -> None:
-        """Count one call of the key; raises RateLimited when it has none left."""
-        if self.enabled:
-            self._limiter.take(key_hash, self.limit_for(tier), self._clock())
+    def take(self, key_hash: str, limit: RateLimit) -> None:
+        """Count one call of the key, limited to `limit`; raises RateLimited when it has none left."""
+        self._limiter.take(key_hash, limit, self._clock())

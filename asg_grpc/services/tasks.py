@@ -8,28 +8,27 @@ from collections.abc import Callable, Sequence
 import grpc
 
 from asg_grpc.domain import ids
-from asg_grpc.domain.errors import DomainError, NotFound, RateLimited, ValidationError
+from asg_grpc.domain.errors import DomainError, NotFound, ValidationError
 from asg_grpc.domain.tasks import MAX_BATCH, Task, validate_batch, validate_task
-from asg_grpc.services import convert
-from asg_grpc.services.auth import authenticate, identify
-from asg_grpc.services.errors import maps_domain_errors, status_code_for
+from asg_grpc.services.callers import Callers, CustomerCaller
+from asg_grpc.services.errors import refusal_for
 from asg_grpc.services.group_commit import GroupCommit
-from asg_grpc.services.ratelimit import KeyLimits
 from asg_grpc.store import Store, Submission, Submitted
-from asg_grpc.store.base import KeyOwner
 from asg_grpc.v1 import tasks_pb2, tasks_pb2_grpc
+from asg_grpc.wire import convert
 
 
 class TaskService(tasks_pb2_grpc.TaskServiceServicer):
     def __init__(
         self,
         store: Store,
+        callers: Callers,
         on_submitted: Callable[[], None] | None = None,
-        limits: KeyLimits | None = None,
         on_closed: Callable[[Sequence[str]], None] | None = None,
     ) -> None:
         self._store = store
-        self._limits = limits
+        self._callers = callers
+        # The one way into the store for every submission, single, carried or batch.
         self._submit: GroupCommit[Submission, list[Submitted]] = GroupCommit(
             lambda batch: store.submit(batch, time.time())
         )
@@ -39,100 +38,98 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
         # it at its next commit touching them).
         self._on_closed = on_closed or (lambda task_ids: None)
 
-    @maps_domain_errors
     async def SubmitTask(
         self, request: tasks_pb2.SubmitTaskRequest, context: grpc.aio.ServicerContext
     ) -> tasks_pb2.SubmitTaskResponse:
-        customer_id = authenticate(self._store, context, self._limits)
+        customer_id = self._callers.customer(context).customer_id
         spec = validate_task(convert.draft(request.task))
         [submitted] = await self._submit(Submission(customer_id, [spec], batch_id=None))
-        if not submitted.replayed:
-            self._on_submitted()
-        return tasks_pb2.SubmitTaskResponse(task=convert.task(submitted.task), idempotent=submitted.replayed)
+        self._notify([submitted])
+        return _accepted(submitted)
 
-    @maps_domain_errors
     async def SubmitTasks(
         self, request: tasks_pb2.SubmitTasksRequest, context: grpc.aio.ServicerContext
     ) -> tasks_pb2.SubmitTasksResponse:
         if len(request.submissions) > MAX_BATCH:
             raise ValidationError("submissions", f"must contain at most {MAX_BATCH}")
-        outcomes: list[tasks_pb2.SubmissionOutcome | None] = [None] * len(request.submissions)
-        accepted: list[tuple[int, Submission]] = []
-        # A coalesced call often carries one caller many times: look each key up once. Each
-        # submission is one request of its caller, so each counts against its key's rate limit.
-        owners: dict[str, tuple[str, KeyOwner] | DomainError] = {}
-        for i, item in enumerate(request.submissions):
-            try:
-                owner = owners.get(item.authorization)
-                if owner is None:
-                    try:
-                        owner = owners[item.authorization] = identify(self._store, item.authorization)
-                    except DomainError as exc:
-                        owner = owners[item.authorization] = exc
-                if isinstance(owner, DomainError):
-                    raise owner
-                key_hash, key_owner = owner
-                if self._limits is not None:
-                    self._limits.check(key_hash, key_owner.tier)
-                customer_id = key_owner.customer_id
-                spec = validate_task(convert.draft(item.task))
-            except DomainError as exc:
-                outcomes[i] = _refused(exc)
-                continue
-            accepted.append((i, Submission(customer_id, [spec], batch_id=None)))
-        results = self._store.submit([s for _, s in accepted], time.time()) if accepted else []
-        for (i, _), result in zip(accepted, results, strict=True):
+        # A call often carries one caller many times: look each key up once. Each submission
+        # is one request of its caller, so each counts against its key's rate limit.
+        owners: dict[str, CustomerCaller | DomainError] = {}
+        prepared = [self._prepare(item, owners) for item in request.submissions]
+        ready = [p for p in prepared if isinstance(p, Submission)]
+        stored = iter(self._submit.many(ready))
+        outcomes = []
+        accepted: list[Submitted] = []
+        for item in prepared:
+            result = next(stored) if isinstance(item, Submission) else item
             if isinstance(result, DomainError):
-                outcomes[i] = _refused(result)
-                continue
-            [submitted] = result
-            outcomes[i] = tasks_pb2.SubmissionOutcome(
-                accepted=tasks_pb2.SubmitTaskResponse(
-                    task=convert.task(submitted.task), idempotent=submitted.replayed
-                )
-            )
-        if accepted:
-            self._on_submitted()
-        assert all(o is not None for o in outcomes), "every submission has an outcome"
-        return tasks_pb2.SubmitTasksResponse(outcomes=outcomes)  # type: ignore[arg-type]
+                outcomes.append(tasks_pb2.SubmitOutcome(refused=refusal_for(result)))
+            elif isinstance(result, BaseException):  # a bug, or the whole commit failed
+                raise result
+            else:
+                [submitted] = result  # a carried submission is one task
+                accepted.append(submitted)
+                outcomes.append(tasks_pb2.SubmitOutcome(accepted=_accepted(submitted)))
+        self._notify(accepted)
+        return tasks_pb2.SubmitTasksResponse(outcomes=outcomes)
 
-    @maps_domain_errors
+    def _prepare(
+        self, item: tasks_pb2.SubmitTaskRequest, owners: dict[str, CustomerCaller | DomainError]
+    ) -> Submission | DomainError:
+        """What SubmitTask would store for this caller, or why it would refuse before storing."""
+        try:
+            owner = owners.get(item.authorization)
+            if owner is None:
+                try:
+                    owner = owners[item.authorization] = self._callers.customer_of(item.authorization)
+                except DomainError as exc:
+                    owner = owners[item.authorization] = exc
+            if isinstance(owner, DomainError):
+                raise owner
+            self._callers.spend(owner)
+            spec = validate_task(convert.draft(item.task))
+        except DomainError as exc:
+            return exc
+        return Submission(owner.customer_id, [spec], batch_id=None)
+
     async def SubmitBatch(
         self, request: tasks_pb2.SubmitBatchRequest, context: grpc.aio.ServicerContext
     ) -> tasks_pb2.SubmitBatchResponse:
-        customer_id = authenticate(self._store, context, self._limits)
+        customer_id = self._callers.customer(context).customer_id
         callback_url = request.callback_url if request.HasField("callback_url") else None
         specs = validate_batch([convert.draft(t) for t in request.tasks], callback_url)
         batch_id = ids.new_id("bat")
         submitted = await self._submit(Submission(customer_id, specs, batch_id=batch_id))
-        self._on_submitted()
+        self._notify(submitted)
         return tasks_pb2.SubmitBatchResponse(
             batch_id=batch_id,
             task_count=len(submitted),
             task_ids=[s.task.task_id for s in submitted],
         )
 
-    @maps_domain_errors
+    def _notify(self, submitted: Sequence[Submitted]) -> None:
+        """Wake dispatch when any task is new (a replay stored nothing)."""
+        if not all(s.replayed for s in submitted):
+            self._on_submitted()
+
     async def GetTask(
         self, request: tasks_pb2.GetTaskRequest, context: grpc.aio.ServicerContext
     ) -> tasks_pb2.Task:
-        customer_id = authenticate(self._store, context, self._limits)
+        customer_id = self._callers.customer(context).customer_id
         return convert.task(self._owned_task(customer_id, request.task_id))
 
-    @maps_domain_errors
     async def GetTaskResult(
         self, request: tasks_pb2.GetTaskResultRequest, context: grpc.aio.ServicerContext
     ) -> tasks_pb2.TaskResult:
-        customer_id = authenticate(self._store, context, self._limits)
+        customer_id = self._callers.customer(context).customer_id
         task = self._owned_task(customer_id, request.task_id)
         labels = self._store.task_labels(task.task_id) if task.status.decided else []
         return convert.task_result(task, labels)
 
-    @maps_domain_errors
     async def ListTasks(
         self, request: tasks_pb2.ListTasksRequest, context: grpc.aio.ServicerContext
     ) -> tasks_pb2.ListTasksResponse:
-        customer_id = authenticate(self._store, context, self._limits)
+        customer_id = self._callers.customer(context).customer_id
         limit = convert.page_limit(request)
         page = self._store.list_tasks(
             customer_id,
@@ -148,11 +145,10 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
             next_cursor=page.next_after or "",
         )
 
-    @maps_domain_errors
     async def CancelTask(
         self, request: tasks_pb2.CancelTaskRequest, context: grpc.aio.ServicerContext
     ) -> tasks_pb2.TaskResult:
-        customer_id = authenticate(self._store, context, self._limits)
+        customer_id = self._callers.customer(context).customer_id
         task = self._store.cancel_task(customer_id, request.task_id, time.time())
         self._on_closed([task.task_id])
         return convert.task_result(task, self._store.task_labels(task.task_id))
@@ -164,9 +160,5 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
         return task
 
 
-def _refused(exc: DomainError) -> tasks_pb2.SubmissionOutcome:
-    code = status_code_for(exc)
-    error = tasks_pb2.CallError(code=code.value[0], message=exc.message)
-    if isinstance(exc, RateLimited):
-        error.retry_after_seconds = exc.retry_after
-    return tasks_pb2.SubmissionOutcome(error=error)
+def _accepted(submitted: Submitted) -> tasks_pb2.SubmitTaskResponse:
+    return tasks_pb2.SubmitTaskResponse(task=convert.task(submitted.task), idempotent=submitted.replayed)

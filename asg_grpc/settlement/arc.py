@@ -25,26 +25,21 @@ import asyncio
 import hashlib
 import inspect
 import logging
-import os
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple
-from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
 from bsv import Transaction
 from bsv.utils import Writer
 
-from asg_grpc.settings import SettingsError
+from asg_grpc.settings import DEFAULT_ARC_TIMEOUT, ArcSettings
 from asg_grpc.settlement.broadcast import BroadcastOutcome, Verdict
 
 log = logging.getLogger("asg.settlement.arc")
 
 USER_AGENT = "asg-refinery-settlement/1"
-DEFAULT_TIMEOUT = 30.0  # seconds for the whole POST; ARC itself waits at most X-MaxTimeout (5 s default)
 DEFAULT_WAIT_FOR = "SEEN_ON_NETWORK"  # X-WaitFor: ARC answers once the nodes have it, or at its timeout
-DEFAULT_WOC_URL = "https://api.whatsonchain.com"
 MAX_RESPONSE_BYTES = 64 * 1024
 MAX_DETAIL_CHARS = 500
 EF_MARKER = bytes.fromhex("0000000000ef")
@@ -120,45 +115,6 @@ class SourceOutput(NamedTuple):
 SourceOutputLookup = Callable[[str, int], SourceOutput | Awaitable[SourceOutput | None] | None]
 
 
-@dataclass(frozen=True)
-class ArcSettings:
-    """`ASG_ARC_URL` (required off the local ledger), `ASG_ARC_API_KEY`, `ASG_ARC_TIMEOUT`,
-    `ASG_WOC_URL`. Kept here, not in `asg_grpc.settings`, like the ledger's own settings."""
-
-    arc_url: str
-    api_key: str | None = field(default=None, repr=False)  # never in a repr, so never in a log
-    timeout: float = DEFAULT_TIMEOUT
-    woc_url: str = DEFAULT_WOC_URL
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> ArcSettings:
-        env = os.environ if env is None else env
-        arc_url = _http_url(env, "ASG_ARC_URL", required=True)
-        woc_url = _http_url(env, "ASG_WOC_URL", required=False) or DEFAULT_WOC_URL
-        raw_timeout = env.get("ASG_ARC_TIMEOUT", "")
-        timeout = DEFAULT_TIMEOUT
-        if raw_timeout:
-            try:
-                timeout = float(raw_timeout)
-            except ValueError:
-                raise SettingsError(f"ASG_ARC_TIMEOUT must be a number, got {raw_timeout!r}") from None
-            if not 0 < timeout <= 600:
-                raise SettingsError(f"ASG_ARC_TIMEOUT must be in (0, 600] seconds, got {timeout:g}")
-        return cls(arc_url, env.get("ASG_ARC_API_KEY") or None, timeout, woc_url)
-
-
-def _http_url(env: Mapping[str, str], name: str, *, required: bool) -> str:
-    raw = env.get(name, "").strip()
-    if not raw:
-        if required:
-            raise SettingsError(f"{name} must be set to the ARC base URL (e.g. https://arc.example.com)")
-        return ""
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise SettingsError(f"{name} must be an http(s) URL, got {raw!r}")
-    return raw.rstrip("/")
-
-
 def txid_of(raw_tx: bytes) -> str:
     """The display txid: double SHA-256 of the bytes, byte-reversed."""
     return hashlib.sha256(hashlib.sha256(raw_tx).digest()).digest()[::-1].hex()
@@ -201,7 +157,7 @@ class ArcBroadcaster:
         url: str,
         api_key: str | None = None,
         *,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: float = DEFAULT_ARC_TIMEOUT,
         source_output: SourceOutputLookup | None = None,
         wait_for: str | None = DEFAULT_WAIT_FOR,
     ) -> None:

@@ -6,17 +6,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import replace
 
 from bsv.constants import Network
 
 from asg_grpc.domain.settlement import WorkerPayment
 from asg_grpc.ledger.ledger import Ledger
 from asg_grpc.ledger.miner import Miner
-from asg_grpc.ledger.settings import LedgerSettings
 from asg_grpc.ledger.wallet import load_wallet
-from asg_grpc.settings import Settings
-from asg_grpc.settlement.arc import ArcBroadcaster, ArcSettings, SourceOutput
+from asg_grpc.settings import ArcSettings, Settings
+from asg_grpc.settlement.arc import ArcBroadcaster, SourceOutput
 from asg_grpc.settlement.broadcast import Broadcaster, LocalBroadcaster
 from asg_grpc.settlement.settler import Settler, SettlerSettings
 from asg_grpc.settlement.utxos import UtxoSourceError, fetch_unspent
@@ -33,13 +31,12 @@ class Settlement:
         settings: Settings,
         *,
         on_paid: Callable[[list[WorkerPayment]], None] | None = None,
-        ledger_settings: LedgerSettings | None = None,
     ) -> None:
-        # The core's --data-dir applies to the wallet file too.
-        chain = replace(ledger_settings or LedgerSettings.from_env(), data_dir=settings.data_dir)
+        chain = settings.ledger
         self.chain = chain
         self.store = store
-        self.wallet = load_wallet(chain.wallet_wif, chain.wallet_path)
+        # In the core's data dir (--data-dir applies to it too) unless ASG_WALLET_WIF is set.
+        self.wallet = load_wallet(chain.wallet_wif, settings.wallet_path)
         self.ledger: Ledger | None = None
         self.miner: Miner | None = None
         self.arc: ArcSettings | None = None
@@ -49,7 +46,8 @@ class Settlement:
             self.miner = Miner(self.ledger, chain.block_interval)
             broadcaster = LocalBroadcaster(self.ledger)
         else:
-            self.arc = ArcSettings.from_env()
+            assert settings.arc is not None, "Settings requires ASG_ARC_URL off the local ledger"
+            self.arc = settings.arc
             broadcaster = ArcBroadcaster.from_settings(self.arc, source_output=self._source_output)
         self.settler = Settler(
             store,

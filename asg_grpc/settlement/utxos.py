@@ -18,7 +18,7 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
-from asg_grpc.settlement.arc import DEFAULT_WOC_URL
+from asg_grpc.settings import DEFAULT_WOC_URL
 
 WOC_NETWORKS = {"mainnet": "main", "testnet": "test"}
 MAX_PAGES = 100  # 1000 confirmed outputs a page: a wallet with more should consolidate

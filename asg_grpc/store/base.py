@@ -6,6 +6,7 @@ Reads are scoped to a customer so a backend cannot leak another customer's rows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -91,14 +92,6 @@ class Store(Protocol):
         now: float,
     ) -> Customer:
         """Raises EmailTaken when the (lower-cased) email is registered already."""
-        ...
-
-    def customer_for_key(self, key_hash: str) -> Customer | None:
-        """The customer owning an active (not revoked) key with this hash."""
-        ...
-
-    def customer_id_for_key(self, key_hash: str) -> str | None:
-        """Like customer_for_key, for the hot path that needs only the id."""
         ...
 
     def get_customer(self, customer_id: str) -> Customer | None: ...
@@ -190,8 +183,16 @@ class Store(Protocol):
 
     # webhooks -------------------------------------------------------------------------------
 
-    def create_webhook(self, customer_id: str, spec: WebhookSpec, now: float) -> Webhook:
-        """Raises Conflict when the URL is registered already or the customer has the most."""
+    def create_webhook(
+        self, webhook_id: str, customer_id: str, spec: WebhookSpec, sealed_secret: bytes, now: float
+    ) -> Webhook:
+        """Stores `sealed_secret`, never `spec.secret`. Raises Conflict when the URL is registered
+        already or the customer has the most."""
+        ...
+
+    def seal_webhook_secrets(self, seal: Callable[[str, str], bytes]) -> int:
+        """Seals every secret still stored in clear (from before secrets were sealed) with
+        `seal(webhook_id, secret)`; how many. Run when the core starts."""
         ...
 
     def list_webhooks(self, customer_id: str) -> list[Webhook]: ...
@@ -302,7 +303,8 @@ class Store(Protocol):
     # billing -----------------------------------------------------------------------------
 
     def key_owner(self, key_hash: str) -> KeyOwner | None:
-        """Like customer_id_for_key, with the customer's tier (for the key's rate limit)."""
+        """The customer owning an active (not revoked) key with this hash, with the tier that
+        sets the key's rate limit."""
         ...
 
     def set_customer_tier(self, customer_id: str, tier: str, label_quota: int) -> Customer:

@@ -34,6 +34,7 @@ from asg_grpc.domain.errors import (
 from asg_grpc.domain.labeling import OpenTask
 from asg_grpc.domain.tasks import LabelRecord, Settlement, Task, TaskSpec, TaskStatus, Verdict
 from asg_grpc.domain.workers import Worker, WorkerRegistration
+from asg_grpc.secret_file import make_private_dir, make_private_file
 from asg_grpc.store import sqlite_dashboard
 from asg_grpc.store.base import KeyOwner, LabelingBatch, Submission, Submitted, TaskPage
 from asg_grpc.store.sqlite_dashboard import DashboardTables
@@ -305,6 +306,12 @@ MIGRATIONS: tuple[str, ...] = (
         OR (status IN ('cancelled', 'expired') AND worker_count > 0));
     DROP INDEX tasks_settleable;
     """,
+    # Webhook signing secrets are sealed (asg_grpc/sealing.py). The clear column is emptied by
+    # `seal_webhook_secrets` when the core starts, since sealing needs the key, which SQL has not.
+    """
+    ALTER TABLE webhooks RENAME COLUMN secret TO clear_secret;
+    ALTER TABLE webhooks ADD COLUMN sealed_secret BLOB;
+    """,
     # The dashboard's counters, kept by triggers on tasks, and the list's index by status.
     sqlite_dashboard.MIGRATION,
 )
@@ -371,7 +378,13 @@ def _customer(row: tuple) -> Customer:
 
 class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, DashboardTables):
     def __init__(self, path: Path, *, synchronous: str = "NORMAL", busy_timeout: float = 5.0) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path.parent)
+        # The file holds sealed secrets and customers' data: 0600, and SQLite gives the -wal and
+        # -shm files it creates the database file's mode. Ones left by an older core are fixed.
+        make_private_file(path)
+        for companion in (path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")):
+            if companion.exists():
+                companion.chmod(0o600)
         self.path = path
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -394,7 +407,10 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: committed whole on success, rolled back on any exception.
 
-        A lock still held by another process after busy_timeout becomes Unavailable."""
+        A lock still held by another process after busy_timeout becomes Unavailable, and so
+        does a disk that refuses the write (full: SQLITE_FULL; a write past a file-size limit:
+        SQLITE_IOERR): the transaction is rolled back whole, and the same write succeeds once
+        there is room, so the caller is told to retry rather than that something broke."""
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -407,6 +423,8 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
                 raise Unavailable("the store is busy; retry shortly") from exc
+            if exc.sqlite_errorname.startswith(("SQLITE_FULL", "SQLITE_IOERR")):
+                raise Unavailable("the store cannot write to its disk; retry shortly") from exc
             raise
 
     def _truncate_wal(self) -> None:
@@ -453,21 +471,6 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
         return Customer(
             customer_id, registration.name, registration.email, tier, label_quota, 0, key_hint, now
         )
-
-    def customer_for_key(self, key_hash: str) -> Customer | None:
-        row = self._db.execute(
-            _CUSTOMER_SELECT + " JOIN api_keys a ON a.customer_id = c.customer_id"
-            " WHERE a.key_hash = ? AND " + _ACTIVE_KEY,
-            (key_hash, time.time()),
-        ).fetchone()
-        return _customer(row) if row else None
-
-    def customer_id_for_key(self, key_hash: str) -> str | None:
-        row = self._db.execute(
-            "SELECT customer_id FROM api_keys a WHERE a.key_hash = ? AND " + _ACTIVE_KEY,
-            (key_hash, time.time()),
-        ).fetchone()
-        return row[0] if row else None
 
     def get_customer(self, customer_id: str) -> Customer | None:
         row = self._db.execute(_CUSTOMER_SELECT + " WHERE c.customer_id = ?", (customer_id,)).fetchone()

@@ -6,6 +6,7 @@ A mixin of SQLiteStore (sqlite.py), which provides the connection and `_write`.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 
 import orjson
@@ -35,8 +36,13 @@ class WebhookTables:
     def _write(self) -> AbstractContextManager[sqlite3.Connection]:  # provided by SQLiteStore
         raise NotImplementedError
 
-    def create_webhook(self, customer_id: str, spec: WebhookSpec, now: float) -> Webhook:
-        webhook = Webhook(ids.new_id("whk", now), customer_id, spec.callback_url, spec.events, True, now)
+    def _truncate_wal(self) -> None:  # provided by SQLiteStore
+        raise NotImplementedError
+
+    def create_webhook(
+        self, webhook_id: str, customer_id: str, spec: WebhookSpec, sealed_secret: bytes, now: float
+    ) -> Webhook:
+        webhook = Webhook(webhook_id, customer_id, spec.callback_url, spec.events, True, now)
         with self._write() as db:
             count = db.execute(
                 "SELECT count(*) FROM webhooks WHERE customer_id = ? AND deleted_at IS NULL", (customer_id,)
@@ -45,13 +51,13 @@ class WebhookTables:
                 raise Conflict(f"a customer may register at most {MAX_WEBHOOKS} webhooks")
             try:
                 db.execute(
-                    "INSERT INTO webhooks (webhook_id, customer_id, callback_url, secret, events, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO webhooks (webhook_id, customer_id, callback_url, clear_secret,"
+                    " sealed_secret, events, created_at) VALUES (?, ?, ?, '', ?, ?, ?)",
                     (
                         webhook.webhook_id,
                         customer_id,
                         spec.callback_url,
-                        spec.secret,
+                        sealed_secret,
                         orjson.dumps(spec.events).decode(),
                         now,
                     ),
@@ -59,6 +65,21 @@ class WebhookTables:
             except sqlite3.IntegrityError as exc:
                 raise Conflict("callback_url is already registered") from exc
         return webhook
+
+    def seal_webhook_secrets(self, seal: Callable[[str, str], bytes]) -> int:
+        """Seal the secrets stored in clear before they were sealed: `seal(webhook_id, secret)`.
+        Returns how many; the clear text leaves the WAL too."""
+        with self._write() as db:
+            rows = db.execute(
+                "SELECT webhook_id, clear_secret FROM webhooks WHERE sealed_secret IS NULL"
+            ).fetchall()
+            db.executemany(
+                "UPDATE webhooks SET sealed_secret = ?, clear_secret = '' WHERE webhook_id = ?",
+                [(seal(webhook_id, secret), webhook_id) for webhook_id, secret in rows],
+            )
+        if rows:
+            self._truncate_wal()
+        return len(rows)
 
     def list_webhooks(self, customer_id: str) -> list[Webhook]:
         rows = self._db.execute(
@@ -161,7 +182,7 @@ class WebhookTables:
         """Pending deliveries whose time has come (oldest first), not counting `exclude`
         (those being attempted right now)."""
         rows = self._db.execute(
-            "SELECT d.delivery_id, d.webhook_id, w.callback_url, w.secret, d.event_type, d.payload,"
+            "SELECT d.delivery_id, d.webhook_id, w.callback_url, w.sealed_secret, d.event_type, d.payload,"
             " d.attempts FROM deliveries d JOIN webhooks w ON w.webhook_id = d.webhook_id"
             " WHERE d.state = 'pending' AND d.next_attempt_at <= ? AND w.active = 1 AND w.deleted_at IS NULL"
             " ORDER BY d.next_attempt_at LIMIT ?",

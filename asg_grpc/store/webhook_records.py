@@ -39,7 +39,7 @@ class DueDelivery:
     delivery_id: str
     webhook_id: str
     callback_url: str
-    secret: str
+    sealed_secret: bytes  # the webhook's signing secret, sealed to its webhook_id
     event_type: str
     payload: bytes
     attempts: int

@@ -4,6 +4,7 @@ import datetime
 from asg_grpc.v1 import common_pb2 as _common_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -58,10 +59,12 @@ class Task(_message.Message):
     def __init__(self, task_id: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.TaskStatus, str]] = ..., task_type: _Optional[str] = ..., data_url: _Optional[str] = ..., label_spec: _Optional[_Union[_common_pb2.LabelSpec, _Mapping]] = ..., consensus_threshold: _Optional[int] = ..., callback_url: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., batch_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SubmitTaskRequest(_message.Message):
-    __slots__ = ("task",)
+    __slots__ = ("task", "authorization")
     TASK_FIELD_NUMBER: _ClassVar[int]
+    AUTHORIZATION_FIELD_NUMBER: _ClassVar[int]
     task: TaskInput
-    def __init__(self, task: _Optional[_Union[TaskInput, _Mapping]] = ...) -> None: ...
+    authorization: str
+    def __init__(self, task: _Optional[_Union[TaskInput, _Mapping]] = ..., authorization: _Optional[str] = ...) -> None: ...
 
 class SubmitTaskResponse(_message.Message):
     __slots__ = ("task", "idempotent")
@@ -74,40 +77,50 @@ class SubmitTaskResponse(_message.Message):
 class SubmitTasksRequest(_message.Message):
     __slots__ = ("submissions",)
     SUBMISSIONS_FIELD_NUMBER: _ClassVar[int]
-    submissions: _containers.RepeatedCompositeFieldContainer[CallerSubmission]
-    def __init__(self, submissions: _Optional[_Iterable[_Union[CallerSubmission, _Mapping]]] = ...) -> None: ...
-
-class CallerSubmission(_message.Message):
-    __slots__ = ("authorization", "task")
-    AUTHORIZATION_FIELD_NUMBER: _ClassVar[int]
-    TASK_FIELD_NUMBER: _ClassVar[int]
-    authorization: str
-    task: TaskInput
-    def __init__(self, authorization: _Optional[str] = ..., task: _Optional[_Union[TaskInput, _Mapping]] = ...) -> None: ...
+    submissions: _containers.RepeatedCompositeFieldContainer[SubmitTaskRequest]
+    def __init__(self, submissions: _Optional[_Iterable[_Union[SubmitTaskRequest, _Mapping]]] = ...) -> None: ...
 
 class SubmitTasksResponse(_message.Message):
     __slots__ = ("outcomes",)
     OUTCOMES_FIELD_NUMBER: _ClassVar[int]
-    outcomes: _containers.RepeatedCompositeFieldContainer[SubmissionOutcome]
-    def __init__(self, outcomes: _Optional[_Iterable[_Union[SubmissionOutcome, _Mapping]]] = ...) -> None: ...
+    outcomes: _containers.RepeatedCompositeFieldContainer[SubmitOutcome]
+    def __init__(self, outcomes: _Optional[_Iterable[_Union[SubmitOutcome, _Mapping]]] = ...) -> None: ...
 
-class SubmissionOutcome(_message.Message):
-    __slots__ = ("accepted", "error")
+class SubmitOutcome(_message.Message):
+    __slots__ = ("accepted", "refused")
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
-    ERROR_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
     accepted: SubmitTaskResponse
-    error: CallError
-    def __init__(self, accepted: _Optional[_Union[SubmitTaskResponse, _Mapping]] = ..., error: _Optional[_Union[CallError, _Mapping]] = ...) -> None: ...
+    refused: Refusal
+    def __init__(self, accepted: _Optional[_Union[SubmitTaskResponse, _Mapping]] = ..., refused: _Optional[_Union[Refusal, _Mapping]] = ...) -> None: ...
 
-class CallError(_message.Message):
-    __slots__ = ("code", "message", "retry_after_seconds")
-    CODE_FIELD_NUMBER: _ClassVar[int]
+class Refusal(_message.Message):
+    __slots__ = ("reason", "field", "message", "retry_after_seconds")
+    class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        REASON_UNSPECIFIED: _ClassVar[Refusal.Reason]
+        REASON_INVALID_ARGUMENT: _ClassVar[Refusal.Reason]
+        REASON_UNAUTHENTICATED: _ClassVar[Refusal.Reason]
+        REASON_QUOTA_EXHAUSTED: _ClassVar[Refusal.Reason]
+        REASON_IDEMPOTENCY_CONFLICT: _ClassVar[Refusal.Reason]
+        REASON_RATE_LIMITED: _ClassVar[Refusal.Reason]
+        REASON_UNAVAILABLE: _ClassVar[Refusal.Reason]
+    REASON_UNSPECIFIED: Refusal.Reason
+    REASON_INVALID_ARGUMENT: Refusal.Reason
+    REASON_UNAUTHENTICATED: Refusal.Reason
+    REASON_QUOTA_EXHAUSTED: Refusal.Reason
+    REASON_IDEMPOTENCY_CONFLICT: Refusal.Reason
+    REASON_RATE_LIMITED: Refusal.Reason
+    REASON_UNAVAILABLE: Refusal.Reason
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     RETRY_AFTER_SECONDS_FIELD_NUMBER: _ClassVar[int]
-    code: int
+    reason: Refusal.Reason
+    field: str
     message: str
     retry_after_seconds: int
-    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., retry_after_seconds: _Optional[int] = ...) -> None: ...
+    def __init__(self, reason: _Optional[_Union[Refusal.Reason, str]] = ..., field: _Optional[str] = ..., message: _Optional[str] = ..., retry_after_seconds: _Optional[int] = ...) -> None: ...
 
 class SubmitBatchRequest(_message.Message):
     __slots__ = ("tasks", "callback_url")

@@ -76,8 +76,9 @@ class TaskServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def SubmitTask(self, request, context):
-        """INVALID_ARGUMENT names the field; PERMISSION_DENIED "quota exhausted";
-        ALREADY_EXISTS when an idempotency key is reused with another body.
+        """One task, on behalf of the call's `authorization`. A refusal is the call's status (its
+        Refusal.Reason as a status code): INVALID_ARGUMENT names the field; PERMISSION_DENIED
+        "quota exhausted"; ALREADY_EXISTS when an idempotency key is reused with another body.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -91,10 +92,11 @@ class TaskServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SubmitTasks(self, request, context):
-        """Many single submissions in one call, each on behalf of its own caller: what a gateway
-        sends when it coalesces concurrent POST /v1/tasks. Each gets the outcome it would have had
-        alone with SubmitTask; the call itself fails only when none could be processed (e.g. the
-        store is unavailable).
+        """Many single submissions in one call, each the SubmitTaskRequest of its own caller: what a
+        gateway sends to carry concurrent POST /v1/tasks in one call. Each gets the outcome it
+        would have had alone with SubmitTask (a refusal as a Refusal, not the call's status); the
+        call itself fails only when none could be processed (e.g. the store is unavailable).
+        SubmitTask, SubmitTasks and SubmitBatch share one group commit in the core.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -1,9 +1,2 @@
-"""Webhook delivery (worker.py: outbox fan-out and delivery) and the guard on URLs the core
-calls (urlguard.py). Only the guard is re-exported here, so services can import it without
-pulling in the worker."""
-
-from __future__ import annotations
-
-from asg_grpc.webhooks.urlguard import PrivateURL, check_public_url
-
-__all__ = ["PrivateURL", "check_public_url"]
+"""Webhook delivery: the outbox's fan-out (fanout.py) and signed deliveries (worker.py). The
+bodies they send are rendered in asg_grpc/wire/events.py; URLs are guarded by wire/urls.py."""

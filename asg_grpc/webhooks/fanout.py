@@ -8,15 +8,11 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
-import orjson
-
-from asg_common import rest_json
 from asg_grpc.domain import ids
-from asg_grpc.services import convert
 from asg_grpc.store import Store
 from asg_grpc.store.webhook_records import EventRecord, HookTarget, NewDelivery
+from asg_grpc.wire.events import event_data, render
 
 log = logging.getLogger("asg.webhooks")
 
@@ -28,30 +24,6 @@ def targets(event: EventRecord, hooks: list[HookTarget]) -> list[HookTarget]:
     if event.callback_url is not None:
         return [h for h in subscribed if h.callback_url == event.callback_url]
     return subscribed
-
-
-def iso(seconds: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
-
-
-def event_data(store: Store, event: EventRecord) -> dict[str, Any] | None:
-    """The object the REST API returns for the event's subject, None when there is none."""
-    if event.event_type.startswith("task."):
-        task = store.get_task(event.customer_id, event.subject_id)
-        if task is None:
-            return None
-        return rest_json.result(convert.task_result(task, store.task_labels(task.task_id)))
-    if event.event_type.startswith("job."):
-        job = store.get_job(event.customer_id, event.subject_id)
-        return None if job is None else rest_json.job(convert.job(job))
-    return None
-
-
-def render(event: EventRecord, data: dict[str, Any]) -> bytes:
-    """The delivery body: {id, type, created_at, data}."""
-    return orjson.dumps(
-        {"id": event.event_id, "type": event.event_type, "created_at": iso(event.created_at), "data": data}
-    )
 
 
 def fan_out_once(store: Store, limit: int, now: float | None = None) -> int:

@@ -24,11 +24,12 @@ import aiohttp
 
 from asg_grpc.domain.errors import ValidationError
 from asg_grpc.domain.webhooks import next_attempt_delay, signature_header
+from asg_grpc.sealing import SealBroken, Sealer, open_webhook_secret
 from asg_grpc.settings import Settings
 from asg_grpc.store import Store
 from asg_grpc.store.webhook_records import AttemptResult, DueDelivery
 from asg_grpc.webhooks.fanout import fan_out_once
-from asg_grpc.webhooks.urlguard import check_public_url, guarded_connector
+from asg_grpc.wire.urls import UrlGuard
 
 log = logging.getLogger("asg.webhooks")
 
@@ -44,9 +45,12 @@ MAX_ERROR_CHARS = 500
 class WebhookWorker:
     """Run by the core that dispatches (one per store): `start()` once, `stop()` once."""
 
-    def __init__(self, store: Store, settings: Settings, *, poll_interval: float = POLL_INTERVAL) -> None:
+    def __init__(
+        self, store: Store, settings: Settings, sealer: Sealer, *, poll_interval: float = POLL_INTERVAL
+    ) -> None:
         self._store = store
-        self._allow_private = settings.allow_private_urls
+        self._sealer = sealer
+        self._urls = UrlGuard(settings.allow_private_urls)
         self._concurrency = settings.webhook_concurrency
         self._timeout = settings.webhook_timeout
         self._retry_scale = settings.webhook_retry_scale
@@ -63,7 +67,7 @@ class WebhookWorker:
         # aiohttp rather than httpx here: its pool and C parser keep up with thousands of
         # deliveries a second (httpx managed a few hundred; docs/benchmarks.md).
         self._client = aiohttp.ClientSession(
-            connector=guarded_connector(self._allow_private, limit=self._concurrency),
+            connector=self._urls.connector(limit=self._concurrency),
             timeout=aiohttp.ClientTimeout(total=self._timeout),
             headers={"User-Agent": USER_AGENT},
             auto_decompress=False,
@@ -138,10 +142,12 @@ class WebhookWorker:
         error: str | None = None
         try:
             async with asyncio.timeout(self._timeout):
-                await check_public_url(delivery.callback_url, self._allow_private)
+                await self._urls.check(delivery.callback_url, "callback_url")
                 status = await self._post(delivery)
         except ValidationError as exc:
             error = exc.message
+        except SealBroken as exc:  # sealed under another key: no attempt can sign it
+            error = str(exc)
         except TimeoutError:
             error = f"no answer within {self._timeout:g}s"
         except aiohttp.ClientError as exc:
@@ -154,9 +160,10 @@ class WebhookWorker:
 
     async def _post(self, delivery: DueDelivery) -> int:
         assert self._client is not None
+        secret = open_webhook_secret(self._sealer, delivery.webhook_id, delivery.sealed_secret)
         headers = {
             "Content-Type": "application/json",
-            "ASG-Signature": signature_header(delivery.secret, delivery.payload, int(time.time())),
+            "ASG-Signature": signature_header(secret, delivery.payload, int(time.time())),
             "ASG-Event": delivery.event_type,
             "ASG-Delivery": delivery.delivery_id,
         }

@@ -2,33 +2,30 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from starlette.responses import Response
 
 from asg_common import rest_json
 from asg_grpc.v1 import billing_pb2
-from rest_gateway.core import call_metadata, core
+from rest_gateway import models
+from rest_gateway.core import Core
+from rest_gateway.openapi import AUTHED, errors
 from rest_gateway.responses import json
 
-router = APIRouter(prefix="/v1/billing", tags=["billing"])
+router = APIRouter(prefix="/v1/billing", tags=["billing"], responses=errors(*AUTHED))
 
 
-@router.get("/usage")
-async def usage(request: Request, month: str | None = None) -> Response:
+@router.get("/usage", response_model=models.Usage)
+async def usage(call: Core, month: str | None = None) -> Response:
     """The core checks `month` (400 naming it); absent means the current UTC month."""
-    client = core(request)
-    reply = await client.billing.GetUsage(
-        billing_pb2.GetUsageRequest(month=month or ""),
-        metadata=call_metadata(request),
-        timeout=client.timeout,
-    )
+    reply = await call(call.client.billing.GetUsage, billing_pb2.GetUsageRequest(month=month or ""))
     return json(rest_json.usage(reply))
 
 
-@router.get("/invoices")
-async def invoices(request: Request) -> Response:
-    client = core(request)
-    reply = await client.billing.ListInvoices(
-        billing_pb2.ListInvoicesRequest(), metadata=call_metadata(request), timeout=client.timeout
-    )
+@router.get(
+    "/invoices",
+    response_model=models.InvoiceList,
+)
+async def invoices(call: Core) -> Response:
+    reply = await call(call.client.billing.ListInvoices, billing_pb2.ListInvoicesRequest())
     return json({"invoices": [rest_json.invoice(i) for i in reply.invoices]})

@@ -2,54 +2,49 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from asg_common import rest_json
 from asg_grpc.v1 import chain_pb2
-from rest_gateway.core import call_metadata, core
-from rest_gateway.errors import BadRequest
+from rest_gateway import models
+from rest_gateway.core import Core
+from rest_gateway.openapi import AUTHED, errors
 from rest_gateway.responses import json
 
-router = APIRouter(tags=["chain"])
+router = APIRouter(tags=["chain"], responses=errors(*AUTHED))
 
-_INT32 = 2**31
-_INT64 = 2**63
+_INT64_MAX = 2**63 - 1
+MAX_HEADERS = 2000  # the core's bound too (docs/api.md, Receipts)
 
 
-@router.get("/v1/tasks/{task_id}/receipt")
-async def get_task_receipt(request: Request, task_id: str) -> Response:
-    client = core(request)
-    reply = await client.chain.GetTaskReceipt(
-        chain_pb2.GetTaskReceiptRequest(task_id=task_id),
-        metadata=call_metadata(request),
-        timeout=client.timeout,
-    )
+@router.get("/v1/tasks/{task_id}/receipt", responses=errors(404, 409), response_model=models.TaskReceipt)
+async def get_task_receipt(task_id: str, call: Core) -> Response:
+    reply = await call(call.client.chain.GetTaskReceipt, chain_pb2.GetTaskReceiptRequest(task_id=task_id))
     return json(rest_json.task_receipt(reply))
 
 
-@router.get("/v1/chain/headers")
+@router.get(
+    "/v1/chain/headers",
+    response_model=models.Headers,
+)
 async def get_headers(
-    request: Request, from_height: int = Query(0, alias="from"), count: int | None = None
+    call: Core,
+    from_height: int = Query(0, alias="from", ge=0, le=_INT64_MAX, description="First block height"),
+    count: int | None = Query(None, ge=1, le=MAX_HEADERS, description="Headers wanted (default 100)"),
 ) -> Response:
-    # Only what the int fields can carry is checked here; the ranges are the core's rule.
-    if not -_INT64 <= from_height < _INT64:
-        raise BadRequest("from", "is out of range")
-    if count is not None and not -_INT32 <= count < _INT32:
-        raise BadRequest("count", "is out of range")
-    client = core(request)
-    reply = await client.chain.GetHeaders(
-        chain_pb2.GetHeadersRequest(from_height=from_height, count=count),
-        metadata=call_metadata(request),
-        timeout=client.timeout,
+    # Bounded here too, so an error names `from` as the caller sent it, not the core's field.
+    reply = await call(
+        call.client.chain.GetHeaders, chain_pb2.GetHeadersRequest(from_height=from_height, count=count)
     )
     return json(rest_json.chain_headers(reply))
 
 
-@router.get("/v1/chain/tx/{txid}")
-async def get_transaction(request: Request, txid: str) -> Response:
-    client = core(request)
-    reply = await client.chain.GetTransaction(
-        chain_pb2.GetTransactionRequest(txid=txid), metadata=call_metadata(request), timeout=client.timeout
-    )
+@router.get(
+    "/v1/chain/tx/{txid}",
+    responses=errors(404),
+    response_model=models.ChainTransaction,
+)
+async def get_transaction(txid: str, call: Core) -> Response:
+    reply = await call(call.client.chain.GetTransaction, chain_pb2.GetTransactionRequest(txid=txid))
     return json(rest_json.chain_transaction(reply))

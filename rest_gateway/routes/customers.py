@@ -8,8 +8,9 @@ from starlette.responses import Response
 
 from asg_common import rest_json
 from asg_grpc.v1 import billing_pb2
-from rest_gateway import decode
-from rest_gateway.core import call_metadata, core
+from rest_gateway import decode, models
+from rest_gateway.core import Core
+from rest_gateway.openapi import AUTHED, BODY, body, errors
 from rest_gateway.responses import json
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
@@ -17,13 +18,16 @@ router = APIRouter(prefix="/v1/customers", tags=["customers"])
 KEY_MESSAGE = "Store this API key securely — it cannot be retrieved again."
 
 
-@router.post("", status_code=201)
-async def register_customer(request: Request) -> Response:
+@router.post(
+    "",
+    status_code=201,
+    responses=errors(*BODY, 409, 503),
+    openapi_extra={**body(models.CustomerInput), "security": []},
+    response_model=models.CustomerCreated,
+)
+async def register_customer(request: Request, call: Core) -> Response:
     message = decode.register_customer(await decode.json_object(request, decode.SMALL_BODY))
-    client = core(request)
-    reply = await client.billing.RegisterCustomer(
-        message, metadata=call_metadata(request), timeout=client.timeout
-    )
+    reply = await call(call.client.billing.RegisterCustomer, message)
     return json(
         {
             "customer_id": reply.customer.customer_id,
@@ -36,20 +40,20 @@ async def register_customer(request: Request) -> Response:
     )
 
 
-@router.get("/me")
-async def me(request: Request) -> Response:
-    client = core(request)
-    reply = await client.billing.GetCustomer(
-        billing_pb2.GetCustomerRequest(), metadata=call_metadata(request), timeout=client.timeout
-    )
+@router.get(
+    "/me",
+    responses=errors(*AUTHED),
+    response_model=models.Customer,
+)
+async def me(call: Core) -> Response:
+    reply = await call(call.client.billing.GetCustomer, billing_pb2.GetCustomerRequest())
     return json(rest_json.customer(reply))
 
 
-@router.post("/me/keys", status_code=201)
-async def rotate_key(request: Request) -> Response:
+@router.post("/me/keys", status_code=201, responses=errors(*BODY, 401, 409, 429, 503))
+async def rotate_key(request: Request, call: Core) -> Response:
     message = decode.rotate_key(await decode.json_object(request, decode.SMALL_BODY, required=False))
-    client = core(request)
-    reply = await client.billing.RotateKey(message, metadata=call_metadata(request), timeout=client.timeout)
+    reply = await call(call.client.billing.RotateKey, message)
     return json(
         {
             "api_key": reply.api_key,
@@ -61,10 +65,7 @@ async def rotate_key(request: Request) -> Response:
     )
 
 
-@router.get("/me/keys")
-async def list_keys(request: Request) -> Response:
-    client = core(request)
-    reply = await client.billing.ListKeys(
-        billing_pb2.ListKeysRequest(), metadata=call_metadata(request), timeout=client.timeout
-    )
+@router.get("/me/keys", responses=errors(*AUTHED))
+async def list_keys(call: Core) -> Response:
+    reply = await call(call.client.billing.ListKeys, billing_pb2.ListKeysRequest())
     return json({"keys": [rest_json.api_key(k) for k in reply.keys]})

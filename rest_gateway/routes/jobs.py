@@ -9,55 +9,59 @@ from starlette.responses import Response, StreamingResponse
 
 from asg_common import rest_json
 from asg_grpc.v1 import jobs_pb2
-from rest_gateway import decode
-from rest_gateway.core import call_metadata, core
-from rest_gateway.errors import BadRequest
+from rest_gateway import decode, models
+from rest_gateway.core import Core
+from rest_gateway.openapi import AUTHED, BODY, body, errors
+from rest_gateway.params import Cursor, PageLimit
 from rest_gateway.responses import json
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=errors(*AUTHED))
 
 
-@router.post("", status_code=202)
-async def create_job(request: Request) -> Response:
+@router.post(
+    "",
+    status_code=202,
+    openapi_extra=body(models.JobInput),
+    responses=errors(*BODY, 403),
+    response_model=models.JobCreated,
+)
+async def create_job(request: Request, call: Core) -> Response:
     message = decode.create_job(await decode.json_object(request, decode.SMALL_BODY))
-    client = core(request)
-    reply = await client.jobs.CreateJob(message, metadata=call_metadata(request), timeout=client.timeout)
+    reply = await call(call.client.jobs.CreateJob, message)
     return json(rest_json.job_created(reply), 202)
 
 
-@router.get("")
-async def list_jobs(request: Request, limit: int | None = None, cursor: str | None = None) -> Response:
+@router.get(
+    "",
+    response_model=models.JobPage,
+)
+async def list_jobs(call: Core, limit: PageLimit = None, cursor: Cursor = None) -> Response:
     """Summaries, newest first: `counts` has no verified/settled/failed here (GET one job)."""
-    if limit is not None and not 0 <= limit < 2**31:  # what the int32 field can carry
-        raise BadRequest("limit", "is out of range")
-    client = core(request)
-    reply = await client.jobs.ListJobs(
-        jobs_pb2.ListJobsRequest(limit=limit, cursor=cursor or ""),
-        metadata=call_metadata(request),
-        timeout=client.timeout,
-    )
+    reply = await call(call.client.jobs.ListJobs, jobs_pb2.ListJobsRequest(limit=limit, cursor=cursor or ""))
     return json(
         {"jobs": [rest_json.job_summary(j) for j in reply.jobs], "next_cursor": reply.next_cursor or None}
     )
 
 
-@router.get("/{job_id}")
-async def get_job(request: Request, job_id: str) -> Response:
-    client = core(request)
-    reply = await client.jobs.GetJob(
-        jobs_pb2.GetJobRequest(job_id=job_id), metadata=call_metadata(request), timeout=client.timeout
-    )
+@router.get(
+    "/{job_id}",
+    responses=errors(404),
+    response_model=models.Job,
+)
+async def get_job(job_id: str, call: Core) -> Response:
+    reply = await call(call.client.jobs.GetJob, jobs_pb2.GetJobRequest(job_id=job_id))
     return json(rest_json.job(reply))
 
 
-@router.get("/{job_id}/export")
-async def export_job(request: Request, job_id: str) -> Response:
+@router.get(
+    "/{job_id}/export",
+    responses={**errors(404, 409), 200: {"content": {"application/x-ndjson": {}}}},
+)
+async def export_job(job_id: str, call: Core) -> Response:
     """Streamed as the core produces it. The first chunk is awaited before the response starts,
     so a refusal (409 before completion, 404) still gets its own status code."""
-    call = core(request).jobs.ExportJob(
-        jobs_pb2.ExportJobRequest(job_id=job_id), metadata=call_metadata(request)
-    )
-    stream = call.__aiter__()
+    stream_call = call.client.jobs.ExportJob(jobs_pb2.ExportJobRequest(job_id=job_id), metadata=call.metadata)
+    stream = stream_call.__aiter__()
     try:
         first = await stream.__anext__()
     except StopAsyncIteration:
@@ -70,6 +74,6 @@ async def export_job(request: Request, job_id: str) -> Response:
                 async for chunk in stream:
                     yield chunk.jsonl
         finally:
-            call.cancel()  # the client went away: stop the core's side too
+            stream_call.cancel()  # the client went away: stop the core's side too
 
     return StreamingResponse(body(), media_type="application/x-ndjson")

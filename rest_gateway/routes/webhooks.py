@@ -7,49 +7,51 @@ from starlette.responses import Response
 
 from asg_common import rest_json
 from asg_grpc.v1 import webhooks_pb2
-from rest_gateway import decode
-from rest_gateway.core import call_metadata, core
+from rest_gateway import decode, models
+from rest_gateway.core import Core
+from rest_gateway.openapi import AUTHED, BODY, body, errors
+from rest_gateway.params import PageLimit
 from rest_gateway.responses import json
 
-router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses=errors(*AUTHED))
 
 
-@router.post("", status_code=201)
-async def create_webhook(request: Request) -> Response:
+@router.post(
+    "",
+    status_code=201,
+    openapi_extra=body(models.WebhookInput),
+    responses=errors(*BODY, 409),
+    response_model=models.Webhook,
+)
+async def create_webhook(request: Request, call: Core) -> Response:
     message = decode.create_webhook(await decode.json_object(request, decode.SMALL_BODY))
-    client = core(request)
-    reply = await client.webhooks.CreateWebhook(
-        message, metadata=call_metadata(request), timeout=client.timeout
-    )
+    reply = await call(call.client.webhooks.CreateWebhook, message)
     return json(rest_json.webhook(reply), 201)
 
 
-@router.get("")
-async def list_webhooks(request: Request) -> Response:
-    client = core(request)
-    reply = await client.webhooks.ListWebhooks(
-        webhooks_pb2.ListWebhooksRequest(), metadata=call_metadata(request), timeout=client.timeout
-    )
+@router.get(
+    "",
+    response_model=models.WebhookList,
+)
+async def list_webhooks(call: Core) -> Response:
+    reply = await call(call.client.webhooks.ListWebhooks, webhooks_pb2.ListWebhooksRequest())
     return json({"webhooks": [rest_json.webhook(w) for w in reply.webhooks]})
 
 
-@router.delete("/{webhook_id}", status_code=204)
-async def delete_webhook(request: Request, webhook_id: str) -> Response:
-    client = core(request)
-    await client.webhooks.DeleteWebhook(
-        webhooks_pb2.DeleteWebhookRequest(webhook_id=webhook_id),
-        metadata=call_metadata(request),
-        timeout=client.timeout,
-    )
+@router.delete("/{webhook_id}", status_code=204, responses=errors(404))
+async def delete_webhook(webhook_id: str, call: Core) -> Response:
+    await call(call.client.webhooks.DeleteWebhook, webhooks_pb2.DeleteWebhookRequest(webhook_id=webhook_id))
     return Response(status_code=204)
 
 
-@router.get("/{webhook_id}/deliveries")
-async def list_deliveries(request: Request, webhook_id: str, limit: int | None = None) -> Response:
-    client = core(request)
-    reply = await client.webhooks.ListDeliveries(
+@router.get(
+    "/{webhook_id}/deliveries",
+    responses=errors(404),
+    response_model=models.DeliveryList,
+)
+async def list_deliveries(call: Core, webhook_id: str, limit: PageLimit = None) -> Response:
+    reply = await call(
+        call.client.webhooks.ListDeliveries,
         webhooks_pb2.ListDeliveriesRequest(webhook_id=webhook_id, limit=limit),
-        metadata=call_metadata(request),
-        timeout=client.timeout,
     )
     return json({"deliveries": [rest_json.delivery(d) for d in reply.deliveries]})

@@ -1,5 +1,6 @@
 """The status tables are complete: no gRPC code reaches the gateway unmapped, no domain error
-reaches a servicer unmapped, and the documented pairs (docs/api.md, Errors) hold end to end.
+reaches a servicer unmapped, no submission refusal reaches the gateway unmapped, and the
+documented pairs (docs/api.md, Errors) hold end to end.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import pytest
 
 import asg_grpc.domain
 from asg_grpc.domain import errors
-from asg_grpc.services.errors import status_code_for
-from rest_gateway.errors import HTTP_STATUS
+from asg_grpc.services.errors import REFUSAL_REASONS, refusal_for, status_code_for
+from asg_grpc.v1 import tasks_pb2
+from rest_gateway.errors import HTTP_STATUS, REFUSAL_STATUS
 
 
 def all_domain_errors() -> list[type[errors.DomainError]]:
@@ -90,3 +92,51 @@ def test_an_unmapped_error_is_refused_loudly() -> None:
     # The root itself has no code: a new direct subclass would fail here, not become UNKNOWN.
     with pytest.raises(LookupError):
         status_code_for(errors.DomainError("x"))
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [r for r in tasks_pb2.Refusal.Reason.values() if r != tasks_pb2.Refusal.REASON_UNSPECIFIED],
+    ids=tasks_pb2.Refusal.Reason.Name,
+)
+def test_every_refusal_reason_has_an_http_status(reason: tasks_pb2.Refusal.Reason) -> None:
+    assert reason in REFUSAL_STATUS
+    assert 400 <= REFUSAL_STATUS[reason] <= 599
+    assert reason in REFUSAL_REASONS.values()
+
+
+@pytest.mark.parametrize("cls", list(REFUSAL_REASONS), ids=lambda c: c.__name__)
+def test_a_carried_refusal_gets_the_http_status_of_the_same_error_alone(
+    cls: type[errors.DomainError],
+) -> None:
+    # POST /v1/tasks goes through SubmitTasks (a Refusal), gRPC clients through SubmitTask
+    # (a status code): the same error must answer the same HTTP status either way.
+    refusal = refusal_for(instance_with_message(cls))
+
+    assert REFUSAL_STATUS[refusal.reason] == HTTP_STATUS[status_code_for(instance(cls))]
+
+
+def instance_with_message(cls: type[errors.DomainError]) -> errors.DomainError:
+    error = instance(cls)
+    error.message = "refused"  # what refusal_for reads besides the class
+    if isinstance(error, errors.RateLimited):
+        error.retry_after = 1
+    return error
+
+
+def test_a_refusal_names_its_field_and_wait() -> None:
+    invalid = refusal_for(errors.ValidationError("label_spec.options", "must contain at least 2 entries"))
+    limited = refusal_for(errors.RateLimited(3))
+    conflict = refusal_for(errors.IdempotencyConflict("tasks[2].idempotency_key"))
+
+    assert (invalid.reason, invalid.field) == (
+        tasks_pb2.Refusal.REASON_INVALID_ARGUMENT,
+        "label_spec.options",
+    )
+    assert (limited.reason, limited.retry_after_seconds) == (tasks_pb2.Refusal.REASON_RATE_LIMITED, 3)
+    assert conflict.field == "tasks[2].idempotency_key"
+
+
+def test_an_error_that_cannot_refuse_a_submission_is_refused_loudly() -> None:
+    with pytest.raises(LookupError):
+        refusal_for(errors.NotFound("task not found"))

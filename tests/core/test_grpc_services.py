@@ -410,32 +410,33 @@ def test_submit_tasks_gives_each_submission_its_own_outcome(
     key = f"Bearer {new_customer(billing).api_key}"
     other = f"Bearer {new_customer(billing).api_key}"
     submissions = [
-        tasks_pb2.CallerSubmission(authorization=key, task=task_input(1, idempotency_key="k")),
-        tasks_pb2.CallerSubmission(authorization="Bearer sk_sandbox_nope", task=task_input(2)),
-        tasks_pb2.CallerSubmission(authorization="", task=task_input(3)),
-        tasks_pb2.CallerSubmission(authorization=key, task=task_input(4, data_url="http://x.io/a")),
-        tasks_pb2.CallerSubmission(authorization=other, task=task_input(5, consensus_threshold=10)),
-        tasks_pb2.CallerSubmission(authorization=key, task=task_input(1, idempotency_key="k")),
+        tasks_pb2.SubmitTaskRequest(authorization=key, task=task_input(1, idempotency_key="k")),
+        tasks_pb2.SubmitTaskRequest(authorization="Bearer sk_sandbox_nope", task=task_input(2)),
+        tasks_pb2.SubmitTaskRequest(authorization="", task=task_input(3)),
+        tasks_pb2.SubmitTaskRequest(authorization=key, task=task_input(4, data_url="http://x.io/a")),
+        tasks_pb2.SubmitTaskRequest(authorization=other, task=task_input(5, consensus_threshold=10)),
+        tasks_pb2.SubmitTaskRequest(authorization=key, task=task_input(1, idempotency_key="k")),
     ]
     outcomes = tasks.SubmitTasks(tasks_pb2.SubmitTasksRequest(submissions=submissions)).outcomes
 
     assert [o.WhichOneof("outcome") for o in outcomes] == [
         "accepted",
-        "error",
-        "error",
-        "error",
+        "refused",
+        "refused",
+        "refused",
         "accepted",
         "accepted",
     ]
     first, replay = outcomes[0].accepted, outcomes[5].accepted
     assert not first.idempotent and replay.idempotent and replay.task.task_id == first.task.task_id
-    errors = [
-        (grpc.StatusCode.UNAUTHENTICATED, "invalid api key"),
-        (grpc.StatusCode.UNAUTHENTICATED, "missing api key"),
+    unauthenticated = tasks_pb2.Refusal.REASON_UNAUTHENTICATED
+    assert [(o.refused.reason, o.refused.message) for o in outcomes[1:3]] == [
+        (unauthenticated, "invalid api key"),
+        (unauthenticated, "missing api key"),
     ]
-    assert [(o.error.code, o.error.message) for o in outcomes[1:3]] == [(c.value[0], m) for c, m in errors]
-    assert outcomes[3].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
-    assert outcomes[3].error.message.startswith("data_url ")
+    invalid = outcomes[3].refused
+    assert invalid.reason == tasks_pb2.Refusal.REASON_INVALID_ARGUMENT
+    assert invalid.field == "data_url" and invalid.message.startswith("data_url ")
     # Each submission belongs to its own caller.
     mine = tasks.ListTasks(tasks_pb2.ListTasksRequest(), metadata=(("authorization", key),)).tasks
     assert [t.task_id for t in mine] == [first.task.task_id]

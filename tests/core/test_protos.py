@@ -17,6 +17,7 @@ import pytest
 
 import asg_grpc.v1
 from rest_gateway.app import create_app
+from rest_gateway.settings import GatewaySettings
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "gen_protos.py"
@@ -185,7 +186,7 @@ def gateway_routes() -> set[tuple[str, str]]:
     lazily (`app.routes` holds the included routers, not their routes), and a public route
     belongs in the published reference anyway.
     """
-    paths = create_app().openapi()["paths"]
+    paths = create_app(GatewaySettings()).openapi()["paths"]
     return {(method.upper(), path) for path, operations in paths.items() for method in operations}
 
 

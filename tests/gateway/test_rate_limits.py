@@ -215,13 +215,13 @@ def test_one_submit_tasks_call_refuses_only_the_over_limit_callers_submissions(l
     )
     callers = [busy] * 6 + [quiet]
     request = tasks_pb2.SubmitTasksRequest(
-        submissions=[tasks_pb2.CallerSubmission(authorization=f"Bearer {key}", task=item) for key in callers]
+        submissions=[tasks_pb2.SubmitTaskRequest(authorization=f"Bearer {key}", task=item) for key in callers]
     )
     with grpc.insecure_channel(limited.grpc_addr) as channel:
         reply = tasks_pb2_grpc.TaskServiceStub(channel).SubmitTasks(request, timeout=10)
 
     kinds = [outcome.WhichOneof("outcome") for outcome in reply.outcomes]
-    assert kinds == ["accepted"] * TRICKLE_BURST + ["error"] * (6 - TRICKLE_BURST) + ["accepted"]
-    refused = reply.outcomes[TRICKLE_BURST].error
-    assert refused.code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+    assert kinds == ["accepted"] * TRICKLE_BURST + ["refused"] * (6 - TRICKLE_BURST) + ["accepted"]
+    refused = reply.outcomes[TRICKLE_BURST].refused
+    assert refused.reason == tasks_pb2.Refusal.REASON_RATE_LIMITED
     assert refused.retry_after_seconds >= 1

@@ -84,6 +84,32 @@ def test_bad_registrations_are_400_naming_the_field(
     assert http.get("/v1/webhooks", headers=auth).json() == {"webhooks": []}
 
 
+# URLs a lenient parser reads as one host and the delivery client as another, or cannot deliver
+# to at all (issue 15, defect 6): refused when registered, whatever the URL guard allows.
+AMBIGUOUS_URLS = [
+    "https://127.0.0.1\\@1.1.1.1/h",
+    "https://example.com\\@1.1.1.1/h",
+    "https://example.com\\evil.com/h",
+    "https://user@example.com/h",
+    "https://user:pass@example.com/h",
+    "https://example.com%0a/h",
+    "https://exa mple.com/h",
+    "https://example.com\t/h",
+    "https://example.com/h\\x",
+    "https://example.com/h\x00",
+    "https://example.com/\u00a0",
+]
+
+
+@pytest.mark.parametrize("url", AMBIGUOUS_URLS)
+def test_an_ambiguous_callback_url_is_400_naming_it(
+    http: httpx.Client, auth: dict[str, str], url: str
+) -> None:
+    reply = http.post("/v1/webhooks", headers=auth, json={"callback_url": url, "secret": "whsec_xxx"})
+    assert (reply.status_code, reply.json()) == (400, {"error": "callback_url must be an https URL"})
+    assert http.get("/v1/webhooks", headers=auth).json() == {"webhooks": []}
+
+
 def test_the_same_url_twice_is_409(http: httpx.Client, auth: dict[str, str]) -> None:
     body = {"callback_url": "https://example.com/hook", "secret": "whsec_xxx"}
     assert http.post("/v1/webhooks", headers=auth, json=body).status_code == 201

@@ -87,6 +87,8 @@ def test_the_four_types_are_the_seeds() -> None:
          "label_spec.options must contain at least 2 entries"),
         ({"options": tuple(f"o{i}" for i in range(51))}, "label_spec.options", None),
         ({"options": ("cat", "cat")}, "label_spec.options", "label_spec.options must be distinct"),
+        ({"options": ("caf\u00e9", "cafe\u0301")}, "label_spec.options", None),  # NFC alike
+        ({"options": ("cat", "cat ")}, "label_spec.options", None),  # whitespace aside
         ({"options": ("cat", "")}, "label_spec.options[1]", None),
         ({"options": ("\t", "dog")}, "label_spec.options[0]", None),
         ({"options": ("cat", "d" * 201)}, "label_spec.options[1]", None),

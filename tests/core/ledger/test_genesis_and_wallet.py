@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from bsv import PrivateKey
 
+from asg_grpc.domain.settlement import MAX_MONEY
 from asg_grpc.ledger.ledger import Ledger
-from asg_grpc.ledger.settings import DEFAULT_GENESIS_SATS, MAX_MONEY, LedgerSettings
 from asg_grpc.ledger.wallet import load_wallet
-from asg_grpc.settings import Settings, SettingsError
+from asg_grpc.settings import DEFAULT_GENESIS_SATS, LedgerSettings, Settings, SettingsError
 from asg_grpc.store.sqlite import SQLiteStore
 from tests.core.ledger.conftest import NOW
 
@@ -68,9 +68,9 @@ def test_genesis_funds_the_wallet_once_across_restarts(tmp_path: Path) -> None:
 
 
 def test_settings_defaults_and_overrides() -> None:
-    assert LedgerSettings.from_env({}) == LedgerSettings()
+    assert Settings.from_env({}).ledger == LedgerSettings()
     assert LedgerSettings().genesis_sats == DEFAULT_GENESIS_SATS <= MAX_MONEY
-    custom = LedgerSettings.from_env(
+    custom = Settings.from_env(
         {
             "ASG_DATA_DIR": "/d",
             "ASG_BSV_NETWORK": "local",
@@ -80,8 +80,9 @@ def test_settings_defaults_and_overrides() -> None:
             "ASG_GENESIS_SATS": "123",
         }
     )
-    assert custom == LedgerSettings(Path("/d"), "local", "Kx", 0.5, 50, 123)
+    assert custom.ledger == LedgerSettings("local", "Kx", 0.5, 50, 123)
     assert custom.wallet_path == Path("/d/wallet.wif")
+    assert custom.with_overrides(data_dir=Path("/e")).wallet_path == Path("/e/wallet.wif")  # --data-dir
 
 
 @pytest.mark.parametrize(
@@ -96,7 +97,7 @@ def test_settings_defaults_and_overrides() -> None:
 )
 def test_settings_refuse_unusable_values(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
-        LedgerSettings.from_env({name: value})
+        Settings.from_env({name: value})
 
 
 def test_an_uncompressed_key_wif_is_refused(tmp_path: Path) -> None:
@@ -110,7 +111,8 @@ def test_an_uncompressed_key_wif_is_refused(tmp_path: Path) -> None:
 def test_a_public_chain_makes_the_store_durable_against_power_loss() -> None:
     """A payout is recorded before it is broadcast; on a public chain that record must survive
     a power cut, so SQLite commits with FULL there (docs/settlement.md)."""
-    assert Settings.from_env({"ASG_BSV_NETWORK": "testnet"}).sqlite_synchronous == "FULL"
+    arc = {"ASG_ARC_URL": "https://arc.example.com"}
+    assert Settings.from_env({"ASG_BSV_NETWORK": "testnet", **arc}).sqlite_synchronous == "FULL"
     assert Settings.from_env({}).sqlite_synchronous == "NORMAL"
     with pytest.raises(SettingsError, match="ASG_SQLITE_SYNCHRONOUS must be FULL or EXTRA"):
-        Settings.from_env({"ASG_BSV_NETWORK": "mainnet", "ASG_SQLITE_SYNCHRONOUS": "NORMAL"})
+        Settings.from_env({"ASG_BSV_NETWORK": "mainnet", "ASG_SQLITE_SYNCHRONOUS": "NORMAL", **arc})

@@ -13,8 +13,8 @@ import pytest_asyncio
 from bsv import P2PKH, PrivateKey, Transaction, TransactionInput, TransactionOutput
 from bsv.constants import Network
 
-from asg_grpc.settings import SettingsError
-from asg_grpc.settlement.arc import ArcBroadcaster, ArcSettings, SourceOutput, SourceOutputLookup
+from asg_grpc.settings import ArcSettings, Settings, SettingsError
+from asg_grpc.settlement.arc import ArcBroadcaster, SourceOutput, SourceOutputLookup
 from asg_grpc.settlement.broadcast import BroadcastOutcome, Verdict
 from asg_grpc.settlement.utxos import Utxo, UtxoSourceError, fetch_unspent
 from tests.core.settlement.arc_server import Answer, FakeArc, Received, error_answer, tx_answer
@@ -439,18 +439,20 @@ async def test_api_key_goes_in_the_authorization_header_and_nowhere_else(
 
 
 def test_settings_read_from_the_environment() -> None:
-    settings = ArcSettings.from_env(
+    settings = Settings.from_env(
         {
+            "ASG_BSV_NETWORK": "testnet",
             "ASG_ARC_URL": "https://arc.example.com/",
             "ASG_ARC_API_KEY": API_KEY,
             "ASG_ARC_TIMEOUT": "12.5",
             "ASG_WOC_URL": "http://127.0.0.1:9999",
         }
     )
-    assert settings == ArcSettings("https://arc.example.com", API_KEY, 12.5, "http://127.0.0.1:9999")
-    assert ArcSettings.from_env({"ASG_ARC_URL": "https://arc.example.com"}).woc_url == (
-        "https://api.whatsonchain.com"
-    )
+    assert settings.arc == ArcSettings("https://arc.example.com", API_KEY, 12.5, "http://127.0.0.1:9999")
+    only_url = Settings.from_env({"ASG_BSV_NETWORK": "mainnet", "ASG_ARC_URL": "https://arc.example.com"})
+    assert only_url.arc is not None and only_url.arc.woc_url == "https://api.whatsonchain.com"
+    # The local ledger needs no ARC: its variables are not read, so they cannot be refused.
+    assert Settings.from_env({"ASG_ARC_TIMEOUT": "soon"}).arc is None
 
 
 @pytest.mark.parametrize(
@@ -465,7 +467,7 @@ def test_settings_read_from_the_environment() -> None:
 )
 def test_bad_settings_name_the_variable(env: dict[str, str], variable: str) -> None:
     with pytest.raises(SettingsError, match=variable):
-        ArcSettings.from_env(env)
+        Settings.from_env({"ASG_BSV_NETWORK": "testnet", **env})
 
 
 # --- WhatsOnChain UTXOs ---------------------------------------------------------------------

@@ -16,7 +16,7 @@ import pytest
 from bsv import P2PKH
 
 from asg_grpc.devstack import Stack
-from asg_grpc.ledger.settings import DEFAULT_GENESIS_SATS
+from asg_grpc.settings import DEFAULT_GENESIS_SATS
 from tests.conftest import make_stack, register
 
 KILLS = 20

@@ -19,9 +19,8 @@ def queued(store: SQLiteStore, *names: str) -> tuple[str, str]:
         key_hint="x",
         now=1.0,
     )
-    hook = store.create_webhook(
-        customer.customer_id, WebhookSpec("https://h.example/x", "secret-123", EVENT_TYPES), 1.0
-    )
+    spec = WebhookSpec("https://h.example/x", "secret-123", EVENT_TYPES)
+    hook = store.create_webhook("whk_1", customer.customer_id, spec, b"sealed secret-123", 1.0)
     store.fan_out(
         [], [NewDelivery(n, hook.webhook_id, f"evt_{n}", "task.verified", b"{}") for n in names], 1.0
     )

@@ -1,15 +1,20 @@
-"""The URL guard: every resolved address must be public, unless private URLs are allowed."""
+"""The URL guard: every resolved address must be public, unless private URLs are allowed, and a
+connection reaches the addresses its check accepted."""
 
 from __future__ import annotations
 
 import ipaddress
+import socket
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+import pytest_asyncio
+from aiohttp import web
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from asg_grpc.domain.errors import ValidationError
-from asg_grpc.webhooks import PrivateURL, check_public_url
-from asg_grpc.webhooks.urlguard import NoPublicAddress, guarded_connector, is_public
+from asg_grpc.wire.urls import NoPublicAddress, PrivateURL, UrlGuard, check_public_url, is_public
 
 REFUSED = [
     "127.0.0.1",  # loopback
@@ -111,7 +116,7 @@ async def test_check_refuses_a_host_that_does_not_resolve() -> None:
 async def test_connections_refuse_a_name_that_resolves_privately_when_they_are_made() -> None:
     """DNS rebinding: a name that passed the check and then resolves to loopback is refused by
     the connector itself, on the addresses it is about to connect to."""
-    async with aiohttp.ClientSession(connector=guarded_connector(False)) as session:
+    async with aiohttp.ClientSession(connector=UrlGuard(False).connector()) as session:
         with pytest.raises(aiohttp.ClientConnectorError) as info:
             await session.get("http://localhost:9/")
     assert isinstance(info.value.os_error, NoPublicAddress)
@@ -119,7 +124,74 @@ async def test_connections_refuse_a_name_that_resolves_privately_when_they_are_m
 
 @pytest.mark.asyncio
 async def test_the_guarded_connector_lets_private_addresses_through_when_allowed() -> None:
-    async with aiohttp.ClientSession(connector=guarded_connector(True)) as session:
+    async with aiohttp.ClientSession(connector=UrlGuard(True).connector()) as session:
         with pytest.raises(aiohttp.ClientConnectorError) as info:
             await session.get("http://localhost:9/")  # nothing listens on port 9
     assert not isinstance(info.value.os_error, NoPublicAddress)
+
+
+class ScriptedDNS(AbstractResolver):
+    """DNS, the machine's edge: each lookup of a name gets the next of its scripted answers."""
+
+    def __init__(self, answers: dict[str, list[str]]) -> None:
+        self.answers = answers
+        self.lookups: list[str] = []
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        self.lookups.append(host)
+        address = self.answers[host].pop(0)
+        return [
+            ResolveResult(hostname=host, host=address, port=port, family=socket.AF_INET, proto=0, flags=0)
+        ]
+
+    async def close(self) -> None:
+        pass
+
+
+@pytest_asyncio.fixture
+async def server_port() -> AsyncIterator[int]:
+    """An HTTP server on 127.0.0.1 only (not on 127.0.0.2, though that is loopback too)."""
+
+    async def reached(_request: web.Request) -> web.Response:
+        return web.Response(text="reached")
+
+    app = web.Application()
+    app.router.add_get("/h", reached)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield runner.addresses[0][1]
+    await runner.cleanup()
+
+
+@pytest.mark.asyncio
+async def test_a_connection_reaches_the_address_its_check_accepted(server_port: int) -> None:
+    """DNS rebinding: the name answers 127.0.0.1 when checked, 127.0.0.2 afterwards; the
+    connection still goes to 127.0.0.1 (where the server listens), without asking DNS again."""
+    dns = ScriptedDNS({"hook.test": ["127.0.0.1", "127.0.0.2"]})
+    guard = UrlGuard(allow_private=True, dns=dns)
+    url = f"http://hook.test:{server_port}/h"
+    await guard.check(url, "callback_url")
+    async with aiohttp.ClientSession(connector=guard.connector()) as session, session.get(url) as reply:
+        assert (reply.status, await reply.text()) == (200, "reached")
+    assert dns.lookups == ["hook.test"]
+
+
+@pytest.mark.asyncio
+async def test_the_check_refuses_a_name_whose_answer_is_private() -> None:
+    guard = UrlGuard(allow_private=False, dns=ScriptedDNS({"hook.test": ["10.0.0.7"]}))
+    with pytest.raises(PrivateURL, match=r"private or loopback address \(10.0.0.7\)") as info:
+        await guard.check("https://hook.test/h", "manifest_url")
+    assert info.value.field == "manifest_url"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "url", ["https://127.0.0.1\\@1.1.1.1/h", "https://u@1.1.1.1/h", "https://1.1.1.1%0a/h", "ftp://1.1.1.1/"]
+)
+async def test_the_check_refuses_what_the_parser_does_not_accept(url: str) -> None:
+    with pytest.raises(PrivateURL, match="is not a valid URL"):
+        await UrlGuard(allow_private=True).check(url, "callback_url")

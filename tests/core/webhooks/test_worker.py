@@ -14,15 +14,19 @@ import pytest
 import pytest_asyncio
 
 from asg_gateway import verify_webhook_signature
+from asg_grpc.domain.ids import new_id
 from asg_grpc.domain.webhooks import EVENT_TYPES, RETRY_SCHEDULE, WebhookSpec, next_attempt_delay
+from asg_grpc.sealing import Sealer, seal_webhook_secret
 from asg_grpc.settings import Settings
 from asg_grpc.store.sqlite import SQLiteStore
 from asg_grpc.store.webhook_records import DueDelivery, EventRecord, HookTarget, NewDelivery
-from asg_grpc.webhooks.fanout import render, targets
+from asg_grpc.webhooks.fanout import targets
 from asg_grpc.webhooks.worker import USER_AGENT, WebhookWorker, outcome
+from asg_grpc.wire.events import render
 from tests.core.webhooks.receiver import Receiver
 
 SECRET = "whsec_test_secret"
+SEALER = Sealer(bytes(32))
 
 
 def event(event_type: str = "task.verified", callback_url: str | None = None) -> EventRecord:
@@ -67,7 +71,9 @@ def test_render_is_the_documented_event_object() -> None:
 
 
 def due(attempts: int = 0) -> DueDelivery:
-    return DueDelivery("dlv_1", "whk_1", "https://x.example.com/", SECRET, "task.verified", b"{}", attempts)
+    return DueDelivery(
+        "dlv_1", "whk_1", "https://x.example.com/", b"sealed", "task.verified", b"{}", attempts
+    )
 
 
 @pytest.mark.parametrize("status", [200, 201, 204, 299])
@@ -114,7 +120,10 @@ async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
 
 
 def queue(store: SQLiteStore, url: str, count: int) -> tuple[str, list[NewDelivery]]:
-    hook = store.create_webhook("cus_1", WebhookSpec(url, SECRET, EVENT_TYPES), time.time())
+    now = time.time()
+    webhook_id = new_id("whk", now)
+    sealed = seal_webhook_secret(SEALER, webhook_id, SECRET)
+    hook = store.create_webhook(webhook_id, "cus_1", WebhookSpec(url, SECRET, EVENT_TYPES), sealed, now)
     deliveries = [
         NewDelivery(
             f"dlv_{hook.webhook_id}_{i}",
@@ -146,7 +155,7 @@ async def test_worker_posts_signed_stored_payloads(store: SQLiteStore) -> None:
     receiver = Receiver().start()
     try:
         webhook_id, queued = queue(store, receiver.url, 20)
-        worker = WebhookWorker(store, settings(webhook_concurrency=4))
+        worker = WebhookWorker(store, settings(webhook_concurrency=4), SEALER)
         await worker.start()
         try:
             await until(
@@ -176,7 +185,7 @@ async def test_worker_retries_until_2xx_and_deactivates_on_410(store: SQLiteStor
     try:
         flaky_id, _ = queue(store, flaky.url, 1)
         gone_id, _ = queue(store, gone.url, 1)
-        worker = WebhookWorker(store, settings())
+        worker = WebhookWorker(store, settings(), SEALER)
         await worker.start()
         try:
             await until(lambda: store.list_deliveries("cus_1", flaky_id, 5)[0].state == "delivered")
@@ -196,7 +205,7 @@ async def test_worker_retries_until_2xx_and_deactivates_on_410(store: SQLiteStor
 @pytest.mark.asyncio
 async def test_refused_url_is_a_failed_attempt(store: SQLiteStore) -> None:
     webhook_id, _ = queue(store, "https://127.0.0.1:9/hook", 1)
-    worker = WebhookWorker(store, settings(allow_private_urls=False, webhook_retry_scale=1.0))
+    worker = WebhookWorker(store, settings(allow_private_urls=False, webhook_retry_scale=1.0), SEALER)
     await worker.start()
     try:
         await until(lambda: store.list_deliveries("cus_1", webhook_id, 5)[0].attempts == 1)

@@ -1,0 +1,240 @@
+"""`adaptive` consensus: online Dawid-Skene with a confusion matrix per worker and task family.
+
+Hot path (`add_label`, a few µs): a task's log-posterior over its options is the family's log
+class prior plus, for each counted label, the column of the labelling worker's log confusion
+matrix (estimated from held-out counts: each of its labels against the other labels of the
+task). The engine stops when the posterior of the leading option reaches the task's
+`target_confidence`, with at least `min_labels` counted labels and at most `max_labels` bought;
+the confidence it reports is that posterior calibrated on gold (`domain/calibration.py`). Only
+finished gold tasks change worker estimates between refreshes (gold pins them).
+
+`refresh` (off the request path: a background task calls it) runs warm-started EM over every
+task of each family and, from it, re-derives everything the hot path reads. Defences:
+- worker prior: Dirichlet rows centred on the family's pooled confusion matrix (empirical Bayes,
+  itself smoothed toward `prior_accuracy`), so a new worker counts as an average one;
+- class-prior runaway: the class prior comes from soft posteriors of all labelled tasks (not the
+  engine's hard decisions), smoothed and floored at `class_floor / K`;
+- label switching: an EM result whose pooled workers are at or below chance is rejected and
+  the previous estimates kept (gold anchors the camps too);
+- below-chance workers: their confusion matrix reads their label as evidence for the others;
+- spammers: a worker with ≥ `floor_labels` of evidence whose confusion rows are all alike
+  (max total-variation distance between rows < `spammer_floor`) is banned for the family — not
+  served, labels weigh nothing — until `reinstate`;
+- share cap: a worker holding more than `share_cap` of a family's labels (once it has
+  `share_min_labels`) is not served until others catch up;
+- collusion (`domain/collusion.py`): a ring's labels on a task count once.
+
+Past decisions are final: `refresh` re-reads open tasks only, and `restore(snapshot())` rebuilds
+the same floats, so a restart changes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from typing import Any
+
+from asg_grpc.domain.calibration import PlattCalibrator
+from asg_grpc.domain.collusion import PairTally
+from asg_grpc.domain.consensus_engine import ConsensusSpec, Decision, GiveUp, NeedOne, TaskBook, Verdict
+from asg_grpc.domain.errors import NotFound, ValidationError
+from asg_grpc.domain.worker_model import (
+    AdaptiveParams,
+    Family,
+    Matrix,
+    TaskState,
+    WorkerStats,
+    base_confusion,
+    log_confusion,
+    refresh_family,
+    softmax,
+    zeros,
+)
+
+
+class AdaptiveEngine:
+    def __init__(self, params: AdaptiveParams | None = None, book: TaskBook | None = None) -> None:
+        self.params = params or AdaptiveParams()
+        self.book = book or TaskBook()
+        self.families: dict[str, Family] = {}
+        self.tasks: dict[str, TaskState] = {}
+
+    # -- the hot path ------------------------------------------------------------------------
+
+    def open(self, task_id: str, spec: ConsensusSpec) -> None:
+        self.book.open(task_id, spec)
+        fam = self._family(spec)
+        fam.tasks.append(task_id)
+        self.tasks[task_id] = TaskState(list(fam.log_prior), fam.epoch)
+
+    def eligible(self, worker: str, spec: ConsensusSpec) -> bool:
+        fam = self.families.get(spec.family_key)
+        if fam is None:
+            return True
+        stats = fam.workers.get(worker)
+        if stats is not None and stats.banned:
+            return False
+        p = self.params
+        return fam.labels < p.share_min_labels or fam.share.get(worker, 0) < p.share_cap * fam.labels
+
+    def add_label(self, task_id: str, worker: str, label: str) -> Verdict:
+        spec = self.book.add(task_id, worker, label)
+        fam = self.families[spec.family_key]
+        k = fam.options.index(label)
+        previous = self.book.labels[task_id][:-1]
+        fam.pairs.add(worker, label, previous)
+        fam.labels += 1
+        fam.share[worker] = fam.share.get(worker, 0) + 1
+        stats = self._stats(fam, worker)
+        state = self.tasks[task_id]
+        if state.epoch != fam.epoch:
+            self._rebuild(fam, task_id, state)
+        else:
+            ident = fam.rings.get(worker, worker)
+            if not stats.banned and ident not in state.counted:
+                state.counted.append(ident)
+                column = self._log(fam, worker)
+                state.log_post = [lp + column[c][k] for c, lp in enumerate(state.log_post)]
+        return self._settle(fam, spec, task_id, self._judge(fam, spec, task_id, state, final=False))
+
+    def close(self, task_id: str) -> Verdict:
+        """No more labels will come: the leading option with its (lower) confidence and
+        `reached_target=False`, or give up when no label counts (all banned)."""
+        spec = self.book.spec(task_id)
+        if task_id in self.book.final:
+            return self.book.final[task_id]
+        fam = self.families[spec.family_key]
+        state = self.tasks[task_id]
+        if state.epoch != fam.epoch:
+            self._rebuild(fam, task_id, state)
+        return self._settle(fam, spec, task_id, self._judge(fam, spec, task_id, state, final=True))
+
+    def _settle(self, fam: Family, spec: ConsensusSpec, task_id: str, verdict: Verdict) -> Verdict:
+        """A finished gold task pins its workers' estimates; only when finished, so that while
+        open it measures the engine without knowing its own answer (calibration samples)."""
+        if spec.gold is not None and not isinstance(verdict, NeedOne):
+            truth = fam.options.index(spec.gold)
+            for worker, label in self.book.labels[task_id]:
+                self._stats(fam, worker).gold[truth][fam.options.index(label)] += 1
+                fam.logs.pop(worker, None)
+        return self.book.settle(task_id, verdict)
+
+    def reinstate(self, worker: str, family: str) -> None:
+        """Operator override of a ban; the worker is not banned again by the spammer floor."""
+        fam = self.families.get(family)
+        if fam is None or worker not in fam.workers:
+            raise NotFound(f"worker {worker} has no record in family {family!r}")
+        if worker not in fam.reinstated:
+            fam.reinstated.append(worker)
+        self._stats(fam, worker).banned = False
+        fam.epoch += 1
+
+    def _judge(
+        self, fam: Family, spec: ConsensusSpec, task_id: str, state: TaskState, final: bool
+    ) -> Verdict:
+        post = softmax(state.log_post)
+        lead = max(range(len(post)), key=post.__getitem__)
+        confidence = fam.calib(post[lead])
+        counted = len(state.counted)
+        labels = self.book.labels[task_id]
+        reached = counted >= spec.min_labels and post[lead] >= spec.target_confidence
+        if not (reached or final or len(labels) >= spec.max_labels):
+            return NeedOne()
+        if not counted:
+            return GiveUp(len(labels))
+        if spec.gold is not None:  # what the engine reports, measured where it reports it
+            fam.samples.append((post[lead], fam.options[lead] == spec.gold))
+        winner = fam.options[lead]
+        agreeing = sum(lab == winner for _, lab in labels)
+        return Decision(winner, len(labels), agreeing, confidence, reached)
+
+    # -- estimates ---------------------------------------------------------------------------
+
+    def _family(self, spec: ConsensusSpec) -> Family:
+        key = spec.family_key
+        fam = self.families.get(key)
+        if fam is None:
+            k = len(spec.options)
+            base = base_confusion(k, self.params.prior_accuracy)
+            fam = Family(list(spec.options), [-math.log(k)] * k, base)
+            self.families[key] = fam
+        elif fam.options != list(spec.options):
+            raise ValidationError("options", f"differ from family {key!r}'s")
+        return fam
+
+    def _stats(self, fam: Family, worker: str) -> WorkerStats:
+        stats = fam.workers.get(worker)
+        if stats is None:
+            k = len(fam.options)
+            stats = fam.workers[worker] = WorkerStats(zeros(k), zeros(k), zeros(k))
+        return stats
+
+    def _log(self, fam: Family, worker: str) -> Matrix:
+        """Log of the posterior-mean confusion matrix (rows: truth, columns: label)."""
+        table = fam.logs.get(worker)
+        if table is None:
+            stats = self._stats(fam, worker)
+            held = WorkerStats(stats.held_out, stats.gold, stats.held_out)
+            table = fam.logs[worker] = log_confusion(fam.pooled, held, self.params.prior_strength)
+        return table
+
+    def _rebuild(self, fam: Family, task_id: str, state: TaskState) -> None:
+        state.log_post = list(fam.log_prior)
+        state.counted = []
+        for worker, label in self.book.labels[task_id]:
+            ident = fam.rings.get(worker, worker)
+            if self._stats(fam, worker).banned or ident in state.counted:
+                continue
+            state.counted.append(ident)
+            column = self._log(fam, worker)
+            k = fam.options.index(label)
+            state.log_post = [lp + column[c][k] for c, lp in enumerate(state.log_post)]
+        state.epoch = fam.epoch
+
+    # -- refresh (off the request path) ------------------------------------------------------
+
+    def refresh(self) -> None:
+        for fam in self.families.values():
+            refresh_family(fam, self.params, self.book)
+
+
+    # -- state -------------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        families = {}
+        for key, fam in self.families.items():
+            data = asdict(fam)
+            data.pop("logs")
+            data["pairs"] = {pair: list(c) for pair, c in fam.pairs.counts.items()}
+            families[key] = data
+        return {
+            "method": "adaptive",
+            "params": asdict(self.params),
+            "book": self.book.snapshot(),
+            "families": families,
+            "tasks": {t: asdict(s) for t, s in self.tasks.items()},
+        }
+
+    @classmethod
+    def restore(cls, data: dict[str, Any]) -> AdaptiveEngine:
+        engine = cls(AdaptiveParams(**data["params"]), TaskBook.restore(data["book"]))
+        for key, f in data["families"].items():
+            pairs = PairTally()
+            pairs.counts = {k: list(v) for k, v in f["pairs"].items()}
+            engine.families[key] = Family(
+                options=list(f["options"]),
+                log_prior=list(f["log_prior"]),
+                pooled=[list(r) for r in f["pooled"]],
+                workers={w: WorkerStats(**s) for w, s in f["workers"].items()},
+                tasks=list(f["tasks"]),
+                rings=dict(f["rings"]),
+                reinstated=list(f["reinstated"]),
+                samples=[(r, bool(ok)) for r, ok in f["samples"]],
+                share=dict(f["share"]),
+                labels=f["labels"],
+                epoch=f["epoch"],
+                calib=PlattCalibrator(**f["calib"]),
+                pairs=pairs,
+            )
+        engine.tasks = {t: TaskState(**s) for t, s in data["tasks"].items()}
+        return engine

@@ -1,0 +1,102 @@
+"""Opening a client from an `aerospike://host:port[,host:port…]/namespace` URL, and retrying
+what fails because the cluster could not be reached (never what the server refused)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
+
+import aerospike
+from aerospike import exception as aex
+
+from asg_grpc.domain.errors import Unavailable
+
+T = TypeVar("T")
+
+DEFAULT_PORT = 3000
+# Failures of reaching the cluster, worth another try; everything else is the server's answer.
+# (By name: the client's type stubs lack some of them.)
+TRANSIENT: tuple[type[Exception], ...] = tuple(
+    getattr(aex, name)
+    for name in (
+        "TimeoutError",
+        "ClusterError",
+        "ConnectionError",
+        "NoResponse",
+        "ClusterChangeError",
+        "InvalidNodeError",
+        "NoMoreConnectionsError",
+        "MaxRetriesExceeded",
+        "RecordBusy",
+        "DeviceOverload",
+    )
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AerospikeUrl:
+    hosts: tuple[tuple[str, int], ...]
+    namespace: str
+    # Every set name starts with it, so several deployments (or test runs) share a namespace.
+    set_prefix: str = ""
+
+
+def parse_url(url: str) -> AerospikeUrl:
+    """`aerospike://h1:3000,h2:3000/asg?prefix=refinery_`; ValueError names what is wrong."""
+    parts = urlsplit(url)
+    if parts.scheme != "aerospike":
+        raise ValueError(f"not an aerospike:// URL: {url!r}")
+    hosts = []
+    for item in parts.netloc.split(","):
+        host, _, port = item.strip().rpartition(":") if ":" in item else (item.strip(), "", "")
+        if not host:
+            raise ValueError(f"no host in {url!r}")
+        if port and not port.isdigit():
+            raise ValueError(f"port {port!r} is not a number in {url!r}")
+        hosts.append((host, int(port) if port else DEFAULT_PORT))
+    namespace = parts.path.strip("/")
+    if not namespace or "/" in namespace:
+        raise ValueError(f"the path must be one namespace in {url!r}")
+    prefix = parse_qs(parts.query).get("prefix", [""])[-1]
+    return AerospikeUrl(tuple(hosts), namespace, prefix)
+
+
+def connect(url: AerospikeUrl, *, timeout_ms: int = 1000) -> Any:
+    """A connected client; Unavailable when no seed host answers."""
+    config = {
+        "hosts": list(url.hosts),
+        "policies": {"total_timeout": timeout_ms},
+        # A record's user key is kept, so scans and queries can give it back.
+        "policy": {"key": aerospike.POLICY_KEY_SEND},
+    }
+    try:
+        return aerospike.client(config).connect()
+    except TRANSIENT as exc:
+        raise Unavailable("the store is unreachable; retry shortly") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """A few tries with doubling back-off, then Unavailable (the gateway's 503 + Retry-After).
+
+    Only safe around operations that are idempotent or guarded (CREATE_ONLY, generation
+    checks): a timed-out write may have been applied, and the retry must find that harmless."""
+
+    attempts: int = 4
+    first_delay: float = 0.05
+    sleep: Callable[[float], None] = time.sleep
+
+    def __call__(self, operation: Callable[[], T]) -> T:
+        delay = self.first_delay
+        for attempt in range(self.attempts):
+            try:
+                return operation()
+            except TRANSIENT as exc:
+                if attempt == self.attempts - 1:
+                    raise Unavailable("the store is unreachable; retry shortly") from exc
+                self.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")  # the loop returns or raises

@@ -1,0 +1,66 @@
+"""Single-record reads and writes, each retried on connection failures (Retry), with the
+record-existence and generation policies every area's atomic steps are built from."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from typing import Any
+
+import aerospike
+from aerospike import exception as aex
+
+from asg_grpc.store.aerospike.connection import Retry
+
+CREATE_ONLY: Mapping[str, int] = {"exists": aerospike.POLICY_EXISTS_CREATE}
+UPDATE_ONLY: Mapping[str, int] = {"exists": aerospike.POLICY_EXISTS_UPDATE}
+GEN_EQ: Mapping[str, int] = {"gen": aerospike.POLICY_GEN_EQ}
+
+
+class Records:
+    def __init__(self, client: Any, namespace: str, retry: Retry | None = None) -> None:
+        self.client = client
+        self.namespace = namespace
+        self.retry = retry or Retry()
+
+    def key(self, set_name: str, key: str) -> tuple[str, str, str]:
+        return (self.namespace, set_name, key)
+
+    def get(self, set_name: str, key: str) -> tuple[dict[str, Any], int] | None:
+        """The record's bins and generation, None when there is no record."""
+
+        def read() -> tuple[dict[str, Any], int] | None:
+            try:
+                _, meta, bins = self.client.get(self.key(set_name, key))
+            except aex.RecordNotFound:
+                return None
+            return bins, meta["gen"]
+
+        return self.retry(read)
+
+    def put(
+        self,
+        set_name: str,
+        key: str,
+        bins: dict[str, Any],
+        policy: Mapping[str, int],
+        *,
+        gen: int = 0,
+        ttl: int | None = None,
+    ) -> None:
+        """`gen`: the generation a GEN_EQ policy expects. `ttl` None: the record never expires."""
+        write = {**policy, "ttl": aerospike.TTL_NEVER_EXPIRE if ttl is None else ttl}
+        self.retry(lambda: self.client.put(self.key(set_name, key), bins, {"gen": gen}, write))
+
+    def create(self, set_name: str, key: str, bins: dict[str, Any], *, ttl: int | None = None) -> bool:
+        """CREATE_ONLY: False when the record exists (also when an earlier try of ours,
+        reported as timed out, did write it: callers compare what they find)."""
+        try:
+            self.put(set_name, key, bins, CREATE_ONLY, ttl=ttl)
+        except aex.RecordExistsError:
+            return False
+        return True
+
+    def remove(self, set_name: str, key: str) -> None:
+        with contextlib.suppress(aex.RecordNotFound):
+            self.retry(lambda: self.client.remove(self.key(set_name, key)))

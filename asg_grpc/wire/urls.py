@@ -1,0 +1,158 @@
+"""The one guard on URLs the core calls: webhooks, https manifests, S3 endpoints.
+
+A customer names the URL, the core calls it: without this check a webhook could make the core
+POST to its own loopback services, the private network it runs in, or a cloud metadata endpoint
+(169.254.169.254). Every address the host resolves to must be public, since the HTTP client may
+connect to any of them.
+
+The URL is parsed once, by the domain's strict parser (asg_grpc/domain/urls.py), and its host
+resolved by the resolver the client's connections use (`UrlGuard` is that resolver). The
+addresses a check accepted are pinned for the connection that follows, so a DNS answer that
+changes between check and connect (rebinding) changes nothing; a host resolved without a check
+keeps only its public addresses. Known limit: S3 `endpoint_url`s are reached through botocore,
+whose connections are checked only before (docs/jobs.md).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import time
+from typing import Any
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import ThreadedResolver
+
+from asg_grpc.domain.errors import ValidationError
+from asg_grpc.domain.urls import parse_url
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# Ranges `is_global` in Python 3.11 lets through but that must not be called.
+_EXTRA_BLOCKED = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "100.64.0.0/10",  # carrier-grade NAT (RFC 6598)
+        "192.88.99.0/24",  # former 6to4 relay anycast (RFC 7526)
+        "fec0::/10",  # deprecated site-local (RFC 3879)
+        "64:ff9b:1::/48",  # local-use NAT64 (RFC 8215)
+    )
+)
+
+
+class PrivateURL(ValidationError):
+    """The URL's host is missing, does not resolve, or resolves to a non-public address."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(field, problem)
+
+
+def is_public(addr: IPAddress) -> bool:
+    """Whether `addr` is a globally routable unicast address."""
+    if isinstance(addr, ipaddress.IPv6Address):
+        embedded = addr.ipv4_mapped or addr.sixtofour  # ::ffff:a.b.c.d, 2002:aabb:ccdd::
+        if embedded is not None:
+            return is_public(embedded)
+    if (
+        not addr.is_global
+        or addr.is_private
+        or addr.is_loopback
+        or addr.is_link_local
+        or addr.is_multicast
+        or addr.is_unspecified
+        or addr.is_reserved
+    ):
+        return False
+    return not any(addr.version == net.version and addr in net for net in _EXTRA_BLOCKED)
+
+
+def _address(result: ResolveResult) -> IPAddress:
+    # IPv6 answers may carry a zone ("fe80::1%eth0"); the zone is not part of the address.
+    return ipaddress.ip_address(str(result["host"]).split("%", 1)[0])
+
+
+class NoPublicAddress(OSError):
+    """Raised inside aiohttp's connect; it reaches callers as ClientConnectorDNSError.os_error."""
+
+    def __init__(self, host: str) -> None:
+        super().__init__(f"{host} resolves to no public address")
+
+
+PIN_SECONDS = 60.0  # how long the addresses a check accepted serve the connections to that host
+
+
+class UrlGuard(AbstractResolver):
+    """Checks URLs, and resolves for the connections of the client it is the resolver of.
+
+    One per client (webhook deliveries, manifest reads). `dns` is the system's resolver unless
+    given (tests give a scripted one: DNS is the machine's edge). With `allow_private`
+    (ASG_ALLOW_PRIVATE_URLS) no address is refused, but checked ones are pinned all the same.
+    """
+
+    def __init__(self, allow_private: bool, dns: AbstractResolver | None = None) -> None:
+        self._allow_private = allow_private
+        self._dns = dns or ThreadedResolver()
+        self._pins: dict[tuple[str, int], tuple[float, list[ResolveResult]]] = {}
+
+    async def check(self, url: str, field: str = "callback_url") -> None:
+        """Raise PrivateURL (a ValidationError naming `field`) unless the URL parses and every
+        address its host resolves to is public; pin those addresses for its connection."""
+        parsed = parse_url(url, ("http", "https"))
+        if parsed is None:
+            raise PrivateURL(field, "is not a valid URL")
+        try:
+            literal: IPAddress | None = ipaddress.ip_address(parsed.host)
+        except ValueError:
+            literal = None
+        if literal is not None:  # the client connects to it without resolving
+            self._refuse_private(field, [literal])
+            return
+        try:
+            results = await self._dns.resolve(parsed.host, parsed.port, socket.AF_UNSPEC)
+        except (OSError, UnicodeError) as exc:
+            raise PrivateURL(field, f"host {parsed.host} does not resolve") from exc
+        if not results:
+            raise PrivateURL(field, f"host {parsed.host} does not resolve")
+        self._refuse_private(field, [_address(r) for r in results])
+        now = time.monotonic()
+        self._pins = {key: pin for key, pin in self._pins.items() if pin[0] > now}
+        self._pins[(parsed.host, parsed.port)] = (now + PIN_SECONDS, results)
+
+    def _refuse_private(self, field: str, addresses: list[IPAddress]) -> None:
+        if self._allow_private:
+            return
+        for addr in addresses:
+            if not is_public(addr):
+                raise PrivateURL(field, f"resolves to a private or loopback address ({addr})")
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        """For the client's connections: the pinned addresses of a checked host, else what DNS
+        answers, public addresses only (unless private ones are allowed)."""
+        pin = self._pins.get((host.lower(), port))
+        if pin is not None and pin[0] > time.monotonic():
+            return [r for r in pin[1] if family == socket.AF_UNSPEC or r["family"] == family]
+        results = await self._dns.resolve(host, port, family)
+        if self._allow_private:
+            return results
+        public = [r for r in results if is_public(_address(r))]
+        if not public:
+            raise NoPublicAddress(host)
+        return public
+
+    async def close(self) -> None:
+        await self._dns.close()
+
+    def connector(self, **options: Any) -> aiohttp.TCPConnector:
+        """A connector resolving through this guard. aiohttp's own DNS cache is off: the guard
+        decides what each connection reaches."""
+        return aiohttp.TCPConnector(resolver=self, use_dns_cache=False, **options)
+
+
+async def check_public_url(url: str, allow_private: bool, field: str = "callback_url") -> None:
+    """Check a URL the core will call later (at registration): nothing is pinned. With
+    `allow_private` (ASG_ALLOW_PRIVATE_URLS) nothing is checked."""
+    if not allow_private:
+        await UrlGuard(allow_private=False).check(url, field)

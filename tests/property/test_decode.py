@@ -1,0 +1,129 @@
+"""Request parsing (rest_gateway/decode.py) as a property: any JSON body becomes either the
+protobuf message it says, field for field, or a BadRequest whose message names the field at
+fault — never another exception (which the gateway would answer with a 500)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from google.protobuf.message import Message
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rest_gateway import decode
+from rest_gateway.errors import BadRequest
+
+PROBLEMS = (
+    "must be a JSON object",
+    "is not a known field",
+    "must be a string",
+    "must be an integer",
+    "is out of range",
+    "must be an array of strings",
+    "must be an array of task objects",
+    "must be an array of event types",
+    "is required",
+)
+
+# What orjson can hand the gateway: no NaN or infinity, no lone surrogates, integers in 64 bits.
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(st.characters(codec="utf-8"), max_size=12)
+)
+keys = st.text(st.characters(codec="utf-8"), max_size=8)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def near(fields: frozenset[str], values: st.SearchStrategy[Any] = json_values) -> st.SearchStrategy[dict]:
+    """Objects made mostly of the known fields, so the checks past the first are reached."""
+    return st.dictionaries(st.sampled_from(sorted(fields)) | keys, values, max_size=len(fields) + 1)
+
+
+spec_like = near(decode.LABEL_SPEC_FIELDS) | json_values
+task_values = json_values | spec_like | st.lists(scalars, max_size=3)
+task_like = near(decode.TASK_FIELDS, task_values)
+bodies = st.one_of(
+    json_values,
+    task_like,
+    near(decode.BATCH_FIELDS, st.lists(task_like | json_values, max_size=3) | json_values),
+    near(decode.CUSTOMER_FIELDS),
+    near(decode.WEBHOOK_FIELDS, st.lists(scalars, max_size=3) | json_values),
+    near(decode.JOB_FIELDS, task_values | near(decode.S3_CREDENTIAL_FIELDS)),
+).map(lambda value: orjson.loads(orjson.dumps(value)))
+
+DECODERS: list[tuple[Callable[[Any], Message], bool]] = [
+    (decode.task_input, False),  # takes any value
+    (decode.submit_batch, True),  # these take the body once json_object found it an object
+    (decode.register_customer, True),
+    (decode.create_webhook, True),
+    (decode.create_job, True),
+]
+
+
+def keys_in(value: object) -> set[str]:
+    if isinstance(value, dict):
+        return set(value) | {k for v in value.values() for k in keys_in(v)}
+    if isinstance(value, list):
+        return {k for v in value for k in keys_in(v)}
+    return set()
+
+
+def check_names_a_field(error: BadRequest, body: object) -> None:
+    problem = next((p for p in PROBLEMS if error.message.endswith(" " + p)), None)
+    assert problem is not None, error.message
+    field = error.message.removesuffix(" " + problem)
+    if problem == "is not a known field":
+        # The key as sent, after its path; it may be "" (then the message starts with a space).
+        assert any(field.endswith(key) for key in keys_in(body)), error.message
+    else:
+        known = (
+            decode.TASK_FIELDS
+            | decode.LABEL_SPEC_FIELDS
+            | decode.BATCH_FIELDS
+            | decode.CUSTOMER_FIELDS
+            | decode.WEBHOOK_FIELDS
+            | decode.JOB_FIELDS
+            | decode.S3_CREDENTIAL_FIELDS
+            | {"request body"}
+        )
+        last = field.rsplit(".", 1)[-1].split("[", 1)[0]
+        assert last in known, error.message
+
+
+@given(bodies)
+def test_any_json_body_decodes_or_names_the_field_at_fault(body: object) -> None:
+    for decoder, needs_object in DECODERS:
+        if needs_object and not isinstance(body, dict):
+            continue
+        try:
+            message = decoder(body)
+        except BadRequest as error:
+            check_names_a_field(error, body)
+        else:
+            assert isinstance(message, Message)
+
+
+@given(task_like.map(lambda value: orjson.loads(orjson.dumps(value))))
+def test_a_task_that_decodes_keeps_every_field_as_sent(body: dict[str, Any]) -> None:
+    try:
+        task = decode.task_input(body)
+    except BadRequest:
+        return
+    for name in ("type", "data_url", "callback_url", "idempotency_key"):
+        assert (getattr(task, name) if task.HasField(name) else None) == body.get(name)
+    for name in ("consensus_threshold", "expires_in_seconds"):
+        assert (getattr(task, name) if task.HasField(name) else None) == body.get(name)
+    spec = body.get("label_spec")
+    assert task.HasField("label_spec") == (spec is not None)
+    if spec is not None:
+        assert list(task.label_spec.options) == (spec.get("options") or [])
+        assert task.label_spec.question == (spec.get("question") or "")  # no presence in the proto

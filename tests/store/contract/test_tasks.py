@@ -1,0 +1,125 @@
+"""What every store does with submitted tasks: a customer's tasks newest first in pages,
+idempotency keys replayed (or refused with another body), the quota, restarts, and two stores
+submitting the same key at once."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import replace
+
+import pytest
+
+from asg_grpc.domain.errors import IdempotencyConflict, QuotaExhausted, ValidationError
+from asg_grpc.domain.tasks import TaskSpec, TaskStatus
+from asg_grpc.store.aerospike import AerospikeStore, AerospikeUrl
+from asg_grpc.store.base import Submission
+from tests.store.contract.conftest import OpenStore
+from tests.store.contract.test_customers import register
+
+SPEC = TaskSpec(
+    task_type="image_classification",
+    data_url="https://cdn.example.com/1.jpg",
+    question="Cat?",
+    options=("yes", "no"),
+    consensus_threshold=3,
+    callback_url=None,
+    idempotency_key=None,
+)
+
+
+def spec(n: int, key: str | None = None) -> TaskSpec:
+    return replace(SPEC, data_url=f"https://cdn.example.com/{n}.jpg", idempotency_key=key)
+
+
+def test_tasks_page_newest_first_and_survive_a_restart(open_store: OpenStore) -> None:
+    store = open_store()
+    customer_id = register(store)
+    other = register(store, email="bob@example.com", key="key-bob")
+    [batch] = store.submit([Submission(customer_id, [spec(n) for n in range(5)], "bat_1")], time.time())
+    [single] = store.submit([Submission(customer_id, [spec(5)], None)], time.time())
+    store.submit([Submission(other, [spec(9)], None)], time.time())
+    ids = [s.task.task_id for s in batch + single]
+    store = open_store()
+    first = store.list_tasks(customer_id, status=None, batch_id=None, limit=4, after_task_id=None)
+    assert [t.task_id for t in first.tasks] == ids[::-1][:4]
+    rest = store.list_tasks(customer_id, status=None, batch_id=None, limit=4, after_task_id=first.next_after)
+    assert ([t.task_id for t in rest.tasks], rest.next_after) == (ids[::-1][4:], None)
+    in_batch = store.list_tasks(
+        customer_id, status=TaskStatus.PENDING, batch_id="bat_1", limit=10, after_task_id=None
+    )
+    assert [t.task_id for t in in_batch.tasks] == ids[:5][::-1]
+    task = store.get_task(customer_id, ids[0])
+    assert task == batch[0].task and task.spec == spec(0) and task.status is TaskStatus.PENDING
+    assert store.get_task(other, ids[0]) is None
+    with pytest.raises(ValidationError):
+        store.list_tasks(other, status=None, batch_id=None, limit=4, after_task_id=ids[0])
+    assert store.get_customer(customer_id).labels_reserved == 6 * SPEC.consensus_threshold
+
+
+def test_an_idempotency_key_replays_its_task_and_refuses_another_body(open_store: OpenStore) -> None:
+    store = open_store()
+    customer_id = register(store)
+    [[first]] = store.submit([Submission(customer_id, [spec(1, "k1")], None)], time.time())
+    [[again]] = open_store().submit([Submission(customer_id, [spec(1, "k1")], None)], time.time())
+    assert (again.replayed, again.task) == (True, first.task)
+    [refused] = store.submit([Submission(customer_id, [spec(2, "k2"), spec(3, "k1")], "bat_x")], time.time())
+    assert isinstance(refused, IdempotencyConflict)
+    assert str(refused).startswith("tasks[1].idempotency_key")
+    # Nothing of the refused batch was kept: its other key is still free, its labels unreserved.
+    assert store.get_customer(customer_id).labels_reserved == SPEC.consensus_threshold
+    [[fresh]] = store.submit([Submission(customer_id, [spec(4, "k2")], None)], time.time())
+    assert not fresh.replayed
+
+
+def test_the_quota_refuses_a_submission_whole(open_store: OpenStore) -> None:
+    store = open_store()
+    customer_id = register(store)  # a quota of 100 labels: 33 tasks of 3
+    [refused, kept] = store.submit(
+        [
+            Submission(customer_id, [spec(n, f"big-{n}") for n in range(34)], "bat_big"),
+            Submission(customer_id, [spec(1)], None),
+        ],
+        time.time(),
+    )
+    assert isinstance(refused, QuotaExhausted) and len(kept) == 1
+    [[retried]] = store.submit([Submission(customer_id, [spec(0, "big-0")], None)], time.time())
+    assert not retried.replayed  # the refused batch's keys were released
+    assert store.get_customer(customer_id).labels_reserved == 2 * SPEC.consensus_threshold
+
+
+def test_two_stores_submitting_one_key_make_one_task(open_store: OpenStore) -> None:
+    customer_id = register(open_store())
+    stores = [open_store(), open_store()]
+    results: list[object] = []
+
+    def submit(index: int) -> None:
+        results.extend(stores[index].submit([Submission(customer_id, [spec(1, "same")], None)], time.time()))
+
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    tasks = {r[0].task.task_id for r in results if isinstance(r, list)}
+    page = stores[0].list_tasks(customer_id, status=None, batch_id=None, limit=10, after_task_id=None)
+    assert len(tasks) == 1 and [t.task_id for t in page.tasks] == list(tasks)
+    assert stores[1].get_customer(customer_id).labels_reserved == SPEC.consensus_threshold
+
+
+def test_an_idempotency_key_expires_after_its_ttl(aerospike_url: AerospikeUrl) -> None:
+    """Aerospike only so far: SQLite keeps keys until part C gives it the same expiry."""
+    url = replace(aerospike_url, set_prefix=f"{aerospike_url.set_prefix}{uuid.uuid4().hex[:6]}_")
+    store = AerospikeStore(url, idempotency_ttl=1)
+    try:
+        customer_id = register(store)
+        [[first]] = store.submit([Submission(customer_id, [spec(1, "k")], None)], time.time())
+        [[again]] = store.submit([Submission(customer_id, [spec(1, "k")], None)], time.time())
+        assert again.replayed and again.task == first.task
+        time.sleep(2.1)
+        # Past the TTL the key is free: another body makes a new task instead of a conflict.
+        [[after]] = store.submit([Submission(customer_id, [spec(2, "k")], None)], time.time())
+        assert not after.replayed and after.task.task_id != first.task.task_id
+    finally:
+        store.close()

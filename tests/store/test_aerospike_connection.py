@@ -1,0 +1,63 @@
+"""aerospike:// URLs, and an unreachable cluster answered as Unavailable (the gateway's 503)."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from aerospike import exception as aex
+
+from asg_grpc.domain.errors import Unavailable
+from asg_grpc.store.aerospike.connection import AerospikeUrl, Retry, connect, parse_url
+
+
+def test_a_url_names_seed_hosts_namespace_and_set_prefix() -> None:
+    assert parse_url("aerospike://10.0.0.1:3100,db2/asg?prefix=shop_") == AerospikeUrl(
+        (("10.0.0.1", 3100), ("db2", 3000)), "asg", "shop_"
+    )
+    assert parse_url("aerospike://127.0.0.1:3000/asg").set_prefix == ""
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///var/asg.db",
+        "aerospike:///asg",
+        "aerospike://h:port/asg",
+        "aerospike://h:3000/",
+        "aerospike://h/a/b",
+    ],
+)
+def test_a_malformed_url_is_refused(url: str) -> None:
+    with pytest.raises(ValueError):
+        parse_url(url)
+
+
+def test_no_node_listening_is_unavailable() -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(Unavailable):
+        connect(AerospikeUrl((("127.0.0.1", port),), "asg"), timeout_ms=200)
+
+
+def test_retry_backs_off_then_gives_up_as_unavailable() -> None:
+    waits: list[float] = []
+    calls = 0
+
+    def flaky() -> str:
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            raise aex.TimeoutError()
+        return "done"
+
+    assert Retry(sleep=waits.append)(flaky) == "done"
+    assert waits == [0.05, 0.1]
+
+    def down() -> None:
+        raise aex.ClusterError()
+
+    with pytest.raises(Unavailable):
+        Retry(attempts=3, sleep=waits.append)(down)
+    assert waits == [0.05, 0.1, 0.05, 0.1]
