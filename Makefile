@@ -18,6 +18,7 @@ run: $(STAMP)
 
 ## Run the whole test suite (what CI runs).
 test: $(STAMP)
+	sh scripts/browser_deps.sh
 	$(BIN)/ruff check .
 	$(BIN)/mypy asg_grpc asg_common rest_gateway asg_gateway worker_agent
 	$(BIN)/pytest || test $$? -eq 5  # 5 = no tests collected: not a failure of the code
