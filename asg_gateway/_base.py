@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 import httpx
@@ -48,9 +48,15 @@ class BaseClient:
     """
 
     _http: httpx.Client | httpx.AsyncClient
+    _HTTP: ClassVar[type[httpx.Client] | type[httpx.AsyncClient]]  # the subclass's transport
 
     def __init__(
-        self, api_key: str | None, base_url: str | None, *, timeout: float, max_retries: int
+        self,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        *,
+        timeout: float = 30.0,
+        max_retries: int = 2,
     ) -> None:
         if max_retries < 0:
             raise ValueError("max_retries must be 0 or more")
@@ -58,12 +64,8 @@ class BaseClient:
         self.max_retries = max_retries
         # The quickstart keeps the key in ASG_API_KEY; an explicit api_key wins.
         self._api_key = api_key or os.environ.get("ASG_API_KEY")
-        self._timeout = timeout
-
-    def _http_options(self) -> dict[str, Any]:
-        """Keyword arguments for the ``httpx.Client`` or ``httpx.AsyncClient`` of a subclass."""
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
-        return {"base_url": self.base_url, "timeout": self._timeout, "headers": headers}
+        self._http = self._HTTP(base_url=self.base_url, timeout=timeout, headers=headers)
 
     def _request(
         self,

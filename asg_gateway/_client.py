@@ -27,17 +27,7 @@ class ASGGatewayClient(BaseClient):
     """
 
     _http: httpx.Client
-
-    def __init__(
-        self,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        *,
-        timeout: float = 30.0,
-        max_retries: int = 2,
-    ) -> None:
-        super().__init__(api_key, base_url, timeout=timeout, max_retries=max_retries)
-        self._http = httpx.Client(**self._http_options())
+    _HTTP = httpx.Client
 
     def close(self) -> None:
         self._http.close()
@@ -308,17 +298,7 @@ class AsyncASGGatewayClient(BaseClient):
     """
 
     _http: httpx.AsyncClient
-
-    def __init__(
-        self,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        *,
-        timeout: float = 30.0,
-        max_retries: int = 2,
-    ) -> None:
-        super().__init__(api_key, base_url, timeout=timeout, max_retries=max_retries)
-        self._http = httpx.AsyncClient(**self._http_options())
+    _HTTP = httpx.AsyncClient
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -29,13 +29,35 @@ def decode_row(line: str, job_id: str, number: int) -> Row:
     return row
 
 
-def _cut(job_id: str, rows: int, exc: Exception) -> APIConnectionError:
-    # Raised by the caller `from exc`, so the httpx error stays the __cause__.
-    detail = str(exc) or type(exc).__name__
-    return APIConnectionError(f"the export of job {job_id} broke off after {rows} rows: {detail}")
+class _Export:
+    """What both twins share: the open response, and each line turned into a row."""
+
+    def __init__(self, response: httpx.Response, job_id: str) -> None:
+        self._response = response
+        self.job_id = job_id
+        self.request_id = response.headers.get("X-Request-ID")
+        self._rows = 0
+
+    def _check_unread(self) -> None:
+        if self._response.is_closed:
+            raise ASGError(f"the export of job {self.job_id} was already read or closed")
+
+    def _row(self, line: str) -> Row | None:
+        """The line's row; None for a blank line."""
+        if not line.strip():
+            return None
+        self._rows += 1
+        return decode_row(line, self.job_id, self._rows)
+
+    def _cut(self, exc: Exception) -> APIConnectionError:
+        # Raised by the caller `from exc`, so the httpx error stays the __cause__.
+        detail = str(exc) or type(exc).__name__
+        return APIConnectionError(
+            f"the export of job {self.job_id} broke off after {self._rows} rows: {detail}"
+        )
 
 
-class JobExport:
+class JobExport(_Export):
     """The rows of ``export_job``: iterate once; ``with`` closes early exits at once.
 
     ``request_id`` is the response's ``X-Request-ID``. A connection lost mid-stream raises
@@ -43,22 +65,14 @@ class JobExport:
     starts again from the first row.
     """
 
-    def __init__(self, response: httpx.Response, job_id: str) -> None:
-        self._response = response
-        self.job_id = job_id
-        self.request_id = response.headers.get("X-Request-ID")
-
     def __iter__(self) -> Iterator[Row]:
-        if self._response.is_closed:
-            raise ASGError(f"the export of job {self.job_id} was already read or closed")
-        rows = 0
+        self._check_unread()
         try:
             for line in self._response.iter_lines():
-                if line.strip():
-                    rows += 1
-                    yield decode_row(line, self.job_id, rows)
+                if (row := self._row(line)) is not None:
+                    yield row
         except httpx.RequestError as exc:
-            raise _cut(self.job_id, rows, exc) from exc
+            raise self._cut(exc) from exc
         finally:
             self._response.close()
 
@@ -72,25 +86,17 @@ class JobExport:
         self.close()
 
 
-class AsyncJobExport:
+class AsyncJobExport(_Export):
     """Asyncio twin of ``JobExport``: ``async for``, and ``async with`` or ``aclose()``."""
 
-    def __init__(self, response: httpx.Response, job_id: str) -> None:
-        self._response = response
-        self.job_id = job_id
-        self.request_id = response.headers.get("X-Request-ID")
-
     async def __aiter__(self) -> AsyncIterator[Row]:
-        if self._response.is_closed:
-            raise ASGError(f"the export of job {self.job_id} was already read or closed")
-        rows = 0
+        self._check_unread()
         try:
             async for line in self._response.aiter_lines():
-                if line.strip():
-                    rows += 1
-                    yield decode_row(line, self.job_id, rows)
+                if (row := self._row(line)) is not None:
+                    yield row
         except httpx.RequestError as exc:
-            raise _cut(self.job_id, rows, exc) from exc
+            raise self._cut(exc) from exc
         finally:
             await self._response.aclose()
 

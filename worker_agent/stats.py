@@ -57,15 +57,16 @@ class Progress:
         elapsed = max(now - self._last_time, 1e-9)
         rate = (s.labels_acked - self._last_acked) / elapsed
         self._last_acked, self._last_time = s.labels_acked, now
+        return {**self._counts(), "held": s.held, "connected": s.connected, "rate_per_s": round(rate, 2)}
+
+    def _counts(self) -> dict[str, object]:
+        s = self.stats
         return {
             "worker_id": s.worker_id,
             "labels_acked": s.labels_acked,
             "labels_sent": s.labels_sent,
             "skips": s.skips,
             "errors": s.errors,
-            "held": s.held,
-            "rate_per_s": round(rate, 2),
-            "connected": s.connected,
             "reconnects": s.reconnects,
             "payments": s.payments,
             "sats_earned": s.sats_earned,
@@ -76,14 +77,7 @@ class Progress:
         s = self.stats
         elapsed = max(time.monotonic() - s.started, 1e-9)
         return {
-            "worker_id": s.worker_id,
-            "labels_acked": s.labels_acked,
-            "labels_sent": s.labels_sent,
-            "skips": s.skips,
-            "errors": s.errors,
-            "reconnects": s.reconnects,
-            "payments": s.payments,
-            "sats_earned": s.sats_earned,
+            **self._counts(),
             "rate_per_s": round(s.labels_acked / elapsed, 2),
             "seconds": round(elapsed, 1),
         }

@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from asg_grpc.background import stop_tasks
 from asg_grpc.dispatch.outbox import Outbox
 from asg_grpc.dispatch.payments import WorkerPayment, problem
 from asg_grpc.domain import consensus
@@ -109,9 +110,7 @@ class Dispatcher:
         """Commit and ack what was received (unless `flush` is False: the lease was lost and
         another core owns these tasks now), then end every stream and refuse new ones."""
         self._closed = True
-        for task in self._tasks_running:
-            task.cancel()
-        await asyncio.gather(*self._tasks_running, return_exceptions=True)
+        await stop_tasks(*self._tasks_running)
         try:
             if flush:
                 self.flush()

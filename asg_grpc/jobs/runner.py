@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from asg_grpc.background import stop_tasks
 from asg_grpc.domain.errors import DomainError, ValidationError
 from asg_grpc.domain.jobs import JobSpec, ManifestItem, S3Credentials, parse_item
 from asg_grpc.jobs.lines import LineSplitter
@@ -78,12 +79,7 @@ class JobRunner:
 
     async def stop(self) -> None:
         """Stop reading; what was committed stays, the rest is read again after restart."""
-        tasks = [t for t in (self._loop_task, *self._ingesting.values()) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(self._loop_task, *self._ingesting.values())
         await self._reader.close()
 
     async def _run(self) -> None:

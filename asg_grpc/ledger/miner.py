@@ -8,10 +8,10 @@ the tip is refused whole by the store.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
+from asg_grpc.background import stop_tasks
 from asg_grpc.ledger.ledger import Ledger
 
 log = logging.getLogger("asg.ledger")
@@ -29,11 +29,8 @@ class Miner:
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="ledger-miner")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_tasks(self._task)
+        self._task = None
         self.mine_once()
 
     def mine_once(self) -> None:

@@ -10,11 +10,10 @@ from __future__ import annotations
 import grpc
 
 from asg_grpc.ledger import explorer
-from asg_grpc.ledger.receipts import RECEIPT_VERSION
 from asg_grpc.services.callers import Callers
 from asg_grpc.store import Store
-from asg_grpc.store.ledger_records import LedgerBlock
 from asg_grpc.v1 import chain_pb2, chain_pb2_grpc
+from asg_grpc.wire import convert
 
 
 class ChainService(chain_pb2_grpc.ChainServiceServicer):
@@ -28,27 +27,7 @@ class ChainService(chain_pb2_grpc.ChainServiceServicer):
     ) -> chain_pb2.TaskReceipt:
         customer_id = self._callers.customer(context).customer_id
         found = explorer.task_receipt(self._store, customer_id, request.task_id, network=self._network)
-        receipt, settlement = found.receipt, found.settlement
-        return chain_pb2.TaskReceipt(
-            version=RECEIPT_VERSION,
-            network=receipt.network,
-            txid=receipt.txid,
-            outputs=[
-                chain_pb2.ReceiptOutput(vout=o.vout, satoshis=o.satoshis, address=o.address)
-                for o in receipt.outputs
-            ],
-            beef=receipt.beef,
-            block=chain_pb2.BlockRef(
-                height=receipt.block_height, block_hash=receipt.block_hash, header=receipt.header
-            ),
-            task_id=settlement.task_id,
-            bsv_txid=settlement.txid,
-            total_cost_sats=settlement.total_cost_sats,
-            payouts=[
-                chain_pb2.TaskPayout(worker_id=worker_id, vout=vout, sats=sats)
-                for worker_id, vout, sats in settlement.payouts
-            ],
-        )
+        return convert.task_receipt(found)
 
     async def GetHeaders(
         self, request: chain_pb2.GetHeadersRequest, context: grpc.aio.ServicerContext
@@ -56,31 +35,11 @@ class ChainService(chain_pb2_grpc.ChainServiceServicer):
         self._callers.customer(context)
         count = request.count if request.HasField("count") else None
         blocks, tip = explorer.headers(self._store, request.from_height, count)
-        return chain_pb2.GetHeadersResponse(headers=[_header(b) for b in blocks], tip_height=tip)
+        return chain_pb2.GetHeadersResponse(headers=[convert.block_header(b) for b in blocks], tip_height=tip)
 
     async def GetTransaction(
         self, request: chain_pb2.GetTransactionRequest, context: grpc.aio.ServicerContext
     ) -> chain_pb2.ChainTransaction:
         self._callers.customer(context)
         tx = explorer.transaction(self._store, request.txid)
-        return chain_pb2.ChainTransaction(
-            txid=tx.txid,
-            raw=tx.raw,
-            block_height=tx.block_height,
-            block_hash=tx.block_hash,
-            fee=tx.fee,
-            outputs=[
-                chain_pb2.TransactionOutput(vout=o.vout, satoshis=o.satoshis, address=o.address)
-                for o in tx.outputs
-            ],
-        )
-
-
-def _header(block: LedgerBlock) -> chain_pb2.BlockHeader:
-    return chain_pb2.BlockHeader(
-        height=block.height,
-        block_hash=block.block_hash,
-        header=block.header,
-        merkle_root=block.merkle_root,
-        time=block.time,
-    )
+        return convert.chain_transaction(tx)

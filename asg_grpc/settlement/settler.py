@@ -20,7 +20,6 @@ stops payouts rather than piling up transactions that spend each other.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
@@ -29,6 +28,7 @@ from dataclasses import dataclass
 
 from bsv import P2PKH, Script, Transaction, TransactionInput, TransactionOutput
 
+from asg_grpc.background import stop_tasks
 from asg_grpc.domain import ids
 from asg_grpc.domain.errors import Conflict
 from asg_grpc.domain.settlement import PayoutPlan, WorkerPayment, choose_inputs, plan_payouts
@@ -92,11 +92,8 @@ class Settler:
 
     async def stop(self) -> None:
         """Stop between steps; a recorded transaction is broadcast again after restart."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_tasks(self._task)
+        self._task = None
         await self._broadcaster.close()
 
     async def _run(self) -> None:

@@ -22,6 +22,7 @@ import time
 
 import aiohttp
 
+from asg_grpc.background import stop_tasks
 from asg_grpc.domain.errors import ValidationError
 from asg_grpc.domain.webhooks import next_attempt_delay, signature_header
 from asg_grpc.sealing import SealBroken, Sealer, open_webhook_secret
@@ -83,12 +84,7 @@ class WebhookWorker:
     async def stop(self) -> None:
         """Stop polling, abandon attempts still waiting for an answer (they stay pending and
         go out again after restart), write the outcomes already known."""
-        for task in self._loops:
-            task.cancel()
-        attempts = list(self._in_flight.values())
-        for task in attempts:
-            task.cancel()
-        await asyncio.gather(*self._loops, *attempts, return_exceptions=True)
+        await stop_tasks(*self._loops, *self._in_flight.values())
         try:
             self._write_outcomes()
         except Exception:

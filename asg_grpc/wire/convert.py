@@ -11,8 +11,11 @@ from asg_grpc.domain.jobs import Job, JobDraft, JobStatus, S3Credentials
 from asg_grpc.domain.tasks import LabelRecord, Task, TaskDraft, TaskStatus
 from asg_grpc.domain.tiers import Tier
 from asg_grpc.domain.webhooks import Webhook
+from asg_grpc.ledger.explorer import TaskReceipt, TxView
+from asg_grpc.ledger.receipts import RECEIPT_VERSION
+from asg_grpc.store.ledger_records import LedgerBlock
 from asg_grpc.store.webhook_records import DeliveryRecord
-from asg_grpc.v1 import billing_pb2, common_pb2, jobs_pb2, tasks_pb2, webhooks_pb2
+from asg_grpc.v1 import billing_pb2, chain_pb2, common_pb2, jobs_pb2, tasks_pb2, webhooks_pb2
 
 STATUS_TO_PB = {
     TaskStatus.PENDING: common_pb2.TASK_STATUS_PENDING,
@@ -251,4 +254,52 @@ def job(j: Job) -> jobs_pb2.Job:
         created_at=timestamp(j.created_at),
         updated_at=timestamp(j.updated_at),
         completed_at=None if j.completed_at is None else timestamp(j.completed_at),
+    )
+
+
+def task_receipt(found: TaskReceipt) -> chain_pb2.TaskReceipt:
+    receipt, settlement = found.receipt, found.settlement
+    return chain_pb2.TaskReceipt(
+        version=RECEIPT_VERSION,
+        network=receipt.network,
+        txid=receipt.txid,
+        outputs=[
+            chain_pb2.ReceiptOutput(vout=o.vout, satoshis=o.satoshis, address=o.address)
+            for o in receipt.outputs
+        ],
+        beef=receipt.beef,
+        block=chain_pb2.BlockRef(
+            height=receipt.block_height, block_hash=receipt.block_hash, header=receipt.header
+        ),
+        task_id=settlement.task_id,
+        bsv_txid=settlement.txid,
+        total_cost_sats=settlement.total_cost_sats,
+        payouts=[
+            chain_pb2.TaskPayout(worker_id=worker_id, vout=vout, sats=sats)
+            for worker_id, vout, sats in settlement.payouts
+        ],
+    )
+
+
+def block_header(block: LedgerBlock) -> chain_pb2.BlockHeader:
+    return chain_pb2.BlockHeader(
+        height=block.height,
+        block_hash=block.block_hash,
+        header=block.header,
+        merkle_root=block.merkle_root,
+        time=block.time,
+    )
+
+
+def chain_transaction(tx: TxView) -> chain_pb2.ChainTransaction:
+    return chain_pb2.ChainTransaction(
+        txid=tx.txid,
+        raw=tx.raw,
+        block_height=tx.block_height,
+        block_hash=tx.block_hash,
+        fee=tx.fee,
+        outputs=[
+            chain_pb2.TransactionOutput(vout=o.vout, satoshis=o.satoshis, address=o.address)
+            for o in tx.outputs
+        ],
     )

@@ -20,19 +20,26 @@ ALLOWED: dict[str, set[str]] = {
     "asg_grpc.domain": set(),
     "asg_grpc.settings": {"asg_grpc.domain", "asg_common"},
     "asg_grpc.secret_file": set(),
+    "asg_grpc.background": set(),  # how a background loop is stopped
     "asg_grpc.sealing": {"asg_grpc.domain", "asg_grpc.secret_file", "asg_grpc.settings"},
     "asg_grpc.store": {"asg_grpc.domain", "asg_grpc.secret_file"},  # files created 0600
-    "asg_grpc.dispatch": {"asg_grpc.domain", "asg_grpc.store"},
+    "asg_grpc.dispatch": {"asg_grpc.domain", "asg_grpc.store", "asg_grpc.background"},
     # proto <-> domain, event and export renderers, the URL guard (docs/wire.md)
-    "asg_grpc.wire": {"asg_grpc.domain", "asg_grpc.store", "asg_grpc.v1", "asg_common"},
-    "asg_grpc.ledger": {"asg_grpc.domain", "asg_grpc.store", "asg_grpc.secret_file", "asg_grpc.settings"},
-    "asg_grpc.settlement": {"asg_grpc.domain", "asg_grpc.store", "asg_grpc.ledger", "asg_grpc.settings"},
+    "asg_grpc.wire": {"asg_grpc.domain", "asg_grpc.store", "asg_grpc.ledger", "asg_grpc.v1", "asg_common"},
+    "asg_grpc.ledger": {
+        "asg_grpc.domain", "asg_grpc.store", "asg_grpc.secret_file", "asg_grpc.settings",
+        "asg_grpc.background",
+    },
+    "asg_grpc.settlement": {
+        "asg_grpc.domain", "asg_grpc.store", "asg_grpc.ledger", "asg_grpc.settings", "asg_grpc.background",
+    },
     "asg_grpc.webhooks": {
         "asg_grpc.domain", "asg_grpc.store", "asg_grpc.settings", "asg_grpc.wire", "asg_grpc.sealing",
-        "asg_common",
+        "asg_common", "asg_grpc.background",
     },
     "asg_grpc.jobs": {
         "asg_grpc.domain", "asg_grpc.store", "asg_grpc.sealing", "asg_grpc.settings", "asg_grpc.wire",
+        "asg_grpc.background",
     },
     "asg_grpc.services": {
         "asg_grpc.domain", "asg_grpc.store", "asg_grpc.dispatch", "asg_grpc.jobs", "asg_grpc.ledger",
