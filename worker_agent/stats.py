@@ -63,6 +63,7 @@ class Progress:
         s = self.stats
         return {
             "worker_id": s.worker_id,
+            "assigned": s.assigned,
             "labels_acked": s.labels_acked,
             "labels_sent": s.labels_sent,
             "skips": s.skips,

@@ -30,7 +30,7 @@ def dev(args: argparse.Namespace) -> int:
     stopping = False
     starting = True
 
-    def on_signal(signum: int, frame: object) -> None:
+    def on_signal(signum: int, _frame: object) -> None:
         nonlocal stopping
         stopping = True
         if starting:  # don't finish starting what is being stopped

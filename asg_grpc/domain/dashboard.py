@@ -20,8 +20,6 @@ MAX_PAGE = 1_000_000
 SORTS = ("created_at_desc", "created_at_asc")
 DAYS = 30  # the overview's tasks-per-day window, today included
 BINS = 10
-# Consensus decided these (a label, or no majority); cancelled and expired ones it never saw.
-QUALITY_STATUSES = (TaskStatus.VERIFIED, TaskStatus.SETTLED, TaskStatus.FAILED)
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,11 +46,6 @@ class JobStatus(enum.Enum):
     COMPLETED = "completed"
     FAILED = "failed"
 
-    @property
-    def ingestion_open(self) -> bool:
-        """The manifest is still to be read (what a restarted core resumes)."""
-        return self in (JobStatus.PENDING, JobStatus.INGESTING)
-
 
 @dataclass(frozen=True, slots=True)
 class S3Credentials:

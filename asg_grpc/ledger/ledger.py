@@ -74,8 +74,9 @@ class Ledger:
         )
         # Checked again under the write lock: another writer may have spent an input meanwhile.
         conflicts = self.store.ledger_accept(record, now)
-        if conflicts and self.store.ledger_transaction(txid) is not None:
-            return txid  # another writer accepted this very transaction meanwhile
+        if conflicts:
+            if self.store.ledger_transaction(txid) is not None:
+                return txid  # another writer accepted this very transaction meanwhile
             first = conflicts[0]
             if isinstance(first, LedgerOutput):
                 index = outpoints.index((first.txid, first.vout))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from bsv import PrivateKey, Transaction
 
@@ -76,6 +78,36 @@ def test_a_transaction_another_writer_accepted_meanwhile_is_accepted_not_a_doubl
     racing = Ledger(_StaleFirstRead(ledger.store), ledger.wallet, fee_per_kb=FEE_PER_KB)  # type: ignore[arg-type]
 
     assert racing.submit(tx.serialize(), NOW) == first
+
+
+class _StaleOutputs:
+    """The store as a second writer sees it when a first writer spends the same output between
+    its read of the inputs and its write: the read shows them unspent."""
+
+    def __init__(self, store: object) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    def ledger_outputs(self, outpoints: object) -> object:
+        held = self._store.ledger_outputs(outpoints)  # type: ignore[attr-defined]
+        return {o: dataclasses.replace(h, spent_by=None) for o, h in held.items()}
+
+
+def test_a_double_spend_another_writer_committed_meanwhile_is_refused_under_the_lock(
+    ledger: Ledger,
+) -> None:
+    utxo = funds(ledger)
+    key, me = ledger.wallet.private_key, ledger.wallet.address
+    first = build([utxo], [(WORKER, 300)], key, change_to=me)
+    second = build([utxo], [(PrivateKey().address(), 500)], key, change_to=me)
+    ledger.submit(first, NOW)
+    racing = Ledger(_StaleOutputs(ledger.store), ledger.wallet, fee_per_kb=FEE_PER_KB)  # type: ignore[arg-type]
+
+    with pytest.raises(InputUnavailable, match=f"already spent by {first.txid()}"):
+        racing.submit(second, NOW)
+    assert ledger.store.ledger_transaction(second.txid()) is None
 
 
 def test_rejects_an_unknown_input(ledger: Ledger) -> None:

@@ -57,7 +57,8 @@ def test_an_older_stores_data_files_become_private_when_opened(tmp_path: Path) -
 
 def old_store_with_a_clear_secret(path: Path) -> str:
     """A database as the core before sealing left it: one webhook, its secret in clear."""
-    before = next(i for i, script in enumerate(MIGRATIONS) if "RENAME COLUMN secret TO clear_secret" in script)
+    sealing = "RENAME COLUMN secret TO clear_secret"
+    before = next(i for i, script in enumerate(MIGRATIONS) if sealing in script)
     with sqlite3.connect(path, isolation_level=None) as db:
         for script in MIGRATIONS[:before]:
             db.executescript(script)
