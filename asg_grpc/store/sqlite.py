@@ -314,6 +314,7 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # The dashboard's counters, kept by triggers on tasks, and the list's index by status.
     sqlite_dashboard.MIGRATION,
+    sqlite_dashboard.PYTHON_COUNTERS,
 )
 
 
@@ -393,6 +394,9 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
         self._db.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
         # Freed space is zeroed, so an erased secret (job credentials) does not linger in a page.
         self._db.execute("PRAGMA secure_delete=ON")
+        # Sorts, GROUP BYs and statement journals in memory, not in temporary files: a trigger
+        # with several statements cost ~5x more with them on disk (docs/benchmarks.md).
+        self._db.execute("PRAGMA temp_store=MEMORY")
         self._migrate()
 
     def _migrate(self) -> None:
@@ -669,6 +673,7 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             rows,
         )
+        sqlite_dashboard.count_submitted(db, customer_id, now, len(rows))
         return created
 
     def _replays(
@@ -846,12 +851,13 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
             # and the labels for it are not stored: nobody is billed or paid for them.
             closed: set[str] = set()
             decided: dict[str, list[str]] = {"task.verified": [], "task.failed": []}
-            for task in batch.tasks:
-                if db.execute(_TASK_STATE_UPDATE, _task_state_row(task, batch.now)).rowcount == 0:
-                    closed.add(task.task_id)
-                elif task.status.decided:
-                    event = "task.verified" if task.status is TaskStatus.VERIFIED else "task.failed"
-                    decided[event].append(task.task_id)
+            with sqlite_dashboard.counted(db, [task.task_id for task in batch.tasks]):
+                for task in batch.tasks:
+                    if db.execute(_TASK_STATE_UPDATE, _task_state_row(task, batch.now)).rowcount == 0:
+                        closed.add(task.task_id)
+                    elif task.status.decided:
+                        event = "task.verified" if task.status is TaskStatus.VERIFIED else "task.failed"
+                        decided[event].append(task.task_id)
             labels = [label for label in batch.labels if label[0] not in closed] if closed else batch.labels
             if labels:
                 db.executemany(
@@ -911,12 +917,13 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
         reserved is given back; an event each."""
         if not task_ids:
             return
-        db.executemany(
-            "UPDATE tasks SET status = ?, failure_reason = ?, confidence = 0.0, agreement_count = 0,"
-            " worker_count = (SELECT count(*) FROM labels l WHERE l.task_id = tasks.task_id),"
-            " decided_at = ?, updated_at = ? WHERE task_id = ? AND decided_at IS NULL",
-            [(status.value, status.value, now, now, task_id) for task_id in task_ids],
-        )
+        with sqlite_dashboard.counted(db, task_ids):
+            db.executemany(
+                "UPDATE tasks SET status = ?, failure_reason = ?, confidence = 0.0, agreement_count = 0,"
+                " worker_count = (SELECT count(*) FROM labels l WHERE l.task_id = tasks.task_id),"
+                " decided_at = ?, updated_at = ? WHERE task_id = ? AND decided_at IS NULL",
+                [(status.value, status.value, now, now, task_id) for task_id in task_ids],
+            )
         db.executemany(
             "UPDATE customers SET labels_reserved = labels_reserved"
             " - (SELECT max(0, t.consensus_threshold - t.worker_count) FROM tasks t WHERE t.task_id = ?)"

@@ -1,8 +1,8 @@
-"""The dashboard's reads in the SQLite store, and the triggers that keep its counters.
+"""The dashboard's reads in the SQLite store, and how its counters are kept.
 
 A mixin of SQLiteStore (sqlite.py), which provides the connection. Every figure of the
-overview and quality panels is a row of `dashboard_counts`, kept by triggers on `tasks` in the
-very transaction that inserts or changes a task, so a read costs the same at ten tasks or ten
+overview and quality panels is a row of `dashboard_counts`, kept up to date in the very
+transaction that inserts or changes a task, so a read costs the same at ten tasks or ten
 million. A counter row is (customer, metric, bucket) → n, total:
 
     status  / <status>      tasks in that status
@@ -14,11 +14,19 @@ million. A counter row is (customer, metric, bucket) → n, total:
     settled / ''            settled tasks; total = Σ (settled_at − created_at)
 
 A change applies the old row's contributions negated and the new row's, netted per counter.
+The first version did that in triggers; they cost the labeling path a third of its throughput
+(a trigger program per row, with a statement journal per statement), so the store's write paths
+now wrap their task changes in `counted(…)`, which nets a whole transaction's changes in Python
+and writes each touched counter once (docs/benchmarks.md, dashboard counters).
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
 
 from asg_grpc.domain.dashboard import Counters, TaskQuery, TaskRow, TaskRows
 from asg_grpc.domain.tasks import TaskStatus
@@ -81,6 +89,105 @@ CREATE TRIGGER dashboard_task_delete AFTER DELETE ON tasks BEGIN
 END;
 {_apply(_contributions("tasks", "1", day=True, source=" FROM tasks"))}
 """
+
+# Appended after MIGRATION. Deleting a task has no write path of its own yet, so its trigger
+# stays: nothing in the product fires it, and a future purge is counted without a second path.
+PYTHON_COUNTERS = """
+DROP TRIGGER dashboard_task_insert;
+DROP TRIGGER dashboard_task_update;
+"""
+
+_DECIDED_STATUSES = frozenset({"verified", "settled", "failed"})
+_LABELED_STATUSES = frozenset({"verified", "settled"})
+_COUNTED_COLUMNS = (
+    "customer_id, status, created_at, confidence, consensus_label, worker_count, agreement_count, settled_at"
+)
+_UPSERT = (
+    "INSERT INTO dashboard_counts (customer_id, metric, bucket, n, total) VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT (customer_id, metric, bucket)"
+    " DO UPDATE SET n = n + excluded.n, total = total + excluded.total"
+)
+# Well under SQLite's limit of host parameters per statement (32766 since 3.32).
+_CHUNK = 5000
+
+CountedRow = tuple[str, str, float, float | None, str | None, int | None, int | None, float | None]
+
+
+def day_of(created_at: float) -> str:
+    """The UTC day a task was submitted, as SQLite's date(…, 'unixepoch') writes it."""
+    return datetime.fromtimestamp(created_at, UTC).date().isoformat()
+
+
+class Tally:
+    """Counter deltas, netted per counter, written with one upsert each."""
+
+    def __init__(self) -> None:
+        self._deltas: defaultdict[tuple[str, str, str], list[float]] = defaultdict(lambda: [0, 0.0])
+
+    def bump(self, customer_id: str, metric: str, bucket: str, n: int, total: float = 0.0) -> None:
+        delta = self._deltas[(customer_id, metric, bucket)]
+        delta[0] += n
+        delta[1] += total
+
+    def add(self, row: CountedRow, sign: int) -> None:
+        """What one task row contributes (times `sign`), the submission day aside."""
+        customer, status, created_at, confidence, label, workers, agreed, settled_at = row
+        self.bump(customer, "status", status, sign)
+        if status in _DECIDED_STATUSES:
+            confidence = confidence or 0.0
+            self.bump(customer, "decided", "", sign, sign * confidence)
+            self.bump(customer, "bin", str(min(9, max(0, int(confidence * 10 + 1e-9)))), sign)
+            if workers and agreed == workers:
+                self.bump(customer, "perfect", "", sign)
+        if status in _LABELED_STATUSES and label is not None:
+            self.bump(customer, "label", label, sign)
+        if status == "settled" and settled_at is not None:
+            self.bump(customer, "settled", "", sign, sign * (settled_at - created_at))
+
+    def write(self, db: sqlite3.Connection) -> None:
+        db.executemany(
+            _UPSERT,
+            [(*key, n, total) for key, (n, total) in self._deltas.items() if n or total],
+        )
+        self._deltas.clear()
+
+
+def _counted_rows(db: sqlite3.Connection, task_ids: Sequence[str]) -> list[CountedRow]:
+    rows: list[CountedRow] = []
+    for start in range(0, len(task_ids), _CHUNK):
+        chunk = task_ids[start : start + _CHUNK]
+        rows += db.execute(
+            f"SELECT {_COUNTED_COLUMNS} FROM tasks WHERE task_id IN ({', '.join('?' * len(chunk))})", chunk
+        ).fetchall()
+    return rows
+
+
+@contextmanager
+def counted(db: sqlite3.Connection, task_ids: Sequence[str]) -> Iterator[None]:
+    """Keeps the counters true across the with-block's changes to these existing tasks.
+
+    Reads their counted columns before and after, so whatever the statements inside do, the
+    counters move by exactly the difference; call it inside the write transaction."""
+    if not task_ids:
+        yield
+        return
+    before = _counted_rows(db, task_ids)
+    yield
+    tally = Tally()
+    for row in before:
+        tally.add(row, -1)
+    for row in _counted_rows(db, task_ids):
+        tally.add(row, 1)
+    tally.write(db)
+
+
+def count_submitted(db: sqlite3.Connection, customer_id: str, created_at: float, n: int) -> None:
+    """New tasks are pending: they count in their status and their day."""
+    tally = Tally()
+    tally.bump(customer_id, "status", "pending", n)
+    tally.bump(customer_id, "day", day_of(created_at), n)
+    tally.write(db)
+
 
 _ROW_COLUMNS = "task_id, status, task_type, consensus_label, confidence, bsv_txid, created_at"
 

@@ -19,6 +19,7 @@ from contextlib import AbstractContextManager
 
 from asg_grpc.domain.errors import Conflict
 from asg_grpc.domain.settlement import AgreeingLabel, SettleableTask, WorkerPayment
+from asg_grpc.store import sqlite_dashboard
 from asg_grpc.store.settlement_records import (
     OpenSettlement,
     SettlementIntent,
@@ -202,11 +203,12 @@ class SettlementTables:
                 )
             ]
             # Cancelled and expired tasks keep their status; their settlement shows the payout.
-            db.execute(
-                "UPDATE tasks SET status = CASE status WHEN 'verified' THEN 'settled' ELSE status END,"
-                " bsv_txid = ?, settled_at = ?, updated_at = ? WHERE settlement_id = ?",
-                (txid, now, now, settlement_id),
-            )
+            with sqlite_dashboard.counted(db, task_ids):
+                db.execute(
+                    "UPDATE tasks SET status = CASE status WHEN 'verified' THEN 'settled' ELSE status END,"
+                    " bsv_txid = ?, settled_at = ?, updated_at = ? WHERE settlement_id = ?",
+                    (txid, now, now, settlement_id),
+                )
             self._record_task_events(db, task_ids, "task.settled", now)
             db.execute(
                 "UPDATE wallet_utxos SET state = 'spent' WHERE settlement_id = ? AND state = 'reserved'",
