@@ -2,9 +2,9 @@
 `--tasks` tasks for one customer and as many for another, including pages deep in the list.
 
 Starts a real stack (core + gateway processes, SQLite), registers two customers, then loads
-their tasks straight into the store file with one bulk INSERT per chunk (the counter triggers
-run as they would for submitted tasks), spread over the last 90 days and over every status
-(most settled). Then `--requests` sequential calls per endpoint.
+their tasks straight into the store file with one bulk INSERT per chunk, counted in the same
+transaction by the store's own counter code (sqlite_dashboard.count_inserted), spread over
+the last 90 days and over every status (most settled). Then `--requests` sequential calls per endpoint.
 
 Prints one JSON object on stdout; progress on stderr.
 
@@ -27,6 +27,7 @@ from pathlib import Path
 import httpx
 
 from asg_grpc.devstack import Stack, free_addr
+from asg_grpc.store.sqlite_dashboard import count_inserted
 
 CHUNK = 50_000
 MIX = (
@@ -81,6 +82,7 @@ def load(db_path: Path, customer_id: str, n: int, now: float, prefix: str) -> No
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
+        count_inserted(db, [(r[1], r[2], r[8], r[12], r[11], r[13], r[14], r[17]) for r in rows])
         db.execute("COMMIT")
         print(f"  {customer_id}: {min(n, start + CHUNK)} tasks", file=sys.stderr)
     db.close()

@@ -181,6 +181,15 @@ def counted(db: sqlite3.Connection, task_ids: Sequence[str]) -> Iterator[None]:
     tally.write(db)
 
 
+def count_inserted(db: sqlite3.Connection, rows: Sequence[CountedRow]) -> None:
+    """Task rows written in bulk (bench/dashboard.py's load), whatever their status."""
+    tally = Tally()
+    for row in rows:
+        tally.add(row, 1)
+        tally.bump(row[0], "day", day_of(row[2]), 1)
+    tally.write(db)
+
+
 def count_submitted(db: sqlite3.Connection, customer_id: str, created_at: float, n: int) -> None:
     """New tasks are pending: they count in their status and their day."""
     tally = Tally()
