@@ -108,5 +108,6 @@ class AerospikeDispatch:
         if current is None or current[0] != owner:
             return
         client, key = self._drecords.client, self._drecords.key(self._meta, LEASE_KEY)
+        policy = {"gen": aerospike.POLICY_GEN_EQ, "generation": gen}
         with contextlib.suppress(aex.RecordGenerationError, aex.RecordNotFound):
-            self._drecords.retry(lambda: client.remove(key, {"gen": gen}, {"gen": aerospike.POLICY_GEN_EQ}))
+            self._drecords.retry(lambda: client.remove(key, policy=policy))
