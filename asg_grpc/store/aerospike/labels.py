@@ -18,6 +18,7 @@ import aerospike
 from aerospike import exception as aex
 from aerospike import predicates
 from aerospike_helpers import expressions as exp
+from aerospike_helpers.operations import expression_operations as eops
 from aerospike_helpers.operations import map_operations as mops
 from aerospike_helpers.operations import operations as ops
 
@@ -39,6 +40,7 @@ _KEEP_FIRST = {
     | aerospike.MAP_WRITE_FLAGS_PARTIAL
 }
 _UNDECIDED = exp.Not(exp.BinExists("decided")).compile()
+_GSEQ = exp.IntBin("gseq").compile()
 MAX_INT = 2**63 - 1
 CAS_ROUNDS = 16
 
@@ -218,6 +220,8 @@ class AerospikeLabels:
         ]
         if give_back:
             operations.append(ops.write("rel", give_back))
+        if workers:  # its labels are paid (settlement.py)
+            operations.append(ops.write("topay", bins["gseq"]))
         try:
             self._operate(self._ltasks, task_id, operations, dict(GEN_EQ), gen=gen)
         except aex.RecordGenerationError:
@@ -275,4 +279,6 @@ def _state_ops(task: OpenTask, now: float) -> list[Any]:
     if verdict is not None:
         verdict.update({"decided": now, "open": None, "due": None})
         operations.extend(ops.write(name, value) for name, value in verdict.items())
+    if task.status is TaskStatus.VERIFIED:  # waiting for a payout (settlement.py), by sequence
+        operations.append(eops.expression_write("topay", _GSEQ))
     return operations

@@ -69,4 +69,3 @@ class TaskSequence:
             with contextlib.suppress(aex.AerospikeError):
                 self.done(first)
         return min([top, *(first - 1 for first in live)])
-

@@ -25,7 +25,7 @@ from asg_grpc.domain.errors import (
     Unavailable,
     ValidationError,
 )
-from asg_grpc.domain.tasks import Task, TaskSpec, TaskStatus, Verdict
+from asg_grpc.domain.tasks import Settlement, Task, TaskSpec, TaskStatus, Verdict
 from asg_grpc.store.aerospike.connection import AerospikeUrl, Retry
 from asg_grpc.store.aerospike.records import GEN_EQ, Records, ensure_index
 from asg_grpc.store.aerospike.sequence import TaskSequence
@@ -74,6 +74,7 @@ def _task(bins: dict[str, Any]) -> Task:
         bins["created"],
         bins["updated"],
         verdict=verdict,
+        settlement=None if "settled" not in bins else Settlement(bins["txid"], bins["cost"], bins["settled"]),
         expires_at=expires_at,
     )
 
