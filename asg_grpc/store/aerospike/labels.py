@@ -28,6 +28,7 @@ from asg_grpc.domain.labeling import OpenTask
 from asg_grpc.domain.tasks import LabelRecord, Task, TaskStatus
 from asg_grpc.domain.workers import Worker, WorkerRegistration
 from asg_grpc.store.aerospike.connection import AerospikeUrl, Retry
+from asg_grpc.store.aerospike.outbox import Outbox, mark
 from asg_grpc.store.aerospike.records import GEN_EQ, UPDATE_ONLY, Records, ensure_index, query
 from asg_grpc.store.aerospike.tasks import _task, due_ms
 from asg_grpc.store.base import LabelingBatch
@@ -54,6 +55,7 @@ class AerospikeLabels:
         self._lcustomers = url.set_prefix + "customers"
         self._workers = url.set_prefix + "workers"
         self._tokens = url.set_prefix + "worker_tokens"
+        self._loutbox = Outbox(records, url)
         ensure_index(records, "due", aerospike.INDEX_NUMERIC, f"{url.namespace}_task_due")
         ensure_index(records, "rel", aerospike.INDEX_NUMERIC, f"{url.namespace}_task_rel")
 
@@ -132,6 +134,9 @@ class AerospikeLabels:
                 operations.append(mops.map_put_items("labels", labels[task.task_id], _KEEP_FIRST))
             if task.task_id in skips:
                 operations.append(mops.map_put_items("skips", skips[task.task_id], _KEEP_FIRST))
+            if task.status.decided:  # the webhook event, marked in the same write
+                event = "task.verified" if task.status is TaskStatus.VERIFIED else "task.failed"
+                operations.extend(mark(event, batch.now))
             try:
                 self._operate(
                     self._ltasks, task.task_id, operations, {"expressions": _UNDECIDED, **UPDATE_ONLY}
@@ -139,6 +144,9 @@ class AerospikeLabels:
             except (aex.FilteredOut, aex.RecordNotFound):
                 if not self._decided_by(task, batch.now):
                     closed.add(task.task_id)
+                    continue
+            if task.status.decided:
+                self._loutbox.emit(task.task_id)
         # Labels and skips of tasks whose state did not change; skips of closed ones are kept
         # (as on SQLite; they never matter again), their labels are not.
         written = {t.task_id for t in batch.tasks} - closed
@@ -222,12 +230,14 @@ class AerospikeLabels:
             operations.append(ops.write("rel", give_back))
         if workers:  # its labels are paid (settlement.py)
             operations.append(ops.write("topay", bins["gseq"]))
+        operations.extend(mark(f"task.{status.value}", now))
         try:
             self._operate(self._ltasks, task_id, operations, dict(GEN_EQ), gen=gen)
         except aex.RecordGenerationError:
             return False
         if give_back:
             self._give_back(task_id, bins["owner"], give_back)
+        self._loutbox.emit(task_id)
         return True
 
     def _give_back(self, task_id: str, customer_id: str, amount: int) -> None:

@@ -26,6 +26,7 @@ from aerospike_helpers.operations import operations as ops
 from asg_grpc.domain.errors import Conflict
 from asg_grpc.domain.settlement import AgreeingLabel, SettleableTask, WorkerPayment
 from asg_grpc.store.aerospike.connection import AerospikeUrl, Retry
+from asg_grpc.store.aerospike.outbox import Outbox, mark
 from asg_grpc.store.aerospike.records import UPDATE_ONLY, Records, ensure_index, query
 from asg_grpc.store.settlement_records import (
     OpenSettlement,
@@ -71,6 +72,7 @@ class AerospikeSettlement:
         self._sworkers = url.set_prefix + "workers"
         self._wallet = url.set_prefix + "wallet"
         self._settlements = url.set_prefix + "settlements"
+        self._soutbox = Outbox(records, url)
         ns = url.namespace
         ensure_index(records, "topay", aerospike.INDEX_NUMERIC, f"{ns}_task_topay")
         ensure_index(records, "wstate", aerospike.INDEX_STRING, f"{ns}_wallet_state")
@@ -284,7 +286,13 @@ class AerospikeSettlement:
             ops.write("updated", at),
         ]
         for task_id in bins["tasks"]:
-            self._sop(self._stasks, task_id, settle, _ours(sid))
+            task = self._srecords.get(self._stasks, task_id)
+            verified = task is not None and task[0]["status"] == "verified"
+            # Only a verified task becomes settled, with its event (an ended one keeps its status).
+            if self._sop(
+                self._stasks, task_id, settle + (mark("task.settled", at) if verified else []), _ours(sid)
+            ):
+                self._soutbox.emit(task_id)
         for txid, vout, _ in bins["inputs"]:
             self._sop(
                 self._wallet, _utxo_key(txid, vout), [ops.write("wstate", "spent")], _ours(sid, "reserved")

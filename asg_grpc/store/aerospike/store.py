@@ -8,10 +8,16 @@ from asg_grpc.store.aerospike.labels import AerospikeLabels
 from asg_grpc.store.aerospike.leases import AerospikeDispatch
 from asg_grpc.store.aerospike.settlement import AerospikeSettlement
 from asg_grpc.store.aerospike.tasks import AerospikeTasks
+from asg_grpc.store.aerospike.webhooks import AerospikeWebhooks
 
 
 class AerospikeStore(
-    AerospikeCustomers, AerospikeTasks, AerospikeLabels, AerospikeDispatch, AerospikeSettlement
+    AerospikeCustomers,
+    AerospikeTasks,
+    AerospikeLabels,
+    AerospikeDispatch,
+    AerospikeSettlement,
+    AerospikeWebhooks,
 ):
     def __init__(self, url: AerospikeUrl, *, idempotency_ttl: int | None = None) -> None:
         client = connect(url)
@@ -20,6 +26,7 @@ class AerospikeStore(
         AerospikeLabels.__init__(self, client, url)
         AerospikeDispatch.__init__(self, client, url)
         AerospikeSettlement.__init__(self, client, url)
+        AerospikeWebhooks.__init__(self, client, url)
 
     def close(self) -> None:
         self._records.client.close()

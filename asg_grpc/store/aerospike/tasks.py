@@ -27,6 +27,7 @@ from asg_grpc.domain.errors import (
 )
 from asg_grpc.domain.tasks import Settlement, Task, TaskSpec, TaskStatus, Verdict
 from asg_grpc.store.aerospike.connection import AerospikeUrl, Retry
+from asg_grpc.store.aerospike.outbox import Outbox
 from asg_grpc.store.aerospike.records import GEN_EQ, Records, ensure_index
 from asg_grpc.store.aerospike.sequence import TaskSequence
 from asg_grpc.store.base import Submission, Submitted, TaskPage
@@ -99,6 +100,7 @@ class AerospikeTasks:
         self._retry = records.retry
         self._ttl = idempotency_ttl() if ttl is None else ttl
         self._sequence = TaskSequence(records, url.set_prefix + "counters")
+        self._toutbox = Outbox(records, url)
         ensure_index(records, "owner", aerospike.INDEX_STRING, f"{self._ns}_task_owner")
 
     # submit ------------------------------------------------------------------------------
@@ -114,9 +116,9 @@ class AerospikeTasks:
 
     def _submit(self, submission: Submission, now: float) -> list[Submitted]:
         customer_id, specs, batch_id = submission.customer_id, submission.specs, submission.batch_id
-        if any(s.callback_url is not None for s in specs):
-            # Webhooks are not on Aerospike yet, so none is registered.
-            raise ValidationError("callback_url", "is not a registered webhook")
+        for url in {s.callback_url for s in specs if s.callback_url is not None}:
+            if not self._toutbox.is_registered(customer_id, url):
+                raise ValidationError("callback_url", "is not a registered webhook")
         task_ids = ids.new_ids("tsk", len(specs), now)
         claims = self._claim(customer_id, specs, task_ids, batch_id is not None, now)
         fresh = [i for i in range(len(specs)) if not claims[i].replay]

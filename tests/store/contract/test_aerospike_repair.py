@@ -104,3 +104,31 @@ def test_an_acceptance_cut_off_halfway_is_finished_by_the_rebroadcast(
     assert restarted.settlement_accepted("stl_1", time.time()) == []
     assert restarted.get_task(customer_id, task_id).status is TaskStatus.SETTLED
     assert restarted.wallet_balance() == {"available": 16000 + 4650, "spent": 5000}
+
+
+def test_an_event_cut_off_before_it_was_emitted_is_emitted_once(
+    stores: list[AerospikeStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.store.contract.test_labels import deciding, open_task
+    from tests.store.contract.test_webhooks import hook
+
+    first, restarted = stores
+    customer_id = register(first)
+    webhook_id = hook(first, customer_id)
+    [task_id] = submit(first, customer_id)
+    monkeypatch.setattr(first._loutbox, "emit", crash)
+    with pytest.raises(Unavailable):  # decided, its event marked, then the core died
+        first.record_labeling(deciding(open_task(first, task_id), ["yes"] * 3, time.time()))
+    [event] = restarted.pending_events(10)
+    assert (event.event_type, event.subject_id) == ("task.verified", task_id)
+    assert restarted.pending_events(10) == [event]  # emitted once, however often repaired
+    # Fanning out again after a crash between the deliveries and the mark makes no second one.
+    from asg_grpc.store.webhook_records import NewDelivery
+
+    now = time.time()
+    restarted.fan_out([], [NewDelivery("dlv_1", webhook_id, event.event_id, event.event_type, b"{}")], now)
+    restarted.fan_out(
+        [event.seq], [NewDelivery("dlv_2", webhook_id, event.event_id, event.event_type, b"{}")], now
+    )
+    assert [d.delivery_id for d in restarted.list_deliveries(customer_id, webhook_id, 10)] == ["dlv_1"]
+    assert restarted.pending_events(10) == []
