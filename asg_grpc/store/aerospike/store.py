@@ -4,14 +4,29 @@ from __future__ import annotations
 
 from asg_grpc.store.aerospike.connection import AerospikeUrl, connect
 from asg_grpc.store.aerospike.customers import AerospikeCustomers
+from asg_grpc.store.aerospike.labels import AerospikeLabels
+from asg_grpc.store.aerospike.leases import AerospikeDispatch
+from asg_grpc.store.aerospike.settlement import AerospikeSettlement
 from asg_grpc.store.aerospike.tasks import AerospikeTasks
+from asg_grpc.store.aerospike.webhooks import AerospikeWebhooks
 
 
-class AerospikeStore(AerospikeCustomers, AerospikeTasks):
+class AerospikeStore(
+    AerospikeCustomers,
+    AerospikeTasks,
+    AerospikeLabels,
+    AerospikeDispatch,
+    AerospikeSettlement,
+    AerospikeWebhooks,
+):
     def __init__(self, url: AerospikeUrl, *, idempotency_ttl: int | None = None) -> None:
         client = connect(url)
         AerospikeCustomers.__init__(self, client, url)
         AerospikeTasks.__init__(self, client, url, ttl=idempotency_ttl)
+        AerospikeLabels.__init__(self, client, url)
+        AerospikeDispatch.__init__(self, client, url)
+        AerospikeSettlement.__init__(self, client, url)
+        AerospikeWebhooks.__init__(self, client, url)
 
     def close(self) -> None:
         self._records.client.close()

@@ -7,7 +7,6 @@ then each task CREATE_ONLY. The step-by-step invariants are in docs/storage-aero
 
 from __future__ import annotations
 
-import contextlib
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -26,9 +25,11 @@ from asg_grpc.domain.errors import (
     Unavailable,
     ValidationError,
 )
-from asg_grpc.domain.tasks import Task, TaskSpec, TaskStatus
+from asg_grpc.domain.tasks import Settlement, Task, TaskSpec, TaskStatus, Verdict
 from asg_grpc.store.aerospike.connection import AerospikeUrl, Retry
-from asg_grpc.store.aerospike.records import GEN_EQ, Records
+from asg_grpc.store.aerospike.outbox import Outbox
+from asg_grpc.store.aerospike.records import GEN_EQ, Records, ensure_index
+from asg_grpc.store.aerospike.sequence import TaskSequence
 from asg_grpc.store.base import Submission, Submitted, TaskPage
 
 IDEMPOTENCY_TTL = 86_400
@@ -59,6 +60,12 @@ def _task(bins: dict[str, Any]) -> Task:
         idempotency_key=bins.get("ikey"),
         expires_in_seconds=None if expires_at is None else round(expires_at - bins["created"]),
     )
+    decided_at = bins.get("decided")
+    verdict = None
+    if decided_at is not None:
+        verdict = Verdict(
+            bins.get("label"), bins["conf"], bins["wcount"], bins["acount"], bins.get("freason"), decided_at
+        )
     return Task(
         bins["tid"],
         bins["owner"],
@@ -67,8 +74,15 @@ def _task(bins: dict[str, Any]) -> Task:
         bins.get("batch"),
         bins["created"],
         bins["updated"],
+        verdict=verdict,
+        settlement=None if "settled" not in bins else Settlement(bins["txid"], bins["cost"], bins["settled"]),
         expires_at=expires_at,
     )
+
+
+def due_ms(expires_at: float) -> int:
+    """The `due` bin (integer: only integers are indexed): a deadline, floored to the ms."""
+    return int(expires_at * 1000)
 
 
 class AerospikeTasks:
@@ -85,24 +99,9 @@ class AerospikeTasks:
         self._idem = url.set_prefix + "idem"
         self._retry = records.retry
         self._ttl = idempotency_ttl() if ttl is None else ttl
-        self._ensure_owner_index()
-
-    def _ensure_owner_index(self) -> None:
-        """One index for the namespace, whatever the set prefix: CE allows 256 per cluster, and
-        a query names its set, so each deployment still reads only its own tasks. Asked about
-        first: creating one that exists still takes the client seconds."""
-        name = f"{self._ns}_task_owner"
-        answer = self._retry(
-            lambda: self._client.info_random_node(f"sindex-exists:namespace={self._ns};indexname={name}")
-        )
-        if str(answer).strip().endswith("true"):
-            return
-        with contextlib.suppress(aex.IndexFoundError):
-            self._retry(
-                lambda: self._client.index_single_value_create(
-                    self._ns, None, "owner", aerospike.INDEX_STRING, name
-                )
-            )
+        self._sequence = TaskSequence(records, url.set_prefix + "counters")
+        self._toutbox = Outbox(records, url)
+        ensure_index(records, "owner", aerospike.INDEX_STRING, f"{self._ns}_task_owner")
 
     # submit ------------------------------------------------------------------------------
 
@@ -117,9 +116,9 @@ class AerospikeTasks:
 
     def _submit(self, submission: Submission, now: float) -> list[Submitted]:
         customer_id, specs, batch_id = submission.customer_id, submission.specs, submission.batch_id
-        if any(s.callback_url is not None for s in specs):
-            # Webhooks are not on Aerospike yet, so none is registered.
-            raise ValidationError("callback_url", "is not a registered webhook")
+        for url in {s.callback_url for s in specs if s.callback_url is not None}:
+            if not self._toutbox.is_registered(customer_id, url):
+                raise ValidationError("callback_url", "is not a registered webhook")
         task_ids = ids.new_ids("tsk", len(specs), now)
         claims = self._claim(customer_id, specs, task_ids, batch_id is not None, now)
         fresh = [i for i in range(len(specs)) if not claims[i].replay]
@@ -133,19 +132,29 @@ class AerospikeTasks:
                 self._release_claims(customer_id, specs, fresh)
                 raise
         created: dict[int, Task] = {}
-        for offset, index in enumerate(fresh):
-            spec = specs[index]
-            task = created[index] = Task(
-                claims[index].task_id,
-                customer_id,
-                TaskStatus.PENDING,
-                spec,
-                batch_id,
-                now,
-                now,
-                expires_at=None if spec.expires_in_seconds is None else now + spec.expires_in_seconds,
-            )
-            self._records.create(self._tasks, task.task_id, self._task_bins(task, first_seq + offset, tier))
+        first_gseq = self._sequence.allocate(len(fresh), now) if fresh else 0
+        try:
+            for offset, index in enumerate(fresh):
+                spec = specs[index]
+                task = created[index] = Task(
+                    claims[index].task_id,
+                    customer_id,
+                    TaskStatus.PENDING,
+                    spec,
+                    batch_id,
+                    now,
+                    now,
+                    expires_at=None if spec.expires_in_seconds is None else now + spec.expires_in_seconds,
+                )
+                bins = self._task_bins(task, first_seq + offset, tier)
+                # `open`: indexed while the task is pending or in progress (dispatch reads it).
+                bins["gseq"] = bins["open"] = first_gseq + offset
+                if task.expires_at is not None:
+                    bins["due"] = due_ms(task.expires_at)  # indexed until it is decided
+                self._records.create(self._tasks, task.task_id, bins)
+        finally:
+            if fresh:  # written, or never will be: either way no longer holding dispatch back
+                self._sequence.done(first_gseq)
         out: list[Submitted] = []
         for index, claim in enumerate(claims):
             if index in created:

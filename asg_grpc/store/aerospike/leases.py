@@ -1,0 +1,113 @@
+"""Dispatch on Aerospike: the open tasks the dispatcher loads, and the dispatch lease.
+
+Open tasks are read through the `open` secondary index (a bin holding the task's global
+sequence number while it is pending or in progress, removed by the write that decides or ends
+it), never by scanning. Only tasks at or below the sequence watermark are answered, so paging
+by `after_seq` never passes a task another core is still writing (sequence.py). The lease is
+one record changed only by compare-and-set on its generation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+
+import aerospike
+from aerospike import exception as aex
+from aerospike import predicates
+
+from asg_grpc.domain.labeling import OpenTask
+from asg_grpc.domain.tasks import TaskStatus
+from asg_grpc.store.aerospike.connection import AerospikeUrl, Retry
+from asg_grpc.store.aerospike.records import GEN_EQ, Records, ensure_index, query
+from asg_grpc.store.aerospike.sequence import TaskSequence
+
+LEASE_KEY = "dispatch"
+_OPEN = (TaskStatus.PENDING.value, TaskStatus.IN_PROGRESS.value)
+
+
+class AerospikeDispatch:
+    """open_tasks and the dispatch lease of the Store protocol (asg_grpc/store/base.py)."""
+
+    def __init__(self, client: Any, url: AerospikeUrl, *, retry: Retry | None = None) -> None:
+        self._drecords = records = Records(client, url.namespace, retry)
+        self._dtasks = url.set_prefix + "tasks"
+        self._meta = url.set_prefix + "meta"
+        self._dsequence = TaskSequence(records, url.set_prefix + "counters")
+        ensure_index(records, "open", aerospike.INDEX_NUMERIC, f"{url.namespace}_task_open")
+
+    def open_tasks(self, *, after_seq: int, limit: int) -> list[OpenTask]:
+        """Oldest first by global sequence, with labels and skips. The watermark is read before
+        the index: a number allocated after it is above it, one allocated before is written."""
+        top = self._dsequence.watermark(time.time())
+        if top <= after_seq:
+            return []
+        rows = query(self._drecords, self._dtasks, predicates.between("open", after_seq + 1, top))
+        rows = [r for r in rows if r["status"] in _OPEN and "decided" not in r]
+        rows.sort(key=lambda r: r["gseq"])
+        tasks = []
+        for r in rows[:limit]:
+            task = OpenTask(
+                seq=r["gseq"],
+                task_id=r["tid"],
+                task_type=r["type"],
+                data_url=r["url"],
+                question=r["question"],
+                options=tuple(r["options"]),
+                threshold=r["threshold"],
+                target=r["target"],
+                status=TaskStatus(r["status"]),
+            )
+            task.labels.update({worker: entry[0] for worker, entry in (r.get("labels") or {}).items()})
+            task.skipped.update(r.get("skips") or {})
+            tasks.append(task)
+        return tasks
+
+    # the dispatch lease ------------------------------------------------------------------
+
+    def _lease(self) -> tuple[tuple[str, float] | None, int]:
+        found = self._drecords.get(self._meta, LEASE_KEY)
+        if found is None or "owner" not in found[0]:
+            return None, 0 if found is None else found[1]
+        return (found[0]["owner"], found[0]["hb"]), found[1]
+
+    def dispatch_lease(self) -> tuple[str, float] | None:
+        return self._lease()[0]
+
+    def take_dispatch_lease(self, owner: str, now: float, expected: tuple[str, float] | None) -> bool:
+        current, gen = self._lease()
+        if current != expected:
+            return False
+        bins = {"owner": owner, "hb": now}
+        if gen == 0:
+            if self._drecords.create(self._meta, LEASE_KEY, bins):
+                return True
+            return self.dispatch_lease() == (owner, now)  # a retried try of ours wrote it
+        try:
+            self._drecords.put(self._meta, LEASE_KEY, bins, GEN_EQ, gen=gen)
+        except aex.RecordGenerationError:
+            return self.dispatch_lease() == (owner, now)
+        return True
+
+    def renew_dispatch_lease(self, owner: str, now: float) -> bool:
+        for _ in range(16):
+            current, gen = self._lease()
+            if current is None or current[0] != owner:
+                return False
+            try:
+                self._drecords.put(self._meta, LEASE_KEY, {"owner": owner, "hb": now}, GEN_EQ, gen=gen)
+            except aex.RecordGenerationError:
+                continue  # re-read: still ours (a retried renewal of ours), or taken
+            return True
+        return False
+
+    def release_dispatch_lease(self, owner: str) -> None:
+        """Removed only if still ours and unchanged since read (generation check)."""
+        current, gen = self._lease()
+        if current is None or current[0] != owner:
+            return
+        client, key = self._drecords.client, self._drecords.key(self._meta, LEASE_KEY)
+        policy = {"gen": aerospike.POLICY_GEN_EQ, "generation": gen}
+        with contextlib.suppress(aex.RecordGenerationError, aex.RecordNotFound):
+            self._drecords.retry(lambda: client.remove(key, policy=policy))

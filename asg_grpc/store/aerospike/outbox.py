@@ -1,0 +1,107 @@
+"""The event outbox on Aerospike: events about a task are marked in the task's own record by
+the write that changes it, then emitted as event records by an idempotent follow-up.
+
+SQLite writes an event in the transaction that changes the task. Here the mark (`ev`: event
+type → when, and `evp` = 1 while any is unemitted) rides in that same single-record write, so
+an event can never be lost; `emit` turns marks into event records with deterministic keys
+(`<task>:<type>`, CREATE_ONLY: an event is written once however often it is replayed), then
+clears the marks. `repair` emits whatever a crash left marked (the numeric index on `evp`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aerospike
+from aerospike import exception as aex
+from aerospike import predicates
+from aerospike_helpers.operations import map_operations as mops
+from aerospike_helpers.operations import operations as ops
+
+from asg_grpc.domain import ids
+from asg_grpc.store.aerospike.connection import AerospikeUrl
+from asg_grpc.store.aerospike.records import GEN_EQ, Records, ensure_index, query
+
+EVENT_COUNTER = "events"
+
+
+def mark(event_type: str, now: float) -> list[Any]:
+    """The operations that mark an event in the task record (add to the changing write)."""
+    return [mops.map_put("ev", event_type, now), ops.write("evp", 1)]
+
+
+class Outbox:
+    def __init__(self, records: Records, url: AerospikeUrl) -> None:
+        self._records = records
+        self._tasks = url.set_prefix + "tasks"
+        self._customers = url.set_prefix + "customers"
+        self._webhooks = url.set_prefix + "webhooks"
+        self._events = url.set_prefix + "events"
+        self._counters = url.set_prefix + "counters"
+        records.create(self._counters, EVENT_COUNTER, {"seq": 0})
+        ensure_index(records, "evp", aerospike.INDEX_NUMERIC, f"{url.namespace}_task_evp")
+        ensure_index(records, "pend", aerospike.INDEX_NUMERIC, f"{url.namespace}_event_pend")
+
+    def _active_hooks(self, customer_id: str) -> list[dict[str, Any]]:
+        found = self._records.get(self._customers, customer_id)
+        hooks = []
+        for webhook_id in (found[0].get("hooks") if found else None) or {}:
+            hook = self._records.get(self._webhooks, webhook_id)
+            if hook is not None and hook[0].get("active") == 1:
+                hooks.append(hook[0])
+        return hooks
+
+    def has_active_webhook(self, customer_id: str) -> bool:
+        return bool(self._active_hooks(customer_id))
+
+    def is_registered(self, customer_id: str, callback_url: str) -> bool:
+        """An active webhook of the customer's has this URL (a task's `callback_url` must)."""
+        return any(h["url"] == callback_url for h in self._active_hooks(customer_id))
+
+    def emit(self, task_id: str) -> None:
+        """Each marked event of the task as an event record (only for a customer with an active
+        webhook, as on SQLite), then the marks cleared if nobody marked more meanwhile."""
+        for _ in range(16):
+            found = self._records.get(self._tasks, task_id)
+            if found is None or not found[0].get("ev"):
+                return
+            bins, gen = found
+            hooked = self.has_active_webhook(bins["owner"])
+            for event_type, at in sorted(bins["ev"].items(), key=lambda item: item[1]):
+                key = f"{task_id}:{event_type}"
+                if hooked and self._records.get(self._events, key) is None:
+                    self._records.create(
+                        self._events,
+                        key,
+                        {
+                            "eid": ids.new_id("evt", at),
+                            "type": event_type,
+                            "owner": bins["owner"],
+                            "subject": task_id,
+                            "callback": bins.get("callback"),
+                            "created": at,
+                            "pend": self._next_seq(),
+                        },
+                    )
+            if self._clear(task_id, gen):
+                return
+            # changed meanwhile (maybe a new mark): emit again, harmlessly
+
+    def _clear(self, task_id: str, gen: int) -> bool:
+        client, full_key = self._records.client, self._records.key(self._tasks, task_id)
+        clear = [ops.write("ev", None), ops.write("evp", None)]
+        try:
+            self._records.retry(lambda: client.operate(full_key, clear, {"gen": gen}, dict(GEN_EQ)))
+        except aex.RecordGenerationError:
+            return False
+        return True
+
+    def _next_seq(self) -> int:
+        client, key = self._records.client, self._records.key(self._counters, EVENT_COUNTER)
+        operations = [ops.increment("seq", 1), ops.read("seq")]
+        _, _, bins = self._records.retry(lambda: client.operate(key, operations))
+        return int(bins["seq"])
+
+    def repair(self) -> None:
+        for bins in query(self._records, self._tasks, predicates.equals("evp", 1)):
+            self.emit(bins["tid"])

@@ -1,0 +1,134 @@
+"""Aerospike only: a crash between two single-record writes is finished (or rolled back) by
+replay. A crash is modelled by an error escaping between the steps; a new store object is the
+restarted (or another) core."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from asg_grpc.domain.errors import Unavailable
+from asg_grpc.domain.tasks import TaskStatus
+from asg_grpc.store.aerospike import AerospikeStore, AerospikeUrl
+from tests.store.contract.test_customers import register
+from tests.store.contract.test_labels import THRESHOLD, submit
+from tests.store.contract.test_settlement import FUNDS, intent, verified_task
+
+
+@pytest.fixture
+def url(aerospike_url: AerospikeUrl) -> AerospikeUrl:
+    return replace(aerospike_url, set_prefix=f"{aerospike_url.set_prefix}{uuid.uuid4().hex[:6]}_")
+
+
+@pytest.fixture
+def stores(url: AerospikeUrl) -> Iterator[list[AerospikeStore]]:
+    opened = [AerospikeStore(url), AerospikeStore(url)]
+    yield opened
+    for store in opened:
+        store.close()
+
+
+def crash(*_: Any, **__: Any) -> None:
+    raise Unavailable("the core died here")
+
+
+def test_a_cancel_cut_off_before_the_quota_comes_back_is_finished_once(
+    stores: list[AerospikeStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, restarted = stores
+    customer_id = register(first)
+    [task_id] = submit(first, customer_id)
+    monkeypatch.setattr(first, "_give_back", crash)
+    with pytest.raises(Unavailable):
+        first.cancel_task(customer_id, task_id, time.time())
+    # Step 1 happened: the task is cancelled, its quota still reserved.
+    assert restarted.get_task(customer_id, task_id).status is TaskStatus.CANCELLED
+    assert restarted.get_customer(customer_id).labels_reserved == THRESHOLD
+    restarted.expire_due(time.time())  # the periodic pass finishes it
+    assert restarted.get_customer(customer_id).labels_reserved == 0
+    restarted.cancel_task(customer_id, task_id, time.time())  # and a repeat gives back nothing more
+    restarted.expire_due(time.time())
+    assert restarted.get_customer(customer_id).labels_reserved == 0
+
+
+def test_a_payout_cut_off_while_taking_is_rolled_back_never_broadcast(
+    stores: list[AerospikeStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, restarted = stores
+    customer_id = register(first)
+    first.add_wallet_utxos(FUNDS)
+    task_id, workers = verified_task(first, customer_id, ["yes"] * 3)
+    original = first._sop
+
+    def sop(set_name: str, *args: Any) -> bool:
+        if set_name == first._wallet:
+            crash()
+        return original(set_name, *args)
+
+    monkeypatch.setattr(first, "_sop", sop)
+    with pytest.raises(Unavailable):  # the task was taken, then the core died
+        first.record_settlement(intent("stl_1", [task_id], workers, [FUNDS[0]]), time.time() - 60)
+    assert restarted.settleable_tasks(10) == []
+    assert restarted.open_settlements() == []  # never offered for broadcast: rolled back
+    assert [t.task_id for t in restarted.settleable_tasks(10)] == [task_id]
+    assert restarted.task_settlement(customer_id, task_id) is None
+    assert restarted.wallet_balance() == {"available": 21000}
+
+
+def test_an_acceptance_cut_off_halfway_is_finished_by_the_rebroadcast(
+    stores: list[AerospikeStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, restarted = stores
+    customer_id = register(first)
+    first.add_wallet_utxos(FUNDS)
+    task_id, workers = verified_task(first, customer_id, ["yes"] * 3)
+    first.record_settlement(intent("stl_1", [task_id], workers, [FUNDS[0]]), time.time())
+    original = first._sop
+
+    def sop(set_name: str, *args: Any) -> bool:
+        if set_name == first._wallet:
+            crash()
+        return original(set_name, *args)
+
+    monkeypatch.setattr(first, "_sop", sop)
+    with pytest.raises(Unavailable):
+        first.settlement_accepted("stl_1", time.time())
+    [again] = restarted.open_settlements()  # broadcast again: the network answers "accepted"
+    payments = restarted.settlement_accepted(again.settlement_id, time.time())
+    assert sorted(p.worker_id for p in payments) == sorted(workers)  # never answered before
+    assert restarted.settlement_accepted("stl_1", time.time()) == []
+    assert restarted.get_task(customer_id, task_id).status is TaskStatus.SETTLED
+    assert restarted.wallet_balance() == {"available": 16000 + 4650, "spent": 5000}
+
+
+def test_an_event_cut_off_before_it_was_emitted_is_emitted_once(
+    stores: list[AerospikeStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.store.contract.test_labels import deciding, open_task
+    from tests.store.contract.test_webhooks import hook
+
+    first, restarted = stores
+    customer_id = register(first)
+    webhook_id = hook(first, customer_id)
+    [task_id] = submit(first, customer_id)
+    monkeypatch.setattr(first._loutbox, "emit", crash)
+    with pytest.raises(Unavailable):  # decided, its event marked, then the core died
+        first.record_labeling(deciding(open_task(first, task_id), ["yes"] * 3, time.time()))
+    [event] = restarted.pending_events(10)
+    assert (event.event_type, event.subject_id) == ("task.verified", task_id)
+    assert restarted.pending_events(10) == [event]  # emitted once, however often repaired
+    # Fanning out again after a crash between the deliveries and the mark makes no second one.
+    from asg_grpc.store.webhook_records import NewDelivery
+
+    now = time.time()
+    restarted.fan_out([], [NewDelivery("dlv_1", webhook_id, event.event_id, event.event_type, b"{}")], now)
+    restarted.fan_out(
+        [event.seq], [NewDelivery("dlv_2", webhook_id, event.event_id, event.event_type, b"{}")], now
+    )
+    assert [d.delivery_id for d in restarted.list_deliveries(customer_id, webhook_id, 10)] == ["dlv_1"]
+    assert restarted.pending_events(10) == []
