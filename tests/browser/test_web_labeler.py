@@ -143,6 +143,24 @@ NEXT_QUESTION = """done => {
 }"""
 
 
+def fits(page: Any) -> bool:
+    """Nothing wider than the viewport: readable without sideways scrolling."""
+    return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
+
+
+def tab_to_first_option(page: Any) -> None:
+    """Tab from the question to the first answer button, whose focus ring must show."""
+    for _ in range(4):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.matches('#options button')"):
+            break
+    focused = page.evaluate(
+        "(() => { const b = document.activeElement; const s = getComputedStyle(b);"
+        " return [b.matches('#options button:first-child'), s.outlineStyle, s.outlineWidth]; })()"
+    )
+    assert focused[0] and focused[1] != "none" and focused[2] != "0px", focused
+
+
 def test_a_person_labels_in_the_browser_and_the_tasks_settle(
     labeling: tuple[Stack, str], site: HttpsManifestServer, customer: Customer, browser_page: Any
 ) -> None:
@@ -167,6 +185,8 @@ def test_a_person_labels_in_the_browser_and_the_tasks_settle(
             page.click("button[data-option=dog]")
         elif current == by_key:
             expect(page.locator("[data-testid=text]")).to_have_text(SPAM)  # as text, never as markup
+            assert fits(page)  # 390 px wide
+            tab_to_first_option(page)
             page.keyboard.press("2")
         else:
             assert current == skipped
@@ -194,7 +214,10 @@ def test_a_person_labels_in_the_browser_and_the_tasks_settle(
     after_url = "https://example.com/img/after.png"
     after = customer.submit("image_classification", after_url, ["bird", "cat", "dog"])
     expect(page.locator("[data-testid=task-id]")).to_have_text(after, timeout=30_000)
-    page.keyboard.press("1")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    assert fits(page)
+    tab_to_first_option(page)
+    page.keyboard.press("Enter")  # the focused button: "bird", with the keyboard alone
     expect(page.locator("[data-testid=labels-done]")).to_have_text("3", timeout=30_000)
     assert wait_for(f"{after} settled", lambda: customer.settled(after))["consensus_label"] == "bird"
     assert page.errors == []
