@@ -102,7 +102,8 @@ def labeling(tmp_path: Path, site: HttpsManifestServer) -> Iterator[tuple[Stack,
     """The stack with a web-labeler agent and a simulated one; the labeling page's URL."""
     truth_file = tmp_path / "truth.json"
     truth_file.write_text(json.dumps({**IMAGES, site.url("spam.txt"): "spam"}))
-    with make_stack(tmp_path, ASG_BLOCK_INTERVAL="0.5") as stack:
+    # A short lease: a task held by a stream that died is handed out again within seconds.
+    with make_stack(tmp_path, ASG_BLOCK_INTERVAL="0.5", ASG_LEASE_SECONDS="10") as stack:
         web_token, sim_token = stack.dev_workers(2)
         port = int(free_addr().rsplit(":", 1)[1])
         stack.spawn(
@@ -203,17 +204,24 @@ def test_a_person_labels_in_the_browser_and_the_tasks_settle(
     expect(page.locator("[data-testid=sats-earned]")).not_to_have_text("0", timeout=60_000)
     expect(page.locator("[data-testid=last-paid]")).to_contain_text("sats earned")
 
-    # The core dies: the page says so; it comes back, and the next label still arrives.
+    # The core dies with a question on screen: the page says it is reconnecting and the
+    # question leaves; the core comes back and hands the task out again, and the label arrives.
+    after = customer.submit(
+        "image_classification", "https://example.com/img/after.png", ["bird", "cat", "dog"]
+    )
+    question = page.locator("#question")
+    expect(page.locator("[data-testid=task-id]")).to_have_text(after, timeout=30_000)
     stack.kill("core")
     expect(connection).to_have_attribute("data-state", "reconnecting", timeout=15_000)
     expect(connection).to_have_text("Reconnecting…")
+    expect(question).to_be_hidden()
     expect(page.locator("[data-testid=waiting]")).to_contain_text("Reconnecting to the core")
+    expect(page.locator("[data-testid=last-event]")).to_contain_text(f"Task {after} was withdrawn")
     stack.start_core()
     stack.wait_ready()
     expect(connection).to_have_attribute("data-state", "connected", timeout=30_000)
-    after_url = "https://example.com/img/after.png"
-    after = customer.submit("image_classification", after_url, ["bird", "cat", "dog"])
-    expect(page.locator("[data-testid=task-id]")).to_have_text(after, timeout=30_000)
+    expect(question).to_be_visible(timeout=60_000)  # after the lost stream's lease, at the latest
+    expect(page.locator("[data-testid=task-id]")).to_have_text(after)
     page.set_viewport_size({"width": 1280, "height": 900})
     assert fits(page)
     tab_to_first_option(page)
