@@ -60,6 +60,18 @@ def fits(page: Any) -> bool:
     return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
 
 
+UNREACHABLE = """() => Array.from(document.querySelectorAll(
+  "a[href], button:not([disabled]), select, input, textarea, summary"))
+  .filter((e) => e.tabIndex < 0 || getComputedStyle(e).visibility === "hidden"
+    || e.getClientRects().length === 0)
+  .map((e) => e.outerHTML.slice(0, 80))"""
+
+
+def unreachable(page: Any) -> list[str]:
+    """Controls that Tab cannot reach (out of the tab order, or not rendered)."""
+    return list(page.evaluate(UNREACHABLE))
+
+
 def loaded(page: Any) -> None:
     page.wait_for_selector("main .region > :not(.loading)")
 
@@ -84,6 +96,7 @@ def test_counts_move_the_receipt_downloads_and_views_survive_a_reload(states_sta
     expect(page.locator("#sort")).to_have_value("created_at_asc")
     expect(page.locator("#per-page")).to_have_value("10")
     expect(page.locator("tbody tr").first.locator("a")).to_have_text(ids[0])
+    assert unreachable(page) == []
 
     page.locator("tbody tr").first.locator("a").click()
     assert page.url.endswith(f"#/tasks/{ids[0]}")
@@ -92,6 +105,7 @@ def test_counts_move_the_receipt_downloads_and_views_survive_a_reload(states_sta
     verdict = page.locator("[data-testid=receipt-verdict]")
     expect(verdict).to_have_text("The receipt verifies.", timeout=30_000)
     txid = page.locator("[data-testid=txid]").inner_text()
+    assert unreachable(page) == []
     with page.expect_download() as download:
         page.click("[data-testid=receipt-download]")
     assert download.value.suggested_filename == f"receipt-{ids[0]}.json"
@@ -138,6 +152,7 @@ def test_empty_and_error_states_390_px_and_the_keyboard_alone(states_stack: Stac
         page.goto(f"{base}/console/{panel}")
         loaded(page)
         assert fits(page), f"{panel} is wider than 390 px"
+        assert unreachable(page) == [], panel
     expect(page.locator("main .empty")).to_have_count(0)  # settings has no empty state
     page.goto(f"{base}/console/#/webhooks")
     expect(page.locator("main .empty")).to_contain_text("No webhooks")
