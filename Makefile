@@ -44,7 +44,7 @@ bench: $(STAMP)
 chaos: $(STAMP)
 	$(BIN)/python -m tests.chaos.campaign --rounds 33
 
-## PNGs of each Console panel under docs/screenshots/ (needs /usr/bin/chromium).
+## PNGs of each Console panel and the web labeler's page under docs/screenshots/ (needs /usr/bin/chromium).
 screenshots: $(STAMP)
 	$(BIN)/python scripts/screenshots.py
 

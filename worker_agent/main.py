@@ -20,8 +20,8 @@ import uvloop
 from asg_common import logs
 from worker_agent import AGENT
 from worker_agent.errors import AuthError, ConfigError, WorkerError
-from worker_agent.labelers import InteractiveLabeler, create
-from worker_agent.settings import ENV, LABELERS, WorkerSettings, split_list
+from worker_agent.labelers import InteractiveLabeler, WebLabeler, create
+from worker_agent.settings import DEFAULT_WEB_PORT, ENV, LABELERS, PERSON_LABELERS, WorkerSettings, split_list
 
 log = logging.getLogger("worker_agent")
 
@@ -42,7 +42,7 @@ def parser() -> argparse.ArgumentParser:
     flag("--server", "the core's gRPC address, HOST:PORT (127.0.0.1:50051)", metavar="HOST:PORT")
     flag("--token", "the worker token, wk_…", metavar="TOKEN")
     flag("--labeler", "who answers", choices=LABELERS)
-    flag("--max-in-flight", "tasks held at once, 1-256 (simulated 16; interactive always 1)", type=int)
+    flag("--max-in-flight", "tasks held at once, 1-256 (simulated 16; a person always 1)", type=int)
     flag("--task-types", "comma-separated task types to accept (default: all registered)", type=split_list)
     flag("--truth", "simulated: answer key, CSV 'data_url,label' or JSON object", type=Path, metavar="FILE")
     flag("--accuracy", "simulated: probability of answering the truth (1.0)", type=float, metavar="P")
@@ -64,9 +64,15 @@ def parser() -> argparse.ArgumentParser:
     )
     flag(
         "--answer-timeout",
-        "interactive: seconds to wait for an answer before handing the task back; 0 = no limit (30)",
+        "interactive, web: seconds to wait for an answer before handing the task back; 0 = no limit (30)",
         type=float,
         metavar="SECONDS",
+    )
+    flag(
+        "--web-port",
+        f"web: the labeling page's port on 127.0.0.1; 0 = any free port ({DEFAULT_WEB_PORT})",
+        type=int,
+        metavar="PORT",
     )
     flag("--tls", "connect with TLS (system roots unless --ca-file)", action="store_true", default=None)
     flag("--ca-file", "PEM roots to trust for --tls", type=Path, metavar="FILE")
@@ -89,6 +95,10 @@ async def serve(settings: WorkerSettings) -> int:
     if isinstance(labeler, InteractiveLabeler):
         labeler.greet()
     agent = Agent(settings, labeler)
+    if isinstance(labeler, WebLabeler):
+        labeler.attach(agent.stats)
+        url = await labeler.start()
+        print(f"asg-worker: label in your browser at {url} (Ctrl-C to stop)", flush=True)
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
     assert main is not None
@@ -131,8 +141,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         settings = settings_from(argv)
         logs.configure(log_level(settings))
-        if settings.labeler == "interactive" and (settings.max_in_flight or 1) > 1:
-            log.warning("interactive labeler holds one task at a time; --max-in-flight ignored")
+        if settings.labeler in PERSON_LABELERS and (settings.max_in_flight or 1) > 1:
+            log.warning(f"{settings.labeler} labeler holds one task at a time; --max-in-flight ignored")
         if settings.labeler == "interactive" and not sys.stdin.isatty():
             log.warning("stdin is not a terminal: answers are read from it line by line")
         if settings.token and not settings.tls and not settings.server_is_loopback:

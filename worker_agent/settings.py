@@ -16,11 +16,13 @@ from typing import Any
 
 from worker_agent.errors import ConfigError
 
-LABELERS = ("interactive", "simulated")
+LABELERS = ("interactive", "simulated", "web")
+PERSON_LABELERS = frozenset({"interactive", "web"})  # a person answers: one task at a time
 TASK_TYPES = ("image_classification", "text_classification", "sentiment", "moderation")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 MAX_IN_FLIGHT_LIMIT = 256  # the contract's bound (Hello.max_in_flight is 1..256)
-DEFAULT_MAX_IN_FLIGHT = {"interactive": 1, "simulated": 16}
+DEFAULT_MAX_IN_FLIGHT = {"interactive": 1, "web": 1, "simulated": 16}
+DEFAULT_WEB_PORT = 8765
 
 # field name → environment variable; the flag is `--` + the field name with dashes.
 ENV = {
@@ -38,6 +40,7 @@ ENV = {
     "progress": "ASG_WORKER_PROGRESS",
     "drain_timeout": "ASG_WORKER_DRAIN_TIMEOUT",
     "answer_timeout": "ASG_WORKER_ANSWER_TIMEOUT",
+    "web_port": "ASG_WORKER_WEB_PORT",
     "tls": "ASG_WORKER_TLS",
     "ca_file": "ASG_WORKER_CA_FILE",
     "log_level": "ASG_LOG_LEVEL",
@@ -64,7 +67,8 @@ class WorkerSettings:
     heartbeat: float = 5.0
     progress: float = 10.0  # 0 turns the progress line off
     drain_timeout: float = 10.0
-    answer_timeout: float = 30.0  # interactive: hand a question back after this long; 0 = never
+    answer_timeout: float = 30.0  # a person's question is handed back after this long; 0 = never
+    web_port: int = DEFAULT_WEB_PORT  # web: the labeling page on 127.0.0.1; 0 = any free port
     tls: bool = False
     ca_file: Path | None = None
     log_level: str | None = None  # None: INFO, or WARNING for a person at a terminal (main)
@@ -85,7 +89,7 @@ class WorkerSettings:
 
     @property
     def effective_max_in_flight(self) -> int:
-        if self.labeler == "interactive":
+        if self.labeler in PERSON_LABELERS:
             return 1  # one person answers one question at a time
         return self.max_in_flight or DEFAULT_MAX_IN_FLIGHT.get(self.labeler, 1)
 
@@ -133,7 +137,9 @@ class WorkerSettings:
             raise ConfigError(f"{source('log_level')} must be one of {', '.join(LOG_LEVELS)}")
         if self.ca_file is not None and not self.ca_file.is_file():
             raise ConfigError(f"{source('ca_file')}: no such file {self.ca_file}")
-        if self.labeler == "interactive" and (self.truth or self.always or self.delay):
+        if not 0 <= self.web_port <= 65535:
+            raise ConfigError(f"{source('web_port')} must be 0..65535, got {self.web_port}")
+        if self.labeler in PERSON_LABELERS and (self.truth or self.always or self.delay):
             raise ConfigError("--truth, --always and --delay only apply to --labeler simulated")
         if self.truth is not None and self.always is not None:
             raise ConfigError("--truth and --always exclude each other")
@@ -143,7 +149,7 @@ class WorkerSettings:
 def _parse(name: str, raw: str) -> Any:
     """Turn one environment value into the field's type; errors name the variable."""
     try:
-        if name in ("max_in_flight", "seed"):
+        if name in ("max_in_flight", "seed", "web_port"):
             return int(raw)
         if name in ("accuracy", "delay", "heartbeat", "progress", "drain_timeout", "answer_timeout"):
             return float(raw)

@@ -1,0 +1,1 @@
+"""The labeling page of `asg-worker --labeler web`: static files shipped in the package."""
