@@ -37,6 +37,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         log_level=settings.log_level.lower(),
         access_log=False,
         lifespan="on",
+        proxy_headers=False,  # X-Forwarded-For is believed only from --trusted-proxies (context.py)
+        server_header=False,
     )
 
 

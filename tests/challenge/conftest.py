@@ -50,7 +50,7 @@ def _handler(up: Upstream) -> type[BaseHTTPRequestHandler]:
         def _reply(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             body_in = self.rfile.read(length) if length else b""
-            hit = {"method": self.command, "path": self.path, "headers": dict(self.headers.items()),
+            hit = {"method": self.command, "path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
                    "body": body_in.decode("latin-1")}  # fmt: skip
             up.hits.append(hit)
             if self.path.startswith("/slow"):
