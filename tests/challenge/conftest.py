@@ -50,8 +50,9 @@ def _handler(up: Upstream) -> type[BaseHTTPRequestHandler]:
         def _reply(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             body_in = self.rfile.read(length) if length else b""
-            hit = {"method": self.command, "path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
-                   "body": body_in.decode("latin-1")}  # fmt: skip
+            seen = {k.lower(): v for k, v in self.headers.items()}
+            body = body_in.decode("latin-1")
+            hit = {"method": self.command, "path": self.path, "headers": seen, "body": body}
             up.hits.append(hit)
             if self.path.startswith("/slow"):
                 time.sleep(3)
