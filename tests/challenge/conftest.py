@@ -3,8 +3,10 @@ it received and counts hits) and `asg-challenge` as a process on a free port."""
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -177,3 +179,35 @@ BROWSER_HEADERS = {
     "Sec-Fetch-Site": "none",
     "Sec-Ch-Ua": '"Chromium";v="150"',
 }
+
+
+GOLD = [
+    {"text": "gold-cat: a tabby on a sofa", "options": ["cat", "dog"], "gold_label": "cat"},
+    {"text": "gold-dog: a beagle with a ball", "options": ["cat", "dog"], "gold_label": "dog"},
+]
+UNKNOWN = {"text": "mystery: something furry", "options": ["cat", "dog"], "external_id": "=cmd|'/c calc'!A1"}
+
+
+def slots_of(page: str) -> tuple[str, list[tuple[str, list[str]]]]:
+    """The challenge id and each slot's text and options, read from the page as a user would."""
+    cid = re.search(r'name="challenge_id" value="([0-9a-f]+)"', page)
+    assert cid, page[:500]
+    slots = []
+    for fs in re.findall(r'<fieldset class="cg-item".*?</fieldset>', page, re.S):
+        text = re.search(r'<p class="cg-text">(.*?)</p>', fs, re.S)
+        options = re.findall(r'type="radio" name="a\d+" value="([^"]*)"', fs)
+        slots.append((html.unescape(text.group(1)) if text else "", [html.unescape(o) for o in options]))
+    return cid.group(1), slots
+
+
+def answers_for(slots: list[tuple[str, list[str]]], unknown: str) -> dict[str, str]:
+    """What a careful human answers: the gold items right, `unknown` for the mystery item."""
+    out = {}
+    for i, (text, options) in enumerate(slots):
+        if text.startswith("gold-"):
+            out[f"a{i}"] = text.split(":")[0].removeprefix("gold-")
+        elif text.startswith("mystery"):
+            out[f"a{i}"] = unknown
+        else:
+            out[f"a{i}"] = options[0]
+    return out
