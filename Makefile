@@ -20,7 +20,7 @@ run: $(STAMP)
 test: $(STAMP)
 	sh scripts/browser_deps.sh
 	$(BIN)/ruff check .
-	$(BIN)/mypy asg_grpc asg_common rest_gateway asg_gateway worker_agent
+	$(BIN)/mypy asg_grpc asg_common rest_gateway asg_gateway worker_agent asg_challenge
 	$(BIN)/pytest || test $$? -eq 5  # 5 = no tests collected: not a failure of the code
 
 ## Regenerate the committed gRPC stubs from proto/.
@@ -29,7 +29,7 @@ proto: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy asg_grpc asg_common rest_gateway asg_gateway worker_agent
+	$(BIN)/mypy asg_grpc asg_common rest_gateway asg_gateway worker_agent asg_challenge
 
 ## Benchmarks: each starts its own stack and prints JSON (see docs/benchmarks.md).
 bench: $(STAMP)

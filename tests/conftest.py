@@ -20,7 +20,7 @@ from asg_grpc.ledger.wallet import Wallet, load_wallet
 from asg_grpc.store.sqlite import SQLiteStore
 
 TESTS = Path(__file__).parent
-KINDS = ("core", "store", "gateway", "sdk", "worker_agent", "e2e", "browser")  # one marker per folder
+KINDS = ("core", "store", "gateway", "sdk", "worker_agent", "e2e", "browser", "challenge")  # one marker each
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -1,0 +1,156 @@
+"""The bot-risk model: session features, training (single-flight, in a worker thread, swapped in
+atomically, persisted only as the gateway's own JSON file) and scoring.
+
+Scoring runs on every request, so a trained Pipeline(StandardScaler, LogisticRegression) is
+reduced to its numbers (means, scales, weights, intercept) and scored in plain Python: the same
+probability as `predict_proba`, without sklearn's per-call overhead (docs/challenge.md)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from asg_challenge.domain import clip_risk
+
+if TYPE_CHECKING:
+    from asg_challenge.gateway import Session
+
+log = logging.getLogger("asg_challenge.ml")
+MIN_LABELED = 20
+FEATURES = (
+    "requests", "per_min_1m", "per_min_10m", "mean_gap", "std_gap", "burst_10s", "duration",
+    "html_share", "non_get_share", "share_4xx", "unique_path_share",
+    "header_risk", "header_count", "has_lang", "automation_ua", "cookie_back",
+)  # fmt: skip
+
+
+def features(s: Session, now: float) -> list[float]:
+    """The session's feature row (volume and timing, request mix, headers). Challenge outcomes
+    are the labels, so they are left out here to not leak into the inputs."""
+    t = list(s.times)
+    gaps = [b - a for a, b in itertools.pairwise(t)]
+    mean = sum(gaps) / len(gaps) if gaps else 0.0
+    std = math.sqrt(sum((g - mean) ** 2 for g in gaps) / len(gaps)) if gaps else 0.0
+    n = max(s.requests, 1)
+    burst = (
+        max((sum(1 for u in t if 0 <= u - x <= 10.0) for x in t), default=0)
+        if len(t) < 60
+        else s.recent(now, 10)
+    )
+    return [
+        float(s.requests), float(s.recent(now, 60)), s.recent(now, 600) / 10.0, mean, std, float(burst),
+        now - s.first_seen, s.html / n, s.non_get / n, s.errors_4xx / n, len(s.paths) / n,
+        s.header_score, float(s.header_count), float(s.has_lang), float(s.automation_ua),
+        float(s.cookie_back),
+    ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Linear:
+    """A fitted scaler + logistic regression as plain numbers."""
+
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    coef: tuple[float, ...]
+    intercept: float
+
+    def risk(self, x: list[float]) -> float:
+        z = self.intercept
+        for xi, m, sc, c in zip(x, self.mean, self.scale, self.coef, strict=True):
+            z += (xi - m) / sc * c
+        z = max(min(z, 50.0), -50.0)
+        return clip_risk(1.0 / (1.0 + math.exp(-z)))
+
+
+def fit(rows: list[list[float]], labels: list[int]) -> Linear:
+    """Fit the pipeline (the slow part; run it off the event loop)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    pipe = Pipeline(
+        [("scale", StandardScaler()), ("clf", LogisticRegression(class_weight="balanced", max_iter=1000))]
+    )
+    pipe.fit(rows, labels)
+    sc, clf = pipe.named_steps["scale"], pipe.named_steps["clf"]
+    return Linear(
+        tuple(float(v) for v in sc.mean_),
+        tuple(float(v) if v else 1.0 for v in sc.scale_),
+        tuple(float(v) for v in clf.coef_[0]),
+        float(clf.intercept_[0]),
+    )
+
+
+class Trainer:
+    """Single-flight training: a second `start` while one runs is a no-op."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / "model.json"
+        self.model: Linear | None = None
+        self.last_trained: str | None = None
+        self._running = threading.Lock()
+        self._load()
+
+    def _load(self) -> None:
+        """Our own file, written by `_save`: plain numbers in JSON, so loading runs no code
+        (unlike a pickled/joblib pipeline)."""
+        if self.path.exists():
+            try:
+                saved = json.loads(self.path.read_text())
+                m = saved["model"]
+                self.model = Linear(
+                    tuple(m["mean"]), tuple(m["scale"]), tuple(m["coef"]), float(m["intercept"])
+                )
+                self.last_trained = saved["last_trained"]
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                log.warning("ignoring unreadable model file %s: %s", self.path, exc)
+
+    def _save(self, model: Linear, when: str) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"model": model.__dict__, "last_trained": when}, f)
+        os.replace(tmp, self.path)
+
+    def start(self, snapshot: list[tuple[list[float], int]]) -> bool:
+        """Train on `snapshot` in a thread; False when a run is already going."""
+        if not self._running.acquire(blocking=False):
+            return False
+        threading.Thread(target=self._run, args=(snapshot,), name="challenge-train", daemon=True).start()
+        return True
+
+    def _run(self, snapshot: list[tuple[list[float], int]]) -> None:
+        try:
+            labels = [y for _, y in snapshot]
+            if len(snapshot) < MIN_LABELED or len(set(labels)) < 2:
+                log.warning(
+                    "not training: %d labeled sessions (%d bot), need %d with both classes",
+                    len(snapshot),
+                    sum(labels),
+                    MIN_LABELED,
+                )
+                return
+            model = fit([x for x, _ in snapshot], labels)
+            when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            self._save(model, when)
+            self.model, self.last_trained = model, when  # the swap: one reference each
+            log.info("bot-risk model trained on %d sessions", len(snapshot))
+        except Exception:
+            log.exception("training failed; the previous model stays")
+        finally:
+            self._running.release()
+
+    def status(self, sessions_with_features: int) -> dict[str, Any]:
+        return {
+            "model_ready": self.model is not None,
+            "sessions_with_features": sessions_with_features,
+            "last_trained": self.last_trained,
+        }

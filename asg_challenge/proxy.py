@@ -1,0 +1,182 @@
+"""Everything that is not a reserved path: decide (key, rule, sample, pass cookie, risk) and
+either stream the request to the one configured upstream or challenge it.
+
+The upstream comes from the settings only; the request's Host or target never choose it.
+Redirects are passed through, not followed; hop-by-hop headers and the gateway's own cookies
+are stripped both ways; a timeout is a 504, a connect failure a 502."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Iterable
+from http.cookies import SimpleCookie
+
+import httpx
+from starlette.requests import Request
+from starlette.types import Receive, Scope, Send
+
+from asg_challenge.challenge import page_response
+from asg_challenge.context import (
+    GATEWAY_COOKIES,
+    KEY_HEADER,
+    PASS_COOKIE,
+    Client,
+    client_of,
+    observe,
+    sid_cookie,
+)
+from asg_challenge.domain import encode_path
+from asg_challenge.errors import ChallengeGatewayError
+from asg_challenge.gateway import Gateway
+
+log = logging.getLogger("asg_challenge.proxy")
+HOP_BY_HOP = {
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
+    "transfer-encoding", "upgrade", "proxy-connection",
+}  # fmt: skip
+DROP_REQUEST = HOP_BY_HOP | {"host", KEY_HEADER, "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto"}
+
+
+def _hop_by_hop(headers: Iterable[tuple[str, str]]) -> set[str]:
+    named = {v.strip().lower() for k, v in headers if k.lower() == "connection" for v in v.split(",")}
+    return HOP_BY_HOP | named
+
+
+def _strip_cookies(value: str) -> str:
+    kept = [
+        p.strip() for p in value.split(";") if p.strip() and p.split("=", 1)[0].strip() not in GATEWAY_COOKIES
+    ]
+    return "; ".join(kept)
+
+
+def _sets_gateway_cookie(value: str) -> bool:
+    c: SimpleCookie = SimpleCookie()
+    try:
+        c.load(value)
+    except Exception:
+        return value.split("=", 1)[0].strip() in GATEWAY_COOKIES
+    return any(name in GATEWAY_COOKIES for name in c) or value.split("=", 1)[0].strip() in GATEWAY_COOKIES
+
+
+async def _json(send: Send, status: int, error: str, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = json.dumps({"error": error}).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *(extra or []),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class Proxy:
+    def __init__(self, gw: Gateway, explore: float) -> None:
+        self.gw = gw
+        self.explore = explore  # share of low-risk sessions challenged anyway (unbiased labels)
+        self.client: httpx.AsyncClient | None = None
+
+    async def start(self) -> None:
+        self.client = httpx.AsyncClient(
+            base_url=self.gw.settings.upstream,
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            trust_env=False,
+        )
+
+    async def stop(self) -> None:
+        if self.client is not None:
+            await self.client.aclose()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        gw = self.gw
+        try:
+            c = client_of(request, gw)
+        except ChallengeGatewayError as exc:
+            await _json(send, exc.status, str(exc))
+            return
+        now = time.time()
+        s = gw.session(c.sid, now)
+        signals = observe(request, c, s, now)
+        path = scope["path"]
+        rule = gw.rule_for(path)
+        through = (
+            (rule is not None and rule.action == "allow")
+            or not gw.in_sample(c.sid, c.key)
+            or gw.pass_ok(
+                request.cookies.get(PASS_COOKIE), sid=c.sid, key_id=c.key_id, host=c.host, ua=c.ua, net=c.net
+            )
+        )
+        if not through:
+            risk = gw.score(s, signals, now)
+            through = risk < gw.config.risk_threshold and not (
+                self.explore and random.random() < self.explore
+            )
+        if through:
+            await self.forward(request, c, send)
+            return
+        try:
+            resp = page_response(gw, c, s, _target(scope))
+        except ChallengeGatewayError as exc:
+            extra = [(b"retry-after", str(exc.retry_after).encode())] if hasattr(exc, "retry_after") else []
+            await _json(send, exc.status, str(exc), extra)
+            return
+        await resp(scope, receive, send)
+
+    async def forward(self, request: Request, c: Client, send: Send) -> None:
+        assert self.client is not None
+        scope = request.scope
+        raw = list(request.headers.items())
+        drop = _hop_by_hop(raw) | DROP_REQUEST
+        headers = [(k, v) for k, v in raw if k.lower() not in drop and k.lower() != "cookie"]
+        cookie = _strip_cookies("; ".join(v for k, v in raw if k.lower() == "cookie"))
+        if cookie:
+            headers.append(("cookie", cookie))
+        peer = request.client.host if request.client else ""
+        chain = request.headers.get("x-forwarded-for") if c.ip != peer else None
+        headers.append(("x-forwarded-for", f"{chain}, {peer}" if chain else c.ip))
+        headers.append(("x-forwarded-proto", request.url.scheme))
+        if c.host:
+            headers.append(("x-forwarded-host", c.host))
+        url = encode_path(scope["path"]) + (
+            f"?{scope['query_string'].decode('latin-1')}" if scope["query_string"] else ""
+        )
+        has_body = request.method not in ("GET", "HEAD", "OPTIONS") or "content-length" in request.headers
+        timeout = self.gw.config.proxy_timeout
+        req = self.client.build_request(
+            request.method, url, headers=headers, content=request.stream() if has_body else None,
+            timeout=httpx.Timeout(timeout),
+        )  # fmt: skip
+        try:
+            upstream = await self.client.send(req, stream=True)
+        except httpx.TimeoutException:
+            await _json(send, 504, f"upstream did not answer within proxy_timeout ({timeout:g} s)")
+            return
+        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            log.warning("upstream %s failed: %s", self.gw.settings.upstream, type(exc).__name__)
+            await _json(send, 502, "upstream unreachable")
+            return
+        try:
+            resp_raw = list(upstream.headers.multi_items())
+            drop_resp = _hop_by_hop(resp_raw)
+            out = [
+                (k.lower().encode("latin-1"), v.encode("latin-1"))
+                for k, v in resp_raw
+                if k.lower() not in drop_resp and not (k.lower() == "set-cookie" and _sets_gateway_cookie(v))
+            ]
+            if c.new_sid:
+                out.append((b"set-cookie", sid_cookie(self.gw, c).encode()))
+            await send({"type": "http.response.start", "status": upstream.status_code, "headers": out})
+            async for chunk in upstream.aiter_raw():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            await upstream.aclose()
+
+
+def _target(scope: Scope) -> str:
+    qs = scope["query_string"].decode("latin-1")
+    return encode_path(scope["path"]) + (f"?{qs}" if qs else "")

@@ -1,0 +1,99 @@
+"""Process settings: each flag also from its ASG_CHALLENGE_* variable (a flag wins).
+
+The upstream is fixed here and only here: no request can choose where it is proxied to. A
+dashboard password is required (≥ 12 characters); without one the process refuses to start."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from asg_challenge.domain import parse_networks
+from asg_common.config import secret
+
+MIN_PASSWORD = 12
+MIN_SECRET = 32
+
+
+class SettingsError(Exception):
+    """A setting that keeps the process from starting; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    listen_host: str
+    listen_port: int
+    upstream: str
+    data_dir: Path
+    dashboard_user: str
+    dashboard_password: str | None = secret()
+    secret: str | None = secret()  # HMAC key of pass tokens and session cookies; else a file
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    min_dwell: float = 0.6  # answers faster than this after the page was issued are refused
+    pass_budget: int = 300  # requests one pass token carries before a new challenge
+    challenge_ttl: int = 600  # seconds a challenge page can be answered
+    log_level: str = "INFO"
+
+
+def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from flags and the environment, or SettingsError naming what is wrong."""
+    env = os.environ if env is None else env
+    p = argparse.ArgumentParser(prog="asg-challenge", description="The ASG challenge gateway (seed 003).")
+    p.add_argument("--listen", default=env.get("ASG_CHALLENGE_LISTEN", "127.0.0.1:8090"))
+    p.add_argument("--upstream", default=env.get("ASG_CHALLENGE_UPSTREAM"))
+    p.add_argument("--data-dir", default=env.get("ASG_CHALLENGE_DATA_DIR", "var/challenge"))
+    p.add_argument(
+        "--trusted-proxies",
+        default=env.get("ASG_CHALLENGE_TRUSTED_PROXIES", ""),
+        help="comma-separated CIDRs whose X-Forwarded-For is believed",
+    )
+    p.add_argument("--log-level", default=env.get("ASG_CHALLENGE_LOG_LEVEL", "INFO"))
+    a = p.parse_args(argv)
+
+    host, sep, port = str(a.listen).rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SettingsError(f"--listen / ASG_CHALLENGE_LISTEN must be HOST:PORT, not {a.listen!r}")
+    if not a.upstream:
+        raise SettingsError("--upstream / ASG_CHALLENGE_UPSTREAM is required (the one site proxied to)")
+    up = urlsplit(a.upstream)
+    if up.scheme not in ("http", "https") or not up.hostname or up.query or up.fragment:
+        raise SettingsError(f"--upstream must be an http(s)://host[:port] URL, not {a.upstream!r}")
+    if up.path not in ("", "/"):
+        raise SettingsError("--upstream may not carry a path: requests keep their own")
+    password = env.get("ASG_CHALLENGE_DASHBOARD_PASSWORD")
+    if not password:
+        raise SettingsError("ASG_CHALLENGE_DASHBOARD_PASSWORD is not set: the dashboard needs a password")
+    if len(password) < MIN_PASSWORD:
+        raise SettingsError(
+            f"ASG_CHALLENGE_DASHBOARD_PASSWORD is {len(password)} characters; at least {MIN_PASSWORD} needed"
+        )
+    key = env.get("ASG_CHALLENGE_SECRET") or None
+    if key is not None and len(key.encode()) < MIN_SECRET:
+        raise SettingsError(f"ASG_CHALLENGE_SECRET must be at least {MIN_SECRET} bytes")
+    try:
+        trusted = parse_networks(a.trusted_proxies)
+    except ValueError as exc:
+        raise SettingsError(f"--trusted-proxies: {exc}") from exc
+    try:
+        min_dwell = float(env.get("ASG_CHALLENGE_MIN_DWELL", "0.6"))
+        budget = int(env.get("ASG_CHALLENGE_PASS_BUDGET", "300"))
+    except ValueError as exc:
+        raise SettingsError(f"ASG_CHALLENGE_MIN_DWELL / ASG_CHALLENGE_PASS_BUDGET: {exc}") from exc
+    return Settings(
+        listen_host=host.strip("[]"),
+        listen_port=int(port),
+        upstream=f"{up.scheme}://{up.netloc}",
+        data_dir=Path(a.data_dir),
+        dashboard_user=env.get("ASG_CHALLENGE_DASHBOARD_USER", "admin"),
+        dashboard_password=password,
+        secret=key,
+        trusted_proxies=trusted,
+        min_dwell=min_dwell,
+        pass_budget=budget,
+        log_level=str(a.log_level).upper(),
+    )
