@@ -18,9 +18,7 @@ from tests.manifest_servers import HttpsManifestServer
 @pytest.fixture
 def limited_stack(tmp_path: Path, https_manifests: HttpsManifestServer) -> Iterator[Stack]:
     """No workers: a job of one task stays labeling, in flight, for as long as the test runs."""
-    with make_stack(
-        tmp_path, SSL_CERT_FILE=str(https_manifests.cert), ASG_MAX_JOBS_IN_FLIGHT="2"
-    ) as stack:
+    with make_stack(tmp_path, SSL_CERT_FILE=str(https_manifests.cert), ASG_MAX_JOBS_IN_FLIGHT="2") as stack:
         yield stack
 
 
