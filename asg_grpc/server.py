@@ -125,7 +125,7 @@ class Core:
             self.jobs = JobRunner(self.store, settings, sealer, self.dispatcher.wake)
             self.settlement = Settlement(self.store, settings, on_paid=self._tell_workers)
             labeling_pb2_grpc.add_LabelingServiceServicer_to_server(
-                LabelingService(self.store, self.dispatcher, callers), self.server
+                LabelingService(self.store, self.dispatcher, callers, settings), self.server
             )
             self.services = (*CORE_SERVICES, LABELING_SERVICE)
         tasks_pb2_grpc.add_TaskServiceServicer_to_server(

@@ -206,6 +206,12 @@ class Settings:
     tiers: dict[str, Tier] = field(default_factory=default_tiers)
     # Off: no per-key rate limit at all (tests and benchmarks that call from one key).
     rate_limit: bool = True
+    # docs/api.md, Limits: jobs not yet completed or failed per customer; Work streams open at
+    # once per worker; labels per second per worker (a token bucket over all its streams).
+    max_jobs_in_flight: int = 10
+    max_streams_per_worker: int = 16
+    worker_label_rate: float = 2000.0
+    worker_label_burst: int = 4000
     # The chain payouts go to, and ARC's endpoint when that chain is testnet or mainnet.
     ledger: LedgerSettings = field(default_factory=LedgerSettings)
     arc: ArcSettings | None = None
@@ -264,6 +270,10 @@ class Settings:
             settle_window=_float(env, "ASG_SETTLE_WINDOW", cls.settle_window, 0.0),
             tiers=tiers,
             rate_limit=_switch(env, "ASG_RATE_LIMIT", True),
+            max_jobs_in_flight=_int(env, "ASG_MAX_JOBS_IN_FLIGHT", cls.max_jobs_in_flight, 1),
+            max_streams_per_worker=_int(env, "ASG_MAX_STREAMS_PER_WORKER", cls.max_streams_per_worker, 1),
+            worker_label_rate=_float(env, "ASG_WORKER_LABEL_RATE", cls.worker_label_rate, 0.001),
+            worker_label_burst=_int(env, "ASG_WORKER_LABEL_BURST", cls.worker_label_burst, 1),
             ledger=ledger,
             arc=_arc(env) if public_chain else None,
         )

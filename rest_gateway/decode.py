@@ -1,42 +1,28 @@
-"""JSON bodies → protobuf requests. Only shapes are checked here (types, unknown fields);
-the rules of the field table are the core's, so gRPC callers get them too."""
+"""Request bodies → the typed models the OpenAPI shows (models.py): one reader per body.
+
+Here: the media type (415), the size before reading (413), valid JSON, duplicate keys and the
+model's shape checks, each refusal a 400 naming the field as the client sent it (`tasks[3].
+label_spec.options[1]`), never FastAPI's 422. The rules of the field table are the core's."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Generic, TypeVar
 
 import orjson
+import pydantic
+from pydantic_core import ErrorDetails
 from starlette.requests import Request
 
-from asg_grpc.v1 import billing_pb2, common_pb2, jobs_pb2, tasks_pb2, webhooks_pb2
+from rest_gateway import models
 from rest_gateway.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
 KIB = 1024
 SMALL_BODY = 64 * KIB
 BATCH_BODY = 8 * 1024 * KIB
-_INT64 = 2**63
 
-TASK_FIELDS = frozenset(
-    (
-        "type",
-        "data_url",
-        "label_spec",
-        "consensus_threshold",
-        "callback_url",
-        "idempotency_key",
-        "expires_in_seconds",
-    )
-)
-LABEL_SPEC_FIELDS = frozenset(("question", "options"))
-BATCH_FIELDS = frozenset(("tasks", "callback_url"))
-CUSTOMER_FIELDS = frozenset(("name", "email"))
-ROTATE_KEY_FIELDS = frozenset(("grace_seconds",))
-WEBHOOK_FIELDS = frozenset(("callback_url", "secret", "events"))
-JOB_FIELDS = frozenset(
-    ("manifest_url", "label_spec", "type", "consensus_threshold", "callback_url", "s3_credentials")
-)
-S3_CREDENTIAL_FIELDS = frozenset(("access_key_id", "secret_access_key", "region", "endpoint_url"))
+Model = TypeVar("Model", bound=pydantic.BaseModel)
 
 
 def _json_media_type(content_type: str | None) -> bool:
@@ -89,123 +75,72 @@ async def json_object(request: Request, limit: int, *, required: bool = True) ->
     return body
 
 
-def _object(value: object, name: str, allowed: frozenset[str], prefix: str) -> dict[str, Any]:
-    if type(value) is not dict:
-        raise BadRequest(name, "must be a JSON object")
-    if not value.keys() <= allowed:
-        unknown = next(key for key in value if key not in allowed)
-        raise BadRequest(prefix + unknown, "is not a known field")
-    return value
+# An array's refusal says what it holds, by the field's name.
+_ARRAY_OF = {
+    "options": "must be an array of strings",
+    "tasks": "must be an array of task objects",
+    "events": "must be an array of event types",
+}
+_PROBLEM = {
+    "extra_forbidden": "is not a known field",
+    "missing": "is required",
+    "model_type": "must be a JSON object",
+    "model_attributes_type": "must be a JSON object",
+    "dict_type": "must be a JSON object",
+    "string_type": "must be a string",
+    "int_type": "must be an integer",
+    "greater_than_equal": "is out of range",
+    "less_than_equal": "is out of range",
+}
+# Which refusal is reported when a body has several: an unknown field first (a typo explains the
+# rest), a field of the wrong type next, a missing one last.
+_RANK = {"extra_forbidden": 0, "missing": 2}
 
 
-def _string(obj: dict[str, Any], key: str, prefix: str) -> str | None:
-    value = obj.get(key)
-    if value is None or type(value) is str:
-        return value
-    raise BadRequest(prefix + key, "must be a string")
+def _field(loc: Sequence[int | str]) -> str:
+    """`("tasks", 3, "label_spec", "options", 1)` → `tasks[3].label_spec.options[1]`."""
+    if not loc:
+        return "request body"
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
 
 
-def _integer(obj: dict[str, Any], key: str, prefix: str) -> int | None:
-    value = obj.get(key)
-    if value is None:
-        return None
-    if type(value) is not int:  # bool is a subclass of int: refused too
-        raise BadRequest(prefix + key, "must be an integer")
-    if not -_INT64 <= value < _INT64:
-        raise BadRequest(prefix + key, "is out of range")
-    return value
+def _refusal(error: ErrorDetails) -> BadRequest:
+    kind, loc = error["type"], error["loc"]
+    if error["input"] is None and kind != "extra_forbidden":
+        return BadRequest(_field(loc), "is required")  # null is absent, as in the field table
+    if kind == "list_type":
+        last = next((p for p in reversed(loc) if isinstance(p, str)), "")
+        return BadRequest(_field(loc), _ARRAY_OF.get(last, "must be an array"))
+    return BadRequest(_field(loc), _PROBLEM.get(kind, "is not valid"))
 
 
-def _label_spec(value: object, prefix: str) -> common_pb2.LabelSpec:
-    where = prefix + "label_spec."
-    spec = _object(value, prefix + "label_spec", LABEL_SPEC_FIELDS, where)
-    options = spec.get("options")
-    if options is None:
-        options = []
-    elif type(options) is not list:
-        raise BadRequest(where + "options", "must be an array of strings")
-    for i, option in enumerate(options):
-        if type(option) is not str:
-            raise BadRequest(f"{where}options[{i}]", "must be a string")
-    return common_pb2.LabelSpec(question=_string(spec, "question", where), options=options)
+def parse(model: type[Model], body: object) -> Model:
+    """`body` (decoded JSON) as `model`, or the BadRequest naming the field at fault."""
+    try:
+        return model.model_validate(body)
+    except pydantic.ValidationError as exc:
+        errors = exc.errors(include_url=False, include_context=False)
+        raise _refusal(min(errors, key=lambda e: _RANK.get(e["type"], 1))) from None
 
 
-def task_input(value: object, prefix: str = "") -> tasks_pb2.TaskInput:
-    """One task object; `prefix` locates it in a batch (`tasks[3].`)."""
-    obj = _object(value, prefix.rstrip(".") or "request body", TASK_FIELDS, prefix)
-    spec = obj.get("label_spec")
-    return tasks_pb2.TaskInput(
-        type=_string(obj, "type", prefix),
-        data_url=_string(obj, "data_url", prefix),
-        label_spec=None if spec is None else _label_spec(spec, prefix),
-        consensus_threshold=_integer(obj, "consensus_threshold", prefix),
-        callback_url=_string(obj, "callback_url", prefix),
-        idempotency_key=_string(obj, "idempotency_key", prefix),
-        expires_in_seconds=_integer(obj, "expires_in_seconds", prefix),
-    )
+class Reader(Generic[Model]):
+    """One route's body: its model, its size limit, whether it may be empty."""
+
+    def __init__(self, model: type[Model], limit: int, *, required: bool = True) -> None:
+        self.model = model
+        self.limit = limit
+        self.required = required
+
+    async def read(self, request: Request) -> Model:
+        return parse(self.model, await json_object(request, self.limit, required=self.required))
 
 
-def submit_batch(body: dict[str, Any]) -> tasks_pb2.SubmitBatchRequest:
-    _object(body, "request body", BATCH_FIELDS, "")
-    tasks = body.get("tasks")
-    if tasks is None:
-        raise BadRequest("tasks", "is required")
-    if not isinstance(tasks, list):
-        raise BadRequest("tasks", "must be an array of task objects")
-    return tasks_pb2.SubmitBatchRequest(
-        tasks=[task_input(t, f"tasks[{i}].") for i, t in enumerate(tasks)],
-        callback_url=_string(body, "callback_url", ""),
-    )
-
-
-def register_customer(body: dict[str, Any]) -> billing_pb2.RegisterCustomerRequest:
-    _object(body, "request body", CUSTOMER_FIELDS, "")
-    return billing_pb2.RegisterCustomerRequest(
-        name=_string(body, "name", "") or "", email=_string(body, "email", "") or ""
-    )
-
-
-def rotate_key(body: dict[str, Any]) -> billing_pb2.RotateKeyRequest:
-    _object(body, "request body", ROTATE_KEY_FIELDS, "")
-    return billing_pb2.RotateKeyRequest(grace_seconds=_integer(body, "grace_seconds", ""))
-
-
-def create_webhook(body: dict[str, Any]) -> webhooks_pb2.CreateWebhookRequest:
-    _object(body, "request body", WEBHOOK_FIELDS, "")
-    events = body.get("events")
-    if events is None:
-        events = []
-    elif type(events) is not list:
-        raise BadRequest("events", "must be an array of event types")
-    for i, event in enumerate(events):
-        if type(event) is not str:
-            raise BadRequest(f"events[{i}]", "must be a string")
-    return webhooks_pb2.CreateWebhookRequest(
-        callback_url=_string(body, "callback_url", "") or "",
-        secret=_string(body, "secret", "") or "",
-        events=events,
-    )
-
-
-def create_job(body: dict[str, Any]) -> jobs_pb2.CreateJobRequest:
-    _object(body, "request body", JOB_FIELDS, "")
-    spec = body.get("label_spec")
-    raw = body.get("s3_credentials")
-    credentials = None
-    if raw is not None:
-        where = "s3_credentials."
-        obj = _object(raw, "s3_credentials", S3_CREDENTIAL_FIELDS, where)
-        credentials = jobs_pb2.S3Credentials(
-            access_key_id=_string(obj, "access_key_id", where) or "",
-            secret_access_key=_string(obj, "secret_access_key", where) or "",
-            region=_string(obj, "region", where) or "",
-            endpoint_url=_string(obj, "endpoint_url", where),
-        )
-    return jobs_pb2.CreateJobRequest(
-        manifest_url=_string(body, "manifest_url", ""),
-        label_spec=None if spec is None else _label_spec(spec, ""),
-        type=_string(body, "type", ""),
-        consensus_threshold=_integer(body, "consensus_threshold", ""),
-        callback_url=_string(body, "callback_url", ""),
-        s3_credentials=credentials,
-    )
+TASK = Reader(models.TaskInput, SMALL_BODY)
+BATCH = Reader(models.BatchInput, BATCH_BODY)
+CUSTOMER = Reader(models.CustomerInput, SMALL_BODY)
+KEY_ROTATION = Reader(models.KeyRotation, SMALL_BODY, required=False)
+WEBHOOK = Reader(models.WebhookInput, SMALL_BODY)
+JOB = Reader(models.JobInput, SMALL_BODY)

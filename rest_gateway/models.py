@@ -1,22 +1,31 @@
 """The JSON bodies the gateway reads and answers, as /v1/openapi.json describes them (request
 examples from shared/seeds/).
 
-decode.py reads the request bodies (its messages name fields the way docs/api.md promises);
-asg_common/rest_json.py builds the answers. These models state the same shapes for the OpenAPI,
-and tests/gateway/test_openapi.py holds all three together: what a request model accepts the
-gateway accepts, and every real answer validates against its response model. Rules of the field
-table (lengths, ranges) are the core's and are listed in docs/api.md, Limits."""
+The request models are what the routes read: decode.py hands a body to one of them
+(`decode.TASK.read(request)`), turns a refusal into a 400 naming the field as the client sent it,
+and the model's `to_proto()` is the core's request. They check shapes only (types, unknown
+fields, presence); the rules of the field table (lengths, ranges) are the core's, so gRPC callers
+get them too, and are listed in docs/api.md, Limits. asg_common/rest_json.py builds the answers;
+tests/gateway/test_openapi.py checks every real answer against its response model."""
 
 from __future__ import annotations
+
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
+from asg_grpc.v1 import billing_pb2, common_pb2, jobs_pb2, tasks_pb2, webhooks_pb2
+
+# Unknown fields and type coercions refused: `"3"` is not an integer, `true` not 1.
 _STRICT = ConfigDict(extra="forbid", strict=True)
+
+# What a protobuf int64 holds; the field's own range is the core's rule.
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 
 
 def _with_example(example: JsonDict) -> ConfigDict:
-    """A request body's config: unknown fields and type coercions refused, as decode.py does."""
+    """A request body's config: strict, with the example the OpenAPI shows."""
     return ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [example]})
 
 
@@ -24,6 +33,9 @@ class LabelSpec(BaseModel):
     model_config = _STRICT
     question: str = Field(description="Asked of every worker; at most 1000 characters")
     options: list[str] = Field(description="2 to 50 distinct answers, each at most 200 characters")
+
+    def to_proto(self) -> common_pb2.LabelSpec:
+        return common_pb2.LabelSpec(question=self.question, options=self.options)
 
 
 class TaskInput(BaseModel):
@@ -38,10 +50,21 @@ class TaskInput(BaseModel):
     type: str = Field(description="image_classification, text_classification, sentiment or moderation")
     data_url: str = Field(description="https URL of the item to label")
     label_spec: LabelSpec
-    consensus_threshold: int | None = Field(None, description="Matching labels needed, 2 to 10 (default 3)")
+    consensus_threshold: Int64 | None = Field(None, description="Matching labels needed, 2 to 10 (default 3)")
     callback_url: str | None = Field(None, description="URL of one of the customer's webhooks")
     idempotency_key: str | None = Field(None, description="1 to 255 characters; a repeat replays the task")
-    expires_in_seconds: int | None = Field(None, description="1 to 2592000; absent: no deadline")
+    expires_in_seconds: Int64 | None = Field(None, description="1 to 2592000; absent: no deadline")
+
+    def to_proto(self) -> tasks_pb2.TaskInput:
+        return tasks_pb2.TaskInput(
+            type=self.type,
+            data_url=self.data_url,
+            label_spec=self.label_spec.to_proto(),
+            consensus_threshold=self.consensus_threshold,
+            callback_url=self.callback_url,
+            idempotency_key=self.idempotency_key,
+            expires_in_seconds=self.expires_in_seconds,
+        )
 
 
 class BatchInput(BaseModel):
@@ -59,11 +82,29 @@ class BatchInput(BaseModel):
     tasks: list[TaskInput] = Field(description="1 to 1000 tasks, validated whole before any is stored")
     callback_url: str | None = Field(None, description="For the tasks that name none")
 
+    def to_proto(self) -> tasks_pb2.SubmitBatchRequest:
+        return tasks_pb2.SubmitBatchRequest(
+            tasks=[task.to_proto() for task in self.tasks], callback_url=self.callback_url
+        )
+
 
 class CustomerInput(BaseModel):
     model_config = _with_example({"name": "Demo", "email": "demo@example.com"})
     name: str = Field(description="At most 200 characters")
     email: str = Field(description="At most 254 characters; one customer per address")
+
+    def to_proto(self) -> billing_pb2.RegisterCustomerRequest:
+        return billing_pb2.RegisterCustomerRequest(name=self.name, email=self.email)
+
+
+class KeyRotation(BaseModel):
+    model_config = _with_example({"grace_seconds": 3600})
+    grace_seconds: Int64 | None = Field(
+        None, description="How long the replaced key stays valid, 0 to 604800 (default 86400)"
+    )
+
+    def to_proto(self) -> billing_pb2.RotateKeyRequest:
+        return billing_pb2.RotateKeyRequest(grace_seconds=self.grace_seconds)
 
 
 class WebhookInput(BaseModel):
@@ -74,6 +115,11 @@ class WebhookInput(BaseModel):
     secret: str = Field(description="8 to 256 characters; signs every delivery, never returned")
     events: list[str] | None = Field(None, description="Event types (default: all)")
 
+    def to_proto(self) -> webhooks_pb2.CreateWebhookRequest:
+        return webhooks_pb2.CreateWebhookRequest(
+            callback_url=self.callback_url, secret=self.secret, events=self.events or []
+        )
+
 
 class S3Credentials(BaseModel):
     model_config = _STRICT
@@ -81,6 +127,14 @@ class S3Credentials(BaseModel):
     secret_access_key: str
     region: str
     endpoint_url: str | None = None
+
+    def to_proto(self) -> jobs_pb2.S3Credentials:
+        return jobs_pb2.S3Credentials(
+            access_key_id=self.access_key_id,
+            secret_access_key=self.secret_access_key,
+            region=self.region,
+            endpoint_url=self.endpoint_url,
+        )
 
 
 class JobInput(BaseModel):
@@ -94,9 +148,19 @@ class JobInput(BaseModel):
     manifest_url: str = Field(description="https:// or s3:// URL of a JSONL manifest (docs/jobs.md)")
     label_spec: LabelSpec
     type: str | None = None
-    consensus_threshold: int | None = None
+    consensus_threshold: Int64 | None = None
     callback_url: str | None = None
     s3_credentials: S3Credentials | None = None
+
+    def to_proto(self) -> jobs_pb2.CreateJobRequest:
+        return jobs_pb2.CreateJobRequest(
+            manifest_url=self.manifest_url,
+            label_spec=self.label_spec.to_proto(),
+            type=self.type,
+            consensus_threshold=self.consensus_threshold,
+            callback_url=self.callback_url,
+            s3_credentials=None if self.s3_credentials is None else self.s3_credentials.to_proto(),
+        )
 
 
 # The answers. Routes return them already serialised (orjson), so FastAPI never runs these;

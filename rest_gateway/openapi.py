@@ -68,12 +68,12 @@ _REF = "#/components/schemas/{model}"
 _BODIES: list[type[BaseModel]] = []
 
 
-def body(model: type[BaseModel]) -> dict[str, Any]:
-    """The `openapi_extra=` of a route that reads `model` as its JSON body (decode.py reads it:
+def body(model: type[BaseModel], *, required: bool = True) -> dict[str, Any]:
+    """The `openapi_extra=` of a route that reads `model` as its JSON body (decode.Reader reads it:
     FastAPI's own body parsing would answer its own errors, not docs/api.md's)."""
     _BODIES.append(model)
     schema = {"$ref": _REF.format(model=model.__name__)}
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    return {"requestBody": {"required": required, "content": {"application/json": {"schema": schema}}}}
 
 
 def openapi(app: FastAPI) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 
 A core restart or a network cut costs the agent nothing but a short pause: every attempt
 opens a fresh channel (so gRPC's own, much longer, reconnect backoff never applies), the
-delay grows from 0.1 s to a 5 s cap and starts again after a successful welcome. Only a
-refused token ends the agent, because no retry can fix it.
+delay grows from 0.1 s to a 5 s cap and starts again after a successful welcome; when the core
+ended the stream with a `retry-after` (over the labels-per-second limit) the agent waits at
+least that long. Only a refused token ends the agent, because no retry can fix it.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ class Agent:
                 if session.welcome is not None:
                     attempt = 0  # it worked until now: come back fast
                 if not self._stop.is_set():
-                    pause = backoff.delay(attempt, self._rand())
+                    pause = max(backoff.delay(attempt, self._rand()), exc.retry_after)
                     attempt += 1
                     self.stats.reconnects += 1
                     log.warning(

@@ -23,9 +23,13 @@ class AuthError(WorkerError):
 
 
 class StreamBroken(WorkerError):
-    def __init__(self, message: str, code: str = "") -> None:
+    """`retry_after`: seconds the core asked for before the next stream (its `retry-after`
+    trailing metadata on RESOURCE_EXHAUSTED, e.g. over the labels-per-second limit); 0: none."""
+
+    def __init__(self, message: str, code: str = "", retry_after: float = 0.0) -> None:
         super().__init__(message)
         self.code = code
+        self.retry_after = retry_after
 
 
 class LabelerExhausted(WorkerError):

@@ -5,8 +5,9 @@ A session ends in one of three ways:
 * the agent asked it to stop: it sends Drain, finishes (or skips with reason "shutdown") what
   it holds, waits a bounded time for the acks of what it sent, closes the stream and returns;
 * the core refused the token: AuthError;
-* the stream failed or ended: StreamBroken. The agent reconnects; labels the core never
-  acknowledged are forgotten, because the core re-dispatches those tasks.
+* the stream failed or ended: StreamBroken. The agent reconnects (no sooner than the core's
+  `retry-after` when it sent one); labels the core never acknowledged are forgotten, because the
+  core re-dispatches those tasks.
 """
 
 from __future__ import annotations
@@ -92,9 +93,10 @@ class Session:
                     task.result()
             raise StreamBroken("the core ended the stream")
         except grpc.aio.AioRpcError as exc:
-            raise _translate(exc.code(), exc.details() or "") from exc
+            raise _translate(exc.code(), exc.details() or "", exc.trailing_metadata()) from exc
         except asyncio.InvalidStateError as exc:  # a write after the call ended: ask it why
-            raise _translate(await call.code(), await call.details() or "") from exc
+            trailing = await call.trailing_metadata()
+            raise _translate(await call.code(), await call.details() or "", trailing) from exc
         finally:
             await self._cleanup(call, tasks)
 
@@ -325,8 +327,26 @@ def _ok(task: asyncio.Task[None]) -> bool:
     return not task.done() or task.cancelled() or task.exception() is None
 
 
-def _translate(code: grpc.StatusCode | None, details: str) -> Exception:
+def _translate(code: grpc.StatusCode | None, details: str, trailing: Any = None) -> Exception:
     name = code.name if code is not None else "UNKNOWN"
     if code in FATAL_CODES:
         return AuthError(f"the core refused this worker ({name}): {details or 'no details'}")
-    return StreamBroken(f"{name}: {details}" if details else name, code=name)
+    message = f"{name}: {details}" if details else name
+    return StreamBroken(message, code=name, retry_after=retry_after(trailing))
+
+
+# Longer than this is not taken at its word: a misconfigured core must not park its workers.
+MAX_RETRY_AFTER = 300.0
+
+
+def retry_after(trailing: Any) -> float:
+    """The core's `retry-after` trailing metadata in seconds (0 when absent or unreadable)."""
+    for key, value in trailing or ():
+        if key == "retry-after":
+            text = value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
+            try:
+                seconds = float(text)
+            except ValueError:
+                return 0.0
+            return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+    return 0.0

@@ -57,7 +57,8 @@ class Outbox:
     async def take(self) -> Outgoing | None:
         """Wait for something to send; None once closed and empty."""
         while True:
-            await self._ready.wait()
+            if not self.closed:  # once closed, the set that close() made may be consumed already
+                await self._ready.wait()
             self._ready.clear()
             out, self._pending = self._pending, Outgoing()
             if out.assignments or out.acks or out.errors or out.payments:

@@ -11,8 +11,9 @@ DomainError
 │   └── IdempotencyConflict
 ├── NotReady               e.g. exporting a job before it completed (FAILED_PRECONDITION)
 ├── Unavailable            the store is busy (UNAVAILABLE)
-└── RateLimited            the key is over its tier's rate limit (RESOURCE_EXHAUSTED,
-                           with `retry-after` in the trailing metadata)
+└── LimitReached           a documented limit is reached (RESOURCE_EXHAUSTED, with
+    │                      `retry-after` in the trailing metadata when it says when)
+    └── RateLimited        the key is over its tier's rate limit
 """
 
 from __future__ import annotations
@@ -76,9 +77,17 @@ class NotReady(DomainError):
     """The resource exists but is not in a state that allows the call yet (FAILED_PRECONDITION)."""
 
 
-class RateLimited(DomainError):
+class LimitReached(DomainError):
+    """A limit of docs/api.md's table is reached; `retry_after` is whole seconds, 0 when no wait
+    helps by itself (a stream too many stays refused until another one closes)."""
+
+    def __init__(self, message: str, retry_after: int = 0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RateLimited(LimitReached):
     """The key made more calls than its tier allows; `retry_after` is whole seconds (≥ 1)."""
 
     def __init__(self, retry_after: int) -> None:
-        super().__init__(f"rate limit exceeded: retry after {retry_after} s")
-        self.retry_after = retry_after
+        super().__init__(f"rate limit exceeded: retry after {retry_after} s", retry_after)

@@ -1,7 +1,9 @@
 """Per-key token buckets. Pure: the caller passes the clock, so the rule is testable exactly.
 
-A key starts with `burst` tokens; each call takes one; tokens come back at `per_second`, up to
-`burst`. A call that finds no token is refused with the seconds until one is back.
+A key starts with `burst` tokens; each call takes one (or its `cost`: a message of n labels takes
+n); tokens come back at `per_second`, up to `burst`. A call that finds too few tokens is refused
+with the seconds until they are back. A cost above `burst` passes on a full bucket and leaves it
+in debt, so no message is refused forever.
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ class RateLimiter:
         self._buckets: dict[str, Bucket] = {}
         self._max_buckets = max_buckets
 
-    def take(self, key: str, limit: RateLimit, now: float) -> None:
-        """Spend one token of `key`'s bucket, or raise RateLimited (retry_after ≥ 1 s)."""
+    def take(self, key: str, limit: RateLimit, now: float, cost: int = 1) -> None:
+        """Spend `cost` tokens of `key`'s bucket, or raise RateLimited (retry_after ≥ 1 s)."""
         bucket = self._buckets.get(key)
         if bucket is None:
             if len(self._buckets) >= self._max_buckets:
@@ -43,10 +45,11 @@ class RateLimiter:
         else:
             bucket.limit = limit  # the key's tier may have changed
             bucket.refill(now)
-        if bucket.tokens >= 1.0:
-            bucket.tokens -= 1.0
+        need = float(min(cost, limit.burst))
+        if bucket.tokens >= need:
+            bucket.tokens -= cost
             return
-        wait = (1.0 - bucket.tokens) / limit.per_second
+        wait = (need - bucket.tokens) / limit.per_second
         raise RateLimited(max(1, math.ceil(wait)))
 
     def _forget_full(self, now: float) -> None:

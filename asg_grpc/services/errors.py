@@ -3,7 +3,7 @@
 What a handler raises, and what the caller sees:
 
 DomainError                    its mapped code (STATUS_CODES) and its message
-└── RateLimited                …plus `retry-after` trailing metadata
+└── LimitReached               …plus `retry-after` trailing metadata when it says one
 an undecodable request         INVALID_ARGUMENT "request is not a valid <type> message"
 an id or metadata over its cap INVALID_ARGUMENT "<field> must be at most N characters"
 any other exception            INTERNAL "internal error" (logged with its traceback)
@@ -39,7 +39,7 @@ STATUS_CODES: dict[type[errors.DomainError], grpc.StatusCode] = {
     errors.Conflict: grpc.StatusCode.ALREADY_EXISTS,
     errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
     errors.NotReady: grpc.StatusCode.FAILED_PRECONDITION,
-    errors.RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.LimitReached: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 RETRY_AFTER = "retry-after"  # trailing metadata of RESOURCE_EXHAUSTED: whole seconds
 
@@ -93,7 +93,7 @@ async def abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, detail
 
 async def abort_for(context: grpc.aio.ServicerContext, exc: errors.DomainError) -> NoReturn:
     """End the call with the error's mapped code and message (and `retry-after` when limited)."""
-    if isinstance(exc, errors.RateLimited):
+    if isinstance(exc, errors.LimitReached) and exc.retry_after > 0:
         context.set_trailing_metadata(((RETRY_AFTER, str(exc.retry_after)),))
     await abort(context, status_code_for(exc), exc.message)
 

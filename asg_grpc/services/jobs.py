@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 import grpc
 
 from asg_grpc.domain import ids
-from asg_grpc.domain.errors import DomainError, NotFound, NotReady, QuotaExhausted
+from asg_grpc.domain.errors import DomainError, LimitReached, NotFound, NotReady, QuotaExhausted
 from asg_grpc.domain.jobs import Job, JobStatus, validate_job
 from asg_grpc.sealing import Sealer, seal_credentials
 from asg_grpc.services.callers import Callers
@@ -22,6 +22,11 @@ from asg_grpc.wire.urls import check_public_url
 
 EXPORT_PAGE = 5000  # tasks read per store call
 EXPORT_CHUNK_BYTES = 256 * 1024  # bytes of JSONL per streamed message, about
+IN_FLIGHT = frozenset((JobStatus.PENDING, JobStatus.INGESTING, JobStatus.LABELING))
+# Seconds a customer at its jobs-in-flight limit is told to wait: a job takes minutes, not
+# milliseconds, and polling faster finds nothing new.
+JOBS_RETRY_AFTER = 30
+COUNT_PAGE = 200  # jobs read per store call while counting those in flight
 
 
 class JobService(jobs_pb2_grpc.JobServiceServicer):
@@ -38,6 +43,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         self._callers = callers
         self._sealer = sealer
         self._allow_private_urls = settings.allow_private_urls
+        self._max_in_flight = settings.max_jobs_in_flight
         # Tells the job runner (when it runs in this process) to look now rather than at its next poll.
         self._on_created = on_created or (lambda: None)
 
@@ -56,12 +62,31 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             )
         if customer.quota_remaining < spec.consensus_threshold:
             raise QuotaExhausted()
+        # Counted and created with no await between: one core cannot pass the limit. Two cores on
+        # one store may, by the jobs created at the same instant (docs/api.md, Limits).
+        if self._jobs_in_flight(customer.customer_id) >= self._max_in_flight:
+            raise LimitReached(
+                f"a customer may have at most {self._max_in_flight} jobs in flight"
+                " (pending, ingesting or labeling)",
+                JOBS_RETRY_AFTER,
+            )
         now = time.time()
         job_id = ids.new_id("job", now)
         sealed = None if credentials is None else seal_credentials(self._sealer, job_id, credentials)
         job = self._store.create_job(job_id, customer.customer_id, spec, sealed, now)
         self._on_created()
         return convert.job(job)
+
+    def _jobs_in_flight(self, customer_id: str) -> int:
+        """The customer's jobs not yet completed or failed, counted up to the limit."""
+        count, after = 0, None
+        while count < self._max_in_flight:
+            page = self._store.list_jobs(customer_id, limit=COUNT_PAGE, after_job_id=after)
+            count += sum(job.status in IN_FLIGHT for job in page.jobs)
+            if page.next_after is None:
+                break
+            after = page.next_after
+        return count
 
     async def GetJob(
         self, request: jobs_pb2.GetJobRequest, context: grpc.aio.ServicerContext

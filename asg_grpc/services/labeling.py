@@ -1,4 +1,11 @@
-"""LabelingService: worker registration (operator only) and the Work stream."""
+"""LabelingService: worker registration (operator only) and the Work stream.
+
+Two limits of docs/api.md's table live here, per core process (the one that dispatches): Work
+streams open at once per worker (`max_streams_per_worker`: one more is refused with
+RESOURCE_EXHAUSTED before its welcome) and labels per second per worker (a token bucket over
+all its streams, `worker_label_rate` / `worker_label_burst`: the Labels message that finds the
+bucket short is not taken; what came before it is committed and acked, then the stream ends
+RESOURCE_EXHAUSTED with `retry-after`, and its tasks go back to be offered again)."""
 
 from __future__ import annotations
 
@@ -6,6 +13,7 @@ import asyncio
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 
 import grpc
@@ -14,11 +22,14 @@ from asg_grpc.dispatch.dispatcher import Dispatcher, Session
 from asg_grpc.dispatch.outbox import Outgoing
 from asg_grpc.dispatch.payments import MAX_TASK_IDS, WorkerPayment
 from asg_grpc.domain.customers import hash_token
-from asg_grpc.domain.errors import Unauthenticated, Unavailable, ValidationError
+from asg_grpc.domain.errors import LimitReached, RateLimited, Unauthenticated, Unavailable, ValidationError
 from asg_grpc.domain.labeling import REFUSAL_MESSAGES
+from asg_grpc.domain.ratelimit import RateLimiter
+from asg_grpc.domain.tiers import RateLimit
 from asg_grpc.domain.workers import Worker, new_worker_token, validate_worker
 from asg_grpc.services.callers import Callers
-from asg_grpc.services.errors import abort, status_code_for
+from asg_grpc.services.errors import abort, abort_for, status_code_for
+from asg_grpc.settings import Settings
 from asg_grpc.store import Store
 from asg_grpc.v1 import common_pb2, labeling_pb2, labeling_pb2_grpc
 from asg_grpc.wire import convert
@@ -33,10 +44,14 @@ PAYMENTS_PER_MESSAGE = 64
 
 
 class LabelingService(labeling_pb2_grpc.LabelingServiceServicer):
-    def __init__(self, store: Store, dispatcher: Dispatcher, callers: Callers) -> None:
+    def __init__(self, store: Store, dispatcher: Dispatcher, callers: Callers, settings: Settings) -> None:
         self._store = store
         self._dispatcher = dispatcher
         self._callers = callers
+        self._max_streams = settings.max_streams_per_worker
+        self._streams: Counter[str] = Counter()
+        self._label_limit = RateLimit(settings.worker_label_rate, settings.worker_label_burst)
+        self._label_buckets = RateLimiter()
 
     async def RegisterWorker(
         self, request: labeling_pb2.RegisterWorkerRequest, context: grpc.aio.ServicerContext
@@ -53,6 +68,26 @@ class LabelingService(labeling_pb2_grpc.LabelingServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[labeling_pb2.ServerMessage]:
         worker = await self._worker(context)
+        worker_id = worker.worker_id
+        if self._streams[worker_id] >= self._max_streams:
+            await abort_for(
+                context, LimitReached(f"a worker may have at most {self._max_streams} Work streams open")
+            )
+        self._streams[worker_id] += 1
+        try:
+            async for message in self._serve(worker, request_iterator, context):
+                yield message
+        finally:
+            self._streams[worker_id] -= 1
+            if self._streams[worker_id] <= 0:
+                del self._streams[worker_id]
+
+    async def _serve(
+        self,
+        worker: Worker,
+        request_iterator: AsyncIterator[labeling_pb2.WorkerMessage],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[labeling_pb2.ServerMessage]:
         try:
             first = await asyncio.wait_for(anext(request_iterator), HELLO_TIMEOUT)
         except StopAsyncIteration:
@@ -78,6 +113,9 @@ class LabelingService(labeling_pb2_grpc.LabelingServiceServicer):
             while (out := await session.outbox.take()) is not None:
                 for message in _encode(out):
                     yield message
+            limited = reader.result() if reader.done() and not reader.cancelled() else None
+            if limited is not None:
+                await abort_for(context, limited)
         finally:
             reader.cancel()
             self._dispatcher.disconnect(session)
@@ -88,13 +126,19 @@ class LabelingService(labeling_pb2_grpc.LabelingServiceServicer):
         except Unauthenticated as exc:
             await abort(context, grpc.StatusCode.UNAUTHENTICATED, exc.message)
 
-    async def _read(self, session: Session, requests: AsyncIterator[labeling_pb2.WorkerMessage]) -> None:
+    async def _read(
+        self, session: Session, requests: AsyncIterator[labeling_pb2.WorkerMessage]
+    ) -> LimitReached | None:
+        """Feeds the dispatcher until the agent closes its side; returns the limit that ended
+        the stream instead, if one did."""
         dispatcher = self._dispatcher
         try:
             async for message in requests:
                 dispatcher.seen(session)
                 kind = message.WhichOneof("kind")
                 if kind == "labels":
+                    if (limited := self._over_label_rate(session, len(message.labels.items))) is not None:
+                        return limited
                     for item in message.labels.items:
                         dispatcher.label(session, item.task_id, item.option)
                 elif kind == "skip":
@@ -111,6 +155,19 @@ class LabelingService(labeling_pb2_grpc.LabelingServiceServicer):
                 log.exception("label commit failed; the writer retries it")
             finally:
                 session.outbox.close()
+        return None
+
+    def _over_label_rate(self, session: Session, count: int) -> LimitReached | None:
+        try:
+            self._label_buckets.take(session.worker_id, self._label_limit, time.monotonic(), count)
+        except RateLimited as exc:
+            limit = self._label_limit
+            return LimitReached(
+                f"a worker may send at most {limit.per_second:g} labels per second"
+                f" (burst {limit.burst}); retry after {exc.retry_after} s",
+                exc.retry_after,
+            )
+        return None
 
 
 def _encode(out: Outgoing) -> list[labeling_pb2.ServerMessage]:

@@ -26,7 +26,7 @@ KEY_MESSAGE = "Store this API key securely — it cannot be retrieved again."
     response_model=models.CustomerCreated,
 )
 async def register_customer(request: Request, call: Core) -> Response:
-    message = decode.register_customer(await decode.json_object(request, decode.SMALL_BODY))
+    message = (await decode.CUSTOMER.read(request)).to_proto()
     reply = await call(call.client.billing.RegisterCustomer, message)
     return json(
         {
@@ -50,9 +50,14 @@ async def me(call: Core) -> Response:
     return json(rest_json.customer(reply))
 
 
-@router.post("/me/keys", status_code=201, responses=errors(*BODY, 401, 409, 429, 503))
+@router.post(
+    "/me/keys",
+    status_code=201,
+    openapi_extra=body(models.KeyRotation, required=False),
+    responses=errors(*BODY, 401, 409, 429, 503),
+)
 async def rotate_key(request: Request, call: Core) -> Response:
-    message = decode.rotate_key(await decode.json_object(request, decode.SMALL_BODY, required=False))
+    message = (await decode.KEY_ROTATION.read(request)).to_proto()
     reply = await call(call.client.billing.RotateKey, message)
     return json(
         {

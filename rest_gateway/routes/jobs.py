@@ -26,7 +26,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=errors(*AUTHED))
     response_model=models.JobCreated,
 )
 async def create_job(request: Request, call: Core) -> Response:
-    message = decode.create_job(await decode.json_object(request, decode.SMALL_BODY))
+    message = (await decode.JOB.read(request)).to_proto()
     reply = await call(call.client.jobs.CreateJob, message)
     return json(rest_json.job_created(reply), 202)
 

@@ -30,7 +30,7 @@ SUBMIT_ERRORS = errors(*BODY, 403, 409)
     response_model=models.Submitted,
 )
 async def submit_task(request: Request) -> Response:
-    task = decode.task_input(await decode.json_object(request, decode.SMALL_BODY))
+    task = (await decode.TASK.read(request)).to_proto()
     reply = await core(request).submissions.submit(request.headers.get("authorization"), task)
     body = rest_json.submitted(reply.task)
     if reply.idempotent:
@@ -47,7 +47,7 @@ async def submit_task(request: Request) -> Response:
     response_model=models.BatchAccepted,
 )
 async def submit_batch(request: Request, call: Core) -> Response:
-    message = decode.submit_batch(await decode.json_object(request, decode.BATCH_BODY))
+    message = (await decode.BATCH.read(request)).to_proto()
     reply = await call(call.client.tasks.SubmitBatch, message)
     return json(
         {

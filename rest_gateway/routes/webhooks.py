@@ -24,7 +24,7 @@ router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses=errors(*A
     response_model=models.Webhook,
 )
 async def create_webhook(request: Request, call: Core) -> Response:
-    message = decode.create_webhook(await decode.json_object(request, decode.SMALL_BODY))
+    message = (await decode.WEBHOOK.read(request)).to_proto()
     reply = await call(call.client.webhooks.CreateWebhook, message)
     return json(rest_json.webhook(reply), 201)
 

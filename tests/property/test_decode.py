@@ -1,18 +1,19 @@
-"""Request parsing (rest_gateway/decode.py) as a property: any JSON body becomes either the
-protobuf message it says, field for field, or a BadRequest whose message names the field at
-fault — never another exception (which the gateway would answer with a 500)."""
+"""Request parsing (rest_gateway/decode.py and the models it reads) as a property: any JSON body
+becomes either the model, and from it the protobuf message it says, field for field, or a
+BadRequest whose message names the field at fault — never another exception (which the gateway
+would answer with a 500)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import orjson
 from google.protobuf.message import Message
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import BaseModel
 
-from rest_gateway import decode
+from rest_gateway import decode, models
 from rest_gateway.errors import BadRequest
 
 PROBLEMS = (
@@ -43,29 +44,45 @@ json_values = st.recursive(
 )
 
 
+def fields(model: type[BaseModel]) -> frozenset[str]:
+    return frozenset(model.model_fields)
+
+
+TASK_FIELDS = fields(models.TaskInput)
+LABEL_SPEC_FIELDS = fields(models.LabelSpec)
+BATCH_FIELDS = fields(models.BatchInput)
+CUSTOMER_FIELDS = fields(models.CustomerInput)
+KEY_ROTATION_FIELDS = fields(models.KeyRotation)
+WEBHOOK_FIELDS = fields(models.WebhookInput)
+JOB_FIELDS = fields(models.JobInput)
+S3_CREDENTIAL_FIELDS = fields(models.S3Credentials)
+
+
 def near(fields: frozenset[str], values: st.SearchStrategy[Any] = json_values) -> st.SearchStrategy[dict]:
     """Objects made mostly of the known fields, so the checks past the first are reached."""
     return st.dictionaries(st.sampled_from(sorted(fields)) | keys, values, max_size=len(fields) + 1)
 
 
-spec_like = near(decode.LABEL_SPEC_FIELDS) | json_values
+spec_like = near(LABEL_SPEC_FIELDS) | json_values
 task_values = json_values | spec_like | st.lists(scalars, max_size=3)
-task_like = near(decode.TASK_FIELDS, task_values)
+task_like = near(TASK_FIELDS, task_values)
 bodies = st.one_of(
     json_values,
     task_like,
-    near(decode.BATCH_FIELDS, st.lists(task_like | json_values, max_size=3) | json_values),
-    near(decode.CUSTOMER_FIELDS),
-    near(decode.WEBHOOK_FIELDS, st.lists(scalars, max_size=3) | json_values),
-    near(decode.JOB_FIELDS, task_values | near(decode.S3_CREDENTIAL_FIELDS)),
+    near(BATCH_FIELDS, st.lists(task_like | json_values, max_size=3) | json_values),
+    near(CUSTOMER_FIELDS),
+    near(KEY_ROTATION_FIELDS),
+    near(WEBHOOK_FIELDS, st.lists(scalars, max_size=3) | json_values),
+    near(JOB_FIELDS, task_values | near(S3_CREDENTIAL_FIELDS)),
 ).map(lambda value: orjson.loads(orjson.dumps(value)))
 
-DECODERS: list[tuple[Callable[[Any], Message], bool]] = [
-    (decode.task_input, False),  # takes any value
-    (decode.submit_batch, True),  # these take the body once json_object found it an object
-    (decode.register_customer, True),
-    (decode.create_webhook, True),
-    (decode.create_job, True),
+DECODERS: list[tuple[type[BaseModel], bool]] = [
+    (models.TaskInput, False),  # takes any value
+    (models.BatchInput, True),  # these take the body once json_object found it an object
+    (models.CustomerInput, True),
+    (models.KeyRotation, True),
+    (models.WebhookInput, True),
+    (models.JobInput, True),
 ]
 
 
@@ -86,13 +103,14 @@ def check_names_a_field(error: BadRequest, body: object) -> None:
         assert any(field.endswith(key) for key in keys_in(body)), error.message
     else:
         known = (
-            decode.TASK_FIELDS
-            | decode.LABEL_SPEC_FIELDS
-            | decode.BATCH_FIELDS
-            | decode.CUSTOMER_FIELDS
-            | decode.WEBHOOK_FIELDS
-            | decode.JOB_FIELDS
-            | decode.S3_CREDENTIAL_FIELDS
+            TASK_FIELDS
+            | LABEL_SPEC_FIELDS
+            | BATCH_FIELDS
+            | CUSTOMER_FIELDS
+            | KEY_ROTATION_FIELDS
+            | WEBHOOK_FIELDS
+            | JOB_FIELDS
+            | S3_CREDENTIAL_FIELDS
             | {"request body"}
         )
         last = field.rsplit(".", 1)[-1].split("[", 1)[0]
@@ -101,11 +119,11 @@ def check_names_a_field(error: BadRequest, body: object) -> None:
 
 @given(bodies)
 def test_any_json_body_decodes_or_names_the_field_at_fault(body: object) -> None:
-    for decoder, needs_object in DECODERS:
+    for model, needs_object in DECODERS:
         if needs_object and not isinstance(body, dict):
             continue
         try:
-            message = decoder(body)
+            message = decode.parse(model, body).to_proto()  # type: ignore[attr-defined]
         except BadRequest as error:
             check_names_a_field(error, body)
         else:
@@ -115,7 +133,7 @@ def test_any_json_body_decodes_or_names_the_field_at_fault(body: object) -> None
 @given(task_like.map(lambda value: orjson.loads(orjson.dumps(value))))
 def test_a_task_that_decodes_keeps_every_field_as_sent(body: dict[str, Any]) -> None:
     try:
-        task = decode.task_input(body)
+        task = decode.parse(models.TaskInput, body).to_proto()
     except BadRequest:
         return
     for name in ("type", "data_url", "callback_url", "idempotency_key"):

@@ -106,6 +106,11 @@ class Agent:
         await self.read_until(lambda a: len(a.assigned) >= count)
         return self.assigned[:count]
 
+    async def ended(self, timeout: float = WAIT) -> None:
+        """Until the core ends the stream; raises the call's AioRpcError when it ended failing."""
+        assert self._reader is not None, "hello first"
+        await asyncio.wait_for(asyncio.shield(self._reader), timeout)
+
     async def held_after(self, within: float = 0.4) -> int:
         """How many assignments arrived once things had `within` seconds to settle; the only
         way to see that the core sends nothing more."""
