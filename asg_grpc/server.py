@@ -34,7 +34,7 @@ from asg_grpc.services.tasks import TaskService
 from asg_grpc.services.webhooks import WebhookService
 from asg_grpc.settings import Settings, SettingsError
 from asg_grpc.settlement.runtime import Settlement
-from asg_grpc.store.sqlite import SQLiteStore
+from asg_grpc.store.open import missing_areas, open_store
 from asg_grpc.v1 import (
     billing_pb2,
     billing_pb2_grpc,
@@ -79,11 +79,14 @@ class Core:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store = SQLiteStore(
-            settings.sqlite_path,
-            synchronous=settings.sqlite_synchronous,
-            busy_timeout=settings.sqlite_busy_timeout,
-        )
+        self.store = open_store(settings.store_url, settings.store_options)
+        missing = missing_areas(self.store)
+        if missing:
+            self.store.close()
+            raise SettingsError(
+                f"ASG_STORE={settings.store_url} cannot serve the core yet: its backend lacks"
+                f" {', '.join(missing)} (docs/storage-aerospike.md, Not on Aerospike yet)"
+            )
         # Set when the core can no longer run as configured (the dispatch lease was lost).
         self.failed = asyncio.Event()
         self.health = health.aio.HealthServicer()
@@ -190,7 +193,7 @@ class Core:
             extra={
                 "grpc": self.settings.grpc_addr,
                 "port": self.port,
-                "db": str(self.store.path),
+                "store": self.settings.store_url,
                 "dispatch": self.dispatcher is not None,
             },
         )

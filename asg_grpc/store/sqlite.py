@@ -378,7 +378,14 @@ def _customer(row: tuple) -> Customer:
 
 
 class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, DashboardTables):
-    def __init__(self, path: Path, *, synchronous: str = "NORMAL", busy_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        synchronous: str = "NORMAL",
+        busy_timeout: float = 5.0,
+        idempotency_ttl: float = 86_400,
+    ) -> None:
         make_private_dir(path.parent)
         # The file holds sealed secrets and customers' data: 0600, and SQLite gives the -wal and
         # -shm files it creates the database file's mode. Ones left by an older core are fixed.
@@ -387,6 +394,8 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
             if companion.exists():
                 companion.chmod(0o600)
         self.path = path
+        # Seconds an idempotency key replays its task; after that the key makes a new one.
+        self._idempotency_ttl = idempotency_ttl
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={synchronous}")

@@ -12,7 +12,7 @@ from asg_grpc.store.aerospike.connection import AerospikeUrl, Retry, connect, pa
 
 
 def test_a_url_names_seed_hosts_namespace_and_set_prefix() -> None:
-    assert parse_url("aerospike://10.0.0.1:3100,db2/asg?prefix=shop_") == AerospikeUrl(
+    assert parse_url("aerospike://10.0.0.1:3100,db2/asg?set_prefix=shop_") == AerospikeUrl(
         (("10.0.0.1", 3100), ("db2", 3000)), "asg", "shop_"
     )
     assert parse_url("aerospike://127.0.0.1:3000/asg").set_prefix == ""

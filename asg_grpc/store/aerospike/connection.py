@@ -45,7 +45,7 @@ class AerospikeUrl:
 
 
 def parse_url(url: str) -> AerospikeUrl:
-    """`aerospike://h1:3000,h2:3000/asg?prefix=refinery_`; ValueError names what is wrong."""
+    """`aerospike://h1:3000,h2:3000/asg?set_prefix=refinery_`; ValueError names what is wrong."""
     parts = urlsplit(url)
     if parts.scheme != "aerospike":
         raise ValueError(f"not an aerospike:// URL: {url!r}")
@@ -60,7 +60,13 @@ def parse_url(url: str) -> AerospikeUrl:
     namespace = parts.path.strip("/")
     if not namespace or "/" in namespace:
         raise ValueError(f"the path must be one namespace in {url!r}")
-    prefix = parse_qs(parts.query).get("prefix", [""])[-1]
+    query = parse_qs(parts.query, keep_blank_values=True)
+    unknown = sorted(set(query) - {"set_prefix"})
+    if unknown:
+        raise ValueError(f"unknown parameter {unknown[0]!r} in {url!r} (only set_prefix)")
+    prefix = query.get("set_prefix", [""])[-1]
+    if not all(c.isalnum() or c == "_" for c in prefix):
+        raise ValueError(f"set_prefix may hold letters, digits and _ only, in {url!r}")
     return AerospikeUrl(tuple(hosts), namespace, prefix)
 
 

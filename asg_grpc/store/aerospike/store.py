@@ -7,7 +7,7 @@ from asg_grpc.store.aerospike.customers import AerospikeCustomers
 from asg_grpc.store.aerospike.labels import AerospikeLabels
 from asg_grpc.store.aerospike.leases import AerospikeDispatch
 from asg_grpc.store.aerospike.settlement import AerospikeSettlement
-from asg_grpc.store.aerospike.tasks import AerospikeTasks
+from asg_grpc.store.aerospike.tasks import IDEMPOTENCY_TTL, AerospikeTasks
 from asg_grpc.store.aerospike.webhooks import AerospikeWebhooks
 
 
@@ -19,7 +19,7 @@ class AerospikeStore(
     AerospikeSettlement,
     AerospikeWebhooks,
 ):
-    def __init__(self, url: AerospikeUrl, *, idempotency_ttl: int | None = None) -> None:
+    def __init__(self, url: AerospikeUrl, *, idempotency_ttl: int = IDEMPOTENCY_TTL) -> None:
         client = connect(url)
         AerospikeCustomers.__init__(self, client, url)
         AerospikeTasks.__init__(self, client, url, ttl=idempotency_ttl)

@@ -7,7 +7,6 @@ then each task CREATE_ONLY. The step-by-step invariants are in docs/storage-aero
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,14 +31,10 @@ from asg_grpc.store.aerospike.records import GEN_EQ, Records, ensure_index
 from asg_grpc.store.aerospike.sequence import TaskSequence
 from asg_grpc.store.base import Submission, Submitted, TaskPage
 
+# Seconds a key replays its task (ASG_IDEMPOTENCY_TTL, read by Settings): the claim's record TTL.
 IDEMPOTENCY_TTL = 86_400
 # A claim this old whose task never appeared was left by a crash before the task write.
 CLAIM_SECONDS = 30.0
-
-
-def idempotency_ttl() -> int:
-    """ASG_IDEMPOTENCY_TTL seconds (default 24 h): how long a key replays its task."""
-    return int(os.environ.get("ASG_IDEMPOTENCY_TTL", IDEMPOTENCY_TTL))
 
 
 @dataclass(slots=True)
@@ -89,7 +84,7 @@ class AerospikeTasks:
     """submit, get_task and list_tasks of the Store protocol (asg_grpc/store/base.py)."""
 
     def __init__(
-        self, client: Any, url: AerospikeUrl, *, retry: Retry | None = None, ttl: int | None = None
+        self, client: Any, url: AerospikeUrl, *, retry: Retry | None = None, ttl: int = IDEMPOTENCY_TTL
     ) -> None:
         self._records = records = Records(client, url.namespace, retry)
         self._client = client
@@ -98,7 +93,7 @@ class AerospikeTasks:
         self._tasks = url.set_prefix + "tasks"
         self._idem = url.set_prefix + "idem"
         self._retry = records.retry
-        self._ttl = idempotency_ttl() if ttl is None else ttl
+        self._ttl = ttl
         self._sequence = TaskSequence(records, url.set_prefix + "counters")
         self._toutbox = Outbox(records, url)
         ensure_index(records, "owner", aerospike.INDEX_STRING, f"{self._ns}_task_owner")
