@@ -79,7 +79,10 @@ class Core:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store = open_store(settings.store_url, settings.store_options)
+        try:
+            self.store = open_store(settings.store_url, settings.store_options)
+        except ValueError as exc:  # a namespace that cannot hold this store, say
+            raise SettingsError(f"ASG_STORE={settings.store_url}: {exc}") from None
         missing = missing_areas(self.store)
         if missing:
             self.store.close()

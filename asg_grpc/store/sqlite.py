@@ -315,6 +315,14 @@ MIGRATIONS: tuple[str, ...] = (
     # The dashboard's counters, kept by triggers on tasks, and the list's index by status.
     sqlite_dashboard.MIGRATION,
     sqlite_dashboard.PYTHON_COUNTERS,
+    # Idempotency keys expire (ASG_IDEMPOTENCY_TTL): a key may name a new task once its old
+    # one is past the TTL, so the index is no longer unique. Inside the TTL one key still
+    # names one task: the lookup and the insert share one BEGIN IMMEDIATE transaction.
+    """
+    DROP INDEX tasks_idempotency;
+    CREATE INDEX tasks_idempotency ON tasks(customer_id, idempotency_key, created_at)
+        WHERE idempotency_key IS NOT NULL;
+    """,
 )
 
 
@@ -606,7 +614,7 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
         for url in {s.callback_url for s in specs if s.callback_url is not None}:
             if not self._is_registered_webhook(db, customer_id, url):
                 raise ValidationError("callback_url", "is not a registered webhook")
-        replays, conflicts = self._replays(db, customer_id, specs)
+        replays, conflicts = self._replays(db, customer_id, specs, now)
         if conflicts:
             in_batch = batch_id is not None
             raise IdempotencyConflict(
@@ -686,25 +694,31 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
         return created
 
     def _replays(
-        self, db: sqlite3.Connection, customer_id: str, specs: list[TaskSpec]
+        self, db: sqlite3.Connection, customer_id: str, specs: list[TaskSpec], now: float
     ) -> tuple[dict[int, Task], list[int]]:
         """Earlier tasks named by the specs' idempotency keys, by spec index; and the indexes
-        (ascending) whose key names a task with another body (a conflict)."""
+        (ascending) whose key names a task with another body (a conflict). A key names the
+        newest task made with it less than `idempotency_ttl` seconds ago; older ones are free."""
         keyed = {s.idempotency_key: i for i, s in enumerate(specs) if s.idempotency_key is not None}
         if not keyed:
             return {}, []
         found: dict[int, Task] = {}
         conflicts: list[int] = []
+        seen: set[int] = set()
         keys = list(keyed)
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
             for row in db.execute(
                 f"SELECT {_TASK_COLUMNS}, fingerprint FROM tasks"
-                f" WHERE customer_id = ? AND idempotency_key IN ({marks})",
-                (customer_id, *chunk),
+                f" WHERE customer_id = ? AND idempotency_key IN ({marks}) AND created_at > ?"
+                " ORDER BY created_at DESC",
+                (customer_id, *chunk, now - self._idempotency_ttl),
             ):
                 index = keyed[row[10]]
+                if index in seen:  # an older task of the key (a TTL made longer since)
+                    continue
+                seen.add(index)
                 if row[24] != specs[index].fingerprint():
                     conflicts.append(index)
                 else:

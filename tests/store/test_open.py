@@ -13,7 +13,14 @@ import pytest
 from asg_grpc.settings import Settings, SettingsError
 from asg_grpc.store.aerospike import AerospikeStore, AerospikeUrl
 from asg_grpc.store.base import Submission
-from asg_grpc.store.open import SqliteUrl, StoreOptions, missing_areas, open_store, parse_store_url, sqlite_url
+from asg_grpc.store.open import (
+    SqliteUrl,
+    StoreOptions,
+    missing_areas,
+    open_store,
+    parse_store_url,
+    sqlite_url,
+)
 from asg_grpc.store.sqlite import SQLiteStore
 from tests.store.contract.test_customers import register
 from tests.store.contract.test_tasks import spec

@@ -84,6 +84,31 @@ def connect(url: AerospikeUrl, *, timeout_ms: int = 1000) -> Any:
         raise Unavailable("the store is unreachable; retry shortly") from exc
 
 
+def namespace_problem(info: str, namespace: str) -> str | None:
+    """What keeps this store off the namespace, from the node's `namespace/<ns>` info answer:
+    no such namespace, or one that refuses records with a TTL (the idempotency claims have
+    one, ASG_IDEMPOTENCY_TTL) because its expiry thread is off (`nsup-period 0`) and
+    `allow-ttl-without-nsup` is not set. None when it will do."""
+    answer = info.partition("\t")[2].strip()
+    fields = dict(item.partition("=")[::2] for item in answer.split(";") if "=" in item)
+    if not fields or fields.get("type") == "unknown":
+        return f"the cluster has no namespace {namespace!r}"
+    if fields.get("nsup-period", "0") == "0" and fields.get("allow-ttl-without-nsup") != "true":
+        return (
+            f"namespace {namespace!r} has nsup-period 0, so it refuses records with a TTL"
+            " (idempotency keys expire by record TTL): set nsup-period (e.g. 120) in its config"
+        )
+    return None
+
+
+def check_namespace(client: Any, namespace: str, retry: Retry | None = None) -> None:
+    """ValueError naming what is wrong (the core turns it into exit 2 naming ASG_STORE)."""
+    info = (retry or Retry())(lambda: client.info_random_node(f"namespace/{namespace}"))
+    problem = namespace_problem(str(info), namespace)
+    if problem is not None:
+        raise ValueError(problem)
+
+
 @dataclass(frozen=True, slots=True)
 class Retry:
     """A few tries with doubling back-off, then Unavailable (the gateway's 503 + Retry-After).

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from asg_grpc.store.aerospike.connection import AerospikeUrl, connect
+from asg_grpc.store.aerospike.connection import AerospikeUrl, check_namespace, connect
 from asg_grpc.store.aerospike.customers import AerospikeCustomers
 from asg_grpc.store.aerospike.labels import AerospikeLabels
 from asg_grpc.store.aerospike.leases import AerospikeDispatch
@@ -21,6 +21,11 @@ class AerospikeStore(
 ):
     def __init__(self, url: AerospikeUrl, *, idempotency_ttl: int = IDEMPOTENCY_TTL) -> None:
         client = connect(url)
+        try:
+            check_namespace(client, url.namespace)
+        except BaseException:
+            client.close()
+            raise
         AerospikeCustomers.__init__(self, client, url)
         AerospikeTasks.__init__(self, client, url, ttl=idempotency_ttl)
         AerospikeLabels.__init__(self, client, url)
