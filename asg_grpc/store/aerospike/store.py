@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from asg_grpc.store.aerospike.connection import AerospikeUrl, check_namespace, connect
 from asg_grpc.store.aerospike.customers import AerospikeCustomers
+from asg_grpc.store.aerospike.dashboard import AerospikeDashboard
 from asg_grpc.store.aerospike.labels import AerospikeLabels
 from asg_grpc.store.aerospike.leases import AerospikeDispatch
 from asg_grpc.store.aerospike.settlement import AerospikeSettlement
@@ -18,6 +19,7 @@ class AerospikeStore(
     AerospikeDispatch,
     AerospikeSettlement,
     AerospikeWebhooks,
+    AerospikeDashboard,
 ):
     def __init__(self, url: AerospikeUrl, *, idempotency_ttl: int = IDEMPOTENCY_TTL) -> None:
         client = connect(url)
@@ -32,6 +34,7 @@ class AerospikeStore(
         AerospikeDispatch.__init__(self, client, url)
         AerospikeSettlement.__init__(self, client, url)
         AerospikeWebhooks.__init__(self, client, url)
+        AerospikeDashboard.__init__(self, client, url)
 
     def close(self) -> None:
         self._records.client.close()

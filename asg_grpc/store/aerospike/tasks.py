@@ -150,6 +150,8 @@ class AerospikeTasks:
         finally:
             if fresh:  # written, or never will be: either way no longer holding dispatch back
                 self._sequence.done(first_gseq)
+        for task in created.values():  # each new task counted (repair() finishes a crash's)
+            self._toutbox.counts.apply(task.task_id)
         out: list[Submitted] = []
         for index, claim in enumerate(claims):
             if index in created:
@@ -256,6 +258,7 @@ class AerospikeTasks:
             "target": spec.consensus_threshold,
             "created": task.created_at,
             "updated": task.updated_at,
+            "cd": 1,  # not counted yet (counters.py)
         }
         optional = {
             "callback": spec.callback_url,
