@@ -109,6 +109,12 @@ class Counts:
 
     # writes ------------------------------------------------------------------------------
 
+    def follow_up(self, task_id: str) -> None:
+        """`apply` right after a change, which stands without it: if the store cannot be
+        reached now, the task stays marked and `repair` counts it later."""
+        with contextlib.suppress(Unavailable):
+            self.apply(task_id)
+
     def apply(self, task_id: str) -> None:
         """Steps 1-3 for one task; returns once its counters hold its current state."""
         for _ in range(CAS_ROUNDS):

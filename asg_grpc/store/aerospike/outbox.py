@@ -66,7 +66,7 @@ class Outbox:
         """Each marked event of the task as an event record (only for a customer with an active
         webhook, as on SQLite), then the marks cleared if nobody marked more meanwhile. The
         task's counters first: every change that marks an event is counted (counters.py)."""
-        self.counts.apply(task_id)
+        self.counts.follow_up(task_id)
         for _ in range(16):
             found = self._records.get(self._tasks, task_id)
             if found is None or not found[0].get("ev"):

@@ -151,7 +151,7 @@ class AerospikeTasks:
             if fresh:  # written, or never will be: either way no longer holding dispatch back
                 self._sequence.done(first_gseq)
         for task in created.values():  # each new task counted (repair() finishes a crash's)
-            self._toutbox.counts.apply(task.task_id)
+            self._toutbox.counts.follow_up(task.task_id)
         out: list[Submitted] = []
         for index, claim in enumerate(claims):
             if index in created:
