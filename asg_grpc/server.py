@@ -8,7 +8,6 @@ import logging
 import signal
 import sys
 from functools import partial
-from pathlib import Path
 
 import grpc
 import uvloop
@@ -253,9 +252,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", metavar="DIR", help="where the SQLite file lives (ASG_DATA_DIR)")
     args = parser.parse_args(argv)
     try:
-        settings = Settings.from_env().with_overrides(
-            grpc_addr=args.grpc, data_dir=Path(args.data_dir) if args.data_dir else None
-        )
+        settings = Settings.from_flags(args.data_dir, args.grpc)
         logs.configure(settings.log_level)
         log.info("core settings", extra={"settings": settings.banner()})
         # Settings that only the files they name can refute (ASG_SEALING_KEY, ASG_WALLET_WIF)

@@ -16,6 +16,7 @@ from conftest import worker_env
 
 from asg_grpc.devstack import Stack
 from tests.conftest import make_stack, register
+from tests.e2e.test_labeling import wait_for
 
 IDLE = "1.5"  # --answer-timeout of the person who walked away
 
@@ -28,12 +29,7 @@ def own_stack(tmp_path: Path) -> Iterator[Stack]:
 
 
 def wait_until(what: str, check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if got := check():
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_for(what, check, timeout, interval=0.05)
 
 
 def spawn_person(
