@@ -245,12 +245,20 @@ async def serve(settings: Settings) -> int:
     return 1 if core.failed.is_set() else 0
 
 
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="asg-server", description="Run the ASG Refinery core.")
+    p.add_argument("--grpc", metavar="HOST:PORT", help="listen address (ASG_GRPC_ADDR, 127.0.0.1:50051)")
+    p.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="where the SQLite file lives (ASG_DATA_DIR, else as `asg dev` recorded, else ./var)",
+    )
+    return p
+
+
 def main(argv: list[str] | None = None) -> None:
     """Settings are read here, once; one that cannot be used exits 2 with its name, no traceback."""
-    parser = argparse.ArgumentParser(prog="asg-server", description="Run the ASG Refinery core.")
-    parser.add_argument("--grpc", metavar="HOST:PORT", help="listen address (ASG_GRPC_ADDR)")
-    parser.add_argument("--data-dir", metavar="DIR", help="where the SQLite file lives (ASG_DATA_DIR)")
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
     try:
         settings = Settings.from_flags(args.data_dir, args.grpc)
         logs.configure(settings.log_level)

@@ -259,7 +259,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "1 failed, 2 usage error.",
     )
     new.add_argument("--manifest", required=True, metavar="URL", help="s3://bucket/key or https://…")
-    new.add_argument("--question", required=True)
+    new.add_argument("--question", required=True, help="the question of lines that carry no label_spec")
     new.add_argument("--options", required=True, metavar="A,B,…", help="comma-separated label options")
     new.add_argument("--type", help="task type (the API's default: image_classification)")
     new.add_argument("--threshold", type=int, metavar="N", help="consensus threshold, 2-10 (default 3)")
@@ -271,11 +271,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     new.set_defaults(func=_run("create", create))
 
     show = actions.add_parser("status", parents=[api], help="a job's status, counts and errors")
-    show.add_argument("job_id")
+    show.add_argument("job_id", help="the job's id, job_… (printed by `asg jobs create`)")
     show.add_argument("--json", action="store_true", help="the API's JSON as it is")
     show.set_defaults(func=_run("status", status))
 
     out = actions.add_parser("export", parents=[api], help="a completed job's results as JSONL")
-    out.add_argument("job_id")
+    out.add_argument("job_id", help="the completed job's id, job_…")
     out.add_argument("-o", "--output", metavar="FILE", help="write to FILE rather than stdout")
     out.set_defaults(func=_run("export", export))
