@@ -54,7 +54,10 @@ def dev(args: argparse.Namespace) -> int:
         starting = False
         # So that `asg customer tier`, `asg worker register` and a second `asg dev` find this
         # stack from any directory (docs/cli.md, "Where the commands find the stack").
-        record_stack(os.environ, stack.data_dir, stack.grpc_addr, stack.http_addr)
+        try:
+            record_stack(os.environ, stack.data_dir, stack.grpc_addr, stack.http_addr)
+        except OSError as exc:  # a read-only home: the stack still runs, found by flags only
+            print(f"asg dev: warning: could not record the stack: {exc}", file=sys.stderr)
         print(
             "ASG Refinery dev stack is up\n"
             f"  REST API   http://{stack.http_addr}/v1   (docs: http://{stack.http_addr}/v1/docs)\n"
