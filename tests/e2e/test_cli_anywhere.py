@@ -22,14 +22,17 @@ ADDRESS = "1BgGZ9tcN4rm9KBzDn7KprQz87SZ26SAMH"
 
 def clean_env(state: Path) -> dict[str, str]:
     """A shell with no ASG_* variable, its state under `state`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ASG_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ASG_", "AWS_"))}
     env["XDG_STATE_HOME"] = str(state)
     return env
 
 
-def asg(cwd: Path, state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def asg(
+    cwd: Path, state: Path, *args: str, extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**clean_env(state), **(extra or {})}
     return subprocess.run(
-        [str(BIN / "asg"), *args], cwd=cwd, env=clean_env(state), capture_output=True, text=True, timeout=30
+        [str(BIN / "asg"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=30
     )
 
 
@@ -86,6 +89,12 @@ def test_customer_tier_and_worker_register_work_from_another_directory(dirs: tup
         done = asg(elsewhere, state, "worker", "register", "--name", "far", "--payout-address", ADDRESS)
         assert done.returncode == 0, done.stderr
         assert "wk_" in done.stdout
+
+        # A customer's command finds the recorded REST API too (not localhost:8081).
+        env_key = {"ASG_API_KEY": customer["api_key"]}
+        done = asg(elsewhere, state, "jobs", "status", "job_nope", extra=env_key)
+        assert done.returncode == 1
+        assert "NotFoundError" in done.stderr, done.stderr
 
         # Without the record (another user, or a state dir wiped) the command says what it tried.
         empty = elsewhere / "no-state"
