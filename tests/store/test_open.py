@@ -3,6 +3,11 @@ wrong), each backend opened for real, and `ASG_STORE` read once by Settings."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -116,3 +121,48 @@ def test_missing_areas_names_the_store_methods_a_backend_lacks() -> None:
 
     lacking = missing_areas(Half())
     assert "submit" not in lacking and {"get_task", "create_job", "usage_counts"} <= set(lacking)
+
+
+BIN = Path(sys.executable).parent
+
+
+def _core(env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [str(BIN / "asg-server")],
+        env={**os.environ, "ASG_GRPC_ADDR": "127.0.0.1:0", **env},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_the_core_serves_from_the_sqlite_file_asg_store_names(tmp_path: Path) -> None:
+    path = tmp_path / "elsewhere" / "refinery.sqlite3"
+    core = _core({"ASG_DATA_DIR": str(tmp_path / "data"), "ASG_STORE": sqlite_url(path)})
+    lines: list[str] = []
+    try:
+        assert core.stderr is not None
+        for line in core.stderr:
+            lines.append(line)
+            if "core serving" in line:
+                break
+    finally:
+        core.terminate()
+        rest = core.communicate(timeout=30)[1]
+    serving = [json.loads(line) for line in lines if "core serving" in line]
+    assert serving and serving[0]["store"] == sqlite_url(path), "".join(lines) + rest
+    assert path.exists() and not (tmp_path / "data" / "asg.sqlite3").exists()
+    assert core.returncode == 0, rest
+
+
+def test_the_core_refuses_a_backend_lacking_areas_it_calls(aerospike_url: AerospikeUrl) -> None:
+    """Until jobs and the ledger are on Aerospike (docs/storage-aerospike.md), a core on it
+    exits 2 naming ASG_STORE and what is missing, before it serves anything."""
+    hosts = ",".join(f"{h}:{p}" for h, p in aerospike_url.hosts)
+    url = f"aerospike://{hosts}/{aerospike_url.namespace}?set_prefix={aerospike_url.set_prefix}core_"
+    with tempfile.TemporaryDirectory() as data:
+        core = _core({"ASG_DATA_DIR": data, "ASG_STORE": url})
+        _, err = core.communicate(timeout=60)
+    assert core.returncode == 2, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("asg-server: ASG_STORE=") and "create_job" in last and "ledger_tip" in last
+    assert "Traceback" not in err
