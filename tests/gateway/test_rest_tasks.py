@@ -856,3 +856,14 @@ def test_batch_progress_counts_every_status_and_is_customer_scoped(
     for headers, batch_id in ((other, body["batch_id"]), (auth, "bat_" + uuid.uuid4().hex)):
         missing = http.get(f"/v1/tasks/batch/{batch_id}", headers=headers)
         assert missing.status_code == 404, missing.text
+
+
+def test_sdk_get_batch_answers_the_same_counts(stack: Stack, http: httpx.Client, auth: dict[str, str]) -> None:
+    from asg_gateway import ASGGatewayClient
+
+    body = submit_batch(http, auth, {"tasks": [task(7), task(8)]})
+    key = auth["Authorization"].removeprefix("Bearer ")
+    with ASGGatewayClient(key, stack.base_url) as client:
+        assert client.get_batch(body["batch_id"]) == http.get(
+            f"/v1/tasks/batch/{body['batch_id']}", headers=auth
+        ).json()
