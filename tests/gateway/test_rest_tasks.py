@@ -848,7 +848,13 @@ def test_batch_progress_counts_every_status_and_is_customer_scoped(
     progress = reply.json()
     assert progress["batch_id"] == body["batch_id"] and progress["total"] == 3
     assert set(progress["counts"]) == {
-        "pending", "in_progress", "verified", "settled", "failed", "cancelled", "expired"
+        "pending",
+        "in_progress",
+        "verified",
+        "settled",
+        "failed",
+        "cancelled",
+        "expired",
     }
     assert progress["counts"]["cancelled"] == 1 and progress["decided"] == 1
     assert sum(progress["counts"].values()) == 3
@@ -858,12 +864,15 @@ def test_batch_progress_counts_every_status_and_is_customer_scoped(
         assert missing.status_code == 404, missing.text
 
 
-def test_sdk_get_batch_answers_the_same_counts(stack: Stack, http: httpx.Client, auth: dict[str, str]) -> None:
+def test_sdk_get_batch_answers_the_same_counts(
+    stack: Stack, http: httpx.Client, auth: dict[str, str]
+) -> None:
     from asg_gateway import ASGGatewayClient
 
     body = submit_batch(http, auth, {"tasks": [task(7), task(8)]})
     key = auth["Authorization"].removeprefix("Bearer ")
     with ASGGatewayClient(key, stack.base_url) as client:
-        assert client.get_batch(body["batch_id"]) == http.get(
-            f"/v1/tasks/batch/{body['batch_id']}", headers=auth
-        ).json()
+        assert (
+            client.get_batch(body["batch_id"])
+            == http.get(f"/v1/tasks/batch/{body['batch_id']}", headers=auth).json()
+        )
