@@ -123,3 +123,18 @@ def test_an_idempotency_key_expires_after_its_ttl(aerospike_url: AerospikeUrl) -
         assert not after.replayed and after.task.task_id != first.task.task_id
     finally:
         store.close()
+
+
+def test_batch_progress_counts_its_tasks_for_their_owner_only(open_store: OpenStore) -> None:
+    store = open_store()
+    customer_id = register(store)
+    other = register(store, email="bob@example.com", key="key-bob")
+    batch_id = "bat_" + uuid.uuid4().hex
+    before = time.time()
+    store.submit([Submission(customer_id, [spec(n) for n in range(4)], batch_id)], before)
+    progress = store.batch_progress(customer_id, batch_id)
+    assert progress is not None
+    assert (progress.total, progress.decided, progress.by_status[TaskStatus.PENDING]) == (4, 0, 4)
+    assert set(progress.by_status) == set(TaskStatus) and progress.created_at == pytest.approx(before)
+    assert store.batch_progress(other, batch_id) is None
+    assert store.batch_progress(customer_id, "bat_unknown") is None
