@@ -24,7 +24,7 @@ from asg_grpc.domain.errors import (
     Unavailable,
     ValidationError,
 )
-from asg_grpc.domain.tasks import Settlement, Task, TaskSpec, TaskStatus, Verdict
+from asg_grpc.domain.tasks import BatchProgress, Settlement, Task, TaskSpec, TaskStatus, Verdict
 from asg_grpc.store.aerospike.connection import AerospikeUrl, Retry
 from asg_grpc.store.aerospike.outbox import Outbox
 from asg_grpc.store.aerospike.records import GEN_EQ, Records, ensure_index
@@ -97,6 +97,7 @@ class AerospikeTasks:
         self._sequence = TaskSequence(records, url.set_prefix + "counters")
         self._toutbox = Outbox(records, url)
         ensure_index(records, "owner", aerospike.INDEX_STRING, f"{self._ns}_task_owner")
+        ensure_index(records, "batch", aerospike.INDEX_STRING, f"{self._ns}_task_batch")
 
     # submit ------------------------------------------------------------------------------
 
@@ -277,6 +278,20 @@ class AerospikeTasks:
         if found is None or found[0]["owner"] != customer_id:
             return None
         return _task(found[0])
+
+    def batch_progress(self, customer_id: str, batch_id: str) -> BatchProgress | None:
+        """Through the `batch` secondary index, reading three bins of the batch's tasks (at
+        most a job's worth); another customer's tasks are left out, as if absent."""
+        query = self._client.query(self._ns, self._tasks)
+        query.select("owner", "status", "created")
+        query.where(predicates.equals("batch", batch_id))
+        rows = [bins for _, _, bins in self._retry(query.results) if bins.get("owner") == customer_id]
+        if not rows:
+            return None
+        counts: dict[str, int] = {}
+        for r in rows:
+            counts[r["status"]] = counts.get(r["status"], 0) + 1
+        return BatchProgress.of(batch_id, counts, min(r["created"] for r in rows))
 
     def list_tasks(
         self,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from dataclasses import replace
 
 import pytest
@@ -137,3 +138,18 @@ def test_the_default_ttl_keeps_a_key_for_a_day(open_store: OpenStore) -> None:
     # a day of the server's clock, so this is inside it on both).
     [[again]] = store.submit([Submission(customer_id, [spec(1, "k")], None)], now + 86_400 - 60)
     assert again.replayed and again.task == first.task
+
+
+def test_batch_progress_counts_its_tasks_for_their_owner_only(open_store: OpenStore) -> None:
+    store = open_store()
+    customer_id = register(store)
+    other = register(store, email="bob@example.com", key="key-bob")
+    batch_id = "bat_" + uuid.uuid4().hex
+    before = time.time()
+    store.submit([Submission(customer_id, [spec(n) for n in range(4)], batch_id)], before)
+    progress = store.batch_progress(customer_id, batch_id)
+    assert progress is not None
+    assert (progress.total, progress.decided, progress.by_status[TaskStatus.PENDING]) == (4, 0, 4)
+    assert set(progress.by_status) == set(TaskStatus) and progress.created_at == pytest.approx(before)
+    assert store.batch_progress(other, batch_id) is None
+    assert store.batch_progress(customer_id, "bat_unknown") is None
