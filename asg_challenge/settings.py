@@ -38,6 +38,8 @@ class Settings:
     pass_budget: int = 300  # requests one pass token carries before a new challenge
     challenge_ttl: int = 600  # seconds a challenge page can be answered
     log_level: str = "INFO"
+    tls_cert: Path | None = None  # both set → the listener speaks https (cookies get `__Host-`)
+    tls_key: Path | None = None
 
 
 def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -53,7 +55,14 @@ def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
         help="comma-separated CIDRs whose X-Forwarded-For is believed",
     )
     p.add_argument("--log-level", default=env.get("ASG_CHALLENGE_LOG_LEVEL", "INFO"))
+    p.add_argument("--tls-cert", default=env.get("ASG_CHALLENGE_TLS_CERT"), help="PEM cert: serve https")
+    p.add_argument("--tls-key", default=env.get("ASG_CHALLENGE_TLS_KEY"), help="PEM key of --tls-cert")
     a = p.parse_args(argv)
+    if bool(a.tls_cert) != bool(a.tls_key):
+        raise SettingsError("--tls-cert and --tls-key (ASG_CHALLENGE_TLS_CERT / _KEY) go together")
+    for flag, value in (("--tls-cert", a.tls_cert), ("--tls-key", a.tls_key)):
+        if value and not Path(value).is_file():
+            raise SettingsError(f"{flag} {value!r} is not a readable file")
 
     host, sep, port = str(a.listen).rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
@@ -96,4 +105,6 @@ def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
         min_dwell=min_dwell,
         pass_budget=budget,
         log_level=str(a.log_level).upper(),
+        tls_cert=Path(a.tls_cert) if a.tls_cert else None,
+        tls_key=Path(a.tls_key) if a.tls_key else None,
     )
