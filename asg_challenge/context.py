@@ -16,8 +16,16 @@ from typing import Any
 from starlette.requests import Request
 
 from asg_challenge import tokens
-from asg_challenge.domain import AUTOMATION_UA, RequestSignals, client_ip, is_trusted, network_of
+from asg_challenge.domain import (
+    AUTOMATION_UA,
+    RequestSignals,
+    client_ip,
+    heuristic_risk,
+    is_trusted,
+    network_of,
+)
 from asg_challenge.gateway import Gateway, Session
+from asg_challenge.ml import SNAPSHOT_AT, features
 
 SID_COOKIE, PASS_COOKIE = "cg_sid", "cg_pass"
 HOST_PREFIX = "__Host-"
@@ -90,25 +98,33 @@ def is_https(request: Request, peer: str, gw: Gateway) -> bool:
     return proto.split(",")[0].strip().lower() == "https" and is_trusted(peer, gw.settings.trusted_proxies)
 
 
-def observe(request: Request, c: Client, s: Session, now: float) -> RequestSignals:
-    """Record the request in its session's features and return its header signals."""
+def observe(request: Request, c: Client, s: Session, now: float, *, site: bool = True) -> RequestSignals:
+    """Record the request in its session's features and return its header signals. The
+    gateway's own challenge requests (`site=False`) update the header signals only: volume,
+    timing and request mix describe the session's traffic to the site, so that a challenge's
+    answer POST does not itself look like a feature of humans."""
     h = request.headers
-    s.requests += 1
     s.last_seen = now
-    s.times.append(now)
-    s.html += int(c.navigation)
-    s.non_get += int(request.method != "GET")
-    if len(s.paths) < 1000:
-        s.paths.add(request.url.path)
+    if site:
+        s.requests += 1
+        s.times.append(now)
+        s.html += int(c.navigation)
+        s.non_get += int(request.method != "GET")
+        if len(s.paths) < 1000:
+            s.paths.add(request.url.path)
     s.header_count = len(h)
     s.has_lang = bool(h.get("accept-language"))
     s.automation_ua = not c.ua or AUTOMATION_UA.search(c.ua) is not None
     s.cookie_back = s.cookie_back or not c.new_sid
-    return RequestSignals(
+    signals = RequestSignals(
         user_agent=c.ua, accept=h.get("accept", ""), accept_language=h.get("accept-language", ""),
         accept_encoding=h.get("accept-encoding", ""), sec_fetch_mode=h.get("sec-fetch-mode", ""),
         sec_ch_ua=h.get("sec-ch-ua", ""), navigation=c.navigation, recent_requests=s.recent(now, 10.0),
     )  # fmt: skip
+    s.header_score = heuristic_risk(signals)
+    if site and s.requests in SNAPSHOT_AT:
+        s.snapshots.append(features(s))
+    return signals
 
 
 def _set_cookie(base: str, value: str, max_age: int, https: bool) -> str:

@@ -99,7 +99,7 @@ class Proxy:
             return
         now = time.time()
         s = gw.session(c.sid, now)
-        signals = observe(request, c, s, now)
+        observe(request, c, s, now)
         path = scope["path"]
         rule = gw.rule_for(path)
         through = (
@@ -115,7 +115,7 @@ class Proxy:
             )
         )
         if not through:
-            risk = gw.score(s, signals, now)
+            risk = gw.score(s)
             through = risk < gw.config.risk_threshold and not (
                 self.explore and random.random() < self.explore
             )
