@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from asg_common.config import masked, secret
 from asg_grpc.domain.settlement import MAX_MONEY
 from asg_grpc.domain.tiers import SANDBOX, Tier, TierConfigError, default_tiers, parse_tiers
+from asg_grpc.domain.tasks import CONSENSUS_METHODS, DEFAULT_CONSENSUS_METHOD
 from asg_grpc.domain.webhooks import ATTEMPT_TIMEOUT
 
 SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -215,6 +216,10 @@ class Settings:
     # The chain payouts go to, and ARC's endpoint when that chain is testnet or mainnet.
     ledger: LedgerSettings = field(default_factory=LedgerSettings)
     arc: ArcSettings | None = None
+    # docs/quality.md: how a task that names no consensus_method is decided.
+    consensus_method: str = DEFAULT_CONSENSUS_METHOD
+    # How often the adaptive engine re-estimates its workers (EM, off the request path).
+    consensus_refresh_seconds: float = 5.0
 
     def __post_init__(self) -> None:
         # One source for the sandbox quota: `sandbox_label_quota` (kept for its callers).
@@ -273,6 +278,12 @@ class Settings:
             max_jobs_in_flight=_int(env, "ASG_MAX_JOBS_IN_FLIGHT", cls.max_jobs_in_flight, 1),
             max_streams_per_worker=_int(env, "ASG_MAX_STREAMS_PER_WORKER", cls.max_streams_per_worker, 1),
             worker_label_rate=_float(env, "ASG_WORKER_LABEL_RATE", cls.worker_label_rate, 0.001),
+            consensus_method=_choice(
+                env, "ASG_CONSENSUS_METHOD", cls.consensus_method, CONSENSUS_METHODS, upper=False
+            ),
+            consensus_refresh_seconds=_float(
+                env, "ASG_CONSENSUS_REFRESH_SECONDS", cls.consensus_refresh_seconds, 0.01
+            ),
             worker_label_burst=_int(env, "ASG_WORKER_LABEL_BURST", cls.worker_label_burst, 1),
             ledger=ledger,
             arc=_arc(env) if public_chain else None,
