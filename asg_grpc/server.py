@@ -118,6 +118,7 @@ class Core:
                     max_in_flight=settings.max_in_flight,
                     window=settings.dispatch_window,
                     idle_timeout=settings.worker_idle_timeout,
+                    refresh_interval=settings.consensus_refresh_seconds,
                 ),
             )
             self.lease = DispatchLease(self.store)

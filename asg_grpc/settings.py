@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 from asg_common.config import masked, secret
 from asg_grpc.domain.settlement import MAX_MONEY
-from asg_grpc.domain.tiers import SANDBOX, Tier, TierConfigError, default_tiers, parse_tiers
 from asg_grpc.domain.tasks import CONSENSUS_METHODS, DEFAULT_CONSENSUS_METHOD
+from asg_grpc.domain.tiers import SANDBOX, Tier, TierConfigError, default_tiers, parse_tiers
 from asg_grpc.domain.webhooks import ATTEMPT_TIMEOUT
 
 SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")

@@ -106,9 +106,7 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
     ) -> tasks_pb2.SubmitBatchResponse:
         customer_id = self._callers.customer(context).customer_id
         callback_url = request.callback_url if request.HasField("callback_url") else None
-        specs = validate_batch(
-            [convert.draft(t) for t in request.tasks], callback_url, self._default_method
-        )
+        specs = validate_batch([convert.draft(t) for t in request.tasks], callback_url, self._default_method)
         batch_id = ids.new_id("bat")
         submitted = await self._submit(Submission(customer_id, specs, batch_id=batch_id))
         self._notify(submitted)

@@ -315,6 +315,19 @@ MIGRATIONS: tuple[str, ...] = (
     # The dashboard's counters, kept by triggers on tasks, and the list's index by status.
     sqlite_dashboard.MIGRATION,
     sqlite_dashboard.PYTHON_COUNTERS,
+    # Consensus methods (docs/quality.md): the adaptive engine's task fields, and its state
+    # (`ConsensusEngine.snapshot()`, JSON) so a restart decides as the engine would have.
+    """
+    ALTER TABLE tasks ADD COLUMN consensus_method TEXT NOT NULL DEFAULT 'majority';
+    ALTER TABLE tasks ADD COLUMN target_confidence REAL NOT NULL DEFAULT 0.95;
+    ALTER TABLE tasks ADD COLUMN max_labels INTEGER NOT NULL DEFAULT 10;
+    ALTER TABLE tasks ADD COLUMN gold_label TEXT;
+    CREATE TABLE consensus_state (
+        id       INTEGER PRIMARY KEY CHECK (id = 1),
+        snapshot BLOB NOT NULL,
+        saved_at REAL NOT NULL
+    );
+    """,
 )
 
 
@@ -339,7 +352,8 @@ _TASK_COLUMNS = (
     "seq, task_id, customer_id, status, task_type, data_url, question, options,"
     " consensus_threshold, callback_url, idempotency_key, batch_id, created_at, updated_at,"
     " consensus_label, confidence, worker_count, agreement_count, failure_reason, decided_at,"
-    " bsv_txid, total_cost_sats, settled_at, expires_at"
+    " bsv_txid, total_cost_sats, settled_at, expires_at,"
+    " consensus_method, target_confidence, max_labels, gold_label"
 )
 _CUSTOMER_SELECT = (
     "SELECT c.customer_id, c.name, c.email, c.tier, c.label_quota, c.labels_reserved,"
@@ -362,6 +376,10 @@ def _task(row: tuple) -> Task:
             callback_url=row[9],
             idempotency_key=row[10],
             expires_in_seconds=None if row[23] is None else round(row[23] - row[12]),
+            consensus_method=row[24],
+            target_confidence=row[25],
+            max_labels=row[26],
+            gold_label=row[27],
         ),
         batch_id=row[11],
         created_at=row[12],
@@ -661,6 +679,10 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
                     spec.consensus_threshold,
                     tier,
                     expires_at,
+                    spec.consensus_method,
+                    spec.target_confidence,
+                    spec.max_labels,
+                    spec.gold_label,
                 )
             )
             created[index] = Task(
@@ -669,8 +691,9 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
         db.executemany(
             "INSERT INTO tasks (task_id, customer_id, status, task_type, data_url, question,"
             " options, consensus_threshold, callback_url, idempotency_key, fingerprint,"
-            " batch_id, created_at, updated_at, label_target, tier, expires_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " batch_id, created_at, updated_at, label_target, tier, expires_at,"
+            " consensus_method, target_confidence, max_labels, gold_label)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             rows,
         )
         sqlite_dashboard.count_submitted(db, customer_id, now, len(rows))
@@ -696,7 +719,7 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
                 (customer_id, *chunk),
             ):
                 index = keyed[row[10]]
-                if row[24] != specs[index].fingerprint():
+                if row[-1] != specs[index].fingerprint():
                     conflicts.append(index)
                 else:
                     found[index] = _task(row)
@@ -786,8 +809,8 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
     def open_tasks(self, *, after_seq: int, limit: int) -> list[OpenTask]:
         rows = self._db.execute(
             "SELECT seq, task_id, task_type, data_url, question, options, consensus_threshold,"
-            " label_target, status FROM tasks"
-            " WHERE seq > ? AND status IN ('pending', 'in_progress') ORDER BY seq LIMIT ?",
+            " label_target, status, consensus_method, target_confidence, max_labels, gold_label"
+            " FROM tasks WHERE seq > ? AND status IN ('pending', 'in_progress') ORDER BY seq LIMIT ?",
             (after_seq, limit),
         ).fetchall()
         tasks = {
@@ -801,6 +824,10 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
                 threshold=r[6],
                 target=r[7],
                 status=TaskStatus(r[8]),
+                method=r[9],
+                target_confidence=r[10],
+                max_labels=r[11],
+                gold=r[12],
             )
             for r in rows
         }
@@ -817,6 +844,17 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
             ):
                 tasks[task_id].skipped.add(worker_id)
         return list(tasks.values())
+
+    def consensus_state(self) -> bytes | None:
+        row = self._db.execute("SELECT snapshot FROM consensus_state WHERE id = 1").fetchone()
+        return None if row is None else bytes(row[0])
+
+    def save_consensus_state(self, snapshot: bytes, now: float) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO consensus_state (id, snapshot, saved_at) VALUES (1, ?, ?)",
+                (snapshot, now),
+            )
 
     def dispatch_lease(self) -> tuple[str, float] | None:
         row = self._db.execute("SELECT owner, heartbeat_at FROM dispatch_lease WHERE id = 1").fetchone()
