@@ -25,7 +25,16 @@ from asg_grpc.domain.errors import (
     Unavailable,
     ValidationError,
 )
-from asg_grpc.domain.tasks import Settlement, Task, TaskSpec, TaskStatus, Verdict
+from asg_grpc.domain.tasks import (
+    DEFAULT_CONSENSUS_METHOD,
+    DEFAULT_MAX_LABELS,
+    DEFAULT_TARGET_CONFIDENCE,
+    Settlement,
+    Task,
+    TaskSpec,
+    TaskStatus,
+    Verdict,
+)
 from asg_grpc.store.aerospike.connection import AerospikeUrl, Retry
 from asg_grpc.store.aerospike.outbox import Outbox
 from asg_grpc.store.aerospike.records import GEN_EQ, Records, ensure_index
@@ -59,6 +68,10 @@ def _task(bins: dict[str, Any]) -> Task:
         callback_url=bins.get("callback"),
         idempotency_key=bins.get("ikey"),
         expires_in_seconds=None if expires_at is None else round(expires_at - bins["created"]),
+        consensus_method=bins.get("cmethod", DEFAULT_CONSENSUS_METHOD),
+        target_confidence=bins.get("ctarget", DEFAULT_TARGET_CONFIDENCE),
+        max_labels=bins.get("maxlabels", DEFAULT_MAX_LABELS),
+        gold_label=bins.get("gold"),
     )
     decided_at = bins.get("decided")
     verdict = None
@@ -261,6 +274,10 @@ class AerospikeTasks:
             "target": spec.consensus_threshold,
             "created": task.created_at,
             "updated": task.updated_at,
+            # docs/quality.md; records written before these bins read as the defaults.
+            "cmethod": spec.consensus_method,
+            "ctarget": spec.target_confidence,
+            "maxlabels": spec.max_labels,
         }
         optional = {
             "callback": spec.callback_url,
@@ -268,6 +285,7 @@ class AerospikeTasks:
             "batch": task.batch_id,
             "tier": tier,
             "expires": task.expires_at,
+            "gold": spec.gold_label,
         }
         bins.update({name: value for name, value in optional.items() if value is not None})
         return bins

@@ -123,3 +123,27 @@ def test_an_idempotency_key_expires_after_its_ttl(aerospike_url: AerospikeUrl) -
         assert not after.replayed and after.task.task_id != first.task.task_id
     finally:
         store.close()
+
+
+def test_consensus_fields_and_the_engine_snapshot_survive_a_restart(open_store: OpenStore) -> None:
+    """docs/quality.md: the adaptive task fields as stored, read back, and loaded for dispatch;
+    the engine's snapshot saved and replaced."""
+    store = open_store()
+    customer_id = register(store)
+    adaptive = replace(
+        spec(1), consensus_method="adaptive", target_confidence=0.9, max_labels=7, gold_label="no"
+    )
+    [[plain], [gold]] = store.submit(
+        [Submission(customer_id, [spec(0)], None), Submission(customer_id, [adaptive], None)], time.time()
+    )
+    assert store.consensus_state() is None
+    store.save_consensus_state(b'{"v": 1}', time.time())
+    store.save_consensus_state(b'{"v": 2}', time.time())
+    store = open_store()
+    assert store.consensus_state() == b'{"v": 2}'
+    assert store.get_task(customer_id, gold.task.task_id).spec == adaptive
+    assert store.get_task(customer_id, plain.task.task_id).spec.consensus_method == "majority"
+    loaded = {t.task_id: t for t in store.open_tasks(after_seq=0, limit=10)}
+    task = loaded[gold.task.task_id]
+    assert (task.method, task.target_confidence, task.max_labels, task.gold) == ("adaptive", 0.9, 7, "no")
+    assert (loaded[plain.task.task_id].method, loaded[plain.task.task_id].gold) == ("majority", None)
