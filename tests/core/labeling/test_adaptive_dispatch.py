@@ -58,7 +58,7 @@ class Crowd:
     async def _answer(self, agent: Agent, policy: Policy) -> None:
         done = 0
         while True:
-            await agent.read_until(lambda a: len(a.assigned) > done, timeout=3600)
+            await agent.read_until(lambda a, seen=done: len(a.assigned) > seen, timeout=3600)
             for assignment in agent.assigned[done:]:
                 self.offered[agent].append(assignment.task_id)
                 await agent.label(assignment.task_id, policy(assignment, self.truth[assignment.task_id]))
