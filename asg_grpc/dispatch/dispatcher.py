@@ -23,6 +23,7 @@ from asg_grpc.dispatch.outbox import Outbox
 from asg_grpc.dispatch.payments import WorkerPayment, problem
 from asg_grpc.dispatch.quality import Quality
 from asg_grpc.domain import consensus
+from asg_grpc.domain.dawid_skene import WorkerReport
 from asg_grpc.domain.errors import Unavailable, ValidationError
 from asg_grpc.domain.labeling import LabelRefused, OpenTask, Refusal
 from asg_grpc.domain.tasks import TaskStatus
@@ -230,6 +231,16 @@ class Dispatcher:
         except Exception:  # a notice must never fail the settler that paid
             log.exception("payment notices failed", extra={"queued": queued})
         return queued
+
+    # worker quality (operators) -----------------------------------------------------------
+
+    def reinstate(self, worker_id: str, options: tuple[str, ...] | None) -> list[WorkerReport]:
+        """An operator lifts a ban: saved at once, and the worker may be offered work again."""
+        reports = self.quality.reinstate(worker_id, options)
+        self.flush()
+        self._save_quality()
+        self._fill_all()
+        return reports
 
     # labels and skips ----------------------------------------------------------------------
 

@@ -15,7 +15,8 @@ from typing import Any
 import orjson
 
 from asg_grpc.domain.consensus_engine import ConsensusSpec
-from asg_grpc.domain.dawid_skene import AdaptiveEngine
+from asg_grpc.domain.dawid_skene import AdaptiveEngine, WorkerReport
+from asg_grpc.domain.errors import NotFound
 from asg_grpc.domain.labeling import OpenTask
 from asg_grpc.store import Store
 
@@ -84,6 +85,22 @@ class Quality:
     def refresh(self) -> None:
         self.engine.refresh()
         self._labels_at_refresh = self._labels()
+
+    def report(self, worker: str | None = None) -> list[WorkerReport]:
+        return self.engine.report(worker)
+
+    def reinstate(self, worker: str, options: tuple[str, ...] | None) -> list[WorkerReport]:
+        """Lift the worker's ban in the family of `options`, or in every family it is banned
+        in; the worker's records afterwards."""
+        mine = self.engine.report(worker)
+        if not mine:
+            raise NotFound(f"worker {worker} has no record in the consensus engine")
+        chosen = [r for r in mine if (r.banned if options is None else r.options == options)]
+        if options is not None and not chosen:
+            raise NotFound(f"worker {worker} has no record in the family {', '.join(options)}")
+        for r in chosen:
+            self.engine.reinstate(worker, "\x1f".join(r.options))
+        return self.engine.report(worker)
 
     def save(self, now: float) -> None:
         self._store.save_consensus_state(orjson.dumps(self.engine.snapshot()), now)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -16,9 +18,11 @@ import pytest_asyncio
 
 from asg_grpc.server import Core
 from asg_grpc.v1 import billing_pb2, billing_pb2_grpc, common_pb2, labeling_pb2, tasks_pb2
-from tests.core.labeling.conftest import Agent, CoreHarness, settings_for
+from tests.core.labeling.conftest import OPERATOR, Agent, CoreHarness, settings_for
 
 pytestmark = pytest.mark.asyncio
+
+ASG = str(Path(sys.executable).with_name("asg"))
 
 ANIMALS = ("cat", "dog")
 # Answers a worker gives: (the assignment, what the task's truth is) → option.
@@ -226,3 +230,43 @@ async def test_a_restart_keeps_decisions_and_what_the_engine_learnt(tmp_path: Pa
         await crowd.stop()
     assert [(r.consensus_label, r.worker_count) for r in results] == [("cat", 2), ("dog", 2), ("cat", 2)]
     assert not set(crowd.offered[banned]) & set(new)
+
+
+async def asg_worker(harness: CoreHarness, *args: str) -> tuple[int, str]:
+    """`asg worker …` as an operator runs it (a process: the core shares this event loop)."""
+    proc = await asyncio.create_subprocess_exec(
+        ASG, "worker", *args, "--grpc", f"127.0.0.1:{harness.core.port}",
+        env={**os.environ, "ASG_OPERATOR_TOKEN": OPERATOR},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode or 0, out.decode()
+
+
+async def test_an_operator_lists_shows_and_reinstates_a_banned_worker(crowd: Crowd) -> None:
+    spammer = await crowd.join(always_first)
+    for _ in range(3):
+        await crowd.join(honest)
+    await warm_up(crowd, count=20, threshold=2, max_labels=4)
+    assert spammer.welcome is not None
+    spammer_id = spammer.welcome.worker_id
+
+    code, out = await asg_worker(crowd.harness, "list", "--banned")
+    assert code == 0, out
+    [row] = out.splitlines()[1:]
+    assert row.split()[:3] == [spammer_id, "cat,dog", "banned"]
+
+    code, out = await asg_worker(crowd.harness, "show", spammer_id)
+    assert code == 0, out
+    gold = out.splitlines()[1].split()[4]
+    assert gold.endswith(f"/{len(crowd.offered[spammer])}")  # every answer it gave was on gold
+
+    code, out = await asg_worker(crowd.harness, "reinstate", spammer_id, "--family", "cat,dog")
+    assert code == 0, out
+    assert out.splitlines()[1].split()[2] == "reinstated"
+    task_id = await crowd.submit("dog", threshold=4, max_labels=4)
+    await crowd.decided([task_id])
+    assert task_id in crowd.offered[spammer]  # offered work of the family again
+
+    code, out = await asg_worker(crowd.harness, "reinstate", "wkr_unknown")
+    assert code == 1 and "NOT_FOUND" in out
