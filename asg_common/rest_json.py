@@ -35,6 +35,16 @@ def label_spec(spec: common_pb2.LabelSpec) -> dict[str, Any]:
     return {"question": spec.question, "options": list(spec.options)}
 
 
+def batch_status(b: tasks_pb2.BatchStatus) -> dict[str, Any]:
+    return {
+        "batch_id": b.batch_id,
+        "total": b.total,
+        "decided": b.decided,
+        "counts": {name: getattr(b.counts, name) for name in STATUS_VALUES},
+        "created_at": iso(b.created_at),
+    }
+
+
 def task(t: tasks_pb2.Task) -> dict[str, Any]:
     return {
         "task_id": t.task_id,

@@ -241,6 +241,24 @@ class BatchAccepted(_Out):
     task_ids: list[str]
 
 
+class BatchCounts(_Out):
+    pending: int
+    in_progress: int
+    verified: int
+    settled: int
+    failed: int
+    cancelled: int
+    expired: int
+
+
+class BatchStatus(_Out):
+    batch_id: str
+    total: int
+    decided: int
+    counts: BatchCounts
+    created_at: str
+
+
 class Task(_Out):
     task_id: str
     status: str

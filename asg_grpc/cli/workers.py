@@ -60,9 +60,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     worker = commands.add_parser("worker", help="manage workers")
     actions = worker.add_subparsers(dest="action", required=True)
     reg = actions.add_parser("register", help="create a worker and print its token")
-    reg.add_argument("--name", required=True)
+    reg.add_argument("--name", required=True, help="the worker's display name, shown to the operator")
     reg.add_argument("--payout-address", required=True, help="BSV P2PKH address the worker is paid to")
-    reg.add_argument("--task-types", help="comma-separated; default all four")
+    reg.add_argument("--task-types", help="comma-separated task types it may label (default: all four)")
     add_core_flags(reg)
     reg.set_defaults(func=operator_command("worker register", register))
 

@@ -55,6 +55,29 @@ class TaskStatus(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class BatchProgress:
+    """A batch's tasks counted by status: what `GET /v1/tasks/batch/{id}` and `asg tasks watch`
+    show. Every status is a key, zeros included, so a reader never guesses a missing one."""
+
+    batch_id: str
+    by_status: dict[TaskStatus, int]
+    created_at: float  # when its first task was stored
+
+    @classmethod
+    def of(cls, batch_id: str, counts: dict[str, int], created_at: float) -> BatchProgress:
+        """From counts keyed by status value, as a store groups them."""
+        return cls(batch_id, {s: counts.get(s.value, 0) for s in TaskStatus}, created_at)
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_status.values())
+
+    @property
+    def decided(self) -> int:
+        return sum(n for status, n in self.by_status.items() if status.decided)
+
+
+@dataclass(frozen=True, slots=True)
 class TaskDraft:
     """A task as received, every field possibly missing (None)."""
 

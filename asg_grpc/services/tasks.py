@@ -162,6 +162,15 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
         self._on_closed([task.task_id])
         return convert.task_result(task, self._store.task_labels(task.task_id))
 
+    async def GetBatchStatus(
+        self, request: tasks_pb2.GetBatchStatusRequest, context: grpc.aio.ServicerContext
+    ) -> tasks_pb2.BatchStatus:
+        customer_id = self._callers.customer(context).customer_id
+        progress = self._store.batch_progress(customer_id, request.batch_id)
+        if progress is None:
+            raise NotFound("batch not found")
+        return convert.batch_status(progress)
+
     def _owned_task(self, customer_id: str, task_id: str) -> Task:
         task = self._store.get_task(customer_id, task_id)
         if task is None:

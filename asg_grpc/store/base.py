@@ -17,7 +17,7 @@ from asg_grpc.domain.errors import DomainError
 from asg_grpc.domain.jobs import Job, JobSpec
 from asg_grpc.domain.labeling import OpenTask
 from asg_grpc.domain.settlement import SettleableTask, WorkerPayment
-from asg_grpc.domain.tasks import LabelRecord, Task, TaskSpec, TaskStatus
+from asg_grpc.domain.tasks import BatchProgress, LabelRecord, Task, TaskSpec, TaskStatus
 from asg_grpc.domain.webhooks import Webhook, WebhookSpec
 from asg_grpc.domain.workers import Worker, WorkerRegistration
 from asg_grpc.store.job_records import ChunkOutcome, ExportRow, IngestChunk, JobPage, JobWork
@@ -139,6 +139,11 @@ class Store(Protocol):
 
     def task_labels(self, task_id: str) -> list[LabelRecord]:
         """The labels of a task, oldest first (unscoped: call after an owned get_task)."""
+        ...
+
+    def batch_progress(self, customer_id: str, batch_id: str) -> BatchProgress | None:
+        """The batch's tasks counted by status in one indexed read; None when the customer has
+        no task in it (unknown, or another customer's batch)."""
         ...
 
     def create_worker(self, registration: WorkerRegistration, *, token_hash: str, now: float) -> Worker: ...

@@ -241,3 +241,41 @@ class ListTasksResponse(_message.Message):
     tasks: _containers.RepeatedCompositeFieldContainer[Task]
     next_cursor: str
     def __init__(self, tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ..., next_cursor: _Optional[str] = ...) -> None: ...
+
+class GetBatchStatusRequest(_message.Message):
+    __slots__ = ("batch_id",)
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    batch_id: str
+    def __init__(self, batch_id: _Optional[str] = ...) -> None: ...
+
+class BatchCounts(_message.Message):
+    __slots__ = ("pending", "in_progress", "verified", "settled", "failed", "cancelled", "expired")
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    IN_PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    VERIFIED_FIELD_NUMBER: _ClassVar[int]
+    SETTLED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    EXPIRED_FIELD_NUMBER: _ClassVar[int]
+    pending: int
+    in_progress: int
+    verified: int
+    settled: int
+    failed: int
+    cancelled: int
+    expired: int
+    def __init__(self, pending: _Optional[int] = ..., in_progress: _Optional[int] = ..., verified: _Optional[int] = ..., settled: _Optional[int] = ..., failed: _Optional[int] = ..., cancelled: _Optional[int] = ..., expired: _Optional[int] = ...) -> None: ...
+
+class BatchStatus(_message.Message):
+    __slots__ = ("batch_id", "total", "counts", "decided", "created_at")
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    batch_id: str
+    total: int
+    counts: BatchCounts
+    decided: int
+    created_at: _timestamp_pb2.Timestamp
+    def __init__(self, batch_id: _Optional[str] = ..., total: _Optional[int] = ..., counts: _Optional[_Union[BatchCounts, _Mapping]] = ..., decided: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

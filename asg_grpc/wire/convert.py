@@ -8,7 +8,7 @@ from asg_grpc.domain import billing
 from asg_grpc.domain.customers import ApiKey, Customer
 from asg_grpc.domain.errors import ValidationError
 from asg_grpc.domain.jobs import Job, JobDraft, JobStatus, S3Credentials
-from asg_grpc.domain.tasks import LabelRecord, Task, TaskDraft, TaskStatus
+from asg_grpc.domain.tasks import BatchProgress, LabelRecord, Task, TaskDraft, TaskStatus
 from asg_grpc.domain.tiers import Tier
 from asg_grpc.domain.webhooks import Webhook
 from asg_grpc.ledger.explorer import TaskReceipt, TxView
@@ -87,6 +87,17 @@ def task(t: Task) -> tasks_pb2.Task:
         target_confidence=spec.target_confidence,
         max_labels=spec.max_labels,
         gold_label=spec.gold_label,  # reads are scoped to the owner; workers never get a Task
+    )
+
+
+def batch_status(b: BatchProgress) -> tasks_pb2.BatchStatus:
+    counts = tasks_pb2.BatchCounts(**{status.value: n for status, n in b.by_status.items()})
+    return tasks_pb2.BatchStatus(
+        batch_id=b.batch_id,
+        total=b.total,
+        counts=counts,
+        decided=b.decided,
+        created_at=timestamp(b.created_at),
     )
 
 

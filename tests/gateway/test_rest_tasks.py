@@ -853,3 +853,46 @@ def test_unknown_batch_lists_nothing(http: httpx.Client, auth: dict[str, str]) -
     submit(http, auth, task())
 
     assert all_tasks(http, auth, batch_id="bat_" + uuid.uuid4().hex) == []
+
+
+# batch progress -------------------------------------------------------------------------
+
+
+def test_batch_progress_counts_every_status_and_is_customer_scoped(
+    http: httpx.Client, auth: dict[str, str]
+) -> None:
+    body = submit_batch(http, auth, {"tasks": [task(1), task(2), task(3)]})
+    http.delete(f"/v1/tasks/{body['task_ids'][0]}", headers=auth)
+    reply = http.get(f"/v1/tasks/batch/{body['batch_id']}", headers=auth)
+    assert reply.status_code == 200, reply.text
+    progress = reply.json()
+    assert progress["batch_id"] == body["batch_id"] and progress["total"] == 3
+    assert set(progress["counts"]) == {
+        "pending",
+        "in_progress",
+        "verified",
+        "settled",
+        "failed",
+        "cancelled",
+        "expired",
+    }
+    assert progress["counts"]["cancelled"] == 1 and progress["decided"] == 1
+    assert sum(progress["counts"].values()) == 3
+    other = new_auth(http)
+    for headers, batch_id in ((other, body["batch_id"]), (auth, "bat_" + uuid.uuid4().hex)):
+        missing = http.get(f"/v1/tasks/batch/{batch_id}", headers=headers)
+        assert missing.status_code == 404, missing.text
+
+
+def test_sdk_get_batch_answers_the_same_counts(
+    stack: Stack, http: httpx.Client, auth: dict[str, str]
+) -> None:
+    from asg_gateway import ASGGatewayClient
+
+    body = submit_batch(http, auth, {"tasks": [task(7), task(8)]})
+    key = auth["Authorization"].removeprefix("Bearer ")
+    with ASGGatewayClient(key, stack.base_url) as client:
+        assert (
+            client.get_batch(body["batch_id"])
+            == http.get(f"/v1/tasks/batch/{body['batch_id']}", headers=auth).json()
+        )
