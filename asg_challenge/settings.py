@@ -42,22 +42,57 @@ class Settings:
     tls_key: Path | None = None
 
 
-def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> Settings:
-    """Settings from flags and the environment, or SettingsError naming what is wrong."""
-    env = os.environ if env is None else env
+def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
+    """The flags, each defaulting to its variable (tests/core/test_cli_help.py: all have help)."""
     p = argparse.ArgumentParser(prog="asg-challenge", description="The ASG challenge gateway (seed 003).")
-    p.add_argument("--listen", default=env.get("ASG_CHALLENGE_LISTEN", "127.0.0.1:8090"))
-    p.add_argument("--upstream", default=env.get("ASG_CHALLENGE_UPSTREAM"))
-    p.add_argument("--data-dir", default=env.get("ASG_CHALLENGE_DATA_DIR", "var/challenge"))
+    p.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        default=env.get("ASG_CHALLENGE_LISTEN", "127.0.0.1:8090"),
+        help="listen address (ASG_CHALLENGE_LISTEN, 127.0.0.1:8090)",
+    )
+    p.add_argument(
+        "--upstream",
+        metavar="URL",
+        default=env.get("ASG_CHALLENGE_UPSTREAM"),
+        help="the one http(s)://host[:port] proxied to (ASG_CHALLENGE_UPSTREAM, required)",
+    )
+    p.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        default=env.get("ASG_CHALLENGE_DATA_DIR", "var/challenge"),
+        help="where the store and the secret live (ASG_CHALLENGE_DATA_DIR, ./var/challenge)",
+    )
     p.add_argument(
         "--trusted-proxies",
         default=env.get("ASG_CHALLENGE_TRUSTED_PROXIES", ""),
         help="comma-separated CIDRs whose X-Forwarded-For is believed",
     )
-    p.add_argument("--log-level", default=env.get("ASG_CHALLENGE_LOG_LEVEL", "INFO"))
-    p.add_argument("--tls-cert", default=env.get("ASG_CHALLENGE_TLS_CERT"), help="PEM cert: serve https")
-    p.add_argument("--tls-key", default=env.get("ASG_CHALLENGE_TLS_KEY"), help="PEM key of --tls-cert")
-    a = p.parse_args(argv)
+    p.add_argument(
+        "--log-level",
+        metavar="LEVEL",
+        default=env.get("ASG_CHALLENGE_LOG_LEVEL", "INFO"),
+        help="DEBUG, INFO, WARNING or ERROR (ASG_CHALLENGE_LOG_LEVEL, INFO)",
+    )
+    p.add_argument(
+        "--tls-cert",
+        metavar="PEM",
+        default=env.get("ASG_CHALLENGE_TLS_CERT"),
+        help="certificate: serve https, cookies get __Host- (ASG_CHALLENGE_TLS_CERT)",
+    )
+    p.add_argument(
+        "--tls-key",
+        metavar="PEM",
+        default=env.get("ASG_CHALLENGE_TLS_KEY"),
+        help="its key (ASG_CHALLENGE_TLS_KEY)",
+    )
+    return p
+
+
+def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from flags and the environment, or SettingsError naming what is wrong."""
+    env = os.environ if env is None else env
+    a = parser(env).parse_args(argv)
     if bool(a.tls_cert) != bool(a.tls_key):
         raise SettingsError("--tls-cert and --tls-key (ASG_CHALLENGE_TLS_CERT / _KEY) go together")
     for flag, value in (("--tls-cert", a.tls_cert), ("--tls-key", a.tls_key)):

@@ -9,6 +9,7 @@ refused at start with its name (docs/configuration.md) rather than deep in a run
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -18,8 +19,10 @@ from urllib.parse import urlsplit
 
 from asg_common.config import masked, secret
 from asg_grpc.domain.settlement import MAX_MONEY
+from asg_grpc.domain.tasks import CONSENSUS_METHODS, DEFAULT_CONSENSUS_METHOD
 from asg_grpc.domain.tiers import SANDBOX, Tier, TierConfigError, default_tiers, parse_tiers
 from asg_grpc.domain.webhooks import ATTEMPT_TIMEOUT
+from asg_grpc.store.open import IDEMPOTENCY_TTL, StoreOptions, parse_store_url, sqlite_url
 
 SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -34,7 +37,54 @@ class SettingsError(ValueError):
     """A setting has a value we cannot use; the message names the variable."""
 
 
+def _store(env: Env) -> str | None:
+    """ASG_STORE parsed now, so a bad URL stops the core at start (exit 2) with its name."""
+    raw = env.get("ASG_STORE") or None
+    if raw is not None:
+        try:
+            parse_store_url(raw)
+        except ValueError as exc:
+            raise SettingsError(f"ASG_STORE is not a store URL: {exc}") from None
+    return raw
+
+
 Env = Mapping[str, str]
+
+STACK_RECORD = "stack.json"  # under state_dir(): what the last `asg dev` started (docs/cli.md)
+
+
+def state_dir(env: Env) -> Path | None:
+    """`$XDG_STATE_HOME/asg-refinery`, else `$HOME/.local/state/asg-refinery`; None without either
+    (an explicit environment without them, as tests pass, never sees this machine's record)."""
+    base = env.get("XDG_STATE_HOME") or (env.get("HOME") and str(Path(env["HOME"]) / ".local" / "state"))
+    return Path(base) / "asg-refinery" if base else None
+
+
+def recorded_stack(env: Env) -> dict[str, str]:
+    """The data dir and addresses `asg dev` recorded, so the `asg` commands find that stack from
+    any directory; {} when there is no record, it cannot be read, or its data dir is gone."""
+    where = state_dir(env)
+    if where is None:
+        return {}
+    try:
+        record = json.loads((where / STACK_RECORD).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(record, dict) or not Path(str(record.get("data_dir", ""))).is_dir():
+        return {}
+    return {k: str(v) for k, v in record.items() if k in ("data_dir", "grpc_addr", "http_addr")}
+
+
+def record_stack(env: Env, data_dir: Path, grpc_addr: str, http_addr: str) -> Path | None:
+    """Written by `asg dev` once its stack is up; read back by `recorded_stack`."""
+    where = state_dir(env)
+    if where is None:
+        return None
+    where.mkdir(parents=True, exist_ok=True)
+    path = where / STACK_RECORD
+    record = {"data_dir": str(data_dir.resolve()), "grpc_addr": grpc_addr, "http_addr": http_addr}
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return path
 
 
 def _int(env: Env, name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
@@ -171,6 +221,10 @@ class Settings:
     sqlite_synchronous: str = "NORMAL"
     # How long a write waits for another process's write lock before failing.
     sqlite_busy_timeout: float = 5.0
+    # ASG_STORE: the store's URL (asg_grpc/store/open.py); None: SQLite at <data dir>/asg.sqlite3.
+    store: str | None = None
+    # Seconds an idempotency key replays its task (docs/api.md, Idempotency).
+    idempotency_ttl: int = IDEMPOTENCY_TTL
     sandbox_label_quota: int = 500
     log_level: str = "INFO"
     # Guards RegisterWorker. Unset: generated once into <data dir>/operator_token (mode 0600).
@@ -215,6 +269,10 @@ class Settings:
     # The chain payouts go to, and ARC's endpoint when that chain is testnet or mainnet.
     ledger: LedgerSettings = field(default_factory=LedgerSettings)
     arc: ArcSettings | None = None
+    # docs/quality.md: how a task that names no consensus_method is decided.
+    consensus_method: str = DEFAULT_CONSENSUS_METHOD
+    # How often the adaptive engine re-estimates its workers (EM, off the request path).
+    consensus_refresh_seconds: float = 5.0
 
     def __post_init__(self) -> None:
         # One source for the sandbox quota: `sandbox_label_quota` (kept for its callers).
@@ -243,11 +301,16 @@ class Settings:
             )
         # ASG_TIERS may set the sandbox quota too; when it does, it wins.
         tiers = _tiers(env, _int(env, "ASG_SANDBOX_LABEL_QUOTA", cls.sandbox_label_quota, 1))
+        # The data dir and the core's address: the variable, else what `asg dev` recorded, else
+        # the default (./var); flags override all of them (with_overrides). docs/cli.md.
+        recorded = {} if env.get("ASG_DATA_DIR") else recorded_stack(env)
         return cls(
-            data_dir=Path(env.get("ASG_DATA_DIR", str(cls.data_dir))),
-            grpc_addr=env.get("ASG_GRPC_ADDR", cls.grpc_addr),
+            data_dir=Path(env.get("ASG_DATA_DIR") or recorded.get("data_dir") or str(cls.data_dir)),
+            grpc_addr=env.get("ASG_GRPC_ADDR") or recorded.get("grpc_addr") or cls.grpc_addr,
             sqlite_synchronous=sync,
             sqlite_busy_timeout=_float(env, "ASG_SQLITE_BUSY_TIMEOUT", cls.sqlite_busy_timeout, 0.0),
+            store=_store(env),
+            idempotency_ttl=_int(env, "ASG_IDEMPOTENCY_TTL", cls.idempotency_ttl, 1),
             sandbox_label_quota=tiers[SANDBOX].label_quota,
             log_level=_choice(env, "ASG_LOG_LEVEL", cls.log_level, LOG_LEVELS),
             operator_token=env.get("ASG_OPERATOR_TOKEN") or None,
@@ -273,10 +336,27 @@ class Settings:
             max_jobs_in_flight=_int(env, "ASG_MAX_JOBS_IN_FLIGHT", cls.max_jobs_in_flight, 1),
             max_streams_per_worker=_int(env, "ASG_MAX_STREAMS_PER_WORKER", cls.max_streams_per_worker, 1),
             worker_label_rate=_float(env, "ASG_WORKER_LABEL_RATE", cls.worker_label_rate, 0.001),
+            consensus_method=_choice(
+                env, "ASG_CONSENSUS_METHOD", cls.consensus_method, CONSENSUS_METHODS, upper=False
+            ),
+            consensus_refresh_seconds=_float(
+                env, "ASG_CONSENSUS_REFRESH_SECONDS", cls.consensus_refresh_seconds, 0.01
+            ),
             worker_label_burst=_int(env, "ASG_WORKER_LABEL_BURST", cls.worker_label_burst, 1),
             ledger=ledger,
             arc=_arc(env) if public_chain else None,
         )
+
+    @classmethod
+    def from_flags(cls, data_dir: str | None, grpc_addr: str | None, env: Env | None = None) -> Settings:
+        """`from_env` under the `--data-dir` and `--grpc` flags every command shares: a flag wins
+        like its variable would, so a `--data-dir` also sets the recorded stack aside."""
+        env = dict(os.environ if env is None else env)
+        if data_dir:
+            env["ASG_DATA_DIR"] = data_dir
+        if grpc_addr:
+            env["ASG_GRPC_ADDR"] = grpc_addr
+        return cls.from_env(env)
 
     def with_overrides(self, **changes: Any) -> Settings:
         """Apply command-line flags that were given (None means not given)."""
@@ -285,6 +365,15 @@ class Settings:
     @property
     def sqlite_path(self) -> Path:
         return self.data_dir / "asg.sqlite3"
+
+    @property
+    def store_url(self) -> str:
+        """ASG_STORE, or the SQLite file under the data directory (the embedded default)."""
+        return self.store or sqlite_url(self.sqlite_path)
+
+    @property
+    def store_options(self) -> StoreOptions:
+        return StoreOptions(self.idempotency_ttl, self.sqlite_synchronous, self.sqlite_busy_timeout)
 
     @property
     def operator_token_path(self) -> Path:

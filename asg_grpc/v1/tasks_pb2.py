@@ -27,7 +27,7 @@ from asg_grpc.v1 import common_pb2 as asg_dot_v1_dot_common__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12\x61sg/v1/tasks.proto\x12\x06\x61sg.v1\x1a\x13\x61sg/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd6\x02\n\tTaskInput\x12\x11\n\x04type\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x15\n\x08\x64\x61ta_url\x18\x02 \x01(\tH\x01\x88\x01\x01\x12*\n\nlabel_spec\x18\x03 \x01(\x0b\x32\x11.asg.v1.LabelSpecH\x02\x88\x01\x01\x12 \n\x13\x63onsensus_threshold\x18\x04 \x01(\x03H\x03\x88\x01\x01\x12\x19\n\x0c\x63\x61llback_url\x18\x05 \x01(\tH\x04\x88\x01\x01\x12\x1c\n\x0fidempotency_key\x18\x06 \x01(\tH\x05\x88\x01\x01\x12\x1f\n\x12\x65xpires_in_seconds\x18\x07 \x01(\x03H\x06\x88\x01\x01\x42\x07\n\x05_typeB\x0b\n\t_data_urlB\r\n\x0b_label_specB\x16\n\x14_consensus_thresholdB\x0f\n\r_callback_urlB\x12\n\x10_idempotency_keyB\x15\n\x13_expires_in_seconds\"\xca\x03\n\x04Task\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\"\n\x06status\x18\x02 \x01(\x0e\x32\x12.asg.v1.TaskStatus\x12\x11\n\ttask_type\x18\x03 \x01(\t\x12\x10\n\x08\x64\x61ta_url\x18\x04 \x01(\t\x12%\n\nlabel_spec\x18\x05 \x01(\x0b\x32\x11.asg.v1.LabelSpec\x12\x1b\n\x13\x63onsensus_threshold\x18\x06 \x01(\x05\x12\x19\n\x0c\x63\x61llback_url\x18\x07 \x01(\tH\x00\x88\x01\x01\x12\x1c\n\x0fidempotency_key\x18\x08 \x01(\tH\x01\x88\x01\x01\x12\x15\n\x08\x62\x61tch_id\x18\t \x01(\tH\x02\x88\x01\x01\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\nexpires_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x03\x88\x01\x01\x42\x0f\n\r_callback_urlB\x12\n\x10_idempotency_keyB\x0b\n\t_batch_idB\r\n\x0b_expires_at\"K\n\x11SubmitTaskRequest\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.asg.v1.TaskInput\x12\x15\n\rauthorization\x18\x02 \x01(\t\"D\n\x12SubmitTaskResponse\x12\x1a\n\x04task\x18\x01 \x01(\x0b\x32\x0c.asg.v1.Task\x12\x12\n\nidempotent\x18\x02 \x01(\x08\"D\n\x12SubmitTasksRequest\x12.\n\x0bsubmissions\x18\x01 \x03(\x0b\x32\x19.asg.v1.SubmitTaskRequest\">\n\x13SubmitTasksResponse\x12\'\n\x08outcomes\x18\x01 \x03(\x0b\x32\x15.asg.v1.SubmitOutcome\"n\n\rSubmitOutcome\x12.\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x0b\x32\x1a.asg.v1.SubmitTaskResponseH\x00\x12\"\n\x07refused\x18\x02 \x01(\x0b\x32\x0f.asg.v1.RefusalH\x00\x42\t\n\x07outcome\"\xb8\x02\n\x07Refusal\x12&\n\x06reason\x18\x01 \x01(\x0e\x32\x16.asg.v1.Refusal.Reason\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x1b\n\x13retry_after_seconds\x18\x04 \x01(\r\"\xc7\x01\n\x06Reason\x12\x16\n\x12REASON_UNSPECIFIED\x10\x00\x12\x1b\n\x17REASON_INVALID_ARGUMENT\x10\x01\x12\x1a\n\x16REASON_UNAUTHENTICATED\x10\x02\x12\x1a\n\x16REASON_QUOTA_EXHAUSTED\x10\x03\x12\x1f\n\x1bREASON_IDEMPOTENCY_CONFLICT\x10\x04\x12\x17\n\x13REASON_RATE_LIMITED\x10\x05\x12\x16\n\x12REASON_UNAVAILABLE\x10\x06\"b\n\x12SubmitBatchRequest\x12 \n\x05tasks\x18\x01 \x03(\x0b\x32\x11.asg.v1.TaskInput\x12\x19\n\x0c\x63\x61llback_url\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\x0f\n\r_callback_url\"M\n\x13SubmitBatchResponse\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x12\n\ntask_count\x18\x02 \x01(\x05\x12\x10\n\x08task_ids\x18\x03 \x03(\t\"!\n\x0eGetTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"\'\n\x14GetTaskResultRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"$\n\x11\x43\x61ncelTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"\xad\x03\n\nTaskResult\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\"\n\x06status\x18\x02 \x01(\x0e\x32\x12.asg.v1.TaskStatus\x12\x0f\n\x07\x64\x65\x63ided\x18\x03 \x01(\x08\x12%\n\nlabel_spec\x18\x04 \x01(\x0b\x32\x11.asg.v1.LabelSpec\x12\x1c\n\x0f\x63onsensus_label\x18\x05 \x01(\tH\x00\x88\x01\x01\x12\x12\n\nconfidence\x18\x06 \x01(\x01\x12\x14\n\x0cworker_count\x18\x07 \x01(\x05\x12\x17\n\x0f\x61greement_count\x18\x08 \x01(\x05\x12\x1b\n\x0e\x66\x61ilure_reason\x18\t \x01(\tH\x01\x88\x01\x01\x12!\n\x06labels\x18\n \x03(\x0b\x32\x11.asg.v1.TaskLabel\x12.\n\ndecided_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\nsettlement\x18\x0c \x01(\x0b\x32\x12.asg.v1.SettlementH\x02\x88\x01\x01\x42\x12\n\x10_consensus_labelB\x11\n\x0f_failure_reasonB\r\n\x0b_settlement\"g\n\nSettlement\x12\x10\n\x08\x62sv_txid\x18\x01 \x01(\t\x12\x17\n\x0ftotal_cost_sats\x18\x02 \x01(\x03\x12.\n\nsettled_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"^\n\tTaskLabel\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0e\n\x06option\x18\x02 \x01(\t\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x98\x01\n\x10ListTasksRequest\x12\'\n\x06status\x18\x01 \x01(\x0e\x32\x12.asg.v1.TaskStatusH\x00\x88\x01\x01\x12\x15\n\x08\x62\x61tch_id\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x12\n\x05limit\x18\x03 \x01(\x05H\x02\x88\x01\x01\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\tB\t\n\x07_statusB\x0b\n\t_batch_idB\x08\n\x06_limit\"E\n\x11ListTasksResponse\x12\x1b\n\x05tasks\x18\x01 \x03(\x0b\x32\x0c.asg.v1.Task\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t2\xd5\x03\n\x0bTaskService\x12\x43\n\nSubmitTask\x12\x19.asg.v1.SubmitTaskRequest\x1a\x1a.asg.v1.SubmitTaskResponse\x12\x46\n\x0bSubmitBatch\x12\x1a.asg.v1.SubmitBatchRequest\x1a\x1b.asg.v1.SubmitBatchResponse\x12\x46\n\x0bSubmitTasks\x12\x1a.asg.v1.SubmitTasksRequest\x1a\x1b.asg.v1.SubmitTasksResponse\x12/\n\x07GetTask\x12\x16.asg.v1.GetTaskRequest\x1a\x0c.asg.v1.Task\x12\x41\n\rGetTaskResult\x12\x1c.asg.v1.GetTaskResultRequest\x1a\x12.asg.v1.TaskResult\x12@\n\tListTasks\x12\x18.asg.v1.ListTasksRequest\x1a\x19.asg.v1.ListTasksResponse\x12;\n\nCancelTask\x12\x19.asg.v1.CancelTaskRequest\x1a\x12.asg.v1.TaskResultb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12\x61sg/v1/tasks.proto\x12\x06\x61sg.v1\x1a\x13\x61sg/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x90\x04\n\tTaskInput\x12\x11\n\x04type\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x15\n\x08\x64\x61ta_url\x18\x02 \x01(\tH\x01\x88\x01\x01\x12*\n\nlabel_spec\x18\x03 \x01(\x0b\x32\x11.asg.v1.LabelSpecH\x02\x88\x01\x01\x12 \n\x13\x63onsensus_threshold\x18\x04 \x01(\x03H\x03\x88\x01\x01\x12\x19\n\x0c\x63\x61llback_url\x18\x05 \x01(\tH\x04\x88\x01\x01\x12\x1c\n\x0fidempotency_key\x18\x06 \x01(\tH\x05\x88\x01\x01\x12\x1f\n\x12\x65xpires_in_seconds\x18\x07 \x01(\x03H\x06\x88\x01\x01\x12\x1d\n\x10\x63onsensus_method\x18\x08 \x01(\tH\x07\x88\x01\x01\x12\x1e\n\x11target_confidence\x18\t \x01(\x01H\x08\x88\x01\x01\x12\x17\n\nmax_labels\x18\n \x01(\x03H\t\x88\x01\x01\x12\x17\n\ngold_label\x18\x0b \x01(\tH\n\x88\x01\x01\x42\x07\n\x05_typeB\x0b\n\t_data_urlB\r\n\x0b_label_specB\x16\n\x14_consensus_thresholdB\x0f\n\r_callback_urlB\x12\n\x10_idempotency_keyB\x15\n\x13_expires_in_secondsB\x13\n\x11_consensus_methodB\x14\n\x12_target_confidenceB\r\n\x0b_max_labelsB\r\n\x0b_gold_label\"\xbb\x04\n\x04Task\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\"\n\x06status\x18\x02 \x01(\x0e\x32\x12.asg.v1.TaskStatus\x12\x11\n\ttask_type\x18\x03 \x01(\t\x12\x10\n\x08\x64\x61ta_url\x18\x04 \x01(\t\x12%\n\nlabel_spec\x18\x05 \x01(\x0b\x32\x11.asg.v1.LabelSpec\x12\x1b\n\x13\x63onsensus_threshold\x18\x06 \x01(\x05\x12\x19\n\x0c\x63\x61llback_url\x18\x07 \x01(\tH\x00\x88\x01\x01\x12\x1c\n\x0fidempotency_key\x18\x08 \x01(\tH\x01\x88\x01\x01\x12\x15\n\x08\x62\x61tch_id\x18\t \x01(\tH\x02\x88\x01\x01\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\nexpires_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x03\x88\x01\x01\x12\x18\n\x10\x63onsensus_method\x18\r \x01(\t\x12\x19\n\x11target_confidence\x18\x0e \x01(\x01\x12\x12\n\nmax_labels\x18\x0f \x01(\x05\x12\x17\n\ngold_label\x18\x10 \x01(\tH\x04\x88\x01\x01\x42\x0f\n\r_callback_urlB\x12\n\x10_idempotency_keyB\x0b\n\t_batch_idB\r\n\x0b_expires_atB\r\n\x0b_gold_label\"K\n\x11SubmitTaskRequest\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.asg.v1.TaskInput\x12\x15\n\rauthorization\x18\x02 \x01(\t\"D\n\x12SubmitTaskResponse\x12\x1a\n\x04task\x18\x01 \x01(\x0b\x32\x0c.asg.v1.Task\x12\x12\n\nidempotent\x18\x02 \x01(\x08\"D\n\x12SubmitTasksRequest\x12.\n\x0bsubmissions\x18\x01 \x03(\x0b\x32\x19.asg.v1.SubmitTaskRequest\">\n\x13SubmitTasksResponse\x12\'\n\x08outcomes\x18\x01 \x03(\x0b\x32\x15.asg.v1.SubmitOutcome\"n\n\rSubmitOutcome\x12.\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x0b\x32\x1a.asg.v1.SubmitTaskResponseH\x00\x12\"\n\x07refused\x18\x02 \x01(\x0b\x32\x0f.asg.v1.RefusalH\x00\x42\t\n\x07outcome\"\xb8\x02\n\x07Refusal\x12&\n\x06reason\x18\x01 \x01(\x0e\x32\x16.asg.v1.Refusal.Reason\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x1b\n\x13retry_after_seconds\x18\x04 \x01(\r\"\xc7\x01\n\x06Reason\x12\x16\n\x12REASON_UNSPECIFIED\x10\x00\x12\x1b\n\x17REASON_INVALID_ARGUMENT\x10\x01\x12\x1a\n\x16REASON_UNAUTHENTICATED\x10\x02\x12\x1a\n\x16REASON_QUOTA_EXHAUSTED\x10\x03\x12\x1f\n\x1bREASON_IDEMPOTENCY_CONFLICT\x10\x04\x12\x17\n\x13REASON_RATE_LIMITED\x10\x05\x12\x16\n\x12REASON_UNAVAILABLE\x10\x06\"b\n\x12SubmitBatchRequest\x12 \n\x05tasks\x18\x01 \x03(\x0b\x32\x11.asg.v1.TaskInput\x12\x19\n\x0c\x63\x61llback_url\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\x0f\n\r_callback_url\"M\n\x13SubmitBatchResponse\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x12\n\ntask_count\x18\x02 \x01(\x05\x12\x10\n\x08task_ids\x18\x03 \x03(\t\"!\n\x0eGetTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"\'\n\x14GetTaskResultRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"$\n\x11\x43\x61ncelTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"\xad\x03\n\nTaskResult\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\"\n\x06status\x18\x02 \x01(\x0e\x32\x12.asg.v1.TaskStatus\x12\x0f\n\x07\x64\x65\x63ided\x18\x03 \x01(\x08\x12%\n\nlabel_spec\x18\x04 \x01(\x0b\x32\x11.asg.v1.LabelSpec\x12\x1c\n\x0f\x63onsensus_label\x18\x05 \x01(\tH\x00\x88\x01\x01\x12\x12\n\nconfidence\x18\x06 \x01(\x01\x12\x14\n\x0cworker_count\x18\x07 \x01(\x05\x12\x17\n\x0f\x61greement_count\x18\x08 \x01(\x05\x12\x1b\n\x0e\x66\x61ilure_reason\x18\t \x01(\tH\x01\x88\x01\x01\x12!\n\x06labels\x18\n \x03(\x0b\x32\x11.asg.v1.TaskLabel\x12.\n\ndecided_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\nsettlement\x18\x0c \x01(\x0b\x32\x12.asg.v1.SettlementH\x02\x88\x01\x01\x42\x12\n\x10_consensus_labelB\x11\n\x0f_failure_reasonB\r\n\x0b_settlement\"g\n\nSettlement\x12\x10\n\x08\x62sv_txid\x18\x01 \x01(\t\x12\x17\n\x0ftotal_cost_sats\x18\x02 \x01(\x03\x12.\n\nsettled_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"^\n\tTaskLabel\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0e\n\x06option\x18\x02 \x01(\t\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x98\x01\n\x10ListTasksRequest\x12\'\n\x06status\x18\x01 \x01(\x0e\x32\x12.asg.v1.TaskStatusH\x00\x88\x01\x01\x12\x15\n\x08\x62\x61tch_id\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x12\n\x05limit\x18\x03 \x01(\x05H\x02\x88\x01\x01\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\tB\t\n\x07_statusB\x0b\n\t_batch_idB\x08\n\x06_limit\"E\n\x11ListTasksResponse\x12\x1b\n\x05tasks\x18\x01 \x03(\x0b\x32\x0c.asg.v1.Task\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\")\n\x15GetBatchStatusRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\"\x8a\x01\n\x0b\x42\x61tchCounts\x12\x0f\n\x07pending\x18\x01 \x01(\x03\x12\x13\n\x0bin_progress\x18\x02 \x01(\x03\x12\x10\n\x08verified\x18\x03 \x01(\x03\x12\x0f\n\x07settled\x18\x04 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\x03\x12\x11\n\tcancelled\x18\x06 \x01(\x03\x12\x0f\n\x07\x65xpired\x18\x07 \x01(\x03\"\x94\x01\n\x0b\x42\x61tchStatus\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\r\n\x05total\x18\x02 \x01(\x03\x12#\n\x06\x63ounts\x18\x03 \x01(\x0b\x32\x13.asg.v1.BatchCounts\x12\x0f\n\x07\x64\x65\x63ided\x18\x04 \x01(\x03\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\x9b\x04\n\x0bTaskService\x12\x43\n\nSubmitTask\x12\x19.asg.v1.SubmitTaskRequest\x1a\x1a.asg.v1.SubmitTaskResponse\x12\x46\n\x0bSubmitBatch\x12\x1a.asg.v1.SubmitBatchRequest\x1a\x1b.asg.v1.SubmitBatchResponse\x12\x46\n\x0bSubmitTasks\x12\x1a.asg.v1.SubmitTasksRequest\x1a\x1b.asg.v1.SubmitTasksResponse\x12/\n\x07GetTask\x12\x16.asg.v1.GetTaskRequest\x1a\x0c.asg.v1.Task\x12\x41\n\rGetTaskResult\x12\x1c.asg.v1.GetTaskResultRequest\x1a\x12.asg.v1.TaskResult\x12@\n\tListTasks\x12\x18.asg.v1.ListTasksRequest\x1a\x19.asg.v1.ListTasksResponse\x12;\n\nCancelTask\x12\x19.asg.v1.CancelTaskRequest\x1a\x12.asg.v1.TaskResult\x12\x44\n\x0eGetBatchStatus\x12\x1d.asg.v1.GetBatchStatusRequest\x1a\x13.asg.v1.BatchStatusb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,43 +35,49 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'asg.v1.tasks_pb2', _globals
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TASKINPUT']._serialized_start=85
-  _globals['_TASKINPUT']._serialized_end=427
-  _globals['_TASK']._serialized_start=430
-  _globals['_TASK']._serialized_end=888
-  _globals['_SUBMITTASKREQUEST']._serialized_start=890
-  _globals['_SUBMITTASKREQUEST']._serialized_end=965
-  _globals['_SUBMITTASKRESPONSE']._serialized_start=967
-  _globals['_SUBMITTASKRESPONSE']._serialized_end=1035
-  _globals['_SUBMITTASKSREQUEST']._serialized_start=1037
-  _globals['_SUBMITTASKSREQUEST']._serialized_end=1105
-  _globals['_SUBMITTASKSRESPONSE']._serialized_start=1107
-  _globals['_SUBMITTASKSRESPONSE']._serialized_end=1169
-  _globals['_SUBMITOUTCOME']._serialized_start=1171
-  _globals['_SUBMITOUTCOME']._serialized_end=1281
-  _globals['_REFUSAL']._serialized_start=1284
-  _globals['_REFUSAL']._serialized_end=1596
-  _globals['_REFUSAL_REASON']._serialized_start=1397
-  _globals['_REFUSAL_REASON']._serialized_end=1596
-  _globals['_SUBMITBATCHREQUEST']._serialized_start=1598
-  _globals['_SUBMITBATCHREQUEST']._serialized_end=1696
-  _globals['_SUBMITBATCHRESPONSE']._serialized_start=1698
-  _globals['_SUBMITBATCHRESPONSE']._serialized_end=1775
-  _globals['_GETTASKREQUEST']._serialized_start=1777
-  _globals['_GETTASKREQUEST']._serialized_end=1810
-  _globals['_GETTASKRESULTREQUEST']._serialized_start=1812
-  _globals['_GETTASKRESULTREQUEST']._serialized_end=1851
-  _globals['_CANCELTASKREQUEST']._serialized_start=1853
-  _globals['_CANCELTASKREQUEST']._serialized_end=1889
-  _globals['_TASKRESULT']._serialized_start=1892
-  _globals['_TASKRESULT']._serialized_end=2321
-  _globals['_SETTLEMENT']._serialized_start=2323
-  _globals['_SETTLEMENT']._serialized_end=2426
-  _globals['_TASKLABEL']._serialized_start=2428
-  _globals['_TASKLABEL']._serialized_end=2522
-  _globals['_LISTTASKSREQUEST']._serialized_start=2525
-  _globals['_LISTTASKSREQUEST']._serialized_end=2677
-  _globals['_LISTTASKSRESPONSE']._serialized_start=2679
-  _globals['_LISTTASKSRESPONSE']._serialized_end=2748
-  _globals['_TASKSERVICE']._serialized_start=2751
-  _globals['_TASKSERVICE']._serialized_end=3220
+  _globals['_TASKINPUT']._serialized_end=613
+  _globals['_TASK']._serialized_start=616
+  _globals['_TASK']._serialized_end=1187
+  _globals['_SUBMITTASKREQUEST']._serialized_start=1189
+  _globals['_SUBMITTASKREQUEST']._serialized_end=1264
+  _globals['_SUBMITTASKRESPONSE']._serialized_start=1266
+  _globals['_SUBMITTASKRESPONSE']._serialized_end=1334
+  _globals['_SUBMITTASKSREQUEST']._serialized_start=1336
+  _globals['_SUBMITTASKSREQUEST']._serialized_end=1404
+  _globals['_SUBMITTASKSRESPONSE']._serialized_start=1406
+  _globals['_SUBMITTASKSRESPONSE']._serialized_end=1468
+  _globals['_SUBMITOUTCOME']._serialized_start=1470
+  _globals['_SUBMITOUTCOME']._serialized_end=1580
+  _globals['_REFUSAL']._serialized_start=1583
+  _globals['_REFUSAL']._serialized_end=1895
+  _globals['_REFUSAL_REASON']._serialized_start=1696
+  _globals['_REFUSAL_REASON']._serialized_end=1895
+  _globals['_SUBMITBATCHREQUEST']._serialized_start=1897
+  _globals['_SUBMITBATCHREQUEST']._serialized_end=1995
+  _globals['_SUBMITBATCHRESPONSE']._serialized_start=1997
+  _globals['_SUBMITBATCHRESPONSE']._serialized_end=2074
+  _globals['_GETTASKREQUEST']._serialized_start=2076
+  _globals['_GETTASKREQUEST']._serialized_end=2109
+  _globals['_GETTASKRESULTREQUEST']._serialized_start=2111
+  _globals['_GETTASKRESULTREQUEST']._serialized_end=2150
+  _globals['_CANCELTASKREQUEST']._serialized_start=2152
+  _globals['_CANCELTASKREQUEST']._serialized_end=2188
+  _globals['_TASKRESULT']._serialized_start=2191
+  _globals['_TASKRESULT']._serialized_end=2620
+  _globals['_SETTLEMENT']._serialized_start=2622
+  _globals['_SETTLEMENT']._serialized_end=2725
+  _globals['_TASKLABEL']._serialized_start=2727
+  _globals['_TASKLABEL']._serialized_end=2821
+  _globals['_LISTTASKSREQUEST']._serialized_start=2824
+  _globals['_LISTTASKSREQUEST']._serialized_end=2976
+  _globals['_LISTTASKSRESPONSE']._serialized_start=2978
+  _globals['_LISTTASKSRESPONSE']._serialized_end=3047
+  _globals['_GETBATCHSTATUSREQUEST']._serialized_start=3049
+  _globals['_GETBATCHSTATUSREQUEST']._serialized_end=3090
+  _globals['_BATCHCOUNTS']._serialized_start=3093
+  _globals['_BATCHCOUNTS']._serialized_end=3231
+  _globals['_BATCHSTATUS']._serialized_start=3234
+  _globals['_BATCHSTATUS']._serialized_end=3382
+  _globals['_TASKSERVICE']._serialized_start=3385
+  _globals['_TASKSERVICE']._serialized_end=3924
 # @@protoc_insertion_point(module_scope)

@@ -11,6 +11,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 
 import httpx
 
@@ -81,15 +82,15 @@ def test_model_trained_on_challenge_outcomes_stops_a_stealth_bot_and_passes_a_hu
 
     gateway.config(risk_threshold=0.0)  # collect: everyone without a pass is challenged
     rng = random.Random(14)
-    stealth = {k: v for k, v in BROWSER_HEADERS.items()}
+    stealth = dict(BROWSER_HEADERS)
     plain = {"User-Agent": "python-httpx/0.28", "Accept": "*/*"}
     jobs: list[Callable[[], None]] = []
     for i in range(HUMANS):
-        jobs.append(lambda i=i: human(gateway, f"10.50.{i}.7", random.Random(rng.random())))
+        jobs.append(partial(human, gateway, f"10.50.{i}.7", random.Random(rng.random())))
     for i in range(STEALTH_BOTS):
-        jobs.append(lambda i=i: bot(gateway, f"10.60.{i}.7", random.Random(rng.random()), stealth))
+        jobs.append(partial(bot, gateway, f"10.60.{i}.7", random.Random(rng.random()), stealth))
     for i in range(PLAIN_BOTS):
-        jobs.append(lambda i=i: bot(gateway, f"10.70.{i}.7", random.Random(rng.random()), plain))
+        jobs.append(partial(bot, gateway, f"10.70.{i}.7", random.Random(rng.random()), plain))
     run_all(jobs)
 
     with gateway.dash() as d:
