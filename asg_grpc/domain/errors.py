@@ -46,8 +46,25 @@ class PermissionDenied(DomainError):
 
 
 class QuotaExhausted(PermissionDenied):
-    def __init__(self) -> None:
+    """The label quota cannot hold the request. The message stays seed 004's "quota exhausted";
+    the numbers (in labels) and the way out travel beside it, to the HTTP body and the SDK."""
+
+    def __init__(self, limit: int, used: int, requested: int, customer_id: str) -> None:
         super().__init__("quota exhausted")
+        self.limit = limit
+        self.used = used
+        self.requested = requested
+        self.hint = quota_hint(limit, used, requested, customer_id)
+
+
+def quota_hint(limit: int, used: int, requested: int, customer_id: str) -> str:
+    """The way out of a quota refusal (docs/billing.md, "Changing a customer's tier")."""
+    left = max(0, limit - used)
+    who = customer_id or "CUSTOMER_ID"
+    return (
+        f"{requested} labels requested, {left} of {limit} left; an operator moves the customer to"
+        f" a tier with a bigger quota: asg customer tier {who} pro (docs/billing.md)"
+    )
 
 
 class NotFound(DomainError):

@@ -61,7 +61,9 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
                 credentials.endpoint_url, self._allow_private_urls, "s3_credentials.endpoint_url"
             )
         if customer.quota_remaining < spec.consensus_threshold:
-            raise QuotaExhausted()
+            raise QuotaExhausted(
+                customer.label_quota, customer.labels_reserved, spec.consensus_threshold, customer.customer_id
+            )
         # Counted and created with no await between: one core cannot pass the limit. Two cores on
         # one store may, by the jobs created at the same instant (docs/api.md, Limits).
         if self._jobs_in_flight(customer.customer_id) >= self._max_in_flight:

@@ -613,7 +613,7 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
                 (needed, customer_id, needed),
             ).fetchone()
             if reserved is None:
-                raise QuotaExhausted()
+                raise self._quota_exhausted(db, customer_id, needed)
             # The tier at submission prices the task (docs/billing.md), whatever comes later.
             tier = reserved[0]
         created = self._insert_tasks(db, customer_id, fresh, batch_id, tier, now)
@@ -621,6 +621,15 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
             Submitted(replays[i], replayed=True) if i in replays else Submitted(created[i], replayed=False)
             for i in range(len(specs))
         ]
+
+    @staticmethod
+    def _quota_exhausted(db: sqlite3.Connection, customer_id: str, needed: int) -> QuotaExhausted:
+        """The refusal with its numbers, read in the transaction that refused."""
+        row = db.execute(
+            "SELECT label_quota, labels_reserved FROM customers WHERE customer_id = ?", (customer_id,)
+        ).fetchone()
+        limit, used = row if row is not None else (0, 0)
+        return QuotaExhausted(limit, used, needed, customer_id)
 
     def _insert_tasks(
         self,

@@ -243,8 +243,21 @@ class AerospikeTasks:
         try:
             bins = self._retry(operate)
         except (aex.FilteredOut, aex.RecordNotFound) as exc:
-            raise QuotaExhausted() from exc
+            raise self._quota_exhausted(customer_id, labels) from exc
         return bins["tier"], bins["seq"] - tasks + 1
+
+    def _quota_exhausted(self, customer_id: str, labels: int) -> QuotaExhausted:
+        """The refusal with its numbers, read just after the filtered operate refused."""
+
+        def read() -> dict[str, Any]:
+            _, _, bins = self._client.select((self._ns, self._customers, customer_id), ["quota", "reserved"])
+            return dict(bins)
+
+        try:
+            bins = self._retry(read)
+        except aex.RecordNotFound:
+            bins = {}
+        return QuotaExhausted(bins.get("quota", 0), bins.get("reserved", 0), labels, customer_id)
 
     def _task_bins(self, task: Task, seq: int, tier: str | None) -> dict[str, Any]:
         spec = task.spec

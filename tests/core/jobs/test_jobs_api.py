@@ -349,7 +349,16 @@ def test_quota_stops_a_job_at_the_line_that_does_not_fit_and_the_size_limit_hold
         assert len(listed) == 10
         assert client.http.get("/v1/customers/me").json()["quota_remaining"] == 0
         reply = client.create(manifest_url=url, s3_credentials=s3.credentials())
-        assert (reply.status_code, reply.json()) == (403, {"error": "quota exhausted"})
+        assert reply.status_code == 403
+        body = reply.json()
+        # A job needs room for its first task (3 labels) to start.
+        assert {k: body[k] for k in ("error", "limit", "used", "requested")} == {
+            "error": "quota exhausted",
+            "limit": 30,
+            "used": 30,
+            "requested": 3,
+        }
+        assert "asg customer tier cust_" in body["hint"]
 
 
 def test_jobs_are_listed_newest_first_in_pages(
