@@ -344,6 +344,9 @@ def test_quota_stops_a_job_at_the_line_that_does_not_fit_and_the_size_limit_hold
         assert job["failure_reason"].startswith(
             "quota exhausted at line 11: 10 tasks were created and are kept"
         )
+        # With the numbers at the line that stopped it, and the way out.
+        assert "3 labels requested, 0 of 30 left;" in job["failure_reason"]
+        assert "asg customer tier cust_" in job["failure_reason"]
         assert (job["counts"]["tasks_created"], job["counts"]["lines"]) == (10, 10)
         listed = client.http.get("/v1/tasks", params={"batch_id": job_id}).json()["tasks"]
         assert len(listed) == 10
