@@ -134,6 +134,7 @@ class Core:
                 callers,
                 on_submitted=self.dispatcher.wake if self.dispatcher else None,
                 on_closed=self.dispatcher.withdraw if self.dispatcher else None,
+                dev_mode=settings.dev_mode,
             ),
             self.server,
         )

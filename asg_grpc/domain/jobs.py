@@ -22,6 +22,7 @@ from asg_grpc.domain.tasks import (
     MIN_THRESHOLD,
     TASK_TYPES,
     TaskSpec,
+    check_call_url,
     check_https_url,
     check_label_spec,
 )
@@ -126,8 +127,9 @@ class Job:
     completed_at: float | None
 
 
-def validate_job(draft: JobDraft) -> JobSpec:
-    """The first broken rule raises, naming its field (as the task field table does)."""
+def validate_job(draft: JobDraft, dev_mode: bool = False) -> JobSpec:
+    """The first broken rule raises, naming its field (as the task field table does).
+    `dev_mode` (Settings.dev_mode) lets manifest_url and callback_url be http:// to loopback."""
     url = draft.manifest_url
     if url is None or not url:
         raise ValidationError("manifest_url", "is required")
@@ -138,9 +140,9 @@ def validate_job(draft: JobDraft) -> JobSpec:
         if _S3_URL.fullmatch(url) is None:
             raise ValidationError("manifest_url", "must be s3://bucket/key with a valid bucket name")
     elif url[:8].lower() == "https://":
-        check_https_url("manifest_url", url)
-    else:
-        raise ValidationError("manifest_url", "must be an s3://bucket/key or https:// URL")
+        check_call_url("manifest_url", url, dev_mode)
+    else:  # http:// to loopback in development mode, or refused
+        check_call_url("manifest_url", url, dev_mode, "an s3://bucket/key or https:// URL")
     if not draft.has_label_spec:
         raise ValidationError("label_spec", "is required")
     check_label_spec(draft.question, draft.options)
@@ -154,7 +156,7 @@ def validate_job(draft: JobDraft) -> JobSpec:
             "consensus_threshold", f"must be an integer from {MIN_THRESHOLD} to {MAX_THRESHOLD}"
         )
     if draft.callback_url is not None:
-        check_https_url("callback_url", draft.callback_url)
+        check_call_url("callback_url", draft.callback_url, dev_mode)
     credentials = draft.s3_credentials
     if is_s3 and credentials is None:
         raise ValidationError("s3_credentials", "is required for an s3:// manifest_url")

@@ -25,9 +25,13 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
         callers: Callers,
         on_submitted: Callable[[], None] | None = None,
         on_closed: Callable[[Sequence[str]], None] | None = None,
+        *,
+        dev_mode: bool = False,
     ) -> None:
         self._store = store
         self._callers = callers
+        # Settings.dev_mode: callback URLs may be http:// to loopback.
+        self._dev_mode = dev_mode
         # The one way into the store for every submission, single, carried or batch.
         self._submit: GroupCommit[Submission, list[Submitted]] = GroupCommit(
             lambda batch: store.submit(batch, time.time())
@@ -42,7 +46,7 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
         self, request: tasks_pb2.SubmitTaskRequest, context: grpc.aio.ServicerContext
     ) -> tasks_pb2.SubmitTaskResponse:
         customer_id = self._callers.customer(context).customer_id
-        spec = validate_task(convert.draft(request.task))
+        spec = validate_task(convert.draft(request.task), dev_mode=self._dev_mode)
         [submitted] = await self._submit(Submission(customer_id, [spec], batch_id=None))
         self._notify([submitted])
         return _accepted(submitted)
@@ -87,7 +91,7 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
             if isinstance(owner, DomainError):
                 raise owner
             self._callers.spend(owner)
-            spec = validate_task(convert.draft(item.task))
+            spec = validate_task(convert.draft(item.task), dev_mode=self._dev_mode)
         except DomainError as exc:
             return exc
         return Submission(owner.customer_id, [spec], batch_id=None)
@@ -97,7 +101,7 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
     ) -> tasks_pb2.SubmitBatchResponse:
         customer_id = self._callers.customer(context).customer_id
         callback_url = request.callback_url if request.HasField("callback_url") else None
-        specs = validate_batch([convert.draft(t) for t in request.tasks], callback_url)
+        specs = validate_batch([convert.draft(t) for t in request.tasks], callback_url, self._dev_mode)
         batch_id = ids.new_id("bat")
         submitted = await self._submit(Submission(customer_id, specs, batch_id=batch_id))
         self._notify(submitted)
