@@ -2,6 +2,7 @@
 
 DomainError
 ├── ValidationError        a field breaks a rule; names the field (INVALID_ARGUMENT)
+│   └── UnregisteredWebhook
 ├── Unauthenticated        no key, unknown or revoked key (UNAUTHENTICATED)
 ├── PermissionDenied       authenticated but not allowed (PERMISSION_DENIED)
 │   └── QuotaExhausted     the label quota cannot hold the request
@@ -35,6 +36,18 @@ class ValidationError(DomainError):
     def at(self, prefix: str) -> ValidationError:
         """The same error located inside a container, e.g. `tasks[3].`."""
         return ValidationError(prefix + self.field, self.message[len(self.field) + 1 :])
+
+
+class UnregisteredWebhook(ValidationError):
+    """A task's, batch's or job's callback_url names no active webhook of the customer (seed
+    004: it must match one). Says how to register it: the fix is a call away."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "callback_url",
+            "is not a registered webhook; register it first: POST /v1/webhooks"
+            ' {"callback_url": "<this URL>", "secret": "<8 to 256 characters>"} (docs/webhooks.md)',
+        )
 
 
 class Unauthenticated(DomainError):

@@ -161,10 +161,34 @@ def validate_job(draft: JobDraft, dev_mode: bool = False) -> JobSpec:
     if is_s3 and credentials is None:
         raise ValidationError("s3_credentials", "is required for an s3:// manifest_url")
     if not is_s3 and credentials is not None:
-        raise ValidationError("s3_credentials", "is only for s3:// manifest URLs")
+        raise ValidationError("manifest_url", _credentials_need_s3(url))
     if credentials is not None:
         _check_credentials(credentials)
     return JobSpec(url, task_type, draft.question, draft.options, threshold, draft.callback_url)
+
+
+# An https URL of an S3 bucket: virtual-hosted (bucket.s3[.region].amazonaws.com/key) or
+# path-style (s3[.region].amazonaws.com/bucket/key).
+_S3_HOSTED = re.compile(r"https://([a-z0-9][a-z0-9.\-]*)\.s3(?:[.\-][a-z0-9\-]+)?\.amazonaws\.com/(.+)", re.I)
+_S3_PATH = re.compile(r"https://s3(?:[.\-][a-z0-9\-]+)?\.amazonaws\.com/([^/]+)/(.+)", re.I)
+_ANY_HTTPS = re.compile(r"https://([^/:?#]+)(?::\d+)?/([^?#]+)", re.I)
+
+
+def _credentials_need_s3(url: str) -> str:
+    """The seed's jobs example sends `https://bucket/manifest.jsonl` with `s3_credentials`: the
+    credentials say S3, the URL says a web server. Say which part to change, and to what."""
+    rule = (
+        "must be s3://bucket/key to be read with s3_credentials (an https:// manifest is fetched"
+        " without credentials: then leave s3_credentials out)"
+    )
+    for pattern in (_S3_HOSTED, _S3_PATH, _ANY_HTTPS):
+        match = pattern.fullmatch(url)
+        if match is not None:
+            suggestion = f"s3://{match[1].lower()}/{match[2]}"
+            if len(suggestion) <= 120 and _S3_URL.fullmatch(suggestion):
+                return f"{rule}; for this one: {suggestion}"
+            break
+    return rule
 
 
 def _check_credentials(c: S3Credentials) -> None:

@@ -29,6 +29,7 @@ from asg_grpc.domain.errors import (
     QuotaExhausted,
     Unauthenticated,
     Unavailable,
+    UnregisteredWebhook,
     ValidationError,
 )
 from asg_grpc.domain.labeling import OpenTask
@@ -596,7 +597,7 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
         customer_id, specs, batch_id = submission.customer_id, submission.specs, submission.batch_id
         for url in {s.callback_url for s in specs if s.callback_url is not None}:
             if not self._is_registered_webhook(db, customer_id, url):
-                raise ValidationError("callback_url", "is not a registered webhook")
+                raise UnregisteredWebhook()
         replays, conflicts = self._replays(db, customer_id, specs)
         if conflicts:
             in_batch = batch_id is not None

@@ -14,7 +14,7 @@ from dataclasses import replace
 import orjson
 
 from asg_grpc.domain import ids
-from asg_grpc.domain.errors import Conflict, ValidationError, quota_hint
+from asg_grpc.domain.errors import Conflict, UnregisteredWebhook, ValidationError, quota_hint
 from asg_grpc.domain.jobs import MAX_ERRORS_KEPT, Job, JobCounts, JobSpec, JobStatus
 from asg_grpc.domain.tasks import Task, TaskSpec
 from asg_grpc.store.job_records import ChunkOutcome, ExportRow, IngestChunk, JobPage, JobWork
@@ -82,7 +82,7 @@ class JobTables:
             if spec.callback_url is not None and not self._is_registered_webhook(
                 db, customer_id, spec.callback_url
             ):
-                raise ValidationError("callback_url", "is not a registered webhook")
+                raise UnregisteredWebhook()
             db.execute(
                 "INSERT INTO jobs (job_id, customer_id, status, manifest_url, task_type, question, options,"
                 " consensus_threshold, callback_url, sealed_credentials, created_at, updated_at)"

@@ -336,7 +336,8 @@ def test_task_callback_url_must_be_a_registered_webhook(client: ASGGatewayClient
             SPEC,
             callback_url="https://example.com/hooks/unregistered",
         )
-    assert caught.value.message == "callback_url is not a registered webhook"
+    assert caught.value.message.startswith("callback_url is not a registered webhook; register it first:")
+    assert "POST /v1/webhooks" in caught.value.message
 
 
 @pytest.mark.asyncio

@@ -23,6 +23,7 @@ from asg_grpc.domain.errors import (
     IdempotencyConflict,
     QuotaExhausted,
     Unavailable,
+    UnregisteredWebhook,
     ValidationError,
 )
 from asg_grpc.domain.tasks import Settlement, Task, TaskSpec, TaskStatus, Verdict
@@ -118,7 +119,7 @@ class AerospikeTasks:
         customer_id, specs, batch_id = submission.customer_id, submission.specs, submission.batch_id
         for url in {s.callback_url for s in specs if s.callback_url is not None}:
             if not self._toutbox.is_registered(customer_id, url):
-                raise ValidationError("callback_url", "is not a registered webhook")
+                raise UnregisteredWebhook()
         task_ids = ids.new_ids("tsk", len(specs), now)
         claims = self._claim(customer_id, specs, task_ids, batch_id is not None, now)
         fresh = [i for i in range(len(specs)) if not claims[i].replay]
