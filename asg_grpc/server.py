@@ -141,6 +141,7 @@ class Core:
                 on_submitted=self.dispatcher.wake if self.dispatcher else None,
                 on_closed=self.dispatcher.withdraw if self.dispatcher else None,
                 default_method=settings.consensus_method,
+                dev_mode=settings.dev_mode,
             ),
             self.server,
         )

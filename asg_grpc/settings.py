@@ -238,6 +238,10 @@ class Settings:
     # Webhook deliveries (and other URLs the server calls) may go to loopback, private,
     # link-local or metadata addresses only when this is on; tests and `asg dev` turn it on.
     allow_private_urls: bool = False
+    # Development mode (`asg dev`, `make run`): webhook, callback and https-manifest URLs may also
+    # be http:// to a loopback host (127.0.0.0/8, ::1, localhost), so a local receiver needs no
+    # TLS. Off: https only, as in production (docs/configuration.md).
+    dev_mode: bool = False
     # The most webhook deliveries attempted at once (by the core that dispatches).
     webhook_concurrency: int = 64
     # Seconds one delivery attempt may take, connecting and answering included.
@@ -320,6 +324,7 @@ class Settings:
             worker_idle_timeout=_float(env, "ASG_WORKER_IDLE_TIMEOUT", cls.worker_idle_timeout, 1.0),
             dispatch=_switch(env, "ASG_DISPATCH", cls.dispatch),
             allow_private_urls=_switch(env, "ASG_ALLOW_PRIVATE_URLS", cls.allow_private_urls),
+            dev_mode=_switch(env, "ASG_DEV_MODE", cls.dev_mode),
             webhook_concurrency=_int(env, "ASG_WEBHOOK_CONCURRENCY", cls.webhook_concurrency, 1),
             webhook_timeout=_float(env, "ASG_WEBHOOK_TIMEOUT", cls.webhook_timeout, 0.01),
             webhook_retry_scale=_float(env, "ASG_WEBHOOK_RETRY_SCALE", cls.webhook_retry_scale, 0.0),

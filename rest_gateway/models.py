@@ -189,6 +189,15 @@ class ErrorBody(_Out):
     error: str = Field(description="What went wrong, naming the offending field or parameter.")
 
 
+class QuotaErrorBody(ErrorBody):
+    """A 403 `quota exhausted`: the seed's body plus the figures, in labels (docs/api.md)."""
+
+    limit: int = Field(description="The customer's label quota (its tier's).")
+    used: int = Field(description="Labels already reserved by the customer's tasks.")
+    requested: int = Field(description="Labels the refused request needed.")
+    hint: str = Field(description="The way out: the operator command that raises the quota.")
+
+
 class LabelSpecOut(_Out):
     question: str
     options: list[str]

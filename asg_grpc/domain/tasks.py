@@ -9,7 +9,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from asg_grpc.domain.errors import ValidationError
-from asg_grpc.domain.urls import parse_url
+from asg_grpc.domain.urls import call_url_rule, parse_call_url, parse_url
 
 TASK_TYPES = ("image_classification", "text_classification", "sentiment", "moderation")
 DEFAULT_THRESHOLD = 3
@@ -193,6 +193,14 @@ def check_https_url(field: str, value: str) -> None:
         raise ValidationError(field, "must be an https URL")
 
 
+def check_call_url(field: str, value: str, dev_mode: bool, what: str = "an https URL") -> None:
+    """A URL the core will call: https, or in development mode http:// to loopback (urls.py)."""
+    if len(value) > MAX_URL:
+        raise ValidationError(field, f"must be at most {MAX_URL} characters")
+    if parse_call_url(value, dev_mode) is None:
+        raise ValidationError(field, call_url_rule(value, dev_mode, what))
+
+
 def check_label_spec(question: str | None, options: tuple[str, ...] | None) -> None:
     if question is None or not question.strip():
         raise ValidationError("label_spec.question", "is required")
@@ -221,11 +229,13 @@ def validate_task(
     *,
     valid_specs: set[tuple[str | None, tuple[str, ...] | None]] | None = None,
     default_method: str = DEFAULT_CONSENSUS_METHOD,
+    dev_mode: bool = False,
 ) -> TaskSpec:
     """Apply seed 004's field table; the first broken rule raises, naming its field.
 
     `valid_specs` remembers label specs already found valid, so a batch whose tasks share one
-    (the usual case) checks it once.
+    (the usual case) checks it once. `dev_mode` (Settings.dev_mode) lets callback_url be
+    http:// to loopback.
     """
     if draft.type is None:
         raise ValidationError("type", "is required")
@@ -249,7 +259,7 @@ def validate_task(
         )
     callback_url = draft.callback_url if draft.callback_url is not None else default_callback_url
     if callback_url is not None:
-        check_https_url("callback_url", callback_url)
+        check_call_url("callback_url", callback_url, dev_mode)
     key = draft.idempotency_key
     if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
         raise ValidationError("idempotency_key", f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
@@ -289,7 +299,10 @@ def validate_task(
 
 
 def validate_batch(
-    drafts: list[TaskDraft], callback_url: str | None, default_method: str = DEFAULT_CONSENSUS_METHOD
+    drafts: list[TaskDraft],
+    callback_url: str | None,
+    default_method: str = DEFAULT_CONSENSUS_METHOD,
+    dev_mode: bool = False,
 ) -> list[TaskSpec]:
     """Validate a whole batch before anything is stored; errors name `tasks[i].field`."""
     if not drafts:
@@ -297,13 +310,15 @@ def validate_batch(
     if len(drafts) > MAX_BATCH:
         raise ValidationError("tasks", f"must contain at most {MAX_BATCH} tasks")
     if callback_url is not None:
-        check_https_url("callback_url", callback_url)
+        check_call_url("callback_url", callback_url, dev_mode)
     specs: list[TaskSpec] = []
     seen_keys: set[str] = set()
     valid_specs: set[tuple[str | None, tuple[str, ...] | None]] = set()
     for i, draft in enumerate(drafts):
         try:
-            spec = validate_task(draft, callback_url, valid_specs=valid_specs, default_method=default_method)
+            spec = validate_task(
+                draft, callback_url, valid_specs=valid_specs, default_method=default_method, dev_mode=dev_mode
+            )
         except ValidationError as exc:
             raise exc.at(f"tasks[{i}].") from None
         if spec.idempotency_key is not None:

@@ -29,6 +29,7 @@ from asg_grpc.domain.errors import (
     QuotaExhausted,
     Unauthenticated,
     Unavailable,
+    UnregisteredWebhook,
     ValidationError,
 )
 from asg_grpc.domain.labeling import OpenTask
@@ -638,7 +639,7 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
         customer_id, specs, batch_id = submission.customer_id, submission.specs, submission.batch_id
         for url in {s.callback_url for s in specs if s.callback_url is not None}:
             if not self._is_registered_webhook(db, customer_id, url):
-                raise ValidationError("callback_url", "is not a registered webhook")
+                raise UnregisteredWebhook()
         replays, conflicts = self._replays(db, customer_id, specs, now)
         if conflicts:
             in_batch = batch_id is not None
@@ -655,7 +656,7 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
                 (needed, customer_id, needed),
             ).fetchone()
             if reserved is None:
-                raise QuotaExhausted()
+                raise self._quota_exhausted(db, customer_id, needed)
             # The tier at submission prices the task (docs/billing.md), whatever comes later.
             tier = reserved[0]
         created = self._insert_tasks(db, customer_id, fresh, batch_id, tier, now)
@@ -663,6 +664,15 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
             Submitted(replays[i], replayed=True) if i in replays else Submitted(created[i], replayed=False)
             for i in range(len(specs))
         ]
+
+    @staticmethod
+    def _quota_exhausted(db: sqlite3.Connection, customer_id: str, needed: int) -> QuotaExhausted:
+        """The refusal with its numbers, read in the transaction that refused."""
+        row = db.execute(
+            "SELECT label_quota, labels_reserved FROM customers WHERE customer_id = ?", (customer_id,)
+        ).fetchone()
+        limit, used = row if row is not None else (0, 0)
+        return QuotaExhausted(limit, used, needed, customer_id)
 
     def _insert_tasks(
         self,

@@ -111,7 +111,7 @@ class SubmitOutcome(_message.Message):
     def __init__(self, accepted: _Optional[_Union[SubmitTaskResponse, _Mapping]] = ..., refused: _Optional[_Union[Refusal, _Mapping]] = ...) -> None: ...
 
 class Refusal(_message.Message):
-    __slots__ = ("reason", "field", "message", "retry_after_seconds")
+    __slots__ = ("reason", "field", "message", "retry_after_seconds", "quota")
     class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         REASON_UNSPECIFIED: _ClassVar[Refusal.Reason]
@@ -132,11 +132,25 @@ class Refusal(_message.Message):
     FIELD_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     RETRY_AFTER_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    QUOTA_FIELD_NUMBER: _ClassVar[int]
     reason: Refusal.Reason
     field: str
     message: str
     retry_after_seconds: int
-    def __init__(self, reason: _Optional[_Union[Refusal.Reason, str]] = ..., field: _Optional[str] = ..., message: _Optional[str] = ..., retry_after_seconds: _Optional[int] = ...) -> None: ...
+    quota: QuotaFigures
+    def __init__(self, reason: _Optional[_Union[Refusal.Reason, str]] = ..., field: _Optional[str] = ..., message: _Optional[str] = ..., retry_after_seconds: _Optional[int] = ..., quota: _Optional[_Union[QuotaFigures, _Mapping]] = ...) -> None: ...
+
+class QuotaFigures(_message.Message):
+    __slots__ = ("limit", "used", "requested", "hint")
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    USED_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_FIELD_NUMBER: _ClassVar[int]
+    HINT_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    used: int
+    requested: int
+    hint: str
+    def __init__(self, limit: _Optional[int] = ..., used: _Optional[int] = ..., requested: _Optional[int] = ..., hint: _Optional[str] = ...) -> None: ...
 
 class SubmitBatchRequest(_message.Message):
     __slots__ = ("tasks", "callback_url")

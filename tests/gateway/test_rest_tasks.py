@@ -697,7 +697,15 @@ def test_quota_holds_exactly_500_labels(http: httpx.Client, auth: dict[str, str]
 
     over = http.post("/v1/tasks", json=task(166, consensus_threshold=3), headers=auth)
     assert over.status_code == 403
-    assert over.json() == {"error": "quota exhausted"}
+    customer_id = me(http, auth)["customer_id"]
+    assert over.json() == {
+        "error": "quota exhausted",
+        "limit": 500,
+        "used": 498,
+        "requested": 3,
+        "hint": "3 labels requested, 2 of 500 left; an operator moves the customer to a tier with a"
+        f" bigger quota: asg customer tier {customer_id} pro (docs/billing.md)",
+    }
     assert_stored(http, auth, task_count=166, reserved=498)
 
     submit(http, auth, task(167, consensus_threshold=2))
@@ -705,7 +713,12 @@ def test_quota_holds_exactly_500_labels(http: httpx.Client, auth: dict[str, str]
 
     full = http.post("/v1/tasks", json=task(168, consensus_threshold=2), headers=auth)
     assert full.status_code == 403
-    assert full.json() == {"error": "quota exhausted"}
+    assert {k: full.json()[k] for k in ("error", "limit", "used", "requested")} == {
+        "error": "quota exhausted",
+        "limit": 500,
+        "used": 500,
+        "requested": 2,
+    }
     assert len(all_tasks(http, auth)) == 167
 
 
@@ -719,7 +732,14 @@ def test_batch_that_does_not_fit_is_403_and_stores_nothing(http: httpx.Client, a
     )
 
     assert reply.status_code == 403
-    assert reply.json() == {"error": "quota exhausted"}
+    body = reply.json()
+    assert {k: body[k] for k in ("error", "limit", "used", "requested")} == {
+        "error": "quota exhausted",
+        "limit": 500,
+        "used": 10,
+        "requested": 500,
+    }
+    assert f"asg customer tier {me(http, auth)['customer_id']} pro" in body["hint"]
     assert_stored(http, auth, task_count=1, reserved=10)
 
 

@@ -22,6 +22,7 @@ from asg_grpc.domain.errors import (
     IdempotencyConflict,
     QuotaExhausted,
     Unavailable,
+    UnregisteredWebhook,
     ValidationError,
 )
 from asg_grpc.domain.tasks import (
@@ -128,7 +129,7 @@ class AerospikeTasks:
         customer_id, specs, batch_id = submission.customer_id, submission.specs, submission.batch_id
         for url in {s.callback_url for s in specs if s.callback_url is not None}:
             if not self._toutbox.is_registered(customer_id, url):
-                raise ValidationError("callback_url", "is not a registered webhook")
+                raise UnregisteredWebhook()
         task_ids = ids.new_ids("tsk", len(specs), now)
         claims = self._claim(customer_id, specs, task_ids, batch_id is not None, now)
         fresh = [i for i in range(len(specs)) if not claims[i].replay]
@@ -255,8 +256,21 @@ class AerospikeTasks:
         try:
             bins = self._retry(operate)
         except (aex.FilteredOut, aex.RecordNotFound) as exc:
-            raise QuotaExhausted() from exc
+            raise self._quota_exhausted(customer_id, labels) from exc
         return bins["tier"], bins["seq"] - tasks + 1
+
+    def _quota_exhausted(self, customer_id: str, labels: int) -> QuotaExhausted:
+        """The refusal with its numbers, read just after the filtered operate refused."""
+
+        def read() -> dict[str, Any]:
+            _, _, bins = self._client.select((self._ns, self._customers, customer_id), ["quota", "reserved"])
+            return dict(bins)
+
+        try:
+            bins = self._retry(read)
+        except aex.RecordNotFound:
+            bins = {}
+        return QuotaExhausted(bins.get("quota", 0), bins.get("reserved", 0), labels, customer_id)
 
     def _task_bins(self, task: Task, seq: int, tier: str | None) -> dict[str, Any]:
         spec = task.spec

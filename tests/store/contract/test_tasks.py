@@ -84,6 +84,9 @@ def test_the_quota_refuses_a_submission_whole(open_store: OpenStore) -> None:
         time.time(),
     )
     assert isinstance(refused, QuotaExhausted) and len(kept) == 1
+    # The refusal says its numbers, read as the store refused: 34 tasks of 3 against 100.
+    assert (refused.limit, refused.used, refused.requested) == (100, 0, 102)
+    assert f"asg customer tier {customer_id} pro" in refused.hint
     [[retried]] = store.submit([Submission(customer_id, [spec(0, "big-0")], None)], time.time())
     assert not retried.replayed  # the refused batch's keys were released
     assert store.get_customer(customer_id).labels_reserved == 2 * SPEC.consensus_threshold
