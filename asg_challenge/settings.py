@@ -40,20 +40,45 @@ class Settings:
     log_level: str = "INFO"
 
 
-def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> Settings:
-    """Settings from flags and the environment, or SettingsError naming what is wrong."""
-    env = os.environ if env is None else env
+def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
+    """The flags, each defaulting to its variable (tests/core/test_cli_help.py: all have help)."""
     p = argparse.ArgumentParser(prog="asg-challenge", description="The ASG challenge gateway (seed 003).")
-    p.add_argument("--listen", default=env.get("ASG_CHALLENGE_LISTEN", "127.0.0.1:8090"))
-    p.add_argument("--upstream", default=env.get("ASG_CHALLENGE_UPSTREAM"))
-    p.add_argument("--data-dir", default=env.get("ASG_CHALLENGE_DATA_DIR", "var/challenge"))
+    p.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        default=env.get("ASG_CHALLENGE_LISTEN", "127.0.0.1:8090"),
+        help="listen address (ASG_CHALLENGE_LISTEN, 127.0.0.1:8090)",
+    )
+    p.add_argument(
+        "--upstream",
+        metavar="URL",
+        default=env.get("ASG_CHALLENGE_UPSTREAM"),
+        help="the one http(s)://host[:port] proxied to (ASG_CHALLENGE_UPSTREAM, required)",
+    )
+    p.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        default=env.get("ASG_CHALLENGE_DATA_DIR", "var/challenge"),
+        help="where the store and the secret live (ASG_CHALLENGE_DATA_DIR, ./var/challenge)",
+    )
     p.add_argument(
         "--trusted-proxies",
         default=env.get("ASG_CHALLENGE_TRUSTED_PROXIES", ""),
         help="comma-separated CIDRs whose X-Forwarded-For is believed",
     )
-    p.add_argument("--log-level", default=env.get("ASG_CHALLENGE_LOG_LEVEL", "INFO"))
-    a = p.parse_args(argv)
+    p.add_argument(
+        "--log-level",
+        metavar="LEVEL",
+        default=env.get("ASG_CHALLENGE_LOG_LEVEL", "INFO"),
+        help="DEBUG, INFO, WARNING or ERROR (ASG_CHALLENGE_LOG_LEVEL, INFO)",
+    )
+    return p
+
+
+def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from flags and the environment, or SettingsError naming what is wrong."""
+    env = os.environ if env is None else env
+    a = parser(env).parse_args(argv)
 
     host, sep, port = str(a.listen).rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:

@@ -8,7 +8,6 @@ import logging
 import signal
 import sys
 from functools import partial
-from pathlib import Path
 
 import grpc
 import uvloop
@@ -247,16 +246,22 @@ async def serve(settings: Settings) -> int:
     return 1 if core.failed.is_set() else 0
 
 
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="asg-server", description="Run the ASG Refinery core.")
+    p.add_argument("--grpc", metavar="HOST:PORT", help="listen address (ASG_GRPC_ADDR, 127.0.0.1:50051)")
+    p.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="where the SQLite file lives (ASG_DATA_DIR, else as `asg dev` recorded, else ./var)",
+    )
+    return p
+
+
 def main(argv: list[str] | None = None) -> None:
     """Settings are read here, once; one that cannot be used exits 2 with its name, no traceback."""
-    parser = argparse.ArgumentParser(prog="asg-server", description="Run the ASG Refinery core.")
-    parser.add_argument("--grpc", metavar="HOST:PORT", help="listen address (ASG_GRPC_ADDR)")
-    parser.add_argument("--data-dir", metavar="DIR", help="where the SQLite file lives (ASG_DATA_DIR)")
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
     try:
-        settings = Settings.from_env().with_overrides(
-            grpc_addr=args.grpc, data_dir=Path(args.data_dir) if args.data_dir else None
-        )
+        settings = Settings.from_flags(args.data_dir, args.grpc)
         logs.configure(settings.log_level)
         log.info("core settings", extra={"settings": settings.banner()})
         # Settings that only the files they name can refute (ASG_SEALING_KEY, ASG_WALLET_WIF)

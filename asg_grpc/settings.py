@@ -9,6 +9,7 @@ refused at start with its name (docs/configuration.md) rather than deep in a run
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -35,6 +36,42 @@ class SettingsError(ValueError):
 
 
 Env = Mapping[str, str]
+
+STACK_RECORD = "stack.json"  # under state_dir(): what the last `asg dev` started (docs/cli.md)
+
+
+def state_dir(env: Env) -> Path | None:
+    """`$XDG_STATE_HOME/asg-refinery`, else `$HOME/.local/state/asg-refinery`; None without either
+    (an explicit environment without them, as tests pass, never sees this machine's record)."""
+    base = env.get("XDG_STATE_HOME") or (env.get("HOME") and str(Path(env["HOME"]) / ".local" / "state"))
+    return Path(base) / "asg-refinery" if base else None
+
+
+def recorded_stack(env: Env) -> dict[str, str]:
+    """The data dir and addresses `asg dev` recorded, so the `asg` commands find that stack from
+    any directory; {} when there is no record, it cannot be read, or its data dir is gone."""
+    where = state_dir(env)
+    if where is None:
+        return {}
+    try:
+        record = json.loads((where / STACK_RECORD).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(record, dict) or not Path(str(record.get("data_dir", ""))).is_dir():
+        return {}
+    return {k: str(v) for k, v in record.items() if k in ("data_dir", "grpc_addr", "http_addr")}
+
+
+def record_stack(env: Env, data_dir: Path, grpc_addr: str, http_addr: str) -> Path | None:
+    """Written by `asg dev` once its stack is up; read back by `recorded_stack`."""
+    where = state_dir(env)
+    if where is None:
+        return None
+    where.mkdir(parents=True, exist_ok=True)
+    path = where / STACK_RECORD
+    record = {"data_dir": str(data_dir.resolve()), "grpc_addr": grpc_addr, "http_addr": http_addr}
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return path
 
 
 def _int(env: Env, name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
@@ -247,9 +284,12 @@ class Settings:
             )
         # ASG_TIERS may set the sandbox quota too; when it does, it wins.
         tiers = _tiers(env, _int(env, "ASG_SANDBOX_LABEL_QUOTA", cls.sandbox_label_quota, 1))
+        # The data dir and the core's address: the variable, else what `asg dev` recorded, else
+        # the default (./var); flags override all of them (with_overrides). docs/cli.md.
+        recorded = {} if env.get("ASG_DATA_DIR") else recorded_stack(env)
         return cls(
-            data_dir=Path(env.get("ASG_DATA_DIR", str(cls.data_dir))),
-            grpc_addr=env.get("ASG_GRPC_ADDR", cls.grpc_addr),
+            data_dir=Path(env.get("ASG_DATA_DIR") or recorded.get("data_dir") or str(cls.data_dir)),
+            grpc_addr=env.get("ASG_GRPC_ADDR") or recorded.get("grpc_addr") or cls.grpc_addr,
             sqlite_synchronous=sync,
             sqlite_busy_timeout=_float(env, "ASG_SQLITE_BUSY_TIMEOUT", cls.sqlite_busy_timeout, 0.0),
             sandbox_label_quota=tiers[SANDBOX].label_quota,
@@ -282,6 +322,17 @@ class Settings:
             ledger=ledger,
             arc=_arc(env) if public_chain else None,
         )
+
+    @classmethod
+    def from_flags(cls, data_dir: str | None, grpc_addr: str | None, env: Env | None = None) -> Settings:
+        """`from_env` under the `--data-dir` and `--grpc` flags every command shares: a flag wins
+        like its variable would, so a `--data-dir` also sets the recorded stack aside."""
+        env = dict(os.environ if env is None else env)
+        if data_dir:
+            env["ASG_DATA_DIR"] = data_dir
+        if grpc_addr:
+            env["ASG_GRPC_ADDR"] = grpc_addr
+        return cls.from_env(env)
 
     def with_overrides(self, **changes: Any) -> Settings:
         """Apply command-line flags that were given (None means not given)."""

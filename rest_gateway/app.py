@@ -13,6 +13,7 @@ from rest_gateway.core import CoreClient
 from rest_gateway.middleware import RequestIdMiddleware
 from rest_gateway.routes import billing, chain, customers, dashboard, health, jobs, tasks, webhooks
 from rest_gateway.settings import GatewaySettings
+from rest_gateway.slashes import TrailingSlash
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
@@ -41,6 +42,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     for module in (customers, tasks, webhooks, jobs, billing, chain, dashboard, health):
         app.include_router(module.router)
     app.mount("/console", console.files(), name="console")
+    app.add_middleware(TrailingSlash, router=app.router)
     app.add_middleware(RequestIdMiddleware)
     app.openapi = lambda: openapi.openapi(app)  # type: ignore[method-assign]
     return app

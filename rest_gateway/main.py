@@ -18,12 +18,16 @@ log = logging.getLogger("asg.gateway")
 EXIT_SETTINGS = 2  # a setting that cannot be used, like argparse's exit code for a bad flag
 
 
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="asg-gateway", description="Serve the /v1 REST API.")
+    p.add_argument("--http", metavar="HOST:PORT", help="listen address (ASG_HTTP_ADDR)")
+    p.add_argument("--core", metavar="HOST:PORT", help="the core's gRPC address (ASG_CORE_ADDR)")
+    return p
+
+
 def main(argv: list[str] | None = None) -> None:
     """Settings are read here, once; one that cannot be used exits 2 with its name, no traceback."""
-    parser = argparse.ArgumentParser(prog="asg-gateway", description="Serve the /v1 REST API.")
-    parser.add_argument("--http", metavar="HOST:PORT", help="listen address (ASG_HTTP_ADDR)")
-    parser.add_argument("--core", metavar="HOST:PORT", help="the core's gRPC address (ASG_CORE_ADDR)")
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
     try:
         settings = GatewaySettings.from_env().with_overrides(http_addr=args.http, core_addr=args.core)
         host, port = settings.host_port

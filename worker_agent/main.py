@@ -21,7 +21,15 @@ from asg_common import logs
 from worker_agent import AGENT
 from worker_agent.errors import AuthError, ConfigError, WorkerError
 from worker_agent.labelers import InteractiveLabeler, WebLabeler, create
-from worker_agent.settings import DEFAULT_WEB_PORT, ENV, LABELERS, PERSON_LABELERS, WorkerSettings, split_list
+from worker_agent.settings import (
+    DEFAULT_WEB_PORT,
+    ENV,
+    LABELERS,
+    PERSON_LABELERS,
+    WorkerSettings,
+    source,
+    split_list,
+)
 
 log = logging.getLogger("worker_agent")
 
@@ -76,7 +84,13 @@ def parser() -> argparse.ArgumentParser:
     )
     flag("--tls", "connect with TLS (system roots unless --ca-file)", action="store_true", default=None)
     flag("--ca-file", "PEM roots to trust for --tls", type=Path, metavar="FILE")
-    flag("--log-level", "DEBUG, INFO, WARNING or ERROR (INFO)", metavar="LEVEL", type=str.upper)
+    flag(
+        "--log-level",
+        "DEBUG, INFO, WARNING or ERROR (INFO; interactive without --log-file: WARNING)",
+        metavar="LEVEL",
+        type=str.upper,
+    )
+    flag("--log-file", "append the JSON log lines to FILE instead of stderr", type=Path, metavar="FILE")
     p.add_argument("--version", action="version", version=AGENT)
     return p
 
@@ -126,12 +140,26 @@ async def serve(settings: WorkerSettings) -> int:
 
 
 def log_level(settings: WorkerSettings) -> str:
-    """INFO, unless a person answers in the terminal the log would scroll through the question."""
+    """INFO, unless a person answers in this terminal and the log has no file of its own: then
+    WARNING, so JSON lines never scroll through the question (docs/worker.md)."""
     if settings.log_level is not None:
         return settings.log_level
-    if settings.labeler == "interactive" and sys.stderr.isatty():
+    if settings.labeler == "interactive" and settings.log_file is None:
         return "WARNING"
     return "INFO"
+
+
+def configure_logs(settings: WorkerSettings) -> None:
+    """JSON lines on stderr, or appended to --log-file; a file that cannot be opened exits 2."""
+    logs.configure(log_level(settings))
+    if settings.log_file is None:
+        return
+    try:
+        handler = logging.FileHandler(settings.log_file, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{source('log_file')}: cannot open {settings.log_file}: {exc.strerror}") from None
+    handler.setFormatter(logs.JsonFormatter())
+    logging.getLogger().handlers[:] = [handler]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -140,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     try:
         settings = settings_from(argv)
-        logs.configure(log_level(settings))
+        configure_logs(settings)
         if settings.labeler in PERSON_LABELERS and (settings.max_in_flight or 1) > 1:
             log.warning(f"{settings.labeler} labeler holds one task at a time; --max-in-flight ignored")
         if settings.labeler == "interactive" and not sys.stdin.isatty():

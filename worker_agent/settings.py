@@ -44,6 +44,7 @@ ENV = {
     "tls": "ASG_WORKER_TLS",
     "ca_file": "ASG_WORKER_CA_FILE",
     "log_level": "ASG_LOG_LEVEL",
+    "log_file": "ASG_WORKER_LOG_FILE",
 }
 
 
@@ -72,6 +73,7 @@ class WorkerSettings:
     tls: bool = False
     ca_file: Path | None = None
     log_level: str | None = None  # None: INFO, or WARNING for a person at a terminal (main)
+    log_file: Path | None = None  # None: stderr
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -137,6 +139,8 @@ class WorkerSettings:
             raise ConfigError(f"{source('log_level')} must be one of {', '.join(LOG_LEVELS)}")
         if self.ca_file is not None and not self.ca_file.is_file():
             raise ConfigError(f"{source('ca_file')}: no such file {self.ca_file}")
+        if self.log_file is not None and not self.log_file.parent.is_dir():
+            raise ConfigError(f"{source('log_file')}: no such directory {self.log_file.parent}")
         if not 0 <= self.web_port <= 65535:
             raise ConfigError(f"{source('web_port')} must be 0..65535, got {self.web_port}")
         if self.labeler in PERSON_LABELERS and (self.truth or self.always or self.delay):
@@ -155,7 +159,7 @@ def _parse(name: str, raw: str) -> Any:
             return float(raw)
     except ValueError:
         raise ConfigError(f"{ENV[name]} must be a number, got {raw!r}") from None
-    if name in ("truth", "ca_file"):
+    if name in ("truth", "ca_file", "log_file"):
         return Path(raw)
     if name == "task_types":
         return split_list(raw)

@@ -16,14 +16,19 @@ from asg_grpc.cli.operator import USAGE
 from asg_grpc.settings import SettingsError
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="asg", description="ASG Refinery operator commands.")
-    commands = parser.add_subparsers(dest="command", required=True)
+def parser() -> argparse.ArgumentParser:
+    """Every `asg` command; tests/core/test_cli_help.py checks that each option has help."""
+    p = argparse.ArgumentParser(prog="asg", description="ASG Refinery operator commands.")
+    commands = p.add_subparsers(dest="command", required=True)
     dev.add_parser(commands)
     workers.add_parser(commands)
     jobs.add_parser(commands)
     customers.add_parser(commands)
-    args = parser.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
     try:
         code = args.func(args)
     except SettingsError as exc:  # an ASG_* variable the command cannot use: named, no traceback

@@ -21,7 +21,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     customer = commands.add_parser("customer", help="manage customers")
     actions = customer.add_subparsers(dest="action", required=True)
     cmd = actions.add_parser("tier", help="move a customer to a tier (its quota becomes the tier's)")
-    cmd.add_argument("customer_id")
+    cmd.add_argument("customer_id", help="the customer's id, cust_… (GET /v1/customers/me)")
     cmd.add_argument("tier", help="a configured tier: sandbox, pro, or one of ASG_TIERS")
     add_core_flags(cmd)
     cmd.set_defaults(func=operator_command("customer tier", tier))

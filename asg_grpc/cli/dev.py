@@ -10,21 +10,27 @@ import time
 from pathlib import Path
 
 from asg_grpc.devstack import Stack, StackError
-from asg_grpc.settings import Settings, SettingsError
+from asg_grpc.settings import Settings, SettingsError, record_stack, recorded_stack
 
 DEFAULT_WORKERS = 3
+DEFAULT_HTTP = "127.0.0.1:8081"
+
+
+def recorded_dir() -> Path | None:
+    """The data dir of the recorded stack, if any: its HTTP address is reused only with it."""
+    data_dir = recorded_stack(os.environ).get("data_dir")
+    return Path(data_dir) if data_dir else None
 
 
 def dev(args: argparse.Namespace) -> int:
     # Read (and checked) here, once, before any process starts; the processes read the same
     # environment, which the stack passes on. Development mode is on unless ASG_DEV_MODE says off.
     dev_env = {"ASG_DEV_MODE": os.environ.get("ASG_DEV_MODE") or "on"}
-    settings = Settings.from_env({**os.environ, **dev_env}).with_overrides(
-        grpc_addr=args.grpc, data_dir=Path(args.data_dir) if args.data_dir else None
-    )
+    settings = Settings.from_flags(args.data_dir, args.grpc, {**os.environ, **dev_env})
     workers = args.workers if args.workers is not None else _dev_workers(os.environ.get("ASG_DEV_WORKERS"))
+    recorded = recorded_stack(os.environ) if settings.data_dir == recorded_dir() else {}
     stack = Stack(
-        http_addr=args.http or os.environ.get("ASG_HTTP_ADDR", "127.0.0.1:8081"),
+        http_addr=args.http or os.environ.get("ASG_HTTP_ADDR") or recorded.get("http_addr") or DEFAULT_HTTP,
         grpc_addr=settings.grpc_addr,
         data_dir=settings.data_dir.resolve(),
         env=dev_env,
@@ -48,6 +54,12 @@ def dev(args: argparse.Namespace) -> int:
         # go pending → in_progress → verified, and a confidence below 1 now and then.
         stack.start_workers(workers, "--accuracy", "0.8", "--delay", "1")
         starting = False
+        # So that `asg customer tier`, `asg worker register` and a second `asg dev` find this
+        # stack from any directory (docs/cli.md, "Where the commands find the stack").
+        try:
+            record_stack(os.environ, stack.data_dir, stack.grpc_addr, stack.http_addr)
+        except OSError as exc:  # a read-only home: the stack still runs, found by flags only
+            print(f"asg dev: warning: could not record the stack: {exc}", file=sys.stderr)
         print(
             "ASG Refinery dev stack is up\n"
             f"  REST API   http://{stack.http_addr}/v1   (docs: http://{stack.http_addr}/v1/docs)\n"
@@ -88,7 +100,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     run = commands.add_parser("dev", help="run core, gateway and simulated workers on the embedded defaults")
     run.add_argument("--http", metavar="HOST:PORT", help="REST address (ASG_HTTP_ADDR, 127.0.0.1:8081)")
     run.add_argument("--grpc", metavar="HOST:PORT", help="gRPC address (ASG_GRPC_ADDR, 127.0.0.1:50051)")
-    run.add_argument("--data-dir", metavar="DIR", help="data directory (ASG_DATA_DIR, ./var)")
+    run.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="data directory (ASG_DATA_DIR, else the one `asg dev` last recorded, else ./var)",
+    )
     run.add_argument(
         "--workers",
         type=int,

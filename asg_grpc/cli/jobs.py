@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from asg_gateway import ASGError, ASGGatewayClient, BadRequestError
+from asg_grpc.settings import recorded_stack
 
 USAGE = 2  # argparse's exit code for a bad command line; ours for every usage error
 FAILED = 1
@@ -34,8 +35,19 @@ def _client(args: argparse.Namespace) -> ASGGatewayClient:
     api_key = args.api_key or os.environ.get("ASG_API_KEY")
     if not api_key:
         raise UsageError("no API key: pass --api-key or set ASG_API_KEY")
-    # None lets the SDK fall back to ASG_BASE_URL, then http://localhost:8081 (`asg dev`).
-    return ASGGatewayClient(api_key, args.api_url or os.environ.get("ASG_API_URL") or None)
+    return ASGGatewayClient(api_key, api_url(args.api_url, os.environ))
+
+
+def api_url(flag: str | None, env: Mapping[str, str]) -> str | None:
+    """--api-url, ASG_API_URL, the SDK's ASG_BASE_URL, the stack `asg dev` recorded (docs/cli.md);
+    None lets the SDK use its default, http://localhost:8081."""
+    recorded = recorded_stack(env).get("http_addr")
+    return (
+        flag
+        or env.get("ASG_API_URL")
+        or env.get("ASG_BASE_URL")
+        or (f"http://{recorded}" if recorded else None)
+    )
 
 
 def _run(name: str, command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -246,7 +258,11 @@ def _seconds(text: str) -> float:
 def add_parser(commands: argparse._SubParsersAction) -> None:
     jobs = commands.add_parser("jobs", help="batch jobs over a manifest, through the REST API")
     api = argparse.ArgumentParser(add_help=False)
-    api.add_argument("--api-url", metavar="URL", help="REST API (ASG_API_URL, ASG_BASE_URL, localhost:8081)")
+    api.add_argument(
+        "--api-url",
+        metavar="URL",
+        help="REST API (ASG_API_URL, ASG_BASE_URL, as `asg dev` recorded, localhost:8081)",
+    )
     api.add_argument("--api-key", metavar="KEY", help="API key (ASG_API_KEY)")
     actions = jobs.add_subparsers(dest="action", required=True)
 
@@ -259,7 +275,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "1 failed, 2 usage error.",
     )
     new.add_argument("--manifest", required=True, metavar="URL", help="s3://bucket/key or https://…")
-    new.add_argument("--question", required=True)
+    new.add_argument("--question", required=True, help="the question of lines that carry no label_spec")
     new.add_argument("--options", required=True, metavar="A,B,…", help="comma-separated label options")
     new.add_argument("--type", help="task type (the API's default: image_classification)")
     new.add_argument("--threshold", type=int, metavar="N", help="consensus threshold, 2-10 (default 3)")
@@ -271,11 +287,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     new.set_defaults(func=_run("create", create))
 
     show = actions.add_parser("status", parents=[api], help="a job's status, counts and errors")
-    show.add_argument("job_id")
+    show.add_argument("job_id", help="the job's id, job_… (printed by `asg jobs create`)")
     show.add_argument("--json", action="store_true", help="the API's JSON as it is")
     show.set_defaults(func=_run("status", status))
 
     out = actions.add_parser("export", parents=[api], help="a completed job's results as JSONL")
-    out.add_argument("job_id")
+    out.add_argument("job_id", help="the completed job's id, job_…")
     out.add_argument("-o", "--output", metavar="FILE", help="write to FILE rather than stdout")
     out.set_defaults(func=_run("export", export))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import grpc
 
@@ -25,9 +24,13 @@ OperatorCall = Callable[[str, str, argparse.Namespace], int]
 
 
 def add_core_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--grpc", metavar="HOST:PORT", help="the core (ASG_GRPC_ADDR)")
     parser.add_argument(
-        "--data-dir", metavar="DIR", help="where the core keeps operator_token (ASG_DATA_DIR)"
+        "--grpc", metavar="HOST:PORT", help="the core (ASG_GRPC_ADDR, else the one `asg dev` recorded)"
+    )
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="where the core keeps operator_token (ASG_DATA_DIR, else as `asg dev` recorded, else ./var)",
     )
 
 
@@ -35,9 +38,7 @@ def operator_command(name: str, call: OperatorCall) -> Callable[[argparse.Namesp
     """`call` run with the operator token; `name` ("worker register") prefixes every message."""
 
     def run(args: argparse.Namespace) -> int:
-        settings = Settings.from_env().with_overrides(
-            data_dir=Path(args.data_dir) if args.data_dir else None, grpc_addr=args.grpc
-        )
+        settings = Settings.from_flags(args.data_dir, args.grpc)
         try:
             token = find_operator_token(settings)
         except OSError as exc:
@@ -45,8 +46,9 @@ def operator_command(name: str, call: OperatorCall) -> Callable[[argparse.Namesp
             return USAGE
         if token is None:
             print(
-                f"asg {name}: no operator token: set ASG_OPERATOR_TOKEN or point --data-dir at "
-                f"the core's data dir (looked for {settings.operator_token_path})",
+                f"asg {name}: no operator token: set ASG_OPERATOR_TOKEN, or point --data-dir / "
+                f"ASG_DATA_DIR at the core's data dir, or start the stack with `asg dev` "
+                f"(looked for {settings.operator_token_path.resolve()}; docs/cli.md)",
                 file=sys.stderr,
             )
             return USAGE

@@ -197,7 +197,6 @@ class AdaptiveEngine:
         for fam in self.families.values():
             refresh_family(fam, self.params, self.book)
 
-
     # -- state -------------------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:

@@ -90,7 +90,6 @@ def softmax(logs: list[float]) -> list[float]:
     return normalise([math.exp(x - m) for x in logs])
 
 
-
 def log_confusion(pooled: Matrix, stats: WorkerStats, strength: float) -> Matrix:
     """Log of the posterior-mean confusion matrix (rows: truth, columns: label): the family's
     pooled matrix worth `strength` labels, plus the worker's soft (EM) and gold counts."""

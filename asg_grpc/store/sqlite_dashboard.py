@@ -99,8 +99,14 @@ DROP TRIGGER dashboard_task_update;
 
 _DECIDED_STATUSES = frozenset({"verified", "settled", "failed"})
 _LABELED_STATUSES = frozenset({"verified", "settled"})
-_COUNTED_COLUMNS = (
-    "customer_id, status, created_at, confidence, consensus_label, worker_count, agreement_count, settled_at"
+# Grouped by (customer, status, confidence bin, perfect, label, has settled_at): the buckets a row
+# counts in, computed as _bin and Tally.add do.
+_GROUPED = (
+    "SELECT customer_id, status,"
+    " CAST(min(9, max(0, CAST(coalesce(confidence, 0.0) * 10 + 1e-9 AS INTEGER))) AS TEXT),"
+    " coalesce(worker_count > 0 AND agreement_count = worker_count, 0), consensus_label,"
+    " settled_at IS NOT NULL, count(*), total(coalesce(confidence, 0.0)), total(settled_at - created_at)"
+    " FROM tasks"
 )
 _UPSERT = (
     "INSERT INTO dashboard_counts (customer_id, metric, bucket, n, total) VALUES (?, ?, ?, ?, ?)"
@@ -111,6 +117,12 @@ _UPSERT = (
 _CHUNK = 5000
 
 CountedRow = tuple[str, str, float, float | None, str | None, int | None, int | None, float | None]
+# customer, status, confidence bin, perfect, label, has settled_at, n, Σ confidence, Σ (settled − created)
+CountedGroup = tuple[str, str, str, bool, str | None, bool, int, float, float]
+
+
+def _bin(confidence: float) -> str:
+    return str(min(9, max(0, int(confidence * 10 + 1e-9))))
 
 
 def day_of(created_at: float) -> str:
@@ -132,17 +144,34 @@ class Tally:
     def add(self, row: CountedRow, sign: int) -> None:
         """What one task row contributes (times `sign`), the submission day aside."""
         customer, status, created_at, confidence, label, workers, agreed, settled_at = row
-        self.bump(customer, "status", status, sign)
+        self.add_group(
+            (
+                customer,
+                status,
+                _bin(confidence or 0.0),
+                bool(workers and agreed == workers),
+                label,
+                settled_at is not None,
+                1,
+                confidence or 0.0,
+                (settled_at or created_at) - created_at,
+            ),
+            sign,
+        )
+
+    def add_group(self, group: CountedGroup, sign: int) -> None:
+        """What `n` task rows alike in every counted bucket contribute (times `sign`)."""
+        customer, status, bin_, perfect, label, has_settled_at, n, confidence_sum, settle_sum = group
+        self.bump(customer, "status", status, sign * n)
         if status in _DECIDED_STATUSES:
-            confidence = confidence or 0.0
-            self.bump(customer, "decided", "", sign, sign * confidence)
-            self.bump(customer, "bin", str(min(9, max(0, int(confidence * 10 + 1e-9)))), sign)
-            if workers and agreed == workers:
-                self.bump(customer, "perfect", "", sign)
+            self.bump(customer, "decided", "", sign * n, sign * confidence_sum)
+            self.bump(customer, "bin", bin_, sign * n)
+            if perfect:
+                self.bump(customer, "perfect", "", sign * n)
         if status in _LABELED_STATUSES and label is not None:
-            self.bump(customer, "label", label, sign)
-        if status == "settled" and settled_at is not None:
-            self.bump(customer, "settled", "", sign, sign * (settled_at - created_at))
+            self.bump(customer, "label", label, sign * n)
+        if status == "settled" and has_settled_at:
+            self.bump(customer, "settled", "", sign * n, sign * settle_sum)
 
     def write(self, db: sqlite3.Connection) -> None:
         db.executemany(
@@ -152,14 +181,15 @@ class Tally:
         self._deltas.clear()
 
 
-def _counted_rows(db: sqlite3.Connection, task_ids: Sequence[str]) -> list[CountedRow]:
-    rows: list[CountedRow] = []
+def _counted_groups(db: sqlite3.Connection, task_ids: Sequence[str]) -> list[CountedGroup]:
+    """These tasks grouped by every bucket they count in: SQLite sums them, Python sees a few groups."""
+    groups: list[CountedGroup] = []
     for start in range(0, len(task_ids), _CHUNK):
         chunk = task_ids[start : start + _CHUNK]
-        rows += db.execute(
-            f"SELECT {_COUNTED_COLUMNS} FROM tasks WHERE task_id IN ({', '.join('?' * len(chunk))})", chunk
+        groups += db.execute(
+            f"{_GROUPED} WHERE task_id IN ({', '.join('?' * len(chunk))}) GROUP BY 1, 2, 3, 4, 5, 6", chunk
         ).fetchall()
-    return rows
+    return groups
 
 
 @contextmanager
@@ -171,13 +201,13 @@ def counted(db: sqlite3.Connection, task_ids: Sequence[str]) -> Iterator[None]:
     if not task_ids:
         yield
         return
-    before = _counted_rows(db, task_ids)
+    before = _counted_groups(db, task_ids)
     yield
     tally = Tally()
-    for row in before:
-        tally.add(row, -1)
-    for row in _counted_rows(db, task_ids):
-        tally.add(row, 1)
+    for group in before:
+        tally.add_group(group, -1)
+    for group in _counted_groups(db, task_ids):
+        tally.add_group(group, 1)
     tally.write(db)
 
 
