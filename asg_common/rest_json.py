@@ -35,6 +35,16 @@ def label_spec(spec: common_pb2.LabelSpec) -> dict[str, Any]:
     return {"question": spec.question, "options": list(spec.options)}
 
 
+def batch_status(b: tasks_pb2.BatchStatus) -> dict[str, Any]:
+    return {
+        "batch_id": b.batch_id,
+        "total": b.total,
+        "decided": b.decided,
+        "counts": {name: getattr(b.counts, name) for name in STATUS_VALUES},
+        "created_at": iso(b.created_at),
+    }
+
+
 def task(t: tasks_pb2.Task) -> dict[str, Any]:
     return {
         "task_id": t.task_id,
@@ -49,6 +59,10 @@ def task(t: tasks_pb2.Task) -> dict[str, Any]:
         "created_at": iso(t.created_at),
         "updated_at": iso(t.updated_at),
         "expires_at": _time(t, "expires_at"),
+        "consensus_method": t.consensus_method,
+        "target_confidence": t.target_confidence,
+        "max_labels": t.max_labels,
+        "gold_label": _optional(t, "gold_label"),
     }
 
 

@@ -148,6 +148,10 @@ class BaseClient:
     def _get_task(self, task_id: str) -> Flow[JSON]:
         return self._call(self._request("GET", _task_path(task_id)), retry=True)
 
+    def _get_batch(self, batch_id: str) -> Flow[JSON]:
+        path = f"/v1/tasks/batch/{quote(batch_id, safe='')}"
+        return self._call(self._request("GET", path), retry=True)
+
     def _get_result(self, task_id: str) -> Flow[JSON]:
         return self._call(self._request("GET", _task_path(task_id, "/result")), retry=True)
 

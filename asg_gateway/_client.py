@@ -136,6 +136,10 @@ class ASGGatewayClient(BaseClient):
         """A task's status and what was submitted."""
         return self._run(self._get_task(task_id))
 
+    def get_batch(self, batch_id: str) -> JSON:
+        """A batch's tasks counted by status: ``total``, ``decided``, ``counts``, ``created_at``."""
+        return self._run(self._get_batch(batch_id))
+
     def get_result(self, task_id: str) -> JSON:
         """The result when ready, else ``{"status": ..., "message": ...}`` (HTTP 202)."""
         return self._run(self._get_result(task_id))
@@ -393,6 +397,10 @@ class AsyncASGGatewayClient(BaseClient):
     async def get_task(self, task_id: str) -> JSON:
         """A task's status and what was submitted."""
         return await self._run(self._get_task(task_id))
+
+    async def get_batch(self, batch_id: str) -> JSON:
+        """A batch's tasks counted by status (see the sync client)."""
+        return await self._run(self._get_batch(batch_id))
 
     async def get_result(self, task_id: str) -> JSON:
         """The result when ready, else ``{"status": ..., "message": ...}`` (HTTP 202)."""

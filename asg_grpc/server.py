@@ -33,7 +33,7 @@ from asg_grpc.services.tasks import TaskService
 from asg_grpc.services.webhooks import WebhookService
 from asg_grpc.settings import Settings, SettingsError
 from asg_grpc.settlement.runtime import Settlement
-from asg_grpc.store.sqlite import SQLiteStore
+from asg_grpc.store.open import missing_areas, open_store
 from asg_grpc.v1 import (
     billing_pb2,
     billing_pb2_grpc,
@@ -78,11 +78,17 @@ class Core:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store = SQLiteStore(
-            settings.sqlite_path,
-            synchronous=settings.sqlite_synchronous,
-            busy_timeout=settings.sqlite_busy_timeout,
-        )
+        try:
+            self.store = open_store(settings.store_url, settings.store_options)
+        except ValueError as exc:  # a namespace that cannot hold this store, say
+            raise SettingsError(f"ASG_STORE={settings.store_url}: {exc}") from None
+        missing = missing_areas(self.store)
+        if missing:
+            self.store.close()
+            raise SettingsError(
+                f"ASG_STORE={settings.store_url} cannot serve the core yet: its backend lacks"
+                f" {', '.join(missing)} (docs/storage-aerospike.md, Not on Aerospike yet)"
+            )
         # Set when the core can no longer run as configured (the dispatch lease was lost).
         self.failed = asyncio.Event()
         self.health = health.aio.HealthServicer()
@@ -117,6 +123,7 @@ class Core:
                     max_in_flight=settings.max_in_flight,
                     window=settings.dispatch_window,
                     idle_timeout=settings.worker_idle_timeout,
+                    refresh_interval=settings.consensus_refresh_seconds,
                 ),
             )
             self.lease = DispatchLease(self.store)
@@ -133,6 +140,7 @@ class Core:
                 callers,
                 on_submitted=self.dispatcher.wake if self.dispatcher else None,
                 on_closed=self.dispatcher.withdraw if self.dispatcher else None,
+                default_method=settings.consensus_method,
                 dev_mode=settings.dev_mode,
             ),
             self.server,
@@ -190,7 +198,7 @@ class Core:
             extra={
                 "grpc": self.settings.grpc_addr,
                 "port": self.port,
-                "db": str(self.store.path),
+                "store": self.settings.store_url,
                 "dispatch": self.dispatcher is not None,
             },
         )

@@ -19,8 +19,10 @@ from urllib.parse import urlsplit
 
 from asg_common.config import masked, secret
 from asg_grpc.domain.settlement import MAX_MONEY
+from asg_grpc.domain.tasks import CONSENSUS_METHODS, DEFAULT_CONSENSUS_METHOD
 from asg_grpc.domain.tiers import SANDBOX, Tier, TierConfigError, default_tiers, parse_tiers
 from asg_grpc.domain.webhooks import ATTEMPT_TIMEOUT
+from asg_grpc.store.open import IDEMPOTENCY_TTL, StoreOptions, parse_store_url, sqlite_url
 
 SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -33,6 +35,17 @@ DEFAULT_WOC_URL = "https://api.whatsonchain.com"
 
 class SettingsError(ValueError):
     """A setting has a value we cannot use; the message names the variable."""
+
+
+def _store(env: Env) -> str | None:
+    """ASG_STORE parsed now, so a bad URL stops the core at start (exit 2) with its name."""
+    raw = env.get("ASG_STORE") or None
+    if raw is not None:
+        try:
+            parse_store_url(raw)
+        except ValueError as exc:
+            raise SettingsError(f"ASG_STORE is not a store URL: {exc}") from None
+    return raw
 
 
 Env = Mapping[str, str]
@@ -208,6 +221,10 @@ class Settings:
     sqlite_synchronous: str = "NORMAL"
     # How long a write waits for another process's write lock before failing.
     sqlite_busy_timeout: float = 5.0
+    # ASG_STORE: the store's URL (asg_grpc/store/open.py); None: SQLite at <data dir>/asg.sqlite3.
+    store: str | None = None
+    # Seconds an idempotency key replays its task (docs/api.md, Idempotency).
+    idempotency_ttl: int = IDEMPOTENCY_TTL
     sandbox_label_quota: int = 500
     log_level: str = "INFO"
     # Guards RegisterWorker. Unset: generated once into <data dir>/operator_token (mode 0600).
@@ -256,6 +273,10 @@ class Settings:
     # The chain payouts go to, and ARC's endpoint when that chain is testnet or mainnet.
     ledger: LedgerSettings = field(default_factory=LedgerSettings)
     arc: ArcSettings | None = None
+    # docs/quality.md: how a task that names no consensus_method is decided.
+    consensus_method: str = DEFAULT_CONSENSUS_METHOD
+    # How often the adaptive engine re-estimates its workers (EM, off the request path).
+    consensus_refresh_seconds: float = 5.0
 
     def __post_init__(self) -> None:
         # One source for the sandbox quota: `sandbox_label_quota` (kept for its callers).
@@ -292,6 +313,8 @@ class Settings:
             grpc_addr=env.get("ASG_GRPC_ADDR") or recorded.get("grpc_addr") or cls.grpc_addr,
             sqlite_synchronous=sync,
             sqlite_busy_timeout=_float(env, "ASG_SQLITE_BUSY_TIMEOUT", cls.sqlite_busy_timeout, 0.0),
+            store=_store(env),
+            idempotency_ttl=_int(env, "ASG_IDEMPOTENCY_TTL", cls.idempotency_ttl, 1),
             sandbox_label_quota=tiers[SANDBOX].label_quota,
             log_level=_choice(env, "ASG_LOG_LEVEL", cls.log_level, LOG_LEVELS),
             operator_token=env.get("ASG_OPERATOR_TOKEN") or None,
@@ -318,6 +341,12 @@ class Settings:
             max_jobs_in_flight=_int(env, "ASG_MAX_JOBS_IN_FLIGHT", cls.max_jobs_in_flight, 1),
             max_streams_per_worker=_int(env, "ASG_MAX_STREAMS_PER_WORKER", cls.max_streams_per_worker, 1),
             worker_label_rate=_float(env, "ASG_WORKER_LABEL_RATE", cls.worker_label_rate, 0.001),
+            consensus_method=_choice(
+                env, "ASG_CONSENSUS_METHOD", cls.consensus_method, CONSENSUS_METHODS, upper=False
+            ),
+            consensus_refresh_seconds=_float(
+                env, "ASG_CONSENSUS_REFRESH_SECONDS", cls.consensus_refresh_seconds, 0.01
+            ),
             worker_label_burst=_int(env, "ASG_WORKER_LABEL_BURST", cls.worker_label_burst, 1),
             ledger=ledger,
             arc=_arc(env) if public_chain else None,
@@ -341,6 +370,15 @@ class Settings:
     @property
     def sqlite_path(self) -> Path:
         return self.data_dir / "asg.sqlite3"
+
+    @property
+    def store_url(self) -> str:
+        """ASG_STORE, or the SQLite file under the data directory (the embedded default)."""
+        return self.store or sqlite_url(self.sqlite_path)
+
+    @property
+    def store_options(self) -> StoreOptions:
+        return StoreOptions(self.idempotency_ttl, self.sqlite_synchronous, self.sqlite_busy_timeout)
 
     @property
     def operator_token_path(self) -> Path:

@@ -54,6 +54,16 @@ class TaskInput(BaseModel):
     callback_url: str | None = Field(None, description="URL of one of the customer's webhooks")
     idempotency_key: str | None = Field(None, description="1 to 255 characters; a repeat replays the task")
     expires_in_seconds: Int64 | None = Field(None, description="1 to 2592000; absent: no deadline")
+    consensus_method: str | None = Field(
+        None, description="majority (the published rule) or adaptive (worker-aware); default majority"
+    )
+    target_confidence: float | None = Field(
+        None, description="adaptive: stop at this posterior, 0.5 to 0.999 (default 0.95)"
+    )
+    max_labels: Int64 | None = Field(None, description="adaptive: most labels bought, threshold to 50 (10)")
+    gold_label: str | None = Field(
+        None, description="Known answer (one of the options) of a gold task; never shown to workers"
+    )
 
     def to_proto(self) -> tasks_pb2.TaskInput:
         return tasks_pb2.TaskInput(
@@ -64,6 +74,10 @@ class TaskInput(BaseModel):
             callback_url=self.callback_url,
             idempotency_key=self.idempotency_key,
             expires_in_seconds=self.expires_in_seconds,
+            consensus_method=self.consensus_method,
+            target_confidence=self.target_confidence,
+            max_labels=self.max_labels,
+            gold_label=self.gold_label,
         )
 
 
@@ -236,6 +250,24 @@ class BatchAccepted(_Out):
     task_ids: list[str]
 
 
+class BatchCounts(_Out):
+    pending: int
+    in_progress: int
+    verified: int
+    settled: int
+    failed: int
+    cancelled: int
+    expired: int
+
+
+class BatchStatus(_Out):
+    batch_id: str
+    total: int
+    decided: int
+    counts: BatchCounts
+    created_at: str
+
+
 class Task(_Out):
     task_id: str
     status: str
@@ -249,6 +281,10 @@ class Task(_Out):
     created_at: str
     updated_at: str
     expires_at: str | None
+    consensus_method: str
+    target_confidence: float
+    max_labels: int
+    gold_label: str | None
 
 
 class TaskPage(_Out):

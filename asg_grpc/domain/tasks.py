@@ -23,6 +23,15 @@ MAX_OPTION = 200
 MAX_IDEMPOTENCY_KEY = 255
 # A task deadline: at most 30 days, so nothing waits on a labeler for longer than a month.
 MAX_EXPIRES_IN = 30 * 24 * 3600
+# Consensus methods (docs/quality.md): the published rule, or the worker-aware engine.
+CONSENSUS_METHODS = ("majority", "adaptive")
+DEFAULT_CONSENSUS_METHOD = "majority"
+DEFAULT_TARGET_CONFIDENCE = 0.95
+MIN_TARGET_CONFIDENCE = 0.5
+MAX_TARGET_CONFIDENCE = 0.999
+DEFAULT_MAX_LABELS = 10
+# A task's labels are each billed: 50 caps what one task can cost at 5x the largest threshold.
+MAX_MAX_LABELS = 50
 
 
 class TaskStatus(enum.Enum):
@@ -46,6 +55,29 @@ class TaskStatus(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class BatchProgress:
+    """A batch's tasks counted by status: what `GET /v1/tasks/batch/{id}` and `asg tasks watch`
+    show. Every status is a key, zeros included, so a reader never guesses a missing one."""
+
+    batch_id: str
+    by_status: dict[TaskStatus, int]
+    created_at: float  # when its first task was stored
+
+    @classmethod
+    def of(cls, batch_id: str, counts: dict[str, int], created_at: float) -> BatchProgress:
+        """From counts keyed by status value, as a store groups them."""
+        return cls(batch_id, {s: counts.get(s.value, 0) for s in TaskStatus}, created_at)
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_status.values())
+
+    @property
+    def decided(self) -> int:
+        return sum(n for status, n in self.by_status.items() if status.decided)
+
+
+@dataclass(frozen=True, slots=True)
 class TaskDraft:
     """A task as received, every field possibly missing (None)."""
 
@@ -58,6 +90,10 @@ class TaskDraft:
     callback_url: str | None = None
     idempotency_key: str | None = None
     expires_in_seconds: int | None = None
+    consensus_method: str | None = None
+    target_confidence: float | None = None
+    max_labels: int | None = None
+    gold_label: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +108,21 @@ class TaskSpec:
     callback_url: str | None
     idempotency_key: str | None
     expires_in_seconds: int | None = None  # None: no deadline
+    consensus_method: str = DEFAULT_CONSENSUS_METHOD
+    target_confidence: float = DEFAULT_TARGET_CONFIDENCE
+    max_labels: int = DEFAULT_MAX_LABELS
+    # The known answer of a gold task: never shown to workers, returned to its owner only.
+    gold_label: str | None = None
+
+    @property
+    def adaptive(self) -> bool:
+        return self.consensus_method == "adaptive"
+
+    @property
+    def most_labels(self) -> int:
+        """The most labels the task can buy: `max_labels` for adaptive, twice the threshold
+        for the published rule."""
+        return self.max_labels if self.adaptive else 2 * self.consensus_threshold
 
     def fingerprint(self) -> str:
         """Identifies the request body for idempotency: same key + other body is a conflict.
@@ -87,6 +138,9 @@ class TaskSpec:
         ]
         if self.expires_in_seconds is not None:  # absent: the same fingerprints as before
             body.append(self.expires_in_seconds)
+        quality = (self.consensus_method, self.target_confidence, self.max_labels, self.gold_label)
+        if quality != (DEFAULT_CONSENSUS_METHOD, DEFAULT_TARGET_CONFIDENCE, DEFAULT_MAX_LABELS, None):
+            body.append(list(quality))  # defaults: the same fingerprints as before
         return hashlib.sha256(json.dumps(body, separators=(",", ":")).encode()).hexdigest()[:32]
 
 
@@ -174,6 +228,7 @@ def validate_task(
     default_callback_url: str | None = None,
     *,
     valid_specs: set[tuple[str | None, tuple[str, ...] | None]] | None = None,
+    default_method: str = DEFAULT_CONSENSUS_METHOD,
     dev_mode: bool = False,
 ) -> TaskSpec:
     """Apply seed 004's field table; the first broken rule raises, naming its field.
@@ -211,6 +266,22 @@ def validate_task(
     expires_in = draft.expires_in_seconds
     if expires_in is not None and not 1 <= expires_in <= MAX_EXPIRES_IN:
         raise ValidationError("expires_in_seconds", f"must be an integer from 1 to {MAX_EXPIRES_IN}")
+    method = draft.consensus_method if draft.consensus_method is not None else default_method
+    if method not in CONSENSUS_METHODS:
+        raise ValidationError("consensus_method", f"must be one of {', '.join(CONSENSUS_METHODS)}")
+    target = DEFAULT_TARGET_CONFIDENCE if draft.target_confidence is None else draft.target_confidence
+    if not MIN_TARGET_CONFIDENCE <= target <= MAX_TARGET_CONFIDENCE:  # False for NaN too
+        raise ValidationError(
+            "target_confidence", f"must be a number from {MIN_TARGET_CONFIDENCE} to {MAX_TARGET_CONFIDENCE}"
+        )
+    most = DEFAULT_MAX_LABELS if draft.max_labels is None else draft.max_labels
+    if not max(threshold, MIN_THRESHOLD) <= most <= MAX_MAX_LABELS:
+        raise ValidationError(
+            "max_labels", f"must be an integer from consensus_threshold ({threshold}) to {MAX_MAX_LABELS}"
+        )
+    gold = draft.gold_label
+    if gold is not None and gold not in options:
+        raise ValidationError("gold_label", "must be one of label_spec.options")
     return TaskSpec(
         task_type=draft.type,
         data_url=draft.data_url,
@@ -220,11 +291,18 @@ def validate_task(
         callback_url=callback_url,
         idempotency_key=key,
         expires_in_seconds=expires_in,
+        consensus_method=method,
+        target_confidence=target,
+        max_labels=most,
+        gold_label=gold,
     )
 
 
 def validate_batch(
-    drafts: list[TaskDraft], callback_url: str | None, dev_mode: bool = False
+    drafts: list[TaskDraft],
+    callback_url: str | None,
+    default_method: str = DEFAULT_CONSENSUS_METHOD,
+    dev_mode: bool = False,
 ) -> list[TaskSpec]:
     """Validate a whole batch before anything is stored; errors name `tasks[i].field`."""
     if not drafts:
@@ -238,7 +316,9 @@ def validate_batch(
     valid_specs: set[tuple[str | None, tuple[str, ...] | None]] = set()
     for i, draft in enumerate(drafts):
         try:
-            spec = validate_task(draft, callback_url, valid_specs=valid_specs, dev_mode=dev_mode)
+            spec = validate_task(
+                draft, callback_url, valid_specs=valid_specs, default_method=default_method, dev_mode=dev_mode
+            )
         except ValidationError as exc:
             raise exc.at(f"tasks[{i}].") from None
         if spec.idempotency_key is not None:

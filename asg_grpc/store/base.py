@@ -17,7 +17,7 @@ from asg_grpc.domain.errors import DomainError
 from asg_grpc.domain.jobs import Job, JobSpec
 from asg_grpc.domain.labeling import OpenTask
 from asg_grpc.domain.settlement import SettleableTask, WorkerPayment
-from asg_grpc.domain.tasks import LabelRecord, Task, TaskSpec, TaskStatus
+from asg_grpc.domain.tasks import BatchProgress, LabelRecord, Task, TaskSpec, TaskStatus
 from asg_grpc.domain.webhooks import Webhook, WebhookSpec
 from asg_grpc.domain.workers import Worker, WorkerRegistration
 from asg_grpc.store.job_records import ChunkOutcome, ExportRow, IngestChunk, JobPage, JobWork
@@ -141,6 +141,11 @@ class Store(Protocol):
         """The labels of a task, oldest first (unscoped: call after an owned get_task)."""
         ...
 
+    def batch_progress(self, customer_id: str, batch_id: str) -> BatchProgress | None:
+        """The batch's tasks counted by status in one indexed read; None when the customer has
+        no task in it (unknown, or another customer's batch)."""
+        ...
+
     def create_worker(self, registration: WorkerRegistration, *, token_hash: str, now: float) -> Worker: ...
 
     def worker_for_token(self, token_hash: str) -> Worker | None:
@@ -150,6 +155,14 @@ class Store(Protocol):
     def open_tasks(self, *, after_seq: int, limit: int) -> list[OpenTask]:
         """Pending and in-progress tasks after `after_seq`, oldest first, with their labels and
         skips: what the dispatcher loads at start and as new tasks arrive."""
+        ...
+
+    def consensus_state(self) -> bytes | None:
+        """The adaptive engine's last saved snapshot (JSON), or None before the first save."""
+        ...
+
+    def save_consensus_state(self, snapshot: bytes, now: float) -> None:
+        """Replace the saved snapshot; written by the dispatching core only."""
         ...
 
     def dispatch_lease(self) -> tuple[str, float] | None:

@@ -33,7 +33,7 @@ from asg_grpc.domain.errors import (
     ValidationError,
 )
 from asg_grpc.domain.labeling import OpenTask
-from asg_grpc.domain.tasks import LabelRecord, Settlement, Task, TaskSpec, TaskStatus, Verdict
+from asg_grpc.domain.tasks import BatchProgress, LabelRecord, Settlement, Task, TaskSpec, TaskStatus, Verdict
 from asg_grpc.domain.workers import Worker, WorkerRegistration
 from asg_grpc.secret_file import make_private_dir, make_private_file
 from asg_grpc.store import sqlite_dashboard
@@ -316,6 +316,34 @@ MIGRATIONS: tuple[str, ...] = (
     # The dashboard's counters, kept by triggers on tasks, and the list's index by status.
     sqlite_dashboard.MIGRATION,
     sqlite_dashboard.PYTHON_COUNTERS,
+    # Idempotency keys expire (ASG_IDEMPOTENCY_TTL): a key may name a new task once its old
+    # one is past the TTL, so the index is no longer unique. Inside the TTL one key still
+    # names one task: the lookup and the insert share one BEGIN IMMEDIATE transaction.
+    """
+    DROP INDEX tasks_idempotency;
+    CREATE INDEX tasks_idempotency ON tasks(customer_id, idempotency_key, created_at)
+        WHERE idempotency_key IS NOT NULL;
+    """,
+    # A batch's progress (GET /v1/tasks/batch/{id}) counted from the index alone: it covers
+    # the owner and creation time too, and serves every read the narrower one did.
+    """
+    CREATE INDEX tasks_batch_progress ON tasks(batch_id, status, customer_id, created_at)
+        WHERE batch_id IS NOT NULL;
+    DROP INDEX tasks_batch_status;
+    """,
+    # Consensus methods (docs/quality.md): the adaptive engine's task fields, and its state
+    # (`ConsensusEngine.snapshot()`, JSON) so a restart decides as the engine would have.
+    """
+    ALTER TABLE tasks ADD COLUMN consensus_method TEXT NOT NULL DEFAULT 'majority';
+    ALTER TABLE tasks ADD COLUMN target_confidence REAL NOT NULL DEFAULT 0.95;
+    ALTER TABLE tasks ADD COLUMN max_labels INTEGER NOT NULL DEFAULT 10;
+    ALTER TABLE tasks ADD COLUMN gold_label TEXT;
+    CREATE TABLE consensus_state (
+        id       INTEGER PRIMARY KEY CHECK (id = 1),
+        snapshot BLOB NOT NULL,
+        saved_at REAL NOT NULL
+    );
+    """,
 )
 
 
@@ -340,7 +368,8 @@ _TASK_COLUMNS = (
     "seq, task_id, customer_id, status, task_type, data_url, question, options,"
     " consensus_threshold, callback_url, idempotency_key, batch_id, created_at, updated_at,"
     " consensus_label, confidence, worker_count, agreement_count, failure_reason, decided_at,"
-    " bsv_txid, total_cost_sats, settled_at, expires_at"
+    " bsv_txid, total_cost_sats, settled_at, expires_at,"
+    " consensus_method, target_confidence, max_labels, gold_label"
 )
 _CUSTOMER_SELECT = (
     "SELECT c.customer_id, c.name, c.email, c.tier, c.label_quota, c.labels_reserved,"
@@ -363,6 +392,10 @@ def _task(row: tuple) -> Task:
             callback_url=row[9],
             idempotency_key=row[10],
             expires_in_seconds=None if row[23] is None else round(row[23] - row[12]),
+            consensus_method=row[24],
+            target_confidence=row[25],
+            max_labels=row[26],
+            gold_label=row[27],
         ),
         batch_id=row[11],
         created_at=row[12],
@@ -379,7 +412,14 @@ def _customer(row: tuple) -> Customer:
 
 
 class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, DashboardTables):
-    def __init__(self, path: Path, *, synchronous: str = "NORMAL", busy_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        synchronous: str = "NORMAL",
+        busy_timeout: float = 5.0,
+        idempotency_ttl: float = 86_400,
+    ) -> None:
         make_private_dir(path.parent)
         # The file holds sealed secrets and customers' data: 0600, and SQLite gives the -wal and
         # -shm files it creates the database file's mode. Ones left by an older core are fixed.
@@ -388,6 +428,8 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
             if companion.exists():
                 companion.chmod(0o600)
         self.path = path
+        # Seconds an idempotency key replays its task; after that the key makes a new one.
+        self._idempotency_ttl = idempotency_ttl
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={synchronous}")
@@ -598,7 +640,7 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
         for url in {s.callback_url for s in specs if s.callback_url is not None}:
             if not self._is_registered_webhook(db, customer_id, url):
                 raise UnregisteredWebhook()
-        replays, conflicts = self._replays(db, customer_id, specs)
+        replays, conflicts = self._replays(db, customer_id, specs, now)
         if conflicts:
             in_batch = batch_id is not None
             raise IdempotencyConflict(
@@ -671,6 +713,10 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
                     spec.consensus_threshold,
                     tier,
                     expires_at,
+                    spec.consensus_method,
+                    spec.target_confidence,
+                    spec.max_labels,
+                    spec.gold_label,
                 )
             )
             created[index] = Task(
@@ -679,34 +725,41 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
         db.executemany(
             "INSERT INTO tasks (task_id, customer_id, status, task_type, data_url, question,"
             " options, consensus_threshold, callback_url, idempotency_key, fingerprint,"
-            " batch_id, created_at, updated_at, label_target, tier, expires_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " batch_id, created_at, updated_at, label_target, tier, expires_at,"
+            " consensus_method, target_confidence, max_labels, gold_label)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             rows,
         )
         sqlite_dashboard.count_submitted(db, customer_id, now, len(rows))
         return created
 
     def _replays(
-        self, db: sqlite3.Connection, customer_id: str, specs: list[TaskSpec]
+        self, db: sqlite3.Connection, customer_id: str, specs: list[TaskSpec], now: float
     ) -> tuple[dict[int, Task], list[int]]:
         """Earlier tasks named by the specs' idempotency keys, by spec index; and the indexes
-        (ascending) whose key names a task with another body (a conflict)."""
+        (ascending) whose key names a task with another body (a conflict). A key names the
+        newest task made with it less than `idempotency_ttl` seconds ago; older ones are free."""
         keyed = {s.idempotency_key: i for i, s in enumerate(specs) if s.idempotency_key is not None}
         if not keyed:
             return {}, []
         found: dict[int, Task] = {}
         conflicts: list[int] = []
+        seen: set[int] = set()
         keys = list(keyed)
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
             for row in db.execute(
                 f"SELECT {_TASK_COLUMNS}, fingerprint FROM tasks"
-                f" WHERE customer_id = ? AND idempotency_key IN ({marks})",
-                (customer_id, *chunk),
+                f" WHERE customer_id = ? AND idempotency_key IN ({marks}) AND created_at > ?"
+                " ORDER BY created_at DESC",
+                (customer_id, *chunk, now - self._idempotency_ttl),
             ):
                 index = keyed[row[10]]
-                if row[24] != specs[index].fingerprint():
+                if index in seen:  # an older task of the key (a TTL made longer since)
+                    continue
+                seen.add(index)
+                if row[-1] != specs[index].fingerprint():
                     conflicts.append(index)
                 else:
                     found[index] = _task(row)
@@ -750,6 +803,16 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
         ).fetchall()
         tasks = [_task(r) for r in rows[:limit]]
         return TaskPage(tasks, tasks[-1].task_id if len(rows) > limit else None)
+
+    def batch_progress(self, customer_id: str, batch_id: str) -> BatchProgress | None:
+        rows = self._db.execute(
+            "SELECT status, count(*), min(created_at) FROM tasks"
+            " WHERE batch_id = ? AND customer_id = ? GROUP BY status",
+            (batch_id, customer_id),
+        ).fetchall()
+        if not rows:
+            return None
+        return BatchProgress.of(batch_id, {r[0]: r[1] for r in rows}, min(r[2] for r in rows))
 
     def task_labels(self, task_id: str) -> list[LabelRecord]:
         rows = self._db.execute(
@@ -796,8 +859,8 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
     def open_tasks(self, *, after_seq: int, limit: int) -> list[OpenTask]:
         rows = self._db.execute(
             "SELECT seq, task_id, task_type, data_url, question, options, consensus_threshold,"
-            " label_target, status FROM tasks"
-            " WHERE seq > ? AND status IN ('pending', 'in_progress') ORDER BY seq LIMIT ?",
+            " label_target, status, consensus_method, target_confidence, max_labels, gold_label"
+            " FROM tasks WHERE seq > ? AND status IN ('pending', 'in_progress') ORDER BY seq LIMIT ?",
             (after_seq, limit),
         ).fetchall()
         tasks = {
@@ -811,6 +874,10 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
                 threshold=r[6],
                 target=r[7],
                 status=TaskStatus(r[8]),
+                method=r[9],
+                target_confidence=r[10],
+                max_labels=r[11],
+                gold=r[12],
             )
             for r in rows
         }
@@ -827,6 +894,17 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
             ):
                 tasks[task_id].skipped.add(worker_id)
         return list(tasks.values())
+
+    def consensus_state(self) -> bytes | None:
+        row = self._db.execute("SELECT snapshot FROM consensus_state WHERE id = 1").fetchone()
+        return None if row is None else bytes(row[0])
+
+    def save_consensus_state(self, snapshot: bytes, now: float) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO consensus_state (id, snapshot, saved_at) VALUES (1, ?, ?)",
+                (snapshot, now),
+            )
 
     def dispatch_lease(self) -> tuple[str, float] | None:
         row = self._db.execute("SELECT owner, heartbeat_at FROM dispatch_lease WHERE id = 1").fetchone()

@@ -55,7 +55,7 @@ class JobTables:
         raise NotImplementedError
 
     def _replays(
-        self, db: sqlite3.Connection, customer_id: str, specs: list[TaskSpec]
+        self, db: sqlite3.Connection, customer_id: str, specs: list[TaskSpec], now: float
     ) -> tuple[dict[int, Task], list[int]]:
         raise NotImplementedError
 
@@ -198,7 +198,7 @@ class JobTables:
                 raise Conflict(f"job {job_id} is not ingesting")
             customer_id, _, created_before, reused_before, invalid_before = row
             specs = [item.spec for _, item in chunk.items]
-            replays, conflicts = self._replays(db, customer_id, specs)
+            replays, conflicts = self._replays(db, customer_id, specs, now)
             invalid = list(chunk.invalid)
             for index in conflicts:
                 invalid.append(

@@ -70,6 +70,11 @@ class TaskServiceStub:
                 request_serializer=asg_dot_v1_dot_tasks__pb2.CancelTaskRequest.SerializeToString,
                 response_deserializer=asg_dot_v1_dot_tasks__pb2.TaskResult.FromString,
                 _registered_method=True)
+        self.GetBatchStatus = channel.unary_unary(
+                '/asg.v1.TaskService/GetBatchStatus',
+                request_serializer=asg_dot_v1_dot_tasks__pb2.GetBatchStatusRequest.SerializeToString,
+                response_deserializer=asg_dot_v1_dot_tasks__pb2.BatchStatus.FromString,
+                _registered_method=True)
 
 
 class TaskServiceServicer:
@@ -129,6 +134,14 @@ class TaskServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetBatchStatus(self, request, context):
+        """How far a batch (SubmitBatch's batch_id, or a job's id) has got: its tasks counted by
+        status. NOT_FOUND for an unknown batch and for another customer's, alike.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TaskServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -166,6 +179,11 @@ def add_TaskServiceServicer_to_server(servicer, server):
                     servicer.CancelTask,
                     request_deserializer=asg_dot_v1_dot_tasks__pb2.CancelTaskRequest.FromString,
                     response_serializer=asg_dot_v1_dot_tasks__pb2.TaskResult.SerializeToString,
+            ),
+            'GetBatchStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBatchStatus,
+                    request_deserializer=asg_dot_v1_dot_tasks__pb2.GetBatchStatusRequest.FromString,
+                    response_serializer=asg_dot_v1_dot_tasks__pb2.BatchStatus.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -357,6 +375,33 @@ class TaskService:
             '/asg.v1.TaskService/CancelTask',
             asg_dot_v1_dot_tasks__pb2.CancelTaskRequest.SerializeToString,
             asg_dot_v1_dot_tasks__pb2.TaskResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBatchStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/asg.v1.TaskService/GetBatchStatus',
+            asg_dot_v1_dot_tasks__pb2.GetBatchStatusRequest.SerializeToString,
+            asg_dot_v1_dot_tasks__pb2.BatchStatus.FromString,
             options,
             channel_credentials,
             insecure,

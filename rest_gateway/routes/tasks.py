@@ -61,6 +61,17 @@ async def submit_batch(request: Request, call: Core) -> Response:
 
 
 @router.get(
+    "/batch/{batch_id}",
+    responses=errors(404),
+    response_model=models.BatchStatus,
+)
+async def get_batch(batch_id: str, call: Core) -> Response:
+    """Declared before `/{task_id}` so that a batch id is never read as a task id."""
+    reply = await call(call.client.tasks.GetBatchStatus, tasks_pb2.GetBatchStatusRequest(batch_id=batch_id))
+    return json(rest_json.batch_status(reply))
+
+
+@router.get(
     "",
     response_model=models.TaskPage,
 )

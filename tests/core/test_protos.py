@@ -30,6 +30,7 @@ ROUTES: dict[str, tuple[str, str]] = {
     "asg.v1.TaskService.GetTask": ("GET", "/v1/tasks/{task_id}"),
     "asg.v1.TaskService.GetTaskResult": ("GET", "/v1/tasks/{task_id}/result"),
     "asg.v1.TaskService.ListTasks": ("GET", "/v1/tasks"),
+    "asg.v1.TaskService.GetBatchStatus": ("GET", "/v1/tasks/batch/{batch_id}"),
     "asg.v1.TaskService.CancelTask": ("DELETE", "/v1/tasks/{task_id}"),
     "asg.v1.BillingService.RegisterCustomer": ("POST", "/v1/customers"),
     "asg.v1.BillingService.GetCustomer": ("GET", "/v1/customers/me"),
@@ -61,6 +62,12 @@ NOT_ROUTED: dict[str, str] = {
     ),
     "asg.v1.LabelingService.RegisterWorker": (
         "operator action with the operator token (`asg worker register`), not a customer call"
+    ),
+    "asg.v1.LabelingService.ListWorkerQuality": (
+        "operator action with the operator token (`asg worker list/show`), not a customer call"
+    ),
+    "asg.v1.LabelingService.ReinstateWorker": (
+        "operator action with the operator token (`asg worker reinstate`), not a customer call"
     ),
     "asg.v1.BillingService.SetCustomerTier": (
         "operator action with the operator token (`asg customer tier`), not a customer call"

@@ -38,6 +38,9 @@ def run(command: list[str], env: dict[str, str], timeout: float = 30) -> subproc
         ({"ASG_LOG_LEVEL": "LOUD"}, "ASG_LOG_LEVEL"),
         ({"ASG_BSV_NETWORK": "testnet"}, "ASG_ARC_URL"),
         ({"ASG_GENESIS_SATS": "lots"}, "ASG_GENESIS_SATS"),
+        ({"ASG_STORE": "postgres://db/asg"}, "ASG_STORE"),
+        ({"ASG_STORE": "aerospike://127.0.0.1:3000/"}, "ASG_STORE"),
+        ({"ASG_IDEMPOTENCY_TTL": "0"}, "ASG_IDEMPOTENCY_TTL"),
         # Refused while the core is assembled, from the value it names.
         ({"ASG_SEALING_KEY": "not base64!"}, "ASG_SEALING_KEY"),
         ({"ASG_WALLET_WIF": "not-a-wif"}, "ASG_WALLET_WIF"),

@@ -27,6 +27,7 @@ SPEC = {"question": "Animal?", "options": ["cat", "dog"]}
 TASK_FIELDS = {
     "task_id", "status", "task_type", "data_url", "label_spec", "consensus_threshold",
     "callback_url", "idempotency_key", "batch_id", "created_at", "updated_at", "expires_at",
+    "consensus_method", "target_confidence", "max_labels", "gold_label",
 }  # fmt: skip
 
 
@@ -299,8 +300,27 @@ def test_get_task_returns_what_was_submitted(http: httpx.Client, auth: dict[str,
         "created_at": accepted["created_at"],
         "updated_at": body["updated_at"],
         "expires_at": None,
+        "consensus_method": "majority",
+        "target_confidence": 0.95,
+        "max_labels": 10,
+        "gold_label": None,
     }
     assert TIMESTAMP.match(body["updated_at"])
+
+
+def test_an_adaptive_gold_task_shows_its_fields_to_its_owner_only(
+    http: httpx.Client, auth: dict[str, str]
+) -> None:
+    fields = {"consensus_method": "adaptive", "target_confidence": 0.9, "max_labels": 6, "gold_label": "cat"}
+    task_id = submit(http, auth, task(8, consensus_threshold=2, **fields))["task_id"]
+
+    body = get_task(http, auth, task_id)
+    assert {k: body[k] for k in fields} == fields
+    listed = http.get("/v1/tasks", headers=auth).json()["tasks"]
+    assert [t["gold_label"] for t in listed if t["task_id"] == task_id] == ["cat"]
+    other = new_auth(http)
+    assert http.get(f"/v1/tasks/{task_id}", headers=other).status_code == 404
+    assert all(t["task_id"] != task_id for t in http.get("/v1/tasks", headers=other).json()["tasks"])
 
 
 def test_get_task_shows_defaults_and_nulls_for_absent_fields(
@@ -853,3 +873,46 @@ def test_unknown_batch_lists_nothing(http: httpx.Client, auth: dict[str, str]) -
     submit(http, auth, task())
 
     assert all_tasks(http, auth, batch_id="bat_" + uuid.uuid4().hex) == []
+
+
+# batch progress -------------------------------------------------------------------------
+
+
+def test_batch_progress_counts_every_status_and_is_customer_scoped(
+    http: httpx.Client, auth: dict[str, str]
+) -> None:
+    body = submit_batch(http, auth, {"tasks": [task(1), task(2), task(3)]})
+    http.delete(f"/v1/tasks/{body['task_ids'][0]}", headers=auth)
+    reply = http.get(f"/v1/tasks/batch/{body['batch_id']}", headers=auth)
+    assert reply.status_code == 200, reply.text
+    progress = reply.json()
+    assert progress["batch_id"] == body["batch_id"] and progress["total"] == 3
+    assert set(progress["counts"]) == {
+        "pending",
+        "in_progress",
+        "verified",
+        "settled",
+        "failed",
+        "cancelled",
+        "expired",
+    }
+    assert progress["counts"]["cancelled"] == 1 and progress["decided"] == 1
+    assert sum(progress["counts"].values()) == 3
+    other = new_auth(http)
+    for headers, batch_id in ((other, body["batch_id"]), (auth, "bat_" + uuid.uuid4().hex)):
+        missing = http.get(f"/v1/tasks/batch/{batch_id}", headers=headers)
+        assert missing.status_code == 404, missing.text
+
+
+def test_sdk_get_batch_answers_the_same_counts(
+    stack: Stack, http: httpx.Client, auth: dict[str, str]
+) -> None:
+    from asg_gateway import ASGGatewayClient
+
+    body = submit_batch(http, auth, {"tasks": [task(7), task(8)]})
+    key = auth["Authorization"].removeprefix("Bearer ")
+    with ASGGatewayClient(key, stack.base_url) as client:
+        assert (
+            client.get_batch(body["batch_id"])
+            == http.get(f"/v1/tasks/batch/{body['batch_id']}", headers=auth).json()
+        )

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import socket
+from dataclasses import replace
 
 import pytest
 from aerospike import exception as aex
 
 from asg_grpc.domain.errors import Unavailable
-from asg_grpc.store.aerospike.connection import AerospikeUrl, Retry, connect, parse_url
+from asg_grpc.store.aerospike import AerospikeStore
+from asg_grpc.store.aerospike.connection import AerospikeUrl, Retry, connect, namespace_problem, parse_url
 
 
 def test_a_url_names_seed_hosts_namespace_and_set_prefix() -> None:
-    assert parse_url("aerospike://10.0.0.1:3100,db2/asg?prefix=shop_") == AerospikeUrl(
+    assert parse_url("aerospike://10.0.0.1:3100,db2/asg?set_prefix=shop_") == AerospikeUrl(
         (("10.0.0.1", 3100), ("db2", 3000)), "asg", "shop_"
     )
     assert parse_url("aerospike://127.0.0.1:3000/asg").set_prefix == ""
@@ -61,3 +63,17 @@ def test_retry_backs_off_then_gives_up_as_unavailable() -> None:
     with pytest.raises(Unavailable):
         Retry(attempts=3, sleep=waits.append)(down)
     assert waits == [0.05, 0.1, 0.05, 0.1]
+
+
+def test_a_namespace_that_refuses_ttls_or_does_not_exist_is_named() -> None:
+    ok = "namespace/asg\tobjects=0;nsup-period=1;allow-ttl-without-nsup=false;default-ttl=0"
+    assert namespace_problem(ok, "asg") is None
+    assert namespace_problem(ok.replace("nsup-period=1", "nsup-period=0"), "asg") is not None
+    allowed = ok.replace("nsup-period=1", "nsup-period=0").replace("nsup=false", "nsup=true")
+    assert namespace_problem(allowed, "asg") is None
+    assert "no namespace" in (namespace_problem("namespace/x\ttype=unknown\n", "x") or "")
+
+
+def test_opening_a_namespace_the_cluster_lacks_is_refused(aerospike_url: AerospikeUrl) -> None:
+    with pytest.raises(ValueError, match="no namespace 'nosuch'"):
+        AerospikeStore(replace(aerospike_url, namespace="nosuch"))

@@ -45,7 +45,7 @@ class AerospikeUrl:
 
 
 def parse_url(url: str) -> AerospikeUrl:
-    """`aerospike://h1:3000,h2:3000/asg?prefix=refinery_`; ValueError names what is wrong."""
+    """`aerospike://h1:3000,h2:3000/asg?set_prefix=refinery_`; ValueError names what is wrong."""
     parts = urlsplit(url)
     if parts.scheme != "aerospike":
         raise ValueError(f"not an aerospike:// URL: {url!r}")
@@ -60,7 +60,13 @@ def parse_url(url: str) -> AerospikeUrl:
     namespace = parts.path.strip("/")
     if not namespace or "/" in namespace:
         raise ValueError(f"the path must be one namespace in {url!r}")
-    prefix = parse_qs(parts.query).get("prefix", [""])[-1]
+    query = parse_qs(parts.query, keep_blank_values=True)
+    unknown = sorted(set(query) - {"set_prefix"})
+    if unknown:
+        raise ValueError(f"unknown parameter {unknown[0]!r} in {url!r} (only set_prefix)")
+    prefix = query.get("set_prefix", [""])[-1]
+    if not all(c.isalnum() or c == "_" for c in prefix):
+        raise ValueError(f"set_prefix may hold letters, digits and _ only, in {url!r}")
     return AerospikeUrl(tuple(hosts), namespace, prefix)
 
 
@@ -76,6 +82,31 @@ def connect(url: AerospikeUrl, *, timeout_ms: int = 1000) -> Any:
         return aerospike.client(config).connect()
     except TRANSIENT as exc:
         raise Unavailable("the store is unreachable; retry shortly") from exc
+
+
+def namespace_problem(info: str, namespace: str) -> str | None:
+    """What keeps this store off the namespace, from the node's `namespace/<ns>` info answer:
+    no such namespace, or one that refuses records with a TTL (the idempotency claims have
+    one, ASG_IDEMPOTENCY_TTL) because its expiry thread is off (`nsup-period 0`) and
+    `allow-ttl-without-nsup` is not set. None when it will do."""
+    answer = info.partition("\t")[2].strip()
+    fields = dict(item.partition("=")[::2] for item in answer.split(";") if "=" in item)
+    if not fields or fields.get("type") == "unknown":
+        return f"the cluster has no namespace {namespace!r}"
+    if fields.get("nsup-period", "0") == "0" and fields.get("allow-ttl-without-nsup") != "true":
+        return (
+            f"namespace {namespace!r} has nsup-period 0, so it refuses records with a TTL"
+            " (idempotency keys expire by record TTL): set nsup-period (e.g. 120) in its config"
+        )
+    return None
+
+
+def check_namespace(client: Any, namespace: str, retry: Retry | None = None) -> None:
+    """ValueError naming what is wrong (the core turns it into exit 2 naming ASG_STORE)."""
+    info = (retry or Retry())(lambda: client.info_random_node(f"namespace/{namespace}"))
+    problem = namespace_problem(str(info), namespace)
+    if problem is not None:
+        raise ValueError(problem)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from asg_grpc.domain.labeling import OpenTask
 from asg_grpc.domain.tasks import LabelRecord, Task, TaskStatus
 from asg_grpc.domain.workers import Worker, WorkerRegistration
 from asg_grpc.store.aerospike.connection import AerospikeUrl, Retry
+from asg_grpc.store.aerospike.counters import dirty
 from asg_grpc.store.aerospike.outbox import Outbox, mark
 from asg_grpc.store.aerospike.records import GEN_EQ, UPDATE_ONLY, Records, ensure_index, query
 from asg_grpc.store.aerospike.tasks import _task, due_ms
@@ -145,8 +146,7 @@ class AerospikeLabels:
                 if not self._decided_by(task, batch.now):
                     closed.add(task.task_id)
                     continue
-            if task.status.decided:
-                self._loutbox.emit(task.task_id)
+            self._loutbox.emit(task.task_id)  # its counters, and its event when decided
         # Labels and skips of tasks whose state did not change; skips of closed ones are kept
         # (as on SQLite; they never matter again), their labels are not.
         written = {t.task_id for t in batch.tasks} - closed
@@ -274,6 +274,7 @@ def _state_ops(task: OpenTask, now: float) -> list[Any]:
         ops.write("status", task.status.value),
         ops.write("target", task.target),
         ops.write("updated", now),
+        dirty(),  # its status counts (counters.py)
     ]
     outcome = task.outcome
     verdict: dict[str, Any] | None = None

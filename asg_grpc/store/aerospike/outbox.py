@@ -20,14 +20,16 @@ from aerospike_helpers.operations import operations as ops
 
 from asg_grpc.domain import ids
 from asg_grpc.store.aerospike.connection import AerospikeUrl
+from asg_grpc.store.aerospike.counters import Counts, dirty
 from asg_grpc.store.aerospike.records import GEN_EQ, Records, ensure_index, query
 
 EVENT_COUNTER = "events"
 
 
 def mark(event_type: str, now: float) -> list[Any]:
-    """The operations that mark an event in the task record (add to the changing write)."""
-    return [mops.map_put("ev", event_type, now), ops.write("evp", 1)]
+    """The operations that mark an event in the task record (add to the changing write); an
+    event is a change of state, so the task's counters are marked dirty too (counters.py)."""
+    return [mops.map_put("ev", event_type, now), ops.write("evp", 1), dirty()]
 
 
 class Outbox:
@@ -38,6 +40,8 @@ class Outbox:
         self._webhooks = url.set_prefix + "webhooks"
         self._events = url.set_prefix + "events"
         self._counters = url.set_prefix + "counters"
+        # The follow-up of a task's change also moves its customer's counters (counters.py).
+        self.counts = Counts(records, url)
         records.create(self._counters, EVENT_COUNTER, {"seq": 0})
         ensure_index(records, "evp", aerospike.INDEX_NUMERIC, f"{url.namespace}_task_evp")
         ensure_index(records, "pend", aerospike.INDEX_NUMERIC, f"{url.namespace}_event_pend")
@@ -60,7 +64,9 @@ class Outbox:
 
     def emit(self, task_id: str) -> None:
         """Each marked event of the task as an event record (only for a customer with an active
-        webhook, as on SQLite), then the marks cleared if nobody marked more meanwhile."""
+        webhook, as on SQLite), then the marks cleared if nobody marked more meanwhile. The
+        task's counters first: every change that marks an event is counted (counters.py)."""
+        self.counts.follow_up(task_id)
         for _ in range(16):
             found = self._records.get(self._tasks, task_id)
             if found is None or not found[0].get("ev"):
@@ -103,5 +109,6 @@ class Outbox:
         return int(bins["seq"])
 
     def repair(self) -> None:
+        self.counts.repair()
         for bins in query(self._records, self._tasks, predicates.equals("evp", 1)):
             self.emit(bins["tid"])

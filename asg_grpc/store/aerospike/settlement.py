@@ -26,6 +26,7 @@ from aerospike_helpers.operations import operations as ops
 from asg_grpc.domain.errors import Conflict
 from asg_grpc.domain.settlement import AgreeingLabel, SettleableTask, WorkerPayment
 from asg_grpc.store.aerospike.connection import AerospikeUrl, Retry
+from asg_grpc.store.aerospike.counters import dirty
 from asg_grpc.store.aerospike.outbox import Outbox, mark
 from asg_grpc.store.aerospike.records import UPDATE_ONLY, Records, ensure_index, query
 from asg_grpc.store.settlement_records import (
@@ -284,6 +285,7 @@ class AerospikeSettlement:
             ops.write("txid", bins["txid"]),
             ops.write("settled", at),
             ops.write("updated", at),
+            dirty(),  # a settled task counts as settled (counters.py)
         ]
         for task_id in bins["tasks"]:
             task = self._srecords.get(self._stasks, task_id)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from asg_grpc.store.aerospike.connection import AerospikeUrl, connect
+from asg_grpc.store.aerospike.connection import AerospikeUrl, check_namespace, connect
 from asg_grpc.store.aerospike.customers import AerospikeCustomers
+from asg_grpc.store.aerospike.dashboard import AerospikeDashboard
 from asg_grpc.store.aerospike.labels import AerospikeLabels
 from asg_grpc.store.aerospike.leases import AerospikeDispatch
 from asg_grpc.store.aerospike.settlement import AerospikeSettlement
-from asg_grpc.store.aerospike.tasks import AerospikeTasks
+from asg_grpc.store.aerospike.tasks import IDEMPOTENCY_TTL, AerospikeTasks
 from asg_grpc.store.aerospike.webhooks import AerospikeWebhooks
 
 
@@ -18,15 +19,22 @@ class AerospikeStore(
     AerospikeDispatch,
     AerospikeSettlement,
     AerospikeWebhooks,
+    AerospikeDashboard,
 ):
-    def __init__(self, url: AerospikeUrl, *, idempotency_ttl: int | None = None) -> None:
+    def __init__(self, url: AerospikeUrl, *, idempotency_ttl: int = IDEMPOTENCY_TTL) -> None:
         client = connect(url)
+        try:
+            check_namespace(client, url.namespace)
+        except BaseException:
+            client.close()
+            raise
         AerospikeCustomers.__init__(self, client, url)
         AerospikeTasks.__init__(self, client, url, ttl=idempotency_ttl)
         AerospikeLabels.__init__(self, client, url)
         AerospikeDispatch.__init__(self, client, url)
         AerospikeSettlement.__init__(self, client, url)
         AerospikeWebhooks.__init__(self, client, url)
+        AerospikeDashboard.__init__(self, client, url)
 
     def close(self) -> None:
         self._records.client.close()

@@ -7,7 +7,6 @@ then each task CREATE_ONLY. The step-by-step invariants are in docs/storage-aero
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,21 +25,27 @@ from asg_grpc.domain.errors import (
     UnregisteredWebhook,
     ValidationError,
 )
-from asg_grpc.domain.tasks import Settlement, Task, TaskSpec, TaskStatus, Verdict
+from asg_grpc.domain.tasks import (
+    DEFAULT_CONSENSUS_METHOD,
+    DEFAULT_MAX_LABELS,
+    DEFAULT_TARGET_CONFIDENCE,
+    BatchProgress,
+    Settlement,
+    Task,
+    TaskSpec,
+    TaskStatus,
+    Verdict,
+)
 from asg_grpc.store.aerospike.connection import AerospikeUrl, Retry
 from asg_grpc.store.aerospike.outbox import Outbox
 from asg_grpc.store.aerospike.records import GEN_EQ, Records, ensure_index
 from asg_grpc.store.aerospike.sequence import TaskSequence
 from asg_grpc.store.base import Submission, Submitted, TaskPage
 
+# Seconds a key replays its task (ASG_IDEMPOTENCY_TTL, read by Settings): the claim's record TTL.
 IDEMPOTENCY_TTL = 86_400
 # A claim this old whose task never appeared was left by a crash before the task write.
 CLAIM_SECONDS = 30.0
-
-
-def idempotency_ttl() -> int:
-    """ASG_IDEMPOTENCY_TTL seconds (default 24 h): how long a key replays its task."""
-    return int(os.environ.get("ASG_IDEMPOTENCY_TTL", IDEMPOTENCY_TTL))
 
 
 @dataclass(slots=True)
@@ -60,6 +65,10 @@ def _task(bins: dict[str, Any]) -> Task:
         callback_url=bins.get("callback"),
         idempotency_key=bins.get("ikey"),
         expires_in_seconds=None if expires_at is None else round(expires_at - bins["created"]),
+        consensus_method=bins.get("cmethod", DEFAULT_CONSENSUS_METHOD),
+        target_confidence=bins.get("ctarget", DEFAULT_TARGET_CONFIDENCE),
+        max_labels=bins.get("maxlabels", DEFAULT_MAX_LABELS),
+        gold_label=bins.get("gold"),
     )
     decided_at = bins.get("decided")
     verdict = None
@@ -90,7 +99,7 @@ class AerospikeTasks:
     """submit, get_task and list_tasks of the Store protocol (asg_grpc/store/base.py)."""
 
     def __init__(
-        self, client: Any, url: AerospikeUrl, *, retry: Retry | None = None, ttl: int | None = None
+        self, client: Any, url: AerospikeUrl, *, retry: Retry | None = None, ttl: int = IDEMPOTENCY_TTL
     ) -> None:
         self._records = records = Records(client, url.namespace, retry)
         self._client = client
@@ -99,10 +108,11 @@ class AerospikeTasks:
         self._tasks = url.set_prefix + "tasks"
         self._idem = url.set_prefix + "idem"
         self._retry = records.retry
-        self._ttl = idempotency_ttl() if ttl is None else ttl
+        self._ttl = ttl
         self._sequence = TaskSequence(records, url.set_prefix + "counters")
         self._toutbox = Outbox(records, url)
         ensure_index(records, "owner", aerospike.INDEX_STRING, f"{self._ns}_task_owner")
+        ensure_index(records, "batch", aerospike.INDEX_STRING, f"{self._ns}_task_batch")
 
     # submit ------------------------------------------------------------------------------
 
@@ -156,6 +166,8 @@ class AerospikeTasks:
         finally:
             if fresh:  # written, or never will be: either way no longer holding dispatch back
                 self._sequence.done(first_gseq)
+        for task in created.values():  # each new task counted (repair() finishes a crash's)
+            self._toutbox.counts.follow_up(task.task_id)
         out: list[Submitted] = []
         for index, claim in enumerate(claims):
             if index in created:
@@ -275,6 +287,11 @@ class AerospikeTasks:
             "target": spec.consensus_threshold,
             "created": task.created_at,
             "updated": task.updated_at,
+            "cd": 1,  # not counted yet (counters.py)
+            # docs/quality.md; records written before these bins read as the defaults.
+            "cmethod": spec.consensus_method,
+            "ctarget": spec.target_confidence,
+            "maxlabels": spec.max_labels,
         }
         optional = {
             "callback": spec.callback_url,
@@ -282,6 +299,7 @@ class AerospikeTasks:
             "batch": task.batch_id,
             "tier": tier,
             "expires": task.expires_at,
+            "gold": spec.gold_label,
         }
         bins.update({name: value for name, value in optional.items() if value is not None})
         return bins
@@ -293,6 +311,20 @@ class AerospikeTasks:
         if found is None or found[0]["owner"] != customer_id:
             return None
         return _task(found[0])
+
+    def batch_progress(self, customer_id: str, batch_id: str) -> BatchProgress | None:
+        """Through the `batch` secondary index, reading three bins of the batch's tasks (at
+        most a job's worth); another customer's tasks are left out, as if absent."""
+        query = self._client.query(self._ns, self._tasks)
+        query.select("owner", "status", "created")
+        query.where(predicates.equals("batch", batch_id))
+        rows = [bins for _, _, bins in self._retry(query.results) if bins.get("owner") == customer_id]
+        if not rows:
+            return None
+        counts: dict[str, int] = {}
+        for r in rows:
+            counts[r["status"]] = counts.get(r["status"], 0) + 1
+        return BatchProgress.of(batch_id, counts, min(r["created"] for r in rows))
 
     def list_tasks(
         self,

@@ -1,6 +1,7 @@
 """The contract suite runs each test on every backend: SQLite always, Aerospike when a node is
 there (tests/store/conftest.py). `open_store()` is a new store object on the test's data, so a
-second call is a second core process, or the same one restarted."""
+second call is a second core process, or the same one restarted; it opens it as the core does
+(`asg_grpc.store.open.open_store`), with `StoreOptions` when given."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from asg_grpc.store.aerospike import AerospikeStore
-from asg_grpc.store.sqlite import SQLiteStore
+from asg_grpc.store.open import StoreOptions, sqlite_url
+from asg_grpc.store.open import open_store as open_url
 
-OpenStore = Callable[[], Any]
+OpenStore = Callable[..., Any]
 
 
 @pytest.fixture(params=["sqlite", "aerospike"])
@@ -23,8 +24,8 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenS
     closers: list[Callable[[], None]] = []
     if request.param == "sqlite":
 
-        def opener() -> Any:
-            store = SQLiteStore(tmp_path / "asg.sqlite3")
+        def opener(options: StoreOptions | None = None) -> Any:
+            store = open_url(sqlite_url(tmp_path / "asg.sqlite3"), options)
             closers.append(store.close)
             return store
 
@@ -32,8 +33,8 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenS
         url = request.getfixturevalue("aerospike_url")
         url = replace(url, set_prefix=f"{url.set_prefix}{uuid.uuid4().hex[:6]}_")
 
-        def opener() -> Any:
-            store = AerospikeStore(url)
+        def opener(options: StoreOptions | None = None) -> Any:
+            store = open_url(url, options)
             closers.append(store.close)
             return store
 

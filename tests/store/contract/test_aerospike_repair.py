@@ -4,6 +4,7 @@ restarted (or another) core."""
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -12,9 +13,11 @@ from typing import Any
 
 import pytest
 
+from asg_grpc.domain.dashboard import day_of
 from asg_grpc.domain.errors import Unavailable
 from asg_grpc.domain.tasks import TaskStatus
 from asg_grpc.store.aerospike import AerospikeStore, AerospikeUrl
+from asg_grpc.store.aerospike.counters import Counts
 from tests.store.contract.test_customers import register
 from tests.store.contract.test_labels import THRESHOLD, submit
 from tests.store.contract.test_settlement import FUNDS, intent, verified_task
@@ -132,3 +135,67 @@ def test_an_event_cut_off_before_it_was_emitted_is_emitted_once(
     )
     assert [d.delivery_id for d in restarted.list_deliveries(customer_id, webhook_id, 10)] == ["dlv_1"]
     assert restarted.pending_events(10) == []
+
+
+def _pending(store: AerospikeStore, customer_id: str) -> int:
+    return store.dashboard_counters(customer_id, "0000-00-00").by_status.get("pending", 0)
+
+
+def test_counters_cut_off_before_the_counter_record_are_finished_once(
+    stores: list[AerospikeStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, restarted = stores
+    customer_id = register(first)
+    monkeypatch.setattr(Counts, "_finish", crash)
+    [task_id] = submit(first, customer_id)  # the task stands: counting is a follow-up
+    assert _pending(restarted, customer_id) == 0  # step 1 done (the difference on the task)
+    monkeypatch.undo()
+    restarted.pending_events(10)  # the periodic pass repairs
+    restarted.pending_events(10)
+    assert _pending(restarted, customer_id) == 1
+    assert restarted.get_task(customer_id, task_id).status is TaskStatus.PENDING
+
+
+def test_counters_cut_off_after_the_counter_record_count_once(
+    stores: list[AerospikeStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, restarted = stores
+    customer_id = register(first)
+    original = Counts._operate
+
+    def operate(self: Counts, set_name: str, key: str, operations: list[Any], *args: Any) -> None:
+        if set_name == self._tasks and len(operations) == 2:  # step 3: clearing the difference
+            crash()
+        original(self, set_name, key, operations, *args)
+
+    monkeypatch.setattr(Counts, "_operate", operate)
+    [task_id] = submit(first, customer_id)
+    assert _pending(restarted, customer_id) == 1  # step 2 happened
+    assert "cpend" in restarted._drecords.get(restarted._dtasks, task_id)[0]  # step 3 did not
+    monkeypatch.undo()
+    restarted.pending_events(10)
+    first.cancel_task(customer_id, task_id, time.time())
+    counters = restarted.dashboard_counters(customer_id, "0000-00-00")
+    assert (counters.by_status.get("pending", 0), counters.by_status["cancelled"]) == (0, 1)
+
+
+def test_two_cores_counting_one_task_at_once_count_it_once(
+    stores: list[AerospikeStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = stores
+    customer_id = register(first)
+    monkeypatch.setattr(Counts, "follow_up", lambda *_: None)
+    tasks = [submit(first, customer_id)[0] for _ in range(3)]  # written, not counted yet
+    monkeypatch.undo()
+    counts = [first._toutbox.counts, second._toutbox.counts]
+    threads = [threading.Thread(target=counts[i % 2].apply, args=(tasks[i % 3],)) for i in range(12)] + [
+        threading.Thread(target=counts[i].repair) for i in range(2)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert _pending(first, customer_id) == 3
+    assert first.dashboard_counters(customer_id, "0000-00-00").per_day == {
+        day_of(first.get_task(customer_id, tasks[0]).created_at): 3
+    }

@@ -13,8 +13,8 @@ import pytest
 
 from asg_grpc.domain.errors import IdempotencyConflict, QuotaExhausted, ValidationError
 from asg_grpc.domain.tasks import TaskSpec, TaskStatus
-from asg_grpc.store.aerospike import AerospikeStore, AerospikeUrl
 from asg_grpc.store.base import Submission
+from asg_grpc.store.open import StoreOptions
 from tests.store.contract.conftest import OpenStore
 from tests.store.contract.test_customers import register
 
@@ -111,18 +111,72 @@ def test_two_stores_submitting_one_key_make_one_task(open_store: OpenStore) -> N
     assert stores[1].get_customer(customer_id).labels_reserved == SPEC.consensus_threshold
 
 
-def test_an_idempotency_key_expires_after_its_ttl(aerospike_url: AerospikeUrl) -> None:
-    """Aerospike only so far: SQLite keeps keys until part C gives it the same expiry."""
-    url = replace(aerospike_url, set_prefix=f"{aerospike_url.set_prefix}{uuid.uuid4().hex[:6]}_")
-    store = AerospikeStore(url, idempotency_ttl=1)
-    try:
-        customer_id = register(store)
-        [[first]] = store.submit([Submission(customer_id, [spec(1, "k")], None)], time.time())
-        [[again]] = store.submit([Submission(customer_id, [spec(1, "k")], None)], time.time())
-        assert again.replayed and again.task == first.task
-        time.sleep(2.1)
-        # Past the TTL the key is free: another body makes a new task instead of a conflict.
-        [[after]] = store.submit([Submission(customer_id, [spec(2, "k")], None)], time.time())
-        assert not after.replayed and after.task.task_id != first.task.task_id
-    finally:
-        store.close()
+def test_an_idempotency_key_expires_after_its_ttl(open_store: OpenStore) -> None:
+    """ASG_IDEMPOTENCY_TTL: within it a key replays its task, after it the key makes a new task
+    (with the same body or another), and that one is what the key replays from then on."""
+    store = open_store(StoreOptions(idempotency_ttl=1))
+    customer_id = register(store)
+    [[first]] = store.submit([Submission(customer_id, [spec(1, "k")], None)], time.time())
+    [[again]] = store.submit([Submission(customer_id, [spec(1, "k")], None)], time.time())
+    assert again.replayed and again.task == first.task
+    [refused] = store.submit([Submission(customer_id, [spec(2, "k")], None)], time.time())
+    assert isinstance(refused, IdempotencyConflict)
+    time.sleep(2.1)  # Aerospike expires the claim on the server's clock
+    [[after]] = store.submit([Submission(customer_id, [spec(2, "k")], None)], time.time())
+    assert not after.replayed and after.task.task_id != first.task.task_id
+    [[same]] = store.submit([Submission(customer_id, [spec(2, "k")], None)], time.time())
+    assert same.replayed and same.task.task_id == after.task.task_id
+    # Both tasks stay, each naming the key; the quota was reserved for both.
+    page = store.list_tasks(customer_id, status=None, batch_id=None, limit=10, after_task_id=None)
+    assert [t.spec.idempotency_key for t in page.tasks] == ["k", "k"]
+    assert store.get_customer(customer_id).labels_reserved == 2 * SPEC.consensus_threshold
+
+
+def test_the_default_ttl_keeps_a_key_for_a_day(open_store: OpenStore) -> None:
+    store = open_store()
+    customer_id = register(store)
+    now = time.time()
+    [[first]] = store.submit([Submission(customer_id, [spec(1, "k")], None)], now)
+    # A day less a minute later (SQLite compares the times given; Aerospike's record TTL is
+    # a day of the server's clock, so this is inside it on both).
+    [[again]] = store.submit([Submission(customer_id, [spec(1, "k")], None)], now + 86_400 - 60)
+    assert again.replayed and again.task == first.task
+
+
+def test_batch_progress_counts_its_tasks_for_their_owner_only(open_store: OpenStore) -> None:
+    store = open_store()
+    customer_id = register(store)
+    other = register(store, email="bob@example.com", key="key-bob")
+    batch_id = "bat_" + uuid.uuid4().hex
+    before = time.time()
+    store.submit([Submission(customer_id, [spec(n) for n in range(4)], batch_id)], before)
+    progress = store.batch_progress(customer_id, batch_id)
+    assert progress is not None
+    assert (progress.total, progress.decided, progress.by_status[TaskStatus.PENDING]) == (4, 0, 4)
+    assert set(progress.by_status) == set(TaskStatus) and progress.created_at == pytest.approx(before)
+    assert store.batch_progress(other, batch_id) is None
+    assert store.batch_progress(customer_id, "bat_unknown") is None
+
+
+def test_consensus_fields_and_the_engine_snapshot_survive_a_restart(open_store: OpenStore) -> None:
+    """docs/quality.md: the adaptive task fields as stored, read back, and loaded for dispatch;
+    the engine's snapshot saved and replaced."""
+    store = open_store()
+    customer_id = register(store)
+    adaptive = replace(
+        spec(1), consensus_method="adaptive", target_confidence=0.9, max_labels=7, gold_label="no"
+    )
+    [[plain], [gold]] = store.submit(
+        [Submission(customer_id, [spec(0)], None), Submission(customer_id, [adaptive], None)], time.time()
+    )
+    assert store.consensus_state() is None
+    store.save_consensus_state(b'{"v": 1}', time.time())
+    store.save_consensus_state(b'{"v": 2}', time.time())
+    store = open_store()
+    assert store.consensus_state() == b'{"v": 2}'
+    assert store.get_task(customer_id, gold.task.task_id).spec == adaptive
+    assert store.get_task(customer_id, plain.task.task_id).spec.consensus_method == "majority"
+    loaded = {t.task_id: t for t in store.open_tasks(after_seq=0, limit=10)}
+    task = loaded[gold.task.task_id]
+    assert (task.method, task.target_confidence, task.max_labels, task.gold) == ("adaptive", 0.9, 7, "no")
+    assert (loaded[plain.task.task_id].method, loaded[plain.task.task_id].gold) == ("majority", None)

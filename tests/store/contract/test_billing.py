@@ -1,9 +1,10 @@
-"""The store's usage counts (SQLite file): months bound by created_at for submissions and by
-decided_at for charges, customers kept apart, and the queries answered from indexes."""
+"""The store's usage counts, on every backend: months bound by created_at for submissions and
+by decided_at for charges, customers kept apart; on SQLite the queries answered from indexes."""
 
 from __future__ import annotations
 
 import calendar
+from typing import Any
 
 import pytest
 
@@ -14,13 +15,19 @@ from asg_grpc.domain.errors import NotFound
 from asg_grpc.domain.tasks import TaskSpec, TaskStatus
 from asg_grpc.store.base import LabelingBatch, Submission
 from asg_grpc.store.sqlite import SQLiteStore
+from tests.store.contract.conftest import OpenStore
 
 MARCH_31_LATE = calendar.timegm((2026, 3, 31, 23, 59, 0))
 APRIL_2 = calendar.timegm((2026, 4, 2, 8, 0, 0))
 APRIL, MARCH = Month(2026, 4), Month(2026, 3)
 
 
-def customer(store: SQLiteStore, email: str) -> str:
+@pytest.fixture
+def any_store(open_store: OpenStore) -> Any:
+    return open_store()
+
+
+def customer(store: Any, email: str) -> str:
     c = store.create_customer(
         Registration("T", email), tier="sandbox", label_quota=1000, key_hash=email, key_hint="h", now=0.0
     )
@@ -39,13 +46,13 @@ def spec(task_type: str, threshold: int, n: int) -> TaskSpec:
     )
 
 
-def submit(store: SQLiteStore, customer_id: str, specs: list[TaskSpec], now: float) -> list[str]:
+def submit(store: Any, customer_id: str, specs: list[TaskSpec], now: float) -> list[str]:
     [outcome] = store.submit([Submission(customer_id, specs, batch_id=None)], now)
     assert isinstance(outcome, list)
     return [s.task.task_id for s in outcome]
 
 
-def decide(store: SQLiteStore, answers: dict[str, list[str]], now: float) -> None:
+def decide(store: Any, answers: dict[str, list[str]], now: float) -> None:
     """Record each task's labels and the decision consensus makes of them."""
     tasks = {t.task_id: t for t in store.open_tasks(after_seq=0, limit=1000)}
     changed, labels = [], []
@@ -66,8 +73,9 @@ def decide(store: SQLiteStore, answers: dict[str, list[str]], now: float) -> Non
 
 
 def test_submissions_count_in_their_month_and_charges_in_the_month_of_the_decision(
-    store: SQLiteStore,
+    any_store: Any,
 ) -> None:
+    store = any_store
     cid = customer(store, "a@example.com")
     img1, img2 = submit(
         store, cid, [spec("image_classification", 3, 1), spec("image_classification", 3, 2)], MARCH_31_LATE
@@ -100,7 +108,8 @@ def test_submissions_count_in_their_month_and_charges_in_the_month_of_the_decisi
     assert store.first_task_at(cid) == MARCH_31_LATE
 
 
-def test_charges_keep_the_tier_a_task_was_submitted_on(store: SQLiteStore) -> None:
+def test_charges_keep_the_tier_a_task_was_submitted_on(any_store: Any) -> None:
+    store = any_store
     cid = customer(store, "a@example.com")
     [before] = submit(store, cid, [spec("sentiment", 2, 1)], APRIL_2)
     store.set_customer_tier(cid, "pro", 1000)
@@ -112,7 +121,8 @@ def test_charges_keep_the_tier_a_task_was_submitted_on(store: SQLiteStore) -> No
     assert charged == {"sandbox": 1, "pro": 1}
 
 
-def test_usage_is_the_customers_own(store: SQLiteStore) -> None:
+def test_usage_is_the_customers_own(any_store: Any) -> None:
+    store = any_store
     mine, theirs = customer(store, "a@example.com"), customer(store, "b@example.com")
     submit(store, theirs, [spec("sentiment", 2, 1)], APRIL_2)
 
@@ -120,7 +130,8 @@ def test_usage_is_the_customers_own(store: SQLiteStore) -> None:
     assert store.first_task_at(mine) is None
 
 
-def test_set_customer_tier_changes_tier_and_quota_and_keeps_reservations(store: SQLiteStore) -> None:
+def test_set_customer_tier_changes_tier_and_quota_and_keeps_reservations(any_store: Any) -> None:
+    store = any_store
     cid = customer(store, "a@example.com")
     submit(store, cid, [spec("sentiment", 2, 1)], APRIL_2)
 

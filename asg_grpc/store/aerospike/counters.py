@@ -1,0 +1,266 @@
+"""Per-customer counters on Aerospike: the dashboard's figures and billing's usage counts.
+
+SQLite keeps `dashboard_counts` in the transaction that changes a task. Here a task's counted
+state changes in its own record (one atomic write, which also sets `cd` = 1: "counters
+dirty"), and `Counts.apply(task)` moves the customer's counter record by the difference, in
+three single-record steps that a replay finishes and never repeats:
+
+1. On the task, compare-and-set on a fresh read: `cv` = what the task contributes now, and,
+   when that differs from the `cv` already there, the difference as `cpend` under a new
+   `cver` (the task's own counter, +1 per difference); `cd` removed.
+2. On the counter record `counts/<customer>`, one `operate` filtered by "`ap[task]` is absent
+   or below `cver`": every counter incremented by `cpend` and `ap[task] = cver`. A repeat
+   (after a timeout, a crash, or by another core) is filtered out: applied once.
+3. On the task, `cpend` and `cver` removed (filtered by `cver` unchanged).
+
+`apply` finishes a `cpend` it finds before computing a new one, so the differences chain and
+the counters always equal the sum of the `cv` values. `repair` finishes what a crash left: the
+tasks the numeric indexes on `cd` and `cver` name. docs/storage-aerospike.md has the layout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import aerospike
+from aerospike import exception as aex
+from aerospike import predicates
+from aerospike_helpers import expressions as exp
+from aerospike_helpers.operations import expression_operations as eops
+from aerospike_helpers.operations import map_operations as mops
+from aerospike_helpers.operations import operations as ops
+
+from asg_grpc.domain.billing import Month, UsageCounts
+from asg_grpc.domain.dashboard import Counters, day_of
+from asg_grpc.domain.errors import Unavailable
+from asg_grpc.store.aerospike.connection import AerospikeUrl
+from asg_grpc.store.aerospike.records import GEN_EQ, Records, ensure_index, query
+
+MAX_INT = 2**63 - 1
+CAS_ROUNDS = 16
+_DECIDED = frozenset({"verified", "settled", "failed"})
+_LABELED = frozenset({"verified", "settled"})
+_ENDED = frozenset({"cancelled", "expired"})
+# Once here a task's contribution never changes again, so its `ap` entry is dropped.
+_FINAL = frozenset({"settled", "failed", "cancelled", "expired"})
+FLOAT_KEYS = frozenset({"conf", "stls"})
+
+# The operation that marks a task's counters dirty: add it to every write that changes what
+# `contribution` reads (status, verdict, settlement), or that creates a task.
+DIRTY = "cd"
+
+
+def dirty() -> Any:
+    return ops.write(DIRTY, 1)
+
+
+def _month(unix_time: float) -> str:
+    return str(Month.of(unix_time))
+
+
+def contribution(bins: dict[str, Any]) -> dict[str, float]:
+    """What one task record adds to its customer's counters (SQLite's Tally.add plus the
+    submission day and billing's usage rows), as map key → amount."""
+    status, created = bins["status"], bins["created"]
+    out: dict[str, float] = {f"st|{status}": 1, f"day|{day_of(created)}": 1}
+    out[f"sub|{_month(created)}|{bins['type']}"] = 1
+    if status in _DECIDED:
+        confidence = float(bins.get("conf") or 0.0)
+        out["dec"] = 1
+        out["conf"] = confidence
+        out[f"bin|{min(9, max(0, int(confidence * 10 + 1e-9)))}"] = 1
+        workers = bins.get("wcount") or 0
+        if workers and bins.get("acount") == workers:
+            out["perf"] = 1
+    if status in _LABELED and bins.get("label") is not None:
+        out[f"lab|{bins['label']}"] = 1
+    if status == "settled" and bins.get("settled") is not None:
+        out["stl"] = 1
+        out["stls"] = float(bins["settled"] - created)
+    decided = bins.get("decided")
+    if decided is not None:
+        kind = "failed" if status == "failed" else "ended" if status in _ENDED else "charged"
+        row = f"use|{_month(decided)}|{bins['type']}|{bins.get('tier') or ''}|{kind}"
+        out[f"{row}|t"] = 1
+        out[f"{row}|l"] = bins.get("wcount") or 0
+    return out
+
+
+def _difference(new: dict[str, float], old: dict[str, float]) -> dict[str, float]:
+    keys = set(new) | set(old)
+    delta = {k: new.get(k, 0) - old.get(k, 0) for k in keys}
+    return {k: (float(v) if k in FLOAT_KEYS else int(v)) for k, v in delta.items() if v}
+
+
+class Counts:
+    def __init__(self, records: Records, url: AerospikeUrl) -> None:
+        self._records = records
+        self._tasks = url.set_prefix + "tasks"
+        self._counts = url.set_prefix + "counts"
+        ensure_index(records, DIRTY, aerospike.INDEX_NUMERIC, f"{url.namespace}_task_cd")
+        ensure_index(records, "cver", aerospike.INDEX_NUMERIC, f"{url.namespace}_task_cver")
+
+    def _operate(
+        self, set_name: str, key: str, operations: list[Any], policy: dict[str, Any], gen: int = 0
+    ) -> None:
+        client, full_key = self._records.client, self._records.key(set_name, key)
+        self._records.retry(lambda: client.operate(full_key, operations, {"gen": gen}, policy))
+
+    # writes ------------------------------------------------------------------------------
+
+    def follow_up(self, task_id: str) -> None:
+        """`apply` right after a change, which stands without it: if the store cannot be
+        reached now, the task stays marked and `repair` counts it later."""
+        with contextlib.suppress(Unavailable):
+            self.apply(task_id)
+
+    def apply(self, task_id: str) -> None:
+        """Steps 1-3 for one task; returns once its counters hold its current state."""
+        for _ in range(CAS_ROUNDS):
+            found = self._records.get(self._tasks, task_id)
+            if found is None:
+                return
+            bins, gen = found
+            if "cpend" in bins:
+                self._finish(task_id, bins)
+                continue
+            new = contribution(bins)
+            delta = _difference(new, bins.get("cv") or {})
+            if not delta and DIRTY not in bins:
+                return
+            operations = [ops.write(DIRTY, None)]
+            if delta:
+                cver = int(bins.get("cseq") or 0) + 1
+                operations += [
+                    ops.write("cv", new),
+                    ops.write("cpend", delta),
+                    ops.write("cver", cver),
+                    ops.write("cseq", cver),
+                ]
+            try:
+                self._operate(self._tasks, task_id, operations, dict(GEN_EQ), gen)
+            except aex.RecordGenerationError:
+                continue  # changed meanwhile: read again
+            if not delta:
+                return
+        raise Unavailable("the task's counters are being changed; retry shortly")
+
+    def _finish(self, task_id: str, bins: dict[str, Any]) -> None:
+        """Steps 2 and 3 for the `cpend` the task holds (each harmless to repeat)."""
+        customer_id, cver, delta = bins["owner"], bins["cver"], bins["cpend"]
+        self._records.create(self._counts, customer_id, {"cid": customer_id, "ap": {"": 0}})
+        not_yet = exp.Or(
+            exp.Not(
+                exp.MapGetByKey(
+                    None, aerospike.MAP_RETURN_EXISTS, exp.ResultType.BOOLEAN, task_id, exp.MapBin("ap")
+                )
+            ),
+            exp.LT(
+                exp.MapGetByKey(
+                    None, aerospike.MAP_RETURN_VALUE, exp.ResultType.INTEGER, task_id, exp.MapBin("ap")
+                ),
+                cver,
+            ),
+        ).compile()
+        operations = [mops.map_increment("c", key, amount) for key, amount in sorted(delta.items())]
+        operations.append(mops.map_put("ap", task_id, cver))
+        # first_task_at: the earliest `created` seen (a minimum: repeating it changes nothing).
+        created = float(bins["created"])
+        earliest = exp.Cond(
+            exp.And(exp.BinExists("first"), exp.LE(exp.FloatBin("first"), created)),
+            exp.FloatBin("first"),
+            created,
+        ).compile()
+        operations.append(eops.expression_write("first", earliest))
+        with contextlib.suppress(aex.FilteredOut):
+            self._operate(self._counts, customer_id, operations, {"expressions": not_yet})
+        same = exp.Eq(exp.IntBin("cver"), cver).compile()
+        with contextlib.suppress(aex.FilteredOut, aex.RecordNotFound):
+            self._operate(
+                self._tasks,
+                task_id,
+                [ops.write("cpend", None), ops.write("cver", None)],
+                {"expressions": same},
+            )
+        if bins["status"] in _FINAL:
+            with contextlib.suppress(aex.RecordNotFound):
+                self._operate(
+                    self._counts,
+                    customer_id,
+                    [mops.map_remove_by_key("ap", task_id, aerospike.MAP_RETURN_NONE)],
+                    {},
+                )
+
+    def repair(self) -> None:
+        """Finishes what a crash left: tasks still dirty, or holding an unapplied difference."""
+        dirty_ones = query(self._records, self._tasks, predicates.equals(DIRTY, 1))
+        pending = query(self._records, self._tasks, predicates.between("cver", 1, MAX_INT))
+        for task_id in {b["tid"] for b in dirty_ones + pending}:
+            self.apply(task_id)
+
+    # reads -------------------------------------------------------------------------------
+
+    def _map(self, customer_id: str) -> tuple[dict[str, Any], float | None]:
+        found = self._records.get(self._counts, customer_id)
+        if found is None:
+            return {}, None
+        return found[0].get("c") or {}, found[0].get("first")
+
+    def counters(self, customer_id: str, since_day: str) -> Counters:
+        c, _ = self._map(customer_id)
+        out = Counters()
+        for key, n in c.items():
+            metric, _, bucket = key.partition("|")
+            if metric == "st":
+                out.by_status[bucket] = n
+            elif metric == "day" and bucket >= since_day:
+                out.per_day[bucket] = n
+            elif metric == "bin":
+                out.bins[int(bucket)] = n
+            elif metric == "lab":
+                out.labels[bucket] = n
+        out.decided, out.confidence_sum = c.get("dec", 0), float(c.get("conf", 0.0))
+        out.perfect = c.get("perf", 0)
+        out.settled, out.settlement_seconds_sum = c.get("stl", 0), float(c.get("stls", 0.0))
+        return out
+
+    def status_total(self, customer_id: str, status: str | None) -> int:
+        c, _ = self._map(customer_id)
+        if status is not None:
+            return int(c.get(f"st|{status}", 0))
+        return sum(int(n) for k, n in c.items() if k.startswith("st|"))
+
+    def usage(self, customer_id: str, start: float, end: float) -> list[UsageCounts]:
+        """Whole months: a month counts when its first second is in [start, end)."""
+        c, _ = self._map(customer_id)
+        lines: dict[tuple[str, str | None], dict[str, int]] = {}
+        for key, n in c.items():
+            parts = key.split("|")
+            if parts[0] not in ("sub", "use") or not start <= _month_start(parts[1]) < end or not n:
+                continue
+            if parts[0] == "sub":
+                line = lines.setdefault(("|".join(parts[2:]), None), {})
+                line["tasks_submitted"] = line.get("tasks_submitted", 0) + n
+                continue
+            task_type, tier, kind, what = "|".join(parts[2:-3]), parts[-3] or None, parts[-2], parts[-1]
+            # Failed tasks are not priced: on the type's row without a tier (as on SQLite).
+            line = lines.setdefault((task_type, None if kind == "failed" else tier), {})
+            name = {
+                ("failed", "t"): "tasks_failed",
+                ("ended", "t"): "tasks_failed",
+                ("ended", "l"): "labels_ended",
+                ("charged", "t"): "tasks_charged",
+                ("charged", "l"): "labels_collected",
+            }.get((kind, what))
+            if name is not None:
+                line[name] = line.get(name, 0) + n
+        return [UsageCounts(t, tier=tier, **fields) for (t, tier), fields in lines.items() if fields]
+
+    def first_task_at(self, customer_id: str) -> float | None:
+        return self._map(customer_id)[1]
+
+
+def _month_start(text: str) -> float:
+    year, month = text.split("-")
+    return Month(int(year), int(month)).start
