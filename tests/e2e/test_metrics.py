@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import httpx
@@ -9,6 +11,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from asg_grpc.devstack import free_addr
 from tests.conftest import make_stack, register
+
+DASHBOARD = Path(__file__).parents[2] / "docs" / "grafana-dashboard.json"
+
+
+def dashboard_metrics() -> set[str]:
+    """The metric names the sample Grafana dashboard queries (`asg_…`, histogram suffixes off)."""
+    exprs = [t["expr"] for p in json.loads(DASHBOARD.read_text())["panels"] for t in p["targets"]]
+    return {re.sub(r"_bucket$", "", m) for e in exprs for m in re.findall(r"\basg_\w+", e)}
 
 
 def samples(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
@@ -54,3 +64,6 @@ def test_gateway_and_core_metrics_count_what_a_user_did(tmp_path: Path) -> None:
     assert value(core, "asg_tasks", status="pending") >= 1
     assert value(core, "asg_grpc_calls_total", method="/asg.v1.TaskService/SubmitTasks", code="OK") == 1
     assert value(core, "asg_connected_workers") == 0
+    # Every metric the sample dashboard draws is one this stack exports.
+    exported = {re.sub(r"_(bucket|count|sum)$", "", name) for name in (*gateway, *core)}
+    assert dashboard_metrics() and dashboard_metrics() <= exported, dashboard_metrics() - exported
