@@ -32,6 +32,17 @@ DECISIONS = Counter(
     ["outcome"],
 )
 
+PAYOUT_FAILURES = Counter(
+    "asg_payout_failures",
+    "Payout transactions the ledger did not take: rejected, or not confirmed and sent again",
+    ["verdict"],
+)
+WEBHOOK_FAILURES = Counter(
+    "asg_webhook_delivery_failures",
+    "Webhook delivery attempts that did not deliver, by the state they left (pending, failed, abandoned)",
+    ["state"],
+)
+
 
 _VERIFIED, _NO_CONSENSUS = DECISIONS.labels("verified"), DECISIONS.labels("no_consensus")
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from bsv import P2PKH, Script, Transaction, TransactionInput, TransactionOutput
 
+from asg_grpc import metrics
 from asg_grpc.background import stop_tasks
 from asg_grpc.domain import ids
 from asg_grpc.domain.errors import Conflict
@@ -196,6 +197,8 @@ class Settler:
             if paid:
                 self._on_paid(paid)
             return 0.0
+        if outcome.verdict is not Verdict.ACCEPTED:
+            metrics.PAYOUT_FAILURES.labels(outcome.verdict.value).inc()
         if outcome.verdict is Verdict.REJECTED:
             log.error(
                 "payout rejected; its tasks wait for the next one",

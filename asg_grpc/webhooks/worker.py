@@ -22,6 +22,7 @@ import time
 
 import aiohttp
 
+from asg_grpc import metrics
 from asg_grpc.background import stop_tasks
 from asg_grpc.domain.errors import ValidationError
 from asg_grpc.domain.webhooks import next_attempt_delay, signature_header
@@ -199,6 +200,7 @@ class WebhookWorker:
         self._slot_free.set()
         for result in batch:
             if result.state != "delivered":
+                metrics.WEBHOOK_FAILURES.labels(result.state).inc()
                 log.info(
                     "webhook delivery not delivered",
                     extra={

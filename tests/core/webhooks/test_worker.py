@@ -12,6 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 import pytest_asyncio
+from prometheus_client import REGISTRY
 
 from asg_gateway import verify_webhook_signature
 from asg_grpc.domain.ids import new_id
@@ -187,6 +188,7 @@ async def test_worker_retries_until_2xx_and_deactivates_on_410(store: SQLiteStor
         flaky_id, _ = queue(store, flaky.url, 1)
         gone_id, _ = queue(store, gone.url, 1)
         worker = WebhookWorker(store, settings(), SEALER)
+        failures_before = {state: failures(state) for state in ("pending", "abandoned")}
         await worker.start()
         try:
             await until(lambda: store.list_deliveries("cus_1", flaky_id, 5)[0].state == "delivered")
@@ -201,6 +203,13 @@ async def test_worker_retries_until_2xx_and_deactivates_on_410(store: SQLiteStor
     assert len(flaky.requests) == 3
     assert len({r.headers["ASG-Delivery"] for r in flaky.requests}) == 1
     assert {h.webhook_id: h.active for h in store.list_webhooks("cus_1")} == {flaky_id: True, gone_id: False}
+    # /metrics counts the two 503s (left pending, retried) and the 410 (abandoned).
+    assert failures("pending") - failures_before["pending"] == 2
+    assert failures("abandoned") - failures_before["abandoned"] == 1
+
+
+def failures(state: str) -> float:
+    return REGISTRY.get_sample_value("asg_webhook_delivery_failures_total", {"state": state}) or 0.0
 
 
 @pytest.mark.asyncio
