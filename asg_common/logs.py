@@ -22,7 +22,9 @@ request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", d
 
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[^\s\"',;]+")
 _KEYLIKE = re.compile(r"\b(?:sk|pk|ak|key|asg)_[A-Za-z0-9_\-]{8,}")
-_FIELD = re.compile(r"(?i)([\"']?\b\w*(?:secret|token|password|api_key|apikey)\w*[\"']?\s*[=:]\s*)([\"']?)[^\s\"',;&}]+")
+_FIELD = re.compile(
+    r"(?i)([\"']?\b\w*(?:secret|token|password|api_key|apikey)\w*[\"']?\s*[=:]\s*)([\"']?)[^\s\"',;&}]+"
+)
 _QUERY = re.compile(r"(https?://[^\s?#\"']*)\?[^\s#\"']*")
 _SENSITIVE_KEY = re.compile(r"(?i)secret|token|password|api_key|apikey|authorization")
 

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import uuid
 
-from asg_common import logs
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from asg_common import logs
 
 _HEADER = b"x-request-id"
 
 
 class RequestIdMiddleware:
-    """Keeps a caller's own X-Request-ID (printable ASCII, at most 128), else makes one. The gateway logs it with
-    every failed core call and every 500 (errors.py), so a caller quoting it finds the line."""
+    """Keeps a caller's own X-Request-ID (printable ASCII, at most 128), else makes one. Every
+    log line of the request carries it, in the gateway and in the core (sent as gRPC metadata),
+    so a caller quoting it finds the lines."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
