@@ -80,7 +80,7 @@ async def challenge_page(request: Request) -> Response:
     c = client_of(request, gw)
     now = time.time()
     s = gw.session(c.sid, now)
-    observe(request, c, s, now)
+    observe(request, c, s, now, site=False)
     c.navigation = True
     return page_response(gw, c, s, request.query_params.get("redir", "/"))
 
@@ -92,7 +92,7 @@ async def answer(request: Request) -> Response:
     c = client_of(request, gw)
     now = time.time()
     s = gw.session(c.sid, now)
-    observe(request, c, s, now)
+    observe(request, c, s, now, site=False)
     c.navigation = True
     body = await request.body()
     if len(body) > MAX_ANSWER_BODY:

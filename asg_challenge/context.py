@@ -1,6 +1,11 @@
 """Who a request comes from: client IP (socket, or X-Forwarded-For via a trusted proxy only),
-its network, session id (signed `cg_sid` cookie, else a hash of network, UA and language), the
-gateway key, and the header signals the risk heuristic reads."""
+its network, whether it came over https (the listener's own TLS, or X-Forwarded-Proto from a
+trusted proxy), session id (signed session cookie, else a hash of network, UA and language), the
+gateway key, and the header signals the risk heuristic reads.
+
+Cookie names follow the scheme: over https `__Host-cg_sid` / `__Host-cg_pass` (Secure, Path=/,
+no Domain: a sibling subdomain cannot plant or overwrite them); over plain http, where a browser
+drops Secure cookies, `cg_sid` / `cg_pass`. Each scheme reads only its own names."""
 
 from __future__ import annotations
 
@@ -11,11 +16,27 @@ from typing import Any
 from starlette.requests import Request
 
 from asg_challenge import tokens
-from asg_challenge.domain import AUTOMATION_UA, RequestSignals, client_ip, network_of
+from asg_challenge.domain import (
+    AUTOMATION_UA,
+    RequestSignals,
+    client_ip,
+    heuristic_risk,
+    is_trusted,
+    network_of,
+)
 from asg_challenge.gateway import Gateway, Session
+from asg_challenge.ml import SNAPSHOT_AT, features
 
 SID_COOKIE, PASS_COOKIE = "cg_sid", "cg_pass"
-GATEWAY_COOKIES = (SID_COOKIE, PASS_COOKIE)
+HOST_PREFIX = "__Host-"
+GATEWAY_COOKIES = (SID_COOKIE, PASS_COOKIE, HOST_PREFIX + SID_COOKIE, HOST_PREFIX + PASS_COOKIE)
+
+
+def cookie_name(base: str, https: bool) -> str:
+    """`__Host-` + `base` over https, `base` over plain http."""
+    return HOST_PREFIX + base if https else base
+
+
 KEY_HEADER = "x-gateway-key"
 
 
@@ -35,6 +56,10 @@ class Client:
     def key_id(self) -> str:
         return self.key["id"] if self.key else ""
 
+    @property
+    def pass_cookie_name(self) -> str:
+        return cookie_name(PASS_COOKIE, self.https)
+
 
 def is_navigation(request: Request) -> bool:
     mode = request.headers.get("sec-fetch-mode")
@@ -49,7 +74,8 @@ def client_of(request: Request, gw: Gateway) -> Client:
     ip = client_ip(peer, request.headers.get("x-forwarded-for"), gw.settings.trusted_proxies)
     net = network_of(ip)
     ua = request.headers.get("user-agent", "")
-    cookie = request.cookies.get(SID_COOKIE)
+    https = is_https(request, peer, gw)
+    cookie = request.cookies.get(cookie_name(SID_COOKIE, https))
     sid = tokens.session_from_cookie(gw.secret, cookie) if cookie else None
     new = sid is None
     if sid is None:
@@ -58,37 +84,59 @@ def client_of(request: Request, gw: Gateway) -> Client:
     return Client(
         ip=ip, net=net, sid=sid, new_sid=new, ua=ua, host=request.headers.get("host", ""),
         key=gw.key_for(request.headers.get(KEY_HEADER)), navigation=is_navigation(request),
-        https=request.url.scheme == "https",
+        https=https,
     )  # fmt: skip
 
 
-def observe(request: Request, c: Client, s: Session, now: float) -> RequestSignals:
-    """Record the request in its session's features and return its header signals."""
+def is_https(request: Request, peer: str, gw: Gateway) -> bool:
+    """The client's scheme: the listener's own, or a trusted proxy's first X-Forwarded-Proto."""
+    if request.url.scheme == "https":
+        return True
+    proto = request.headers.get("x-forwarded-proto")
+    if proto is None or not gw.settings.trusted_proxies:
+        return False
+    return proto.split(",")[0].strip().lower() == "https" and is_trusted(peer, gw.settings.trusted_proxies)
+
+
+def observe(request: Request, c: Client, s: Session, now: float, *, site: bool = True) -> RequestSignals:
+    """Record the request in its session's features and return its header signals. The
+    gateway's own challenge requests (`site=False`) update the header signals only: volume,
+    timing and request mix describe the session's traffic to the site, so that a challenge's
+    answer POST does not itself look like a feature of humans."""
     h = request.headers
-    s.requests += 1
     s.last_seen = now
-    s.times.append(now)
-    s.html += int(c.navigation)
-    s.non_get += int(request.method != "GET")
-    if len(s.paths) < 1000:
-        s.paths.add(request.url.path)
+    if site:
+        s.requests += 1
+        s.times.append(now)
+        s.html += int(c.navigation)
+        s.non_get += int(request.method != "GET")
+        if len(s.paths) < 1000:
+            s.paths.add(request.url.path)
     s.header_count = len(h)
     s.has_lang = bool(h.get("accept-language"))
     s.automation_ua = not c.ua or AUTOMATION_UA.search(c.ua) is not None
     s.cookie_back = s.cookie_back or not c.new_sid
-    return RequestSignals(
+    signals = RequestSignals(
         user_agent=c.ua, accept=h.get("accept", ""), accept_language=h.get("accept-language", ""),
         accept_encoding=h.get("accept-encoding", ""), sec_fetch_mode=h.get("sec-fetch-mode", ""),
         sec_ch_ua=h.get("sec-ch-ua", ""), navigation=c.navigation, recent_requests=s.recent(now, 10.0),
     )  # fmt: skip
+    s.header_score = heuristic_risk(signals)
+    if site and s.requests in SNAPSHOT_AT:
+        s.snapshots.append(features(s))
+    return signals
+
+
+def _set_cookie(base: str, value: str, max_age: int, https: bool) -> str:
+    """Host-only (no Domain), HttpOnly, SameSite=Lax, Path=/; Secure and `__Host-` on https."""
+    secure = "; Secure" if https else ""
+    name = cookie_name(base, https)
+    return f"{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}"
 
 
 def sid_cookie(gw: Gateway, c: Client) -> str:
-    secure = "; Secure" if c.https else ""
-    value = tokens.session_cookie(gw.secret, c.sid)
-    return f"{SID_COOKIE}={value}; Path=/; Max-Age=86400; HttpOnly; SameSite=Lax{secure}"
+    return _set_cookie(SID_COOKIE, tokens.session_cookie(gw.secret, c.sid), 86400, c.https)
 
 
 def pass_cookie(token: str, ttl: int, https: bool) -> str:
-    secure = "; Secure" if https else ""
-    return f"{PASS_COOKIE}={token}; Path=/; Max-Age={ttl}; HttpOnly; SameSite=Lax{secure}"
+    return _set_cookie(PASS_COOKIE, token, ttl, https)

@@ -218,20 +218,22 @@ def parse_networks(spec: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Net
     return tuple(nets)
 
 
-def client_ip(
-    peer: str, xff: str | None, trusted: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
-) -> str:
+Networks = Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
+
+
+def is_trusted(ip: str, trusted: Networks) -> bool:
+    """`ip` is in one of the trusted proxy networks."""
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(addr in net for net in trusted)
+
+
+def client_ip(peer: str, xff: str | None, trusted: Networks) -> str:
     """The socket peer, or, when the peer is a trusted proxy, the rightmost X-Forwarded-For hop
     that is not itself trusted (what a client cannot forge by prepending hops)."""
-
-    def is_trusted(ip: str) -> bool:
-        try:
-            addr = ipaddress.ip_address(ip)
-        except ValueError:
-            return False
-        return any(addr in net for net in trusted)
-
-    if not xff or not is_trusted(peer):
+    if not xff or not is_trusted(peer, trusted):
         return peer
     hops = [h.strip() for h in xff.split(",") if h.strip()]
     for hop in reversed(hops):
@@ -239,7 +241,7 @@ def client_ip(
             ipaddress.ip_address(hop)
         except ValueError:
             return peer
-        if not is_trusted(hop):
+        if not is_trusted(hop, trusted):
             return hop
     return hops[0] if hops else peer
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from asg_challenge import tokens
-from asg_challenge.domain import Config, RequestSignals, Rule, first_match, heuristic_risk, updated_config
+from asg_challenge.domain import Config, Rule, first_match, updated_config
 from asg_challenge.errors import Forbidden, TooManyRequests
-from asg_challenge.ml import Trainer, features
+from asg_challenge.ml import Trainer, features, training_rows
 from asg_challenge.settings import Settings
 from asg_challenge.store import Store, private_file
 
@@ -30,6 +30,7 @@ SESSION_TTL = 3600.0  # idle seconds before a session is forgotten
 RECENT = 3600.0  # recent_sessions counts sessions seen within this many seconds
 FAIL_WINDOW, MAX_FAILS = 600.0, 3  # this many failed challenges in the window → 429 cooldown
 MAX_CONTROLS, MAX_UNKNOWNS = 2, 2
+MODEL_MIN_REQUESTS = 3  # a session's first requests are scored by the header heuristic
 BUILTIN = (  # known-answer controls for when the key's datasets have none
     ("Which of these is a colour?", ("red", "table", "seven"), "red"),
     ("Which of these is a number?", ("seven", "chair", "blue"), "seven"),
@@ -51,6 +52,7 @@ class Session:
     errors_4xx: int = 0
     paths: set[str] = field(default_factory=set)
     header_score: float = 0.0  # the last request's heuristic risk (header signals)
+    snapshots: list[list[float]] = field(default_factory=list)  # features at SNAPSHOT_AT requests
     header_count: int = 0
     has_lang: bool = False
     automation_ua: bool = False
@@ -167,20 +169,24 @@ class Gateway:
 
     # --- risk and the model ------------------------------------------------------------
 
-    def score(self, s: Session, signals: RequestSignals, now: float) -> float:
-        """The session's risk: the trained model once there is one, else the header heuristic."""
-        s.header_score = heuristic_risk(signals)
+    def score(self, s: Session) -> float:
+        """The session's risk: the trained model once there is one and the session has
+        MODEL_MIN_REQUESTS requests (its timing features mean nothing before), else the header
+        heuristic."""
         model = self.trainer.model
-        s.risk = model.risk(features(s, now)) if model is not None else s.header_score
+        use_model = model is not None and s.requests >= MODEL_MIN_REQUESTS
+        s.risk = model.risk(features(s)) if model is not None and use_model else s.header_score
         return s.risk
 
     def ml_status(self) -> dict[str, Any]:
         return self.trainer.status(sum(1 for s in self.sessions.values() if s.requests))
 
     def start_training(self) -> bool:
-        now = time.time()
         snapshot = [
-            (features(s, now), y) for s in list(self.sessions.values()) if (y := s.outcome) is not None
+            (row, y)
+            for s in list(self.sessions.values())
+            if (y := s.outcome) is not None
+            for row in training_rows(s)
         ]
         return self.trainer.start(snapshot)
 

@@ -25,17 +25,22 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("asg_challenge.ml")
 MIN_LABELED = 20
+SNAPSHOT_AT = frozenset((3, 5, 10, 20, 50, 100))  # a session's request counts kept as training rows
 FEATURES = (
-    "requests", "per_min_1m", "per_min_10m", "mean_gap", "std_gap", "burst_10s", "duration",
+    "requests", "per_min_1m", "per_min_10m", "log_mean_gap", "log_std_gap", "burst_10s", "log_duration",
     "html_share", "non_get_share", "share_4xx", "unique_path_share",
     "header_risk", "header_count", "has_lang", "automation_ua", "cookie_back",
 )  # fmt: skip
 
 
-def features(s: Session, now: float) -> list[float]:
-    """The session's feature row (volume and timing, request mix, headers). Challenge outcomes
-    are the labels, so they are left out here to not leak into the inputs."""
+def features(s: Session) -> list[float]:
+    """The session's feature row (volume and timing, request mix, headers) as of its last
+    site request: windows end there, so a row taken while scoring and one taken later for
+    training describe the same moment. Challenge outcomes are the labels, so they are left out
+    here to not leak into the inputs. Gaps and duration are on a log scale: a bot's 5 ms and a
+    reader's 0.5 s are two orders of magnitude apart, which a linear model then sees as such."""
     t = list(s.times)
+    end = t[-1] if t else s.last_seen
     gaps = [b - a for a, b in itertools.pairwise(t)]
     mean = sum(gaps) / len(gaps) if gaps else 0.0
     std = math.sqrt(sum((g - mean) ** 2 for g in gaps) / len(gaps)) if gaps else 0.0
@@ -43,14 +48,21 @@ def features(s: Session, now: float) -> list[float]:
     burst = (
         max((sum(1 for u in t if 0 <= u - x <= 10.0) for x in t), default=0)
         if len(t) < 60
-        else s.recent(now, 10)
+        else s.recent(end, 10)
     )
     return [
-        float(s.requests), float(s.recent(now, 60)), s.recent(now, 600) / 10.0, mean, std, float(burst),
-        now - s.first_seen, s.html / n, s.non_get / n, s.errors_4xx / n, len(s.paths) / n,
+        float(s.requests), float(s.recent(end, 60)), s.recent(end, 600) / 10.0,
+        math.log10(mean + 1e-3), math.log10(std + 1e-3), float(burst), math.log10(1.0 + end - s.first_seen),
+        s.html / n, s.non_get / n, s.errors_4xx / n, len(s.paths) / n,
         s.header_score, float(s.header_count), float(s.has_lang), float(s.automation_ua),
         float(s.cookie_back),
     ]  # fmt: skip
+
+
+def training_rows(s: Session) -> list[list[float]]:
+    """A labeled session's rows: its features as they were at its SNAPSHOT_AT-th requests (what
+    the scorer saw then) and at its end, so the model learns to judge short sessions too."""
+    return [*s.snapshots, features(s)]
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ from asg_challenge.challenge import page_response
 from asg_challenge.context import (
     GATEWAY_COOKIES,
     KEY_HEADER,
-    PASS_COOKIE,
     Client,
     client_of,
     observe,
@@ -100,18 +99,23 @@ class Proxy:
             return
         now = time.time()
         s = gw.session(c.sid, now)
-        signals = observe(request, c, s, now)
+        observe(request, c, s, now)
         path = scope["path"]
         rule = gw.rule_for(path)
         through = (
             (rule is not None and rule.action == "allow")
             or not gw.in_sample(c.sid, c.key)
             or gw.pass_ok(
-                request.cookies.get(PASS_COOKIE), sid=c.sid, key_id=c.key_id, host=c.host, ua=c.ua, net=c.net
+                request.cookies.get(c.pass_cookie_name),
+                sid=c.sid,
+                key_id=c.key_id,
+                host=c.host,
+                ua=c.ua,
+                net=c.net,
             )
         )
         if not through:
-            risk = gw.score(s, signals, now)
+            risk = gw.score(s)
             through = risk < gw.config.risk_threshold and not (
                 self.explore and random.random() < self.explore
             )
@@ -138,7 +142,7 @@ class Proxy:
         peer = request.client.host if request.client else ""
         chain = request.headers.get("x-forwarded-for") if c.ip != peer else None
         headers.append(("x-forwarded-for", f"{chain}, {peer}" if chain else c.ip))
-        headers.append(("x-forwarded-proto", request.url.scheme))
+        headers.append(("x-forwarded-proto", "https" if c.https else "http"))
         if c.host:
             headers.append(("x-forwarded-host", c.host))
         url = encode_path(scope["path"]) + (

@@ -38,6 +38,8 @@ class Settings:
     pass_budget: int = 300  # requests one pass token carries before a new challenge
     challenge_ttl: int = 600  # seconds a challenge page can be answered
     log_level: str = "INFO"
+    tls_cert: Path | None = None  # both set → the listener speaks https (cookies get `__Host-`)
+    tls_key: Path | None = None
 
 
 def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -72,6 +74,18 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         default=env.get("ASG_CHALLENGE_LOG_LEVEL", "INFO"),
         help="DEBUG, INFO, WARNING or ERROR (ASG_CHALLENGE_LOG_LEVEL, INFO)",
     )
+    p.add_argument(
+        "--tls-cert",
+        metavar="PEM",
+        default=env.get("ASG_CHALLENGE_TLS_CERT"),
+        help="certificate: serve https, cookies get __Host- (ASG_CHALLENGE_TLS_CERT)",
+    )
+    p.add_argument(
+        "--tls-key",
+        metavar="PEM",
+        default=env.get("ASG_CHALLENGE_TLS_KEY"),
+        help="its key (ASG_CHALLENGE_TLS_KEY)",
+    )
     return p
 
 
@@ -79,6 +93,11 @@ def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
     """Settings from flags and the environment, or SettingsError naming what is wrong."""
     env = os.environ if env is None else env
     a = parser(env).parse_args(argv)
+    if bool(a.tls_cert) != bool(a.tls_key):
+        raise SettingsError("--tls-cert and --tls-key (ASG_CHALLENGE_TLS_CERT / _KEY) go together")
+    for flag, value in (("--tls-cert", a.tls_cert), ("--tls-key", a.tls_key)):
+        if value and not Path(value).is_file():
+            raise SettingsError(f"{flag} {value!r} is not a readable file")
 
     host, sep, port = str(a.listen).rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
@@ -121,4 +140,6 @@ def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
         min_dwell=min_dwell,
         pass_budget=budget,
         log_level=str(a.log_level).upper(),
+        tls_cert=Path(a.tls_cert) if a.tls_cert else None,
+        tls_key=Path(a.tls_key) if a.tls_key else None,
     )

@@ -59,6 +59,10 @@ def task(t: tasks_pb2.Task) -> dict[str, Any]:
         "created_at": iso(t.created_at),
         "updated_at": iso(t.updated_at),
         "expires_at": _time(t, "expires_at"),
+        "consensus_method": t.consensus_method,
+        "target_confidence": t.target_confidence,
+        "max_labels": t.max_labels,
+        "gold_label": _optional(t, "gold_label"),
     }
 
 

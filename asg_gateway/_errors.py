@@ -8,7 +8,8 @@ Catch ``ASGError`` to handle every failure of a call; catch a subclass to react 
     ├── APIStatusError          the gateway answered an error; .status .message .request_id .body
     │   ├── BadRequestError         400  the message names the offending field
     │   ├── AuthenticationError     401  missing, unknown or revoked API key
-    │   ├── PermissionDeniedError   403  quota exhausted
+    │   ├── PermissionDeniedError   403
+    │   │   └── QuotaExhaustedError      quota exhausted; .limit .used .requested .hint
     │   ├── NotFoundError           404  unknown id, or another customer's
     │   ├── ConflictError           409  email taken, idempotency key reused with another body,
     │   │                                job export asked for before the job completed,
@@ -73,6 +74,36 @@ class AuthenticationError(APIStatusError):
 
 class PermissionDeniedError(APIStatusError):
     """403: the customer may not do this now, e.g. ``quota exhausted``."""
+
+
+class QuotaExhaustedError(PermissionDeniedError):
+    """403 ``quota exhausted``: the label quota cannot hold the request. ``limit`` is the
+    customer's quota, ``used`` the labels already reserved, ``requested`` what the request
+    needed (all in labels; a task reserves its consensus threshold), ``hint`` the way out."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        request_id: str | None,
+        body: Any,
+        *,
+        limit: int | None = None,
+        used: int | None = None,
+        requested: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(status, message, request_id, body)
+        self.limit = limit
+        self.used = used
+        self.requested = requested
+        self.hint = hint
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        if self.limit is None:
+            return text
+        return f"{text}: {self.requested} labels requested, {self.used} of {self.limit} used; {self.hint}"
 
 
 class NotFoundError(APIStatusError):
@@ -189,4 +220,20 @@ def error_from_response(response: httpx.Response) -> APIStatusError:
     if cls is RateLimitError:
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         return RateLimitError(response.status_code, message, request_id, body, retry_after)
+    if cls is PermissionDeniedError and isinstance(body, dict) and message == "quota exhausted":
+        return QuotaExhaustedError(
+            response.status_code,
+            message,
+            request_id,
+            body,
+            limit=_int_field(body, "limit"),
+            used=_int_field(body, "used"),
+            requested=_int_field(body, "requested"),
+            hint=body["hint"] if isinstance(body.get("hint"), str) else None,
+        )
     return cls(response.status_code, message, request_id, body)
+
+
+def _int_field(body: dict[str, Any], name: str) -> int | None:
+    value = body.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -57,3 +57,23 @@ def set_customer_tier(grpc_addr: str, token: str, customer_id: str, tier: str) -
             metadata=[("authorization", f"Bearer {token}")],
             timeout=10,
         )
+
+
+def worker_quality(grpc_addr: str, token: str, worker_id: str = "") -> labeling_pb2.ListWorkerQualityResponse:
+    with grpc.insecure_channel(grpc_addr) as channel:
+        return labeling_pb2_grpc.LabelingServiceStub(channel).ListWorkerQuality(
+            labeling_pb2.ListWorkerQualityRequest(worker_id=worker_id),
+            metadata=[("authorization", f"Bearer {token}")],
+            timeout=10,
+        )
+
+
+def reinstate_worker(
+    grpc_addr: str, token: str, worker_id: str, family_options: list[str] | None = None
+) -> labeling_pb2.ListWorkerQualityResponse:
+    with grpc.insecure_channel(grpc_addr) as channel:
+        return labeling_pb2_grpc.LabelingServiceStub(channel).ReinstateWorker(
+            labeling_pb2.ReinstateWorkerRequest(worker_id=worker_id, family_options=family_options or []),
+            metadata=[("authorization", f"Bearer {token}")],
+            timeout=10,
+        )

@@ -123,6 +123,7 @@ class Core:
                     max_in_flight=settings.max_in_flight,
                     window=settings.dispatch_window,
                     idle_timeout=settings.worker_idle_timeout,
+                    refresh_interval=settings.consensus_refresh_seconds,
                 ),
             )
             self.lease = DispatchLease(self.store)
@@ -139,6 +140,8 @@ class Core:
                 callers,
                 on_submitted=self.dispatcher.wake if self.dispatcher else None,
                 on_closed=self.dispatcher.withdraw if self.dispatcher else None,
+                default_method=settings.consensus_method,
+                dev_mode=settings.dev_mode,
             ),
             self.server,
         )

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from asg_common.config import masked, secret
 from asg_grpc.domain.settlement import MAX_MONEY
+from asg_grpc.domain.tasks import CONSENSUS_METHODS, DEFAULT_CONSENSUS_METHOD
 from asg_grpc.domain.tiers import SANDBOX, Tier, TierConfigError, default_tiers, parse_tiers
 from asg_grpc.domain.webhooks import ATTEMPT_TIMEOUT
 from asg_grpc.store.open import IDEMPOTENCY_TTL, StoreOptions, parse_store_url, sqlite_url
@@ -237,6 +238,10 @@ class Settings:
     # Webhook deliveries (and other URLs the server calls) may go to loopback, private,
     # link-local or metadata addresses only when this is on; tests and `asg dev` turn it on.
     allow_private_urls: bool = False
+    # Development mode (`asg dev`, `make run`): webhook, callback and https-manifest URLs may also
+    # be http:// to a loopback host (127.0.0.0/8, ::1, localhost), so a local receiver needs no
+    # TLS. Off: https only, as in production (docs/configuration.md).
+    dev_mode: bool = False
     # The most webhook deliveries attempted at once (by the core that dispatches).
     webhook_concurrency: int = 64
     # Seconds one delivery attempt may take, connecting and answering included.
@@ -268,6 +273,10 @@ class Settings:
     # The chain payouts go to, and ARC's endpoint when that chain is testnet or mainnet.
     ledger: LedgerSettings = field(default_factory=LedgerSettings)
     arc: ArcSettings | None = None
+    # docs/quality.md: how a task that names no consensus_method is decided.
+    consensus_method: str = DEFAULT_CONSENSUS_METHOD
+    # How often the adaptive engine re-estimates its workers (EM, off the request path).
+    consensus_refresh_seconds: float = 5.0
 
     def __post_init__(self) -> None:
         # One source for the sandbox quota: `sandbox_label_quota` (kept for its callers).
@@ -315,6 +324,7 @@ class Settings:
             worker_idle_timeout=_float(env, "ASG_WORKER_IDLE_TIMEOUT", cls.worker_idle_timeout, 1.0),
             dispatch=_switch(env, "ASG_DISPATCH", cls.dispatch),
             allow_private_urls=_switch(env, "ASG_ALLOW_PRIVATE_URLS", cls.allow_private_urls),
+            dev_mode=_switch(env, "ASG_DEV_MODE", cls.dev_mode),
             webhook_concurrency=_int(env, "ASG_WEBHOOK_CONCURRENCY", cls.webhook_concurrency, 1),
             webhook_timeout=_float(env, "ASG_WEBHOOK_TIMEOUT", cls.webhook_timeout, 0.01),
             webhook_retry_scale=_float(env, "ASG_WEBHOOK_RETRY_SCALE", cls.webhook_retry_scale, 0.0),
@@ -331,6 +341,12 @@ class Settings:
             max_jobs_in_flight=_int(env, "ASG_MAX_JOBS_IN_FLIGHT", cls.max_jobs_in_flight, 1),
             max_streams_per_worker=_int(env, "ASG_MAX_STREAMS_PER_WORKER", cls.max_streams_per_worker, 1),
             worker_label_rate=_float(env, "ASG_WORKER_LABEL_RATE", cls.worker_label_rate, 0.001),
+            consensus_method=_choice(
+                env, "ASG_CONSENSUS_METHOD", cls.consensus_method, CONSENSUS_METHODS, upper=False
+            ),
+            consensus_refresh_seconds=_float(
+                env, "ASG_CONSENSUS_REFRESH_SECONDS", cls.consensus_refresh_seconds, 0.01
+            ),
             worker_label_burst=_int(env, "ASG_WORKER_LABEL_BURST", cls.worker_label_burst, 1),
             ledger=ledger,
             arc=_arc(env) if public_chain else None,

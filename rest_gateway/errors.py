@@ -5,7 +5,8 @@ GatewayError          raised by the gateway itself, before any gRPC call
 ├── Unauthorized      an Authorization header gRPC metadata cannot carry (401)
 ├── PayloadTooLarge   body over the route's limit (413)
 └── UnsupportedMediaType  a body whose Content-Type is not JSON (415)
-grpc.aio.AioRpcError  from the core: mapped by HTTP_STATUS (429 carries the core's
+grpc.aio.AioRpcError  from the core: mapped by HTTP_STATUS (a 403 over quota carries the
+                      figures of the `asg-refusal-bin` trailing metadata; 429 carries the core's
                       `retry-after` trailing metadata as a Retry-After header; every 503
                       says `Retry-After: 1`: a restarting core is back within seconds)
 Refused               the core's Refusal of one submission a shared SubmitTasks call carried
@@ -21,6 +22,7 @@ import grpc
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from google.protobuf.message import DecodeError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
@@ -98,8 +100,20 @@ def _request_id(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
 
 
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps({"error": message}), status, headers, media_type="application/json")
+def error_response(
+    status: int, message: str, headers: dict[str, str] | None = None, extra: dict[str, object] | None = None
+) -> Response:
+    """`{"error": message}`, the seeds' body; `extra` fields (a quota's figures) go beside it."""
+    body = {"error": message, **(extra or {})}
+    return Response(orjson.dumps(body), status, headers, media_type="application/json")
+
+
+def _quota_fields(refusal: tasks_pb2.Refusal | None) -> dict[str, object] | None:
+    """A quota refusal's `limit`, `used`, `requested` (labels) and `hint` (docs/api.md)."""
+    if refusal is None or not refusal.HasField("quota"):
+        return None
+    quota = refusal.quota
+    return {"limit": quota.limit, "used": quota.used, "requested": quota.requested, "hint": quota.hint}
 
 
 async def _gateway_error(request: Request, exc: Exception) -> Response:
@@ -120,7 +134,12 @@ UNAVAILABLE_RETRY_AFTER = 1
 
 
 def _core_status(
-    request: Request, status: int, reason: str, details: str | None, retry_after: int = 0
+    request: Request,
+    status: int,
+    reason: str,
+    details: str | None,
+    retry_after: int = 0,
+    refusal: tasks_pb2.Refusal | None = None,
 ) -> Response:
     if status in _OPAQUE:
         log.warning(
@@ -134,7 +153,7 @@ def _core_status(
         # The core's rate limit says how long (whole seconds, at least 1). gRPC's own
         # RESOURCE_EXHAUSTED (a message over the size limit) says nothing: no header then.
         headers = {"Retry-After": str(retry_after)}
-    return error_response(status, details or reason.lower(), headers)
+    return error_response(status, details or reason.lower(), headers, _quota_fields(refusal))
 
 
 def _retry_after(metadata: Iterable[tuple[str, str | bytes]] | None) -> int:
@@ -146,12 +165,26 @@ def _retry_after(metadata: Iterable[tuple[str, str | bytes]] | None) -> int:
     return 0
 
 
+def _refusal(metadata: Iterable[tuple[str, str | bytes]] | None) -> tasks_pb2.Refusal | None:
+    """The Refusal the core put in `asg-refusal-bin` trailing metadata; None when absent or bad."""
+    for key, value in metadata or ():
+        if key == "asg-refusal-bin" and isinstance(value, bytes):
+            refusal = tasks_pb2.Refusal()
+            try:
+                refusal.ParseFromString(value)
+            except DecodeError:
+                return None
+            return refusal
+    return None
+
+
 async def _rpc_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, grpc.aio.AioRpcError)
     code = exc.code()
     status = HTTP_STATUS.get(code, 500)
-    retry_after = _retry_after(exc.trailing_metadata())
-    return _core_status(request, status, code.name, exc.details() or "", retry_after)
+    trailers = exc.trailing_metadata()
+    retry_after = _retry_after(trailers)
+    return _core_status(request, status, code.name, exc.details() or "", retry_after, _refusal(trailers))
 
 
 async def _refused(request: Request, exc: Exception) -> Response:
@@ -159,7 +192,7 @@ async def _refused(request: Request, exc: Exception) -> Response:
     refusal = exc.refusal
     status = REFUSAL_STATUS.get(refusal.reason, 500)
     reason = tasks_pb2.Refusal.Reason.Name(refusal.reason)
-    return _core_status(request, status, reason, refusal.message, refusal.retry_after_seconds)
+    return _core_status(request, status, reason, refusal.message, refusal.retry_after_seconds, refusal)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

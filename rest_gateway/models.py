@@ -54,6 +54,16 @@ class TaskInput(BaseModel):
     callback_url: str | None = Field(None, description="URL of one of the customer's webhooks")
     idempotency_key: str | None = Field(None, description="1 to 255 characters; a repeat replays the task")
     expires_in_seconds: Int64 | None = Field(None, description="1 to 2592000; absent: no deadline")
+    consensus_method: str | None = Field(
+        None, description="majority (the published rule) or adaptive (worker-aware); default majority"
+    )
+    target_confidence: float | None = Field(
+        None, description="adaptive: stop at this posterior, 0.5 to 0.999 (default 0.95)"
+    )
+    max_labels: Int64 | None = Field(None, description="adaptive: most labels bought, threshold to 50 (10)")
+    gold_label: str | None = Field(
+        None, description="Known answer (one of the options) of a gold task; never shown to workers"
+    )
 
     def to_proto(self) -> tasks_pb2.TaskInput:
         return tasks_pb2.TaskInput(
@@ -64,6 +74,10 @@ class TaskInput(BaseModel):
             callback_url=self.callback_url,
             idempotency_key=self.idempotency_key,
             expires_in_seconds=self.expires_in_seconds,
+            consensus_method=self.consensus_method,
+            target_confidence=self.target_confidence,
+            max_labels=self.max_labels,
+            gold_label=self.gold_label,
         )
 
 
@@ -175,6 +189,15 @@ class ErrorBody(_Out):
     error: str = Field(description="What went wrong, naming the offending field or parameter.")
 
 
+class QuotaErrorBody(ErrorBody):
+    """A 403 `quota exhausted`: the seed's body plus the figures, in labels (docs/api.md)."""
+
+    limit: int = Field(description="The customer's label quota (its tier's).")
+    used: int = Field(description="Labels already reserved by the customer's tasks.")
+    requested: int = Field(description="Labels the refused request needed.")
+    hint: str = Field(description="The way out: the operator command that raises the quota.")
+
+
 class LabelSpecOut(_Out):
     question: str
     options: list[str]
@@ -258,6 +281,10 @@ class Task(_Out):
     created_at: str
     updated_at: str
     expires_at: str | None
+    consensus_method: str
+    target_confidence: float
+    max_labels: int
+    gold_label: str | None
 
 
 class TaskPage(_Out):

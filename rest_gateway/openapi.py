@@ -14,7 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from rest_gateway.models import ErrorBody
+from rest_gateway.models import ErrorBody, QuotaErrorBody
 
 _ERRORS: dict[int, tuple[str, str]] = {
     400: (
@@ -40,6 +40,14 @@ _ERRORS: dict[int, tuple[str, str]] = {
     ),
     503: ("The core is unreachable or restarting; `Retry-After` says when to try again", "core unavailable"),
 }
+_QUOTA_EXAMPLE = {
+    "error": "quota exhausted",
+    "limit": 500,
+    "used": 498,
+    "requested": 3,
+    "hint": "3 labels requested, 2 of 500 left; an operator moves the customer to a tier with a bigger"
+    " quota: asg customer tier cust_01J… pro (docs/billing.md)",
+}
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}}
 
 # What every route that takes an API key can answer, whatever it does.
@@ -53,10 +61,11 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     responses: dict[int | str, dict[str, Any]] = {}
     for status in sorted(set(statuses)):
         description, example = _ERRORS[status]
+        quota = status == 403
         response: dict[str, Any] = {
-            "model": ErrorBody,
+            "model": QuotaErrorBody if quota else ErrorBody,
             "description": description,
-            "content": {"application/json": {"example": {"error": example}}},
+            "content": {"application/json": {"example": _QUOTA_EXAMPLE if quota else {"error": example}}},
         }
         if status in (429, 503):
             response["headers"] = RETRY_AFTER

@@ -100,10 +100,11 @@ _RANGE = re.compile(r"bytes=(\d+)-$")
 
 
 class HttpsManifestServer:
-    """Serves `files[name]` at /name over HTTPS; records each request's Range header."""
+    """Serves `files[name]` at /name over HTTPS; records each request's Range header. Over
+    plain HTTP with no `cert_dir` (a developer's local server, for development mode)."""
 
-    def __init__(self, cert_dir: Path) -> None:
-        self.cert, self.key = make_cert(cert_dir)
+    def __init__(self, cert_dir: Path | None) -> None:
+        self.cert, self.key = make_cert(cert_dir) if cert_dir is not None else (None, None)
         self.files: dict[str, bytes] = {}
         self.encodings: dict[str, str] = {}  # name → Content-Encoding to answer with
         self.ranges: list[str | None] = []
@@ -141,9 +142,10 @@ class HttpsManifestServer:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.cert, self.key)
-        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+        if self.cert is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(self.cert, self.key)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 
@@ -154,4 +156,5 @@ class HttpsManifestServer:
 
     def url(self, name: str) -> str:
         assert self._server is not None
-        return f"https://127.0.0.1:{self._server.server_address[1]}/{name}"
+        scheme = "https" if self.cert is not None else "http"
+        return f"{scheme}://127.0.0.1:{self._server.server_address[1]}/{name}"

@@ -2,7 +2,8 @@
 
 asg dev               the whole stack on the embedded defaults, with simulated workers
 asg worker register   create a worker and print its token (shown once)
-asg jobs ...          batch jobs through the REST API: create (and follow), status, export
+asg jobs ...          batch jobs through the REST API: create (and follow), watch, status, export
+asg tasks watch       follow a batch of tasks until every one is decided
 asg customer tier     move a customer to another tier (prices, quota, rate limit)
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from asg_grpc.cli import customers, dev, jobs, workers
+from asg_grpc.cli import customers, dev, jobs, watch, workers
 from asg_grpc.cli.operator import USAGE
 from asg_grpc.settings import SettingsError
 
@@ -22,7 +23,7 @@ def parser() -> argparse.ArgumentParser:
     commands = p.add_subparsers(dest="command", required=True)
     dev.add_parser(commands)
     workers.add_parser(commands)
-    jobs.add_parser(commands)
+    watch.add_parsers(commands, jobs.add_parser(commands))
     customers.add_parser(commands)
     return p
 

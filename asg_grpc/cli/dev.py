@@ -24,14 +24,16 @@ def recorded_dir() -> Path | None:
 
 def dev(args: argparse.Namespace) -> int:
     # Read (and checked) here, once, before any process starts; the processes read the same
-    # environment, which the stack passes on.
-    settings = Settings.from_flags(args.data_dir, args.grpc)
+    # environment, which the stack passes on. Development mode is on unless ASG_DEV_MODE says off.
+    dev_env = {"ASG_DEV_MODE": os.environ.get("ASG_DEV_MODE") or "on"}
+    settings = Settings.from_flags(args.data_dir, args.grpc, {**os.environ, **dev_env})
     workers = args.workers if args.workers is not None else _dev_workers(os.environ.get("ASG_DEV_WORKERS"))
     recorded = recorded_stack(os.environ) if settings.data_dir == recorded_dir() else {}
     stack = Stack(
         http_addr=args.http or os.environ.get("ASG_HTTP_ADDR") or recorded.get("http_addr") or DEFAULT_HTTP,
         grpc_addr=settings.grpc_addr,
         data_dir=settings.data_dir.resolve(),
+        env=dev_env,
     )
     stopping = False
     starting = True
@@ -64,6 +66,7 @@ def dev(args: argparse.Namespace) -> int:
             f"  gRPC core  {stack.grpc_addr}\n"
             f"  workers    {workers} simulated (asg-worker --labeler simulated --accuracy 0.8)\n"
             f"  data       {stack.data_dir}\n"
+            f"  dev mode   {_dev_mode_line(settings.dev_mode)}\n"
             "Press Ctrl-C to stop.",
             flush=True,
         )
@@ -77,6 +80,12 @@ def dev(args: argparse.Namespace) -> int:
         stack.stop()
     print("ASG Refinery dev stack stopped.", flush=True)
     return 0
+
+
+def _dev_mode_line(on: bool) -> str:
+    if on:
+        return "on: webhook, callback and manifest URLs may be http:// to loopback (ASG_DEV_MODE)"
+    return "off: https URLs only, as in production (ASG_DEV_MODE=off)"
 
 
 def _dev_workers(raw: str | None) -> int:

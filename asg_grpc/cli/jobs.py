@@ -31,7 +31,7 @@ class UsageError(Exception):
     """A command line we can refuse before calling the API; exits 2."""
 
 
-def _client(args: argparse.Namespace) -> ASGGatewayClient:
+def api_client(args: argparse.Namespace) -> ASGGatewayClient:
     api_key = args.api_key or os.environ.get("ASG_API_KEY")
     if not api_key:
         raise UsageError("no API key: pass --api-key or set ASG_API_KEY")
@@ -50,17 +50,17 @@ def api_url(flag: str | None, env: Mapping[str, str]) -> str | None:
     )
 
 
-def _run(name: str, command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+def run(name: str, command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """Turn usage errors and the SDK's errors into a message on stderr and an exit code."""
 
     def run(args: argparse.Namespace) -> int:
         try:
             return command(args)
         except UsageError as exc:
-            print(f"asg jobs {name}: {exc}", file=sys.stderr)
+            print(f"asg {name}: {exc}", file=sys.stderr)
             return USAGE
         except ASGError as exc:
-            print(f"asg jobs {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            print(f"asg {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
             # A 400 names the argument the API refused: the command line was wrong.
             return USAGE if isinstance(exc, BadRequestError) else FAILED
 
@@ -177,7 +177,7 @@ def summary(job: Mapping[str, Any]) -> Iterator[str]:
 def create(args: argparse.Namespace) -> int:
     options = [o.strip() for o in args.options.split(",") if o.strip()]
     credentials = s3_credentials(args.manifest, args.region, args.endpoint_url, os.environ)
-    with _client(args) as client:
+    with api_client(args) as client:
         created = client.create_job(
             args.manifest,
             {"question": args.question, "options": options},
@@ -207,7 +207,7 @@ def create(args: argparse.Namespace) -> int:
 
 
 def status(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with api_client(args) as client:
         job = client.get_job(args.job_id)
     if args.json:
         print(json.dumps(job, indent=2, ensure_ascii=False))
@@ -217,7 +217,7 @@ def status(args: argparse.Namespace) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
-    with _client(args) as client, client.export_job(args.job_id) as rows:
+    with api_client(args) as client, client.export_job(args.job_id) as rows:
         if args.output is None:
             try:
                 _write(rows, sys.stdout)
@@ -248,27 +248,31 @@ def _write(rows: Iterable[Mapping[str, Any]], out: TextIO) -> int:
     return count
 
 
-def _seconds(text: str) -> float:
+def seconds(text: str) -> float:
     value = float(text)
     if value <= 0:
         raise argparse.ArgumentTypeError("must be more than 0 seconds")
     return value
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
+# --api-url and --api-key, shared by every command that talks to the REST API.
+API_FLAGS = argparse.ArgumentParser(add_help=False)
+API_FLAGS.add_argument(
+    "--api-url",
+    metavar="URL",
+    help="REST API (ASG_API_URL, ASG_BASE_URL, as `asg dev` recorded, localhost:8081)",
+)
+API_FLAGS.add_argument("--api-key", metavar="KEY", help="API key (ASG_API_KEY)")
+
+
+def add_parser(commands: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    """`asg jobs …`; returns its actions so that `asg jobs watch` (cli/watch.py) joins them."""
     jobs = commands.add_parser("jobs", help="batch jobs over a manifest, through the REST API")
-    api = argparse.ArgumentParser(add_help=False)
-    api.add_argument(
-        "--api-url",
-        metavar="URL",
-        help="REST API (ASG_API_URL, ASG_BASE_URL, as `asg dev` recorded, localhost:8081)",
-    )
-    api.add_argument("--api-key", metavar="KEY", help="API key (ASG_API_KEY)")
     actions = jobs.add_subparsers(dest="action", required=True)
 
     new = actions.add_parser(
         "create",
-        parents=[api],
+        parents=[API_FLAGS],
         help="create a job and follow it to the end",
         description="S3 credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
         "AWS_REGION (or AWS_DEFAULT_REGION) and AWS_ENDPOINT_URL. Exit code: 0 completed, "
@@ -283,15 +287,16 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     new.add_argument("--region", help="S3 region (AWS_REGION, AWS_DEFAULT_REGION)")
     new.add_argument("--endpoint-url", metavar="URL", help="S3-compatible endpoint (AWS_ENDPOINT_URL)")
     new.add_argument("--no-wait", action="store_true", help="print the job id and return")
-    new.add_argument("--interval", type=_seconds, default=1.0, metavar="S", help="seconds between polls (1)")
-    new.set_defaults(func=_run("create", create))
+    new.add_argument("--interval", type=seconds, default=1.0, metavar="S", help="seconds between polls (1)")
+    new.set_defaults(func=run("jobs create", create))
 
-    show = actions.add_parser("status", parents=[api], help="a job's status, counts and errors")
+    show = actions.add_parser("status", parents=[API_FLAGS], help="a job's status, counts and errors")
     show.add_argument("job_id", help="the job's id, job_… (printed by `asg jobs create`)")
     show.add_argument("--json", action="store_true", help="the API's JSON as it is")
-    show.set_defaults(func=_run("status", status))
+    show.set_defaults(func=run("jobs status", status))
 
-    out = actions.add_parser("export", parents=[api], help="a completed job's results as JSONL")
+    out = actions.add_parser("export", parents=[API_FLAGS], help="a completed job's results as JSONL")
     out.add_argument("job_id", help="the completed job's id, job_…")
     out.add_argument("-o", "--output", metavar="FILE", help="write to FILE rather than stdout")
-    out.set_defaults(func=_run("export", export))
+    out.set_defaults(func=run("jobs export", export))
+    return actions

@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 from asg_grpc.background import stop_tasks
 from asg_grpc.dispatch.outbox import Outbox
 from asg_grpc.dispatch.payments import WorkerPayment, problem
+from asg_grpc.dispatch.quality import Quality
 from asg_grpc.domain import consensus
+from asg_grpc.domain.dawid_skene import WorkerReport
 from asg_grpc.domain.errors import Unavailable, ValidationError
 from asg_grpc.domain.labeling import LabelRefused, OpenTask, Refusal
 from asg_grpc.domain.tasks import TaskStatus
@@ -51,6 +53,8 @@ class DispatchSettings:
     poll_interval: float = 0.5
     # After a wake-up, wait this long so one load picks up a burst of submissions.
     load_delay: float = 0.01
+    # How often the adaptive engine re-estimates its workers (EM) and is saved to the store.
+    refresh_interval: float = 5.0
 
 
 @dataclass(eq=False)
@@ -97,13 +101,21 @@ class Dispatcher:
         self._acks: list[tuple[Session, str]] = []
         self._tasks_running: list[asyncio.Task[None]] = []
         self._closed = False
+        self._quality: Quality | None = None  # read from the store at start
+
+    @property
+    def quality(self) -> Quality:
+        if self._quality is None:
+            self._quality = Quality(self._store)
+        return self._quality
 
     # lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._quality = Quality(self._store)
         self._load()
         loop = asyncio.get_running_loop()
-        for coro in (self._loader(), self._writer(), self._reaper()):
+        for coro in (self._loader(), self._writer(), self._reaper(), self._refresher()):
             self._tasks_running.append(loop.create_task(coro))
 
     async def stop(self, *, flush: bool = True) -> None:
@@ -114,6 +126,7 @@ class Dispatcher:
         try:
             if flush:
                 self.flush()
+                self._save_quality()
         finally:
             for session in list(self._sessions):
                 session.outbox.close()
@@ -219,6 +232,16 @@ class Dispatcher:
             log.exception("payment notices failed", extra={"queued": queued})
         return queued
 
+    # worker quality (operators) -----------------------------------------------------------
+
+    def reinstate(self, worker_id: str, options: tuple[str, ...] | None) -> list[WorkerReport]:
+        """An operator lifts a ban: saved at once, and the worker may be offered work again."""
+        reports = self.quality.reinstate(worker_id, options)
+        self.flush()
+        self._save_quality()
+        self._fill_all()
+        return reports
+
     # labels and skips ----------------------------------------------------------------------
 
     def label(self, session: Session, task_id: str, option: str) -> None:
@@ -231,7 +254,7 @@ class Dispatcher:
             return
         now = time.time()
         try:
-            outcome = task.label(session.worker_id, option)
+            outcome = task.label(session.worker_id, option, self.quality.engine if task.adaptive else None)
         except LabelRefused as refused:
             session.outbox.error(task_id, refused.refusal)
             return
@@ -290,6 +313,7 @@ class Dispatcher:
         # A full page means there may be more; a short one that the store is drained until
         # a submission wakes us, room opens, or the next poll (other processes' submissions).
         self._more_in_store = len(loaded) == want
+        quality = self.quality
         for task in loaded:
             if task.status is TaskStatus.IN_PROGRESS and not task.labels:
                 # Claimed when a core stopped (leases live in memory) and never labeled:
@@ -297,6 +321,11 @@ class Dispatcher:
                 task.status = TaskStatus.PENDING
                 self._touch(task)
             self._last_seq = max(self._last_seq, task.seq)
+            quality.adopt(task)
+            if task.closed:  # decided by the engine from labels stored before a restart
+                self._touch(task)
+                quality.forget(task)
+                continue
             self._tasks[task.task_id] = task
             self._by_seq[task.seq] = task
             if task.free_slots > 0:
@@ -307,6 +336,7 @@ class Dispatcher:
         self._more_in_store = True  # room in the window: what did not fit may load now
         del self._tasks[task.task_id]
         self._by_seq.pop(task.seq, None)
+        self.quality.forget(task)
         self._remove_available(task)
 
     def _make_available(self, task: OpenTask) -> None:
@@ -343,10 +373,15 @@ class Dispatcher:
         worker_id = session.worker_id
         now = time.time()
         deadline = now + self.settings.lease_seconds
+        quality = self.quality
         i = 0
         while i < len(self._available) and session.wants_work:
             task = self._by_seq[self._available[i]]
-            if task.task_type not in session.task_types or not task.offerable_to(worker_id, now):
+            if (
+                task.task_type not in session.task_types
+                or not task.offerable_to(worker_id, now)
+                or not quality.eligible(worker_id, task)
+            ):
                 i += 1
                 continue
             if task.claim(worker_id, deadline, now):
@@ -401,6 +436,24 @@ class Dispatcher:
                 log.exception("label commit failed; retrying")
                 self._dirty.set()
                 await asyncio.sleep(0.5)
+
+    async def _refresher(self) -> None:
+        """The adaptive engine's background step: EM over the labels so far, then the engine is
+        saved, after a flush, so the saved state never holds a label the store has not."""
+        while True:
+            await asyncio.sleep(self.settings.refresh_interval)
+            try:
+                if self.quality.due():
+                    self.quality.refresh()
+                    self.flush()
+                    self._save_quality()
+                    self._fill_all()  # a lifted ban, a changed share: offers may differ now
+            except Exception:  # estimates may lag; labeling goes on
+                log.exception("refreshing the consensus engine failed; retrying")
+
+    def _save_quality(self) -> None:
+        if self._quality is not None and self._quality.engine.families:
+            self._quality.save(time.time())
 
     async def _loader(self) -> None:
         while True:

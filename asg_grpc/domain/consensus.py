@@ -18,9 +18,13 @@ class Decided:
     label: str
     worker_count: int
     agreement_count: int
+    # `adaptive`: the engine's calibrated probability that `label` is right (docs/quality.md).
+    calibrated: float | None = None
 
     @property
     def confidence(self) -> float:
+        if self.calibrated is not None:
+            return self.calibrated
         return self.agreement_count / self.worker_count
 
 

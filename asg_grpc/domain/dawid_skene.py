@@ -31,7 +31,7 @@ the same floats, so a restart changes nothing.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from asg_grpc.domain.calibration import PlattCalibrator
@@ -50,6 +50,20 @@ from asg_grpc.domain.worker_model import (
     softmax,
     zeros,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerReport:
+    """One worker in one family, as `asg worker list/show` prints it."""
+
+    worker: str
+    options: tuple[str, ...]
+    banned: bool
+    reinstated: bool
+    labels: int
+    gold_labels: int
+    gold_correct: int
+    estimated_accuracy: float
 
 
 class AdaptiveEngine:
@@ -128,6 +142,30 @@ class AdaptiveEngine:
             fam.reinstated.append(worker)
         self._stats(fam, worker).banned = False
         fam.epoch += 1
+
+    def report(self, worker: str | None = None) -> list[WorkerReport]:
+        """Each worker's standing per family (only `worker`'s when given), for operators."""
+        out = []
+        for fam in self.families.values():
+            prior = [math.exp(x) for x in fam.log_prior]
+            for w in sorted(fam.workers) if worker is None else [worker] * (worker in fam.workers):
+                stats = fam.workers[w]
+                table = self._log(fam, w)
+                accuracy = sum(p * math.exp(table[c][c]) for c, p in enumerate(prior)) / sum(prior)
+                gold = stats.gold
+                out.append(
+                    WorkerReport(
+                        worker=w,
+                        options=tuple(fam.options),
+                        banned=stats.banned,
+                        reinstated=w in fam.reinstated,
+                        labels=fam.share.get(w, 0),
+                        gold_labels=round(sum(map(sum, gold))),
+                        gold_correct=round(sum(gold[c][c] for c in range(len(gold)))),
+                        estimated_accuracy=accuracy,
+                    )
+                )
+        return out
 
     def _judge(
         self, fam: Family, spec: ConsensusSpec, task_id: str, state: TaskState, final: bool

@@ -2,6 +2,7 @@
 
 DomainError
 ├── ValidationError        a field breaks a rule; names the field (INVALID_ARGUMENT)
+│   └── UnregisteredWebhook
 ├── Unauthenticated        no key, unknown or revoked key (UNAUTHENTICATED)
 ├── PermissionDenied       authenticated but not allowed (PERMISSION_DENIED)
 │   └── QuotaExhausted     the label quota cannot hold the request
@@ -37,6 +38,18 @@ class ValidationError(DomainError):
         return ValidationError(prefix + self.field, self.message[len(self.field) + 1 :])
 
 
+class UnregisteredWebhook(ValidationError):
+    """A task's, batch's or job's callback_url names no active webhook of the customer (seed
+    004: it must match one). Says how to register it: the fix is a call away."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "callback_url",
+            "is not a registered webhook; register it first: POST /v1/webhooks"
+            ' {"callback_url": "<this URL>", "secret": "<8 to 256 characters>"} (docs/webhooks.md)',
+        )
+
+
 class Unauthenticated(DomainError):
     pass
 
@@ -46,8 +59,25 @@ class PermissionDenied(DomainError):
 
 
 class QuotaExhausted(PermissionDenied):
-    def __init__(self) -> None:
+    """The label quota cannot hold the request. The message stays seed 004's "quota exhausted";
+    the numbers (in labels) and the way out travel beside it, to the HTTP body and the SDK."""
+
+    def __init__(self, limit: int, used: int, requested: int, customer_id: str) -> None:
         super().__init__("quota exhausted")
+        self.limit = limit
+        self.used = used
+        self.requested = requested
+        self.hint = quota_hint(limit, used, requested, customer_id)
+
+
+def quota_hint(limit: int, used: int, requested: int, customer_id: str) -> str:
+    """The way out of a quota refusal (docs/billing.md, "Changing a customer's tier")."""
+    left = max(0, limit - used)
+    who = customer_id or "CUSTOMER_ID"
+    return (
+        f"{requested} labels requested, {left} of {limit} left; an operator moves the customer to"
+        f" a tier with a bigger quota: asg customer tier {who} pro (docs/billing.md)"
+    )
 
 
 class NotFound(DomainError):

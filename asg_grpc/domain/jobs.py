@@ -22,6 +22,7 @@ from asg_grpc.domain.tasks import (
     MIN_THRESHOLD,
     TASK_TYPES,
     TaskSpec,
+    check_call_url,
     check_https_url,
     check_label_spec,
 )
@@ -126,8 +127,9 @@ class Job:
     completed_at: float | None
 
 
-def validate_job(draft: JobDraft) -> JobSpec:
-    """The first broken rule raises, naming its field (as the task field table does)."""
+def validate_job(draft: JobDraft, dev_mode: bool = False) -> JobSpec:
+    """The first broken rule raises, naming its field (as the task field table does).
+    `dev_mode` (Settings.dev_mode) lets manifest_url and callback_url be http:// to loopback."""
     url = draft.manifest_url
     if url is None or not url:
         raise ValidationError("manifest_url", "is required")
@@ -138,9 +140,9 @@ def validate_job(draft: JobDraft) -> JobSpec:
         if _S3_URL.fullmatch(url) is None:
             raise ValidationError("manifest_url", "must be s3://bucket/key with a valid bucket name")
     elif url[:8].lower() == "https://":
-        check_https_url("manifest_url", url)
-    else:
-        raise ValidationError("manifest_url", "must be an s3://bucket/key or https:// URL")
+        check_call_url("manifest_url", url, dev_mode)
+    else:  # http:// to loopback in development mode, or refused
+        check_call_url("manifest_url", url, dev_mode, "an s3://bucket/key or https:// URL")
     if not draft.has_label_spec:
         raise ValidationError("label_spec", "is required")
     check_label_spec(draft.question, draft.options)
@@ -154,15 +156,39 @@ def validate_job(draft: JobDraft) -> JobSpec:
             "consensus_threshold", f"must be an integer from {MIN_THRESHOLD} to {MAX_THRESHOLD}"
         )
     if draft.callback_url is not None:
-        check_https_url("callback_url", draft.callback_url)
+        check_call_url("callback_url", draft.callback_url, dev_mode)
     credentials = draft.s3_credentials
     if is_s3 and credentials is None:
         raise ValidationError("s3_credentials", "is required for an s3:// manifest_url")
     if not is_s3 and credentials is not None:
-        raise ValidationError("s3_credentials", "is only for s3:// manifest URLs")
+        raise ValidationError("manifest_url", _credentials_need_s3(url))
     if credentials is not None:
         _check_credentials(credentials)
     return JobSpec(url, task_type, draft.question, draft.options, threshold, draft.callback_url)
+
+
+# An https URL of an S3 bucket: virtual-hosted (bucket.s3[.region].amazonaws.com/key) or
+# path-style (s3[.region].amazonaws.com/bucket/key).
+_S3_HOSTED = re.compile(r"https://([a-z0-9][a-z0-9.\-]*)\.s3(?:[.\-][a-z0-9\-]+)?\.amazonaws\.com/(.+)", re.I)
+_S3_PATH = re.compile(r"https://s3(?:[.\-][a-z0-9\-]+)?\.amazonaws\.com/([^/]+)/(.+)", re.I)
+_ANY_HTTPS = re.compile(r"https://([^/:?#]+)(?::\d+)?/([^?#]+)", re.I)
+
+
+def _credentials_need_s3(url: str) -> str:
+    """The seed's jobs example sends `https://bucket/manifest.jsonl` with `s3_credentials`: the
+    credentials say S3, the URL says a web server. Say which part to change, and to what."""
+    rule = (
+        "must be s3://bucket/key to be read with s3_credentials (an https:// manifest is fetched"
+        " without credentials: then leave s3_credentials out)"
+    )
+    for pattern in (_S3_HOSTED, _S3_PATH, _ANY_HTTPS):
+        match = pattern.fullmatch(url)
+        if match is not None:
+            suggestion = f"s3://{match[1].lower()}/{match[2]}"
+            if len(suggestion) <= 120 and _S3_URL.fullmatch(suggestion):
+                return f"{rule}; for this one: {suggestion}"
+            break
+    return rule
 
 
 def _check_credentials(c: S3Credentials) -> None:

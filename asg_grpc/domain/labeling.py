@@ -16,7 +16,8 @@ import enum
 from dataclasses import dataclass, field
 
 from asg_grpc.domain import consensus
-from asg_grpc.domain.tasks import TaskStatus
+from asg_grpc.domain.consensus_engine import ConsensusEngine, ConsensusSpec, Decision, GiveUp, Verdict
+from asg_grpc.domain.tasks import DEFAULT_MAX_LABELS, DEFAULT_TARGET_CONFIDENCE, TaskStatus
 
 
 class Refusal(enum.Enum):
@@ -61,6 +62,25 @@ class OpenTask:
     # worker_id → when a worker whose lease lapsed may be offered the task again.
     lapsed: dict[str, float] = field(default_factory=dict)
     outcome: consensus.Outcome | None = None
+    # docs/quality.md: "majority" (the rule above) or "adaptive" (the engine decides).
+    method: str = "majority"
+    target_confidence: float = DEFAULT_TARGET_CONFIDENCE
+    max_labels: int = DEFAULT_MAX_LABELS
+    gold: str | None = None  # a gold task's answer; never part of what a worker is sent
+
+    @property
+    def adaptive(self) -> bool:
+        return self.method == "adaptive"
+
+    def consensus_spec(self) -> ConsensusSpec:
+        """What the engine knows of the task; its family is its options (same question type)."""
+        return ConsensusSpec(
+            options=self.options,
+            min_labels=self.threshold,
+            max_labels=max(self.max_labels, self.threshold),
+            target_confidence=self.target_confidence,
+            gold=self.gold,
+        )
 
     @property
     def free_slots(self) -> int:
@@ -121,13 +141,13 @@ class OpenTask:
             return True
         return False
 
-    def label(self, worker_id: str, option: str) -> consensus.Outcome:
+    def label(self, worker_id: str, option: str, engine: ConsensusEngine | None = None) -> consensus.Outcome:
         """Accept one label and evaluate consensus; LabelRefused leaves the task unchanged.
 
         A label from the worker still holding the slot counts even past its deadline: the
         lease promises that nobody else gets the slot before then, and until the dispatcher
         has handed the slot back, nobody has (after a pause of the core, labels the workers
-        sent in time are read late)."""
+        sent in time are read late). With `engine` (an adaptive task), the engine decides."""
         if worker_id not in self.claims:
             refusal = Refusal.ALREADY_LABELED if worker_id in self.labels else Refusal.NOT_HELD
             raise LabelRefused(refusal)
@@ -135,6 +155,8 @@ class OpenTask:
             raise LabelRefused(Refusal.INVALID_OPTION)
         del self.claims[worker_id]
         self.labels[worker_id] = option
+        if engine is not None:
+            return self.judge(engine.add_label(self.task_id, worker_id, option))
         if len(self.labels) < self.target:
             return consensus.NeedMore(self.target)
         outcome = consensus.evaluate(self.labels.values(), self.threshold)
@@ -143,4 +165,22 @@ class OpenTask:
         else:
             self.status = TaskStatus.VERIFIED if isinstance(outcome, consensus.Decided) else TaskStatus.FAILED
             self.outcome = outcome
+        return outcome
+
+    def judge(self, verdict: Verdict) -> consensus.Outcome:
+        """Apply the engine's verdict: one more slot (never beyond `max_labels`; only once the
+        labels reached the current target, so no slot is held when the task is decided), or
+        the task is decided."""
+        if isinstance(verdict, Decision):
+            outcome: consensus.Outcome = consensus.Decided(
+                verdict.label, verdict.worker_count, verdict.agreement_count, verdict.confidence
+            )
+        elif isinstance(verdict, GiveUp):
+            outcome = consensus.NoConsensus(verdict.worker_count)
+        else:
+            if len(self.labels) >= self.target:
+                self.target = min(len(self.labels) + 1, max(self.max_labels, self.threshold))
+            return consensus.NeedMore(self.target)
+        self.status = TaskStatus.VERIFIED if isinstance(outcome, consensus.Decided) else TaskStatus.FAILED
+        self.outcome = outcome
         return outcome

@@ -9,7 +9,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from asg_grpc.domain.errors import ValidationError
-from asg_grpc.domain.urls import parse_url
+from asg_grpc.domain.urls import call_url_rule, parse_call_url, parse_url
 
 TASK_TYPES = ("image_classification", "text_classification", "sentiment", "moderation")
 DEFAULT_THRESHOLD = 3
@@ -23,6 +23,15 @@ MAX_OPTION = 200
 MAX_IDEMPOTENCY_KEY = 255
 # A task deadline: at most 30 days, so nothing waits on a labeler for longer than a month.
 MAX_EXPIRES_IN = 30 * 24 * 3600
+# Consensus methods (docs/quality.md): the published rule, or the worker-aware engine.
+CONSENSUS_METHODS = ("majority", "adaptive")
+DEFAULT_CONSENSUS_METHOD = "majority"
+DEFAULT_TARGET_CONFIDENCE = 0.95
+MIN_TARGET_CONFIDENCE = 0.5
+MAX_TARGET_CONFIDENCE = 0.999
+DEFAULT_MAX_LABELS = 10
+# A task's labels are each billed: 50 caps what one task can cost at 5x the largest threshold.
+MAX_MAX_LABELS = 50
 
 
 class TaskStatus(enum.Enum):
@@ -81,6 +90,10 @@ class TaskDraft:
     callback_url: str | None = None
     idempotency_key: str | None = None
     expires_in_seconds: int | None = None
+    consensus_method: str | None = None
+    target_confidence: float | None = None
+    max_labels: int | None = None
+    gold_label: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +108,21 @@ class TaskSpec:
     callback_url: str | None
     idempotency_key: str | None
     expires_in_seconds: int | None = None  # None: no deadline
+    consensus_method: str = DEFAULT_CONSENSUS_METHOD
+    target_confidence: float = DEFAULT_TARGET_CONFIDENCE
+    max_labels: int = DEFAULT_MAX_LABELS
+    # The known answer of a gold task: never shown to workers, returned to its owner only.
+    gold_label: str | None = None
+
+    @property
+    def adaptive(self) -> bool:
+        return self.consensus_method == "adaptive"
+
+    @property
+    def most_labels(self) -> int:
+        """The most labels the task can buy: `max_labels` for adaptive, twice the threshold
+        for the published rule."""
+        return self.max_labels if self.adaptive else 2 * self.consensus_threshold
 
     def fingerprint(self) -> str:
         """Identifies the request body for idempotency: same key + other body is a conflict.
@@ -110,6 +138,9 @@ class TaskSpec:
         ]
         if self.expires_in_seconds is not None:  # absent: the same fingerprints as before
             body.append(self.expires_in_seconds)
+        quality = (self.consensus_method, self.target_confidence, self.max_labels, self.gold_label)
+        if quality != (DEFAULT_CONSENSUS_METHOD, DEFAULT_TARGET_CONFIDENCE, DEFAULT_MAX_LABELS, None):
+            body.append(list(quality))  # defaults: the same fingerprints as before
         return hashlib.sha256(json.dumps(body, separators=(",", ":")).encode()).hexdigest()[:32]
 
 
@@ -162,6 +193,14 @@ def check_https_url(field: str, value: str) -> None:
         raise ValidationError(field, "must be an https URL")
 
 
+def check_call_url(field: str, value: str, dev_mode: bool, what: str = "an https URL") -> None:
+    """A URL the core will call: https, or in development mode http:// to loopback (urls.py)."""
+    if len(value) > MAX_URL:
+        raise ValidationError(field, f"must be at most {MAX_URL} characters")
+    if parse_call_url(value, dev_mode) is None:
+        raise ValidationError(field, call_url_rule(value, dev_mode, what))
+
+
 def check_label_spec(question: str | None, options: tuple[str, ...] | None) -> None:
     if question is None or not question.strip():
         raise ValidationError("label_spec.question", "is required")
@@ -189,11 +228,14 @@ def validate_task(
     default_callback_url: str | None = None,
     *,
     valid_specs: set[tuple[str | None, tuple[str, ...] | None]] | None = None,
+    default_method: str = DEFAULT_CONSENSUS_METHOD,
+    dev_mode: bool = False,
 ) -> TaskSpec:
     """Apply seed 004's field table; the first broken rule raises, naming its field.
 
     `valid_specs` remembers label specs already found valid, so a batch whose tasks share one
-    (the usual case) checks it once.
+    (the usual case) checks it once. `dev_mode` (Settings.dev_mode) lets callback_url be
+    http:// to loopback.
     """
     if draft.type is None:
         raise ValidationError("type", "is required")
@@ -217,13 +259,29 @@ def validate_task(
         )
     callback_url = draft.callback_url if draft.callback_url is not None else default_callback_url
     if callback_url is not None:
-        check_https_url("callback_url", callback_url)
+        check_call_url("callback_url", callback_url, dev_mode)
     key = draft.idempotency_key
     if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
         raise ValidationError("idempotency_key", f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
     expires_in = draft.expires_in_seconds
     if expires_in is not None and not 1 <= expires_in <= MAX_EXPIRES_IN:
         raise ValidationError("expires_in_seconds", f"must be an integer from 1 to {MAX_EXPIRES_IN}")
+    method = draft.consensus_method if draft.consensus_method is not None else default_method
+    if method not in CONSENSUS_METHODS:
+        raise ValidationError("consensus_method", f"must be one of {', '.join(CONSENSUS_METHODS)}")
+    target = DEFAULT_TARGET_CONFIDENCE if draft.target_confidence is None else draft.target_confidence
+    if not MIN_TARGET_CONFIDENCE <= target <= MAX_TARGET_CONFIDENCE:  # False for NaN too
+        raise ValidationError(
+            "target_confidence", f"must be a number from {MIN_TARGET_CONFIDENCE} to {MAX_TARGET_CONFIDENCE}"
+        )
+    most = DEFAULT_MAX_LABELS if draft.max_labels is None else draft.max_labels
+    if not max(threshold, MIN_THRESHOLD) <= most <= MAX_MAX_LABELS:
+        raise ValidationError(
+            "max_labels", f"must be an integer from consensus_threshold ({threshold}) to {MAX_MAX_LABELS}"
+        )
+    gold = draft.gold_label
+    if gold is not None and gold not in options:
+        raise ValidationError("gold_label", "must be one of label_spec.options")
     return TaskSpec(
         task_type=draft.type,
         data_url=draft.data_url,
@@ -233,23 +291,34 @@ def validate_task(
         callback_url=callback_url,
         idempotency_key=key,
         expires_in_seconds=expires_in,
+        consensus_method=method,
+        target_confidence=target,
+        max_labels=most,
+        gold_label=gold,
     )
 
 
-def validate_batch(drafts: list[TaskDraft], callback_url: str | None) -> list[TaskSpec]:
+def validate_batch(
+    drafts: list[TaskDraft],
+    callback_url: str | None,
+    default_method: str = DEFAULT_CONSENSUS_METHOD,
+    dev_mode: bool = False,
+) -> list[TaskSpec]:
     """Validate a whole batch before anything is stored; errors name `tasks[i].field`."""
     if not drafts:
         raise ValidationError("tasks", "must contain at least 1 task")
     if len(drafts) > MAX_BATCH:
         raise ValidationError("tasks", f"must contain at most {MAX_BATCH} tasks")
     if callback_url is not None:
-        check_https_url("callback_url", callback_url)
+        check_call_url("callback_url", callback_url, dev_mode)
     specs: list[TaskSpec] = []
     seen_keys: set[str] = set()
     valid_specs: set[tuple[str | None, tuple[str, ...] | None]] = set()
     for i, draft in enumerate(drafts):
         try:
-            spec = validate_task(draft, callback_url, valid_specs=valid_specs)
+            spec = validate_task(
+                draft, callback_url, valid_specs=valid_specs, default_method=default_method, dev_mode=dev_mode
+            )
         except ValidationError as exc:
             raise exc.at(f"tasks[{i}].") from None
         if spec.idempotency_key is not None:

@@ -10,6 +10,7 @@ every task of every batch.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 
@@ -40,3 +41,34 @@ def parse_url(value: str, schemes: tuple[str, ...] = ("https",)) -> ParsedURL | 
     if scheme not in schemes:
         return None
     return ParsedURL(scheme, host.strip("[]"), DEFAULT_PORTS[scheme] if port is None else int(port))
+
+
+def is_loopback_host(host: str) -> bool:
+    """`localhost`, or a literal of 127.0.0.0/8 or ::1: what development mode lets http:// reach."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_call_url(value: str, dev_mode: bool) -> ParsedURL | None:
+    """A URL the core will call (webhook, callback or manifest URL): https, or, in development
+    mode (ASG_DEV_MODE) only, http:// to a loopback host, so a developer's local receiver needs
+    no TLS. None otherwise."""
+    parsed = parse_url(value, ("http", "https") if dev_mode else ("https",))
+    if parsed is not None and parsed.scheme == "http" and not is_loopback_host(parsed.host):
+        return None
+    return parsed
+
+
+def call_url_rule(value: str, dev_mode: bool, what: str = "an https URL") -> str:
+    """What a refused call URL must be, said for the caller (the rule of `parse_call_url`):
+    a developer's http://localhost is told of development mode."""
+    if dev_mode:
+        return f"must be {what}, or an http:// URL to a loopback host (development mode)"
+    loopback_http = parse_url(value, ("http",))
+    if loopback_http is not None and is_loopback_host(loopback_http.host):
+        return f"must be {what} (http:// to a loopback host only in development mode, ASG_DEV_MODE=on)"
+    return f"must be {what}"

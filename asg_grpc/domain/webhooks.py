@@ -9,7 +9,7 @@ import random
 from dataclasses import dataclass
 
 from asg_grpc.domain.errors import ValidationError
-from asg_grpc.domain.tasks import check_https_url
+from asg_grpc.domain.tasks import check_call_url
 
 EVENT_TYPES = (
     "task.verified",
@@ -48,10 +48,13 @@ class Webhook:
     created_at: float
 
 
-def validate_webhook(callback_url: str, secret: str, events: list[str]) -> WebhookSpec:
+def validate_webhook(
+    callback_url: str, secret: str, events: list[str], dev_mode: bool = False
+) -> WebhookSpec:
+    """`dev_mode` (Settings.dev_mode) lets callback_url be http:// to loopback."""
     if not callback_url:
         raise ValidationError("callback_url", "is required")
-    check_https_url("callback_url", callback_url)
+    check_call_url("callback_url", callback_url, dev_mode)
     if not secret:
         raise ValidationError("secret", "is required")
     if not MIN_SECRET <= len(secret) <= MAX_SECRET:

@@ -61,8 +61,8 @@ class ManifestTooLarge(ManifestUnreadable):
 class ManifestReader:
     """Opens manifests; one per core, sharing an HTTP connection pool."""
 
-    def __init__(self, *, allow_private_urls: bool, max_bytes: int) -> None:
-        self._urls = UrlGuard(allow_private_urls)
+    def __init__(self, *, allow_private_urls: bool, max_bytes: int, dev_mode: bool = False) -> None:
+        self._urls = UrlGuard(allow_private_urls, dev_mode=dev_mode)
         self._max_bytes = max_bytes
         # The system's authorities (OpenSSL honours SSL_CERT_FILE, as for webhook deliveries).
         self._ssl = ssl.create_default_context()
@@ -80,9 +80,9 @@ class ManifestReader:
             return self._read_s3(location, credentials, offset)
         return self._read_https(spec.manifest_url, offset)
 
-    async def _guard(self, url: str, field: str) -> None:
+    async def _guard(self, url: str, field: str, *, http_anywhere: bool = False) -> None:
         try:
-            await self._urls.check(url, field)
+            await self._urls.check(url, field, http_anywhere=http_anywhere)
         except ValidationError as exc:
             raise ManifestUnreadable(exc.message) from None
 
@@ -144,7 +144,7 @@ class ManifestReader:
         self, location: S3Location, credentials: S3Credentials, offset: int
     ) -> AsyncIterator[bytes]:
         if credentials.endpoint_url is not None:
-            await self._guard(credentials.endpoint_url, "s3_credentials.endpoint_url")
+            await self._guard(credentials.endpoint_url, "s3_credentials.endpoint_url", http_anywhere=True)
         try:
             client = await asyncio.to_thread(_s3_client, credentials)
         except (BotoCoreError, ValueError) as exc:  # a region or endpoint botocore refuses

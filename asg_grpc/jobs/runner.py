@@ -61,6 +61,7 @@ class JobRunner:
         self._max_line = settings.manifest_max_line_bytes
         self._reader = ManifestReader(
             allow_private_urls=settings.allow_private_urls,
+            dev_mode=settings.dev_mode,
             max_bytes=settings.manifest_max_bytes,
         )
         self._woken = asyncio.Event()

@@ -3,6 +3,7 @@
 What a handler raises, and what the caller sees:
 
 DomainError                    its mapped code (STATUS_CODES) and its message
+├── QuotaExhausted             …plus its Refusal (QuotaFigures) as `asg-refusal-bin` metadata
 └── LimitReached               …plus `retry-after` trailing metadata when it says one
 an undecodable request         INVALID_ARGUMENT "request is not a valid <type> message"
 an id or metadata over its cap INVALID_ARGUMENT "<field> must be at most N characters"
@@ -43,6 +44,7 @@ STATUS_CODES: dict[type[errors.DomainError], grpc.StatusCode] = {
     errors.LimitReached: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 RETRY_AFTER = "retry-after"  # trailing metadata of RESOURCE_EXHAUSTED: whole seconds
+REFUSAL_METADATA = "asg-refusal-bin"  # trailing metadata: a serialized Refusal (quota figures)
 
 # What can refuse a submission (auth, rate limit, validation, the store's checks) → its reason.
 REFUSAL_REASONS: dict[type[errors.DomainError], tasks_pb2.Refusal.Reason] = {
@@ -79,6 +81,15 @@ def refusal_for(exc: errors.DomainError) -> tasks_pb2.Refusal:
         field=getattr(exc, "field", ""),
         message=_bounded(exc.message),
         retry_after_seconds=exc.retry_after if isinstance(exc, errors.RateLimited) else 0,
+        quota=_quota_figures(exc),
+    )
+
+
+def _quota_figures(exc: errors.DomainError) -> tasks_pb2.QuotaFigures | None:
+    if not isinstance(exc, errors.QuotaExhausted):
+        return None
+    return tasks_pb2.QuotaFigures(
+        limit=exc.limit, used=exc.used, requested=exc.requested, hint=_bounded(exc.hint)
     )
 
 
@@ -93,9 +104,12 @@ async def abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, detail
 
 
 async def abort_for(context: grpc.aio.ServicerContext, exc: errors.DomainError) -> NoReturn:
-    """End the call with the error's mapped code and message (and `retry-after` when limited)."""
+    """End the call with the error's mapped code and message (and `retry-after` when limited,
+    the Refusal with its figures in `asg-refusal-bin` when over quota)."""
     if isinstance(exc, errors.LimitReached) and exc.retry_after > 0:
         context.set_trailing_metadata(((RETRY_AFTER, str(exc.retry_after)),))
+    elif isinstance(exc, errors.QuotaExhausted):
+        context.set_trailing_metadata(((REFUSAL_METADATA, refusal_for(exc).SerializeToString()),))
     await abort(context, status_code_for(exc), exc.message)
 
 

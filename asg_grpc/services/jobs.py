@@ -43,6 +43,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         self._callers = callers
         self._sealer = sealer
         self._allow_private_urls = settings.allow_private_urls
+        self._dev_mode = settings.dev_mode
         self._max_in_flight = settings.max_jobs_in_flight
         # Tells the job runner (when it runs in this process) to look now rather than at its next poll.
         self._on_created = on_created or (lambda: None)
@@ -52,16 +53,23 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
     ) -> jobs_pb2.Job:
         customer = self._callers.customer_record(context)
         draft = convert.job_draft(request)
-        spec = validate_job(draft)
+        spec = validate_job(draft, self._dev_mode)
         credentials = draft.s3_credentials
         if spec.s3 is None:
-            await check_public_url(spec.manifest_url, self._allow_private_urls, "manifest_url")
+            await check_public_url(
+                spec.manifest_url, self._allow_private_urls, "manifest_url", dev_mode=self._dev_mode
+            )
         elif credentials is not None and credentials.endpoint_url is not None:
             await check_public_url(
-                credentials.endpoint_url, self._allow_private_urls, "s3_credentials.endpoint_url"
+                credentials.endpoint_url,
+                self._allow_private_urls,
+                "s3_credentials.endpoint_url",
+                http_anywhere=True,
             )
         if customer.quota_remaining < spec.consensus_threshold:
-            raise QuotaExhausted()
+            raise QuotaExhausted(
+                customer.label_quota, customer.labels_reserved, spec.consensus_threshold, customer.customer_id
+            )
         # Counted and created with no await between: one core cannot pass the limit. Two cores on
         # one store may, by the jobs created at the same instant (docs/api.md, Limits).
         if self._jobs_in_flight(customer.customer_id) >= self._max_in_flight:

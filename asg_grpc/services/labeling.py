@@ -22,6 +22,7 @@ from asg_grpc.dispatch.dispatcher import Dispatcher, Session
 from asg_grpc.dispatch.outbox import Outgoing
 from asg_grpc.dispatch.payments import MAX_TASK_IDS, WorkerPayment
 from asg_grpc.domain.customers import hash_token
+from asg_grpc.domain.dawid_skene import WorkerReport
 from asg_grpc.domain.errors import LimitReached, RateLimited, Unauthenticated, Unavailable, ValidationError
 from asg_grpc.domain.labeling import REFUSAL_MESSAGES
 from asg_grpc.domain.ratelimit import RateLimiter
@@ -61,6 +62,21 @@ class LabelingService(labeling_pb2_grpc.LabelingServiceServicer):
         token = new_worker_token()
         worker = self._store.create_worker(registration, token_hash=hash_token(token), now=time.time())
         return labeling_pb2.RegisterWorkerResponse(worker_id=worker.worker_id, token=token)
+
+    async def ListWorkerQuality(
+        self, request: labeling_pb2.ListWorkerQualityRequest, context: grpc.aio.ServicerContext
+    ) -> labeling_pb2.ListWorkerQualityResponse:
+        self._callers.operator(context)
+        return _qualities(self._dispatcher.quality.report(request.worker_id or None))
+
+    async def ReinstateWorker(
+        self, request: labeling_pb2.ReinstateWorkerRequest, context: grpc.aio.ServicerContext
+    ) -> labeling_pb2.ListWorkerQualityResponse:
+        self._callers.operator(context)
+        if not request.worker_id:
+            raise ValidationError("worker_id", "is required")
+        options = tuple(request.family_options) or None
+        return _qualities(self._dispatcher.reinstate(request.worker_id, options))
 
     async def Work(
         self,
@@ -210,6 +226,24 @@ def _encode(out: Outgoing) -> list[labeling_pb2.ServerMessage]:
             )
         )
     return messages
+
+
+def _qualities(reports: list[WorkerReport]) -> labeling_pb2.ListWorkerQualityResponse:
+    return labeling_pb2.ListWorkerQualityResponse(
+        workers=[
+            labeling_pb2.WorkerQuality(
+                worker_id=r.worker,
+                family_options=r.options,
+                banned=r.banned,
+                reinstated=r.reinstated,
+                labels=r.labels,
+                gold_labels=r.gold_labels,
+                gold_correct=r.gold_correct,
+                estimated_accuracy=r.estimated_accuracy,
+            )
+            for r in reports
+        ]
+    )
 
 
 def _payment(payment: WorkerPayment) -> labeling_pb2.Payment:

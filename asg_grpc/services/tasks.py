@@ -9,7 +9,13 @@ import grpc
 
 from asg_grpc.domain import ids
 from asg_grpc.domain.errors import DomainError, NotFound, ValidationError
-from asg_grpc.domain.tasks import MAX_BATCH, Task, validate_batch, validate_task
+from asg_grpc.domain.tasks import (
+    DEFAULT_CONSENSUS_METHOD,
+    MAX_BATCH,
+    Task,
+    validate_batch,
+    validate_task,
+)
 from asg_grpc.services.callers import Callers, CustomerCaller
 from asg_grpc.services.errors import refusal_for
 from asg_grpc.services.group_commit import GroupCommit
@@ -25,9 +31,16 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
         callers: Callers,
         on_submitted: Callable[[], None] | None = None,
         on_closed: Callable[[Sequence[str]], None] | None = None,
+        default_method: str = DEFAULT_CONSENSUS_METHOD,
+        *,
+        dev_mode: bool = False,
     ) -> None:
         self._store = store
+        # For tasks that name no consensus_method: the deployment's ASG_CONSENSUS_METHOD.
+        self._default_method = default_method
         self._callers = callers
+        # Settings.dev_mode: callback URLs may be http:// to loopback.
+        self._dev_mode = dev_mode
         # The one way into the store for every submission, single, carried or batch.
         self._submit: GroupCommit[Submission, list[Submitted]] = GroupCommit(
             lambda batch: store.submit(batch, time.time())
@@ -42,7 +55,9 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
         self, request: tasks_pb2.SubmitTaskRequest, context: grpc.aio.ServicerContext
     ) -> tasks_pb2.SubmitTaskResponse:
         customer_id = self._callers.customer(context).customer_id
-        spec = validate_task(convert.draft(request.task))
+        spec = validate_task(
+            convert.draft(request.task), default_method=self._default_method, dev_mode=self._dev_mode
+        )
         [submitted] = await self._submit(Submission(customer_id, [spec], batch_id=None))
         self._notify([submitted])
         return _accepted(submitted)
@@ -87,7 +102,9 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
             if isinstance(owner, DomainError):
                 raise owner
             self._callers.spend(owner)
-            spec = validate_task(convert.draft(item.task))
+            spec = validate_task(
+                convert.draft(item.task), default_method=self._default_method, dev_mode=self._dev_mode
+            )
         except DomainError as exc:
             return exc
         return Submission(owner.customer_id, [spec], batch_id=None)
@@ -97,7 +114,8 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
     ) -> tasks_pb2.SubmitBatchResponse:
         customer_id = self._callers.customer(context).customer_id
         callback_url = request.callback_url if request.HasField("callback_url") else None
-        specs = validate_batch([convert.draft(t) for t in request.tasks], callback_url)
+        drafts = [convert.draft(t) for t in request.tasks]
+        specs = validate_batch(drafts, callback_url, self._default_method, self._dev_mode)
         batch_id = ids.new_id("bat")
         submitted = await self._submit(Submission(customer_id, specs, batch_id=batch_id))
         self._notify(submitted)

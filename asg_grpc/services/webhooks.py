@@ -23,13 +23,14 @@ class WebhookService(webhooks_pb2_grpc.WebhookServiceServicer):
         self._sealer = sealer
         self._callers = callers
         self._allow_private_urls = settings.allow_private_urls
+        self._dev_mode = settings.dev_mode
 
     async def CreateWebhook(
         self, request: webhooks_pb2.CreateWebhookRequest, context: grpc.aio.ServicerContext
     ) -> webhooks_pb2.Webhook:
         customer_id = self._callers.customer(context).customer_id
-        spec = validate_webhook(request.callback_url, request.secret, list(request.events))
-        await check_public_url(spec.callback_url, self._allow_private_urls)
+        spec = validate_webhook(request.callback_url, request.secret, list(request.events), self._dev_mode)
+        await check_public_url(spec.callback_url, self._allow_private_urls, dev_mode=self._dev_mode)
         now = time.time()
         webhook_id = ids.new_id("whk", now)
         sealed = seal_webhook_secret(self._sealer, webhook_id, spec.secret)

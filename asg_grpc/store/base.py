@@ -157,6 +157,14 @@ class Store(Protocol):
         skips: what the dispatcher loads at start and as new tasks arrive."""
         ...
 
+    def consensus_state(self) -> bytes | None:
+        """The adaptive engine's last saved snapshot (JSON), or None before the first save."""
+        ...
+
+    def save_consensus_state(self, snapshot: bytes, now: float) -> None:
+        """Replace the saved snapshot; written by the dispatching core only."""
+        ...
+
     def dispatch_lease(self) -> tuple[str, float] | None:
         """Who dispatches for this store (owner, last heartbeat), if anyone."""
         ...

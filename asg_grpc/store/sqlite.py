@@ -29,6 +29,7 @@ from asg_grpc.domain.errors import (
     QuotaExhausted,
     Unauthenticated,
     Unavailable,
+    UnregisteredWebhook,
     ValidationError,
 )
 from asg_grpc.domain.labeling import OpenTask
@@ -330,6 +331,19 @@ MIGRATIONS: tuple[str, ...] = (
         WHERE batch_id IS NOT NULL;
     DROP INDEX tasks_batch_status;
     """,
+    # Consensus methods (docs/quality.md): the adaptive engine's task fields, and its state
+    # (`ConsensusEngine.snapshot()`, JSON) so a restart decides as the engine would have.
+    """
+    ALTER TABLE tasks ADD COLUMN consensus_method TEXT NOT NULL DEFAULT 'majority';
+    ALTER TABLE tasks ADD COLUMN target_confidence REAL NOT NULL DEFAULT 0.95;
+    ALTER TABLE tasks ADD COLUMN max_labels INTEGER NOT NULL DEFAULT 10;
+    ALTER TABLE tasks ADD COLUMN gold_label TEXT;
+    CREATE TABLE consensus_state (
+        id       INTEGER PRIMARY KEY CHECK (id = 1),
+        snapshot BLOB NOT NULL,
+        saved_at REAL NOT NULL
+    );
+    """,
 )
 
 
@@ -354,7 +368,8 @@ _TASK_COLUMNS = (
     "seq, task_id, customer_id, status, task_type, data_url, question, options,"
     " consensus_threshold, callback_url, idempotency_key, batch_id, created_at, updated_at,"
     " consensus_label, confidence, worker_count, agreement_count, failure_reason, decided_at,"
-    " bsv_txid, total_cost_sats, settled_at, expires_at"
+    " bsv_txid, total_cost_sats, settled_at, expires_at,"
+    " consensus_method, target_confidence, max_labels, gold_label"
 )
 _CUSTOMER_SELECT = (
     "SELECT c.customer_id, c.name, c.email, c.tier, c.label_quota, c.labels_reserved,"
@@ -377,6 +392,10 @@ def _task(row: tuple) -> Task:
             callback_url=row[9],
             idempotency_key=row[10],
             expires_in_seconds=None if row[23] is None else round(row[23] - row[12]),
+            consensus_method=row[24],
+            target_confidence=row[25],
+            max_labels=row[26],
+            gold_label=row[27],
         ),
         batch_id=row[11],
         created_at=row[12],
@@ -620,7 +639,7 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
         customer_id, specs, batch_id = submission.customer_id, submission.specs, submission.batch_id
         for url in {s.callback_url for s in specs if s.callback_url is not None}:
             if not self._is_registered_webhook(db, customer_id, url):
-                raise ValidationError("callback_url", "is not a registered webhook")
+                raise UnregisteredWebhook()
         replays, conflicts = self._replays(db, customer_id, specs, now)
         if conflicts:
             in_batch = batch_id is not None
@@ -637,7 +656,7 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
                 (needed, customer_id, needed),
             ).fetchone()
             if reserved is None:
-                raise QuotaExhausted()
+                raise self._quota_exhausted(db, customer_id, needed)
             # The tier at submission prices the task (docs/billing.md), whatever comes later.
             tier = reserved[0]
         created = self._insert_tasks(db, customer_id, fresh, batch_id, tier, now)
@@ -645,6 +664,15 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
             Submitted(replays[i], replayed=True) if i in replays else Submitted(created[i], replayed=False)
             for i in range(len(specs))
         ]
+
+    @staticmethod
+    def _quota_exhausted(db: sqlite3.Connection, customer_id: str, needed: int) -> QuotaExhausted:
+        """The refusal with its numbers, read in the transaction that refused."""
+        row = db.execute(
+            "SELECT label_quota, labels_reserved FROM customers WHERE customer_id = ?", (customer_id,)
+        ).fetchone()
+        limit, used = row if row is not None else (0, 0)
+        return QuotaExhausted(limit, used, needed, customer_id)
 
     def _insert_tasks(
         self,
@@ -685,6 +713,10 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
                     spec.consensus_threshold,
                     tier,
                     expires_at,
+                    spec.consensus_method,
+                    spec.target_confidence,
+                    spec.max_labels,
+                    spec.gold_label,
                 )
             )
             created[index] = Task(
@@ -693,8 +725,9 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
         db.executemany(
             "INSERT INTO tasks (task_id, customer_id, status, task_type, data_url, question,"
             " options, consensus_threshold, callback_url, idempotency_key, fingerprint,"
-            " batch_id, created_at, updated_at, label_target, tier, expires_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " batch_id, created_at, updated_at, label_target, tier, expires_at,"
+            " consensus_method, target_confidence, max_labels, gold_label)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             rows,
         )
         sqlite_dashboard.count_submitted(db, customer_id, now, len(rows))
@@ -726,7 +759,7 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
                 if index in seen:  # an older task of the key (a TTL made longer since)
                     continue
                 seen.add(index)
-                if row[24] != specs[index].fingerprint():
+                if row[-1] != specs[index].fingerprint():
                     conflicts.append(index)
                 else:
                     found[index] = _task(row)
@@ -826,8 +859,8 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
     def open_tasks(self, *, after_seq: int, limit: int) -> list[OpenTask]:
         rows = self._db.execute(
             "SELECT seq, task_id, task_type, data_url, question, options, consensus_threshold,"
-            " label_target, status FROM tasks"
-            " WHERE seq > ? AND status IN ('pending', 'in_progress') ORDER BY seq LIMIT ?",
+            " label_target, status, consensus_method, target_confidence, max_labels, gold_label"
+            " FROM tasks WHERE seq > ? AND status IN ('pending', 'in_progress') ORDER BY seq LIMIT ?",
             (after_seq, limit),
         ).fetchall()
         tasks = {
@@ -841,6 +874,10 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
                 threshold=r[6],
                 target=r[7],
                 status=TaskStatus(r[8]),
+                method=r[9],
+                target_confidence=r[10],
+                max_labels=r[11],
+                gold=r[12],
             )
             for r in rows
         }
@@ -857,6 +894,17 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
             ):
                 tasks[task_id].skipped.add(worker_id)
         return list(tasks.values())
+
+    def consensus_state(self) -> bytes | None:
+        row = self._db.execute("SELECT snapshot FROM consensus_state WHERE id = 1").fetchone()
+        return None if row is None else bytes(row[0])
+
+    def save_consensus_state(self, snapshot: bytes, now: float) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO consensus_state (id, snapshot, saved_at) VALUES (1, ?, ?)",
+                (snapshot, now),
+            )
 
     def dispatch_lease(self) -> tuple[str, float] | None:
         row = self._db.execute("SELECT owner, heartbeat_at FROM dispatch_lease WHERE id = 1").fetchone()

@@ -14,7 +14,7 @@ from dataclasses import replace
 import orjson
 
 from asg_grpc.domain import ids
-from asg_grpc.domain.errors import Conflict, ValidationError
+from asg_grpc.domain.errors import Conflict, UnregisteredWebhook, ValidationError, quota_hint
 from asg_grpc.domain.jobs import MAX_ERRORS_KEPT, Job, JobCounts, JobSpec, JobStatus
 from asg_grpc.domain.tasks import Task, TaskSpec
 from asg_grpc.store.job_records import ChunkOutcome, ExportRow, IngestChunk, JobPage, JobWork
@@ -82,7 +82,7 @@ class JobTables:
             if spec.callback_url is not None and not self._is_registered_webhook(
                 db, customer_id, spec.callback_url
             ):
-                raise ValidationError("callback_url", "is not a registered webhook")
+                raise UnregisteredWebhook()
             db.execute(
                 "INSERT INTO jobs (job_id, customer_id, status, manifest_url, task_type, question, options,"
                 " consensus_threshold, callback_url, sealed_credentials, created_at, updated_at)"
@@ -215,16 +215,19 @@ class JobTables:
             fresh = [i for i in range(len(specs)) if i not in replays and i not in bad]
             # Quota: lines are taken in order while their tasks fit; the first that does not
             # stops the job there, with the tasks before it kept.
-            remaining, tier = db.execute(
-                "SELECT label_quota - labels_reserved, tier FROM customers WHERE customer_id = ?",
+            quota, reserved, tier = db.execute(
+                "SELECT label_quota, labels_reserved, tier FROM customers WHERE customer_id = ?",
                 (customer_id,),
             ).fetchone()
+            remaining = quota - reserved
             stop_line: int | None = None
             needed = 0
+            stop_hint = ""
             for index in fresh:
                 threshold = specs[index].consensus_threshold
                 if needed + threshold > remaining:
                     stop_line = chunk.items[index][0]
+                    stop_hint = quota_hint(quota, reserved + needed, threshold, customer_id)
                     break
                 needed += threshold
             if stop_line is not None:
@@ -256,7 +259,7 @@ class JobTables:
                 reason = (
                     f"quota exhausted at line {stop_line}: {created_before + outcome.created} tasks"
                     " were created and are kept; raise the label quota and submit the remaining lines"
-                    " as a new job"
+                    f" as a new job ({stop_hint})"
                 )
                 self._progress(db, job_id, stop_line - 1, None, outcome, len(invalid), now)
                 self._end_job(db, job_id, JobStatus.FAILED, reason, now)

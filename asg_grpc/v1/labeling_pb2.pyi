@@ -11,6 +11,46 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ListWorkerQualityRequest(_message.Message):
+    __slots__ = ("worker_id",)
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    def __init__(self, worker_id: _Optional[str] = ...) -> None: ...
+
+class ListWorkerQualityResponse(_message.Message):
+    __slots__ = ("workers",)
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
+    workers: _containers.RepeatedCompositeFieldContainer[WorkerQuality]
+    def __init__(self, workers: _Optional[_Iterable[_Union[WorkerQuality, _Mapping]]] = ...) -> None: ...
+
+class WorkerQuality(_message.Message):
+    __slots__ = ("worker_id", "family_options", "banned", "reinstated", "labels", "gold_labels", "gold_correct", "estimated_accuracy")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    FAMILY_OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    BANNED_FIELD_NUMBER: _ClassVar[int]
+    REINSTATED_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    GOLD_LABELS_FIELD_NUMBER: _ClassVar[int]
+    GOLD_CORRECT_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    family_options: _containers.RepeatedScalarFieldContainer[str]
+    banned: bool
+    reinstated: bool
+    labels: int
+    gold_labels: int
+    gold_correct: int
+    estimated_accuracy: float
+    def __init__(self, worker_id: _Optional[str] = ..., family_options: _Optional[_Iterable[str]] = ..., banned: _Optional[bool] = ..., reinstated: _Optional[bool] = ..., labels: _Optional[int] = ..., gold_labels: _Optional[int] = ..., gold_correct: _Optional[int] = ..., estimated_accuracy: _Optional[float] = ...) -> None: ...
+
+class ReinstateWorkerRequest(_message.Message):
+    __slots__ = ("worker_id", "family_options")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    FAMILY_OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    family_options: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, worker_id: _Optional[str] = ..., family_options: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class RegisterWorkerRequest(_message.Message):
     __slots__ = ("name", "payout_address", "task_types")
     NAME_FIELD_NUMBER: _ClassVar[int]

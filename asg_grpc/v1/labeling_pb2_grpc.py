@@ -45,6 +45,16 @@ class LabelingServiceStub:
                 request_serializer=asg_dot_v1_dot_labeling__pb2.WorkerMessage.SerializeToString,
                 response_deserializer=asg_dot_v1_dot_labeling__pb2.ServerMessage.FromString,
                 _registered_method=True)
+        self.ListWorkerQuality = channel.unary_unary(
+                '/asg.v1.LabelingService/ListWorkerQuality',
+                request_serializer=asg_dot_v1_dot_labeling__pb2.ListWorkerQualityRequest.SerializeToString,
+                response_deserializer=asg_dot_v1_dot_labeling__pb2.ListWorkerQualityResponse.FromString,
+                _registered_method=True)
+        self.ReinstateWorker = channel.unary_unary(
+                '/asg.v1.LabelingService/ReinstateWorker',
+                request_serializer=asg_dot_v1_dot_labeling__pb2.ReinstateWorkerRequest.SerializeToString,
+                response_deserializer=asg_dot_v1_dot_labeling__pb2.ListWorkerQualityResponse.FromString,
+                _registered_method=True)
 
 
 class LabelingServiceServicer:
@@ -64,6 +74,22 @@ class LabelingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListWorkerQuality(self, request, context):
+        """Operator only: each worker's standing per task family in the adaptive consensus engine
+        (docs/quality.md), from the dispatching core. UNAVAILABLE on a core that does not dispatch.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReinstateWorker(self, request, context):
+        """Operator only: lift a worker's ban in one family, or in every family it is banned in; the
+        spammer floor never bans it there again. NOT_FOUND when the engine has no record of it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LabelingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -76,6 +102,16 @@ def add_LabelingServiceServicer_to_server(servicer, server):
                     servicer.Work,
                     request_deserializer=asg_dot_v1_dot_labeling__pb2.WorkerMessage.FromString,
                     response_serializer=asg_dot_v1_dot_labeling__pb2.ServerMessage.SerializeToString,
+            ),
+            'ListWorkerQuality': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWorkerQuality,
+                    request_deserializer=asg_dot_v1_dot_labeling__pb2.ListWorkerQualityRequest.FromString,
+                    response_serializer=asg_dot_v1_dot_labeling__pb2.ListWorkerQualityResponse.SerializeToString,
+            ),
+            'ReinstateWorker': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReinstateWorker,
+                    request_deserializer=asg_dot_v1_dot_labeling__pb2.ReinstateWorkerRequest.FromString,
+                    response_serializer=asg_dot_v1_dot_labeling__pb2.ListWorkerQualityResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -132,6 +168,60 @@ class LabelingService:
             '/asg.v1.LabelingService/Work',
             asg_dot_v1_dot_labeling__pb2.WorkerMessage.SerializeToString,
             asg_dot_v1_dot_labeling__pb2.ServerMessage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWorkerQuality(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/asg.v1.LabelingService/ListWorkerQuality',
+            asg_dot_v1_dot_labeling__pb2.ListWorkerQualityRequest.SerializeToString,
+            asg_dot_v1_dot_labeling__pb2.ListWorkerQualityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReinstateWorker(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/asg.v1.LabelingService/ReinstateWorker',
+            asg_dot_v1_dot_labeling__pb2.ReinstateWorkerRequest.SerializeToString,
+            asg_dot_v1_dot_labeling__pb2.ListWorkerQualityResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -13,7 +13,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class TaskInput(_message.Message):
-    __slots__ = ("type", "data_url", "label_spec", "consensus_threshold", "callback_url", "idempotency_key", "expires_in_seconds")
+    __slots__ = ("type", "data_url", "label_spec", "consensus_threshold", "callback_url", "idempotency_key", "expires_in_seconds", "consensus_method", "target_confidence", "max_labels", "gold_label")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     DATA_URL_FIELD_NUMBER: _ClassVar[int]
     LABEL_SPEC_FIELD_NUMBER: _ClassVar[int]
@@ -21,6 +21,10 @@ class TaskInput(_message.Message):
     CALLBACK_URL_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_IN_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    CONSENSUS_METHOD_FIELD_NUMBER: _ClassVar[int]
+    TARGET_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    MAX_LABELS_FIELD_NUMBER: _ClassVar[int]
+    GOLD_LABEL_FIELD_NUMBER: _ClassVar[int]
     type: str
     data_url: str
     label_spec: _common_pb2.LabelSpec
@@ -28,10 +32,14 @@ class TaskInput(_message.Message):
     callback_url: str
     idempotency_key: str
     expires_in_seconds: int
-    def __init__(self, type: _Optional[str] = ..., data_url: _Optional[str] = ..., label_spec: _Optional[_Union[_common_pb2.LabelSpec, _Mapping]] = ..., consensus_threshold: _Optional[int] = ..., callback_url: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., expires_in_seconds: _Optional[int] = ...) -> None: ...
+    consensus_method: str
+    target_confidence: float
+    max_labels: int
+    gold_label: str
+    def __init__(self, type: _Optional[str] = ..., data_url: _Optional[str] = ..., label_spec: _Optional[_Union[_common_pb2.LabelSpec, _Mapping]] = ..., consensus_threshold: _Optional[int] = ..., callback_url: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., expires_in_seconds: _Optional[int] = ..., consensus_method: _Optional[str] = ..., target_confidence: _Optional[float] = ..., max_labels: _Optional[int] = ..., gold_label: _Optional[str] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("task_id", "status", "task_type", "data_url", "label_spec", "consensus_threshold", "callback_url", "idempotency_key", "batch_id", "created_at", "updated_at", "expires_at")
+    __slots__ = ("task_id", "status", "task_type", "data_url", "label_spec", "consensus_threshold", "callback_url", "idempotency_key", "batch_id", "created_at", "updated_at", "expires_at", "consensus_method", "target_confidence", "max_labels", "gold_label")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -44,6 +52,10 @@ class Task(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    CONSENSUS_METHOD_FIELD_NUMBER: _ClassVar[int]
+    TARGET_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    MAX_LABELS_FIELD_NUMBER: _ClassVar[int]
+    GOLD_LABEL_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     status: _common_pb2.TaskStatus
     task_type: str
@@ -56,7 +68,11 @@ class Task(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
     expires_at: _timestamp_pb2.Timestamp
-    def __init__(self, task_id: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.TaskStatus, str]] = ..., task_type: _Optional[str] = ..., data_url: _Optional[str] = ..., label_spec: _Optional[_Union[_common_pb2.LabelSpec, _Mapping]] = ..., consensus_threshold: _Optional[int] = ..., callback_url: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., batch_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    consensus_method: str
+    target_confidence: float
+    max_labels: int
+    gold_label: str
+    def __init__(self, task_id: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.TaskStatus, str]] = ..., task_type: _Optional[str] = ..., data_url: _Optional[str] = ..., label_spec: _Optional[_Union[_common_pb2.LabelSpec, _Mapping]] = ..., consensus_threshold: _Optional[int] = ..., callback_url: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., batch_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., consensus_method: _Optional[str] = ..., target_confidence: _Optional[float] = ..., max_labels: _Optional[int] = ..., gold_label: _Optional[str] = ...) -> None: ...
 
 class SubmitTaskRequest(_message.Message):
     __slots__ = ("task", "authorization")
@@ -95,7 +111,7 @@ class SubmitOutcome(_message.Message):
     def __init__(self, accepted: _Optional[_Union[SubmitTaskResponse, _Mapping]] = ..., refused: _Optional[_Union[Refusal, _Mapping]] = ...) -> None: ...
 
 class Refusal(_message.Message):
-    __slots__ = ("reason", "field", "message", "retry_after_seconds")
+    __slots__ = ("reason", "field", "message", "retry_after_seconds", "quota")
     class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         REASON_UNSPECIFIED: _ClassVar[Refusal.Reason]
@@ -116,11 +132,25 @@ class Refusal(_message.Message):
     FIELD_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     RETRY_AFTER_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    QUOTA_FIELD_NUMBER: _ClassVar[int]
     reason: Refusal.Reason
     field: str
     message: str
     retry_after_seconds: int
-    def __init__(self, reason: _Optional[_Union[Refusal.Reason, str]] = ..., field: _Optional[str] = ..., message: _Optional[str] = ..., retry_after_seconds: _Optional[int] = ...) -> None: ...
+    quota: QuotaFigures
+    def __init__(self, reason: _Optional[_Union[Refusal.Reason, str]] = ..., field: _Optional[str] = ..., message: _Optional[str] = ..., retry_after_seconds: _Optional[int] = ..., quota: _Optional[_Union[QuotaFigures, _Mapping]] = ...) -> None: ...
+
+class QuotaFigures(_message.Message):
+    __slots__ = ("limit", "used", "requested", "hint")
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    USED_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_FIELD_NUMBER: _ClassVar[int]
+    HINT_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    used: int
+    requested: int
+    hint: str
+    def __init__(self, limit: _Optional[int] = ..., used: _Optional[int] = ..., requested: _Optional[int] = ..., hint: _Optional[str] = ...) -> None: ...
 
 class SubmitBatchRequest(_message.Message):
     __slots__ = ("tasks", "callback_url")

@@ -83,7 +83,8 @@ class TaskServiceServicer:
     def SubmitTask(self, request, context):
         """One task, on behalf of the call's `authorization`. A refusal is the call's status (its
         Refusal.Reason as a status code): INVALID_ARGUMENT names the field; PERMISSION_DENIED
-        "quota exhausted"; ALREADY_EXISTS when an idempotency key is reused with another body.
+        "quota exhausted" (the Refusal, with its QuotaFigures, in the `asg-refusal-bin` trailing
+        metadata); ALREADY_EXISTS when an idempotency key is reused with another body.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -51,7 +51,7 @@ class WebhookWorker:
     ) -> None:
         self._store = store
         self._sealer = sealer
-        self._urls = UrlGuard(settings.allow_private_urls)
+        self._urls = UrlGuard(settings.allow_private_urls, dev_mode=settings.dev_mode)
         self._concurrency = settings.webhook_concurrency
         self._timeout = settings.webhook_timeout
         self._retry_scale = settings.webhook_retry_scale

@@ -61,6 +61,10 @@ def draft(msg: tasks_pb2.TaskInput) -> TaskDraft:
         callback_url=msg.callback_url if has("callback_url") else None,
         idempotency_key=msg.idempotency_key if has("idempotency_key") else None,
         expires_in_seconds=msg.expires_in_seconds if has("expires_in_seconds") else None,
+        consensus_method=msg.consensus_method if has("consensus_method") else None,
+        target_confidence=msg.target_confidence if has("target_confidence") else None,
+        max_labels=msg.max_labels if has("max_labels") else None,
+        gold_label=msg.gold_label if has("gold_label") else None,
     )
 
 
@@ -79,6 +83,10 @@ def task(t: Task) -> tasks_pb2.Task:
         created_at=timestamp(t.created_at),
         updated_at=timestamp(t.updated_at),
         expires_at=None if t.expires_at is None else timestamp(t.expires_at),
+        consensus_method=spec.consensus_method,
+        target_confidence=spec.target_confidence,
+        max_labels=spec.max_labels,
+        gold_label=spec.gold_label,  # reads are scoped to the owner; workers never get a Task
     )
 
 

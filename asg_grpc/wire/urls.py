@@ -9,8 +9,11 @@ The URL is parsed once, by the domain's strict parser (asg_grpc/domain/urls.py),
 resolved by the resolver the client's connections use (`UrlGuard` is that resolver). The
 addresses a check accepted are pinned for the connection that follows, so a DNS answer that
 changes between check and connect (rebinding) changes nothing; a host resolved without a check
-keeps only its public addresses. Known limit: S3 `endpoint_url`s are reached through botocore,
-whose connections are checked only before (docs/jobs.md).
+keeps only its public addresses. An http:// webhook or manifest URL passes only in development
+mode (ASG_DEV_MODE), naming a loopback host, and then reaches loopback addresses only; https is
+checked the same in either mode. S3 `endpoint_url`s may be http:// anywhere the address rules
+allow. Known limit: those are reached through botocore, whose connections are checked only
+before (docs/jobs.md).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 
 from asg_grpc.domain.errors import ValidationError
-from asg_grpc.domain.urls import parse_url
+from asg_grpc.domain.urls import call_url_rule, is_loopback_host, parse_url
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -67,6 +70,12 @@ def is_public(addr: IPAddress) -> bool:
     return not any(addr.version == net.version and addr in net for net in _EXTRA_BLOCKED)
 
 
+def _is_loopback(addr: IPAddress) -> bool:
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped.is_loopback
+    return addr.is_loopback
+
+
 def _address(result: ResolveResult) -> IPAddress:
     # IPv6 answers may carry a zone ("fe80::1%eth0"); the zone is not part of the address.
     return ipaddress.ip_address(str(result["host"]).split("%", 1)[0])
@@ -88,25 +97,34 @@ class UrlGuard(AbstractResolver):
     One per client (webhook deliveries, manifest reads). `dns` is the system's resolver unless
     given (tests give a scripted one: DNS is the machine's edge). With `allow_private`
     (ASG_ALLOW_PRIVATE_URLS) no address is refused, but checked ones are pinned all the same.
+    With `dev_mode` (ASG_DEV_MODE) an http:// URL to a loopback host passes, its host resolving
+    to loopback addresses only; without it an http:// URL is refused.
     """
 
-    def __init__(self, allow_private: bool, dns: AbstractResolver | None = None) -> None:
+    def __init__(
+        self, allow_private: bool, dns: AbstractResolver | None = None, *, dev_mode: bool = False
+    ) -> None:
         self._allow_private = allow_private
+        self._dev_mode = dev_mode
         self._dns = dns or ThreadedResolver()
         self._pins: dict[tuple[str, int], tuple[float, list[ResolveResult]]] = {}
 
-    async def check(self, url: str, field: str = "callback_url") -> None:
+    async def check(self, url: str, field: str = "callback_url", *, http_anywhere: bool = False) -> None:
         """Raise PrivateURL (a ValidationError naming `field`) unless the URL parses and every
-        address its host resolves to is public; pin those addresses for its connection."""
+        address its host resolves to is public; pin those addresses for its connection.
+        `http_anywhere`: an S3 endpoint, whose http:// is held to the address rules only."""
         parsed = parse_url(url, ("http", "https"))
         if parsed is None:
             raise PrivateURL(field, "is not a valid URL")
+        loopback_only = parsed.scheme == "http" and not http_anywhere
+        if loopback_only and not (self._dev_mode and is_loopback_host(parsed.host)):
+            raise PrivateURL(field, call_url_rule(url, self._dev_mode))
         try:
             literal: IPAddress | None = ipaddress.ip_address(parsed.host)
         except ValueError:
             literal = None
         if literal is not None:  # the client connects to it without resolving
-            self._refuse_private(field, [literal])
+            self._refuse(field, [literal], loopback_only)
             return
         try:
             results = await self._dns.resolve(parsed.host, parsed.port, socket.AF_UNSPEC)
@@ -114,12 +132,17 @@ class UrlGuard(AbstractResolver):
             raise PrivateURL(field, f"host {parsed.host} does not resolve") from exc
         if not results:
             raise PrivateURL(field, f"host {parsed.host} does not resolve")
-        self._refuse_private(field, [_address(r) for r in results])
+        self._refuse(field, [_address(r) for r in results], loopback_only)
         now = time.monotonic()
         self._pins = {key: pin for key, pin in self._pins.items() if pin[0] > now}
         self._pins[(parsed.host, parsed.port)] = (now + PIN_SECONDS, results)
 
-    def _refuse_private(self, field: str, addresses: list[IPAddress]) -> None:
+    def _refuse(self, field: str, addresses: list[IPAddress], loopback_only: bool) -> None:
+        if loopback_only:  # development mode's http://: never off the machine
+            for addr in addresses:
+                if not _is_loopback(addr):
+                    raise PrivateURL(field, f"is http:// and resolves to a non-loopback address ({addr})")
+            return
         if self._allow_private:
             return
         for addr in addresses:
@@ -137,6 +160,10 @@ class UrlGuard(AbstractResolver):
         results = await self._dns.resolve(host, port, family)
         if self._allow_private:
             return results
+        if self._dev_mode and is_loopback_host(host.lower()):
+            loopback = [r for r in results if _is_loopback(_address(r))]
+            if loopback:
+                return loopback
         public = [r for r in results if is_public(_address(r))]
         if not public:
             raise NoPublicAddress(host)
@@ -151,8 +178,16 @@ class UrlGuard(AbstractResolver):
         return aiohttp.TCPConnector(resolver=self, use_dns_cache=False, **options)
 
 
-async def check_public_url(url: str, allow_private: bool, field: str = "callback_url") -> None:
+async def check_public_url(
+    url: str,
+    allow_private: bool,
+    field: str = "callback_url",
+    *,
+    dev_mode: bool = False,
+    http_anywhere: bool = False,
+) -> None:
     """Check a URL the core will call later (at registration): nothing is pinned. With
-    `allow_private` (ASG_ALLOW_PRIVATE_URLS) nothing is checked."""
-    if not allow_private:
-        await UrlGuard(allow_private=False).check(url, field)
+    `allow_private` (ASG_ALLOW_PRIVATE_URLS) nothing is checked but a webhook or manifest
+    http:// URL's host, which must be loopback (`dev_mode`, ASG_DEV_MODE)."""
+    if not allow_private or (url[:7].lower() == "http://" and not http_anywhere):
+        await UrlGuard(allow_private, dev_mode=dev_mode).check(url, field, http_anywhere=http_anywhere)

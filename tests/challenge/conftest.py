@@ -96,9 +96,12 @@ class Gateway:
     proc: subprocess.Popen[bytes]
     data_dir: Path
     log: Any = None
+    verify: bool = True  # False for a TLS listener with a self-signed test certificate
 
     def dash(self) -> httpx.Client:
-        return httpx.Client(base_url=f"{self.url}/dashboard/api", auth=(USER, PASSWORD), timeout=10.0)
+        return httpx.Client(
+            base_url=f"{self.url}/dashboard/api", auth=(USER, PASSWORD), timeout=10.0, verify=self.verify
+        )
 
     def config(self, **values: Any) -> dict[str, Any]:
         with self.dash() as d:
@@ -124,15 +127,18 @@ def start_gateway(tmp: Path, upstream_url: str, **env: str) -> Gateway:
         [str(BIN), "--listen", f"127.0.0.1:{port}", "--upstream", upstream_url, "--data-dir", str(data)],
         env=full, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    tls = "ASG_CHALLENGE_TLS_CERT" in env
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             log.close()
             raise RuntimeError(f"asg-challenge exited: {(tmp / 'gateway.log').read_text()}")
         try:
-            if httpx.get(f"{url}/dashboard/api/metrics", auth=(USER, PASSWORD), timeout=1).status_code == 200:
-                return Gateway(url, proc, data, log)
+            metrics = f"{url}/dashboard/api/metrics"
+            ready = httpx.get(metrics, auth=(USER, PASSWORD), timeout=1, verify=not tls)
+            if ready.status_code == 200:
+                return Gateway(url, proc, data, log, verify=not tls)
         except httpx.TransportError:
             time.sleep(0.1)
     proc.kill()
@@ -211,3 +217,22 @@ def answers_for(slots: list[tuple[str, list[str]]], unknown: str) -> dict[str, s
         else:
             out[f"a{i}"] = options[0]
     return out
+
+
+def client(gw: Gateway, net: str = "10.1.0.7", **headers: str) -> httpx.Client:
+    """A browser-like client arriving from `net` via the trusted loopback proxy."""
+    return httpx.Client(
+        base_url=gw.url,
+        headers={**BROWSER_HEADERS, "X-Forwarded-For": net, **headers},
+        timeout=10,
+        verify=gw.verify,
+    )
+
+
+def solve(c: httpx.Client, path: str, unknown: str = "cat") -> httpx.Response:
+    """Fetch `path`, get its challenge page, wait like a human, answer it as `answers_for` does."""
+    page = c.get(path)
+    assert page.status_code == 200 and "A quick check" in page.text, page.text[:300]
+    cid, slots = slots_of(page.text)
+    time.sleep(0.7)
+    return c.post("/.cg/answer", data={"challenge_id": cid, "redir": path, **answers_for(slots, unknown)})

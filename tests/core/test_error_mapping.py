@@ -62,7 +62,7 @@ def test_every_domain_error_has_a_grpc_code(cls: type[errors.DomainError]) -> No
         (errors.ValidationError("label_spec.question", "is required"),
          grpc.StatusCode.INVALID_ARGUMENT, 400),
         (errors.Unauthenticated("invalid api key"), grpc.StatusCode.UNAUTHENTICATED, 401),
-        (errors.QuotaExhausted(), grpc.StatusCode.PERMISSION_DENIED, 403),
+        (errors.QuotaExhausted(500, 498, 3, "cust_x"), grpc.StatusCode.PERMISSION_DENIED, 403),
         (errors.NotFound("task not found"), grpc.StatusCode.NOT_FOUND, 404),
         (errors.EmailTaken(), grpc.StatusCode.ALREADY_EXISTS, 409),
         (errors.IdempotencyConflict(), grpc.StatusCode.ALREADY_EXISTS, 409),
@@ -121,7 +121,17 @@ def instance_with_message(cls: type[errors.DomainError]) -> errors.DomainError:
     error.message = "refused"  # what refusal_for reads besides the class
     if isinstance(error, errors.RateLimited):
         error.retry_after = 1
+    if isinstance(error, errors.QuotaExhausted):
+        error.limit, error.used, error.requested, error.hint = 500, 498, 3, "ask"
     return error
+
+
+def test_a_quota_refusal_carries_its_figures() -> None:
+    refusal = refusal_for(errors.QuotaExhausted(500, 498, 3, "cust_x"))
+    assert (refusal.reason, refusal.message) == (tasks_pb2.Refusal.REASON_QUOTA_EXHAUSTED, "quota exhausted")
+    assert (refusal.quota.limit, refusal.quota.used, refusal.quota.requested) == (500, 498, 3)
+    assert "asg customer tier cust_x pro" in refusal.quota.hint
+    assert not refusal_for(errors.RateLimited(3)).HasField("quota")
 
 
 def test_a_refusal_names_its_field_and_wait() -> None:

@@ -282,6 +282,10 @@ def test_quota_exhausted_is_permission_denied(
 
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED
     assert err.details() == "quota exhausted"
+    # The figures ride in the trailing metadata, as a Refusal.
+    [raw] = [v for k, v in err.trailing_metadata() or () if k == "asg-refusal-bin"]
+    refusal = tasks_pb2.Refusal.FromString(raw)
+    assert (refusal.quota.limit, refusal.quota.used, refusal.quota.requested) == (500, 500, 2)
     assert billing.GetCustomer(billing_pb2.GetCustomerRequest(), metadata=md).quota_remaining == 0
 
 

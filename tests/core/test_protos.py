@@ -63,6 +63,12 @@ NOT_ROUTED: dict[str, str] = {
     "asg.v1.LabelingService.RegisterWorker": (
         "operator action with the operator token (`asg worker register`), not a customer call"
     ),
+    "asg.v1.LabelingService.ListWorkerQuality": (
+        "operator action with the operator token (`asg worker list/show`), not a customer call"
+    ),
+    "asg.v1.LabelingService.ReinstateWorker": (
+        "operator action with the operator token (`asg worker reinstate`), not a customer call"
+    ),
     "asg.v1.BillingService.SetCustomerTier": (
         "operator action with the operator token (`asg customer tier`), not a customer call"
     ),

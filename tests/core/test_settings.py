@@ -123,3 +123,15 @@ def test_the_core_logs_one_banner_line_with_its_secrets_masked(tmp_path: Path) -
     assert shown["ledger"]["network"] == "testnet" and shown["dispatch"] is False
     assert not [name for name, value in SECRETS.items() if value in output]
     assert core.returncode == 0, output
+
+
+@pytest.mark.parametrize(("raw", "on"), [("", False), ("on", True), ("1", True), ("off", False)])
+def test_development_mode_is_off_unless_asked_for_and_is_in_the_banner(raw: str, on: bool) -> None:
+    settings = Settings.from_env({"ASG_DEV_MODE": raw} if raw else {})
+    assert settings.dev_mode is on
+    assert settings.banner()["dev_mode"] is on
+
+
+def test_a_bad_development_mode_is_refused_naming_it() -> None:
+    with pytest.raises(ValueError, match="ASG_DEV_MODE must be on or off"):
+        Settings.from_env({"ASG_DEV_MODE": "maybe"})

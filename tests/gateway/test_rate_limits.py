@@ -119,7 +119,8 @@ def test_every_route_a_key_calls_counts_and_quota_stays_403(limited: Stack) -> N
         full = {"tasks": [{**TASK, "consensus_threshold": 10}] * 10}
         assert http.post("/v1/tasks/batch", json=full).status_code == 202
         over = http.post("/v1/tasks/batch", json=full)
-        assert (over.status_code, over.json()) == (403, {"error": "quota exhausted"})
+        assert (over.status_code, over.json()["error"]) == (403, "quota exhausted")
+        assert (over.json()["limit"], over.json()["used"], over.json()["requested"]) == (100, 100, 100)
         # That was the fourth call: the fifth, whatever the route, is over the limit.
         assert http.get("/v1/tasks").status_code == 429
 

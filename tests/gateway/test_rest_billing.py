@@ -24,7 +24,7 @@ from asg_grpc.domain.customers import Registration, hash_token, key_hint, new_ap
 from asg_grpc.operator import set_customer_tier
 from asg_grpc.store.sqlite import SQLiteStore
 from tests.conftest import make_stack, register
-from tests.store.test_billing_store import decide, spec, submit
+from tests.store.contract.test_billing import decide, spec, submit
 
 ASG = str(Path(sys.executable).with_name("asg"))
 DONE = ("verified", "settled", "failed")

@@ -27,6 +27,7 @@ SPEC = {"question": "Animal?", "options": ["cat", "dog"]}
 TASK_FIELDS = {
     "task_id", "status", "task_type", "data_url", "label_spec", "consensus_threshold",
     "callback_url", "idempotency_key", "batch_id", "created_at", "updated_at", "expires_at",
+    "consensus_method", "target_confidence", "max_labels", "gold_label",
 }  # fmt: skip
 
 
@@ -299,8 +300,27 @@ def test_get_task_returns_what_was_submitted(http: httpx.Client, auth: dict[str,
         "created_at": accepted["created_at"],
         "updated_at": body["updated_at"],
         "expires_at": None,
+        "consensus_method": "majority",
+        "target_confidence": 0.95,
+        "max_labels": 10,
+        "gold_label": None,
     }
     assert TIMESTAMP.match(body["updated_at"])
+
+
+def test_an_adaptive_gold_task_shows_its_fields_to_its_owner_only(
+    http: httpx.Client, auth: dict[str, str]
+) -> None:
+    fields = {"consensus_method": "adaptive", "target_confidence": 0.9, "max_labels": 6, "gold_label": "cat"}
+    task_id = submit(http, auth, task(8, consensus_threshold=2, **fields))["task_id"]
+
+    body = get_task(http, auth, task_id)
+    assert {k: body[k] for k in fields} == fields
+    listed = http.get("/v1/tasks", headers=auth).json()["tasks"]
+    assert [t["gold_label"] for t in listed if t["task_id"] == task_id] == ["cat"]
+    other = new_auth(http)
+    assert http.get(f"/v1/tasks/{task_id}", headers=other).status_code == 404
+    assert all(t["task_id"] != task_id for t in http.get("/v1/tasks", headers=other).json()["tasks"])
 
 
 def test_get_task_shows_defaults_and_nulls_for_absent_fields(
@@ -677,7 +697,15 @@ def test_quota_holds_exactly_500_labels(http: httpx.Client, auth: dict[str, str]
 
     over = http.post("/v1/tasks", json=task(166, consensus_threshold=3), headers=auth)
     assert over.status_code == 403
-    assert over.json() == {"error": "quota exhausted"}
+    customer_id = me(http, auth)["customer_id"]
+    assert over.json() == {
+        "error": "quota exhausted",
+        "limit": 500,
+        "used": 498,
+        "requested": 3,
+        "hint": "3 labels requested, 2 of 500 left; an operator moves the customer to a tier with a"
+        f" bigger quota: asg customer tier {customer_id} pro (docs/billing.md)",
+    }
     assert_stored(http, auth, task_count=166, reserved=498)
 
     submit(http, auth, task(167, consensus_threshold=2))
@@ -685,7 +713,12 @@ def test_quota_holds_exactly_500_labels(http: httpx.Client, auth: dict[str, str]
 
     full = http.post("/v1/tasks", json=task(168, consensus_threshold=2), headers=auth)
     assert full.status_code == 403
-    assert full.json() == {"error": "quota exhausted"}
+    assert {k: full.json()[k] for k in ("error", "limit", "used", "requested")} == {
+        "error": "quota exhausted",
+        "limit": 500,
+        "used": 500,
+        "requested": 2,
+    }
     assert len(all_tasks(http, auth)) == 167
 
 
@@ -699,7 +732,14 @@ def test_batch_that_does_not_fit_is_403_and_stores_nothing(http: httpx.Client, a
     )
 
     assert reply.status_code == 403
-    assert reply.json() == {"error": "quota exhausted"}
+    body = reply.json()
+    assert {k: body[k] for k in ("error", "limit", "used", "requested")} == {
+        "error": "quota exhausted",
+        "limit": 500,
+        "used": 10,
+        "requested": 500,
+    }
+    assert f"asg customer tier {me(http, auth)['customer_id']} pro" in body["hint"]
     assert_stored(http, auth, task_count=1, reserved=10)
 
 

@@ -118,13 +118,17 @@ def test_the_same_url_twice_is_409(http: httpx.Client, auth: dict[str, str]) -> 
 
 
 def test_a_task_callback_url_must_be_a_registered_webhook(http: httpx.Client, auth: dict[str, str]) -> None:
+    # The seed's batch example: a top-level callback_url not registered. The 400 says how to fix it.
     url = "https://example.com/hooks/asg"
     single = http.post("/v1/tasks", headers=auth, json={**TASK, "callback_url": url})
     batch = http.post("/v1/tasks/batch", headers=auth, json={"tasks": [TASK], "callback_url": url})
     for reply in (single, batch):
         assert (reply.status_code, reply.json()) == (
             400,
-            {"error": "callback_url is not a registered webhook"},
+            {
+                "error": "callback_url is not a registered webhook; register it first: POST /v1/webhooks"
+                ' {"callback_url": "<this URL>", "secret": "<8 to 256 characters>"} (docs/webhooks.md)'
+            },
         )
     assert http.get("/v1/tasks", headers=auth).json()["tasks"] == []
 

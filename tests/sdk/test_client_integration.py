@@ -21,6 +21,7 @@ from asg_gateway import (
     NotFoundError,
     PermissionDeniedError,
     PollTimeoutError,
+    QuotaExhaustedError,
 )
 from asg_grpc.devstack import Stack
 from tests.conftest import register, register_webhook
@@ -204,12 +205,19 @@ def test_bad_body_raises_bad_request_naming_the_field(client: ASGGatewayClient) 
         client.submit_batch([task(0), task(1, data_url="http://ex.com/insecure.jpg")])
 
 
-def test_quota_exhausted_raises_permission_denied(client: ASGGatewayClient) -> None:
+def test_quota_exhausted_raises_quota_exhausted_with_its_figures(client: ASGGatewayClient) -> None:
     # 51 tasks reserving 10 labels each do not fit in the sandbox's 500.
     tasks = [task(n, consensus_threshold=10) for n in range(51)]
-    with pytest.raises(PermissionDeniedError, match="quota exhausted") as caught:
+    with pytest.raises(QuotaExhaustedError, match="quota exhausted") as caught:
         client.submit_batch(tasks)
-    assert caught.value.status == 403
+    assert isinstance(caught.value, PermissionDeniedError) and caught.value.status == 403
+    assert (caught.value.limit, caught.value.used, caught.value.requested) == (500, 0, 510)
+    assert caught.value.hint is not None and "asg customer tier cust_" in caught.value.hint
+    # A single task over what is left says so too (the gateway's coalesced path).
+    client.submit_batch([task(n, consensus_threshold=10) for n in range(50)])
+    with pytest.raises(QuotaExhaustedError) as single:
+        client.submit_task("image_classification", "https://ex.com/i.jpg", SPEC, consensus_threshold=10)
+    assert (single.value.limit, single.value.used, single.value.requested) == (500, 500, 10)
 
 
 def test_poll_result_times_out_with_the_last_status(client: ASGGatewayClient) -> None:
@@ -328,7 +336,8 @@ def test_task_callback_url_must_be_a_registered_webhook(client: ASGGatewayClient
             SPEC,
             callback_url="https://example.com/hooks/unregistered",
         )
-    assert caught.value.message == "callback_url is not a registered webhook"
+    assert caught.value.message.startswith("callback_url is not a registered webhook; register it first:")
+    assert "POST /v1/webhooks" in caught.value.message
 
 
 @pytest.mark.asyncio

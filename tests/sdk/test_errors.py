@@ -14,6 +14,7 @@ from asg_gateway import (
     PayloadTooLargeError,
     PermissionDeniedError,
     PollTimeoutError,
+    QuotaExhaustedError,
     RateLimitError,
     ServerError,
 )
@@ -48,7 +49,22 @@ def test_status_maps_to_its_error_class(status: int, cls: type[APIStatusError]) 
 
 def test_every_status_error_class_is_reachable_from_a_status() -> None:
     reachable = {error_class(status) for status in range(300, 600)}
-    assert _subclasses(APIStatusError) <= reachable
+    # QuotaExhaustedError is a 403 told apart by its body (test below).
+    assert _subclasses(APIStatusError) <= reachable | {QuotaExhaustedError}
+
+
+def test_a_quota_403_raises_quota_exhausted_with_its_figures() -> None:
+    body = {"error": "quota exhausted", "limit": 500, "used": 498, "requested": 3, "hint": "ask"}
+    response = httpx.Response(403, json=body, headers={"X-Request-ID": "req_q"})
+    error = error_from_response(response)
+    assert isinstance(error, QuotaExhaustedError) and isinstance(error, PermissionDeniedError)
+    assert (error.limit, error.used, error.requested, error.hint) == (500, 498, 3, "ask")
+    assert str(error) == "403 quota exhausted (request_id=req_q): 3 labels requested, 498 of 500 used; ask"
+
+
+def test_another_403_stays_permission_denied() -> None:
+    error = error_from_response(httpx.Response(403, json={"error": "not allowed"}))
+    assert type(error) is PermissionDeniedError
 
 
 def test_every_error_is_an_asg_error() -> None:

@@ -18,12 +18,18 @@ from aerospike import exception as aex
 from aerospike import predicates
 
 from asg_grpc.domain.labeling import OpenTask
-from asg_grpc.domain.tasks import TaskStatus
+from asg_grpc.domain.tasks import (
+    DEFAULT_CONSENSUS_METHOD,
+    DEFAULT_MAX_LABELS,
+    DEFAULT_TARGET_CONFIDENCE,
+    TaskStatus,
+)
 from asg_grpc.store.aerospike.connection import AerospikeUrl, Retry
 from asg_grpc.store.aerospike.records import GEN_EQ, Records, ensure_index, query
 from asg_grpc.store.aerospike.sequence import TaskSequence
 
 LEASE_KEY = "dispatch"
+CONSENSUS_KEY = "consensus"  # the adaptive engine's snapshot (docs/quality.md)
 _OPEN = (TaskStatus.PENDING.value, TaskStatus.IN_PROGRESS.value)
 
 
@@ -58,11 +64,25 @@ class AerospikeDispatch:
                 threshold=r["threshold"],
                 target=r["target"],
                 status=TaskStatus(r["status"]),
+                method=r.get("cmethod", DEFAULT_CONSENSUS_METHOD),
+                target_confidence=r.get("ctarget", DEFAULT_TARGET_CONFIDENCE),
+                max_labels=r.get("maxlabels", DEFAULT_MAX_LABELS),
+                gold=r.get("gold"),
             )
             task.labels.update({worker: entry[0] for worker, entry in (r.get("labels") or {}).items()})
             task.skipped.update(r.get("skips") or {})
             tasks.append(task)
         return tasks
+
+    # the adaptive engine's saved state ---------------------------------------------------
+
+    def consensus_state(self) -> bytes | None:
+        found = self._drecords.get(self._meta, CONSENSUS_KEY)
+        return None if found is None else bytes(found[0]["snap"])
+
+    def save_consensus_state(self, snapshot: bytes, now: float) -> None:
+        """One record: bounded by the namespace's write-block size (docs/quality.md)."""
+        self._drecords.put(self._meta, CONSENSUS_KEY, {"snap": bytearray(snapshot), "saved": now}, {})
 
     # the dispatch lease ------------------------------------------------------------------
 

@@ -22,9 +22,20 @@ from asg_grpc.domain.errors import (
     IdempotencyConflict,
     QuotaExhausted,
     Unavailable,
+    UnregisteredWebhook,
     ValidationError,
 )
-from asg_grpc.domain.tasks import BatchProgress, Settlement, Task, TaskSpec, TaskStatus, Verdict
+from asg_grpc.domain.tasks import (
+    DEFAULT_CONSENSUS_METHOD,
+    DEFAULT_MAX_LABELS,
+    DEFAULT_TARGET_CONFIDENCE,
+    BatchProgress,
+    Settlement,
+    Task,
+    TaskSpec,
+    TaskStatus,
+    Verdict,
+)
 from asg_grpc.store.aerospike.connection import AerospikeUrl, Retry
 from asg_grpc.store.aerospike.outbox import Outbox
 from asg_grpc.store.aerospike.records import GEN_EQ, Records, ensure_index
@@ -54,6 +65,10 @@ def _task(bins: dict[str, Any]) -> Task:
         callback_url=bins.get("callback"),
         idempotency_key=bins.get("ikey"),
         expires_in_seconds=None if expires_at is None else round(expires_at - bins["created"]),
+        consensus_method=bins.get("cmethod", DEFAULT_CONSENSUS_METHOD),
+        target_confidence=bins.get("ctarget", DEFAULT_TARGET_CONFIDENCE),
+        max_labels=bins.get("maxlabels", DEFAULT_MAX_LABELS),
+        gold_label=bins.get("gold"),
     )
     decided_at = bins.get("decided")
     verdict = None
@@ -114,7 +129,7 @@ class AerospikeTasks:
         customer_id, specs, batch_id = submission.customer_id, submission.specs, submission.batch_id
         for url in {s.callback_url for s in specs if s.callback_url is not None}:
             if not self._toutbox.is_registered(customer_id, url):
-                raise ValidationError("callback_url", "is not a registered webhook")
+                raise UnregisteredWebhook()
         task_ids = ids.new_ids("tsk", len(specs), now)
         claims = self._claim(customer_id, specs, task_ids, batch_id is not None, now)
         fresh = [i for i in range(len(specs)) if not claims[i].replay]
@@ -241,8 +256,21 @@ class AerospikeTasks:
         try:
             bins = self._retry(operate)
         except (aex.FilteredOut, aex.RecordNotFound) as exc:
-            raise QuotaExhausted() from exc
+            raise self._quota_exhausted(customer_id, labels) from exc
         return bins["tier"], bins["seq"] - tasks + 1
+
+    def _quota_exhausted(self, customer_id: str, labels: int) -> QuotaExhausted:
+        """The refusal with its numbers, read just after the filtered operate refused."""
+
+        def read() -> dict[str, Any]:
+            _, _, bins = self._client.select((self._ns, self._customers, customer_id), ["quota", "reserved"])
+            return dict(bins)
+
+        try:
+            bins = self._retry(read)
+        except aex.RecordNotFound:
+            bins = {}
+        return QuotaExhausted(bins.get("quota", 0), bins.get("reserved", 0), labels, customer_id)
 
     def _task_bins(self, task: Task, seq: int, tier: str | None) -> dict[str, Any]:
         spec = task.spec
@@ -260,6 +288,10 @@ class AerospikeTasks:
             "created": task.created_at,
             "updated": task.updated_at,
             "cd": 1,  # not counted yet (counters.py)
+            # docs/quality.md; records written before these bins read as the defaults.
+            "cmethod": spec.consensus_method,
+            "ctarget": spec.target_confidence,
+            "maxlabels": spec.max_labels,
         }
         optional = {
             "callback": spec.callback_url,
@@ -267,6 +299,7 @@ class AerospikeTasks:
             "batch": task.batch_id,
             "tier": tier,
             "expires": task.expires_at,
+            "gold": spec.gold_label,
         }
         bins.update({name: value for name, value in optional.items() if value is not None})
         return bins

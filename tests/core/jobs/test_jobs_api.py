@@ -147,7 +147,8 @@ def test_the_export_is_409_until_the_job_completes_and_jobs_are_private(
                 "manifest_url": "https://cdn.example/m",
                 "callback_url": "https://hooks.example/never-registered",
             },
-            "callback_url is not a registered webhook",
+            'callback_url is not a registered webhook; register it first: POST /v1/webhooks {"callback_url":'
+            ' "<this URL>", "secret": "<8 to 256 characters>"} (docs/webhooks.md)',
         ),
         (
             {"manifest_url": "https://cdn.example/m", "consensus_threshold": "3"},
@@ -159,6 +160,30 @@ def test_a_bad_request_is_400_naming_the_field(client: Client, body: dict, error
     reply = client.create(**body)
     assert reply.status_code == 400, reply.text
     assert reply.json() == {"error": error}
+
+
+def test_the_seeds_jobs_example_is_told_to_write_s3_and_then_works_against_a_real_s3(
+    client: Client, s3: S3Server
+) -> None:
+    # Seed 002's body as printed: an https:// URL with s3_credentials.
+    seed = {
+        "manifest_url": "https://bucket/manifest.jsonl",
+        "label_spec": {"question": "Q", "options": ["a", "b"]},
+        "s3_credentials": {"access_key_id": "x", "secret_access_key": "y", "region": "us-east-1"},
+    }
+    reply = client.http.post("/v1/jobs", json=seed)
+    assert reply.status_code == 400
+    assert reply.json() == {
+        "error": "manifest_url must be s3://bucket/key to be read with s3_credentials (an https://"
+        " manifest is fetched without credentials: then leave s3_credentials out); for this one:"
+        " s3://bucket/manifest.jsonl"
+    }
+    # Written as told, it is read with SigV4 from the S3-compatible server (moto, over HTTP).
+    s3.put("bucket", "manifest.jsonl", jsonl(manifest(2)))
+    fixed = {**seed, "manifest_url": "s3://bucket/manifest.jsonl", "s3_credentials": s3.credentials()}
+    job_id = client.create_ok(**fixed)
+    job = client.wait_status(job_id, "labeling", *DONE)
+    assert job["counts"]["tasks_created"] == 2
 
 
 def test_s3_credentials_are_never_returned_logged_or_stored_in_plain_text(
@@ -344,12 +369,24 @@ def test_quota_stops_a_job_at_the_line_that_does_not_fit_and_the_size_limit_hold
         assert job["failure_reason"].startswith(
             "quota exhausted at line 11: 10 tasks were created and are kept"
         )
+        # With the numbers at the line that stopped it, and the way out.
+        assert "3 labels requested, 0 of 30 left;" in job["failure_reason"]
+        assert "asg customer tier cust_" in job["failure_reason"]
         assert (job["counts"]["tasks_created"], job["counts"]["lines"]) == (10, 10)
         listed = client.http.get("/v1/tasks", params={"batch_id": job_id}).json()["tasks"]
         assert len(listed) == 10
         assert client.http.get("/v1/customers/me").json()["quota_remaining"] == 0
         reply = client.create(manifest_url=url, s3_credentials=s3.credentials())
-        assert (reply.status_code, reply.json()) == (403, {"error": "quota exhausted"})
+        assert reply.status_code == 403
+        body = reply.json()
+        # A job needs room for its first task (3 labels) to start.
+        assert {k: body[k] for k in ("error", "limit", "used", "requested")} == {
+            "error": "quota exhausted",
+            "limit": 30,
+            "used": 30,
+            "requested": 3,
+        }
+        assert "asg customer tier cust_" in body["hint"]
 
 
 def test_jobs_are_listed_newest_first_in_pages(

@@ -73,9 +73,28 @@ def test_a_broken_rule_names_its_field(changes: dict, message: str) -> None:
     assert refused(**changes).startswith(message)
 
 
-def test_credentials_are_refused_for_an_https_manifest() -> None:
-    message = refused(manifest_url="https://cdn.example.com/m.jsonl")
-    assert message == "s3_credentials is only for s3:// manifest URLs"
+RULE = (
+    "manifest_url must be s3://bucket/key to be read with s3_credentials (an https:// manifest is"
+    " fetched without credentials: then leave s3_credentials out)"
+)
+
+
+@pytest.mark.parametrize(
+    ("url", "instead"),
+    [
+        ("https://bucket/manifest.jsonl", "s3://bucket/manifest.jsonl"),  # the seed's jobs example
+        ("https://my-data.s3.amazonaws.com/in/m.jsonl", "s3://my-data/in/m.jsonl"),
+        ("https://my-data.s3.eu-west-1.amazonaws.com/m.jsonl", "s3://my-data/m.jsonl"),
+        ("https://s3.us-east-1.amazonaws.com/my-data/a/b.jsonl", "s3://my-data/a/b.jsonl"),
+    ],
+)
+def test_credentials_with_an_https_manifest_say_which_s3_url_to_write(url: str, instead: str) -> None:
+    assert refused(manifest_url=url) == f"{RULE}; for this one: {instead}"
+
+
+def test_credentials_with_an_https_manifest_no_bucket_fits() -> None:
+    assert refused(manifest_url="https://cdn.example.com/") == RULE
+    assert refused(manifest_url="https://x/m.jsonl") == RULE  # a one-letter bucket name is no bucket
 
 
 def test_the_secret_never_shows_in_a_repr() -> None:

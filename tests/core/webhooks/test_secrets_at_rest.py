@@ -86,7 +86,9 @@ async def test_a_secret_stored_in_clear_is_sealed_and_still_signs(tmp_path: Path
         store.fan_out(
             [], [NewDelivery("dlv_1", webhook_id, "evt_1", "task.verified", b'{"id": "evt_1"}')], 1.0
         )
-        worker = WebhookWorker(store, Settings(allow_private_urls=True, webhook_timeout=2.0), sealer)
+        # Its receiver is plain http:// on 127.0.0.1: what development mode allows.
+        settings = Settings(allow_private_urls=True, dev_mode=True, webhook_timeout=2.0)
+        worker = WebhookWorker(store, settings, sealer)
         await worker.start()
         try:
             for _ in range(200):

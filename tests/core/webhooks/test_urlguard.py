@@ -174,7 +174,7 @@ async def test_a_connection_reaches_the_address_its_check_accepted(server_port: 
     dns = ScriptedDNS({"hook.test": ["127.0.0.1", "127.0.0.2"]})
     guard = UrlGuard(allow_private=True, dns=dns)
     url = f"http://hook.test:{server_port}/h"
-    await guard.check(url, "callback_url")
+    await guard.check(url, "callback_url", http_anywhere=True)  # http:// as an S3 endpoint may
     async with aiohttp.ClientSession(connector=guard.connector()) as session, session.get(url) as reply:
         assert (reply.status, await reply.text()) == (200, "reached")
     assert dns.lookups == ["hook.test"]
@@ -195,3 +195,47 @@ async def test_the_check_refuses_a_name_whose_answer_is_private() -> None:
 async def test_the_check_refuses_what_the_parser_does_not_accept(url: str) -> None:
     with pytest.raises(PrivateURL, match="is not a valid URL"):
         await UrlGuard(allow_private=True).check(url, "callback_url")
+
+
+# development mode (ASG_DEV_MODE): http:// to loopback only ------------------------------------
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8099/hook", "http://127.3.2.1/h", "http://[::1]:9/h"])
+async def test_dev_mode_lets_http_reach_a_loopback_literal(url: str) -> None:
+    await UrlGuard(allow_private=False, dev_mode=True).check(url, "callback_url")
+    await check_public_url(url, allow_private=False, dev_mode=True)
+
+
+@pytest.mark.asyncio
+async def test_dev_mode_http_localhost_must_resolve_to_loopback_only() -> None:
+    good = UrlGuard(allow_private=False, dns=ScriptedDNS({"localhost": ["127.0.0.1"]}), dev_mode=True)
+    await good.check("http://localhost:8099/hook", "callback_url")
+    bad = UrlGuard(allow_private=True, dns=ScriptedDNS({"localhost": ["10.0.0.7"]}), dev_mode=True)
+    with pytest.raises(PrivateURL, match=r"non-loopback address \(10.0.0.7\)"):
+        await bad.check("http://localhost/hook", "callback_url")
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("allow_private", [False, True])
+async def test_dev_mode_refuses_http_to_any_other_host(allow_private: bool) -> None:
+    guard = UrlGuard(allow_private=allow_private, dev_mode=True)
+    for url in ("http://10.0.0.1/h", "http://1.1.1.1/h", "http://example.com/h"):
+        with pytest.raises(PrivateURL, match="loopback host") as info:
+            await guard.check(url, "manifest_url")
+        assert info.value.field == "manifest_url"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("allow_private", [False, True])
+async def test_without_dev_mode_http_is_refused_even_to_loopback(allow_private: bool) -> None:
+    with pytest.raises(PrivateURL, match=r"must be an https URL .*ASG_DEV_MODE"):
+        await UrlGuard(allow_private=allow_private).check("http://127.0.0.1:8099/hook", "callback_url")
+    with pytest.raises(PrivateURL, match="must be an https URL"):
+        await check_public_url("http://127.0.0.1/h", allow_private=allow_private)
+
+
+@pytest.mark.asyncio
+async def test_dev_mode_leaves_https_to_the_production_rules() -> None:
+    with pytest.raises(PrivateURL, match="private or loopback address"):
+        await UrlGuard(allow_private=False, dev_mode=True).check("https://127.0.0.1/h", "callback_url")

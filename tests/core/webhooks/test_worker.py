@@ -146,7 +146,8 @@ async def until(check: object, timeout: float = 10.0) -> None:
 
 
 def settings(**changes: object) -> Settings:
-    base = Settings(allow_private_urls=True, webhook_retry_scale=0.001, webhook_timeout=1.0)
+    # The receivers here are plain http:// on 127.0.0.1: what development mode allows.
+    base = Settings(allow_private_urls=True, dev_mode=True, webhook_retry_scale=0.001, webhook_timeout=1.0)
     return base.with_overrides(**changes)
 
 
@@ -215,3 +216,23 @@ async def test_refused_url_is_a_failed_attempt(store: SQLiteStore) -> None:
     assert record.state == "pending"
     assert record.last_error is not None and "private or loopback" in record.last_error
     assert record.next_attempt_at is not None and record.next_attempt_at > time.time() + 5
+
+
+@pytest.mark.asyncio
+async def test_without_dev_mode_an_http_delivery_is_a_failed_attempt(store: SQLiteStore) -> None:
+    # A plain http:// URL stored before (or by a core in development mode) is not called by a
+    # core without it: the attempt fails saying why, and the receiver sees nothing.
+    receiver = Receiver().start()
+    try:
+        webhook_id, _ = queue(store, receiver.url, 1)
+        worker = WebhookWorker(store, settings(dev_mode=False, webhook_retry_scale=1.0), SEALER)
+        await worker.start()
+        try:
+            await until(lambda: store.list_deliveries("cus_1", webhook_id, 5)[0].attempts == 1)
+        finally:
+            await worker.stop()
+        (record,) = store.list_deliveries("cus_1", webhook_id, 5)
+        assert record.last_error is not None and "must be an https URL" in record.last_error
+        assert receiver.requests == []
+    finally:
+        receiver.stop()

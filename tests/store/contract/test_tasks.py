@@ -84,6 +84,9 @@ def test_the_quota_refuses_a_submission_whole(open_store: OpenStore) -> None:
         time.time(),
     )
     assert isinstance(refused, QuotaExhausted) and len(kept) == 1
+    # The refusal says its numbers, read as the store refused: 34 tasks of 3 against 100.
+    assert (refused.limit, refused.used, refused.requested) == (100, 0, 102)
+    assert f"asg customer tier {customer_id} pro" in refused.hint
     [[retried]] = store.submit([Submission(customer_id, [spec(0, "big-0")], None)], time.time())
     assert not retried.replayed  # the refused batch's keys were released
     assert store.get_customer(customer_id).labels_reserved == 2 * SPEC.consensus_threshold
@@ -153,3 +156,27 @@ def test_batch_progress_counts_its_tasks_for_their_owner_only(open_store: OpenSt
     assert set(progress.by_status) == set(TaskStatus) and progress.created_at == pytest.approx(before)
     assert store.batch_progress(other, batch_id) is None
     assert store.batch_progress(customer_id, "bat_unknown") is None
+
+
+def test_consensus_fields_and_the_engine_snapshot_survive_a_restart(open_store: OpenStore) -> None:
+    """docs/quality.md: the adaptive task fields as stored, read back, and loaded for dispatch;
+    the engine's snapshot saved and replaced."""
+    store = open_store()
+    customer_id = register(store)
+    adaptive = replace(
+        spec(1), consensus_method="adaptive", target_confidence=0.9, max_labels=7, gold_label="no"
+    )
+    [[plain], [gold]] = store.submit(
+        [Submission(customer_id, [spec(0)], None), Submission(customer_id, [adaptive], None)], time.time()
+    )
+    assert store.consensus_state() is None
+    store.save_consensus_state(b'{"v": 1}', time.time())
+    store.save_consensus_state(b'{"v": 2}', time.time())
+    store = open_store()
+    assert store.consensus_state() == b'{"v": 2}'
+    assert store.get_task(customer_id, gold.task.task_id).spec == adaptive
+    assert store.get_task(customer_id, plain.task.task_id).spec.consensus_method == "majority"
+    loaded = {t.task_id: t for t in store.open_tasks(after_seq=0, limit=10)}
+    task = loaded[gold.task.task_id]
+    assert (task.method, task.target_confidence, task.max_labels, task.gold) == ("adaptive", 0.9, 7, "no")
+    assert (loaded[plain.task.task_id].method, loaded[plain.task.task_id].gold) == ("majority", None)

@@ -1,0 +1,106 @@
+"""The adaptive consensus engine inside the dispatcher (docs/quality.md, "In the product").
+
+One `AdaptiveEngine` per dispatching core, restored from the store's saved snapshot at start
+and saved again after every refresh and at stop. The hot path (a label, an offer) only reads
+the engine's estimates; `refresh` (EM over the workers' answers) runs in the dispatcher's
+background loop. Tasks whose labels reached the store after the last save are replayed into
+the engine when they load, so a restart loses no label and changes no decision.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+
+from asg_grpc.domain.consensus_engine import ConsensusSpec
+from asg_grpc.domain.dawid_skene import AdaptiveEngine, WorkerReport
+from asg_grpc.domain.errors import NotFound
+from asg_grpc.domain.labeling import OpenTask
+from asg_grpc.store import Store
+
+log = logging.getLogger("asg.quality")
+
+
+class Quality:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.engine = self._restore()
+        self._specs: dict[str, ConsensusSpec] = {}  # by task_id: built once per loaded task
+        self._labels_at_refresh = self._labels()
+
+    def _restore(self) -> AdaptiveEngine:
+        saved = self._store.consensus_state()
+        if saved is None:
+            return AdaptiveEngine()
+        data: dict[str, Any] = orjson.loads(saved)
+        return AdaptiveEngine.restore(data)
+
+    def _labels(self) -> int:
+        return sum(fam.labels for fam in self.engine.families.values())
+
+    def adopt(self, task: OpenTask) -> None:
+        """A task just loaded: open it in the engine (the first time), and replay the labels the
+        engine has not seen (stored after its last save). A task the engine had already decided
+        gets that decision again."""
+        spec = self.spec(task)
+        if not task.adaptive:
+            return
+        book = self.engine.book
+        if task.task_id not in book.specs:
+            self.engine.open(task.task_id, spec)
+        final = book.final.get(task.task_id)
+        if final is not None:
+            task.judge(final)
+            return
+        seen = {worker for worker, _ in book.labels[task.task_id]}
+        for worker, option in task.labels.items():
+            if worker not in seen:
+                verdict = self.engine.add_label(task.task_id, worker, option)
+                task.judge(verdict)
+                if task.closed:
+                    return
+
+    def spec(self, task: OpenTask) -> ConsensusSpec:
+        spec = self._specs.get(task.task_id)
+        if spec is None:
+            spec = self._specs[task.task_id] = task.consensus_spec()
+        return spec
+
+    def forget(self, task: OpenTask) -> None:
+        self._specs.pop(task.task_id, None)
+
+    def eligible(self, worker_id: str, task: OpenTask) -> bool:
+        """Whether the worker may be offered the task: a worker the engine banned for the
+        task's family gets none of it, whichever method decides the task."""
+        if not self.engine.families:
+            return True  # nothing learnt yet: the common case with `majority` only
+        return self.engine.eligible(worker_id, self.spec(task))
+
+    def due(self) -> bool:
+        """Labels arrived since the last refresh."""
+        return self._labels() != self._labels_at_refresh
+
+    def refresh(self) -> None:
+        self.engine.refresh()
+        self._labels_at_refresh = self._labels()
+
+    def report(self, worker: str | None = None) -> list[WorkerReport]:
+        return self.engine.report(worker)
+
+    def reinstate(self, worker: str, options: tuple[str, ...] | None) -> list[WorkerReport]:
+        """Lift the worker's ban in the family of `options`, or in every family it is banned
+        in; the worker's records afterwards."""
+        mine = self.engine.report(worker)
+        if not mine:
+            raise NotFound(f"worker {worker} has no record in the consensus engine")
+        chosen = [r for r in mine if (r.banned if options is None else r.options == options)]
+        if options is not None and not chosen:
+            raise NotFound(f"worker {worker} has no record in the family {', '.join(options)}")
+        for r in chosen:
+            self.engine.reinstate(worker, "\x1f".join(r.options))
+        return self.engine.report(worker)
+
+    def save(self, now: float) -> None:
+        self._store.save_consensus_state(orjson.dumps(self.engine.snapshot()), now)
