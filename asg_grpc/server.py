@@ -19,6 +19,7 @@ from asg_grpc.dispatch.dispatcher import Dispatcher, DispatchSettings
 from asg_grpc.dispatch.lease import DispatchLease, DispatchTaken
 from asg_grpc.domain.settlement import WorkerPayment
 from asg_grpc.jobs.runner import JobRunner
+from asg_grpc.metrics import CoreCollector, MetricsServer
 from asg_grpc.operator import operator_token
 from asg_grpc.sealing import Sealer, seal_webhook_secret
 from asg_grpc.services.billing import BillingService
@@ -172,6 +173,15 @@ class Core:
         if not self.port:
             raise OSError(f"cannot listen on {settings.grpc_addr}")
         self._background: list[asyncio.Task[None]] = []
+        dispatcher = self.dispatcher
+        self.metrics = (
+            MetricsServer(
+                settings.metrics_addr,
+                CoreCollector(self.store, (lambda: dispatcher.streams) if dispatcher else None),
+            )
+            if settings.metrics_addr
+            else None
+        )
 
     def _tell_workers(self, paid: list[WorkerPayment]) -> None:
         """A payout was accepted: each connected worker it paid hears of it (best effort)."""
@@ -191,6 +201,8 @@ class Core:
                 await self.settlement.start()
             self._background.append(asyncio.get_running_loop().create_task(self.lease.keep(self.failed.set)))
         await self.server.start()
+        if self.metrics is not None:
+            await self.metrics.start()
         for name in ("", *self.services):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info(
@@ -200,12 +212,15 @@ class Core:
                 "port": self.port,
                 "store": self.settings.store_url,
                 "dispatch": self.dispatcher is not None,
+                "metrics": self.settings.metrics_addr or None,
             },
         )
 
     async def stop(self) -> None:
         """Refuse new calls, let running ones finish for a grace period, then close the store."""
         await self.health.enter_graceful_shutdown()
+        if self.metrics is not None:
+            await self.metrics.stop()
         for task in self._background:
             task.cancel()
         try:

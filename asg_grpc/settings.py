@@ -134,6 +134,17 @@ def _http_url(env: Env, name: str) -> str:
     return raw.rstrip("/")
 
 
+def _listen_addr(env: Env, name: str) -> str:
+    """HOST:PORT to listen on; "" when unset (off)."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return ""
+    host, _, port = raw.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SettingsError(f"{name} must be HOST:PORT with a port in 1..65535, got {raw!r}")
+    return raw
+
+
 def _switch(env: Env, name: str, default: bool) -> bool:
     raw = env.get(name, "").strip().lower()
     if not raw:
@@ -273,6 +284,8 @@ class Settings:
     # The chain payouts go to, and ARC's endpoint when that chain is testnet or mainnet.
     ledger: LedgerSettings = field(default_factory=LedgerSettings)
     arc: ArcSettings | None = None
+    # ASG_METRICS_ADDR: where the core serves Prometheus /metrics (docs/operations.md); "" = off.
+    metrics_addr: str = ""
     # docs/quality.md: how a task that names no consensus_method is decided.
     consensus_method: str = DEFAULT_CONSENSUS_METHOD
     # How often the adaptive engine re-estimates its workers (EM, off the request path).
@@ -350,6 +363,7 @@ class Settings:
             worker_label_burst=_int(env, "ASG_WORKER_LABEL_BURST", cls.worker_label_burst, 1),
             ledger=ledger,
             arc=_arc(env) if public_chain else None,
+            metrics_addr=_listen_addr(env, "ASG_METRICS_ADDR"),
         )
 
     @classmethod

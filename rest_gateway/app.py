@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from rest_gateway import console, errors, openapi
+from rest_gateway import console, errors, metrics, openapi
 from rest_gateway.core import CoreClient
 from rest_gateway.middleware import RequestIdMiddleware
 from rest_gateway.routes import billing, chain, customers, dashboard, health, jobs, tasks, webhooks
@@ -44,5 +44,6 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.mount("/console", console.files(), name="console")
     app.add_middleware(TrailingSlash, router=app.router)
     app.add_middleware(RequestIdMiddleware)
+    metrics.install(app)  # outermost: counts what every other layer answered
     app.openapi = lambda: openapi.openapi(app)  # type: ignore[method-assign]
     return app

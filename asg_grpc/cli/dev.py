@@ -14,6 +14,7 @@ from asg_grpc.settings import Settings, SettingsError, record_stack, recorded_st
 
 DEFAULT_WORKERS = 3
 DEFAULT_HTTP = "127.0.0.1:8081"
+DEFAULT_METRICS = "127.0.0.1:9464"  # the core's /metrics under `asg dev` (docs/operations.md)
 
 
 def recorded_dir() -> Path | None:
@@ -33,8 +34,9 @@ def dev(args: argparse.Namespace) -> int:
         http_addr=args.http or os.environ.get("ASG_HTTP_ADDR") or recorded.get("http_addr") or DEFAULT_HTTP,
         grpc_addr=settings.grpc_addr,
         data_dir=settings.data_dir.resolve(),
-        env=dev_env,
+        env={**dev_env, "ASG_METRICS_ADDR": settings.metrics_addr or DEFAULT_METRICS},
     )
+    metrics_addr = stack.env["ASG_METRICS_ADDR"]
     stopping = False
     starting = True
 
@@ -64,6 +66,7 @@ def dev(args: argparse.Namespace) -> int:
             "ASG Refinery dev stack is up\n"
             f"  REST API   http://{stack.http_addr}/v1   (docs: http://{stack.http_addr}/v1/docs)\n"
             f"  gRPC core  {stack.grpc_addr}\n"
+            f"  metrics    http://{stack.http_addr}/metrics (gateway), http://{metrics_addr}/metrics (core)\n"
             f"  workers    {workers} simulated (asg-worker --labeler simulated --accuracy 0.8)\n"
             f"  data       {stack.data_dir}\n"
             f"  dev mode   {_dev_mode_line(settings.dev_mode)}\n"

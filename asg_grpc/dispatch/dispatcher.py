@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from asg_grpc import metrics
 from asg_grpc.background import stop_tasks
 from asg_grpc.dispatch.outbox import Outbox
 from asg_grpc.dispatch.payments import WorkerPayment, problem
@@ -260,6 +261,7 @@ class Dispatcher:
             return
         session.held.pop(task_id, None)
         self._batch.labels.append((task_id, session.worker_id, option, now))
+        metrics.label_counted(outcome)
         self._touch(task)
         self._acks.append((session, task_id))
         if task.closed:
@@ -293,6 +295,11 @@ class Dispatcher:
         """The task's state changed: write it with the next flush."""
         self._touched[task.task_id] = task
         self._dirty.set()
+
+    @property
+    def streams(self) -> int:
+        """Work streams open now (for asg_connected_workers)."""
+        return len(self._sessions)
 
     @property
     def _low_water(self) -> int:

@@ -26,6 +26,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
 from asg_common import logs
+from asg_grpc import metrics
 from asg_grpc.domain import errors
 from asg_grpc.domain.ids import MAX_ID
 from asg_grpc.v1 import tasks_pb2
@@ -138,11 +139,11 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
             handler = await continuation(handler_call_details)
             if handler is None:  # UNIMPLEMENTED, as grpc answers it
                 return None
-            guarded = self._guarded[method] = _guard(handler)
+            guarded = self._guarded[method] = _guard(handler, method)
         return guarded
 
 
-def _guard(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+def _guard(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
     parse: Callable[[bytes], Message] = handler.request_deserializer
     if handler.request_streaming:
         behaviour = handler.stream_stream if handler.response_streaming else handler.stream_unary
@@ -181,6 +182,8 @@ def _guard(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
                     yield reply
             except Exception as exc:
                 await _fail(context, exc)
+            finally:
+                metrics.grpc_call(method, _code_name(context))
 
         guarded: Behaviour = guarded_stream
     else:
@@ -190,6 +193,8 @@ def _guard(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
                 return await behaviour(await arguments(raw, context), context)
             except Exception as exc:
                 await _fail(context, exc)
+            finally:
+                metrics.grpc_call(method, _code_name(context))
 
         guarded = guarded_call
 
@@ -202,6 +207,17 @@ def _guard(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
     make = kinds[(handler.request_streaming, handler.response_streaming)]
     # No request deserializer: `request` above parses, so a bad message is a status, not UNKNOWN.
     return make(guarded, request_deserializer=None, response_serializer=handler.response_serializer)
+
+
+def _code_name(context: grpc.aio.ServicerContext) -> str:
+    """The call's status as grpc names it (OK when the handler set none)."""
+    code = context.code()
+    if isinstance(code, grpc.StatusCode):
+        return code.name
+    return _CODE_NAMES.get(code, "OK") if isinstance(code, int) else "OK"
+
+
+_CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
 
 
 async def _fail(context: grpc.aio.ServicerContext, exc: Exception) -> NoReturn:

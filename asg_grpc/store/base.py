@@ -387,6 +387,11 @@ class Store(Protocol):
         of counter rows only, whatever the number of tasks."""
         ...
 
+    def status_totals(self) -> dict[str, int]:
+        """Tasks by status over all customers, summed from the same counters (for /metrics):
+        one row per customer and status read, never the tasks."""
+        ...
+
     def dashboard_tasks(self, customer_id: str, query: TaskQuery) -> TaskRows:
         """One page of the customer's tasks and how many match; from indexes (no table scan)."""
         ...

@@ -259,6 +259,12 @@ class DashboardTables:
                 counters.settled, counters.settlement_seconds_sum = n, total
         return counters
 
+    def status_totals(self) -> dict[str, int]:
+        rows = self._db.execute(
+            "SELECT bucket, sum(n) FROM dashboard_counts WHERE metric = 'status' GROUP BY bucket"
+        )
+        return {status: int(n) for status, n in rows}
+
     def dashboard_tasks(self, customer_id: str, query: TaskQuery) -> TaskRows:
         where, args = "customer_id = ?", [customer_id]
         if query.status is None:

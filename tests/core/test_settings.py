@@ -41,6 +41,7 @@ def run(command: list[str], env: dict[str, str], timeout: float = 30) -> subproc
         ({"ASG_STORE": "postgres://db/asg"}, "ASG_STORE"),
         ({"ASG_STORE": "aerospike://127.0.0.1:3000/"}, "ASG_STORE"),
         ({"ASG_IDEMPOTENCY_TTL": "0"}, "ASG_IDEMPOTENCY_TTL"),
+        ({"ASG_METRICS_ADDR": "9464"}, "ASG_METRICS_ADDR"),
         # Refused while the core is assembled, from the value it names.
         ({"ASG_SEALING_KEY": "not base64!"}, "ASG_SEALING_KEY"),
         ({"ASG_WALLET_WIF": "not-a-wif"}, "ASG_WALLET_WIF"),

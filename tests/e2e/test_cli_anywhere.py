@@ -24,6 +24,7 @@ def clean_env(state: Path) -> dict[str, str]:
     """A shell with no ASG_* variable, its state under `state`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ASG_", "AWS_"))}
     env["XDG_STATE_HOME"] = str(state)
+    env["ASG_METRICS_ADDR"] = free_addr()  # not `asg dev`'s default 9464: another stack's, maybe
     return env
 
 

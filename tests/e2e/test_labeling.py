@@ -228,7 +228,11 @@ def asg_dev(tmp_path: Path, workers: int) -> Iterator[Dev]:
     command = [str(BIN / "asg"), "dev", "--http", http_addr, "--grpc", grpc_addr]
     command += ["--data-dir", str(tmp_path / "data"), "--workers", str(workers)]
     with open(out_path, "wb") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        # A free port for the core's /metrics: the default 9464 may be another stack's.
+        env = {**os.environ, "ASG_METRICS_ADDR": free_addr()}
+        proc = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env
+        )
         dev = Dev(proc, f"http://{http_addr}", out_path, {})
         try:
 
@@ -261,6 +265,10 @@ def test_quickstart_steps_2_to_4_against_asg_dev_then_ctrl_c_stops_everything(tm
         assert httpx.get(f"{dev.base_url}/v1/health", timeout=5).status_code == 200
         names = sorted(command_name(pid) for pid in dev.children)
         assert names == ["asg-gateway", "asg-server", "asg-worker", "asg-worker", "asg-worker"], names
+        # The banner names the core's /metrics, and it answers there (docs/operations.md).
+        core_metrics = re.search(r"(http://\S+/metrics) \(core\)", dev.output())
+        assert core_metrics, dev.output()
+        assert "asg_tasks" in httpx.get(core_metrics.group(1), timeout=5).text
 
         # Step 1: register; step 2: submit the quickstart's body.
         key = register(dev.base_url, "Demo")["api_key"]

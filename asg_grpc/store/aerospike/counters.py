@@ -231,6 +231,18 @@ class Counts:
             return int(c.get(f"st|{status}", 0))
         return sum(int(n) for k, n in c.items() if k.startswith("st|"))
 
+    def status_totals(self) -> dict[str, int]:
+        """A scan of the counter records (one per customer), bin `c` only."""
+        scan = self._records.client.query(self._records.namespace, self._counts)
+        scan.select("c")
+        totals: dict[str, int] = {}
+        for _key, _meta, bins in self._records.retry(scan.results):
+            for key, n in (bins.get("c") or {}).items():
+                metric, _, status = key.partition("|")
+                if metric == "st":
+                    totals[status] = totals.get(status, 0) + int(n)
+        return totals
+
     def usage(self, customer_id: str, start: float, end: float) -> list[UsageCounts]:
         """Whole months: a month counts when its first second is in [start, end)."""
         c, _ = self._map(customer_id)

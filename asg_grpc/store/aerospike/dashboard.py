@@ -27,6 +27,9 @@ class AerospikeDashboard:
     def dashboard_counters(self, customer_id: str, since_day: str) -> Counters:
         return self._counts.counters(customer_id, since_day)
 
+    def status_totals(self) -> dict[str, int]:
+        return self._counts.status_totals()
+
     def dashboard_tasks(self, customer_id: str, query: TaskQuery) -> TaskRows:
         """The total from the counters (as on SQLite); the page by the customer's sequence,
         reading the customer's tasks through the index (the gap list_tasks has too)."""

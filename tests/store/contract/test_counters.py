@@ -138,3 +138,16 @@ def test_the_task_list_pages_by_the_counters(open_store: OpenStore) -> None:
         (ids[2], TaskStatus.CANCELLED)
     ]
     assert store.dashboard_tasks(customer_id, TaskQuery(9, 10, None, True)).rows == []
+
+
+def test_status_totals_sum_every_customers_counters(open_store: OpenStore) -> None:
+    """What /metrics shows as asg_tasks{status}: all customers together, cancels included."""
+    store = open_store()
+    first, second = register(store), register(store, "grace@example.com", "key-2")
+    now = time.time()
+    [a] = store.submit([Submission(first, [spec(n) for n in range(3)], None)], now)
+    [b] = store.submit([Submission(second, [spec(n) for n in range(2)], None)], now)
+    assert not isinstance(a, Exception) and not isinstance(b, Exception)
+    store.cancel_task(second, b[0].task.task_id, now)
+    totals = {k: v for k, v in store.status_totals().items() if v}
+    assert totals == {"pending": 4, "cancelled": 1}
