@@ -1,26 +1,66 @@
-"""Structured logs: one JSON object per line on stderr, so they can be grepped and shipped."""
+"""Structured logs: one JSON object per line on stderr, so they can be grepped and shipped.
+
+Every line carries the `request_id` of the request being served (set by the gateway's
+middleware and by the core's interceptor from gRPC metadata), and every string in it is
+redacted once here: bearer tokens, API-key-looking tokens, secret/token/password fields and
+URL query strings (a task's signed data_url, a webhook's URL) never reach a log."""
 
 from __future__ import annotations
 
+import contextvars
 import logging
+import re
 import sys
+from typing import Any
 
 import orjson
 
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 
+# The id of the request this task is serving; "" outside one.
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[^\s\"',;]+")
+_KEYLIKE = re.compile(r"\b(?:sk|pk|ak|key|asg)_[A-Za-z0-9_\-]{8,}")
+_FIELD = re.compile(
+    r"(?i)([\"']?\b\w*(?:secret|token|password|api_key|apikey)\w*[\"']?\s*[=:]\s*)([\"']?)[^\s\"',;&}]+"
+)
+_QUERY = re.compile(r"(https?://[^\s?#\"']*)\?[^\s#\"']*")
+_SENSITIVE_KEY = re.compile(r"(?i)secret|token|password|api_key|apikey|authorization")
+
+
+def redact(text: str) -> str:
+    """`text` with anything that looks like a credential or a URL query replaced."""
+    text = _QUERY.sub(r"\1?<redacted>", text)
+    text = _BEARER.sub(r"\1 <redacted>", text)
+    text = _FIELD.sub(r"\1\2<redacted>", text)
+    return _KEYLIKE.sub("<redacted>", text)
+
+
+def _clean(key: str, value: Any) -> Any:
+    if _SENSITIVE_KEY.search(key):
+        return "<redacted>"
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, (int, float, bool)) or value is None:
+        return value
+    return redact(str(value))
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
+        entry: dict[str, Any] = {
             "ts": round(record.created, 3),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": redact(record.getMessage()),
         }
-        entry.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
+        rid = request_id.get()
+        if rid:
+            entry["request_id"] = rid
+        entry.update({k: _clean(k, v) for k, v in record.__dict__.items() if k not in _STANDARD})
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            entry["exc"] = redact(self.formatException(record.exc_info))
         return orjson.dumps(entry, default=str).decode()
 
 

@@ -67,14 +67,16 @@ class CoreClient:
 
 
 def call_metadata(request: Request) -> tuple[tuple[str, str], ...]:
-    """What the core needs to know of the HTTP request: who calls (the request id stays in the
-    gateway's own logs and the `X-Request-ID` response header; the core never read it)."""
+    """What the core needs to know of the HTTP request: who calls, and the request id (so the
+    core's log lines for it carry the same `request_id` as the gateway's)."""
+    rid = getattr(request.state, "request_id", None)
+    ident: tuple[tuple[str, str], ...] = (("x-request-id", rid),) if rid else ()
     authorization = request.headers.get("authorization")
     if authorization is None:
-        return ()
+        return ident
     if not authorization.isascii():  # gRPC metadata is ASCII, and so is every key
         raise Unauthorized("invalid api key")
-    return (("authorization", authorization),)
+    return (("authorization", authorization), *ident)
 
 
 def core(request: Request) -> CoreClient:

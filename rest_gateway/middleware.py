@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import os
+import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from asg_common import logs
 
 _HEADER = b"x-request-id"
 
 
 class RequestIdMiddleware:
-    """Keeps a caller's own X-Request-ID (if sane), else makes one. The gateway logs it with
-    every failed core call and every 500 (errors.py), so a caller quoting it finds the line."""
+    """Keeps a caller's own X-Request-ID (printable ASCII, at most 128), else makes one. Every
+    log line of the request carries it, in the gateway and in the core (sent as gRPC metadata),
+    so a caller quoting it finds the lines."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -22,11 +25,12 @@ class RequestIdMiddleware:
             return
         request_id = ""
         for name, value in scope["headers"]:
-            if name == _HEADER and 0 < len(value) <= 128 and value.isascii():
+            if name == _HEADER and 0 < len(value) <= 128 and all(0x20 < b < 0x7F for b in value):
                 request_id = value.decode()
                 break
-        request_id = request_id or "req_" + os.urandom(12).hex()
+        request_id = request_id or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        logs.request_id.set(request_id)  # every log line of this request, and the core's metadata
         raw = request_id.encode()
 
         async def send_with_id(message: Message) -> None:

@@ -25,6 +25,7 @@ import grpc
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
+from asg_common import logs
 from asg_grpc import metrics
 from asg_grpc.domain import errors
 from asg_grpc.domain.ids import MAX_ID
@@ -167,6 +168,7 @@ def _guard(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler
             yield await request(item, context)
 
     async def arguments(raw: Any, context: grpc.aio.ServicerContext) -> Any:
+        _bind_request_id(context)
         await _check_metadata(context)
         if handler.request_streaming:
             return requests(raw, context)
@@ -222,9 +224,19 @@ async def _fail(context: grpc.aio.ServicerContext, exc: Exception) -> NoReturn:
     if isinstance(exc, grpc.aio.AbortError):  # the handler already set the status
         raise exc
     if isinstance(exc, errors.DomainError):
+        # One line per refusal, with the caller's request_id, so a quoted id finds it here too.
+        log.info("request refused", extra={"error": type(exc).__name__, "detail": str(exc)})
         await abort_for(context, exc)
     log.error("handler failed", exc_info=exc)
     await abort(context, grpc.StatusCode.INTERNAL, "internal error")
+
+
+def _bind_request_id(context: grpc.aio.ServicerContext) -> None:
+    """The caller's `x-request-id` (the gateway's), on every log line of this RPC's task."""
+    for key, value in context.invocation_metadata() or ():
+        if key == "x-request-id" and isinstance(value, str) and 0 < len(value) <= 128 and value.isprintable():
+            logs.request_id.set(value)
+            return
 
 
 async def _check_metadata(context: grpc.aio.ServicerContext) -> None:
