@@ -398,6 +398,9 @@ TASK_CALLS: dict[str, Callable[[tasks_pb2_grpc.TaskServiceStub, Metadata], objec
     ),
     "ListTasks": lambda s, m: s.ListTasks(tasks_pb2.ListTasksRequest(), metadata=m),
     "CancelTask": lambda s, m: s.CancelTask(tasks_pb2.CancelTaskRequest(task_id="tsk_x"), metadata=m),
+    "GetBatchStatus": lambda s, m: s.GetBatchStatus(
+        tasks_pb2.GetBatchStatusRequest(batch_id="bat_x"), metadata=m
+    ),
 }
 
 

@@ -46,7 +46,7 @@ ALLOWED: dict[str, set[str]] = {
     "asg_grpc.services": {
         "asg_grpc.domain", "asg_grpc.store", "asg_grpc.dispatch", "asg_grpc.jobs", "asg_grpc.ledger",
         "asg_grpc.sealing", "asg_grpc.settings", "asg_grpc.webhooks", "asg_grpc.wire", "asg_grpc.v1",
-        "asg_grpc.metrics",
+        "asg_grpc.metrics", "asg_common",  # asg_common.logs: the request id on the core's log lines
     },
     "asg_grpc.operator": {"asg_grpc.secret_file", "asg_grpc.settings", "asg_grpc.v1"},
     "asg_grpc.devstack": {"asg_grpc.domain", "asg_grpc.operator", "asg_grpc.settings"},
