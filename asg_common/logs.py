@@ -11,6 +11,7 @@ import contextvars
 import logging
 import re
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -37,13 +38,21 @@ def redact(text: str) -> str:
     return _KEYLIKE.sub("<redacted>", text)
 
 
+MASK = "***"  # what Settings' banner shows for a secret: already clean
+
+
 def _clean(key: str, value: Any) -> Any:
+    """An extra field, redacted; mappings and sequences (the settings banner) keep their shape."""
     if _SENSITIVE_KEY.search(key):
-        return "<redacted>"
+        return MASK if value == MASK else "<redacted>"
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, (int, float, bool)) or value is None:
         return value
+    if isinstance(value, Mapping):
+        return {str(k): _clean(str(k), v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(key, v) for v in value]
     return redact(str(value))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -56,3 +57,20 @@ def test_exception_text_and_tracebacks_are_redacted() -> None:
     line = JsonFormatter().format(record)
     assert SECRET not in line
     assert "https://h/x.jpg?<redacted>" in line
+
+
+def test_nested_fields_keep_their_shape_and_are_redacted() -> None:
+    """The core's settings banner is a nested object: it stays one, secrets inside blanked,
+    and a value Settings already masked shows as its mask."""
+    record = logging.LogRecord("t", logging.INFO, __file__, 1, "core settings", (), None)
+    record.settings = {
+        "operator_token": "***",
+        "ledger": {"password": SECRET, "urls": [f"https://h/m?sig={SECRET}"]},
+        "port": 50051,
+    }
+    shown = json.loads(JsonFormatter().format(record))["settings"]
+    assert shown == {
+        "operator_token": "***",
+        "ledger": {"password": "<redacted>", "urls": ["https://h/m?<redacted>"]},
+        "port": 50051,
+    }
