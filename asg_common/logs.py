@@ -20,6 +20,13 @@ _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "co
 
 # The id of the request this task is serving; "" outside one.
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+REQUEST_ID_HEADER = "x-request-id"  # HTTP header and gRPC metadata key alike
+MAX_REQUEST_ID = 128
+
+
+def valid_request_id(value: str) -> bool:
+    """A caller's id worth keeping: 1 to 128 printable ASCII characters, no spaces."""
+    return 0 < len(value) <= MAX_REQUEST_ID and all("\x20" < c < "\x7f" for c in value)
 
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[^\s\"',;]+")
 _KEYLIKE = re.compile(r"\b(?:sk|pk|ak|key|asg)_[A-Za-z0-9_\-]{8,}")

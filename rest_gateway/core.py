@@ -12,6 +12,7 @@ from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from starlette.requests import Request
 
+from asg_common import logs
 from asg_grpc.v1 import (
     billing_pb2_grpc,
     chain_pb2_grpc,
@@ -70,7 +71,7 @@ def call_metadata(request: Request) -> tuple[tuple[str, str], ...]:
     """What the core needs to know of the HTTP request: who calls, and the request id (so the
     core's log lines for it carry the same `request_id` as the gateway's)."""
     rid = getattr(request.state, "request_id", None)
-    ident: tuple[tuple[str, str], ...] = (("x-request-id", rid),) if rid else ()
+    ident: tuple[tuple[str, str], ...] = ((logs.REQUEST_ID_HEADER, rid),) if rid else ()
     authorization = request.headers.get("authorization")
     if authorization is None:
         return ident

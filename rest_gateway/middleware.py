@@ -8,7 +8,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from asg_common import logs
 
-_HEADER = b"x-request-id"
+_HEADER = logs.REQUEST_ID_HEADER.encode()
 
 
 class RequestIdMiddleware:
@@ -25,7 +25,7 @@ class RequestIdMiddleware:
             return
         request_id = ""
         for name, value in scope["headers"]:
-            if name == _HEADER and 0 < len(value) <= 128 and all(0x20 < b < 0x7F for b in value):
+            if name == _HEADER and logs.valid_request_id(value.decode("latin-1")):
                 request_id = value.decode()
                 break
         request_id = request_id or uuid.uuid4().hex

@@ -102,7 +102,7 @@ class Dispatcher:
         self._acks: list[tuple[Session, str]] = []
         self._tasks_running: list[asyncio.Task[None]] = []
         self._closed = False
-        self._quality: Quality | None = None  # read from the store at start
+        self._quality: Quality | None = None  # read from the store once, at start or first use
 
     @property
     def quality(self) -> Quality:
@@ -113,7 +113,6 @@ class Dispatcher:
     # lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._quality = Quality(self._store)
         self._load()
         loop = asyncio.get_running_loop()
         for coro in (self._loader(), self._writer(), self._reaper(), self._refresher()):

@@ -234,7 +234,7 @@ async def _fail(context: grpc.aio.ServicerContext, exc: Exception) -> NoReturn:
 def _bind_request_id(context: grpc.aio.ServicerContext) -> None:
     """The caller's `x-request-id` (the gateway's), on every log line of this RPC's task."""
     for key, value in context.invocation_metadata() or ():
-        if key == "x-request-id" and isinstance(value, str) and 0 < len(value) <= 128 and value.isprintable():
+        if key == logs.REQUEST_ID_HEADER and isinstance(value, str) and logs.valid_request_id(value):
             logs.request_id.set(value)
             return
 
