@@ -19,11 +19,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from asg_grpc.cli import jobs
 
 STATUSES = ("pending", "in_progress", "verified", "settled", "failed", "cancelled", "expired")
+OPEN = "open"  # a job's tasks not decided yet: its counts do not split pending from in_progress
 
 
 def counts_text(counts: Mapping[str, int]) -> str:
     """`pending 3 · verified 5`: the statuses that hold tasks, in the API's order."""
-    return " · ".join(f"{name} {counts[name]}" for name in STATUSES if counts.get(name))
+    return " · ".join(f"{name} {counts[name]}" for name in (OPEN, *STATUSES) if counts.get(name))
 
 
 class Board:
@@ -82,7 +83,7 @@ def job_counts(job: Mapping[str, Any]) -> tuple[int, int, Mapping[str, int]]:
     counts = job["counts"]
     total = counts["tasks_created"] + counts["tasks_reused"]
     decided = sum(counts[name] for name in STATUSES[2:])
-    return total, decided, {**counts, "in_progress": total - decided}
+    return total, decided, {**counts, OPEN: total - decided}
 
 
 def watch_tasks(args: argparse.Namespace) -> int:
