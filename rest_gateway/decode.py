@@ -89,6 +89,7 @@ _PROBLEM = {
     "dict_type": "must be a JSON object",
     "string_type": "must be a string",
     "int_type": "must be an integer",
+    "float_type": "must be a number",
     "greater_than_equal": "is out of range",
     "less_than_equal": "is out of range",
 }

@@ -21,6 +21,7 @@ PROBLEMS = (
     "is not a known field",
     "must be a string",
     "must be an integer",
+    "must be a number",
     "is out of range",
     "must be an array of strings",
     "must be an array of task objects",

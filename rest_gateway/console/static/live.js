@@ -83,7 +83,11 @@ async function tick() {
   const current = regions;
   const results = await Promise.all(current.filter((r) => r.poll).map(update));
   running = false;
-  if (current !== regions) return; // navigated meanwhile: the new view scheduled itself
+  if (current !== regions) {
+    // Navigated meanwhile: the new view's first tick found this one running and gave way.
+    schedule(true);
+    return;
+  }
   const failure = results.find((x) => x.error);
   if (failure) {
     const wait = Math.max(delay * 2, (failure.error.retryAfter || 0) * 1000);
