@@ -312,12 +312,13 @@ class AerospikeJobs:
                 task_id, replay = claim.task_id, claim.replay
             if replay and tasks._records.get(tasks._tasks, task_id) is None:
                 raise Unavailable("the task of this idempotency key is being written; retry shortly")
-            if spec.idempotency_key is not None:
-                # One line per task in a job: the pointer's first writer is the line it names.
-                if not self._jrecords.create(self._jpointers, f"{job_id}:{task_id}", {"line": line}):
-                    earlier = self._jrecords.get(self._jpointers, f"{job_id}:{task_id}")
-                    if earlier is not None and earlier[0]["line"] != line:
-                        return f"idempotency_key repeats line {earlier[0]['line']}"
+            # One line per task in a job: the pointer's first writer is the line it names.
+            if spec.idempotency_key is not None and not self._jrecords.create(
+                self._jpointers, f"{job_id}:{task_id}", {"line": line}
+            ):
+                earlier = self._jrecords.get(self._jpointers, f"{job_id}:{task_id}")
+                if earlier is not None and earlier[0]["line"] != line:
+                    return f"idempotency_key repeats line {earlier[0]['line']}"
             item: dict[str, Any] = {
                 "tid": task_id,
                 "kind": "reused" if replay else "created",

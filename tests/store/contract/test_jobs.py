@@ -37,7 +37,8 @@ def test_a_manifest_in_two_chunks_becomes_tasks_in_line_order(open_store: OpenSt
     job_id = started(store, customer_id)
     [work] = store.jobs_to_ingest()
     assert (work.job_id, work.status, work.sealed_credentials) == (job_id, JobStatus.INGESTING, b"sealed")
-    first = store.ingest_chunk(job_id, IngestChunk(items(1, 2), [(3, "bad json")], 3, 300, False), time.time())
+    chunk = IngestChunk(items(1, 2), [(3, "bad json")], 3, 300, False)
+    first = store.ingest_chunk(job_id, chunk, time.time())
     assert (first.created, first.reused, first.failure_reason) == (2, 0, None)
     last = store.ingest_chunk(job_id, IngestChunk(items(4, 2), [], 5, 500, True), time.time())
     assert last.created == 2
