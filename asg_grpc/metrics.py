@@ -50,6 +50,11 @@ WEBHOOK_FAILURES = Counter(
     "Webhook delivery attempts that did not deliver, by the state they left (pending, failed, abandoned)",
     ["state"],
 )
+# Shown at 0 from the start, so a rate() alert on them has a series before the first failure.
+for _verdict in ("rejected", "retry"):
+    PAYOUT_FAILURES.labels(_verdict)
+for _state in ("pending", "failed", "abandoned"):
+    WEBHOOK_FAILURES.labels(_state)
 
 # A SQLite call takes tens of microseconds, an Aerospike one a network round trip: the buckets
 # start well below prometheus_client's default 5 ms.
