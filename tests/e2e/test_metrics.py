@@ -76,6 +76,8 @@ def test_gateway_and_core_metrics_count_what_a_user_did(tmp_path: Path) -> None:
     # Every store call is timed, the one that stored the task among them.
     assert value(core, "asg_store_seconds_count", method="submit") == 1
     assert value(core, "asg_store_seconds_bucket", method="submit", le="+Inf") == 1
+    # A method nobody called adds no series.
+    assert not [labels for labels, _ in core["asg_store_seconds_count"] if labels["method"] == "rotate_key"]
     # Every metric the sample dashboard draws is one this stack exports.
     exported = {re.sub(r"_(bucket|count|sum)$", "", name) for name in (*gateway, *core)}
     assert dashboard_metrics() and dashboard_metrics() <= exported, dashboard_metrics() - exported
