@@ -64,23 +64,27 @@ def submit_batch(base_url: str, api_key: str, task_type: str = "image_classifica
     return str(reply.json()["batch_id"])
 
 
-def batch(base_url: str, api_key: str, batch_id: str) -> dict:
-    reply = httpx.get(f"{base_url}/v1/tasks/batch/{batch_id}", headers={"Authorization": f"Bearer {api_key}"})
+def read(base_url: str, api_key: str, path: str) -> dict:
+    """GET `path` as the customer; 200 expected."""
+    reply = httpx.get(f"{base_url}{path}", headers={"Authorization": f"Bearer {api_key}"})
     assert reply.status_code == 200, reply.text
     return dict(reply.json())
+
+
+def batch(base_url: str, api_key: str, batch_id: str) -> dict:
+    return read(base_url, api_key, f"/v1/tasks/batch/{batch_id}")
+
+
+def asg(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """The installed `asg` on a pipe, as a script or CI log runs it."""
+    return subprocess.run([ASG, *args], capture_output=True, text=True, timeout=120, env=env)
 
 
 def test_watch_follows_a_batch_to_the_end_and_prints_its_counts(
     watch_stack: Stack, env: dict[str, str]
 ) -> None:
     batch_id = submit_batch(watch_stack.base_url, env["ASG_API_KEY"])
-    done = subprocess.run(
-        [ASG, "tasks", "watch", "--batch", batch_id, "--interval", "0.2"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
+    done = asg(env, "tasks", "watch", "--batch", batch_id, "--interval", "0.2")
     assert done.returncode == 0, done.stderr
     final = batch(watch_stack.base_url, env["ASG_API_KEY"], batch_id)
     assert final["decided"] == TASKS
@@ -110,9 +114,7 @@ def test_watch_on_a_terminal_draws_a_bar_and_ctrl_c_leaves_the_tasks_alone(
 
 
 def test_an_unknown_batch_is_an_error_naming_it(env: dict[str, str]) -> None:
-    done = subprocess.run(
-        [ASG, "tasks", "watch", "--batch", "bat_nope"], capture_output=True, text=True, timeout=60, env=env
-    )
+    done = asg(env, "tasks", "watch", "--batch", "bat_nope")
     assert done.returncode == 1
     assert done.stderr.startswith("asg tasks watch: NotFoundError")
 
@@ -141,9 +143,7 @@ def create_job(base_url: str, api_key: str, s3: S3Server, key: str, task_type: s
 
 
 def job(base_url: str, api_key: str, job_id: str) -> dict:
-    reply = httpx.get(f"{base_url}/v1/jobs/{job_id}", headers={"Authorization": f"Bearer {api_key}"})
-    assert reply.status_code == 200, reply.text
-    return dict(reply.json())
+    return read(base_url, api_key, f"/v1/jobs/{job_id}")
 
 
 def test_jobs_watch_follows_a_job_to_completion_and_prints_its_summary(
@@ -151,13 +151,7 @@ def test_jobs_watch_follows_a_job_to_completion_and_prints_its_summary(
 ) -> None:
     s3.put("manifests", "watched.jsonl", MANIFEST)
     job_id = create_job(watch_stack.base_url, env["ASG_API_KEY"], s3, "watched.jsonl", "image_classification")
-    done = subprocess.run(
-        [ASG, "jobs", "watch", job_id, "--interval", "0.2"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
+    done = asg(env, "jobs", "watch", job_id, "--interval", "0.2")
     assert done.returncode == 0, done.stderr
     final = job(watch_stack.base_url, env["ASG_API_KEY"], job_id)
     assert final["status"] == "completed"
@@ -184,13 +178,7 @@ def test_jobs_watch_exits_1_when_the_job_fails_and_says_why(
 ) -> None:
     s3.put("manifests", "other.jsonl", MANIFEST)  # the bucket exists, the key does not
     job_id = create_job(watch_stack.base_url, env["ASG_API_KEY"], s3, "missing.jsonl", "image_classification")
-    done = subprocess.run(
-        [ASG, "jobs", "watch", job_id, "--interval", "0.2"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
+    done = asg(env, "jobs", "watch", job_id, "--interval", "0.2")
     assert done.returncode == 1, done.stdout + done.stderr
     assert done.stdout.startswith(f"job {job_id} failed: ")
     assert "NoSuchKey" in done.stdout
@@ -215,8 +203,6 @@ def test_jobs_watch_on_a_terminal_draws_a_bar_and_ctrl_c_leaves_the_job_alone(
 
 
 def test_jobs_watch_of_an_unknown_job_is_an_error_naming_it(env: dict[str, str]) -> None:
-    done = subprocess.run(
-        [ASG, "jobs", "watch", "job_nope"], capture_output=True, text=True, timeout=60, env=env
-    )
+    done = asg(env, "jobs", "watch", "job_nope")
     assert done.returncode == 1
     assert done.stderr.startswith("asg jobs watch: NotFoundError")
