@@ -82,7 +82,9 @@ def load(db_path: Path, customer_id: str, n: int, now: float, prefix: str) -> No
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
-        count_inserted(db, [(r[1], r[2], r[8], r[12], r[11], r[13], r[14], r[17]) for r in rows])
+        count_inserted(
+            db, [(r[1], r[2], r[8], r[12], r[11], r[13], r[14], r[17], r[3], r[18], r[15]) for r in rows]
+        )
         db.execute("COMMIT")
         print(f"  {customer_id}: {min(n, start + CHUNK)} tasks", file=sys.stderr)
     db.close()
