@@ -187,18 +187,22 @@ def test_the_stores_write_paths_keep_the_counters(tmp_path: Path) -> None:
     store.close()
 
 
-def test_the_migration_backfills_existing_tasks(tmp_path: Path) -> None:
-    path = tmp_path / "old.sqlite3"
+def populated_before(path: Path, migration: str) -> sqlite3.Connection:
+    """A store file at the version before `migration`, populated without counting."""
     db = sqlite3.connect(path, isolation_level=None)
-    before_counters = MIGRATIONS.index(sqlite_dashboard.MIGRATION)
-    for number, script in enumerate(MIGRATIONS[:before_counters], start=1):
+    for number, script in enumerate(MIGRATIONS[: MIGRATIONS.index(migration)], start=1):
         for statement in statements(script):
             db.execute(statement)
         db.execute(f"PRAGMA user_version={number}")
     populate(db, count=False)
+    return db
+
+
+def test_the_migration_backfills_existing_tasks(tmp_path: Path) -> None:
+    db = populated_before(tmp_path / "old.sqlite3", sqlite_dashboard.MIGRATION)
     expected = nonzero(recount(db, "cust_a"))
     db.close()
-    store = SQLiteStore(path)
+    store = SQLiteStore(tmp_path / "old.sqlite3")
     assert nonzero(store.dashboard_counters("cust_a", "0000-00-00")) == expected
     assert_usage_counted(store, ("cust_a", "cust_b"), (JANUARY_1970, FEBRUARY_1970))
     store.close()
@@ -206,16 +210,8 @@ def test_the_migration_backfills_existing_tasks(tmp_path: Path) -> None:
 
 def test_the_usage_migration_backfills_the_months_of_existing_tasks(tmp_path: Path) -> None:
     """A store already keeping the dashboard's counters, but not usage yet."""
-    path = tmp_path / "old.sqlite3"
-    db = sqlite3.connect(path, isolation_level=None)
-    before_usage = MIGRATIONS.index(sqlite_dashboard.USAGE_COUNTERS)
-    for number, script in enumerate(MIGRATIONS[:before_usage], start=1):
-        for statement in statements(script):
-            db.execute(statement)
-        db.execute(f"PRAGMA user_version={number}")
-    populate(db, count=False)
-    db.close()
-    store = SQLiteStore(path)
+    populated_before(tmp_path / "old.sqlite3", sqlite_dashboard.USAGE_COUNTERS).close()
+    store = SQLiteStore(tmp_path / "old.sqlite3")
     assert_usage_counted(store, ("cust_a", "cust_b"), (JANUARY_1970, FEBRUARY_1970))
     [january] = [c for c in store.usage_counts("cust_a", 0.0, JANUARY_1970.end) if c.tasks_submitted]
     assert january.tasks_submitted == 7  # cust_a's eight tasks, one deleted
