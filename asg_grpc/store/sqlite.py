@@ -913,7 +913,7 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
             # and the labels for it are not stored: nobody is billed or paid for them.
             closed: set[str] = set()
             decided: dict[str, list[str]] = {"task.verified": [], "task.failed": []}
-            with sqlite_dashboard.counted(db, [task.task_id for task in batch.tasks]):
+            with sqlite_dashboard.counted_labeling(db, batch.tasks):
                 for task in batch.tasks:
                     if db.execute(_TASK_STATE_UPDATE, _task_state_row(task, batch.now)).rowcount == 0:
                         closed.add(task.task_id)

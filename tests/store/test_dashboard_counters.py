@@ -180,6 +180,12 @@ def test_the_stores_write_paths_keep_the_counters(tmp_path: Path) -> None:
     )
     store.cancel_task(customer_id, ids[4], now)
     assert store.expire_due(now + 5) == [expiring.task.task_id]
+    # A task closed meanwhile (not changed, not counted) and a task twice in one batch.
+    late = open_task(4, TaskStatus.VERIFIED, consensus.Decided("yes", 1, 1))
+    twice = [open_task(5, TaskStatus.IN_PROGRESS, None), open_task(5, TaskStatus.PENDING, None)]
+    assert store.record_labeling(LabelingBatch(now, [(ids[4], "w9", "yes", now)], [], [late, *twice])) == {
+        ids[4]
+    }
     got = nonzero(store.dashboard_counters(customer_id, "0000-00-00"))
     assert got == nonzero(recount(store._db, customer_id))
     assert got.by_status == {"pending": 2, "verified": 2, "failed": 1, "cancelled": 1, "expired": 1}
