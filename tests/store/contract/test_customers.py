@@ -147,4 +147,6 @@ def test_two_stores_rotating_one_customer_lose_no_key(open_store: OpenStore) -> 
         t.join()
     assert errors == []
     assert len(stores[0].active_keys(customer_id, now)) == 1 + 4 == MAX_ACTIVE_KEYS
-    assert all(owner_id(stores[1], f"key-{i}-{n}") == customer_id for i in range(2) for n in range(2))
+    assert all(
+        owner_id(stores[1], f"key-{i}-{n}") == customer_id for i in range(2) for n in range(2)
+    )
