@@ -22,6 +22,7 @@ import yaml
 from asg_grpc.settings import Settings
 from asg_grpc.store.aerospike.connection import check_namespace, parse_url
 from rest_gateway.settings import GatewaySettings
+from tests.conftest import stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO.parent / "shared" / "aerospike"
@@ -133,11 +134,7 @@ def node_on_the_compose_config(tmp_path: Path) -> Iterator[int]:
             time.sleep(0.2)
         yield ports[0]
     finally:
-        asd.terminate()
-        try:
-            asd.wait(30)
-        except subprocess.TimeoutExpired:
-            asd.kill()
+        stop_process(asd, 30)
         log.close()
 
 

@@ -27,6 +27,7 @@ from asg_grpc.store.open import (
     sqlite_url,
 )
 from asg_grpc.store.sqlite import SQLiteStore
+from tests.conftest import until_serving
 from tests.store.contract.test_customers import register
 from tests.store.contract.test_tasks import spec
 
@@ -138,16 +139,7 @@ def _core(env: dict[str, str]) -> subprocess.Popen[str]:
 def test_the_core_serves_from_the_sqlite_file_asg_store_names(tmp_path: Path) -> None:
     path = tmp_path / "elsewhere" / "refinery.sqlite3"
     core = _core({"ASG_DATA_DIR": str(tmp_path / "data"), "ASG_STORE": sqlite_url(path)})
-    lines: list[str] = []
-    try:
-        assert core.stderr is not None
-        for line in core.stderr:
-            lines.append(line)
-            if "core serving" in line:
-                break
-    finally:
-        core.terminate()
-        rest = core.communicate(timeout=30)[1]
+    lines, rest = until_serving(core)
     serving = [json.loads(line) for line in lines if "core serving" in line]
     assert serving and serving[0]["store"] == sqlite_url(path), "".join(lines) + rest
     assert path.exists() and not (tmp_path / "data" / "asg.sqlite3").exists()
@@ -161,16 +153,7 @@ def test_the_core_serves_from_aerospike_with_its_ledger_beside_it(aerospike_url:
     url = f"aerospike://{hosts}/{aerospike_url.namespace}?set_prefix={aerospike_url.set_prefix}core_"
     with tempfile.TemporaryDirectory() as data:
         core = _core({"ASG_DATA_DIR": data, "ASG_STORE": url})
-        lines: list[str] = []
-        try:
-            assert core.stderr is not None
-            for line in core.stderr:
-                lines.append(line)
-                if "core serving" in line:
-                    break
-        finally:
-            core.terminate()
-            rest = core.communicate(timeout=30)[1]
+        lines, rest = until_serving(core)
         serving = [json.loads(line) for line in lines if "core serving" in line]
         assert serving and serving[0]["store"] == url, "".join(lines) + rest
         assert (Path(data) / "ledger.sqlite3").exists()
