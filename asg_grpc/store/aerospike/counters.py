@@ -21,6 +21,7 @@ tasks the numeric indexes on `cd` and `cver` name. docs/storage-aerospike.md has
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Any
 
 import aerospike
@@ -36,6 +37,8 @@ from asg_grpc.domain.dashboard import Counters, day_of
 from asg_grpc.domain.errors import Unavailable
 from asg_grpc.store.aerospike.connection import AerospikeUrl
 from asg_grpc.store.aerospike.records import GEN_EQ, Records, ensure_index, query
+
+log = logging.getLogger(__name__)
 
 MAX_INT = 2**63 - 1
 CAS_ROUNDS = 16
@@ -109,9 +112,15 @@ class Counts:
 
     def follow_up(self, task_id: str) -> None:
         """`apply` right after a change, which stands without it: if the store cannot be
-        reached now, the task stays marked and `repair` counts it later."""
+        reached now, or refuses the write (a counter record at its size limit), the task stays
+        marked and `repair` counts it later."""
         with contextlib.suppress(Unavailable):
-            self.apply(task_id)
+            try:
+                self.apply(task_id)
+            except aex.AerospikeError as exc:
+                log.warning(
+                    "task not counted yet; repair retries", extra={"task_id": task_id, "error": str(exc)}
+                )
 
     def apply(self, task_id: str) -> None:
         """Steps 1-3 for one task; returns once its counters hold its current state."""
@@ -143,6 +152,66 @@ class Counts:
             if not delta:
                 return
         raise Unavailable("the task's counters are being changed; retry shortly")
+
+    @staticmethod
+    def born(bins: dict[str, Any]) -> None:
+        """Step 1 done at creation, on the bins of a record about to be CREATE_ONLY-written:
+        the new task is born holding its whole contribution as its pending difference (cver 1,
+        instead of the dirty mark). `apply_born` does steps 2 and 3; after a crash `repair`
+        finds it by cver."""
+        new = contribution(bins)
+        bins.pop(DIRTY, None)
+        bins.update({"cv": new, "cpend": _difference(new, {}), "cver": 1, "cseq": 1})
+
+    def apply_born(self, customer_id: str, born: list[tuple[str, dict[str, Any]]]) -> None:
+        """Steps 2 and 3 for a submission's new tasks (task id, bins as written), all at once:
+        one increment of the counter record by their sum, filtered by "none of them is in `ap`
+        yet", then one batch clean-up. A repair may have counted some meanwhile; then the
+        increment is filtered out and each task finishes on its own (`_finish` is per task).
+        Like `follow_up`, an unreachable store leaves the rest to `repair`."""
+        if not born:
+            return
+        task_ids = [task_id for task_id, _ in born]
+        total: dict[str, float] = {}
+        for _, bins in born:
+            for key, amount in bins["cpend"].items():
+                total[key] = total.get(key, 0) + amount
+        self._records.create(self._counts, customer_id, {"cid": customer_id, "ap": {"": 0}})
+        none_yet = exp.Eq(
+            exp.MapGetByKeyList(None, aerospike.MAP_RETURN_COUNT, task_ids, exp.MapBin("ap")), 0
+        ).compile()
+        created = min(float(bins["created"]) for _, bins in born)
+        earliest = exp.Cond(
+            exp.And(exp.BinExists("first"), exp.LE(exp.FloatBin("first"), created)),
+            exp.FloatBin("first"),
+            created,
+        ).compile()
+        operations = [mops.map_increment("c", key, amount) for key, amount in sorted(total.items())]
+        operations += [
+            mops.map_put_items("ap", dict.fromkeys(task_ids, 1)),
+            eops.expression_write("first", earliest),
+        ]
+        try:
+            self._operate(self._counts, customer_id, operations, {"expressions": none_yet})
+        except aex.FilteredOut:
+            for task_id in task_ids:
+                self.follow_up(task_id)
+            return
+        except Unavailable:
+            return
+        except aex.AerospikeError as exc:  # as in follow_up: the tasks stand, repair retries
+            log.warning("submission not counted yet; repair retries", extra={"error": str(exc)})
+            return
+        with contextlib.suppress(Unavailable):  # left over: `repair` finds them by cver
+            self._clear_born(task_ids)
+
+    def _clear_born(self, task_ids: list[str]) -> None:
+        """Step 3 for tasks still as born (cver 1), in one batch call."""
+        keys = [self._records.key(self._tasks, task_id) for task_id in task_ids]
+        clear = [ops.write("cpend", None), ops.write("cver", None)]
+        still_born = {"expressions": exp.Eq(exp.IntBin("cver"), 1).compile()}
+        client = self._records.client
+        self._records.retry(lambda: client.batch_operate(keys, clear, policy_batch_write=still_born))
 
     def _finish(self, task_id: str, bins: dict[str, Any]) -> None:
         """Steps 2 and 3 for the `cpend` the task holds (each harmless to repeat)."""

@@ -171,6 +171,8 @@ class AerospikeTasks:
         created: list[Task] = []
         if not specs:
             return created
+        counts = self._toutbox.counts
+        born: list[tuple[str, dict[str, Any]]] = []  # written by us now: counted all at once
         first_gseq = self._sequence.allocate(len(specs), now)
         try:
             for offset, (task_id, spec) in enumerate(specs):
@@ -190,11 +192,14 @@ class AerospikeTasks:
                 bins["gseq"] = bins["open"] = first_gseq + offset
                 if task.expires_at is not None:
                     bins["due"] = due_ms(task.expires_at)  # indexed until it is decided
-                self._records.create(self._tasks, task.task_id, bins)
+                counts.born(bins)
+                if self._records.create(self._tasks, task.task_id, bins):
+                    born.append((task.task_id, bins))
+                else:  # an earlier try's record (a job's chunk replayed): counted on its own
+                    counts.follow_up(task.task_id)
         finally:  # written, or never will be: either way no longer holding dispatch back
             self._sequence.done(first_gseq)
-        for task in created:  # each new task counted (repair() finishes a crash's)
-            self._toutbox.counts.follow_up(task.task_id)
+        counts.apply_born(customer_id, born)  # repair() finishes a crash's
         return created
 
     def _idem_key(self, customer_id: str, key: str) -> str:

@@ -16,9 +16,11 @@ from asg_grpc.domain.errors import Unavailable
 from asg_grpc.domain.tasks import TaskStatus
 from asg_grpc.store.aerospike import AerospikeStore, AerospikeUrl
 from asg_grpc.store.aerospike.counters import Counts
+from asg_grpc.store.base import Submission
 from tests.store.contract.test_customers import register
 from tests.store.contract.test_labels import THRESHOLD, submit
 from tests.store.contract.test_settlement import FUNDS, intent, verified_task
+from tests.store.contract.test_tasks import spec
 
 
 @pytest.fixture
@@ -144,9 +146,10 @@ def test_counters_cut_off_before_the_counter_record_are_finished_once(
 ) -> None:
     first, restarted = stores
     customer_id = register(first)
-    monkeypatch.setattr(Counts, "_finish", crash)
+    monkeypatch.setattr(Counts, "apply_born", lambda *_: None)  # cut off right after the write
     [task_id] = submit(first, customer_id)  # the task stands: counting is a follow-up
-    assert _pending(restarted, customer_id) == 0  # step 1 done (the difference on the task)
+    assert _pending(restarted, customer_id) == 0  # step 1 done (born holding its difference)
+    assert "cpend" in restarted._drecords.get(restarted._dtasks, task_id)[0]
     monkeypatch.undo()
     restarted.pending_events(10)  # the periodic pass repairs
     restarted.pending_events(10)
@@ -159,14 +162,7 @@ def test_counters_cut_off_after_the_counter_record_count_once(
 ) -> None:
     first, restarted = stores
     customer_id = register(first)
-    original = Counts._operate
-
-    def operate(self: Counts, set_name: str, key: str, operations: list[Any], *args: Any) -> None:
-        if set_name == self._tasks and len(operations) == 2:  # step 3: clearing the difference
-            crash()
-        original(self, set_name, key, operations, *args)
-
-    monkeypatch.setattr(Counts, "_operate", operate)
+    monkeypatch.setattr(Counts, "_clear_born", crash)  # step 3: clearing the difference
     [task_id] = submit(first, customer_id)
     assert _pending(restarted, customer_id) == 1  # step 2 happened
     assert "cpend" in restarted._drecords.get(restarted._dtasks, task_id)[0]  # step 3 did not
@@ -182,7 +178,7 @@ def test_two_cores_counting_one_task_at_once_count_it_once(
 ) -> None:
     first, second = stores
     customer_id = register(first)
-    monkeypatch.setattr(Counts, "follow_up", lambda *_: None)
+    monkeypatch.setattr(Counts, "apply_born", lambda *_: None)
     tasks = [submit(first, customer_id)[0] for _ in range(3)]  # written, not counted yet
     monkeypatch.undo()
     counts = [first._toutbox.counts, second._toutbox.counts]
@@ -197,3 +193,22 @@ def test_two_cores_counting_one_task_at_once_count_it_once(
     assert first.dashboard_counters(customer_id, "0000-00-00").per_day == {
         day_of(first.get_task(customer_id, tasks[0]).created_at): 3
     }
+
+
+def test_a_batch_partly_counted_by_a_repair_counts_each_task_once(
+    stores: list[AerospikeStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A submission's tasks are counted in one increment, unless a repair (another core's, or
+    a periodic pass) counted one of them first: then each finishes on its own, once."""
+    first, second = stores
+    customer_id = register(first)
+    monkeypatch.setattr(Counts, "apply_born", lambda *_: None)
+    [submitted] = first.submit([Submission(customer_id, [spec(n) for n in range(3)], "bat_1")], time.time())
+    monkeypatch.undo()
+    assert not isinstance(submitted, Exception)
+    born = [(s.task.task_id, first._drecords.get(first._dtasks, s.task.task_id)[0]) for s in submitted]
+    second._toutbox.counts.apply(born[0][0])  # the repair got to one of them first
+    assert _pending(first, customer_id) == 1
+    first._toutbox.counts.apply_born(customer_id, born)
+    assert _pending(first, customer_id) == 3
+    assert all("cpend" not in first._drecords.get(first._dtasks, task_id)[0] for task_id, _ in born)
