@@ -450,7 +450,7 @@ class Dispatcher:
             await asyncio.sleep(self.settings.refresh_interval)
             try:
                 if self.quality.due():
-                    self.quality.refresh()
+                    await self.quality.refresh_off_loop()
                     self.flush()
                     self._save_quality()
                     self._fill_all()  # a lifted ban, a changed share: offers may differ now

@@ -3,12 +3,13 @@
 One `AdaptiveEngine` per dispatching core, restored from the store's saved snapshot at start
 and saved again after every refresh and at stop. The hot path (a label, an offer) only reads
 the engine's estimates; `refresh` (EM over the workers' answers) runs in the dispatcher's
-background loop. Tasks whose labels reached the store after the last save are replayed into
+background loop, its EM in a worker thread (`refresh_off_loop`). Tasks whose labels reached the store after the last save are replayed into
 the engine when they load, so a restart loses no label and changes no decision.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -85,6 +86,15 @@ class Quality:
     def refresh(self) -> None:
         self.engine.refresh()
         self._labels_at_refresh = self._labels()
+
+    async def refresh_off_loop(self) -> None:
+        """The refresh with its EM in a worker thread: the copies it works on are taken here,
+        on the event loop, and its estimates adopted back here, so labels go on being judged
+        (against the previous estimates) while it runs."""
+        job = self.engine.prepare_refresh()
+        self._labels_at_refresh = self._labels()
+        await asyncio.to_thread(job.run)
+        self.engine.apply_refresh(job)
 
     def report(self, worker: str | None = None) -> list[WorkerReport]:
         return self.engine.report(worker)
