@@ -16,9 +16,9 @@ from asg_grpc.domain.dawid_skene import AdaptiveEngine
 from tests.core.domain.crowd import OPTIONS, Crowd
 
 
-def crowded(seed: int, tasks: int = 300) -> AdaptiveEngine:
+def crowded(seed: int, tasks: int = 300, refresh_every: int = 100) -> AdaptiveEngine:
     engine = AdaptiveEngine()
-    Crowd(random.Random(seed), good=8, spammers=2).run(engine, tasks=tasks, refresh_every=100)
+    Crowd(random.Random(seed), good=8, spammers=2).run(engine, tasks=tasks, refresh_every=refresh_every)
     return engine
 
 
@@ -59,7 +59,7 @@ def test_an_operator_reinstatement_during_the_em_is_not_undone() -> None:
 
 @pytest.mark.asyncio
 async def test_the_event_loop_keeps_running_while_the_em_runs_in_a_thread() -> None:
-    engine = crowded(5, tasks=1500)
+    engine = crowded(5, tasks=10_000, refresh_every=2500)
     started = time.perf_counter()
     engine.prepare_refresh().run()
     alone = time.perf_counter() - started
