@@ -15,7 +15,8 @@ from typing import Any
 
 import orjson
 
-from asg_grpc.domain.consensus_engine import ConsensusSpec
+from asg_grpc.domain import consensus
+from asg_grpc.domain.consensus_engine import ConsensusSpec, GiveUp
 from asg_grpc.domain.dawid_skene import AdaptiveEngine, WorkerReport
 from asg_grpc.domain.errors import NotFound
 from asg_grpc.domain.labeling import OpenTask
@@ -78,6 +79,14 @@ class Quality:
         if not self.engine.families:
             return True  # nothing learnt yet: the common case with `majority` only
         return self.engine.eligible(worker_id, self.spec(task))
+
+    def close(self, task: OpenTask) -> consensus.Outcome:
+        """No worker is left who could label the task: its final outcome. `adaptive`: the
+        engine's leading option at its (lower) confidence, or give up when no label counts;
+        `majority`: the published rule decided nothing, so the task fails (`no_consensus`)."""
+        if task.adaptive:
+            return task.judge(self.engine.close(task.task_id))
+        return task.judge(GiveUp(len(task.labels)))
 
     def due(self) -> bool:
         """Labels arrived since the last refresh."""
