@@ -3,8 +3,9 @@
 One `AdaptiveEngine` per dispatching core, restored from the store's saved snapshot at start
 and saved again after every refresh and at stop. The hot path (a label, an offer) only reads
 the engine's estimates; `refresh` (EM over the workers' answers) runs in the dispatcher's
-background loop, its EM in a worker thread (`refresh_off_loop`). Tasks whose labels reached the store after the last save are replayed into
-the engine when they load, so a restart loses no label and changes no decision.
+background loop, its EM in a worker thread (`refresh_off_loop`). Tasks whose labels reached
+the store after the last save are replayed into the engine when they load, so a restart loses
+no label and changes no decision.
 """
 
 from __future__ import annotations

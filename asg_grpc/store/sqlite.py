@@ -832,7 +832,8 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
 
     def workers(self) -> list[Worker]:
         rows = self._db.execute(
-            "SELECT worker_id, name, payout_address, task_types, created_at FROM workers WHERE revoked_at IS NULL"
+            "SELECT worker_id, name, payout_address, task_types, created_at FROM workers"
+            " WHERE revoked_at IS NULL"
         ).fetchall()
         return [Worker(r[0], r[1], r[2], tuple(orjson.loads(r[3])), r[4]) for r in rows]
 
