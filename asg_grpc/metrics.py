@@ -75,6 +75,11 @@ def grpc_call(method: str, code: str) -> None:
 def label_counted(outcome: consensus.Outcome) -> None:
     """One accepted label and the consensus outcome it led to."""
     LABELS.inc()
+    decided(outcome)
+
+
+def decided(outcome: consensus.Outcome) -> None:
+    """A consensus outcome reached (by a label, or closing a task no worker is left for)."""
     if isinstance(outcome, consensus.Decided):
         _VERIFIED.inc()
     elif isinstance(outcome, consensus.NoConsensus):

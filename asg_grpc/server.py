@@ -128,6 +128,7 @@ class Core:
                     window=settings.dispatch_window,
                     idle_timeout=settings.worker_idle_timeout,
                     refresh_interval=settings.consensus_refresh_seconds,
+                    roster_interval=settings.worker_roster_seconds,
                 ),
             )
             self.lease = DispatchLease(self.store)

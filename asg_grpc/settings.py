@@ -290,6 +290,9 @@ class Settings:
     consensus_method: str = DEFAULT_CONSENSUS_METHOD
     # How often the adaptive engine re-estimates its workers (EM, off the request path).
     consensus_refresh_seconds: float = 5.0
+    # How often the dispatcher reads the registered workers and closes the tasks none of them
+    # can label any more (docs/labeling.md, "When no worker is left").
+    worker_roster_seconds: float = 5.0
 
     def __post_init__(self) -> None:
         # One source for the sandbox quota: `sandbox_label_quota` (kept for its callers).
@@ -360,6 +363,7 @@ class Settings:
             consensus_refresh_seconds=_float(
                 env, "ASG_CONSENSUS_REFRESH_SECONDS", cls.consensus_refresh_seconds, 0.01
             ),
+            worker_roster_seconds=_float(env, "ASG_WORKER_ROSTER_SECONDS", cls.worker_roster_seconds, 0.01),
             worker_label_burst=_int(env, "ASG_WORKER_LABEL_BURST", cls.worker_label_burst, 1),
             ledger=ledger,
             arc=_arc(env) if public_chain else None,

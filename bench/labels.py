@@ -13,6 +13,7 @@ simulated agents (`asg-worker --labeler simulated`, real processes), then:
 Prints one JSON object on stdout; progress on stderr.
 
     .venv/bin/python bench/labels.py [--tasks 20000] [--agents 8] [--rate 1000] [--seconds 10]
+        [--method majority|adaptive]
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def machine() -> dict[str, object]:
     return {"cores": os.cpu_count(), "cpu": model, "python": platform.python_version()}
 
 
-def tasks_body(start: int, count: int, prefix: str) -> dict[str, object]:
+def tasks_body(start: int, count: int, prefix: str, method: str) -> dict[str, object]:
     return {
         "tasks": [
             {
@@ -65,6 +66,7 @@ def tasks_body(start: int, count: int, prefix: str) -> dict[str, object]:
                 "data_url": f"https://example.com/{prefix}/{i}.jpg",
                 "label_spec": {"question": "Animal?", "options": ["cat", "dog"]},
                 "consensus_threshold": THRESHOLD,
+                "consensus_method": method,
             }
             for i in range(start, start + count)
         ]
@@ -75,8 +77,8 @@ def count(db: sqlite3.Connection, sql: str) -> int:
     return db.execute(sql).fetchone()[0]
 
 
-def throughput(http: httpx.Client, db: sqlite3.Connection, tasks: int) -> dict[str, object]:
-    bodies = [tasks_body(i, min(BATCH, tasks - i), "t") for i in range(0, tasks, BATCH)]
+def throughput(http: httpx.Client, db: sqlite3.Connection, tasks: int, method: str) -> dict[str, object]:
+    bodies = [tasks_body(i, min(BATCH, tasks - i), "t", method) for i in range(0, tasks, BATCH)]
     expected = tasks * THRESHOLD
     started = time.monotonic()
     for body in bodies:
@@ -103,13 +105,15 @@ def throughput(http: httpx.Client, db: sqlite3.Connection, tasks: int) -> dict[s
     }
 
 
-def latency(http: httpx.Client, db: sqlite3.Connection, rate: int, seconds: float) -> dict[str, object]:
+def latency(
+    http: httpx.Client, db: sqlite3.Connection, rate: int, seconds: float, method: str
+) -> dict[str, object]:
     per_batch = max(1, rate // 20)  # 20 batches a second
     interval = per_batch / rate
     started = time.monotonic()
     sent = 0
     while time.monotonic() - started < seconds:
-        http.post("/v1/tasks/batch", json=tasks_body(sent, per_batch, "l")).raise_for_status()
+        http.post("/v1/tasks/batch", json=tasks_body(sent, per_batch, "l", method)).raise_for_status()
         sent += per_batch
         time.sleep(max(0.0, started + sent / rate - time.monotonic()))
     deadline = time.monotonic() + 60
@@ -167,6 +171,12 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=1000, help="tasks/s in the latency phase")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency phase")
     parser.add_argument("--ceiling-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--method",
+        choices=("majority", "adaptive"),
+        default="majority",
+        help="consensus_method of every task (adaptive: the threshold is its minimum of labels)",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="asg-bench-labels-") as tmp_name:
@@ -188,8 +198,8 @@ def main() -> int:
                 http.headers["Authorization"] = f"Bearer {key.json()['api_key']}"
                 db = sqlite3.connect(f"file:{stack.data_dir / 'asg.sqlite3'}?mode=ro", uri=True)
                 time.sleep(1.0)  # agents connected
-                result_throughput = throughput(http, db, args.tasks)
-                result_latency = latency(http, db, args.rate, args.seconds)
+                result_throughput = throughput(http, db, args.tasks, args.method)
+                result_latency = latency(http, db, args.rate, args.seconds, args.method)
                 db.close()
         finally:
             stack.stop()
@@ -200,6 +210,7 @@ def main() -> int:
         json.dumps(
             {
                 "machine": machine(),
+                "method": args.method,
                 "agents": args.agents,
                 "max_in_flight": args.max_in_flight,
                 "throughput": result_throughput,

@@ -56,6 +56,9 @@ class DispatchSettings:
     load_delay: float = 0.01
     # How often the adaptive engine re-estimates its workers (EM) and is saved to the store.
     refresh_interval: float = 5.0
+    # How often the registered workers are read and the tasks none of them can label any
+    # more are closed (docs/labeling.md, "When no worker is left").
+    roster_interval: float = 5.0
 
 
 @dataclass(eq=False)
@@ -103,6 +106,8 @@ class Dispatcher:
         self._tasks_running: list[asyncio.Task[None]] = []
         self._closed = False
         self._quality: Quality | None = None  # read from the store once, at start or first use
+        # Registered workers by task type (read every roster_interval), for _close_stranded.
+        self._roster: dict[str, list[str]] = {}
 
     @property
     def quality(self) -> Quality:
@@ -450,7 +455,7 @@ class Dispatcher:
             await asyncio.sleep(self.settings.refresh_interval)
             try:
                 if self.quality.due():
-                    self.quality.refresh()
+                    await self.quality.refresh_off_loop()
                     self.flush()
                     self._save_quality()
                     self._fill_all()  # a lifted ban, a changed share: offers may differ now
@@ -479,6 +484,7 @@ class Dispatcher:
     async def _reaper(self) -> None:
         loop = asyncio.get_running_loop()
         last = next_deadlines = loop.time()
+        next_roster = last + self.settings.roster_interval
         while True:
             await asyncio.sleep(REAP_EVERY)
             now = loop.time()
@@ -490,8 +496,55 @@ class Dispatcher:
                 if now >= next_deadlines:
                     next_deadlines = now + DEADLINES_EVERY
                     self.withdraw(self._store.expire_due(time.time()))
+                if now >= next_roster:
+                    next_roster = now + self.settings.roster_interval
+                    self._read_roster()
+                    self._close_stranded()
             except Exception:  # expiring leases must go on whatever happened once
                 log.exception("reaping leases failed; retrying")
+
+    def _read_roster(self) -> None:
+        """Who could ever label a task of each type: the registered workers, and the workers
+        connected now (one registered since the last read included)."""
+        by_type: dict[str, set[str]] = {}
+        workers = [*self._store.workers(), *(s.worker for s in self._sessions)]
+        for worker in workers:
+            for task_type in worker.task_types:
+                by_type.setdefault(task_type, set()).add(worker.worker_id)
+        self._roster = {task_type: sorted(ids) for task_type, ids in by_type.items()}
+
+    def _close_stranded(self) -> int:
+        """Close the tasks no registered worker can label any more, so none stays open for
+        ever: each was seen by some worker (labeled or skipped), nobody holds it, and every
+        worker of its type labeled it, skipped it or is banned from its family. A worker whose
+        lease lapsed may come back, so it still counts. A task nobody has seen waits for
+        workers (or its deadline). How many were closed."""
+        quality = self.quality
+        bans = bool(quality.engine.families)  # without bans, only a count can strand a task
+        closed = 0
+        for task in list(self._tasks.values()):
+            if task.closed or task.claims or not (task.labels or task.skipped):
+                continue
+            workers = self._roster.get(task.task_type, [])
+            if not bans and len(task.labels) + len(task.skipped) < len(workers):
+                continue
+            if any(
+                w not in task.labels and w not in task.skipped and quality.eligible(w, task) for w in workers
+            ):
+                continue
+            outcome = quality.close(task)
+            log.info(
+                "no worker left for a task: closed",
+                extra={"task_id": task.task_id, "status": task.status.value, "labels": len(task.labels)},
+            )
+            metrics.decided(outcome)
+            self._touch(task)
+            self._forget(task)
+            closed += 1
+        if closed:
+            self._save_quality()
+            self._wake.set()  # room in the window
+        return closed
 
     def _resume(self, stalled: float) -> None:
         """The core did not run for `stalled` seconds (SIGSTOP, a suspended VM, a blocked

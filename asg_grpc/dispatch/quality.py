@@ -3,18 +3,21 @@
 One `AdaptiveEngine` per dispatching core, restored from the store's saved snapshot at start
 and saved again after every refresh and at stop. The hot path (a label, an offer) only reads
 the engine's estimates; `refresh` (EM over the workers' answers) runs in the dispatcher's
-background loop. Tasks whose labels reached the store after the last save are replayed into
-the engine when they load, so a restart loses no label and changes no decision.
+background loop, its EM in a worker thread (`refresh_off_loop`). Tasks whose labels reached
+the store after the last save are replayed into the engine when they load, so a restart loses
+no label and changes no decision.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 import orjson
 
-from asg_grpc.domain.consensus_engine import ConsensusSpec
+from asg_grpc.domain import consensus
+from asg_grpc.domain.consensus_engine import ConsensusSpec, GiveUp
 from asg_grpc.domain.dawid_skene import AdaptiveEngine, WorkerReport
 from asg_grpc.domain.errors import NotFound
 from asg_grpc.domain.labeling import OpenTask
@@ -78,6 +81,14 @@ class Quality:
             return True  # nothing learnt yet: the common case with `majority` only
         return self.engine.eligible(worker_id, self.spec(task))
 
+    def close(self, task: OpenTask) -> consensus.Outcome:
+        """No worker is left who could label the task: its final outcome. `adaptive`: the
+        engine's leading option at its (lower) confidence, or give up when no label counts;
+        `majority`: the published rule decided nothing, so the task fails (`no_consensus`)."""
+        if task.adaptive:
+            return task.judge(self.engine.close(task.task_id))
+        return task.judge(GiveUp(len(task.labels)))
+
     def due(self) -> bool:
         """Labels arrived since the last refresh."""
         return self._labels() != self._labels_at_refresh
@@ -85,6 +96,15 @@ class Quality:
     def refresh(self) -> None:
         self.engine.refresh()
         self._labels_at_refresh = self._labels()
+
+    async def refresh_off_loop(self) -> None:
+        """The refresh with its EM in a worker thread: the copies it works on are taken here,
+        on the event loop, and its estimates adopted back here, so labels go on being judged
+        (against the previous estimates) while it runs."""
+        job = self.engine.prepare_refresh()
+        self._labels_at_refresh = self._labels()
+        await asyncio.to_thread(job.run)
+        self.engine.apply_refresh(job)
 
     def report(self, worker: str | None = None) -> list[WorkerReport]:
         return self.engine.report(worker)

@@ -52,6 +52,50 @@ from asg_grpc.domain.worker_model import (
 )
 
 
+@dataclass(slots=True)
+class RefreshJob:
+    """One refresh computed on copies (`AdaptiveEngine.prepare_refresh`): `run` touches only
+    them, so it may run in a worker thread; `AdaptiveEngine.apply_refresh` adopts the result."""
+
+    params: AdaptiveParams
+    families: dict[str, Family]
+    book: TaskBook
+
+    def run(self) -> RefreshJob:
+        for fam in self.families.values():
+            refresh_family(fam, self.params, self.book)
+        return self
+
+
+def _matrix(m: Matrix) -> Matrix:
+    return [list(r) for r in m]
+
+
+def _clone(fam: Family) -> Family:
+    """A copy of a family deep enough that the EM on it never shares a mutable list with the
+    live one (the derived `logs` cache is left out: the EM rebuilds what it needs)."""
+    pairs = PairTally()
+    pairs.counts = {key: list(c) for key, c in fam.pairs.counts.items()}
+    return Family(
+        options=list(fam.options),
+        log_prior=list(fam.log_prior),
+        pooled=_matrix(fam.pooled),
+        workers={
+            w: WorkerStats(_matrix(s.soft), _matrix(s.gold), _matrix(s.held_out), s.banned)
+            for w, s in fam.workers.items()
+        },
+        tasks=list(fam.tasks),
+        rings=dict(fam.rings),
+        reinstated=list(fam.reinstated),
+        samples=list(fam.samples),
+        share=dict(fam.share),
+        labels=fam.labels,
+        epoch=fam.epoch,
+        calib=PlattCalibrator(fam.calib.a, fam.calib.b),
+        pairs=pairs,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerReport:
     """One worker in one family, as `asg worker list/show` prints it."""
@@ -232,8 +276,37 @@ class AdaptiveEngine:
     # -- refresh (off the request path) ------------------------------------------------------
 
     def refresh(self) -> None:
-        for fam in self.families.values():
-            refresh_family(fam, self.params, self.book)
+        """The whole background step at once (the benchmark, tests); a dispatcher runs the
+        three parts itself so that the EM runs off its event loop."""
+        self.apply_refresh(self.prepare_refresh().run())
+
+    def prepare_refresh(self) -> RefreshJob:
+        """Copies of what the EM reads (cheap: lists and small matrices), so `RefreshJob.run`
+        may run in another thread while the hot path goes on changing the live engine."""
+        book = TaskBook()
+        families = {}
+        for key, fam in self.families.items():
+            families[key] = _clone(fam)
+            for task_id in fam.tasks:
+                book.specs[task_id] = self.book.specs[task_id]
+                book.labels[task_id] = list(self.book.labels[task_id])
+        return RefreshJob(self.params, families, book)
+
+    def apply_refresh(self, job: RefreshJob) -> None:
+        """Adopt the job's estimates (on the thread that owns the engine). What changed while
+        it ran stays: gold counts and labels of the live engine, workers new since the copy
+        (they keep the prior until the next refresh), and an operator's `reinstate`."""
+        for key, done in job.families.items():
+            fam = self.families[key]
+            fam.pooled, fam.log_prior = done.pooled, done.log_prior
+            for worker, stats in done.workers.items():
+                live = fam.workers[worker]
+                live.soft, live.held_out = stats.soft, stats.held_out
+                live.banned = stats.banned and worker not in fam.reinstated
+            fam.rings = done.rings
+            fam.calib = done.calib
+            fam.logs.clear()
+            fam.epoch += 1  # every open task rebuilds its posterior from the new estimates
 
     # -- state -------------------------------------------------------------------------------
 

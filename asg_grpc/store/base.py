@@ -152,6 +152,11 @@ class Store(Protocol):
         """The worker owning an active token with this hash."""
         ...
 
+    def workers(self) -> list[Worker]:
+        """Every worker with an active token, in no set order: the dispatcher's roster, to
+        tell when no worker is left who could label a task (docs/labeling.md)."""
+        ...
+
     def open_tasks(self, *, after_seq: int, limit: int) -> list[OpenTask]:
         """Pending and in-progress tasks after `after_seq`, oldest first, with their labels and
         skips: what the dispatcher loads at start and as new tasks arrive."""

@@ -830,6 +830,13 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
             return None
         return Worker(row[0], row[1], row[2], tuple(orjson.loads(row[3])), row[4])
 
+    def workers(self) -> list[Worker]:
+        rows = self._db.execute(
+            "SELECT worker_id, name, payout_address, task_types, created_at FROM workers"
+            " WHERE revoked_at IS NULL"
+        ).fetchall()
+        return [Worker(r[0], r[1], r[2], tuple(orjson.loads(r[3])), r[4]) for r in rows]
+
     def open_tasks(self, *, after_seq: int, limit: int) -> list[OpenTask]:
         rows = self._db.execute(
             "SELECT seq, task_id, task_type, data_url, question, options, consensus_threshold,"

@@ -111,6 +111,16 @@ class AerospikeLabels:
         b = found[0]
         return Worker(b["wid"], b["name"], b["payout"], tuple(b["types"]), b["created"])
 
+    def workers(self) -> list[Worker]:
+        """A scan of the worker set (one record per registered worker: few)."""
+        scan = self._lrecords.client.query(self._lrecords.namespace, self._workers)
+        found = self._lrecords.retry(scan.results)
+        return [
+            Worker(b["wid"], b["name"], b["payout"], tuple(b["types"]), b["created"])
+            for _, _, b in found
+            if b.get("revoked") is None
+        ]
+
     # labels ------------------------------------------------------------------------------
 
     def task_labels(self, task_id: str) -> list[LabelRecord]:

@@ -58,6 +58,21 @@ def test_a_worker_token_finds_its_worker_after_a_restart(open_store: OpenStore) 
     assert again.worker_for_token("tok-unknown") is None
 
 
+def test_the_roster_lists_every_registered_worker_after_a_restart(open_store: OpenStore) -> None:
+    store = open_store()
+    assert store.workers() == []
+    made = [
+        store.create_worker(
+            WorkerRegistration(name, "1BoatSLRHtKNngkdXEeobR76b53LETtpyT", types),
+            token_hash=f"tok-{name}",
+            now=time.time(),
+        )
+        for name, types in (("Ann", ("image_classification",)), ("Bo", ("sentiment", "moderation")))
+    ]
+    roster = open_store().workers()
+    assert sorted(roster, key=lambda w: w.name) == made
+
+
 def test_a_decided_task_keeps_its_verdict_and_labels_after_a_restart(open_store: OpenStore) -> None:
     store = open_store()
     customer_id = register(store)

@@ -1,0 +1,88 @@
+"""A task no registered worker can label any more is closed, not left open for ever
+(docs/labeling.md, "When no worker is left"): the real core over gRPC, scripted agents, SQLite.
+The dispatcher reads the roster every 0.05 s here (ASG_WORKER_ROSTER_SECONDS)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from asg_grpc.v1 import common_pb2
+from tests.core.labeling.conftest import Agent, CoreHarness
+from tests.core.labeling.test_adaptive_dispatch import Crowd, honest
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.core_settings(worker_roster_seconds=0.05, rate_limit=False)]
+
+SETTLE = 0.5  # ten roster periods
+
+
+async def test_majority_task_fails_once_every_worker_labeled_it_without_a_majority(
+    harness: CoreHarness,
+) -> None:
+    a, b = await harness.agent(), await harness.agent()
+    task_id = await harness.submit(threshold=3)  # needs 3 labels; only 2 workers exist
+    for agent, option in ((a, "cat"), (b, "dog")):
+        [assignment] = await agent.assignments(1)
+        await agent.label(assignment.task_id, option)
+    result = await harness.wait_decided(task_id)
+    assert result.status == common_pb2.TASK_STATUS_FAILED
+    assert (result.failure_reason, result.worker_count, result.consensus_label) == ("no_consensus", 2, "")
+
+
+async def test_a_task_every_worker_skipped_fails(harness: CoreHarness) -> None:
+    a = await harness.agent()
+    task_id = await harness.submit(threshold=2)
+    [assignment] = await a.assignments(1)
+    await a.skip(assignment.task_id)
+    result = await harness.wait_decided(task_id)
+    assert (result.status, result.failure_reason, result.worker_count) == (
+        common_pb2.TASK_STATUS_FAILED,
+        "no_consensus",
+        0,
+    )
+
+
+async def test_a_registered_worker_offline_keeps_the_task_open_until_it_comes(harness: CoreHarness) -> None:
+    a, b = await harness.agent(), await harness.agent()
+    later = await harness.register_worker()  # registered, not connected
+    task_id = await harness.submit(threshold=3)
+    for agent in (a, b):
+        [assignment] = await agent.assignments(1)
+        await agent.label(assignment.task_id, "cat")
+    await asyncio.sleep(SETTLE)
+    assert (await harness.result(task_id)).status == common_pb2.TASK_STATUS_IN_PROGRESS
+
+    c = Agent(harness.labeling, later)
+    await c.hello(1)
+    harness.agents.append(c)
+    [assignment] = await c.assignments(1)
+    await c.label(assignment.task_id, "cat")
+    result = await harness.wait_decided(task_id)
+    assert (result.status, result.consensus_label, result.worker_count) == (
+        common_pb2.TASK_STATUS_VERIFIED,
+        "cat",
+        3,
+    )
+
+
+async def test_a_task_nobody_has_seen_waits_for_workers(harness: CoreHarness) -> None:
+    task_id = await harness.submit(threshold=2, task_type="sentiment")  # no worker of that type
+    await asyncio.sleep(SETTLE)
+    assert (await harness.result(task_id)).status == common_pb2.TASK_STATUS_PENDING
+
+
+async def test_adaptive_task_is_decided_below_target_when_the_workers_run_out(harness: CoreHarness) -> None:
+    """Two unknown workers agreeing are not 95 % sure (the engine would buy more), but there is
+    nobody else: the leading option, at the engine's lower confidence."""
+    crowd = Crowd(harness)
+    try:
+        for _ in range(2):
+            await crowd.join(honest)
+        task_id = await crowd.submit("dog", threshold=2, max_labels=10)
+        [result] = await crowd.decided([task_id])
+    finally:
+        await crowd.stop()
+    assert result.status == common_pb2.TASK_STATUS_VERIFIED
+    assert (result.consensus_label, result.worker_count, result.agreement_count) == ("dog", 2, 2)
+    assert 0.5 < result.confidence < 0.95
