@@ -138,9 +138,9 @@ class ServerError(APIStatusError):
     """5xx: the gateway or the core behind it failed; 503 means the core is unreachable."""
 
 
-class PollTimeoutError(ASGError):
+class PollTimeoutError(ASGError, TimeoutError):
     """``poll_result`` or a ``wait_for_*`` reached its timeout; ``last_status`` says where the
-    task was."""
+    task was. Also a builtin ``TimeoutError``, so ``except TimeoutError`` catches it."""
 
     def __init__(self, task_id: str, last_status: str | None, timeout: float) -> None:
         super().__init__(f"task {task_id} still {last_status} after {timeout:g} s")
@@ -159,8 +159,9 @@ class NoReceiptError(ASGError):
         self.status = status
 
 
-class JobTimeoutError(ASGError):
-    """``wait_job`` reached its timeout before the job completed or failed.
+class JobTimeoutError(ASGError, TimeoutError):
+    """``wait_job`` reached its timeout before the job completed or failed (also a builtin
+    ``TimeoutError``).
 
     The job goes on running on the server: ``job`` is the last state seen (counts included), and
     waiting again, or ``get_job``, picks it up where it is.

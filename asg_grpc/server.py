@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from functools import partial
@@ -19,7 +20,7 @@ from asg_grpc.dispatch.dispatcher import Dispatcher, DispatchSettings
 from asg_grpc.dispatch.lease import DispatchLease, DispatchTaken
 from asg_grpc.domain.settlement import WorkerPayment
 from asg_grpc.jobs.runner import JobRunner
-from asg_grpc.metrics import CoreCollector, MetricsServer
+from asg_grpc.metrics import CoreCollector, MetricsServer, timed_store
 from asg_grpc.operator import operator_token
 from asg_grpc.sealing import Sealer, seal_webhook_secret
 from asg_grpc.services.billing import BillingService
@@ -90,6 +91,8 @@ class Core:
                 f"ASG_STORE={settings.store_url} cannot serve the core yet: its backend lacks"
                 f" {', '.join(missing)} (docs/storage-aerospike.md, Not on Aerospike yet)"
             )
+        # Every caller's store calls timed in asg_store_seconds (docs/operations.md).
+        self.store = timed_store(self.store)
         # Set when the core can no longer run as configured (the dispatch lease was lost).
         self.failed = asyncio.Event()
         self.health = health.aio.HealthServicer()
@@ -169,9 +172,16 @@ class Core:
         reflection.enable_server_reflection(
             (*self.services, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
         )
-        self.port = self.server.add_insecure_port(settings.grpc_addr)
+        try:
+            self.port = self.server.add_insecure_port(settings.grpc_addr)
+        except RuntimeError:  # grpc's "Failed to bind": taken, or not an address of this machine
+            self.port = 0
         if not self.port:
-            raise OSError(f"cannot listen on {settings.grpc_addr}")
+            self.store.close()
+            raise SettingsError(
+                f"ASG_GRPC_ADDR / --grpc {settings.grpc_addr}: cannot listen there"
+                " (in use, or not this machine's)"
+            )
         self._background: list[asyncio.Task[None]] = []
         dispatcher = self.dispatcher
         self.metrics = (
@@ -189,7 +199,16 @@ class Core:
             self.dispatcher.notify_payments(paid)
 
     async def start(self) -> None:
-        """Raises DispatchTaken when another live core dispatches for this store."""
+        """Raises DispatchTaken when another live core dispatches for this store, SettingsError
+        when the metrics address cannot be listened on (before anything else has started)."""
+        if self.metrics is not None:
+            try:
+                await self.metrics.start()
+            except OSError as exc:
+                raise SettingsError(
+                    f"ASG_METRICS_ADDR={self.settings.metrics_addr}: cannot listen there"
+                    f" ({os.strerror(exc.errno) if exc.errno else exc})"
+                ) from None
         if self.dispatcher is not None and self.lease is not None:
             self.lease.acquire()
             await self.dispatcher.start()
@@ -201,8 +220,6 @@ class Core:
                 await self.settlement.start()
             self._background.append(asyncio.get_running_loop().create_task(self.lease.keep(self.failed.set)))
         await self.server.start()
-        if self.metrics is not None:
-            await self.metrics.start()
         for name in ("", *self.services):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info(
@@ -215,6 +232,13 @@ class Core:
                 "metrics": self.settings.metrics_addr or None,
             },
         )
+
+    async def abandon(self) -> None:
+        """After a failed start: what start() opened before it failed, closed, and the store."""
+        if self.metrics is not None:
+            await self.metrics.stop()
+        await self.server.stop(None)
+        self.store.close()
 
     async def stop(self) -> None:
         """Refuse new calls, let running ones finish for a grace period, then close the store."""
@@ -259,8 +283,11 @@ async def serve(settings: Settings) -> int:
         await core.start()
     except DispatchTaken as exc:
         log.error(str(exc))
-        core.store.close()
+        await core.abandon()
         return 1
+    except SettingsError:
+        await core.abandon()
+        raise
     waiters = [loop.create_task(stop.wait()), loop.create_task(core.failed.wait())]
     await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     for waiter in waiters:

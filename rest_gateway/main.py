@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
+import socket
 import sys
 
 import uvicorn
@@ -16,6 +19,7 @@ from rest_gateway.settings import GatewaySettings, SettingsError
 log = logging.getLogger("asg.gateway")
 
 EXIT_SETTINGS = 2  # a setting that cannot be used, like argparse's exit code for a bad flag
+EXIT_STARTUP = 3  # the app did not start (uvicorn's own code for it)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -25,27 +29,54 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """Bound here rather than by uvicorn, so that a taken address is one line naming the
+    setting (exit 2), not uvicorn's log line and exit 3. Options as uvicorn's own bind."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host.strip("[]"), port))
+    except BaseException:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
 def main(argv: list[str] | None = None) -> None:
     """Settings are read here, once; one that cannot be used exits 2 with its name, no traceback."""
     args = parser().parse_args(argv)
     try:
         settings = GatewaySettings.from_env().with_overrides(http_addr=args.http, core_addr=args.core)
         host, port = settings.host_port
+        try:
+            sock = listen(host, port)
+        except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise SettingsError(
+                f"ASG_HTTP_ADDR / --http {settings.http_addr}: cannot listen there ({reason})"
+            ) from None
     except SettingsError as exc:
         print(f"asg-gateway: {exc}", file=sys.stderr)
         sys.exit(EXIT_SETTINGS)
     logs.configure(settings.log_level)
     log.info("gateway settings", extra={"settings": masked(settings)})
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
-        host=host,
-        port=port,
         loop="uvloop",
         http="httptools",
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=5,
     )
+    server = uvicorn.Server(config)
+    bound_host, bound_port = sock.getsockname()[:2]
+    log.info("gateway listening", extra={"http": f"{bound_host}:{bound_port}"})
+    # Ctrl-C: served until then and stopped gracefully; no traceback (as uvicorn.run).
+    with sock, contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[sock])
+    if not server.started:
+        sys.exit(EXIT_STARTUP)
 
 
 if __name__ == "__main__":

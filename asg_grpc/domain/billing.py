@@ -12,7 +12,7 @@ from __future__ import annotations
 import calendar
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from asg_grpc.domain.errors import ValidationError
@@ -91,6 +91,41 @@ class UsageCounts:
     labels_ended: int = 0  # on the cancelled and expired tasks: charged at the label price only
     # The tier the charged tasks were submitted on; None: unknown (priced at the current one).
     tier: str | None = None
+
+
+# What a store counts a task as, per month: `submitted` in the month of its creation; once
+# decided, in the month of the decision, `charged` (verified or settled), `failed` (no
+# consensus) or `ended` (cancelled or expired). The fields of UsageCounts each kind adds to.
+USAGE_KINDS: dict[str, tuple[str, str | None]] = {
+    "submitted": ("tasks_submitted", None),
+    "charged": ("tasks_charged", "labels_collected"),
+    "failed": ("tasks_failed", None),
+    "ended": ("tasks_failed", "labels_ended"),
+}
+
+
+def usage_kind(status: str) -> str:
+    """The kind a decided task in this status counts as (USAGE_KINDS)."""
+    return "failed" if status == "failed" else "ended" if status in ("cancelled", "expired") else "charged"
+
+
+def usage_counts(rows: Iterable[tuple[str, str | None, str, int, int]]) -> list[UsageCounts]:
+    """A store's usage counters, (task type, tier, kind, tasks, labels), as UsageCounts lines.
+
+    Submissions and failures are not priced: they go on the type's line without a tier; the
+    others on a line per tier they were submitted on. Every backend's counters end here, so
+    they answer alike."""
+    lines: dict[tuple[str, str | None], dict[str, int]] = {}
+    for task_type, tier, kind, tasks, labels in rows:
+        if not tasks and not labels:
+            continue
+        tasks_field, labels_field = USAGE_KINDS[kind]
+        priced = kind in ("charged", "ended")
+        line = lines.setdefault((task_type, tier if priced else None), {})
+        line[tasks_field] = line.get(tasks_field, 0) + tasks
+        if labels_field is not None:
+            line[labels_field] = line.get(labels_field, 0) + labels
+    return [UsageCounts(task_type, tier=tier, **fields) for (task_type, tier), fields in lines.items()]
 
 
 @dataclass(frozen=True, slots=True)

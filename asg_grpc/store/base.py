@@ -325,9 +325,10 @@ class Store(Protocol):
         ...
 
     def usage_counts(self, customer_id: str, start: float, end: float) -> list[UsageCounts]:
-        """Per task type: tasks created in [start, end) and tasks failed in it (on rows without
-        a tier), and tasks decided with a consensus in it with their labels (on a row per tier
-        they were submitted on). Answers from indexes, without reading task rows."""
+        """Per task type, over the whole months whose first second is in [start, end): tasks
+        created and tasks failed (on rows without a tier), and tasks decided with a consensus
+        with their labels (on a row per tier they were submitted on). From counters kept as
+        tasks change (billing.usage_counts), without reading task rows."""
         ...
 
     def first_task_at(self, customer_id: str) -> float | None:

@@ -17,7 +17,6 @@ from pathlib import Path
 import orjson
 
 from asg_grpc.domain import consensus, ids
-from asg_grpc.domain.billing import UsageCounts
 from asg_grpc.domain.customers import MAX_ACTIVE_KEYS, ApiKey, Customer, Registration
 from asg_grpc.domain.errors import (
     Conflict,
@@ -344,6 +343,8 @@ MIGRATIONS: tuple[str, ...] = (
         saved_at REAL NOT NULL
     );
     """,
+    # Billing's monthly usage in the dashboard's counters (sqlite_dashboard.py), backfilled.
+    sqlite_dashboard.USAGE_COUNTERS,
 )
 
 
@@ -587,33 +588,6 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
         assert customer is not None
         return customer
 
-    def usage_counts(self, customer_id: str, start: float, end: float) -> list[UsageCounts]:
-        counts: dict[tuple[str, str | None], dict[str, int]] = {}
-        for task_type, submitted in self._db.execute(
-            "SELECT task_type, COUNT(*) FROM tasks INDEXED BY tasks_customer_created"
-            " WHERE customer_id = ? AND created_at >= ? AND created_at < ? GROUP BY task_type",
-            (customer_id, start, end),
-        ):
-            counts.setdefault((task_type, None), {})["tasks_submitted"] = submitted
-        for task_type, tier, kind, tasks, labels in self._db.execute(
-            "SELECT task_type, tier, CASE status WHEN 'failed' THEN 'failed'"
-            " WHEN 'cancelled' THEN 'ended' WHEN 'expired' THEN 'ended' ELSE 'charged' END AS kind,"
-            " COUNT(*), SUM(COALESCE(worker_count, 0))"
-            " FROM tasks INDEXED BY tasks_customer_decided"
-            " WHERE customer_id = ? AND decided_at >= ? AND decided_at < ?"
-            " GROUP BY task_type, tier, kind",
-            (customer_id, start, end),
-        ):
-            # Failed tasks are not priced: counted on the type's row without a tier. Cancelled
-            # and expired ones are failures whose labels are priced (docs/billing.md).
-            line = counts.setdefault((task_type, None if kind == "failed" else tier), {})
-            fields = {"failed": ("tasks_failed",), "ended": ("tasks_failed", "labels_ended")}.get(
-                kind, ("tasks_charged", "labels_collected")
-            )
-            for name, value in zip(fields, (tasks, labels), strict=False):
-                line[name] = line.get(name, 0) + value
-        return [UsageCounts(task_type, tier=tier, **fields) for (task_type, tier), fields in counts.items()]
-
     def first_task_at(self, customer_id: str) -> float | None:
         row = self._db.execute(
             "SELECT MIN(created_at) FROM tasks WHERE customer_id = ?", (customer_id,)
@@ -730,7 +704,7 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             rows,
         )
-        sqlite_dashboard.count_submitted(db, customer_id, now, len(rows))
+        sqlite_dashboard.count_submitted(db, customer_id, now, [spec.task_type for _, spec in specs])
         return created
 
     def _replays(
@@ -939,7 +913,7 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
             # and the labels for it are not stored: nobody is billed or paid for them.
             closed: set[str] = set()
             decided: dict[str, list[str]] = {"task.verified": [], "task.failed": []}
-            with sqlite_dashboard.counted(db, [task.task_id for task in batch.tasks]):
+            with sqlite_dashboard.counted_labeling(db, batch.tasks):
                 for task in batch.tasks:
                     if db.execute(_TASK_STATE_UPDATE, _task_state_row(task, batch.now)).rowcount == 0:
                         closed.add(task.task_id)

@@ -12,6 +12,12 @@ million. A counter row is (customer, metric, bucket) → n, total:
     perfect / ''            those where every label agreed
     label   / <label>       consensus labels of verified and settled tasks
     settled / ''            settled tasks; total = Σ (settled_at − created_at)
+    usage   / YYYY-MM|kind|tier|task_type   billing's usage of that UTC month: n tasks, total =
+                            Σ labels; kind as billing.USAGE_KINDS (`submitted` by created_at,
+                            the others by decided_at), tier '' when none or not priced
+
+Usage is counted, not priced: prices are settings (ASG_TIERS) that may change between two
+reads, so `GET /v1/billing/usage` prices the counts as it reads them, as it did the scan's.
 
 A change applies the old row's contributions negated and the new row's, netted per counter.
 The first version did that in triggers; they cost the labeling path a third of its throughput
@@ -28,7 +34,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
+from asg_grpc.domain import consensus
+from asg_grpc.domain.billing import Month, UsageCounts, parse_month, usage_counts, usage_kind
 from asg_grpc.domain.dashboard import Counters, TaskQuery, TaskRow, TaskRows
+from asg_grpc.domain.labeling import OpenTask
 from asg_grpc.domain.tasks import TaskStatus
 
 _DECIDED = "{r}.status IN ('verified', 'settled', 'failed')"
@@ -97,15 +106,56 @@ DROP TRIGGER dashboard_task_insert;
 DROP TRIGGER dashboard_task_update;
 """
 
+
+def _usage_contributions(r: str, sign: str, *, submitted: bool, source: str = "") -> str:
+    """SELECTs of (c, m, b, n, t): what row `r` adds to the `usage` counters, times `sign`
+    (its submission only when `submitted`: created_at and task_type never change)."""
+    month = "strftime('%Y-%m', {at}, 'unixepoch')"
+    parts = []
+    if submitted:
+        parts.append(
+            f"SELECT {r}.customer_id AS c, 'usage' AS m,"
+            f" {month.format(at=r + '.created_at')} || '|submitted||' || {r}.task_type AS b,"
+            f" {sign} AS n, 0.0 AS t{source}"
+        )
+    kind = (
+        f"CASE {r}.status WHEN 'failed' THEN 'failed|' WHEN 'cancelled' THEN 'ended|'"
+        f" WHEN 'expired' THEN 'ended|' ELSE 'charged|' END"
+    )
+    tier = f"CASE {r}.status WHEN 'failed' THEN '' ELSE coalesce({r}.tier, '') END"
+    labels = f"CASE {r}.status WHEN 'failed' THEN 0 ELSE coalesce({r}.worker_count, 0) END"
+    parts.append(
+        f"SELECT {r}.customer_id, 'usage',"
+        f" {month.format(at=r + '.decided_at')} || '|' || {kind} || {tier} || '|' || {r}.task_type,"
+        f" {sign}, {sign} * {labels}{source} WHERE {r}.decided_at IS NOT NULL"
+    )
+    return " UNION ALL ".join(parts)
+
+
+# Appended after PYTHON_COUNTERS: billing's usage of a month in counters too (the usage
+# endpoints read them instead of a month of task rows), backfilled from the rows there are.
+# The index the old reads used goes (nothing else reads it: one less index per decision);
+# the delete trigger now counts usage as well.
+USAGE_COUNTERS = f"""
+DROP INDEX tasks_customer_decided;
+DROP TRIGGER dashboard_task_delete;
+CREATE TRIGGER dashboard_task_delete AFTER DELETE ON tasks BEGIN
+    {_apply(_contributions("OLD", "-1", day=True), _usage_contributions("OLD", "-1", submitted=True))}
+END;
+{_apply(_usage_contributions("tasks", "1", submitted=True, source=" FROM tasks"))}
+"""
+
 _DECIDED_STATUSES = frozenset({"verified", "settled", "failed"})
 _LABELED_STATUSES = frozenset({"verified", "settled"})
-# Grouped by (customer, status, confidence bin, perfect, label, has settled_at): the buckets a row
-# counts in, computed as _bin and Tally.add do.
+# Grouped by (customer, status, confidence bin, perfect, label, has settled_at, task type, tier,
+# month decided): the buckets a row counts in, computed as _bin and Tally.add do.
 _GROUPED = (
     "SELECT customer_id, status,"
     " CAST(min(9, max(0, CAST(coalesce(confidence, 0.0) * 10 + 1e-9 AS INTEGER))) AS TEXT),"
     " coalesce(worker_count > 0 AND agreement_count = worker_count, 0), consensus_label,"
-    " settled_at IS NOT NULL, count(*), total(coalesce(confidence, 0.0)), total(settled_at - created_at)"
+    " settled_at IS NOT NULL, task_type, tier, strftime('%Y-%m', decided_at, 'unixepoch'),"
+    " count(*), total(coalesce(confidence, 0.0)), total(settled_at - created_at),"
+    " total(coalesce(worker_count, 0))"
     " FROM tasks"
 )
 _UPSERT = (
@@ -116,9 +166,26 @@ _UPSERT = (
 # Well under SQLite's limit of host parameters per statement (32766 since 3.32).
 _CHUNK = 5000
 
-CountedRow = tuple[str, str, float, float | None, str | None, int | None, int | None, float | None]
-# customer, status, confidence bin, perfect, label, has settled_at, n, Σ confidence, Σ (settled − created)
-CountedGroup = tuple[str, str, str, bool, str | None, bool, int, float, float]
+# customer, status, created_at, confidence, label, worker count, agreement count, settled_at,
+# task type, tier, decided_at
+CountedRow = tuple[
+    str,
+    str,
+    float,
+    float | None,
+    str | None,
+    int | None,
+    int | None,
+    float | None,
+    str,
+    str | None,
+    float | None,
+]
+# customer, status, confidence bin, perfect, label, has settled_at, task type, tier, month
+# decided (YYYY-MM or None), n, Σ confidence, Σ (settled − created), Σ worker count
+CountedGroup = tuple[
+    str, str, str, bool, str | None, bool, str, str | None, str | None, int, float, float, float
+]
 
 
 def _bin(confidence: float) -> str:
@@ -143,7 +210,19 @@ class Tally:
 
     def add(self, row: CountedRow, sign: int) -> None:
         """What one task row contributes (times `sign`), the submission day aside."""
-        customer, status, created_at, confidence, label, workers, agreed, settled_at = row
+        (
+            customer,
+            status,
+            created_at,
+            confidence,
+            label,
+            workers,
+            agreed,
+            settled_at,
+            task_type,
+            tier,
+            decided_at,
+        ) = row
         self.add_group(
             (
                 customer,
@@ -152,16 +231,21 @@ class Tally:
                 bool(workers and agreed == workers),
                 label,
                 settled_at is not None,
+                task_type,
+                tier,
+                None if decided_at is None else str(Month.of(decided_at)),
                 1,
                 confidence or 0.0,
                 (settled_at or created_at) - created_at,
+                workers or 0,
             ),
             sign,
         )
 
     def add_group(self, group: CountedGroup, sign: int) -> None:
         """What `n` task rows alike in every counted bucket contribute (times `sign`)."""
-        customer, status, bin_, perfect, label, has_settled_at, n, confidence_sum, settle_sum = group
+        customer, status, bin_, perfect, label, has_settled_at, task_type, tier, decided_month = group[:9]
+        n, confidence_sum, settle_sum, workers_sum = group[9:]
         self.bump(customer, "status", status, sign * n)
         if status in _DECIDED_STATUSES:
             self.bump(customer, "decided", "", sign * n, sign * confidence_sum)
@@ -172,6 +256,23 @@ class Tally:
             self.bump(customer, "label", label, sign * n)
         if status == "settled" and has_settled_at:
             self.bump(customer, "settled", "", sign * n, sign * settle_sum)
+        if decided_month is not None:
+            kind = usage_kind(status)
+            if kind == "failed":  # not priced: no tier, no labels (as _usage_contributions)
+                tier, workers_sum = None, 0
+            self.bump(
+                customer,
+                "usage",
+                f"{decided_month}|{kind}|{tier or ''}|{task_type}",
+                sign * n,
+                sign * workers_sum,
+            )
+
+    def submitted(self, customer_id: str, created_at: float, task_type: str, n: int) -> None:
+        """`n` new tasks of this type: in their status (pending), their day and their month."""
+        self.bump(customer_id, "status", "pending", n)
+        self.bump(customer_id, "day", day_of(created_at), n)
+        self.bump(customer_id, "usage", f"{Month.of(created_at)}|submitted||{task_type}", n)
 
     def write(self, db: sqlite3.Connection) -> None:
         db.executemany(
@@ -211,20 +312,66 @@ def counted(db: sqlite3.Connection, task_ids: Sequence[str]) -> Iterator[None]:
     tally.write(db)
 
 
+@contextmanager
+def counted_labeling(db: sqlite3.Connection, tasks: Sequence[OpenTask]) -> Iterator[None]:
+    """`counted` for record_labeling's updates, cheaper (they are most of the counting): each
+    changes a row only while it is undecided (`decided_at IS NULL`), and such a row counts in
+    its status alone. So "before" is the undecided rows' status, and "after" is the task's new
+    status, known here, for a task still undecided; only the tasks decided now are read again
+    (docs/benchmarks.md, what the counters cost)."""
+    task_ids = [task.task_id for task in tasks]
+    if len(set(task_ids)) != len(task_ids):  # a task twice: only its first update applies
+        with counted(db, task_ids):
+            yield
+        return
+    before: dict[str, tuple[str, str]] = {}
+    for start in range(0, len(task_ids), _CHUNK):
+        chunk = task_ids[start : start + _CHUNK]
+        for task_id, customer_id, status in db.execute(
+            "SELECT task_id, customer_id, status FROM tasks"
+            f" WHERE task_id IN ({', '.join('?' * len(chunk))}) AND decided_at IS NULL",
+            chunk,
+        ):
+            before[task_id] = (customer_id, status)
+    yield
+    tally = Tally()
+    reread = []
+    for task in tasks:
+        old = before.get(task.task_id)
+        if old is None:  # decided already: the update left it alone
+            continue
+        customer_id, status = old
+        tally.bump(customer_id, "status", status, -1)
+        verdict = isinstance(task.outcome, consensus.Decided | consensus.NoConsensus)
+        if not verdict and not task.status.decided:  # written with no verdict (_task_state_row)
+            tally.bump(customer_id, "status", task.status.value, 1)
+        else:
+            reread.append(task.task_id)
+    for group in _counted_groups(db, reread):
+        tally.add_group(group, 1)
+    tally.write(db)
+
+
 def count_inserted(db: sqlite3.Connection, rows: Sequence[CountedRow]) -> None:
     """Task rows written in bulk (bench/dashboard.py's load), whatever their status."""
     tally = Tally()
     for row in rows:
         tally.add(row, 1)
         tally.bump(row[0], "day", day_of(row[2]), 1)
+        tally.bump(row[0], "usage", f"{Month.of(row[2])}|submitted||{row[8]}", 1)
     tally.write(db)
 
 
-def count_submitted(db: sqlite3.Connection, customer_id: str, created_at: float, n: int) -> None:
-    """New tasks are pending: they count in their status and their day."""
+def count_submitted(
+    db: sqlite3.Connection, customer_id: str, created_at: float, task_types: Sequence[str]
+) -> None:
+    """New tasks, one of each type given (repeats and all): pending, in their day and month."""
     tally = Tally()
-    tally.bump(customer_id, "status", "pending", n)
-    tally.bump(customer_id, "day", day_of(created_at), n)
+    if len(set(task_types)) == 1:  # the usual batch: one type
+        tally.submitted(customer_id, created_at, task_types[0], len(task_types))
+    else:
+        for task_type in task_types:
+            tally.submitted(customer_id, created_at, task_type, 1)
     tally.write(db)
 
 
@@ -237,7 +384,8 @@ class DashboardTables:
     def dashboard_counters(self, customer_id: str, since_day: str) -> Counters:
         counters = Counters()
         rows = self._db.execute(
-            "SELECT metric, bucket, n, total FROM dashboard_counts WHERE customer_id = ? AND metric <> 'day'"
+            "SELECT metric, bucket, n, total FROM dashboard_counts"
+            " WHERE customer_id = ? AND metric NOT IN ('day', 'usage')"
             " UNION ALL SELECT metric, bucket, n, total FROM dashboard_counts"
             " WHERE customer_id = ? AND metric = 'day' AND bucket >= ?",
             (customer_id, customer_id, since_day),
@@ -258,6 +406,22 @@ class DashboardTables:
             elif metric == "settled":
                 counters.settled, counters.settlement_seconds_sum = n, total
         return counters
+
+    def usage_counts(self, customer_id: str, start: float, end: float) -> list[UsageCounts]:
+        """Whole months, from the `usage` counters: a month counts when its first second is in
+        [start, end) (callers ask for one month, or several)."""
+        rows = self._db.execute(
+            "SELECT bucket, n, total FROM dashboard_counts"
+            " WHERE customer_id = ? AND metric = 'usage' AND bucket >= ? AND bucket < ?",
+            # '}' sorts after '|': every bucket of the month `end` falls in, filtered below.
+            (customer_id, str(Month.of(start)), f"{Month.of(end)}}}"),
+        )
+        lines = []
+        for bucket, n, total in rows:
+            month, kind, tier, task_type = bucket.split("|", 3)
+            if start <= parse_month(month, 0.0).start < end:
+                lines.append((task_type, tier or None, kind, int(n), int(total)))
+        return usage_counts(lines)
 
     def status_totals(self) -> dict[str, int]:
         rows = self._db.execute(

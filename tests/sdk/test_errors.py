@@ -10,6 +10,7 @@ from asg_gateway import (
     AuthenticationError,
     BadRequestError,
     ConflictError,
+    JobTimeoutError,
     NotFoundError,
     PayloadTooLargeError,
     PermissionDeniedError,
@@ -70,6 +71,21 @@ def test_another_403_stays_permission_denied() -> None:
 def test_every_error_is_an_asg_error() -> None:
     for cls in (APIConnectionError, APIStatusError, PollTimeoutError):
         assert issubclass(cls, ASGError)
+
+
+def test_timeouts_are_builtin_timeout_errors_naming_the_last_status() -> None:
+    """`except TimeoutError` catches a wait that ran out, as issue 16 asks."""
+    error = PollTimeoutError("tsk_1", "in_progress", 2.5)
+    assert isinstance(error, TimeoutError) and isinstance(error, ASGError)
+    assert str(error) == "task tsk_1 still in_progress after 2.5 s"
+    assert (error.task_id, error.last_status, error.timeout, error.message) == (
+        "tsk_1",
+        "in_progress",
+        2.5,
+        str(error),
+    )
+    job_error = JobTimeoutError("job_1", "labeling", 3, {"job_id": "job_1"})
+    assert isinstance(job_error, TimeoutError) and str(job_error) == "job job_1 still labeling after 3 s"
 
 
 def test_str_shows_status_message_and_request_id() -> None:

@@ -31,7 +31,7 @@ from aerospike_helpers.operations import expression_operations as eops
 from aerospike_helpers.operations import map_operations as mops
 from aerospike_helpers.operations import operations as ops
 
-from asg_grpc.domain.billing import Month, UsageCounts
+from asg_grpc.domain.billing import Month, UsageCounts, usage_counts, usage_kind
 from asg_grpc.domain.dashboard import Counters, day_of
 from asg_grpc.domain.errors import Unavailable
 from asg_grpc.store.aerospike.connection import AerospikeUrl
@@ -41,7 +41,6 @@ MAX_INT = 2**63 - 1
 CAS_ROUNDS = 16
 _DECIDED = frozenset({"verified", "settled", "failed"})
 _LABELED = frozenset({"verified", "settled"})
-_ENDED = frozenset({"cancelled", "expired"})
 # Once here a task's contribution never changes again, so its `ap` entry is dropped.
 _FINAL = frozenset({"settled", "failed", "cancelled", "expired"})
 FLOAT_KEYS = frozenset({"conf", "stls"})
@@ -80,8 +79,7 @@ def contribution(bins: dict[str, Any]) -> dict[str, float]:
         out["stls"] = float(bins["settled"] - created)
     decided = bins.get("decided")
     if decided is not None:
-        kind = "failed" if status == "failed" else "ended" if status in _ENDED else "charged"
-        row = f"use|{_month(decided)}|{bins['type']}|{bins.get('tier') or ''}|{kind}"
+        row = f"use|{_month(decided)}|{bins['type']}|{bins.get('tier') or ''}|{usage_kind(status)}"
         out[f"{row}|t"] = 1
         out[f"{row}|l"] = bins.get("wcount") or 0
     return out
@@ -246,28 +244,17 @@ class Counts:
     def usage(self, customer_id: str, start: float, end: float) -> list[UsageCounts]:
         """Whole months: a month counts when its first second is in [start, end)."""
         c, _ = self._map(customer_id)
-        lines: dict[tuple[str, str | None], dict[str, int]] = {}
+        rows: dict[tuple[str, str | None, str], list[int]] = {}
         for key, n in c.items():
             parts = key.split("|")
             if parts[0] not in ("sub", "use") or not start <= _month_start(parts[1]) < end or not n:
                 continue
             if parts[0] == "sub":
-                line = lines.setdefault(("|".join(parts[2:]), None), {})
-                line["tasks_submitted"] = line.get("tasks_submitted", 0) + n
+                rows.setdefault(("|".join(parts[2:]), None, "submitted"), [0, 0])[0] += int(n)
                 continue
             task_type, tier, kind, what = "|".join(parts[2:-3]), parts[-3] or None, parts[-2], parts[-1]
-            # Failed tasks are not priced: on the type's row without a tier (as on SQLite).
-            line = lines.setdefault((task_type, None if kind == "failed" else tier), {})
-            name = {
-                ("failed", "t"): "tasks_failed",
-                ("ended", "t"): "tasks_failed",
-                ("ended", "l"): "labels_ended",
-                ("charged", "t"): "tasks_charged",
-                ("charged", "l"): "labels_collected",
-            }.get((kind, what))
-            if name is not None:
-                line[name] = line.get(name, 0) + n
-        return [UsageCounts(t, tier=tier, **fields) for (t, tier), fields in lines.items() if fields]
+            rows.setdefault((task_type, tier, kind), [0, 0])[0 if what == "t" else 1] += int(n)
+        return usage_counts((*row, tasks, labels) for row, (tasks, labels) in rows.items())
 
     def first_task_at(self, customer_id: str) -> float | None:
         return self._map(customer_id)[1]

@@ -15,6 +15,7 @@ from asg_grpc.domain.billing import (
     months_between,
     parse_month,
     price,
+    usage_counts,
 )
 from asg_grpc.domain.errors import RateLimited, ValidationError
 from asg_grpc.domain.ratelimit import RateLimiter
@@ -130,3 +131,25 @@ def test_full_buckets_are_forgotten_when_there_are_too_many() -> None:
     limiter.take("c", limit, 10.0)  # a and b have refilled by now
 
     assert len(limiter) == 1
+
+
+def test_usage_counters_become_lines_with_failures_unpriced_and_empty_rows_left_out() -> None:
+    lines = usage_counts(
+        [
+            ("sentiment", None, "submitted", 4, 0),
+            ("sentiment", "pro", "charged", 2, 6),
+            ("sentiment", "pro", "ended", 1, 1),
+            ("sentiment", "pro", "failed", 1, 0),  # a backend may keep a tier: not priced, dropped
+            ("sentiment", "sandbox", "charged", 0, 0),  # netted to nothing
+        ]
+    )
+
+    assert sorted(lines, key=repr) == sorted(
+        [
+            UsageCounts("sentiment", tasks_submitted=4, tasks_failed=1),
+            UsageCounts(
+                "sentiment", tasks_charged=2, labels_collected=6, tasks_failed=1, labels_ended=1, tier="pro"
+            ),
+        ],
+        key=repr,
+    )

@@ -1,5 +1,5 @@
 """The store's usage counts, on every backend: months bound by created_at for submissions and
-by decided_at for charges, customers kept apart; on SQLite the queries answered from indexes."""
+by decided_at for charges, customers kept apart (test_usage_counters.py: from counters)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from asg_grpc.domain.customers import Registration
 from asg_grpc.domain.errors import NotFound
 from asg_grpc.domain.tasks import TaskSpec, TaskStatus
 from asg_grpc.store.base import LabelingBatch, Submission
-from asg_grpc.store.sqlite import SQLiteStore
 from tests.store.contract.conftest import OpenStore
 
 MARCH_31_LATE = calendar.timegm((2026, 3, 31, 23, 59, 0))
@@ -142,18 +141,3 @@ def test_set_customer_tier_changes_tier_and_quota_and_keeps_reservations(any_sto
     assert owner is not None and owner.tier == "pro"
     with pytest.raises(NotFound):
         store.set_customer_tier("cust_unknown", "pro", 1)
-
-
-@pytest.mark.parametrize("column", ["created_at", "decided_at"])
-def test_usage_queries_read_only_a_covering_index(store: SQLiteStore, column: str) -> None:
-    # A month of 100k tasks is answered from an index range, never a scan of the tasks table.
-    plan = " ".join(
-        str(row[3])
-        for row in store._db.execute(
-            f"EXPLAIN QUERY PLAN SELECT task_type, COUNT(*) FROM tasks WHERE customer_id = ?"
-            f" AND {column} >= ? AND {column} < ? GROUP BY task_type",
-            ("c", 0.0, 1.0),
-        )
-    )
-
-    assert "COVERING INDEX" in plan, plan
