@@ -101,6 +101,8 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._dirty = asyncio.Event()
         self._batch = self._new_batch()
+        # Verified and no-consensus outcomes of the batch's labels: metrics, counted at its flush.
+        self._decisions = [0, 0]
         self._touched: dict[str, OpenTask] = {}
         self._acks: list[tuple[Session, str]] = []
         self._tasks_running: list[asyncio.Task[None]] = []
@@ -265,7 +267,10 @@ class Dispatcher:
             return
         session.held.pop(task_id, None)
         self._batch.labels.append((task_id, session.worker_id, option, now))
-        metrics.label_counted(outcome)
+        if isinstance(outcome, consensus.Decided):
+            self._decisions[0] += 1
+        elif isinstance(outcome, consensus.NoConsensus):
+            self._decisions[1] += 1
         self._touch(task)
         self._acks.append((session, task_id))
         if task.closed:
@@ -385,11 +390,17 @@ class Dispatcher:
         now = time.time()
         deadline = now + self.settings.lease_seconds
         quality = self.quality
+        available, by_seq, held, room = self._available, self._by_seq, session.held, session.max_in_flight
         i = 0
-        while i < len(self._available) and session.wants_work:
-            task = self._by_seq[self._available[i]]
+        # Runs after every label, over the oldest tasks first: most it passes over are ones this
+        # worker holds or has labeled, so those two lookups come before the full check. Only
+        # `held` grows in the loop, so `wants_work` reduces to its length.
+        while i < len(available) and len(held) < room:
+            task = by_seq[available[i]]
             if (
-                task.task_type not in session.task_types
+                worker_id in task.claims
+                or worker_id in task.labels
+                or task.task_type not in session.task_types
                 or not task.offerable_to(worker_id, now)
                 or not quality.eligible(worker_id, task)
             ):
@@ -397,11 +408,11 @@ class Dispatcher:
                 continue
             if task.claim(worker_id, deadline, now):
                 self._touch(task)  # pending → in_progress
-            session.held[task.task_id] = deadline
+            held[task.task_id] = deadline
             heapq.heappush(self._leases, (deadline, task.task_id, worker_id))
             session.outbox.assign(task, deadline)
             if task.free_slots <= 0:
-                del self._available[i]
+                del available[i]
             else:
                 i += 1
         if self._more_in_store and (session.wants_work or len(self._available) < self._low_water // 2):
@@ -424,7 +435,8 @@ class Dispatcher:
         except Exception:
             self._dirty.set()  # the writer tries again
             raise
-        self._batch, self._acks, self._touched = self._new_batch(), [], {}
+        metrics.labels_counted(len(batch.labels), *self._decisions)
+        self._batch, self._acks, self._touched, self._decisions = self._new_batch(), [], {}, [0, 0]
         for session, task_id in acks:
             if task_id in closed:  # the label came too late and was not stored
                 session.outbox.error(task_id, Refusal.WITHDRAWN)

@@ -4,31 +4,31 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from starlette.responses import Response, StreamingResponse
 
 from asg_common import rest_json
 from asg_grpc.v1 import jobs_pb2
 from rest_gateway import decode, models
 from rest_gateway.core import Core
-from rest_gateway.openapi import AUTHED, BODY, body, errors
+from rest_gateway.openapi import AUTHED, errors
 from rest_gateway.params import Cursor, PageLimit
 from rest_gateway.responses import json
+from rest_gateway.routes._declare import post_body
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=errors(*AUTHED))
 
 
-@router.post(
-    "",
+post_body(
+    router,
+    "create_job",
+    reader=decode.JOB,
+    rpc=lambda client: client.jobs.CreateJob,
+    render=rest_json.job_created,
     status_code=202,
-    openapi_extra=body(models.JobInput),
-    responses=errors(*BODY, 403),
     response_model=models.JobCreated,
+    refusals=(403,),
 )
-async def create_job(request: Request, call: Core) -> Response:
-    message = (await decode.JOB.read(request)).to_proto()
-    reply = await call(call.client.jobs.CreateJob, message)
-    return json(rest_json.job_created(reply), 202)
 
 
 @router.get(

@@ -2,31 +2,31 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from starlette.responses import Response
 
 from asg_common import rest_json
 from asg_grpc.v1 import webhooks_pb2
 from rest_gateway import decode, models
 from rest_gateway.core import Core
-from rest_gateway.openapi import AUTHED, BODY, body, errors
+from rest_gateway.openapi import AUTHED, errors
 from rest_gateway.params import PageLimit
 from rest_gateway.responses import json
+from rest_gateway.routes._declare import post_body
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses=errors(*AUTHED))
 
 
-@router.post(
-    "",
+post_body(
+    router,
+    "create_webhook",
+    reader=decode.WEBHOOK,
+    rpc=lambda client: client.webhooks.CreateWebhook,
+    render=rest_json.webhook,
     status_code=201,
-    openapi_extra=body(models.WebhookInput),
-    responses=errors(*BODY, 409),
     response_model=models.Webhook,
+    refusals=(409,),
 )
-async def create_webhook(request: Request, call: Core) -> Response:
-    message = (await decode.WEBHOOK.read(request)).to_proto()
-    reply = await call(call.client.webhooks.CreateWebhook, message)
-    return json(rest_json.webhook(reply), 201)
 
 
 @router.get(

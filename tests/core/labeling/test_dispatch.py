@@ -7,6 +7,7 @@ import time
 
 import grpc
 import pytest
+from prometheus_client import REGISTRY
 
 from asg_grpc.v1 import common_pb2, labeling_pb2, tasks_pb2
 from tests.core.labeling.conftest import OPERATOR, CoreHarness, address, stored_options
@@ -64,6 +65,26 @@ async def test_work_stream_refuses_a_bad_or_missing_token(harness: CoreHarness, 
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await call.read()
     assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def _sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_labels_and_decisions_are_counted_once_committed(harness: CoreHarness) -> None:
+    """asg_labels and asg_decisions move by what was acked (the dispatcher counts per commit)."""
+    labels_before = _sample("asg_labels_total")
+    verified_before = _sample("asg_decisions_total", outcome="verified")
+    task_id = await harness.submit(threshold=2)
+    agents = [await harness.agent() for _ in range(2)]
+    for agent in agents:
+        assert [a.task_id for a in await agent.assignments(1)] == [task_id]
+        await agent.label(task_id, "cat")
+    for agent in agents:
+        await agent.read_until(lambda a: task_id in a.acked)
+
+    assert _sample("asg_labels_total") - labels_before == 2
+    assert _sample("asg_decisions_total", outcome="verified") - verified_before == 1
 
 
 @pytest.mark.parametrize("threshold", range(2, 11))
