@@ -392,7 +392,12 @@ class Settings:
 
     @property
     def store_options(self) -> StoreOptions:
-        return StoreOptions(self.idempotency_ttl, self.sqlite_synchronous, self.sqlite_busy_timeout)
+        return StoreOptions(
+            self.idempotency_ttl,
+            self.sqlite_synchronous,
+            self.sqlite_busy_timeout,
+            ledger_path=self.data_dir / "ledger.sqlite3",
+        )
 
     @property
     def operator_token_path(self) -> Path:

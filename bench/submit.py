@@ -1,9 +1,10 @@
 """Submit throughput: single `POST /v1/tasks`, batches of 1000, and the ceiling to compare with.
 
 Prints one JSON object on stdout (progress goes to stderr). Without `--base-url` it starts its
-own stack (free loopback ports, a temporary data dir, a quota of 10**9 labels), kills the core
-with SIGKILL at the end and counts the rows in its SQLite file, so "accepted" is checked to mean
-"durable against a process crash". With `--base-url` the stack must have been started with
+own stack (free loopback ports, a temporary data dir, a quota of 10**9 labels) on the store
+`--store` names (default: SQLite in that data dir), kills the core with SIGKILL at the end and
+counts the customer's tasks in the store, so "accepted" is checked to mean "durable against a
+process crash". With `--base-url` the stack must have been started with
 `ASG_SANDBOX_LABEL_QUOTA=1000000000` (a sandbox customer has 500 labels by default).
 
 Single submits are driven by `wrk` (C, so the client takes little of the CPU the server needs);
@@ -11,8 +12,8 @@ without it, by an asyncio httpx client, and the JSON says so. The ceiling (bench
 a bare FastAPI endpoint making one gRPC call to a bare grpc.aio server that inserts one row,
 loaded with the same wrk script and connection count.
 
-    .venv/bin/python bench/submit.py [--base-url URL] [--duration 10] [--connections 64]
-                                     [--batches 4]
+    .venv/bin/python bench/submit.py [--base-url URL | --store URL] [--duration 10]
+                                     [--connections 64] [--batches 4]
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import json
 import os
 import platform
 import shutil
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -35,7 +35,9 @@ from pathlib import Path
 import httpx
 
 from asg_grpc.devstack import Stack, StackError, free_addr
+from asg_grpc.domain.dashboard import TaskQuery
 from asg_grpc.settings import Settings
+from asg_grpc.store.open import open_store, sqlite_url
 
 QUOTA = 10**9
 BATCH_SIZE = 1000
@@ -288,20 +290,21 @@ def measure_stack(base_url: str, args: argparse.Namespace, script: Path, pids: l
     return StackRun(single, batch, accepted, customer_id, auth)
 
 
-def check_durable(stack: Stack, customer_id: str, accepted: int) -> dict:
-    """SIGKILL the core (no shutdown code runs), then count what the SQLite file still holds."""
+def check_durable(stack: Stack, store_url: str, customer_id: str, accepted: int) -> dict:
+    """SIGKILL the core (no shutdown code runs), then count what the store still holds."""
     stack.kill("core")
     stack.stop()
-    db = sqlite3.connect(stack.data_dir / "asg.sqlite3")
+    store = open_store(store_url)
     try:
-        [rows] = db.execute("SELECT count(*) FROM tasks WHERE customer_id = ?", (customer_id,)).fetchone()
+        query = TaskQuery(page=1, per_page=1, status=None, newest_first=True)
+        stored = store.dashboard_tasks(customer_id, query).total
     finally:
-        db.close()
+        store.close()
     return {
         "after": "SIGKILL of the core",
         "accepted_2xx_tasks": accepted,
-        "rows_in_sqlite": rows,
-        "ok": rows >= accepted,
+        "tasks_in_store": stored,
+        "ok": stored >= accepted,
     }
 
 
@@ -391,12 +394,19 @@ def main() -> None:
         "--base-url",
         help="a running stack (started with ASG_SANDBOX_LABEL_QUOTA=1000000000); default: start one",
     )
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        help="ASG_STORE of the stack it starts (e.g. aerospike://127.0.0.1:3000/asg); default: SQLite",
+    )
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
     parser.add_argument("--connections", type=int, default=64, help="for single submits")
     parser.add_argument("--batches", type=int, default=4, help="concurrent clients posting batches of 1000")
     args = parser.parse_args()
     if args.duration <= 0 or args.connections < 1 or args.batches < 1:
         parser.error("--duration, --connections and --batches must be positive")
+    if args.base_url and args.store:
+        parser.error("--store is for the stack this starts; a --base-url stack has its own")
 
     with tempfile.TemporaryDirectory(prefix="asg-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -406,10 +416,14 @@ def main() -> None:
         if args.base_url:
             # The stack's own setting is not visible over the API: this is our environment's.
             synchronous = Settings.from_env().sqlite_synchronous
+            store_kind = "the --base-url stack's"
             run = measure_stack(args.base_url.rstrip("/"), args, script, None)
         else:
             # One key at thousands of requests a second: the sandbox rate limit would refuse it.
             env = {"ASG_SANDBOX_LABEL_QUOTA": str(QUOTA), "ASG_RATE_LIMIT": "off"}
+            store_url = args.store or sqlite_url(tmp / "data" / "asg.sqlite3")
+            env["ASG_STORE"] = store_url
+            store_kind = store_url.partition(":")[0]
             synchronous = Settings.from_env({**os.environ, **env}).sqlite_synchronous
             logs = tmp / "logs"
             stack = Stack(free_addr(), free_addr(), tmp / "data", log_dir=logs, env=env)
@@ -420,7 +434,7 @@ def main() -> None:
                 pids = [proc.pid for proc in stack.procs.values()]
                 run = measure_stack(stack.base_url, args, script, pids)
                 stack.check_alive()
-                durable = check_durable(stack, run.customer_id, run.accepted)
+                durable = check_durable(stack, store_url, run.customer_id, run.accepted)
             except BaseException:
                 for log_path in sorted(logs.glob("*.log")):
                     log(f"{log_path.name}:\n{_tail(log_path)}")
@@ -443,6 +457,7 @@ def main() -> None:
             "single_ge_60pct_ceiling": ratio >= TARGET_RATIO,
             "batch_ge_40000": batch["tasks_per_s"] >= TARGET_BATCH,
         },
+        "store": store_kind,
         "synchronous": synchronous,
         "durable": durable,
     }

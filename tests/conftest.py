@@ -9,6 +9,7 @@ own conftest holds what only it needs. Every test is marked with its kind (`-m e
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,6 +57,32 @@ def store(tmp_path: Path) -> Iterator[SQLiteStore]:
 def wallet(tmp_path: Path) -> Wallet:
     """A platform wallet, its key generated into the test's dir."""
     return load_wallet(None, tmp_path / "wallet.wif")
+
+
+def stop_process(proc: subprocess.Popen, grace: float = 20) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `grace` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def until_serving(core: subprocess.Popen) -> tuple[list[str], str]:
+    """A core started with stderr=PIPE, text=True: its log lines up to "core serving", then
+    stopped; the lines and what it wrote after."""
+    lines: list[str] = []
+    try:
+        assert core.stderr is not None
+        for line in core.stderr:
+            lines.append(line)
+            if "core serving" in line:
+                break
+    finally:
+        core.terminate()
+        rest = core.communicate(timeout=30)[1]
+    return lines, rest
 
 
 def make_stack(tmp: Path, **env: str) -> Stack:

@@ -119,5 +119,19 @@ class LimitReached(DomainError):
 class RateLimited(LimitReached):
     """The key made more calls than its tier allows; `retry_after` is whole seconds (≥ 1)."""
 
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"rate limit exceeded: retry after {retry_after} s", retry_after)
+    def __init__(self, retry_after: int, hint: str = "") -> None:
+        message = f"rate limit exceeded: retry after {retry_after} s"
+        super().__init__(f"{message}; {hint}" if hint else message, retry_after)
+
+
+def rate_hint(tier: str, per_second: float, burst: int, customer_id: str) -> str:
+    """The numbers and the way out of a customer's rate-limit refusal (docs/billing.md)."""
+    way_out = (
+        f"asg customer tier {customer_id or 'CUSTOMER_ID'} pro"
+        if tier != "pro"
+        else "a tier with a higher rate in ASG_TIERS"
+    )
+    return (
+        f"the {tier} tier allows {per_second:g} calls per second per key (burst {burst});"
+        f" an operator raises it by moving the customer: {way_out} (docs/billing.md)"
+    )

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from asg_grpc.domain.customers import Customer, environment_of, hash_token
-from asg_grpc.domain.errors import Unauthenticated
+from asg_grpc.domain.errors import RateLimited, Unauthenticated, rate_hint
 from asg_grpc.domain.tiers import RateLimit
 from asg_grpc.domain.workers import Worker
 from asg_grpc.services.ratelimit import KeyLimits
@@ -101,8 +101,13 @@ class Callers:
 
     def spend(self, caller: CustomerCaller) -> None:
         """Count one call of the caller's key; raises RateLimited when it has none left."""
-        if caller.rate_limit is not None:
-            self.limits.take(caller.key_hash, caller.rate_limit)
+        limit = caller.rate_limit
+        if limit is not None:
+            try:
+                self.limits.take(caller.key_hash, limit)
+            except RateLimited as exc:
+                hint = rate_hint(caller.tier, limit.per_second, limit.burst, caller.customer_id)
+                raise RateLimited(exc.retry_after, hint) from None
 
     def customer_record(self, context: grpc.aio.ServicerContext) -> Customer:
         """The calling customer's whole record (quota, key hint), for the RPCs that show or

@@ -34,6 +34,9 @@ class StoreOptions:
     idempotency_ttl: int = IDEMPOTENCY_TTL
     sqlite_synchronous: str = "NORMAL"
     sqlite_busy_timeout: float = 5.0
+    # Aerospike only: the local ledger's SQLite file, shared by the cores of one host
+    # (asg_grpc/store/aerospike/ledger.py); Settings puts it at <data dir>/ledger.sqlite3.
+    ledger_path: Path = Path("var/ledger.sqlite3")
 
 
 def parse_store_url(url: str) -> SqliteUrl | AerospikeUrl:
@@ -73,7 +76,15 @@ def open_store(url: str | SqliteUrl | AerospikeUrl, options: StoreOptions | None
 
     # Not every area is on Aerospike yet: `missing_areas` says which, and the core refuses to
     # start on a store that lacks what it would call (asg_grpc/server.py).
-    return cast(Store, AerospikeStore(parsed, idempotency_ttl=options.idempotency_ttl))
+    return cast(
+        Store,
+        AerospikeStore(
+            parsed,
+            idempotency_ttl=options.idempotency_ttl,
+            ledger_path=options.ledger_path,
+            busy_timeout=options.sqlite_busy_timeout,
+        ),
+    )
 
 
 def missing_areas(store: object) -> list[str]:

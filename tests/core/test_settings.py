@@ -15,6 +15,7 @@ import pytest
 from bsv import PrivateKey
 
 from asg_grpc.settings import Settings
+from tests.conftest import until_serving
 
 BIN = Path(sys.executable).parent
 SECRETS = {
@@ -106,16 +107,7 @@ def test_the_core_logs_one_banner_line_with_its_secrets_masked(tmp_path: Path) -
     core = subprocess.Popen(
         [str(BIN / "asg-server")], env={**os.environ, **env}, stderr=subprocess.PIPE, text=True
     )
-    lines: list[str] = []
-    try:
-        assert core.stderr is not None
-        for line in core.stderr:
-            lines.append(line)
-            if "core serving" in line:
-                break
-    finally:
-        core.terminate()
-        rest = core.communicate(timeout=30)[1]
+    lines, rest = until_serving(core)
     output = "".join(lines) + rest
     banners = [json.loads(line) for line in lines if '"core settings"' in line]
     assert len(banners) == 1, output

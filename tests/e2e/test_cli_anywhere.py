@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from asg_grpc.devstack import free_addr
-from tests.conftest import register
+from tests.conftest import register, stop_process
 from tests.e2e.test_labeling import wait_for
 
 BIN = Path(sys.executable).parent
@@ -61,12 +61,7 @@ def asg_dev_in(clone: Path, state: Path) -> Iterator[str]:
             wait_for("asg dev says the stack is up", up, 45)
             yield f"http://{http_addr}"
         finally:
-            proc.terminate()
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
 
 
 @pytest.fixture

@@ -76,13 +76,18 @@ def calls_until_limited(stack: Stack, key: str, most: int = 50) -> tuple[int, ht
 
 
 def test_after_the_burst_a_key_gets_429_with_retry_after(limited: Stack) -> None:
-    key = new_key(limited)
+    registered = register(limited.base_url)
+    key, customer_id = registered["api_key"], registered["customer_id"]
 
     allowed, reply = calls_until_limited(limited, key)
 
     assert allowed == SANDBOX_BURST
     assert reply.headers["Retry-After"].isdigit() and int(reply.headers["Retry-After"]) >= 1
-    assert reply.json()["error"].startswith("rate limit exceeded")
+    error = reply.json()["error"]
+    assert error.startswith(f"rate limit exceeded: retry after {reply.headers['Retry-After']} s; ")
+    # The numbers and the way out, as a quota refusal has them (issue 16).
+    assert f"the sandbox tier allows 0.001 calls per second per key (burst {SANDBOX_BURST})" in error
+    assert f"asg customer tier {customer_id} pro" in error
     assert reply.headers["content-type"] == "application/json"
 
 

@@ -142,32 +142,10 @@ class AerospikeTasks:
             except QuotaExhausted:
                 self._release_claims(customer_id, specs, fresh)
                 raise
-        created: dict[int, Task] = {}
-        first_gseq = self._sequence.allocate(len(fresh), now) if fresh else 0
-        try:
-            for offset, index in enumerate(fresh):
-                spec = specs[index]
-                task = created[index] = Task(
-                    claims[index].task_id,
-                    customer_id,
-                    TaskStatus.PENDING,
-                    spec,
-                    batch_id,
-                    now,
-                    now,
-                    expires_at=None if spec.expires_in_seconds is None else now + spec.expires_in_seconds,
-                )
-                bins = self._task_bins(task, first_seq + offset, tier)
-                # `open`: indexed while the task is pending or in progress (dispatch reads it).
-                bins["gseq"] = bins["open"] = first_gseq + offset
-                if task.expires_at is not None:
-                    bins["due"] = due_ms(task.expires_at)  # indexed until it is decided
-                self._records.create(self._tasks, task.task_id, bins)
-        finally:
-            if fresh:  # written, or never will be: either way no longer holding dispatch back
-                self._sequence.done(first_gseq)
-        for task in created.values():  # each new task counted (repair() finishes a crash's)
-            self._toutbox.counts.follow_up(task.task_id)
+        written = self.write_tasks(
+            customer_id, [(claims[i].task_id, specs[i]) for i in fresh], batch_id, tier, first_seq, now
+        )
+        created = dict(zip(fresh, written, strict=True))
         out: list[Submitted] = []
         for index, claim in enumerate(claims):
             if index in created:
@@ -178,6 +156,46 @@ class AerospikeTasks:
                 raise Unavailable("the task of this idempotency key is being written; retry shortly")
             out.append(Submitted(_task(found[0]), replayed=True))
         return out
+
+    def write_tasks(
+        self,
+        customer_id: str,
+        specs: list[tuple[str, TaskSpec]],
+        batch_id: str | None,
+        tier: str | None,
+        first_seq: int,
+        now: float,
+    ) -> list[Task]:
+        """Step 3 (labels reserved, customer seqs `first_seq`… taken): each (task id, spec)
+        CREATE_ONLY with its global sequence number, then counted. Also a job's lines (jobs.py)."""
+        created: list[Task] = []
+        if not specs:
+            return created
+        first_gseq = self._sequence.allocate(len(specs), now)
+        try:
+            for offset, (task_id, spec) in enumerate(specs):
+                task = Task(
+                    task_id,
+                    customer_id,
+                    TaskStatus.PENDING,
+                    spec,
+                    batch_id,
+                    now,
+                    now,
+                    expires_at=None if spec.expires_in_seconds is None else now + spec.expires_in_seconds,
+                )
+                created.append(task)
+                bins = self._task_bins(task, first_seq + offset, tier)
+                # `open`: indexed while the task is pending or in progress (dispatch reads it).
+                bins["gseq"] = bins["open"] = first_gseq + offset
+                if task.expires_at is not None:
+                    bins["due"] = due_ms(task.expires_at)  # indexed until it is decided
+                self._records.create(self._tasks, task.task_id, bins)
+        finally:  # written, or never will be: either way no longer holding dispatch back
+            self._sequence.done(first_gseq)
+        for task in created:  # each new task counted (repair() finishes a crash's)
+            self._toutbox.counts.follow_up(task.task_id)
+        return created
 
     def _idem_key(self, customer_id: str, key: str) -> str:
         """Unambiguous: customer ids never hold a "/" (and a NUL would end the C string)."""

@@ -5,9 +5,7 @@ second call is a second core process, or the same one restarted; it opens it as 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +28,7 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenS
             return store
 
     else:
-        url = request.getfixturevalue("aerospike_url")
-        url = replace(url, set_prefix=f"{url.set_prefix}{uuid.uuid4().hex[:6]}_")
+        url = request.getfixturevalue("fresh_aerospike_url")
 
         def opener(options: StoreOptions | None = None) -> Any:
             store = open_url(url, options)

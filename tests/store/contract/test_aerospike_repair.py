@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -24,8 +22,8 @@ from tests.store.contract.test_settlement import FUNDS, intent, verified_task
 
 
 @pytest.fixture
-def url(aerospike_url: AerospikeUrl) -> AerospikeUrl:
-    return replace(aerospike_url, set_prefix=f"{aerospike_url.set_prefix}{uuid.uuid4().hex[:6]}_")
+def url(fresh_aerospike_url: AerospikeUrl) -> AerospikeUrl:
+    return fresh_aerospike_url
 
 
 @pytest.fixture

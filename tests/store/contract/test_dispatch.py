@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
-from dataclasses import replace
 
 from asg_grpc.domain.tasks import TaskStatus
 from asg_grpc.store.aerospike import AerospikeStore, AerospikeUrl
@@ -98,11 +96,10 @@ def test_two_stores_racing_for_the_dispatch_lease_one_wins(open_store: OpenStore
         assert stores[1].dispatch_lease() == (won[0], float(round_))
 
 
-def test_open_tasks_wait_for_a_submission_still_being_written(aerospike_url: AerospikeUrl) -> None:
+def test_open_tasks_wait_for_a_submission_still_being_written(fresh_aerospike_url: AerospikeUrl) -> None:
     """Aerospike only (SQLite commits a submission whole): a dispatcher that pages by sequence
     must not step over a number another core took and has not written yet."""
-    url = replace(aerospike_url, set_prefix=f"{aerospike_url.set_prefix}{uuid.uuid4().hex[:6]}_")
-    store = AerospikeStore(url)
+    store = AerospikeStore(fresh_aerospike_url)
     try:
         customer_id = register(store)
         [before] = submit(store, customer_id)
