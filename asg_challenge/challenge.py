@@ -74,26 +74,28 @@ def _gw(request: Request) -> Gateway:
     return gw
 
 
-async def challenge_page(request: Request) -> Response:
-    """GET /.cg/challenge?redir=/path: a challenge on demand (any client, navigation or not)."""
+def _own_request(request: Request) -> tuple[Gateway, Client, Session]:
+    """A request to the gateway's own challenge routes: it updates the session's header
+    signals only (not its site traffic) and is answered as a navigation (the page)."""
     gw = _gw(request)
     c = client_of(request, gw)
     now = time.time()
     s = gw.session(c.sid, now)
     observe(request, c, s, now, site=False)
     c.navigation = True
+    return gw, c, s
+
+
+async def challenge_page(request: Request) -> Response:
+    """GET /.cg/challenge?redir=/path: a challenge on demand (any client, navigation or not)."""
+    gw, c, s = _own_request(request)
     return page_response(gw, c, s, request.query_params.get("redir", "/"))
 
 
 async def answer(request: Request) -> Response:
     """POST /.cg/answer (form): pass → 303 to `redir` with the pass cookie; otherwise a new
     challenge (403), or 429 with Retry-After after too many failures."""
-    gw = _gw(request)
-    c = client_of(request, gw)
-    now = time.time()
-    s = gw.session(c.sid, now)
-    observe(request, c, s, now, site=False)
-    c.navigation = True
+    gw, c, s = _own_request(request)
     body = await request.body()
     if len(body) > MAX_ANSWER_BODY:
         raise PayloadTooLarge(f"an answer is at most {MAX_ANSWER_BODY} bytes")
