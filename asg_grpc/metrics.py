@@ -25,7 +25,6 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from asg_grpc.domain import consensus
 from asg_grpc.store.base import Store
 
 log = logging.getLogger("asg.metrics")
@@ -81,14 +80,6 @@ def labels_counted(labels: int, verified: int, no_consensus: int) -> None:
         _VERIFIED.inc(verified)
     if no_consensus:
         _NO_CONSENSUS.inc(no_consensus)
-
-
-def decided(outcome: consensus.Outcome) -> None:
-    """A consensus outcome reached outside a label's commit (closing a task no worker is left for)."""
-    if isinstance(outcome, consensus.Decided):
-        _VERIFIED.inc()
-    elif isinstance(outcome, consensus.NoConsensus):
-        _NO_CONSENSUS.inc()
 
 
 def _timed(call: Callable[..., Any], method: str) -> Callable[..., Any]:

@@ -101,7 +101,7 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._dirty = asyncio.Event()
         self._batch = self._new_batch()
-        # Verified and no-consensus outcomes of the batch's labels: metrics, counted at its flush.
+        # Verified and no-consensus outcomes in the batch (labels, closed tasks): counted at its flush.
         self._decisions = [0, 0]
         self._touched: dict[str, OpenTask] = {}
         self._acks: list[tuple[Session, str]] = []
@@ -267,10 +267,7 @@ class Dispatcher:
             return
         session.held.pop(task_id, None)
         self._batch.labels.append((task_id, session.worker_id, option, now))
-        if isinstance(outcome, consensus.Decided):
-            self._decisions[0] += 1
-        elif isinstance(outcome, consensus.NoConsensus):
-            self._decisions[1] += 1
+        self._count(outcome)
         self._touch(task)
         self._acks.append((session, task_id))
         if task.closed:
@@ -525,6 +522,13 @@ class Dispatcher:
                 by_type.setdefault(task_type, set()).add(worker.worker_id)
         self._roster = {task_type: sorted(ids) for task_type, ids in by_type.items()}
 
+    def _count(self, outcome: consensus.Outcome) -> None:
+        """An outcome for the metrics, counted when the batch that holds it is committed."""
+        if isinstance(outcome, consensus.Decided):
+            self._decisions[0] += 1
+        elif isinstance(outcome, consensus.NoConsensus):
+            self._decisions[1] += 1
+
     def _close_stranded(self) -> int:
         """Close the tasks no registered worker can label any more, so none stays open for
         ever: each was seen by some worker (labeled or skipped), nobody holds it, and every
@@ -549,7 +553,7 @@ class Dispatcher:
                 "no worker left for a task: closed",
                 extra={"task_id": task.task_id, "status": task.status.value, "labels": len(task.labels)},
             )
-            metrics.decided(outcome)
+            self._count(outcome)
             self._touch(task)
             self._forget(task)
             closed += 1
