@@ -23,9 +23,8 @@ from asg_grpc.settings import Settings
 from asg_grpc.store.aerospike.connection import check_namespace, parse_url
 from rest_gateway.settings import GatewaySettings
 from tests.conftest import stop_process
+from tests.store.conftest import BUNDLE, PORTS, REPO
 
-REPO = Path(__file__).resolve().parents[2]
-BUNDLE = REPO.parent / "shared" / "aerospike"
 SOURCES = ("asg_grpc", "rest_gateway", "asg_common")
 
 
@@ -111,7 +110,7 @@ def node_on_the_compose_config(tmp_path: Path) -> Iterator[int]:
     (tmp_path / "data").mkdir()
     ports = free_ports(4)
     conf = (REPO / "deploy" / "aerospike.conf").read_text()
-    for default, port in zip((3000, 3001, 3002, 3003), ports, strict=True):
+    for default, port in zip(PORTS, ports, strict=True):
         conf = conf.replace(f"port {default}\n", f"port {port}\n")
     conf = conf.replace("/opt/aerospike/data", str(tmp_path / "data"))
     conf = conf.replace("address any", "address 127.0.0.1")
