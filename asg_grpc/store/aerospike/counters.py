@@ -88,6 +88,16 @@ def contribution(bins: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def _earliest(created: float) -> Any:
+    """first_task_at: the earliest `created` seen (a minimum: repeating it changes nothing)."""
+    earliest = exp.Cond(
+        exp.And(exp.BinExists("first"), exp.LE(exp.FloatBin("first"), created)),
+        exp.FloatBin("first"),
+        created,
+    ).compile()
+    return eops.expression_write("first", earliest)
+
+
 def _difference(new: dict[str, float], old: dict[str, float]) -> dict[str, float]:
     keys = set(new) | set(old)
     delta = {k: new.get(k, 0) - old.get(k, 0) for k in keys}
@@ -176,20 +186,14 @@ class Counts:
         for _, bins in born:
             for key, amount in bins["cpend"].items():
                 total[key] = total.get(key, 0) + amount
-        self._records.create(self._counts, customer_id, {"cid": customer_id, "ap": {"": 0}})
+        self._ensure_counts(customer_id)
         none_yet = exp.Eq(
             exp.MapGetByKeyList(None, aerospike.MAP_RETURN_COUNT, task_ids, exp.MapBin("ap")), 0
-        ).compile()
-        created = min(float(bins["created"]) for _, bins in born)
-        earliest = exp.Cond(
-            exp.And(exp.BinExists("first"), exp.LE(exp.FloatBin("first"), created)),
-            exp.FloatBin("first"),
-            created,
         ).compile()
         operations = [mops.map_increment("c", key, amount) for key, amount in sorted(total.items())]
         operations += [
             mops.map_put_items("ap", dict.fromkeys(task_ids, 1)),
-            eops.expression_write("first", earliest),
+            _earliest(min(float(bins["created"]) for _, bins in born)),
         ]
         try:
             self._operate(self._counts, customer_id, operations, {"expressions": none_yet})
@@ -205,6 +209,10 @@ class Counts:
         with contextlib.suppress(Unavailable):  # left over: `repair` finds them by cver
             self._clear_born(task_ids)
 
+    def _ensure_counts(self, customer_id: str) -> None:
+        """The customer's counter record, created empty the first time (CREATE_ONLY)."""
+        self._records.create(self._counts, customer_id, {"cid": customer_id, "ap": {"": 0}})
+
     def _clear_born(self, task_ids: list[str]) -> None:
         """Step 3 for tasks still as born (cver 1), in one batch call."""
         keys = [self._records.key(self._tasks, task_id) for task_id in task_ids]
@@ -216,7 +224,7 @@ class Counts:
     def _finish(self, task_id: str, bins: dict[str, Any]) -> None:
         """Steps 2 and 3 for the `cpend` the task holds (each harmless to repeat)."""
         customer_id, cver, delta = bins["owner"], bins["cver"], bins["cpend"]
-        self._records.create(self._counts, customer_id, {"cid": customer_id, "ap": {"": 0}})
+        self._ensure_counts(customer_id)
         not_yet = exp.Or(
             exp.Not(
                 exp.MapGetByKey(
@@ -232,14 +240,7 @@ class Counts:
         ).compile()
         operations = [mops.map_increment("c", key, amount) for key, amount in sorted(delta.items())]
         operations.append(mops.map_put("ap", task_id, cver))
-        # first_task_at: the earliest `created` seen (a minimum: repeating it changes nothing).
-        created = float(bins["created"])
-        earliest = exp.Cond(
-            exp.And(exp.BinExists("first"), exp.LE(exp.FloatBin("first"), created)),
-            exp.FloatBin("first"),
-            created,
-        ).compile()
-        operations.append(eops.expression_write("first", earliest))
+        operations.append(_earliest(float(bins["created"])))
         with contextlib.suppress(aex.FilteredOut):
             self._operate(self._counts, customer_id, operations, {"expressions": not_yet})
         same = exp.Eq(exp.IntBin("cver"), cver).compile()
