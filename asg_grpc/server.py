@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from functools import partial
+from typing import cast
 
 import grpc
 import uvloop
@@ -17,7 +18,8 @@ from grpc_reflection.v1alpha import reflection
 
 from asg_common import logs
 from asg_grpc.dispatch.dispatcher import Dispatcher, DispatchSettings
-from asg_grpc.dispatch.lease import DispatchLease, DispatchTaken
+from asg_grpc.dispatch.lease import HEARTBEAT, DispatchLease, DispatchTaken
+from asg_grpc.dispatch.partitions import PARTITIONS, Partitions, PartitionStore
 from asg_grpc.domain.settlement import WorkerPayment
 from asg_grpc.jobs.runner import JobRunner
 from asg_grpc.metrics import CoreCollector, MetricsServer, timed_store
@@ -75,7 +77,9 @@ class Core:
     """The running core: its store, gRPC server and health status, started and stopped once.
 
     With `settings.dispatch` (the default) it also dispatches work to labelers and serves
-    LabelingService; only one core process per store may (docs/labeling.md).
+    LabelingService. On SQLite only one core process per store may (docs/labeling.md); on a
+    shared store every core dispatches its partitions of the open tasks, and the one holding
+    the dispatch lease (the primary) also runs settlement, webhooks and jobs (docs/storage.md).
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -119,6 +123,10 @@ class Core:
             self.store, KeyLimits(settings.tiers, enabled=settings.rate_limit), operator_token(settings)
         )
         self.services: tuple[str, ...] = CORE_SERVICES
+        # On a shared store: the partitions of the open tasks this core dispatches.
+        self.partitions: Partitions | None = None
+        self._primary = False
+        shared = isinstance(self.store, PartitionStore)
         if settings.dispatch:
             self.dispatcher = Dispatcher(
                 self.store,
@@ -130,8 +138,16 @@ class Core:
                     refresh_interval=settings.consensus_refresh_seconds,
                     roster_interval=settings.worker_roster_seconds,
                 ),
+                partitions=PARTITIONS if shared else 0,
             )
             self.lease = DispatchLease(self.store)
+            if shared:
+                self.partitions = Partitions(
+                    cast(PartitionStore, self.store),
+                    self.lease.owner,
+                    self.dispatcher.own,
+                    self.dispatcher.disown,
+                )
             self.webhooks = WebhookWorker(self.store, settings, sealer)
             self.jobs = JobRunner(self.store, settings, sealer, self.dispatcher.wake)
             self.settlement = Settlement(self.store, settings, on_paid=self._tell_workers)
@@ -211,15 +227,21 @@ class Core:
                     f" ({os.strerror(exc.errno) if exc.errno else exc})"
                 ) from None
         if self.dispatcher is not None and self.lease is not None:
-            self.lease.acquire()
-            await self.dispatcher.start()
-            if self.webhooks is not None:
-                await self.webhooks.start()
-            if self.jobs is not None:
-                await self.jobs.start()
-            if self.settlement is not None:
-                await self.settlement.start()
-            self._background.append(asyncio.get_running_loop().create_task(self.lease.keep(self.failed.set)))
+            loop = asyncio.get_running_loop()
+            if self.partitions is None:
+                self.lease.acquire()
+                await self.dispatcher.start()
+                await self._start_primary()
+            else:
+                self.partitions.rebalance()
+                await self.dispatcher.start()
+                self._background.append(loop.create_task(self.partitions.keep()))
+                try:
+                    self.lease.acquire()
+                except DispatchTaken:  # another core is the primary; this one stands by
+                    self._background.append(loop.create_task(self._stand_by()))
+                else:
+                    await self._start_primary()
         await self.server.start()
         for name in ("", *self.services):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -233,6 +255,34 @@ class Core:
                 "metrics": self.settings.metrics_addr or None,
             },
         )
+
+    async def _start_primary(self) -> None:
+        """This core holds the dispatch lease: settlement, webhooks and jobs run here."""
+        assert self.lease is not None
+        self._primary = True
+        if self.webhooks is not None:
+            await self.webhooks.start()
+        if self.jobs is not None:
+            await self.jobs.start()
+        if self.settlement is not None:
+            await self.settlement.start()
+        self._background.append(asyncio.get_running_loop().create_task(self.lease.keep(self.failed.set)))
+
+    async def _stand_by(self) -> None:
+        """A shared store's secondary core: takes the dispatch lease once its holder is gone."""
+        assert self.lease is not None
+        while True:
+            await asyncio.sleep(HEARTBEAT)
+            try:
+                self.lease.acquire()
+            except DispatchTaken:
+                continue
+            except Exception:
+                log.exception("taking the dispatch lease failed; retrying")
+                continue
+            log.warning("the primary core is gone: this core runs settlement, webhooks and jobs now")
+            await self._start_primary()
+            return
 
     async def abandon(self) -> None:
         """After a failed start: what start() opened before it failed, closed, and the store."""
@@ -249,11 +299,11 @@ class Core:
         for task in self._background:
             task.cancel()
         try:
-            if self.settlement is not None:
+            if self._primary and self.settlement is not None:
                 await self.settlement.stop()
-            if self.jobs is not None:
+            if self._primary and self.jobs is not None:
                 await self.jobs.stop()
-            if self.webhooks is not None:
+            if self._primary and self.webhooks is not None:
                 await self.webhooks.stop()
             if self.dispatcher is not None:
                 # Labels received so far are committed and acked, then the Work streams end,
@@ -264,7 +314,9 @@ class Core:
                 await self.server.stop(SHUTDOWN_GRACE_SECONDS)
             finally:
                 try:
-                    if self.lease is not None and not self.failed.is_set():
+                    if self.partitions is not None and not self.failed.is_set():
+                        self.partitions.release()
+                    if self._primary and self.lease is not None and not self.failed.is_set():
                         self.lease.release()
                 finally:
                     self.store.close()

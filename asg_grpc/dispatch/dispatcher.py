@@ -4,8 +4,9 @@ Everything here runs on the core's event loop, so the in-memory state changes on
 time; the store is written by `flush`, which batches whatever changed since the previous
 flush into one transaction and only then acknowledges the labels it held.
 
-Dispatch runs in one core process per store (DESIGN allows several core processes to serve
-TaskService on one store; only one of them should dispatch, see docs/labeling.md).
+On SQLite dispatch runs in one core process per store (docs/labeling.md). On a shared store
+(Aerospike) every core dispatches the partitions of the open tasks it holds
+(asg_grpc/dispatch/partitions.py): `own` and `disown` change which.
 """
 
 from __future__ import annotations
@@ -83,9 +84,13 @@ class Session:
 
 
 class Dispatcher:
-    def __init__(self, store: Store, settings: DispatchSettings) -> None:
+    def __init__(self, store: Store, settings: DispatchSettings, partitions: int = 0) -> None:
         self._store = store
         self.settings = settings
+        # Partitioned dispatch: only tasks with `seq % partitions` in `_owned` are ours
+        # (0: every task, one dispatcher per store).
+        self._partitions = partitions
+        self._owned: set[int] = set()
         self._tasks: dict[str, OpenTask] = {}
         # Tasks with a free slot, by seq (oldest first): a sorted list plus the seq → task map.
         self._available: list[int] = []
@@ -158,6 +163,29 @@ class Dispatcher:
             self._touched.pop(task_id, None)
             self._forget(task)
         self._wake.set()  # room in the window
+
+    # partitions (a shared store) -----------------------------------------------------------
+
+    def _ours(self, seq: int) -> bool:
+        return not self._partitions or seq % self._partitions in self._owned
+
+    def own(self, partitions: set[int]) -> None:
+        """These partitions are ours now: their open tasks are loaded from the oldest on."""
+        self._owned |= partitions
+        self._last_seq = 0
+        self._more_in_store = True
+        self._wake.set()
+
+    def disown(self, partitions: set[int]) -> None:
+        """These partitions are another core's (given back, or taken over): what was received
+        for them is committed first, then their tasks are dropped and their holders told."""
+        self._owned -= partitions
+        try:
+            self.flush()
+        except Exception:  # the labels stay pending; the new owner's filtered writes decide
+            log.exception("committing before giving partitions back failed")
+        self.withdraw([t.task_id for t in self._tasks.values() if not self._ours(t.seq)])
+        self._fill_all()
 
     # sessions ------------------------------------------------------------------------------
 
@@ -328,12 +356,14 @@ class Dispatcher:
         self._more_in_store = len(loaded) == want
         quality = self.quality
         for task in loaded:
+            self._last_seq = max(self._last_seq, task.seq)
+            if task.task_id in self._tasks or not self._ours(task.seq):
+                continue  # loaded already (a rescan after gaining partitions), or not ours
             if task.status is TaskStatus.IN_PROGRESS and not task.labels:
                 # Claimed when a core stopped (leases live in memory) and never labeled:
                 # nobody holds it now.
                 task.status = TaskStatus.PENDING
                 self._touch(task)
-            self._last_seq = max(self._last_seq, task.seq)
             quality.adopt(task)
             if task.closed:  # decided by the engine from labels stored before a restart
                 self._touch(task)
@@ -342,8 +372,8 @@ class Dispatcher:
             self._tasks[task.task_id] = task
             self._by_seq[task.seq] = task
             if task.free_slots > 0:
-                # Loaded tasks are newer than any in memory: appending keeps the order.
-                self._available.append(task.seq)
+                # Usually newer than any in memory (an append); older after gaining partitions.
+                self._make_available(task)
 
     def _forget(self, task: OpenTask) -> None:
         self._more_in_store = True  # room in the window: what did not fit may load now

@@ -33,7 +33,7 @@ class DispatchTaken(RuntimeError):
 _STARTED = time.time()
 
 
-def _alive_here(owner: str, heartbeat_at: float) -> bool | None:
+def alive_here(owner: str, heartbeat_at: float) -> bool | None:
     """Whether the owner's process is alive, or None when it runs on another host."""
     host, pid, _ = owner.split(":")
     if host != socket.gethostname():
@@ -59,7 +59,7 @@ class DispatchLease:
         current = self._store.dispatch_lease()
         if current is not None:
             owner, heartbeat_at = current
-            if _alive_here(owner, heartbeat_at) is not False and now - heartbeat_at < STALE_AFTER:
+            if alive_here(owner, heartbeat_at) is not False and now - heartbeat_at < STALE_AFTER:
                 raise DispatchTaken(
                     f"core {owner} already dispatches for this store; start this one with ASG_DISPATCH=off"
                 )

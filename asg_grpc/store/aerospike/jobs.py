@@ -413,16 +413,7 @@ class AerospikeJobs:
     # lines -----------------------------------------------------------------------------------
 
     def _get_many(self, keys: list[Any]) -> list[tuple[Any, Any, Any]]:
-        """(key, meta, bins) per key in order, meta None for a missing record (one batch read)."""
-        client = self._jrecords.client
-        answer = self._jrecords.retry(lambda: client.batch_read(keys))
-        out: list[tuple[Any, Any, Any]] = []
-        for row in answer.batch_records:
-            if row.result == 0 and row.record is not None:
-                out.append((row.key, row.record[1], row.record[2]))
-            else:
-                out.append((row.key, None, None))
-        return out
+        return self._jrecords.get_many(keys)
 
     def _lines(self, job_id: str, after_line: int) -> Any:
         """(line, item, task) in manifest order after `after_line`, read by key in batches."""

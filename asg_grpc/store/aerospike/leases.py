@@ -16,6 +16,7 @@ from typing import Any
 import aerospike
 from aerospike import exception as aex
 from aerospike import predicates
+from aerospike_helpers.operations import map_operations
 
 from asg_grpc.domain.labeling import OpenTask
 from asg_grpc.domain.tasks import (
@@ -29,6 +30,7 @@ from asg_grpc.store.aerospike.records import GEN_EQ, Records, ensure_index, quer
 from asg_grpc.store.aerospike.sequence import TaskSequence
 
 LEASE_KEY = "dispatch"
+CORES_KEY = "cores"  # the live cores (partitioned dispatch)
 CONSENSUS_KEY = "consensus"  # the adaptive engine's snapshot (docs/quality.md)
 _OPEN = (TaskStatus.PENDING.value, TaskStatus.IN_PROGRESS.value)
 
@@ -84,10 +86,12 @@ class AerospikeDispatch:
         """One record: bounded by the namespace's write-block size (docs/quality.md)."""
         self._drecords.put(self._meta, CONSENSUS_KEY, {"snap": bytearray(snapshot), "saved": now}, {})
 
-    # the dispatch lease ------------------------------------------------------------------
+    # the dispatch lease and the partition leases ----------------------------------------
+    # One record per lease in `meta`: `dispatch` (the primary core: settlement, webhooks, jobs)
+    # and `dispatch:<n>` (partition n of the open tasks, asg_grpc/dispatch/partitions.py).
 
-    def _lease(self) -> tuple[tuple[str, float] | None, int]:
-        found = self._drecords.get(self._meta, LEASE_KEY)
+    def _lease(self, name: str = LEASE_KEY) -> tuple[tuple[str, float] | None, int]:
+        found = self._drecords.get(self._meta, name)
         if found is None or "owner" not in found[0]:
             return None, 0 if found is None else found[1]
         return (found[0]["owner"], found[0]["hb"]), found[1]
@@ -96,38 +100,80 @@ class AerospikeDispatch:
         return self._lease()[0]
 
     def take_dispatch_lease(self, owner: str, now: float, expected: tuple[str, float] | None) -> bool:
-        current, gen = self._lease()
+        return self.take_lease(LEASE_KEY, owner, now, expected)
+
+    def renew_dispatch_lease(self, owner: str, now: float) -> bool:
+        return self.renew_lease(LEASE_KEY, owner, now)
+
+    def release_dispatch_lease(self, owner: str) -> None:
+        self.release_lease(LEASE_KEY, owner)
+
+    def leases(self, names: list[str]) -> dict[str, tuple[str, float]]:
+        """The held ones of the named leases (one batch read), by name."""
+        if not names:
+            return {}
+        found = self._drecords.get_many([self._drecords.key(self._meta, name) for name in names])
+        held = {}
+        for name, (_, _, bins) in zip(names, found, strict=True):
+            if bins and "owner" in bins:
+                held[name] = (bins["owner"], bins["hb"])
+        return held
+
+    def take_lease(self, name: str, owner: str, now: float, expected: tuple[str, float] | None) -> bool:
+        """Compare-and-set: taken only if the lease is still `expected` (None: nobody's)."""
+        current, gen = self._lease(name)
         if current != expected:
             return False
         bins = {"owner": owner, "hb": now}
         if gen == 0:
-            if self._drecords.create(self._meta, LEASE_KEY, bins):
+            if self._drecords.create(self._meta, name, bins):
                 return True
-            return self.dispatch_lease() == (owner, now)  # a retried try of ours wrote it
+            return self._lease(name)[0] == (owner, now)  # a retried try of ours wrote it
         try:
-            self._drecords.put(self._meta, LEASE_KEY, bins, GEN_EQ, gen=gen)
+            self._drecords.put(self._meta, name, bins, GEN_EQ, gen=gen)
         except aex.RecordGenerationError:
-            return self.dispatch_lease() == (owner, now)
+            return self._lease(name)[0] == (owner, now)
         return True
 
-    def renew_dispatch_lease(self, owner: str, now: float) -> bool:
+    def renew_lease(self, name: str, owner: str, now: float) -> bool:
         for _ in range(16):
-            current, gen = self._lease()
+            current, gen = self._lease(name)
             if current is None or current[0] != owner:
                 return False
             try:
-                self._drecords.put(self._meta, LEASE_KEY, {"owner": owner, "hb": now}, GEN_EQ, gen=gen)
+                self._drecords.put(self._meta, name, {"owner": owner, "hb": now}, GEN_EQ, gen=gen)
             except aex.RecordGenerationError:
                 continue  # re-read: still ours (a retried renewal of ours), or taken
             return True
         return False
 
-    def release_dispatch_lease(self, owner: str) -> None:
+    def release_lease(self, name: str, owner: str) -> None:
         """Removed only if still ours and unchanged since read (generation check)."""
-        current, gen = self._lease()
+        current, gen = self._lease(name)
         if current is None or current[0] != owner:
             return
-        client, key = self._drecords.client, self._drecords.key(self._meta, LEASE_KEY)
+        client, key = self._drecords.client, self._drecords.key(self._meta, name)
         policy = {"gen": aerospike.POLICY_GEN_EQ, "generation": gen}
         with contextlib.suppress(aex.RecordGenerationError, aex.RecordNotFound):
             self._drecords.retry(lambda: client.remove(key, policy=policy))
+
+    # the live cores ----------------------------------------------------------------------
+
+    def announce_core(self, owner: str, now: float) -> None:
+        """`meta/cores`: a map core → last heartbeat, one map put (no read, no race)."""
+        key = self._drecords.key(self._meta, CORES_KEY)
+        ops = [map_operations.map_put("cores", owner, now)]
+        client = self._drecords.client
+        self._drecords.retry(lambda: client.operate(key, ops))
+
+    def cores(self) -> dict[str, float]:
+        found = self._drecords.get(self._meta, CORES_KEY)
+        return {} if found is None else dict(found[0].get("cores") or {})
+
+    def forget_core(self, owner: str) -> None:
+        """Off the map (a stopping core, or one found dead); harmless when absent."""
+        key = self._drecords.key(self._meta, CORES_KEY)
+        ops = [map_operations.map_remove_by_key("cores", owner, aerospike.MAP_RETURN_NONE)]
+        client = self._drecords.client
+        with contextlib.suppress(aex.RecordNotFound):
+            self._drecords.retry(lambda: client.operate(key, ops))

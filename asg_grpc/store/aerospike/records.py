@@ -61,6 +61,17 @@ class Records:
             return False
         return True
 
+    def get_many(self, keys: list[Any]) -> list[tuple[Any, Any, Any]]:
+        """(key, meta, bins) per key in order, meta None for a missing record (one batch read)."""
+        answer = self.retry(lambda: self.client.batch_read(keys))
+        out: list[tuple[Any, Any, Any]] = []
+        for row in answer.batch_records:
+            if row.result == 0 and row.record is not None:
+                out.append((row.key, row.record[1], row.record[2]))
+            else:
+                out.append((row.key, None, None))
+        return out
+
     def remove(self, set_name: str, key: str) -> None:
         with contextlib.suppress(aex.RecordNotFound):
             self.retry(lambda: self.client.remove(self.key(set_name, key)))
