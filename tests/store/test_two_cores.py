@@ -103,8 +103,11 @@ def labelers(result: dict[str, Any]) -> list[str]:
     return [label["worker_id"] for label in result.get("labels", [])]
 
 
+# "core" started first and holds the dispatch lease (the primary: settlement, webhooks, jobs);
+# "core-b" is the secondary. Killing either must lose nothing.
+@pytest.mark.parametrize("victim", ["core-b", "core"])
 def test_two_cores_share_the_work_and_one_takes_over_when_the_other_is_killed(
-    two_cores: TwoCores, fresh_aerospike_url: AerospikeUrl, tmp_path: Path
+    two_cores: TwoCores, fresh_aerospike_url: AerospikeUrl, tmp_path: Path, victim: str
 ) -> None:
     stack = two_cores.stack
     two_cores.start_b()
@@ -138,13 +141,14 @@ def test_two_cores_share_the_work_and_one_takes_over_when_the_other_is_killed(
 
         wait_for("labels from workers of both cores", lambda: labelers_so_far() >= 4, 30)
 
-        stack.kill("core-b")
-        stack.kill("gateway-b")
+        survivor, live = ("core", a) if victim == "core-b" else ("core-b", b)
+        stack.kill(victim)
+        stack.kill("gateway-b" if victim == "core-b" else "gateway")
         # Under load: some tasks, of both halves, were still open when the core died.
-        open_at_kill = [t for t in accepted if a.get(f"/v1/tasks/{t}").json()["status"] not in DONE]
+        open_at_kill = [t for t in accepted if live.get(f"/v1/tasks/{t}").json()["status"] not in DONE]
         assert open_at_kill
         for n in range(60, 100):  # under load: through the surviving core
-            reply = a.post("/v1/tasks", json=body(n))
+            reply = live.post("/v1/tasks", json=body(n))
             assert reply.status_code == 202, reply.text
             accepted[reply.json()["task_id"]] = n
         killed_at = time.monotonic()
@@ -158,10 +162,10 @@ def test_two_cores_share_the_work_and_one_takes_over_when_the_other_is_killed(
         wait_for("every partition on the surviving core", all_on_one, STALE_AFTER + 5)
         assert time.monotonic() - killed_at <= STALE_AFTER + 5
         held = store.leases([lease_name(p) for p in range(PARTITIONS)])
-        assert {owner.split(":")[1] for owner, _ in held.values()} == {str(stack.procs["core"].pid)}
+        assert {owner.split(":")[1] for owner, _ in held.values()} == {str(stack.procs[survivor].pid)}
 
         def results() -> list[dict[str, Any]] | None:
-            got = [a.get(f"/v1/tasks/{t}/result").json() for t in accepted]
+            got = [live.get(f"/v1/tasks/{t}/result").json() for t in accepted]
             return got if all(r["status"] in DONE for r in got) else None
 
         finals = wait_for("every acknowledged task decided", results, 90)
@@ -173,7 +177,7 @@ def test_two_cores_share_the_work_and_one_takes_over_when_the_other_is_killed(
 
         # Each agreeing worker paid exactly once per task, on one receipt.
         def settled() -> list[dict[str, Any]] | None:
-            got = [a.get(f"/v1/tasks/{t}/receipt") for t in accepted]
+            got = [live.get(f"/v1/tasks/{t}/receipt") for t in accepted]
             return [r.json() for r in got] if all(r.status_code == 200 for r in got) else None
 
         receipts = wait_for("every task paid", settled, 60)
@@ -182,7 +186,7 @@ def test_two_cores_share_the_work_and_one_takes_over_when_the_other_is_killed(
             assert sorted(paid) == sorted(labelers(result)), (result, receipt)
 
         # Billing: the month's usage is the sum of the decided tasks, through either core.
-        usage = a.get("/v1/billing/usage").json()
+        usage = live.get("/v1/billing/usage").json()
         assert usage["tasks_submitted"] == len(accepted)
         assert usage["tasks_charged"] == len(accepted)
         assert usage["labels_collected"] == 2 * len(accepted)
