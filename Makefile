@@ -12,9 +12,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## Start core + gateway (+ simulated workers) on the embedded defaults.
+## Start core + gateway (+ simulated workers) on the embedded defaults; STORE=aerospike: two
+## cores on ASG_STORE (default aerospike://127.0.0.1:3000/asg), a local node started if none answers.
+STORE ?= sqlite
 run: $(STAMP)
-	$(BIN)/asg dev
+	$(if $(filter aerospike,$(STORE)),ASG_STORE="$${ASG_STORE:-aerospike://127.0.0.1:3000/asg}" )$(BIN)/asg dev
 
 ## Run the whole test suite (what CI runs).
 test: $(STAMP)

@@ -132,14 +132,17 @@ class Stack:
                 out.write(orjson.dumps(tokens))
         return tokens[:count]
 
-    def start_workers(self, count: int, *args: str) -> None:
-        """`count` simulated agents (`worker-0`, …), each with its own worker token."""
+    def start_workers(self, count: int, *args: str, servers: list[str] | None = None) -> None:
+        """`count` simulated workers (`worker-0`, …), each with its own worker token and one
+        agent per core in `servers` (default: the stack's core; `worker-0`, `worker-0@1`, …):
+        with several cores each dispatches its own share of the tasks (docs/storage.md)."""
         for i, token in enumerate(self.dev_workers(count)):
-            self.spawn(
-                f"worker-{i}",
-                ["asg-worker", "--server", self.grpc_addr, "--labeler", "simulated", *args],
-                env={"ASG_WORKER_TOKEN": token},
-            )
+            for j, server in enumerate(servers or [self.grpc_addr]):
+                self.spawn(
+                    f"worker-{i}" + (f"@{j}" if j else ""),
+                    ["asg-worker", "--server", server, "--labeler", "simulated", *args],
+                    env={"ASG_WORKER_TOKEN": token},
+                )
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
         """Until GET /v1/health says ok, which needs both the gateway and the core."""
@@ -167,11 +170,12 @@ class Stack:
 
     def stop(self) -> None:
         """SIGTERM in dependency order, each group given time to finish before the next:
-        workers and other clients (they drain against a live core), the gateway, the core."""
+        workers and other clients (they drain against a live core), the gateways (`gateway…`),
+        the cores (`core…`)."""
         groups = [
-            [p for n, p in self.procs.items() if n not in ("gateway", "core")],
-            [p for n, p in self.procs.items() if n == "gateway"],
-            [p for n, p in self.procs.items() if n == "core"],
+            [p for n, p in self.procs.items() if not n.startswith(("gateway", "core"))],
+            [p for n, p in self.procs.items() if n.startswith("gateway")],
+            [p for n, p in self.procs.items() if n.startswith("core")],
         ]
         for group in groups:
             for proc in group:

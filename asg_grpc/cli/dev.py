@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from asg_grpc.cli.dev_aerospike import LocalNode, aerospike_url, ensure_node, start_second_core
 from asg_grpc.devstack import Stack, StackError
 from asg_grpc.settings import Settings, SettingsError, record_stack, recorded_stack
 
@@ -49,12 +50,13 @@ def dev(args: argparse.Namespace) -> int:
     # SIGHUP too: the children have their own sessions, so a closed terminal would orphan them.
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, on_signal)
+    node: LocalNode | None = None
     try:
-        stack.start()
+        node, cores = _start_cores(stack, settings)
         stack.wait_ready()
         # Like people: a second per label, right four times in five, so a newcomer sees a task
         # go pending → in_progress → verified, and a confidence below 1 now and then.
-        stack.start_workers(workers, "--accuracy", "0.8", "--delay", "1")
+        stack.start_workers(workers, "--accuracy", "0.8", "--delay", "1", servers=cores)
         starting = False
         # So that `asg customer tier`, `asg worker register` and a second `asg dev` find this
         # stack from any directory (docs/cli.md, "Where the commands find the stack").
@@ -65,9 +67,11 @@ def dev(args: argparse.Namespace) -> int:
         print(
             "ASG Refinery dev stack is up\n"
             f"  REST API   http://{stack.http_addr}/v1   (docs: http://{stack.http_addr}/v1/docs)\n"
-            f"  gRPC core  {stack.grpc_addr}\n"
+            f"  gRPC core  {', '.join(cores)}\n"
+            f"  store      {settings.store_url}\n"
             f"  metrics    http://{stack.http_addr}/metrics (gateway), http://{metrics_addr}/metrics (core)\n"
-            f"  workers    {workers} simulated (asg-worker --labeler simulated --accuracy 0.8)\n"
+            f"  workers    {workers} simulated (asg-worker --labeler simulated --accuracy 0.8"
+            f"{', one agent per core' if len(cores) > 1 else ''})\n"
             f"  data       {stack.data_dir}\n"
             f"  dev mode   {_dev_mode_line(settings.dev_mode)}\n"
             "Press Ctrl-C to stop.",
@@ -81,8 +85,28 @@ def dev(args: argparse.Namespace) -> int:
         return 1
     finally:
         stack.stop()
+        if node is not None:
+            node.stop()
     print("ASG Refinery dev stack stopped.", flush=True)
     return 0
+
+
+def _start_cores(stack: Stack, settings: Settings) -> tuple[LocalNode | None, list[str]]:
+    """Core and gateway; on Aerospike first a local node when none answers (from
+    ASG_AEROSPIKE_BUNDLE), and a second core on the same namespace. The cores' addresses."""
+    url = aerospike_url(settings)
+    node = ensure_node(url, settings, os.environ.get("ASG_AEROSPIKE_BUNDLE")) if url else None
+    try:
+        stack.start()
+        cores = [stack.grpc_addr]
+        if url is not None:
+            stack.wait_ready()  # the first core writes the operator token the second one reads
+            cores.append(start_second_core(stack))
+    except BaseException:
+        if node is not None:
+            node.stop()
+        raise
+    return node, cores
 
 
 def _dev_mode_line(on: bool) -> str:

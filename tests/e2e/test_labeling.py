@@ -222,14 +222,14 @@ class Dev:
 
 
 @contextlib.contextmanager
-def asg_dev(tmp_path: Path, workers: int) -> Iterator[Dev]:
+def asg_dev(tmp_path: Path, workers: int, **extra_env: str) -> Iterator[Dev]:
     http_addr, grpc_addr = free_addr(), free_addr()
     out_path = tmp_path / "asg-dev.out"
     command = [str(BIN / "asg"), "dev", "--http", http_addr, "--grpc", grpc_addr]
     command += ["--data-dir", str(tmp_path / "data"), "--workers", str(workers)]
     with open(out_path, "wb") as out:
         # A free port for the core's /metrics: the default 9464 may be another stack's.
-        env = {**os.environ, "ASG_METRICS_ADDR": free_addr()}
+        env = {**os.environ, "ASG_METRICS_ADDR": free_addr(), **extra_env}
         proc = subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env
         )
