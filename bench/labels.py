@@ -4,16 +4,21 @@ Starts its own stack (core + gateway on free loopback ports, a temporary data di
 simulated agents (`asg-worker --labeler simulated`, real processes), then:
 
 1. throughput: submits `--tasks` tasks of threshold 3 in batches of 1000 and counts the labels
-   that are durable (rows in the SQLite file, read by another connection) until all are in;
+   that are durable (3 per decided task, from the store's status counts read through another
+   connection: every agent is right, so each decision takes exactly 3 labels) until all are in;
 2. latency: submits tasks at a steady `--rate` per second for `--seconds` and reports
-   submit → verified (`decided_at - created_at` of each task) p50/p99;
+   submit → verified (`decided_at - created_at` of each task, read from the store) p50/p99;
 3. ceiling: 8 bare grpc.aio bidirectional streams whose server inserts one SQLite row per
    message and acks it (bench/_ceiling_streams.py), same machine, same run.
 
 Prints one JSON object on stdout; progress on stderr.
 
+`--store URL` runs the stack on that store (default: SQLite in the temporary data dir; an
+`aerospike://` URL needs an empty set prefix, e.g. `?set_prefix=bench_labels_<n>_`), and
+`--cores 2` (a shared store only) runs a second core with an agent per worker on each.
+
     .venv/bin/python bench/labels.py [--tasks 20000] [--agents 8] [--rate 1000] [--seconds 10]
-        [--method majority|adaptive]
+        [--method majority|adaptive] [--store URL] [--cores 1|2]
 """
 
 from __future__ import annotations
@@ -22,7 +27,6 @@ import argparse
 import json
 import os
 import platform
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -33,6 +37,8 @@ from pathlib import Path
 import httpx
 
 from asg_grpc.devstack import Stack, free_addr
+from asg_grpc.store import Store
+from asg_grpc.store.open import open_store, sqlite_url
 
 THRESHOLD = 3
 BATCH = 1000
@@ -73,11 +79,13 @@ def tasks_body(start: int, count: int, prefix: str, method: str) -> dict[str, ob
     }
 
 
-def count(db: sqlite3.Connection, sql: str) -> int:
-    return db.execute(sql).fetchone()[0]
+def decided_labels(store: Store) -> int:
+    """Labels of the decided tasks (3 each: every agent answers right)."""
+    totals = store.status_totals()
+    return THRESHOLD * sum(totals.get(status, 0) for status in ("verified", "settled"))
 
 
-def throughput(http: httpx.Client, db: sqlite3.Connection, tasks: int, method: str) -> dict[str, object]:
+def throughput(http: httpx.Client, store: Store, tasks: int, method: str) -> dict[str, object]:
     bodies = [tasks_body(i, min(BATCH, tasks - i), "t", method) for i in range(0, tasks, BATCH)]
     expected = tasks * THRESHOLD
     started = time.monotonic()
@@ -88,7 +96,7 @@ def throughput(http: httpx.Client, db: sqlite3.Connection, tasks: int, method: s
     first = None
     done = 0
     while done < expected and time.monotonic() - started < 300:
-        done = count(db, "SELECT count(*) FROM labels")
+        done = decided_labels(store)
         if first is None and done:
             first = (time.monotonic(), done)
         time.sleep(0.05)
@@ -106,28 +114,34 @@ def throughput(http: httpx.Client, db: sqlite3.Connection, tasks: int, method: s
 
 
 def latency(
-    http: httpx.Client, db: sqlite3.Connection, rate: int, seconds: float, method: str
+    http: httpx.Client, store: Store, customer_id: str, rate: int, seconds: float, method: str
 ) -> dict[str, object]:
     per_batch = max(1, rate // 20)  # 20 batches a second
     interval = per_batch / rate
     started = time.monotonic()
     sent = 0
+    task_ids: list[str] = []
     while time.monotonic() - started < seconds:
-        http.post("/v1/tasks/batch", json=tasks_body(sent, per_batch, "l", method)).raise_for_status()
+        reply = http.post("/v1/tasks/batch", json=tasks_body(sent, per_batch, "l", method))
+        reply.raise_for_status()
+        task_ids += reply.json()["task_ids"]
         sent += per_batch
         time.sleep(max(0.0, started + sent / rate - time.monotonic()))
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if not count(db, "SELECT count(*) FROM tasks WHERE data_url LIKE '%/l/%' AND decided_at IS NULL"):
-            break
+    waits: list[float] = []
+    left = task_ids
+    while left and time.monotonic() < deadline:
+        undecided = []
+        for task_id in left:
+            task = store.get_task(customer_id, task_id)
+            if task is not None and task.verdict is not None:
+                waits.append((task.verdict.decided_at - task.created_at) * 1000)
+            else:
+                undecided.append(task_id)
+        left = undecided
         time.sleep(0.1)
-    waits = sorted(
-        (decided - created) * 1000
-        for created, decided in db.execute(
-            "SELECT created_at, decided_at FROM tasks WHERE data_url LIKE '%/l/%'"
-        )
-    )
-    log(f"latency: {len(waits)} tasks at {rate}/s, interval {interval:.3f}s")
+    waits.sort()
+    log(f"latency: {len(waits)} of {len(task_ids)} tasks decided at {rate}/s, interval {interval:.3f}s")
     return {
         "rate_tasks_per_s": rate,
         "tasks": len(waits),
@@ -177,30 +191,52 @@ def main() -> int:
         default="majority",
         help="consensus_method of every task (adaptive: the threshold is its minimum of labels)",
     )
+    parser.add_argument("--store", metavar="URL", help="the stack's store (default: SQLite in its data dir)")
+    parser.add_argument(
+        "--cores", type=int, choices=(1, 2), default=1, help="2: a second core (shared store)"
+    )
     args = parser.parse_args()
+    if args.cores == 2 and not (args.store or "").startswith("aerospike://"):
+        parser.error("--cores 2 needs a shared store: --store aerospike://…")
 
     with tempfile.TemporaryDirectory(prefix="asg-bench-labels-") as tmp_name:
         tmp = Path(tmp_name)
+        store_url = args.store or sqlite_url(tmp / "data" / "asg.sqlite3")
         stack = Stack(
             http_addr=free_addr(),
             grpc_addr=free_addr(),
             data_dir=tmp / "data",
             log_dir=tmp / "logs",
             # One key at thousands of tasks a second: the sandbox rate limit would refuse it.
-            env={"ASG_SANDBOX_LABEL_QUOTA": str(10**9), "ASG_LOG_LEVEL": "WARNING", "ASG_RATE_LIMIT": "off"},
+            env={
+                "ASG_SANDBOX_LABEL_QUOTA": str(10**9),
+                "ASG_LOG_LEVEL": "WARNING",
+                "ASG_RATE_LIMIT": "off",
+                "ASG_STORE": store_url,
+            },
         )
         stack.start()
         try:
             stack.wait_ready()
-            stack.start_workers(args.agents, "--max-in-flight", str(args.max_in_flight), "--accuracy", "1.0")
+            cores = [stack.grpc_addr]
+            if args.cores == 2:
+                cores.append(free_addr())
+                stack.spawn("core-2", ["asg-server"], env={"ASG_GRPC_ADDR": cores[1]})
+                time.sleep(5.0)  # the second core joined and took its half of the partitions
+            stack.start_workers(
+                args.agents, "--max-in-flight", str(args.max_in_flight), "--accuracy", "1.0", servers=cores
+            )
             with httpx.Client(base_url=stack.base_url, timeout=60) as http:
                 key = http.post("/v1/customers", json={"name": "bench", "email": "bench@example.com"})
                 http.headers["Authorization"] = f"Bearer {key.json()['api_key']}"
-                db = sqlite3.connect(f"file:{stack.data_dir / 'asg.sqlite3'}?mode=ro", uri=True)
+                customer_id = key.json()["customer_id"]
+                store = open_store(store_url)
                 time.sleep(1.0)  # agents connected
-                result_throughput = throughput(http, db, args.tasks, args.method)
-                result_latency = latency(http, db, args.rate, args.seconds, args.method)
-                db.close()
+                try:
+                    result_throughput = throughput(http, store, args.tasks, args.method)
+                    result_latency = latency(http, store, customer_id, args.rate, args.seconds, args.method)
+                finally:
+                    store.close()
         finally:
             stack.stop()
         result_ceiling = ceiling(8, args.ceiling_seconds, args.max_in_flight, tmp)
@@ -211,6 +247,8 @@ def main() -> int:
             {
                 "machine": machine(),
                 "method": args.method,
+                "store": store_url.partition(":")[0],
+                "cores": args.cores,
                 "agents": args.agents,
                 "max_in_flight": args.max_in_flight,
                 "throughput": result_throughput,
