@@ -42,6 +42,7 @@ from tests.store.contract.test_tasks import spec
             "aerospike://a:3100,b/refinery?set_prefix=shop_",
             AerospikeUrl((("a", 3100), ("b", 3000)), "refinery", "shop_"),
         ),
+        ("aerospike://h/asg?count_shards=64", AerospikeUrl((("h", 3000),), "asg", "", 64)),
     ],
 )
 def test_a_store_url_names_its_backend(url: str, parsed: object) -> None:
@@ -60,6 +61,8 @@ def test_a_store_url_names_its_backend(url: str, parsed: object) -> None:
         ("aerospike://h:port/asg", "port"),
         ("aerospike://h/asg?prefix=x_", "set_prefix"),
         ("aerospike://h/asg?set_prefix=a-b", "set_prefix"),
+        ("aerospike://h/asg?count_shards=0", "count_shards"),
+        ("aerospike://h/asg?count_shards=x", "count_shards"),
     ],
 )
 def test_a_bad_store_url_is_refused_saying_why(url: str, says: str) -> None:

@@ -17,6 +17,8 @@ from asg_grpc.domain.errors import Unavailable
 T = TypeVar("T")
 
 DEFAULT_PORT = 3000
+COUNT_SHARDS = 16  # counter records per customer (counters.py)
+
 # Failures of reaching the cluster, worth another try; everything else is the server's answer.
 # (By name: the client's type stubs lack some of them.)
 TRANSIENT: tuple[type[Exception], ...] = tuple(
@@ -42,10 +44,13 @@ class AerospikeUrl:
     namespace: str
     # Every set name starts with it, so several deployments (or test runs) share a namespace.
     set_prefix: str = ""
+    # Records each customer's counters are spread over (counters.py); only ever raise it.
+    count_shards: int = COUNT_SHARDS
 
 
 def parse_url(url: str) -> AerospikeUrl:
-    """`aerospike://h1:3000,h2:3000/asg?set_prefix=refinery_`; ValueError names what is wrong."""
+    """`aerospike://h1:3000,h2:3000/asg?set_prefix=refinery_&count_shards=16`; ValueError
+    names what is wrong."""
     parts = urlsplit(url)
     if parts.scheme != "aerospike":
         raise ValueError(f"not an aerospike:// URL: {url!r}")
@@ -61,13 +66,16 @@ def parse_url(url: str) -> AerospikeUrl:
     if not namespace or "/" in namespace:
         raise ValueError(f"the path must be one namespace in {url!r}")
     query = parse_qs(parts.query, keep_blank_values=True)
-    unknown = sorted(set(query) - {"set_prefix"})
+    unknown = sorted(set(query) - {"set_prefix", "count_shards"})
     if unknown:
-        raise ValueError(f"unknown parameter {unknown[0]!r} in {url!r} (only set_prefix)")
+        raise ValueError(f"unknown parameter {unknown[0]!r} in {url!r} (only set_prefix, count_shards)")
+    shards = query.get("count_shards", [str(COUNT_SHARDS)])[-1]
+    if not shards.isdigit() or not 1 <= int(shards) <= 1024:
+        raise ValueError(f"count_shards must be a whole number from 1 to 1024, in {url!r}")
     prefix = query.get("set_prefix", [""])[-1]
     if not all(c.isalnum() or c == "_" for c in prefix):
         raise ValueError(f"set_prefix may hold letters, digits and _ only, in {url!r}")
-    return AerospikeUrl(tuple(hosts), namespace, prefix)
+    return AerospikeUrl(tuple(hosts), namespace, prefix, int(shards))
 
 
 def connect(url: AerospikeUrl, *, timeout_ms: int = 1000) -> Any:

@@ -14,20 +14,28 @@ three single-record steps that a replay finishes and never repeats:
 3. On the task, `cpend` and `cver` removed (filtered by `cver` unchanged).
 
 `apply` finishes a `cpend` it finds before computing a new one, so the differences chain and
-the counters always equal the sum of the `cv` values. `repair` finishes what a crash left: the
-tasks the numeric indexes on `cd` and `cver` name. docs/storage-aerospike.md has the layout.
+the counters always equal the sum of the `cv` values.
+
+The counter record is sharded: a task counts in `counts/<customer>/<n>`, `n = crc32(task id) %
+count_shards` (the URL's `count_shards`, default 16; shard 0 keeps the unsharded key
+`counts/<customer>`), so each record's `ap` holds the tasks in play of its shard only, and the
+reads sum the shards (one batch read). Counters are sums, so any split of them adds up.
+`repair` finishes what a crash left: the tasks the numeric indexes on `cd` and `cver` name.
+docs/storage-aerospike.md has the layout.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import zlib
 from typing import Any
 
 import aerospike
 from aerospike import exception as aex
 from aerospike import predicates
 from aerospike_helpers import expressions as exp
+from aerospike_helpers.batch.records import BatchRecords, Write
 from aerospike_helpers.operations import expression_operations as eops
 from aerospike_helpers.operations import map_operations as mops
 from aerospike_helpers.operations import operations as ops
@@ -109,8 +117,17 @@ class Counts:
         self._records = records
         self._tasks = url.set_prefix + "tasks"
         self._counts = url.set_prefix + "counts"
+        self._shards = url.count_shards
         ensure_index(records, DIRTY, aerospike.INDEX_NUMERIC, f"{url.namespace}_task_cd")
         ensure_index(records, "cver", aerospike.INDEX_NUMERIC, f"{url.namespace}_task_cver")
+
+    def _shard(self, customer_id: str, task_id: str) -> str:
+        """The key of the counter record `task_id` counts in."""
+        n = zlib.crc32(task_id.encode()) % self._shards
+        return customer_id if n == 0 else f"{customer_id}/{n}"
+
+    def _shard_keys(self, customer_id: str) -> list[str]:
+        return [customer_id, *(f"{customer_id}/{n}" for n in range(1, self._shards))]
 
     def _operate(
         self, set_name: str, key: str, operations: list[Any], policy: dict[str, Any], gen: int = 0
@@ -175,43 +192,70 @@ class Counts:
 
     def apply_born(self, customer_id: str, born: list[tuple[str, dict[str, Any]]]) -> None:
         """Steps 2 and 3 for a submission's new tasks (task id, bins as written), all at once:
-        one increment of the counter record by their sum, filtered by "none of them is in `ap`
-        yet", then one batch clean-up. A repair may have counted some meanwhile; then the
-        increment is filtered out and each task finishes on its own (`_finish` is per task).
-        Like `follow_up`, an unreachable store leaves the rest to `repair`."""
+        per counter shard, one increment by the sum of its tasks, filtered by "none of them is
+        in `ap` yet" (all shards in one batch write, after one batch that creates the missing
+        shard records), then one batch clean-up. A repair may have counted some meanwhile;
+        then that shard's increment is filtered out and each of its tasks finishes on its own
+        (`_finish` is per task). Like `follow_up`, an unreachable store leaves the rest to
+        `repair`."""
         if not born:
             return
-        task_ids = [task_id for task_id, _ in born]
-        total: dict[str, float] = {}
-        for _, bins in born:
-            for key, amount in bins["cpend"].items():
-                total[key] = total.get(key, 0) + amount
-        self._ensure_counts(customer_id)
-        none_yet = exp.Eq(
-            exp.MapGetByKeyList(None, aerospike.MAP_RETURN_COUNT, task_ids, exp.MapBin("ap")), 0
-        ).compile()
-        operations = [mops.map_increment("c", key, amount) for key, amount in sorted(total.items())]
-        operations += [
-            mops.map_put_items("ap", dict.fromkeys(task_ids, 1)),
-            _earliest(min(float(bins["created"]) for _, bins in born)),
-        ]
+        by_shard: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        for task_id, bins in born:
+            by_shard.setdefault(self._shard(customer_id, task_id), []).append((task_id, bins))
+        writes = []
+        for key, tasks in sorted(by_shard.items()):
+            task_ids = [task_id for task_id, _ in tasks]
+            total: dict[str, float] = {}
+            for _, bins in tasks:
+                for name, amount in bins["cpend"].items():
+                    total[name] = total.get(name, 0) + amount
+            none_yet = exp.Eq(
+                exp.MapGetByKeyList(None, aerospike.MAP_RETURN_COUNT, task_ids, exp.MapBin("ap")), 0
+            ).compile()
+            operations = [mops.map_increment("c", name, amount) for name, amount in sorted(total.items())]
+            operations += [
+                mops.map_put_items("ap", dict.fromkeys(task_ids, 1)),
+                _earliest(min(float(bins["created"]) for _, bins in tasks)),
+            ]
+            writes.append(
+                Write(self._records.key(self._counts, key), operations, policy={"expressions": none_yet})
+            )
         try:
-            self._operate(self._counts, customer_id, operations, {"expressions": none_yet})
-        except aex.FilteredOut:
-            for task_id in task_ids:
-                self.follow_up(task_id)
-            return
+            self._ensure_counts(customer_id, list(by_shard))
+            client = self._records.client
+            answer = self._records.retry(lambda: client.batch_write(BatchRecords(writes)))
         except Unavailable:
             return
         except aex.AerospikeError as exc:  # as in follow_up: the tasks stand, repair retries
             log.warning("submission not counted yet; repair retries", extra={"error": str(exc)})
             return
-        with contextlib.suppress(Unavailable):  # left over: `repair` finds them by cver
-            self._clear_born(task_ids)
+        counted: list[str] = []
+        for (_, tasks), row in zip(sorted(by_shard.items()), answer.batch_records, strict=True):
+            if row.result == 0:
+                counted += [task_id for task_id, _ in tasks]
+            elif row.result == aex.FilteredOut.code:
+                for task_id, _ in tasks:
+                    self.follow_up(task_id)
+            else:  # a shard at its size limit, say: those tasks stay born, repair retries
+                log.warning("submission not counted yet; repair retries", extra={"result": row.result})
+        if counted:
+            with contextlib.suppress(Unavailable):  # left over: `repair` finds them by cver
+                self._clear_born(counted)
 
-    def _ensure_counts(self, customer_id: str) -> None:
-        """The customer's counter record, created empty the first time (CREATE_ONLY)."""
-        self._records.create(self._counts, customer_id, {"cid": customer_id, "ap": {"": 0}})
+    def _ensure_counts(self, customer_id: str, keys: list[str]) -> None:
+        """The counter shard records, created empty the first time (CREATE_ONLY, one batch)."""
+        create = {"exists": aerospike.POLICY_EXISTS_CREATE}
+        writes = [
+            Write(
+                self._records.key(self._counts, key),
+                [ops.write("cid", customer_id), mops.map_put("ap", "", 0)],
+                policy=create,
+            )
+            for key in keys
+        ]
+        client = self._records.client
+        self._records.retry(lambda: client.batch_write(BatchRecords(writes)))
 
     def _clear_born(self, task_ids: list[str]) -> None:
         """Step 3 for tasks still as born (cver 1), in one batch call."""
@@ -224,7 +268,8 @@ class Counts:
     def _finish(self, task_id: str, bins: dict[str, Any]) -> None:
         """Steps 2 and 3 for the `cpend` the task holds (each harmless to repeat)."""
         customer_id, cver, delta = bins["owner"], bins["cver"], bins["cpend"]
-        self._ensure_counts(customer_id)
+        shard = self._shard(customer_id, task_id)
+        self._ensure_counts(customer_id, [shard])
         not_yet = exp.Or(
             exp.Not(
                 exp.MapGetByKey(
@@ -242,7 +287,7 @@ class Counts:
         operations.append(mops.map_put("ap", task_id, cver))
         operations.append(_earliest(float(bins["created"])))
         with contextlib.suppress(aex.FilteredOut):
-            self._operate(self._counts, customer_id, operations, {"expressions": not_yet})
+            self._operate(self._counts, shard, operations, {"expressions": not_yet})
         same = exp.Eq(exp.IntBin("cver"), cver).compile()
         with contextlib.suppress(aex.FilteredOut, aex.RecordNotFound):
             self._operate(
@@ -255,7 +300,7 @@ class Counts:
             with contextlib.suppress(aex.RecordNotFound):
                 self._operate(
                     self._counts,
-                    customer_id,
+                    shard,
                     [mops.map_remove_by_key("ap", task_id, aerospike.MAP_RETURN_NONE)],
                     {},
                 )
@@ -270,10 +315,18 @@ class Counts:
     # reads -------------------------------------------------------------------------------
 
     def _map(self, customer_id: str) -> tuple[dict[str, Any], float | None]:
-        found = self._records.get(self._counts, customer_id)
-        if found is None:
-            return {}, None
-        return found[0].get("c") or {}, found[0].get("first")
+        """The customer's counters (the shards summed) and first_task_at (their minimum)."""
+        keys = [self._records.key(self._counts, key) for key in self._shard_keys(customer_id)]
+        total: dict[str, Any] = {}
+        first: float | None = None
+        for _, meta, bins in self._records.get_many(keys):
+            if meta is None:
+                continue
+            for name, amount in (bins.get("c") or {}).items():
+                total[name] = total.get(name, 0) + amount
+            if bins.get("first") is not None:
+                first = bins["first"] if first is None else min(first, bins["first"])
+        return total, first
 
     def counters(self, customer_id: str, since_day: str) -> Counters:
         c, _ = self._map(customer_id)
