@@ -193,11 +193,11 @@ class Counts:
     def apply_born(self, customer_id: str, born: list[tuple[str, dict[str, Any]]]) -> None:
         """Steps 2 and 3 for a submission's new tasks (task id, bins as written), all at once:
         per counter shard, one increment by the sum of its tasks, filtered by "none of them is
-        in `ap` yet" (all shards in one batch write, after one batch that creates the missing
-        shard records), then one batch clean-up. A repair may have counted some meanwhile;
-        then that shard's increment is filtered out and each of its tasks finishes on its own
-        (`_finish` is per task). Like `follow_up`, an unreachable store leaves the rest to
-        `repair`."""
+        in `ap` yet" (all shards in one batch write; a shard record not there yet is created by
+        it: a filter is not applied to a missing record), then one batch clean-up. A repair
+        may have counted some meanwhile; then that shard's increment is filtered out and each
+        of its tasks finishes on its own (`_finish` is per task). Like `follow_up`, an
+        unreachable store leaves the rest to `repair`."""
         if not born:
             return
         by_shard: dict[str, list[tuple[str, dict[str, Any]]]] = {}
@@ -215,6 +215,7 @@ class Counts:
             ).compile()
             operations = [mops.map_increment("c", name, amount) for name, amount in sorted(total.items())]
             operations += [
+                ops.write("cid", customer_id),
                 mops.map_put_items("ap", dict.fromkeys(task_ids, 1)),
                 _earliest(min(float(bins["created"]) for _, bins in tasks)),
             ]
@@ -222,7 +223,6 @@ class Counts:
                 Write(self._records.key(self._counts, key), operations, policy={"expressions": none_yet})
             )
         try:
-            self._ensure_counts(customer_id, list(by_shard))
             client = self._records.client
             answer = self._records.retry(lambda: client.batch_write(BatchRecords(writes)))
         except Unavailable:
@@ -243,20 +243,6 @@ class Counts:
             with contextlib.suppress(Unavailable):  # left over: `repair` finds them by cver
                 self._clear_born(counted)
 
-    def _ensure_counts(self, customer_id: str, keys: list[str]) -> None:
-        """The counter shard records, created empty the first time (CREATE_ONLY, one batch)."""
-        create = {"exists": aerospike.POLICY_EXISTS_CREATE}
-        writes = [
-            Write(
-                self._records.key(self._counts, key),
-                [ops.write("cid", customer_id), mops.map_put("ap", "", 0)],
-                policy=create,
-            )
-            for key in keys
-        ]
-        client = self._records.client
-        self._records.retry(lambda: client.batch_write(BatchRecords(writes)))
-
     def _clear_born(self, task_ids: list[str]) -> None:
         """Step 3 for tasks still as born (cver 1), in one batch call."""
         keys = [self._records.key(self._tasks, task_id) for task_id in task_ids]
@@ -269,7 +255,6 @@ class Counts:
         """Steps 2 and 3 for the `cpend` the task holds (each harmless to repeat)."""
         customer_id, cver, delta = bins["owner"], bins["cver"], bins["cpend"]
         shard = self._shard(customer_id, task_id)
-        self._ensure_counts(customer_id, [shard])
         not_yet = exp.Or(
             exp.Not(
                 exp.MapGetByKey(
@@ -285,6 +270,7 @@ class Counts:
         ).compile()
         operations = [mops.map_increment("c", key, amount) for key, amount in sorted(delta.items())]
         operations.append(mops.map_put("ap", task_id, cver))
+        operations.append(ops.write("cid", customer_id))
         operations.append(_earliest(float(bins["created"])))
         with contextlib.suppress(aex.FilteredOut):
             self._operate(self._counts, shard, operations, {"expressions": not_yet})

@@ -9,12 +9,16 @@ from typing import Any
 
 import aerospike
 from aerospike import exception as aex
+from aerospike_helpers.batch.records import BatchRecords, Write
+from aerospike_helpers.operations import operations as ops
 
 from asg_grpc.store.aerospike.connection import Retry
 
 CREATE_ONLY: Mapping[str, int] = {"exists": aerospike.POLICY_EXISTS_CREATE}
 UPDATE_ONLY: Mapping[str, int] = {"exists": aerospike.POLICY_EXISTS_UPDATE}
 GEN_EQ: Mapping[str, int] = {"gen": aerospike.POLICY_GEN_EQ}
+# A batch write's policy: the record must be new; it never expires (as `put` with no ttl).
+_CREATE = {"exists": aerospike.POLICY_EXISTS_CREATE, "ttl": aerospike.TTL_NEVER_EXPIRE}
 
 
 class Records:
@@ -60,6 +64,27 @@ class Records:
         except aex.RecordExistsError:
             return False
         return True
+
+    def create_many(self, set_name: str, records: list[tuple[str, dict[str, Any]]]) -> list[bool]:
+        """CREATE_ONLY for each (key, bins), in one batch write: per record, False when it
+        existed (as `create`; a record another error refused raises that error)."""
+        if not records:
+            return []
+        writes = [
+            Write(
+                self.key(set_name, key),
+                [ops.write(name, value) for name, value in bins.items()],
+                policy=_CREATE,
+            )
+            for key, bins in records
+        ]
+        answer = self.retry(lambda: self.client.batch_write(BatchRecords(writes)))
+        created = []
+        for row in answer.batch_records:
+            if row.result not in (0, aex.RecordExistsError.code):
+                raise aex.AerospikeError(f"batch create refused: result {row.result}")
+            created.append(row.result == 0)
+        return created
 
     def get_many(self, keys: list[Any]) -> list[tuple[Any, Any, Any]]:
         """(key, meta, bins) per key in order, meta None for a missing record (one batch read)."""

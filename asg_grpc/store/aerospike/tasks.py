@@ -174,6 +174,7 @@ class AerospikeTasks:
         counts = self._toutbox.counts
         born: list[tuple[str, dict[str, Any]]] = []  # written by us now: counted all at once
         first_gseq = self._sequence.allocate(len(specs), now)
+        writes: list[tuple[str, dict[str, Any]]] = []
         try:
             for offset, (task_id, spec) in enumerate(specs):
                 task = Task(
@@ -193,10 +194,15 @@ class AerospikeTasks:
                 if task.expires_at is not None:
                     bins["due"] = due_ms(task.expires_at)  # indexed until it is decided
                 counts.born(bins)
-                if self._records.create(self._tasks, task.task_id, bins):
-                    born.append((task.task_id, bins))
+                writes.append((task.task_id, bins))
+            # One round trip for the whole submission: each record CREATE_ONLY.
+            for (task_id, bins), created_now in zip(
+                writes, self._records.create_many(self._tasks, writes), strict=True
+            ):
+                if created_now:
+                    born.append((task_id, bins))
                 else:  # an earlier try's record (a job's chunk replayed): counted on its own
-                    counts.follow_up(task.task_id)
+                    counts.follow_up(task_id)
         finally:  # written, or never will be: either way no longer holding dispatch back
             self._sequence.done(first_gseq)
         counts.apply_born(customer_id, born)  # repair() finishes a crash's
