@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import aerospike
@@ -17,6 +18,7 @@ from asg_grpc.store.aerospike.connection import Retry
 CREATE_ONLY: Mapping[str, int] = {"exists": aerospike.POLICY_EXISTS_CREATE}
 UPDATE_ONLY: Mapping[str, int] = {"exists": aerospike.POLICY_EXISTS_UPDATE}
 GEN_EQ: Mapping[str, int] = {"gen": aerospike.POLICY_GEN_EQ}
+BATCH_CHUNK = 200  # records per batch write
 # A batch write's policy: the record must be new; it never expires (as `put` with no ttl).
 _CREATE = {"exists": aerospike.POLICY_EXISTS_CREATE, "ttl": aerospike.TTL_NEVER_EXPIRE}
 
@@ -66,24 +68,21 @@ class Records:
         return True
 
     def create_many(self, set_name: str, records: list[tuple[str, dict[str, Any]]]) -> list[bool]:
-        """CREATE_ONLY for each (key, bins), in one batch write: per record, False when it
-        existed (as `create`; a record another error refused raises that error)."""
-        if not records:
-            return []
-        writes = [
-            Write(
-                self.key(set_name, key),
-                [ops.write(name, value) for name, value in bins.items()],
-                policy=_CREATE,
-            )
-            for key, bins in records
-        ]
-        answer = self.retry(lambda: self.client.batch_write(BatchRecords(writes)))
-        created = []
-        for row in answer.batch_records:
-            if row.result not in (0, aex.RecordExistsError.code):
-                raise aex.AerospikeError(f"batch create refused: result {row.result}")
-            created.append(row.result == 0)
+        """CREATE_ONLY for each (key, bins), in batch writes of BATCH_CHUNK: per record, False
+        when it existed (as `create`; a record another error refused raises that error)."""
+        created: list[bool] = []
+        # In chunks: one batch of a thousand records can outlast the client's 1 s timeout on a
+        # loaded machine, and a timed-out chunk is retried whole (CREATE_ONLY: harmless).
+        for start in range(0, len(records), BATCH_CHUNK):
+            writes = [
+                Write(self.key(set_name, key), [ops.write(n, v) for n, v in bins.items()], policy=_CREATE)
+                for key, bins in records[start : start + BATCH_CHUNK]
+            ]
+            answer = self.retry(partial(self.client.batch_write, BatchRecords(writes)))
+            for row in answer.batch_records:
+                if row.result not in (0, aex.RecordExistsError.code):
+                    raise aex.AerospikeError(f"batch create refused: result {row.result}")
+                created.append(row.result == 0)
         return created
 
     def get_many(self, keys: list[Any]) -> list[tuple[Any, Any, Any]]:
