@@ -345,6 +345,8 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # Billing's monthly usage in the dashboard's counters (sqlite_dashboard.py), backfilled.
     sqlite_dashboard.USAGE_COUNTERS,
+    # A customer's default consensus method (PATCH /v1/customers/me); NULL: the deployment's.
+    "ALTER TABLE customers ADD COLUMN consensus_method TEXT;",
 )
 
 
@@ -375,7 +377,7 @@ _TASK_COLUMNS = (
 _CUSTOMER_SELECT = (
     "SELECT c.customer_id, c.name, c.email, c.tier, c.label_quota, c.labels_reserved,"
     " (SELECT hint FROM api_keys k WHERE k.customer_id = c.customer_id AND k.revoked_at IS NULL"
-    "  ORDER BY k.created_at DESC LIMIT 1), c.created_at FROM customers c"
+    "  ORDER BY k.created_at DESC LIMIT 1), c.created_at, c.consensus_method FROM customers c"
 )
 
 
@@ -408,8 +410,10 @@ def _task(row: tuple) -> Task:
 
 
 def _customer(row: tuple) -> Customer:
-    customer_id, name, email, tier, label_quota, labels_reserved, hint, created_at = row
-    return Customer(customer_id, name, email, tier, label_quota, labels_reserved, hint or "", created_at)
+    customer_id, name, email, tier, label_quota, labels_reserved, hint, created_at, method = row
+    return Customer(
+        customer_id, name, email, tier, label_quota, labels_reserved, hint or "", created_at, method
+    )
 
 
 class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, DashboardTables):
@@ -570,17 +574,29 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
 
     def key_owner(self, key_hash: str) -> KeyOwner | None:
         row = self._db.execute(
-            "SELECT a.customer_id, c.tier FROM api_keys a JOIN customers c ON c.customer_id = a.customer_id"
+            "SELECT a.customer_id, c.tier, c.consensus_method FROM api_keys a"
+            " JOIN customers c ON c.customer_id = a.customer_id"
             " WHERE a.key_hash = ? AND " + _ACTIVE_KEY,
             (key_hash, time.time()),
         ).fetchone()
-        return KeyOwner(row[0], row[1]) if row else None
+        return KeyOwner(row[0], row[1], row[2]) if row else None
 
     def set_customer_tier(self, customer_id: str, tier: str, label_quota: int) -> Customer:
         with self._write() as db:
             changed = db.execute(
                 "UPDATE customers SET tier = ?, label_quota = ? WHERE customer_id = ?",
                 (tier, label_quota, customer_id),
+            ).rowcount
+        if not changed:
+            raise NotFound("customer not found")
+        customer = self.get_customer(customer_id)
+        assert customer is not None
+        return customer
+
+    def set_customer_consensus(self, customer_id: str, method: str | None) -> Customer:
+        with self._write() as db:
+            changed = db.execute(
+                "UPDATE customers SET consensus_method = ? WHERE customer_id = ?", (method, customer_id)
             ).rowcount
         if not changed:
             raise NotFound("customer not found")
