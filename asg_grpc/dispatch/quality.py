@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from asg_grpc.dispatch.outbox import Notice
 from asg_grpc.domain import consensus
 from asg_grpc.domain.consensus_engine import ConsensusSpec, GiveUp
 from asg_grpc.domain.dawid_skene import AdaptiveEngine, WorkerReport
@@ -24,6 +25,16 @@ from asg_grpc.domain.labeling import OpenTask
 from asg_grpc.store import Store
 
 log = logging.getLogger("asg.quality")
+
+# What a worker's agent is told when the engine keeps a task family from it (WorkNotice).
+BANNED = (
+    "your answers to tasks with the options {options} fell below the quality floor: you get none "
+    "of them until an operator reinstates you (asg worker reinstate)"
+)
+FAMILY_CAPPED = (
+    "you gave more than {cap:.0%} of the labels of tasks with the options {options}: they go "
+    "to other workers until those catch up"
+)
 
 
 class Quality:
@@ -80,6 +91,18 @@ class Quality:
         if not self.engine.families:
             return True  # nothing learnt yet: the common case with `majority` only
         return self.engine.eligible(worker_id, self.spec(task))
+
+    def withheld(self, worker_id: str, task: OpenTask) -> Notice:
+        """Why `eligible` refused the worker this task, for its agent: banned in the task's
+        family, or holding too large a share of the family's labels (the engine's cap)."""
+        spec = self.spec(task)
+        family = self.engine.families.get(spec.family_key)
+        stats = None if family is None else family.workers.get(worker_id)
+        options = ", ".join(task.options)
+        if stats is not None and stats.banned:
+            return Notice("banned", BANNED.format(options=options), task.options)
+        cap = self.engine.params.share_cap
+        return Notice("capped", FAMILY_CAPPED.format(options=options, cap=cap), task.options)
 
     def close(self, task: OpenTask) -> consensus.Outcome:
         """No worker is left who could label the task: its final outcome. `adaptive`: the

@@ -67,6 +67,7 @@ class OpenTask:
     target_confidence: float = DEFAULT_TARGET_CONFIDENCE
     max_labels: int = DEFAULT_MAX_LABELS
     gold: str | None = None  # a gold task's answer; never part of what a worker is sent
+    customer_id: str = ""  # whose task: for the cap on one worker's share of a customer's traffic
 
     @property
     def adaptive(self) -> bool:

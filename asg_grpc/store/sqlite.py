@@ -856,8 +856,9 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
     def open_tasks(self, *, after_seq: int, limit: int) -> list[OpenTask]:
         rows = self._db.execute(
             "SELECT seq, task_id, task_type, data_url, question, options, consensus_threshold,"
-            " label_target, status, consensus_method, target_confidence, max_labels, gold_label"
-            " FROM tasks WHERE seq > ? AND status IN ('pending', 'in_progress') ORDER BY seq LIMIT ?",
+            " label_target, status, consensus_method, target_confidence, max_labels, gold_label,"
+            " customer_id FROM tasks WHERE seq > ? AND status IN ('pending', 'in_progress')"
+            " ORDER BY seq LIMIT ?",
             (after_seq, limit),
         ).fetchall()
         tasks = {
@@ -875,6 +876,7 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
                 target_confidence=r[10],
                 max_labels=r[11],
                 gold=r[12],
+                customer_id=r[13],
             )
             for r in rows
         }
