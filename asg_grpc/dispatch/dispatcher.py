@@ -57,6 +57,8 @@ class DispatchSettings:
     load_delay: float = 0.01
     # How often the adaptive engine re-estimates its workers (EM) and is saved to the store.
     refresh_interval: float = 5.0
+    # At most how often the engine's snapshot is saved besides at stop (_save_quality).
+    save_interval: float = 30.0
     # How often the registered workers are read and the tasks none of them can label any
     # more are closed (docs/labeling.md, "When no worker is left").
     roster_interval: float = 5.0
@@ -118,6 +120,7 @@ class Dispatcher:
         # Registered workers by task type (read every roster_interval), for _close_stranded.
         self._roster: dict[str, list[str]] = {}
         self.traffic = Traffic(settings.traffic)
+        self._saved_at = time.monotonic()  # of the engine's snapshot (_save_quality)
 
     @property
     def quality(self) -> Quality:
@@ -141,7 +144,7 @@ class Dispatcher:
         try:
             if flush:
                 self.flush()
-                self._save_quality()
+                self._save_quality(force=True)
         finally:
             for session in list(self._sessions):
                 session.outbox.close()
@@ -253,7 +256,7 @@ class Dispatcher:
         """An operator lifts a ban: saved at once, and the worker may be offered work again."""
         reports = self.quality.reinstate(worker_id, options)
         self.flush()
-        self._save_quality()
+        self._save_quality(force=True)
         self._fill_all()
         return reports
 
@@ -528,8 +531,17 @@ class Dispatcher:
             except Exception:  # estimates may lag; labeling goes on
                 log.exception("refreshing the consensus engine failed; retrying")
 
-    def _save_quality(self) -> None:
-        if self._quality is not None and self._quality.engine.families:
+    def _save_quality(self, *, force: bool = False) -> None:
+        """Save the engine's snapshot: at once when `force` (stop, an operator's change), else at
+        most every `save_interval`. A snapshot is O(every task the engine holds), so saving it
+        after every refresh and every close cost more core CPU than the labels did; what a crash
+        loses meanwhile is what the engine learnt from tasks closed since (open tasks' labels
+        are replayed from the store; decisions are in the task rows)."""
+        if self._quality is None or not self._quality.engine.families:
+            return
+        now = time.monotonic()
+        if force or now - self._saved_at >= self.settings.save_interval:
+            self._saved_at = now
             self._quality.save(time.time())
 
     async def _loader(self) -> None:
