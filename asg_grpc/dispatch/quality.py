@@ -22,6 +22,7 @@ from asg_grpc.domain.consensus_engine import ConsensusSpec, GiveUp
 from asg_grpc.domain.dawid_skene import AdaptiveEngine, WorkerReport
 from asg_grpc.domain.errors import NotFound
 from asg_grpc.domain.labeling import OpenTask
+from asg_grpc.domain.worker_model import Family
 from asg_grpc.store import Store
 
 log = logging.getLogger("asg.quality")
@@ -90,7 +91,20 @@ class Quality:
         task's family gets none of it, whichever method decides the task."""
         if not self.engine.families:
             return True  # nothing learnt yet: the common case with `majority` only
-        return self.engine.eligible(worker_id, self.spec(task))
+        spec = self.spec(task)
+        if self.engine.eligible(worker_id, spec):
+            return True
+        family = self.engine.families[spec.family_key]
+        stats = family.workers.get(worker_id)
+        if stats is not None and stats.banned:
+            return False
+        # Over the engine's family share cap. A cap the family's workers cannot meet (three
+        # workers cannot each hold under 25 %) would leave nobody to serve: as for the customer
+        # cap (dispatch/traffic.py), the cap in force is never below twice an equal share.
+        return family.share.get(worker_id, 0) < self._family_cap(family) * family.labels
+
+    def _family_cap(self, family: Family) -> float:
+        return max(self.engine.params.share_cap, 2 / max(1, len(family.share)))
 
     def withheld(self, worker_id: str, task: OpenTask) -> Notice:
         """Why `eligible` refused the worker this task, for its agent: banned in the task's
@@ -101,7 +115,7 @@ class Quality:
         options = ", ".join(task.options)
         if stats is not None and stats.banned:
             return Notice("banned", BANNED.format(options=options), task.options)
-        cap = self.engine.params.share_cap
+        cap = self.engine.params.share_cap if family is None else self._family_cap(family)
         return Notice("capped", FAMILY_CAPPED.format(options=options, cap=cap), task.options)
 
     def close(self, task: OpenTask) -> consensus.Outcome:

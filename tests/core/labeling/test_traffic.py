@@ -5,6 +5,7 @@ agent is told why it gets no more)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -110,3 +111,46 @@ async def test_a_lone_worker_is_never_capped(harness: CoreHarness) -> None:
 
     assert set(labeled) == set(ours)
     assert not agent.notices
+
+
+@pytest.mark.core_settings(rate_limit=False, consensus_refresh_seconds=0.1)
+async def test_three_workers_keep_labeling_a_family_past_the_engines_share_cap(harness: CoreHarness) -> None:
+    """The engine caps a worker at 25 % of a family's labels once it has 200; three workers
+    cannot all be under it, so the cap in force is twice an equal share (67 %) and no task is
+    left without anyone to serve it."""
+    agents = [await harness.agent(max_in_flight=4) for _ in range(3)]
+
+    async def answer(agent: Agent) -> None:
+        done = 0
+        while True:
+            await agent.read_until(lambda a, seen=done: len(a.assigned) > seen, timeout=3600)
+            for assignment in agent.assigned[done:]:  # the truth is in the URL: always right
+                await agent.label(assignment.task_id, assignment.data_url.rsplit("/", 1)[1].split("-")[0])
+            done = len(agent.assigned)
+
+    runners = [asyncio.get_running_loop().create_task(answer(a)) for a in agents]
+    try:
+        reply_ids = []
+        for n in range(120):  # 2-3 labels each: past 200 labels in the family
+            reply = await harness.tasks.SubmitTask(
+                tasks_pb2.SubmitTaskRequest(
+                    task=tasks_pb2.TaskInput(
+                        type="image_classification",
+                        data_url=f"https://example.com/{('cat', 'dog')[n % 2]}-{uuid.uuid4().hex}.jpg",
+                        label_spec=common_pb2.LabelSpec(question="Animal?", options=["cat", "dog"]),
+                        consensus_threshold=2,
+                        consensus_method="adaptive",
+                    )
+                ),
+                metadata=harness.auth,
+            )
+            reply_ids.append(reply.task.task_id)
+        results = [await harness.wait_decided(task_id) for task_id in reply_ids]
+    finally:
+        for runner in runners:
+            runner.cancel()
+        await asyncio.gather(*runners, return_exceptions=True)
+    assert sum(r.worker_count for r in results) > 200
+    assert [r.consensus_label for r in results] == [("cat", "dog")[n % 2] for n in range(120)]
+    assert all(r.worker_count >= 2 for r in results)
+    assert not any(a.notices for a in agents)
