@@ -69,6 +69,8 @@ class Quality:
         if final is not None:
             task.judge(final)
             return
+        if not task.labels:  # a new task, the common case: nothing to replay
+            return
         seen = {worker for worker, _ in book.labels[task.task_id]}
         for worker, option in task.labels.items():
             if worker not in seen:
