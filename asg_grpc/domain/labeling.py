@@ -185,3 +185,12 @@ class OpenTask:
         self.status = TaskStatus.VERIFIED if isinstance(outcome, consensus.Decided) else TaskStatus.FAILED
         self.outcome = outcome
         return outcome
+
+
+def labels_beyond_reserved(task: OpenTask) -> int:
+    """Labels a task decided with a consensus bought beyond the `consensus_threshold` its
+    submission reserved (adaptive buying more, a majority tie): taken off the quota at decision."""
+    outcome = task.outcome
+    if not isinstance(outcome, consensus.Decided):
+        return 0
+    return max(0, outcome.worker_count - task.threshold)

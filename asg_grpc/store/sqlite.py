@@ -31,7 +31,7 @@ from asg_grpc.domain.errors import (
     UnregisteredWebhook,
     ValidationError,
 )
-from asg_grpc.domain.labeling import OpenTask
+from asg_grpc.domain.labeling import OpenTask, labels_beyond_reserved
 from asg_grpc.domain.tasks import BatchProgress, LabelRecord, Settlement, Task, TaskSpec, TaskStatus, Verdict
 from asg_grpc.domain.workers import Worker, WorkerRegistration
 from asg_grpc.secret_file import make_private_dir, make_private_file
@@ -964,6 +964,17 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
             for event, task_ids in decided.items():
                 if task_ids:
                     self._record_task_events(db, task_ids, event, batch.now)
+            extra = [
+                (n, task.task_id)
+                for task in batch.tasks
+                if task.task_id not in closed and (n := labels_beyond_reserved(task))
+            ]
+            if extra:  # billed as labels, so counted in the quota too (docs/billing.md)
+                db.executemany(
+                    "UPDATE customers SET labels_reserved = labels_reserved + ?"
+                    " WHERE customer_id = (SELECT customer_id FROM tasks WHERE task_id = ?)",
+                    extra,
+                )
         return closed
 
     def cancel_task(self, customer_id: str, task_id: str, now: float) -> Task:

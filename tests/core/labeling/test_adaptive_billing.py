@@ -1,6 +1,6 @@
 """Money with `adaptive` (issue 13, "Money"; docs/billing.md): the labels a task buys beyond its
-minimum are billed as labels, on the usage and on the month's invoice, and the result keeps its
-published fields. Real core, real Work streams (the crowd of test_adaptive_dispatch.py)."""
+minimum are billed as labels, on the usage, on the month's invoice and in the quota, and the
+result keeps its published fields. Real core, real Work streams (the crowd of test_adaptive_dispatch.py)."""
 
 from __future__ import annotations
 
@@ -32,3 +32,6 @@ async def test_labels_bought_beyond_the_minimum_are_billed_as_labels(crowd: Crow
     draft = invoices.invoices[0]
     assert draft.status == "draft"
     assert (draft.usage.total.labels_collected, draft.usage.total.sats_charged) == (4, 1300)
+    # The quota: 2 reserved at submission, the 2 bought beyond them taken at the decision.
+    me = await billing.GetCustomer(billing_pb2.GetCustomerRequest(), metadata=crowd.harness.auth)
+    assert me.labels_reserved == 4
