@@ -140,7 +140,13 @@ def wait_decided(http: httpx.Client, batches: list[str], timeout: float) -> None
 
 
 async def run_stack(
-    method: str, answers: Answers, truth: dict[str, str], seed: int, gold_share: float, timeout: float
+    method: str,
+    answers: Answers,
+    truth: dict[str, str],
+    seed: int,
+    gold_share: float,
+    timeout: float,
+    refresh: float = 0.5,
 ) -> dict[str, float]:
     rng = random.Random(seed)
     options = sorted(set(truth.values()) | {lab for a in answers.values() for _, lab in a})
@@ -158,7 +164,7 @@ async def run_stack(
             "ASG_RATE_LIMIT": "off",
             "ASG_OPERATOR_TOKEN": OPERATOR,
             "ASG_SANDBOX_LABEL_QUOTA": str(10 * len(items) * 12),
-            "ASG_CONSENSUS_REFRESH_SECONDS": "0.5",
+            "ASG_CONSENSUS_REFRESH_SECONDS": str(refresh),
             "ASG_WORKER_ROSTER_SECONDS": "0.5",
             "ASG_GOLD_SHARE": str(gold_share),
             "ASG_CUSTOMER_SHARE_CAP": "1",
@@ -223,6 +229,7 @@ def main() -> None:
     parser.add_argument("--gold", type=float, default=0.05)
     parser.add_argument("--items", type=int, default=0, help="the first N items by name (0: all)")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per run")
+    parser.add_argument("--refresh", type=float, default=0.5, help="ASG_CONSENSUS_REFRESH_SECONDS")
     args = parser.parse_args()
     answers, truth = subset(*load(args.data), args.items)
     methods = METHODS if args.method == "all" else (args.method,)
@@ -233,7 +240,8 @@ def main() -> None:
     for method in methods:
         stack_runs = []
         for seed in range(args.seeds):
-            stack_runs.append(asyncio.run(run_stack(method, answers, truth, seed, args.gold, args.timeout)))
+            run = run_stack(method, answers, truth, seed, args.gold, args.timeout, args.refresh)
+            stack_runs.append(asyncio.run(run))
             log(f"{args.data.name} {method} seed {seed}: {stack_runs[-1]}")
         domain_runs = [vars(replay(method, answers, truth, s, args.gold, None)) for s in range(args.seeds)]
         through, domain = mean(stack_runs), mean([{k: r[k] for k in FIGURES} for r in domain_runs])

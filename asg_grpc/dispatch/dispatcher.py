@@ -407,13 +407,14 @@ class Dispatcher:
             self._offer_gold(session, now, deadline, 1)
         i = 0
         # Runs after every label, over the oldest tasks first: most it passes over are ones this
-        # worker holds or has labeled, so those two lookups come before the full check. Only
-        # `held` grows in the loop, so `wants_work` reduces to its length.
+        # worker holds, has labeled or skipped, so those lookups come before the full check.
+        # Only `held` grows in the loop, so `wants_work` reduces to its length.
         while i < len(available) and len(held) < room:
             task = by_seq[available[i]]
             if (
                 worker_id in task.claims
                 or worker_id in task.labels
+                or worker_id in task.skipped
                 or task.gold is not None
                 or not self._offerable(session, task, now)
             ):
