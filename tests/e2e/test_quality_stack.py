@@ -30,9 +30,16 @@ def test_the_stack_decides_what_the_domain_replay_decides(tmp_path: Path) -> Non
         stack, domain = figures["stack"], figures["domain"]
         assert set(stack) >= FIGURES and set(domain) == FIGURES, method
         assert stack["gave_up"] == 0.0, method  # every item was decided through the stack
-        assert abs(stack["accuracy"] - domain["accuracy"]) <= 0.06, (method, stack, domain)
-        # The stack refreshes its estimates on a clock (every 0.5 s here), the replay on label
-        # growth: the stack tends to learn sooner and buy a little less.
-        assert abs(stack["labels_per_item"] - domain["labels_per_item"]) <= 0.8, (method, stack, domain)
-    assert methods["majority"]["stack"]["labels_per_item"] >= 3.0  # the published rule's 3
-    assert methods["adaptive"]["stack"]["accuracy"] >= methods["majority"]["stack"]["accuracy"] - 0.02
+    # The published rule learns nothing: the stack decides as the replay, bar the answer order.
+    stack, domain = methods["majority"]["stack"], methods["majority"]["domain"]
+    assert abs(stack["accuracy"] - domain["accuracy"]) <= 0.04, (stack, domain)
+    assert stack["labels_per_item"] >= 3.0
+    assert abs(stack["labels_per_item"] - domain["labels_per_item"]) <= 0.2
+    # The engine re-estimates on a clock in the product (every 0.5 s here), on label growth in
+    # the replay, so how many labels it buys moves with the machine's load; what it decides
+    # stays near the replay's, and never below the published rule's.
+    stack, domain = methods["adaptive"]["stack"], methods["adaptive"]["domain"]
+    assert abs(stack["accuracy"] - domain["accuracy"]) <= 0.08, (stack, domain)
+    assert 2.0 <= stack["labels_per_item"] <= 10.0
+    assert abs(stack["labels_per_item"] - domain["labels_per_item"]) <= 1.5
+    assert stack["accuracy"] >= methods["majority"]["stack"]["accuracy"] - 0.03
