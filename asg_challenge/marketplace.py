@@ -94,6 +94,8 @@ class MarketLabeler:
                     },
                 )
                 return Answer(row["label"], int(row["votes"]), round(float(row["agreement"]), 4))
+            if row["state"] == "returned":  # set aside earlier (expired, withdrawn)
+                return Skip(f"returned by the challenge gateway: {row['reason']}")
             if row["disputed"]:
                 store.market_close(assignment.task_id, "returned", "disputed")
                 return Skip("disputed: the gateway's sessions did not agree")
@@ -102,8 +104,15 @@ class MarketLabeler:
                 return Skip("expired: no consensus within the gateway's hold time")
             await asyncio.sleep(POLL)
 
-    def acked(self, task_id: str) -> None:
-        self._gw.store.market_close(task_id, "delivered")
+    def done(self, task_id: str, outcome: str) -> None:
+        """Acked (or already labeled by this worker) → delivered; withdrawn by its customer, or
+        an option the core refused → returned. A lapsed lease or a label that came too late
+        (`lease_expired`, `not_held`) changes nothing: the item stays served, and its label is
+        given when the core offers the task again."""
+        if outcome in ("acked", "already_labeled"):
+            self._gw.store.market_close(task_id, "delivered")
+        elif outcome in ("withdrawn", "invalid_option"):
+            self._gw.store.market_close(task_id, "returned", outcome)
 
     def paid(self, line: str) -> None:
         return None  # the session logged it; the status counts it (Stats.sats_earned)
@@ -130,10 +139,26 @@ class Marketplace:
         )
         self.agent = Agent(worker, self.labeler)
         self.refused = ""
+        self._hold = settings.hold
         self._task: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run())
+        self._sweeper = asyncio.create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        """Unheld items past the hold time stop being served (the core may never offer their
+        task again: cancelled, expired or decided by others)."""
+        while True:
+            await asyncio.sleep(min(60.0, self._hold / 4))
+            try:
+                expired = self._gw.store.market_expire(time.time() - self._hold)
+            except Exception:
+                log.exception("sweeping marketplace items failed; retrying")
+                continue
+            if expired:
+                log.info("marketplace items expired", extra={"count": expired})
 
     async def _run(self) -> None:
         try:
@@ -147,11 +172,11 @@ class Marketplace:
     async def stop(self) -> None:
         """End the stream without skipping: what the gateway holds goes back to the core's pool
         and comes back to it (with its votes) when it reconnects."""
-        if self._task is None:
-            return
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        for task in (self._task, self._sweeper):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     def status(self) -> dict[str, Any]:
         stats = self.agent.stats

@@ -458,6 +458,18 @@ class Store:
                     (task_id,),
                 )
 
+    def market_expire(self, received_before: float) -> int:
+        """Set aside open tasks received before then and still unlabeled (returned, expired):
+        also those the core no longer offers the gateway (cancelled, decided elsewhere)."""
+        rows = self._all(
+            "SELECT m.task_id FROM market_tasks m JOIN items i ON i.id = m.item_id "
+            "WHERE m.state = 'open' AND i.label IS NULL AND m.received_at < ?",
+            (received_before,),
+        )
+        for r in rows:
+            self.market_close(r["task_id"], "returned", "expired")
+        return len(rows)
+
     def market_counts(self) -> dict[str, int]:
         """Open tasks still being labeled, labels owed to the core, delivered and returned."""
         row = self._one(

@@ -180,3 +180,15 @@ def test_with_the_core_down_the_label_is_queued_and_delivered_after_restart(mark
     market.stack.wait_ready()
     wait_for("delivery after the restart", lambda: market.status()["delivered"] == 1)
     assert_settled_and_paid(market, task_id)
+
+
+def test_a_task_its_customer_cancels_goes_back_and_is_no_longer_shown(market: Market) -> None:
+    task_id = submit(market)
+    assert market.http.delete(f"/v1/tasks/{task_id}").status_code == 200
+
+    status = wait_for("the task to come back", lambda: (s := market.status())["returned"] == 1 and s)
+    assert status["labeling"] == 0 and status["owed"] == 0
+    with client(market.gw, net="10.4.0.7") as c:
+        page = c.get("/shop")
+        assert page.status_code == 200 and "A quick check" in page.text
+        assert DATA_URL not in [text for text, _ in slots_of(page.text)[1]]

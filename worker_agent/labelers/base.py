@@ -38,8 +38,10 @@ class Labeler(Protocol):
         """Decide one assignment; may raise LabelerExhausted when no more answers can come."""
         ...
 
-    def acked(self, task_id: str) -> None:
-        """The core has made this task's label durable (a labeler keeping its own queue drops it)."""
+    def done(self, task_id: str, outcome: str) -> None:
+        """The core is finished with the task on this stream: `acked` (its label is durable) or
+        the WorkError code (`withdrawn`, `lease_expired`, ...). For a labeler with a queue of
+        its own (the challenge gateway); the others ignore it."""
         ...
 
     def paid(self, line: str) -> None:

@@ -55,8 +55,8 @@ class SimulatedLabeler:
         # Unknown URL, or a truth the task does not offer (a stale file): derive one.
         return truth_mod.derived(data_url, options)
 
-    def acked(self, task_id: str) -> None:
-        return None  # the core keeps the label; nothing is queued here
+    def done(self, task_id: str, outcome: str) -> None:
+        return None  # nothing is queued here
 
     def paid(self, line: str) -> None:
         return None  # nobody to tell: the log line is enough

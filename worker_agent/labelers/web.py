@@ -190,8 +190,8 @@ class WebLabeler:
                 self._note(f"Skipped task {assignment.task_id}.")
             return decision
 
-    def acked(self, task_id: str) -> None:
-        return None  # the core keeps the label; nothing is queued here
+    def done(self, task_id: str, outcome: str) -> None:
+        return None  # nothing is queued here
 
     def paid(self, line: str) -> None:
         self._session.last_paid = line
