@@ -22,6 +22,7 @@ from asg_grpc.operator import find_operator_token, register_worker
 from asg_grpc.settings import Settings
 from tests.challenge.conftest import (
     GOLD,
+    PASSWORD,
     Gateway,
     Upstream,
     answers_for,
@@ -31,6 +32,7 @@ from tests.challenge.conftest import (
     stop_gateway,
     text_dataset,
 )
+from tests.challenge.test_dashboard import run_cli
 from tests.conftest import make_stack, register
 
 pytestmark = pytest.mark.slow
@@ -192,3 +194,43 @@ def test_a_task_its_customer_cancels_goes_back_and_is_no_longer_shown(market: Ma
         page = c.get("/shop")
         assert page.status_code == 200 and "A quick check" in page.text
         assert DATA_URL not in [text for text, _ in slots_of(page.text)[1]]
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"ASG_CHALLENGE_CORE_ADDR": "127.0.0.1:50051"}, "go together"),
+        ({"ASG_CHALLENGE_CORE_ADDR": "core", "ASG_CHALLENGE_WORKER_TOKEN": "wk_x"}, "HOST:PORT"),
+        ({"ASG_CHALLENGE_CORE_ADDR": "127.0.0.1:1", "ASG_CHALLENGE_WORKER_TOKEN": "sk_x"}, "worker token"),
+        (
+            {"ASG_CHALLENGE_CORE_ADDR": "127.0.0.1:1", "ASG_CHALLENGE_WORKER_TOKEN": "wk_x",
+             "ASG_CHALLENGE_TASK_TYPES": "audio"},
+            "ASG_CHALLENGE_TASK_TYPES: unknown audio",
+        ),
+    ],
+)  # fmt: skip
+def test_bad_marketplace_settings_stop_the_start_naming_the_variable(
+    tmp_path: Path, env: dict[str, str], says: str
+) -> None:
+    out = run_cli(tmp_path, ASG_CHALLENGE_DASHBOARD_PASSWORD=PASSWORD, **env)
+    assert out.returncode == 2 and says in out.stderr, out.stderr
+
+
+def test_a_refused_token_turns_the_marketplace_off_and_the_site_stays_served(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    with make_stack(tmp_path / "core") as stack:
+        gw = start_gateway(
+            tmp_path,
+            upstream.url,
+            ASG_CHALLENGE_CORE_ADDR=stack.grpc_addr,
+            ASG_CHALLENGE_WORKER_TOKEN="wk_nope",
+        )
+        try:
+            with gw.dash() as d:
+                status = wait_for("the refusal", lambda: (r := d.get("/marketplace").json())["refused"] and r)
+            assert status["connected"] is False and "UNAUTHENTICATED" in status["refused"]
+            with client(gw) as c:
+                assert c.get("/page").status_code == 200  # below the default threshold: proxied
+        finally:
+            stop_gateway(gw)
