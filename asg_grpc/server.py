@@ -20,6 +20,7 @@ from asg_common import logs
 from asg_grpc.dispatch.dispatcher import Dispatcher, DispatchSettings
 from asg_grpc.dispatch.lease import HEARTBEAT, DispatchLease, DispatchTaken
 from asg_grpc.dispatch.partitions import PARTITIONS, Partitions, PartitionStore
+from asg_grpc.dispatch.traffic import TrafficSettings
 from asg_grpc.domain.settlement import WorkerPayment
 from asg_grpc.jobs.runner import JobRunner
 from asg_grpc.metrics import CoreCollector, MetricsServer, timed_store
@@ -137,6 +138,11 @@ class Core:
                     idle_timeout=settings.worker_idle_timeout,
                     refresh_interval=settings.consensus_refresh_seconds,
                     roster_interval=settings.worker_roster_seconds,
+                    traffic=TrafficSettings(
+                        gold_share=settings.gold_share,
+                        customer_share_cap=settings.customer_share_cap,
+                        customer_share_min_labels=settings.customer_share_min_labels,
+                    ),
                 ),
                 partitions=PARTITIONS if shared else 0,
             )
