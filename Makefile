@@ -30,6 +30,7 @@ proto: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy asg_grpc asg_common rest_gateway asg_gateway worker_agent asg_challenge
+	$(BIN)/vulture  # dead code; paths and the whitelist in pyproject.toml [tool.vulture]
 
 ## Benchmarks: each starts its own stack and prints JSON (see docs/benchmarks.md).
 bench: $(STAMP)
