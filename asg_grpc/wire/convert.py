@@ -73,9 +73,7 @@ def page_limit(
 
 def _present(msg: Message) -> dict[str, Any]:
     """The fields a request set, by name; one absent (proto3 ``optional``) is None to the domain.
-
-    One ``ListFields`` call instead of a ``HasField`` per field: this runs for every task of
-    every batch."""
+    For requests read once per call (a job's); ``draft`` reads its fields itself, faster."""
     return {field.name: value for field, value in msg.ListFields()}
 
 
@@ -101,19 +99,24 @@ def _asked(spec: TaskSpec | JobSpec) -> dict[str, Any]:
 
 
 def draft(msg: tasks_pb2.TaskInput) -> TaskDraft:
-    sent = _present(msg)
+    """Written out field by field (not ``_present``): this runs for every task of every batch,
+    and a ``HasField`` per field is the cheapest read of a proto3 ``optional``."""
+    has = msg.HasField
+    spec = msg.label_spec if has("label_spec") else None
     return TaskDraft(
-        type=sent.get("type"),
-        data_url=sent.get("data_url"),
-        **_draft_spec(sent.get("label_spec")),
-        consensus_threshold=sent.get("consensus_threshold"),
-        callback_url=sent.get("callback_url"),
-        idempotency_key=sent.get("idempotency_key"),
-        expires_in_seconds=sent.get("expires_in_seconds"),
-        consensus_method=sent.get("consensus_method"),
-        target_confidence=sent.get("target_confidence"),
-        max_labels=sent.get("max_labels"),
-        gold_label=sent.get("gold_label"),
+        type=msg.type if has("type") else None,
+        data_url=msg.data_url if has("data_url") else None,
+        has_label_spec=spec is not None,
+        question=None if spec is None else spec.question,
+        options=None if spec is None else tuple(spec.options),
+        consensus_threshold=msg.consensus_threshold if has("consensus_threshold") else None,
+        callback_url=msg.callback_url if has("callback_url") else None,
+        idempotency_key=msg.idempotency_key if has("idempotency_key") else None,
+        expires_in_seconds=msg.expires_in_seconds if has("expires_in_seconds") else None,
+        consensus_method=msg.consensus_method if has("consensus_method") else None,
+        target_confidence=msg.target_confidence if has("target_confidence") else None,
+        max_labels=msg.max_labels if has("max_labels") else None,
+        gold_label=msg.gold_label if has("gold_label") else None,
     )
 
 
