@@ -105,6 +105,14 @@ class BaseClient:
         """The customer owning the API key, with its tier, quota, prices and rate limit."""
         return self._call(self._request("GET", "/v1/customers/me"), retry=True)
 
+    def _set_consensus_method(self, method: str | None) -> Flow[JSON]:
+        """The default consensus method of your tasks that name none (``"majority"`` or
+        ``"adaptive"``; ``None``: the deployment's default). Returns the profile after the
+        change. See docs/api.md, "Customer settings"."""
+        # Retried: setting the same value twice leaves the same profile.
+        body = {"consensus_method": method}
+        return self._call(self._request("PATCH", "/v1/customers/me", json=body), retry=True)
+
     def _rotate_key(self, grace_seconds: int | None = None) -> Flow[JSON]:
         """A new API key (``api_key``, shown once). This client's key keeps working for
         ``grace_seconds`` (default a day; 0 retires it at once); build a new client with the

@@ -108,6 +108,7 @@ class ASGGatewayClient(BaseClient):
 
     register_customer = _blocking(BaseClient._register_customer)
     me = _blocking(BaseClient._me)
+    set_consensus_method = _blocking(BaseClient._set_consensus_method)
     rotate_key = _blocking(BaseClient._rotate_key)
     list_keys = _blocking(BaseClient._list_keys)
     get_usage = _blocking(BaseClient._get_usage)
@@ -206,6 +207,7 @@ class AsyncASGGatewayClient(BaseClient):
 
     register_customer = _coroutine(BaseClient._register_customer)
     me = _coroutine(BaseClient._me)
+    set_consensus_method = _coroutine(BaseClient._set_consensus_method)
     rotate_key = _coroutine(BaseClient._rotate_key)
     list_keys = _coroutine(BaseClient._list_keys)
     get_usage = _coroutine(BaseClient._get_usage)

@@ -143,6 +143,8 @@ class Session:
                 self._on_error(message.error)
             elif kind == "payments":
                 self._on_payments(message.payments.items)
+            elif kind == "notice":
+                self._on_notice(message.notice)
             else:  # a second welcome, or a kind newer than this agent: nothing to act on
                 log.debug("ignored server message", extra={"kind": kind})
 
@@ -184,6 +186,7 @@ class Session:
             if ack.task_id in self._awaiting_ack:
                 self._awaiting_ack.discard(ack.task_id)
                 self._stats.labels_acked += 1
+                self._labeler.done(ack.task_id, "acked")
         self._touch()
 
     def _on_error(self, error: labeling_pb2.WorkError) -> None:
@@ -193,11 +196,21 @@ class Session:
         held = self._held.pop(error.task_id, None)
         if held is not None:  # the core gave up on a task still being decided
             held.cancel()
+        self._labeler.done(error.task_id, error.code)
         log.warning(
             "refused by the core",
             extra={"task_id": error.task_id, "code": error.code, "detail": error.message},
         )
         self._touch()
+
+    def _on_notice(self, notice: labeling_pb2.WorkNotice) -> None:
+        """The core holds some work back (banned in a task family, or capped): said once, at
+        WARNING, so whoever runs the agent learns why work slowed or stopped."""
+        self._stats.notices += 1
+        fields: dict[str, object] = {"code": notice.code, "detail": notice.message}
+        if notice.family_options:
+            fields["family_options"] = list(notice.family_options)
+        log.warning("the core holds work back", extra=fields)
 
     def _on_payments(self, items: Iterable[labeling_pb2.Payment]) -> None:
         """Log each payment and add it to the total; a repeated notice is logged at DEBUG only."""
@@ -238,7 +251,7 @@ class Session:
             return  # too late for this stream: the core re-dispatches the task
         if isinstance(decision, Answer):
             self._awaiting_ack.add(task_id)
-            self._outbox.put_label(task_id, decision.option)
+            self._outbox.put_label(task_id, decision.option, decision.votes, decision.agreement)
         else:
             skip = labeling_pb2.Skip(task_id=task_id, reason=decision.reason)
             self._outbox.put(labeling_pb2.WorkerMessage(skip=skip))
