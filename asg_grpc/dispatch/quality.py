@@ -21,13 +21,13 @@ from asg_grpc.domain.consensus_engine import ConsensusSpec, GiveUp
 from asg_grpc.domain.dawid_skene import AdaptiveEngine, WorkerReport
 from asg_grpc.domain.errors import NotFound
 from asg_grpc.domain.labeling import OpenTask
-from asg_grpc.store import Store
+from asg_grpc.store.areas import Dispatch
 
 log = logging.getLogger("asg.quality")
 
 
 class Quality:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Dispatch) -> None:
         self._store = store
         self.engine = self._restore()
         self._specs: dict[str, ConsensusSpec] = {}  # by task_id: built once per loaded task

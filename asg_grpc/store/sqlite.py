@@ -36,12 +36,13 @@ from asg_grpc.domain.tasks import BatchProgress, LabelRecord, Settlement, Task, 
 from asg_grpc.domain.workers import Worker, WorkerRegistration
 from asg_grpc.secret_file import make_private_dir, make_private_file
 from asg_grpc.store import sqlite_dashboard
-from asg_grpc.store.base import KeyOwner, LabelingBatch, Submission, Submitted, TaskPage
+from asg_grpc.store.customer_records import KeyOwner
 from asg_grpc.store.sqlite_dashboard import DashboardTables
 from asg_grpc.store.sqlite_jobs import JobTables
 from asg_grpc.store.sqlite_ledger import LedgerTables
 from asg_grpc.store.sqlite_settlement import SettlementTables
 from asg_grpc.store.sqlite_webhooks import WebhookTables
+from asg_grpc.store.task_records import LabelingBatch, Submission, Submitted, TaskPage
 
 # Each entry upgrades the schema by one version (PRAGMA user_version). Append, never edit.
 MIGRATIONS: tuple[str, ...] = (
