@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from asg_grpc.store.ledger_records import LedgerBlock, LedgerOutput, LedgerTx, NewLedgerTx, Outpoint
-from asg_grpc.store.sqlite_ledger import LedgerTables
+from asg_grpc.store.sqlite.ledger import LedgerTables
 
 
 class SharedLedger:

@@ -35,13 +35,13 @@ from asg_grpc.domain.labeling import OpenTask
 from asg_grpc.domain.tasks import BatchProgress, LabelRecord, Settlement, Task, TaskSpec, TaskStatus, Verdict
 from asg_grpc.domain.workers import Worker, WorkerRegistration
 from asg_grpc.secret_file import make_private_dir, make_private_file
-from asg_grpc.store import sqlite_dashboard
 from asg_grpc.store.customer_records import KeyOwner
-from asg_grpc.store.sqlite_dashboard import DashboardTables
-from asg_grpc.store.sqlite_jobs import JobTables
-from asg_grpc.store.sqlite_ledger import LedgerTables
-from asg_grpc.store.sqlite_settlement import SettlementTables
-from asg_grpc.store.sqlite_webhooks import WebhookTables
+from asg_grpc.store.sqlite import dashboard as sqlite_dashboard
+from asg_grpc.store.sqlite.dashboard import DashboardTables
+from asg_grpc.store.sqlite.jobs import JobTables
+from asg_grpc.store.sqlite.ledger import LedgerTables
+from asg_grpc.store.sqlite.settlement import SettlementTables
+from asg_grpc.store.sqlite.webhooks import WebhookTables
 from asg_grpc.store.task_records import LabelingBatch, Submission, Submitted, TaskPage
 
 # Each entry upgrades the schema by one version (PRAGMA user_version). Append, never edit.

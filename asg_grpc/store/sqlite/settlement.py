@@ -19,13 +19,13 @@ from contextlib import AbstractContextManager
 
 from asg_grpc.domain.errors import Conflict
 from asg_grpc.domain.settlement import AgreeingLabel, SettleableTask, WorkerPayment
-from asg_grpc.store import sqlite_dashboard
 from asg_grpc.store.settlement_records import (
     OpenSettlement,
     SettlementIntent,
     TaskSettlement,
     WalletUtxo,
 )
+from asg_grpc.store.sqlite import dashboard as sqlite_dashboard
 
 _CHUNK = 500  # ids per IN (...) list
 # Tasks waiting to be paid; word for word the condition of index tasks_to_pay, so it is used.
