@@ -14,10 +14,19 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypedDict
 
 from asg_grpc.domain.errors import Unavailable
 from asg_grpc.secret_file import make_private_dir, make_private_file
 from asg_grpc.store.sqlite.migrations import MIGRATIONS, statements
+
+
+class ConnectionOptions(TypedDict, total=False):
+    """Connection's keyword options, for whoever opens one on a caller's behalf (SQLiteStore)."""
+
+    synchronous: str
+    busy_timeout: float
+    idempotency_ttl: float
 
 
 class Connection:

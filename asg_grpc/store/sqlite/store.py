@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Unpack
 
 from asg_grpc.store.sqlite.area import Area
-from asg_grpc.store.sqlite.connection import Connection
+from asg_grpc.store.sqlite.connection import Connection, ConnectionOptions
 from asg_grpc.store.sqlite.customers import SQLiteCustomers
 from asg_grpc.store.sqlite.dashboard import SQLiteDashboard
 from asg_grpc.store.sqlite.dispatch import SQLiteDispatch
@@ -31,20 +32,8 @@ class SQLiteStore(
     """The file at `path`, created and migrated when new. The areas share one `Connection`, so
     each of them is one class over it, never a stub standing for another."""
 
-    def __init__(
-        self,
-        path: Path,
-        *,
-        synchronous: str = "NORMAL",
-        busy_timeout: float = 5.0,
-        idempotency_ttl: float = 86_400,
-    ) -> None:
-        Area.__init__(
-            self,
-            Connection(
-                path, synchronous=synchronous, busy_timeout=busy_timeout, idempotency_ttl=idempotency_ttl
-            ),
-        )
+    def __init__(self, path: Path, **options: Unpack[ConnectionOptions]) -> None:
+        Area.__init__(self, Connection(path, **options))
         self.path = path
 
     def close(self) -> None:
