@@ -1,7 +1,10 @@
 """The SQLite schema: one ordered list of migrations, applied by `Connection` at open.
 
 One list for every area, in the order they were added (PRAGMA user_version counts them), so a
-database made by any earlier version opens and is brought up to date.
+database made by any earlier version opens and is brought up to date. Their text is never
+edited, not even a comment inside the SQL: SQLite keeps that text as the schema, and
+tests/store/test_migrations.py compares an old file's schema with a new one's (so the comment
+naming `sqlite_settlement.py`, now `sqlite/settlement.py`, stays).
 """
 
 from __future__ import annotations
@@ -249,7 +252,7 @@ MIGRATIONS: tuple[str, ...] = (
         txid          TEXT NOT NULL,
         vout          INTEGER NOT NULL,
         satoshis      INTEGER NOT NULL,
-        -- available | reserved | spent | pending | lost (sqlite/settlement.py)
+        -- available | reserved | spent | pending | lost (sqlite_settlement.py)
         state         TEXT NOT NULL,
         settlement_id TEXT,
         PRIMARY KEY (txid, vout)
