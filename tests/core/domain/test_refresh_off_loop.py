@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import statistics
 import time
 
 import pytest
@@ -77,11 +78,14 @@ async def test_the_event_loop_keeps_running_while_the_em_runs_in_a_thread() -> N
 
     tick = asyncio.create_task(ticker())
     job = engine.prepare_refresh()
+    started = time.perf_counter()
     await asyncio.to_thread(job.run)
+    sweep = time.perf_counter() - started
     engine.apply_refresh(job)
     stop.set()
     await tick
     # On the loop the sweep would be one gap as long as itself; in a thread the loop gets the
-    # interpreter back every switch interval (5 ms).
-    assert len(gaps) > 3
-    assert max(gaps) < alone / 2
+    # interpreter back every switch interval (5 ms), so it ticks many times during the sweep.
+    # The median, not the longest gap: a busy machine may hold either thread off now and then.
+    assert len(gaps) >= 5
+    assert statistics.median(gaps) < sweep / 5
