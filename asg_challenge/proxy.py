@@ -150,13 +150,13 @@ class Proxy:
         if cookie:
             headers.append(("cookie", cookie))
         peer = request.client.host if request.client else ""
-        chain = request.headers.get("x-forwarded-for") if c.ip != peer else None
+        chain = c.headers.get("x-forwarded-for") if c.ip != peer else None
         headers.append(("x-forwarded-for", f"{chain}, {peer}" if chain else c.ip))
         headers.append(("x-forwarded-proto", "https" if c.https else "http"))
         if c.host:
             headers.append(("x-forwarded-host", c.host))
         target = URL(self.gw.settings.upstream + _target(scope), encoded=True)  # encoded once, by us
-        has_body = request.method not in ("GET", "HEAD", "OPTIONS") or "content-length" in request.headers
+        has_body = request.method not in ("GET", "HEAD", "OPTIONS") or "content-length" in c.headers
         timeout = self.gw.config.proxy_timeout
         try:
             upstream = await self.client.request(
