@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from asg_challenge import challenge, dashboard
+from asg_challenge import challenge, dashboard, marketplace
 from asg_challenge.domain import is_reserved, normalise_path
 from asg_challenge.errors import BadRequest, ChallengeGatewayError, TooManyRequests, Unauthorized
 from asg_challenge.gateway import Gateway
@@ -41,22 +41,29 @@ class App:
     def __init__(self, gw: Gateway, explore: float = 0.02) -> None:
         self.gw = gw
         self.proxy = Proxy(gw, explore)
+        market = gw.settings.market
+        self.market = marketplace.Marketplace(gw, market) if market else None
 
         @contextlib.asynccontextmanager
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
             await self.proxy.start()
+            if self.market:
+                await self.market.start()
             try:
                 yield
             finally:
+                if self.market:
+                    await self.market.stop()
                 await self.proxy.stop()
                 gw.store.close()
 
         self.reserved = Starlette(
-            routes=[*dashboard.routes(), *challenge.routes()],
+            routes=[*dashboard.routes(), *marketplace.routes(), *challenge.routes()],
             exception_handlers={ChallengeGatewayError: _gateway_error, HTTPException: _http_error},
             lifespan=lifespan,
         )
         self.reserved.state.gateway = gw
+        self.reserved.state.marketplace = self.market
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

@@ -40,6 +40,11 @@ def parse_upload(body: bytes, content_type: str) -> list[dict[str, Any]]:
     return [_item(i, it) for i, it in enumerate(raw)]
 
 
+def parse_item(it: Any) -> dict[str, Any]:
+    """One item (a marketplace task's mirror) checked by the upload's rules."""
+    return _item(0, it)
+
+
 def _item(i: int, it: Any) -> dict[str, Any]:
     at = f"items[{i}]"
     if not isinstance(it, dict):

@@ -40,6 +40,52 @@ class Settings:
     log_level: str = "INFO"
     tls_cert: Path | None = None  # both set → the listener speaks https (cookies get `__Host-`)
     tls_key: Path | None = None
+    market: MarketSettings | None = None  # set: the gateway is a worker of an ASG core
+
+
+TASK_TYPES = ("image_classification", "text_classification", "sentiment", "moderation")
+
+
+@dataclass(frozen=True)
+class MarketSettings:
+    """The gateway as one worker of the marketplace (docs/challenge.md, "Part of the marketplace")."""
+
+    core_addr: str
+    worker_token: str = secret()
+    task_types: tuple[str, ...] = ()  # narrows the worker's registered types; empty keeps them
+    max_in_flight: int = 16  # core tasks served as unknown items at once
+    hold: float = 3600.0  # seconds a task may wait for consensus before it is returned
+
+
+def market_settings(env: Mapping[str, str]) -> MarketSettings | None:
+    """ASG_CHALLENGE_CORE_ADDR and ASG_CHALLENGE_WORKER_TOKEN together, or neither (no marketplace)."""
+    addr = env.get("ASG_CHALLENGE_CORE_ADDR", "").strip()
+    token = env.get("ASG_CHALLENGE_WORKER_TOKEN", "").strip()
+    if not addr and not token:
+        return None
+    if not addr or not token:
+        raise SettingsError("ASG_CHALLENGE_CORE_ADDR and ASG_CHALLENGE_WORKER_TOKEN go together")
+    host, sep, port = addr.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise SettingsError(f"ASG_CHALLENGE_CORE_ADDR must be HOST:PORT, not {addr!r}")
+    if not token.startswith("wk_"):
+        raise SettingsError("ASG_CHALLENGE_WORKER_TOKEN must be a worker token (wk_…)")
+    types = tuple(t.strip() for t in env.get("ASG_CHALLENGE_TASK_TYPES", "").split(",") if t.strip())
+    bad = [t for t in types if t not in TASK_TYPES]
+    if bad:
+        raise SettingsError(
+            f"ASG_CHALLENGE_TASK_TYPES: unknown {', '.join(bad)}; known: {', '.join(TASK_TYPES)}"
+        )
+    try:
+        in_flight = int(env.get("ASG_CHALLENGE_MARKET_IN_FLIGHT", "16"))
+        hold = float(env.get("ASG_CHALLENGE_MARKET_HOLD", "3600"))
+    except ValueError as exc:
+        raise SettingsError(f"ASG_CHALLENGE_MARKET_IN_FLIGHT / ASG_CHALLENGE_MARKET_HOLD: {exc}") from exc
+    if not 1 <= in_flight <= 256:
+        raise SettingsError("ASG_CHALLENGE_MARKET_IN_FLIGHT must be 1..256")
+    if hold <= 0:
+        raise SettingsError("ASG_CHALLENGE_MARKET_HOLD must be positive (seconds)")
+    return MarketSettings(addr, token, types, in_flight, hold)
 
 
 def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -142,4 +188,5 @@ def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
         log_level=str(a.log_level).upper(),
         tls_cert=Path(a.tls_cert) if a.tls_cert else None,
         tls_key=Path(a.tls_key) if a.tls_key else None,
+        market=market_settings(env),
     )

@@ -49,6 +49,9 @@ CREATE TABLE IF NOT EXISTS apikeys (
 CREATE TABLE IF NOT EXISTS rules (
     id TEXT PRIMARY KEY, seq INTEGER NOT NULL, pattern TEXT NOT NULL, match_type TEXT NOT NULL,
     priority INTEGER NOT NULL, enabled INTEGER NOT NULL, action TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS market_tasks (
+    task_id TEXT PRIMARY KEY, item_id TEXT NOT NULL, task_type TEXT NOT NULL, received_at REAL NOT NULL,
+    state TEXT NOT NULL, reason TEXT, done_at TEXT);
 """
 
 
@@ -390,6 +393,94 @@ class Store:
     def delete_rule(self, rule_id: str) -> bool:
         with self._tx() as db:
             return db.execute("DELETE FROM rules WHERE id = ?", (rule_id,)).rowcount > 0
+
+    # --- marketplace tasks (asg_challenge/marketplace.py) -------------------------------
+
+    def market_receive(
+        self, task_id: str, task_type: str, dataset: tuple[str, str], item: dict[str, Any]
+    ) -> str:
+        """The item mirroring core task `task_id`, made (with its dataset `(name, modality)`,
+        if missing) the first time the task is assigned; the same item on every later
+        assignment, so votes gathered while the core was away still count."""
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT m.item_id FROM market_tasks m JOIN items i ON i.id = m.item_id WHERE m.task_id = ?",
+                (task_id,),
+            ).fetchone()
+            if row is not None:
+                return str(row["item_id"])
+            name, modality = dataset
+            found = db.execute(
+                "SELECT id FROM datasets WHERE name = ? ORDER BY rowid LIMIT 1", (name,)
+            ).fetchone()
+            dataset_id = found["id"] if found else str(uuid.uuid4())
+            if found is None:
+                db.execute(
+                    "INSERT INTO datasets VALUES (?, ?, ?, ?)", (dataset_id, name, modality, utc_now())
+                )
+            item_id = str(uuid.uuid4())
+            db.execute(
+                "INSERT INTO items (id, dataset_id, question, text, options, external_id) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (item_id, dataset_id, item["question"], item["text"], json.dumps(item["options"]), task_id),
+            )
+            db.execute(
+                "INSERT INTO market_tasks (task_id, item_id, task_type, received_at, state) "
+                "VALUES (?, ?, ?, ?, 'open') "
+                "ON CONFLICT(task_id) DO UPDATE SET item_id = excluded.item_id, state = 'open', "
+                "received_at = excluded.received_at, reason = NULL, done_at = NULL",
+                (task_id, item_id, task_type, time.time()),
+            )
+        return item_id
+
+    def market_task(self, task_id: str) -> dict[str, Any] | None:
+        """The task's row with its item's consensus (label, agreement, votes, disputed); None
+        when the gateway never took it or its item (its dataset) was deleted."""
+        row = self._one(
+            "SELECT m.task_id, m.item_id, m.state, m.reason, m.received_at, i.label, i.agreement, i.votes, "
+            "i.disputed FROM market_tasks m JOIN items i ON i.id = m.item_id WHERE m.task_id = ?",
+            (task_id,),
+        )
+        return dict(row) if row else None
+
+    def market_close(self, task_id: str, state: str, reason: str = "") -> None:
+        """`delivered` (the core acked the label) or `returned` (skipped back: disputed, expired).
+        A returned task's item is set aside like a disputed one: no longer served."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE market_tasks SET state = ?, reason = ?, done_at = ? WHERE task_id = ?",
+                (state, reason or None, utc_now(), task_id),
+            )
+            if state == "returned":
+                db.execute(
+                    "UPDATE items SET disputed = 1 WHERE label IS NULL AND id = "
+                    "(SELECT item_id FROM market_tasks WHERE task_id = ?)",
+                    (task_id,),
+                )
+
+    def market_expire(self, received_before: float) -> int:
+        """Set aside open tasks received before then and still unlabeled (returned, expired):
+        also those the core no longer offers the gateway (cancelled, decided elsewhere)."""
+        rows = self._all(
+            "SELECT m.task_id FROM market_tasks m JOIN items i ON i.id = m.item_id "
+            "WHERE m.state = 'open' AND i.label IS NULL AND m.received_at < ?",
+            (received_before,),
+        )
+        for r in rows:
+            self.market_close(r["task_id"], "returned", "expired")
+        return len(rows)
+
+    def market_counts(self) -> dict[str, int]:
+        """Open tasks still being labeled, labels owed to the core, delivered and returned."""
+        row = self._one(
+            "SELECT "
+            "COALESCE(SUM(m.state = 'open' AND i.label IS NULL), 0) AS labeling, "
+            "COALESCE(SUM(m.state = 'open' AND i.label IS NOT NULL), 0) AS owed, "
+            "COALESCE(SUM(m.state = 'delivered'), 0) AS delivered, "
+            "COALESCE(SUM(m.state = 'returned'), 0) AS returned "
+            "FROM market_tasks m JOIN items i ON i.id = m.item_id"
+        )
+        return {k: int(row[k]) for k in ("labeling", "owed", "delivered", "returned")} if row else {}
 
 
 def _dataset(r: sqlite3.Row) -> dict[str, Any]:

@@ -25,8 +25,8 @@ class Outbox:
     def put(self, message: labeling_pb2.WorkerMessage) -> None:
         self._append(message)
 
-    def put_label(self, task_id: str, option: str) -> None:
-        self._append(labeling_pb2.Label(task_id=task_id, option=option))
+    def put_label(self, task_id: str, option: str, votes: int = 0, agreement: float = 0.0) -> None:
+        self._append(labeling_pb2.Label(task_id=task_id, option=option, votes=votes, agreement=agreement))
 
     def close(self) -> None:
         """No more puts; `take` returns what is left, then None."""

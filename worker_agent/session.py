@@ -184,6 +184,7 @@ class Session:
             if ack.task_id in self._awaiting_ack:
                 self._awaiting_ack.discard(ack.task_id)
                 self._stats.labels_acked += 1
+                self._labeler.done(ack.task_id, "acked")
         self._touch()
 
     def _on_error(self, error: labeling_pb2.WorkError) -> None:
@@ -193,6 +194,7 @@ class Session:
         held = self._held.pop(error.task_id, None)
         if held is not None:  # the core gave up on a task still being decided
             held.cancel()
+        self._labeler.done(error.task_id, error.code)
         log.warning(
             "refused by the core",
             extra={"task_id": error.task_id, "code": error.code, "detail": error.message},
@@ -238,7 +240,7 @@ class Session:
             return  # too late for this stream: the core re-dispatches the task
         if isinstance(decision, Answer):
             self._awaiting_ack.add(task_id)
-            self._outbox.put_label(task_id, decision.option)
+            self._outbox.put_label(task_id, decision.option, decision.votes, decision.agreement)
         else:
             skip = labeling_pb2.Skip(task_id=task_id, reason=decision.reason)
             self._outbox.put(labeling_pb2.WorkerMessage(skip=skip))

@@ -100,12 +100,16 @@ class Labels(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[Label, _Mapping]]] = ...) -> None: ...
 
 class Label(_message.Message):
-    __slots__ = ("task_id", "option")
+    __slots__ = ("task_id", "option", "votes", "agreement")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     OPTION_FIELD_NUMBER: _ClassVar[int]
+    VOTES_FIELD_NUMBER: _ClassVar[int]
+    AGREEMENT_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     option: str
-    def __init__(self, task_id: _Optional[str] = ..., option: _Optional[str] = ...) -> None: ...
+    votes: int
+    agreement: float
+    def __init__(self, task_id: _Optional[str] = ..., option: _Optional[str] = ..., votes: _Optional[int] = ..., agreement: _Optional[float] = ...) -> None: ...
 
 class Skip(_message.Message):
     __slots__ = ("task_id", "reason")

@@ -61,7 +61,9 @@ ALLOWED: dict[str, set[str]] = {
     "rest_gateway": {"asg_grpc.v1", "asg_common"},
     "worker_agent": {"asg_grpc.v1", "asg_common"},
     "asg_gateway": set(),  # the SDK speaks HTTP only
-    "asg_challenge": {"asg_grpc.v1", "asg_common"},  # a process of its own (docs/challenge.md)
+    # A process of its own (docs/challenge.md); as a marketplace worker it runs the worker
+    # agent's client (stream, acks, reconnects) rather than a second copy of it.
+    "asg_challenge": {"asg_grpc.v1", "asg_common", "worker_agent"},
 }
 DOMAIN_FORBIDDEN = (
     "grpc", "google.protobuf", "fastapi", "starlette", "sqlite3", "httpx", "aiohttp", "aerospike",

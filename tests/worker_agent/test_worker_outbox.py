@@ -54,3 +54,17 @@ async def test_take_returns_none_once_closed_and_empty() -> None:
     assert await box.take() is None
     with pytest.raises(RuntimeError):
         box.put(DRAIN)
+
+
+@pytest.mark.asyncio
+async def test_a_crowd_label_carries_its_votes_and_agreement_on_the_wire() -> None:
+    box = Outbox()
+    box.put_label("t1", "cat", votes=3, agreement=0.6667)
+    box.put_label("t2", "dog")
+    batch = await box.take()
+    assert batch is not None
+    wire = labeling_pb2.WorkerMessage.FromString(batch[0].SerializeToString())
+    assert [(x.option, x.votes, round(x.agreement, 4)) for x in wire.labels.items] == [
+        ("cat", 3, 0.6667),
+        ("dog", 0, 0.0),
+    ]

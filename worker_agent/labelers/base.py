@@ -17,6 +17,9 @@ from asg_grpc.v1 import labeling_pb2
 @dataclass(frozen=True)
 class Answer:
     option: str
+    # A crowd's answer (the challenge gateway): people behind it and their agreement.
+    votes: int = 0
+    agreement: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,12 @@ class Labeler(Protocol):
 
     async def label(self, assignment: labeling_pb2.Assignment) -> Decision:
         """Decide one assignment; may raise LabelerExhausted when no more answers can come."""
+        ...
+
+    def done(self, task_id: str, outcome: str) -> None:
+        """The core is finished with the task on this stream: `acked` (its label is durable) or
+        the WorkError code (`withdrawn`, `lease_expired`, ...). For a labeler with a queue of
+        its own (the challenge gateway); the others ignore it."""
         ...
 
     def paid(self, line: str) -> None:

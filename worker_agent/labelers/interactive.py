@@ -62,6 +62,9 @@ class InteractiveLabeler:
             self._say(f"{said}. Waiting for the next task (Ctrl-C to stop)…")
             return decision
 
+    def done(self, task_id: str, outcome: str) -> None:
+        return None  # nothing is queued here
+
     def paid(self, line: str) -> None:
         """Show the payment; if a question waits for an answer, ask it again below."""
         text = printable(line)

@@ -55,6 +55,9 @@ class SimulatedLabeler:
         # Unknown URL, or a truth the task does not offer (a stale file): derive one.
         return truth_mod.derived(data_url, options)
 
+    def done(self, task_id: str, outcome: str) -> None:
+        return None  # nothing is queued here
+
     def paid(self, line: str) -> None:
         return None  # nobody to tell: the log line is enough
 

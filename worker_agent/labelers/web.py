@@ -190,6 +190,9 @@ class WebLabeler:
                 self._note(f"Skipped task {assignment.task_id}.")
             return decision
 
+    def done(self, task_id: str, outcome: str) -> None:
+        return None  # nothing is queued here
+
     def paid(self, line: str) -> None:
         self._session.last_paid = line
         self._bump()

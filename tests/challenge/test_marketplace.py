@@ -1,0 +1,236 @@
+"""Marketplace tasks labeled through the challenge gateway settle (issue 14, "Part of the
+marketplace"): a real core and REST gateway (`make_stack`), the challenge gateway as a process
+holding its own worker token, one simulated worker beside it, and httpx sessions that answer
+like careful humans (controls right). The gateway's consensus is the label of its worker; the
+task is decided, settled on the local ledger, and the gateway's worker is paid. With the core
+down the gateway keeps serving; what it owes is delivered once the core is back."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from asg_grpc.devstack import Stack
+from asg_grpc.domain.workers import p2pkh_address
+from asg_grpc.operator import find_operator_token, register_worker
+from asg_grpc.settings import Settings
+from tests.challenge.conftest import (
+    GOLD,
+    PASSWORD,
+    Gateway,
+    Upstream,
+    answers_for,
+    client,
+    slots_of,
+    start_gateway,
+    stop_gateway,
+    text_dataset,
+)
+from tests.challenge.test_dashboard import run_cli
+from tests.conftest import make_stack, register
+
+pytestmark = pytest.mark.slow
+
+DATA_URL = "https://cdn.example.com/reviews/42.txt"
+TASK = {
+    "type": "text_classification",
+    "data_url": DATA_URL,
+    "label_spec": {"question": "Is this review about a cat or a dog?", "options": ["cat", "dog"]},
+    "consensus_threshold": 2,
+}
+
+
+def wait_for(what: str, probe: Callable[[], Any], timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Market:
+    """The stack, the customer's client and the challenge gateway registered as a worker."""
+
+    def __init__(self, stack: Stack, gw: Gateway, worker_id: str, http: httpx.Client) -> None:
+        self.stack, self.gw, self.worker_id, self.http = stack, gw, worker_id, http
+
+    def status(self) -> dict[str, Any]:
+        with self.gw.dash() as d:
+            r = d.get("/marketplace")
+            assert r.status_code == 200, r.text
+            out: dict[str, Any] = r.json()
+            return out
+
+    def result(self, task_id: str) -> dict[str, Any] | None:
+        """The decided result, or None while the task is still being labeled (202)."""
+        r = self.http.get(f"/v1/tasks/{task_id}/result")
+        assert r.status_code in (200, 202), r.text
+        return r.json() if r.status_code == 200 else None
+
+
+@pytest.fixture
+def market(tmp_path: Path, upstream: Upstream) -> Iterator[Market]:
+    with make_stack(tmp_path / "core", ASG_BLOCK_INTERVAL="0.2") as stack:
+        operator = find_operator_token(Settings(data_dir=stack.data_dir))
+        assert operator
+        address = p2pkh_address(hashlib.sha256(b"site owner").digest()[:20])
+        worker = register_worker(
+            stack.grpc_addr, operator, "challenge-gateway", address, ["text_classification"]
+        )
+        # A second worker, so a task (consensus_threshold 2) needs the gateway's label too.
+        stack.start_workers(1, "--always", "cat", "--task-types", "text_classification")
+        (tmp_path / "gw").mkdir()
+        gw = start_gateway(
+            tmp_path / "gw",
+            upstream.url,
+            ASG_CHALLENGE_CORE_ADDR=stack.grpc_addr,
+            ASG_CHALLENGE_WORKER_TOKEN=worker.token,
+        )
+        auth = {"Authorization": f"Bearer {register(stack.base_url)['api_key']}"}
+        try:
+            with httpx.Client(base_url=stack.base_url, headers=auth, timeout=10) as http:
+                text_dataset(gw, GOLD)  # the site owner's own controls
+                gw.config(risk_threshold=0.0)
+                yield Market(stack, gw, worker.worker_id, http)
+        finally:
+            stop_gateway(gw)
+
+
+def answer_as_human(gw: Gateway, net: str, option: str) -> httpx.Response:
+    """A session from `net` that gets a challenge, gets the controls right and answers `option`
+    for the marketplace item (shown with its task's data URL), then reaches the site."""
+    with client(gw, net=net) as c:
+        page = c.get("/shop")
+        assert page.status_code == 200 and "A quick check" in page.text, page.text[:300]
+        cid, slots = slots_of(page.text)
+        assert DATA_URL in [text for text, _ in slots], slots
+        named = [("mystery" if text == DATA_URL else text, options) for text, options in slots]
+        time.sleep(0.7)
+        answered = c.post(
+            "/.cg/answer", data={"challenge_id": cid, "redir": "/shop", **answers_for(named, option)}
+        )
+        assert answered.status_code == 303, answered.text
+        return c.get("/shop")
+
+
+def submit(market: Market) -> str:
+    r = market.http.post("/v1/tasks", json=TASK)
+    assert r.status_code == 202, r.text
+    task_id: str = r.json()["task_id"]
+    wait_for("the gateway to take the task", lambda: market.status()["labeling"] == 1)
+    return task_id
+
+
+def assert_settled_and_paid(market: Market, task_id: str) -> None:
+    result = wait_for("the task to be decided", lambda: market.result(task_id))
+    assert result["status"] in ("verified", "settled"), result
+    assert result["consensus_label"] == "cat"
+    assert market.worker_id in [label["worker_id"] for label in result["labels"]], result["labels"]
+
+    def receipt() -> dict[str, Any] | None:
+        r = market.http.get(f"/v1/tasks/{task_id}/receipt")
+        return r.json() if r.status_code == 200 else None
+
+    proof = wait_for("the task's receipt", receipt)
+    assert len(proof["bsv_txid"]) == 64
+    paid = [p for p in proof["payouts"] if p["worker_id"] == market.worker_id]
+    assert paid and paid[0]["sats"] > 0, proof["payouts"]
+    # The gateway's own stream hears of the payment and counts it.
+    status = wait_for("the payment notice", lambda: (s := market.status())["sats_earned"] and s)
+    assert status["sats_earned"] == paid[0]["sats"]
+    assert status["delivered"] == 1 and status["owed"] == 0 and status["labeling"] == 0
+
+
+def test_a_marketplace_task_labeled_through_the_gateway_settles_and_pays_it(market: Market) -> None:
+    task_id = submit(market)
+    assert market.status()["connected"] is True
+
+    for net, option in (("10.1.0.7", "cat"), ("10.2.0.7", "dog"), ("10.3.0.7", "cat")):
+        assert answer_as_human(market.gw, net, option).status_code == 200
+
+    assert_settled_and_paid(market, task_id)
+    # The mirrored item is in the gateway's own dataset with the 2:1 agreement it reported.
+    with market.gw.dash() as d:
+        ds = next(
+            x for x in d.get("/item-datasets").json() if x["name"] == "marketplace: text_classification"
+        )
+        rows = d.get(f"/item-datasets/{ds['id']}/labeled/export?fmt=json").json()
+    assert [(r["external_id"], r["label"], r["votes"], round(r["agreement"], 2)) for r in rows] == [
+        (task_id, "cat", 3, 0.67)
+    ]
+
+
+def test_with_the_core_down_the_label_is_queued_and_delivered_after_restart(market: Market) -> None:
+    task_id = submit(market)
+    market.stack.kill("core")
+    wait_for("the gateway to notice", lambda: market.status()["connected"] is False)
+
+    # The site and its challenges go on; the consensus is kept as owed.
+    for net, option in (("10.1.0.7", "cat"), ("10.2.0.7", "cat"), ("10.3.0.7", "dog")):
+        assert answer_as_human(market.gw, net, option).status_code == 200
+    assert market.status()["owed"] == 1
+
+    market.stack.start_core()
+    market.stack.wait_ready()
+    wait_for("delivery after the restart", lambda: market.status()["delivered"] == 1)
+    assert_settled_and_paid(market, task_id)
+
+
+def test_a_task_its_customer_cancels_goes_back_and_is_no_longer_shown(market: Market) -> None:
+    task_id = submit(market)
+    assert market.http.delete(f"/v1/tasks/{task_id}").status_code == 200
+
+    status = wait_for("the task to come back", lambda: (s := market.status())["returned"] == 1 and s)
+    assert status["labeling"] == 0 and status["owed"] == 0
+    with client(market.gw, net="10.4.0.7") as c:
+        page = c.get("/shop")
+        assert page.status_code == 200 and "A quick check" in page.text
+        assert DATA_URL not in [text for text, _ in slots_of(page.text)[1]]
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"ASG_CHALLENGE_CORE_ADDR": "127.0.0.1:50051"}, "go together"),
+        ({"ASG_CHALLENGE_CORE_ADDR": "core", "ASG_CHALLENGE_WORKER_TOKEN": "wk_x"}, "HOST:PORT"),
+        ({"ASG_CHALLENGE_CORE_ADDR": "127.0.0.1:1", "ASG_CHALLENGE_WORKER_TOKEN": "sk_x"}, "worker token"),
+        (
+            {"ASG_CHALLENGE_CORE_ADDR": "127.0.0.1:1", "ASG_CHALLENGE_WORKER_TOKEN": "wk_x",
+             "ASG_CHALLENGE_TASK_TYPES": "audio"},
+            "ASG_CHALLENGE_TASK_TYPES: unknown audio",
+        ),
+    ],
+)  # fmt: skip
+def test_bad_marketplace_settings_stop_the_start_naming_the_variable(
+    tmp_path: Path, env: dict[str, str], says: str
+) -> None:
+    out = run_cli(tmp_path, ASG_CHALLENGE_DASHBOARD_PASSWORD=PASSWORD, **env)
+    assert out.returncode == 2 and says in out.stderr, out.stderr
+
+
+def test_a_refused_token_turns_the_marketplace_off_and_the_site_stays_served(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    with make_stack(tmp_path / "core") as stack:
+        gw = start_gateway(
+            tmp_path,
+            upstream.url,
+            ASG_CHALLENGE_CORE_ADDR=stack.grpc_addr,
+            ASG_CHALLENGE_WORKER_TOKEN="wk_nope",
+        )
+        try:
+            with gw.dash() as d:
+                status = wait_for("the refusal", lambda: (r := d.get("/marketplace").json())["refused"] and r)
+            assert status["connected"] is False and "UNAUTHENTICATED" in status["refused"]
+            with client(gw) as c:
+                assert c.get("/page").status_code == 200  # below the default threshold: proxied
+        finally:
+            stop_gateway(gw)
