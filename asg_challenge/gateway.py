@@ -96,7 +96,9 @@ class Gateway:
         self.store = store
         self.secret = self._secret()
         known = {f.name for f in dataclasses.fields(Config)}
-        self.config = Config(**{k: v for k, v in store.load_config().items() if k in known})
+        # The log level of the settings until the dashboard sets one (then the stored one wins).
+        stored = {k: v for k, v in store.load_config().items() if k in known}
+        self.config = Config(**{"log_level": settings.log_level, **stored})
         self.sessions: dict[str, Session] = {}
         self.pass_uses: dict[str, int] = {}
         self.rules: list[Rule] = []
