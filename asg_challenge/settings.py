@@ -173,8 +173,13 @@ def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
     try:
         min_dwell = float(env.get("ASG_CHALLENGE_MIN_DWELL", "0.6"))
         budget = int(env.get("ASG_CHALLENGE_PASS_BUDGET", "300"))
+        challenge_ttl = int(env.get("ASG_CHALLENGE_CHALLENGE_TTL", "600"))
     except ValueError as exc:
-        raise SettingsError(f"ASG_CHALLENGE_MIN_DWELL / ASG_CHALLENGE_PASS_BUDGET: {exc}") from exc
+        raise SettingsError(
+            f"ASG_CHALLENGE_MIN_DWELL / ASG_CHALLENGE_PASS_BUDGET / ASG_CHALLENGE_CHALLENGE_TTL: {exc}"
+        ) from exc
+    if not 1 <= challenge_ttl <= 86400:
+        raise SettingsError("ASG_CHALLENGE_CHALLENGE_TTL must be 1 to 86400 seconds")
     try:
         explore = float(env.get("ASG_CHALLENGE_EXPLORE", "0.02"))
     except ValueError:
@@ -196,6 +201,7 @@ def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
         trusted_proxies=trusted,
         min_dwell=min_dwell,
         pass_budget=budget,
+        challenge_ttl=challenge_ttl,
         explore=explore,
         log_level=str(a.log_level).upper(),
         tls_cert=Path(a.tls_cert) if a.tls_cert else None,
