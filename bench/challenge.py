@@ -26,7 +26,6 @@ import os
 import platform
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,50 +36,27 @@ from typing import Any
 
 import httpx
 from starlette.requests import Request
-from submit import ForeignCpu  # bench/submit.py: CPU other processes used meanwhile
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests' browser headers
+from submit import WRK_DONE, ForeignCpu  # bench/submit.py: wrk's JSON report; CPU others used
 
 from asg_challenge.context import client_of, observe
 from asg_challenge.gateway import Gateway
 from asg_challenge.ml import FEATURES, Linear
 from asg_challenge.settings import parse
 from asg_challenge.store import Store
+from tests.challenge.conftest import BROWSER_HEADERS as BROWSER
+from tests.challenge.conftest import free_port
 
 TARGET_RATIO = 0.5  # of the upstream's direct throughput
 TARGET_ADDED_P50_MS = 2.0
 TARGET_SCORE_US = 100.0
 PASSWORD = "bench-password-0123"
 BIN = Path(sys.executable).parent
-UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/150.0 Safari/537.36"
-BROWSER = {
-    "User-Agent": UA,
-    "Accept": "text/html,application/xhtml+xml",
-    "Accept-Language": "en-GB,en;q=0.9",
-    "Accept-Encoding": "gzip, deflate, br",
-    "Sec-Fetch-Mode": "navigate",
-    "Sec-Fetch-Site": "none",
-    "Sec-Ch-Ua": '"Chromium";v="150"',
-}
-WRK_SCRIPT = r"""
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'BENCH_JSON {"requests":%d,"duration_us":%d,"non_2xx":%d,"socket_errors":%d,'
-    .. '"p50_us":%d,"p99_us":%d}\n',
-    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
-    latency:percentile(50), latency:percentile(99)))
-end
-"""
 
 
 def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def wait_http(url: str, **kw: Any) -> None:
@@ -187,7 +163,7 @@ def main() -> None:
         check = httpx.get(proxied, headers=BROWSER, trust_env=False)
         assert check.status_code == 200 and "<h1>Products</h1>" in check.text, check.text[:200]
         script = tmp / "report.lua"
-        script.write_text(WRK_SCRIPT)
+        script.write_text(WRK_DONE)
         log("warm-up")
         wrk(direct, script, a.connections, 1)
         wrk(proxied, script, a.connections, 1)
