@@ -126,6 +126,7 @@ def customer(c: billing_pb2.Customer) -> dict[str, Any]:
             "burst": c.rate_limit.burst,
             "enforced": c.rate_limit.enforced,
         },
+        "consensus_method": c.consensus_method or None,
     }
 
 

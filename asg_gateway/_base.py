@@ -98,6 +98,11 @@ class BaseClient:
     def _me(self) -> Flow[JSON]:
         return self._call(self._request("GET", "/v1/customers/me"), retry=True)
 
+    def _set_consensus_method(self, method: str | None) -> Flow[JSON]:
+        # Retried: setting the same value twice leaves the same profile.
+        body = {"consensus_method": method}
+        return self._call(self._request("PATCH", "/v1/customers/me", json=body), retry=True)
+
     def _rotate_key(self, grace_seconds: int | None) -> Flow[JSON]:
         # Not retried: a retry after a lost 201 would issue a second key and lose the first.
         body = _without_none({"grace_seconds": grace_seconds})

@@ -78,6 +78,12 @@ class ASGGatewayClient(BaseClient):
         """The customer owning the API key, with its tier, quota, prices and rate limit."""
         return self._run(self._me())
 
+    def set_consensus_method(self, method: str | None) -> JSON:
+        """The default consensus method of your tasks that name none (``"majority"`` or
+        ``"adaptive"``; ``None``: the deployment's default). Returns the profile after the
+        change. See docs/api.md, "Customer settings"."""
+        return self._run(self._set_consensus_method(method))
+
     def rotate_key(self, grace_seconds: int | None = None) -> JSON:
         """A new API key (``api_key``, shown once). This client's key keeps working for
         ``grace_seconds`` (default a day; 0 retires it at once); build a new client with the
@@ -350,6 +356,10 @@ class AsyncASGGatewayClient(BaseClient):
     async def me(self) -> JSON:
         """The customer owning the API key, with its tier, quota, prices and rate limit."""
         return await self._run(self._me())
+
+    async def set_consensus_method(self, method: str | None) -> JSON:
+        """Your tasks' default consensus method. See ``ASGGatewayClient.set_consensus_method``."""
+        return await self._run(self._set_consensus_method(method))
 
     async def rotate_key(self, grace_seconds: int | None = None) -> JSON:
         """A new API key. See ``ASGGatewayClient.rotate_key``."""

@@ -18,6 +18,7 @@ from grpc_reflection.v1alpha import reflection
 from asg_common import logs
 from asg_grpc.dispatch.dispatcher import Dispatcher, DispatchSettings
 from asg_grpc.dispatch.lease import DispatchLease, DispatchTaken
+from asg_grpc.dispatch.traffic import TrafficSettings
 from asg_grpc.domain.settlement import WorkerPayment
 from asg_grpc.jobs.runner import JobRunner
 from asg_grpc.metrics import CoreCollector, MetricsServer, timed_store
@@ -129,6 +130,11 @@ class Core:
                     idle_timeout=settings.worker_idle_timeout,
                     refresh_interval=settings.consensus_refresh_seconds,
                     roster_interval=settings.worker_roster_seconds,
+                    traffic=TrafficSettings(
+                        gold_share=settings.gold_share,
+                        customer_share_cap=settings.customer_share_cap,
+                        customer_share_min_labels=settings.customer_share_min_labels,
+                    ),
                 ),
             )
             self.lease = DispatchLease(self.store)

@@ -115,6 +115,14 @@ def _float(env: Env, name: str, default: float, minimum: float = 0.0) -> float:
     return value
 
 
+def _share(env: Env, name: str, default: float) -> float:
+    """A fraction from 0 to 1."""
+    value = _float(env, name, default)
+    if not 0 <= value <= 1:  # False for NaN too
+        raise SettingsError(f"{name} must be from 0 to 1, got {value:g}")
+    return value
+
+
 def _choice(env: Env, name: str, default: str, choices: tuple[str, ...], *, upper: bool = True) -> str:
     raw = env.get(name, "").strip() or default
     value = raw.upper() if upper else raw
@@ -293,6 +301,11 @@ class Settings:
     # How often the dispatcher reads the registered workers and closes the tasks none of them
     # can label any more (docs/labeling.md, "When no worker is left").
     worker_roster_seconds: float = 5.0
+    # docs/quality.md, "Gold share and traffic caps": the share of each worker's labels served
+    # from gold tasks, and the most of a customer's labels one worker may give.
+    gold_share: float = 0.05
+    customer_share_cap: float = 0.25
+    customer_share_min_labels: int = 100
 
     def __post_init__(self) -> None:
         # One source for the sandbox quota: `sandbox_label_quota` (kept for its callers).
@@ -364,6 +377,11 @@ class Settings:
                 env, "ASG_CONSENSUS_REFRESH_SECONDS", cls.consensus_refresh_seconds, 0.01
             ),
             worker_roster_seconds=_float(env, "ASG_WORKER_ROSTER_SECONDS", cls.worker_roster_seconds, 0.01),
+            gold_share=_share(env, "ASG_GOLD_SHARE", cls.gold_share),
+            customer_share_cap=_share(env, "ASG_CUSTOMER_SHARE_CAP", cls.customer_share_cap),
+            customer_share_min_labels=_int(
+                env, "ASG_CUSTOMER_SHARE_MIN_LABELS", cls.customer_share_min_labels, 1
+            ),
             worker_label_burst=_int(env, "ASG_WORKER_LABEL_BURST", cls.worker_label_burst, 1),
             ledger=ledger,
             arc=_arc(env) if public_chain else None,

@@ -51,7 +51,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def tasks_body(start: int, count: int) -> dict[str, object]:
+def tasks_body(start: int, count: int, method: str = "majority") -> dict[str, object]:
     return {
         "tasks": [
             {
@@ -59,6 +59,7 @@ def tasks_body(start: int, count: int) -> dict[str, object]:
                 "data_url": f"https://example.com/cpu/{i}.jpg",
                 "label_spec": {"question": "Animal?", "options": ["cat", "dog"]},
                 "consensus_threshold": THRESHOLD,
+                "consensus_method": method,
             }
             for i in range(start, start + count)
         ]
@@ -101,8 +102,10 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
             started = time.monotonic()
             before = {pid: cpu_seconds(pid) for pid in (core, gateway, *workers)}
             for start in range(0, args.tasks, BATCH):
-                body = tasks_body(start, min(BATCH, args.tasks - start))
+                body = tasks_body(start, min(BATCH, args.tasks - start), args.method)
                 http.post("/v1/tasks/batch", json=body).raise_for_status()
+        # `majority` with agreeing agents buys exactly the threshold; `adaptive` buys at least it,
+        # as many as it takes to be sure: done once every task is decided.
         expected = args.tasks * THRESHOLD
         labels = undecided = 0
         while time.monotonic() - started < 600:
@@ -125,6 +128,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
     core_busy = core_cpu - idle_rate * seconds
     log(f"{labels} labels in {seconds:.2f}s; core {core_cpu:.2f}s CPU (idle {idle_rate:.3f}/s)")
     return {
+        "method": args.method,
         "tasks": args.tasks,
         "labels": labels,
         "seconds": round(seconds, 3),
@@ -145,6 +149,8 @@ def main() -> int:
     parser.add_argument("--max-in-flight", type=int, default=64)
     parser.add_argument("--idle", type=float, default=2.0, help="seconds to measure the core's idle CPU")
     parser.add_argument("--profile", help="write the core's cProfile stats of the window here")
+    parser.add_argument("--method", choices=("majority", "adaptive"), default="majority",
+                        help="consensus_method of every task (adaptive: the threshold is its minimum)")
     parser.add_argument("--top", type=int, default=0, help="with --profile: print the N costliest functions")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="asg-bench-cpu-") as tmp:

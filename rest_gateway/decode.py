@@ -142,6 +142,7 @@ class Reader(Generic[Model]):
 TASK = Reader(models.TaskInput, SMALL_BODY)
 BATCH = Reader(models.BatchInput, BATCH_BODY)
 CUSTOMER = Reader(models.CustomerInput, SMALL_BODY)
+CUSTOMER_UPDATE = Reader(models.CustomerUpdate, SMALL_BODY)
 KEY_ROTATION = Reader(models.KeyRotation, SMALL_BODY, required=False)
 WEBHOOK = Reader(models.WebhookInput, SMALL_BODY)
 JOB = Reader(models.JobInput, SMALL_BODY)

@@ -111,6 +111,20 @@ class CustomerInput(BaseModel):
         return billing_pb2.RegisterCustomerRequest(name=self.name, email=self.email)
 
 
+class CustomerUpdate(BaseModel):
+    model_config = _with_example({"consensus_method": "adaptive"})
+    consensus_method: str | None = Field(
+        None,
+        description="Default for your tasks that name none: majority or adaptive; null: the"
+        " deployment's default. Absent: unchanged",
+    )
+
+    def to_proto(self) -> billing_pb2.UpdateCustomerRequest:
+        if "consensus_method" not in self.model_fields_set:
+            return billing_pb2.UpdateCustomerRequest()
+        return billing_pb2.UpdateCustomerRequest(consensus_method=self.consensus_method or "")
+
+
 class KeyRotation(BaseModel):
     model_config = _with_example({"grace_seconds": 3600})
     grace_seconds: Int64 | None = Field(
@@ -234,6 +248,9 @@ class Customer(_Out):
     created_at: str
     prices: Prices
     rate_limit: RateLimit
+    consensus_method: str | None = Field(
+        description="Default for tasks that name none; null: the deployment's default"
+    )
 
 
 class Submitted(_Out):

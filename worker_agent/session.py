@@ -143,6 +143,8 @@ class Session:
                 self._on_error(message.error)
             elif kind == "payments":
                 self._on_payments(message.payments.items)
+            elif kind == "notice":
+                self._on_notice(message.notice)
             else:  # a second welcome, or a kind newer than this agent: nothing to act on
                 log.debug("ignored server message", extra={"kind": kind})
 
@@ -200,6 +202,15 @@ class Session:
             extra={"task_id": error.task_id, "code": error.code, "detail": error.message},
         )
         self._touch()
+
+    def _on_notice(self, notice: labeling_pb2.WorkNotice) -> None:
+        """The core holds some work back (banned in a task family, or capped): said once, at
+        WARNING, so whoever runs the agent learns why work slowed or stopped."""
+        self._stats.notices += 1
+        fields: dict[str, object] = {"code": notice.code, "detail": notice.message}
+        if notice.family_options:
+            fields["family_options"] = list(notice.family_options)
+        log.warning("the core holds work back", extra=fields)
 
     def _on_payments(self, items: Iterable[labeling_pb2.Payment]) -> None:
         """Log each payment and add it to the total; a repeated notice is logged at DEBUG only."""

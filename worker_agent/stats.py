@@ -22,6 +22,7 @@ class Stats:
     labels_acked: int = 0
     skips: int = 0
     errors: int = 0
+    notices: int = 0  # WorkNotice: why the core held work back (banned, capped)
     reconnects: int = 0
     held: int = 0
     connected: bool = False
@@ -68,6 +69,7 @@ class Progress:
             "labels_sent": s.labels_sent,
             "skips": s.skips,
             "errors": s.errors,
+            "notices": s.notices,
             "reconnects": s.reconnects,
             "payments": s.payments,
             "sats_earned": s.sats_earned,

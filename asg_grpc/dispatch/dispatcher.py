@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 
 from asg_grpc import metrics
 from asg_grpc.background import stop_tasks
-from asg_grpc.dispatch.outbox import Outbox
+from asg_grpc.dispatch.outbox import Notice, Outbox
 from asg_grpc.dispatch.payments import WorkerPayment, problem
 from asg_grpc.dispatch.quality import Quality
+from asg_grpc.dispatch.traffic import Traffic, TrafficSettings
 from asg_grpc.domain import consensus
 from asg_grpc.domain.dawid_skene import WorkerReport
 from asg_grpc.domain.errors import Unavailable, ValidationError
@@ -56,9 +57,14 @@ class DispatchSettings:
     load_delay: float = 0.01
     # How often the adaptive engine re-estimates its workers (EM) and is saved to the store.
     refresh_interval: float = 5.0
+    # At most how often the engine's snapshot is saved besides at stop (_save_quality).
+    save_interval: float = 30.0
     # How often the registered workers are read and the tasks none of them can label any
     # more are closed (docs/labeling.md, "When no worker is left").
     roster_interval: float = 5.0
+    # The gold share of each worker's labels and the cap on its share of a customer's
+    # (dispatch/traffic.py, docs/quality.md "Gold share and traffic caps").
+    traffic: TrafficSettings = field(default_factory=TrafficSettings)
 
 
 @dataclass(eq=False)
@@ -72,6 +78,9 @@ class Session:
     held: dict[str, float] = field(default_factory=dict)  # task_id → lease deadline
     draining: bool = False
     last_seen: float = field(default_factory=time.monotonic)
+    # Why work was held back, as told to the agent (WorkNotice): each reason once, until the
+    # worker is offered such work again.
+    notified: set[tuple[str, ...]] = field(default_factory=set)
 
     @property
     def worker_id(self) -> str:
@@ -110,6 +119,8 @@ class Dispatcher:
         self._quality: Quality | None = None  # read from the store once, at start or first use
         # Registered workers by task type (read every roster_interval), for _close_stranded.
         self._roster: dict[str, list[str]] = {}
+        self.traffic = Traffic(settings.traffic)
+        self._saved_at = time.monotonic()  # of the engine's snapshot (_save_quality)
 
     @property
     def quality(self) -> Quality:
@@ -133,7 +144,7 @@ class Dispatcher:
         try:
             if flush:
                 self.flush()
-                self._save_quality()
+                self._save_quality(force=True)
         finally:
             for session in list(self._sessions):
                 session.outbox.close()
@@ -245,7 +256,7 @@ class Dispatcher:
         """An operator lifts a ban: saved at once, and the worker may be offered work again."""
         reports = self.quality.reinstate(worker_id, options)
         self.flush()
-        self._save_quality()
+        self._save_quality(force=True)
         self._fill_all()
         return reports
 
@@ -266,6 +277,7 @@ class Dispatcher:
             session.outbox.error(task_id, refused.refusal)
             return
         session.held.pop(task_id, None)
+        self.traffic.labeled(session.worker_id, task)
         self._batch.labels.append((task_id, session.worker_id, option, now))
         self._count(outcome)
         self._touch(task)
@@ -341,6 +353,7 @@ class Dispatcher:
                 continue
             self._tasks[task.task_id] = task
             self._by_seq[task.seq] = task
+            self.traffic.loaded(task)
             if task.free_slots > 0:
                 # Loaded tasks are newer than any in memory: appending keeps the order.
                 self._available.append(task.seq)
@@ -350,6 +363,7 @@ class Dispatcher:
         del self._tasks[task.task_id]
         self._by_seq.pop(task.seq, None)
         self.quality.forget(task)
+        self.traffic.forget(task)
         self._remove_available(task)
 
     def _make_available(self, task: OpenTask) -> None:
@@ -380,42 +394,89 @@ class Dispatcher:
             self._fill(session)
 
     def _fill(self, session: Session) -> None:
-        """Offer the session the oldest tasks it may take, up to its max in flight."""
+        """Offer the session the oldest tasks it may take, up to its max in flight. Gold tasks
+        come first while the worker's gold is under its share, else after all the others."""
         if not session.wants_work:
             return
         worker_id = session.worker_id
         now = time.time()
         deadline = now + self.settings.lease_seconds
-        quality = self.quality
+        traffic = self.traffic
         available, by_seq, held, room = self._available, self._by_seq, session.held, session.max_in_flight
+        if traffic.wants_gold(worker_id):
+            self._offer_gold(session, now, deadline, 1)
         i = 0
         # Runs after every label, over the oldest tasks first: most it passes over are ones this
-        # worker holds or has labeled, so those two lookups come before the full check. Only
-        # `held` grows in the loop, so `wants_work` reduces to its length.
+        # worker holds, has labeled or skipped, so those lookups come before the full check.
+        # Only `held` grows in the loop, so `wants_work` reduces to its length.
         while i < len(available) and len(held) < room:
             task = by_seq[available[i]]
             if (
                 worker_id in task.claims
                 or worker_id in task.labels
-                or task.task_type not in session.task_types
-                or not task.offerable_to(worker_id, now)
-                or not quality.eligible(worker_id, task)
+                or worker_id in task.skipped
+                or task.gold is not None
+                or not self._offerable(session, task, now)
             ):
                 i += 1
                 continue
-            if task.claim(worker_id, deadline, now):
-                self._touch(task)  # pending → in_progress
-            held[task.task_id] = deadline
-            heapq.heappush(self._leases, (deadline, task.task_id, worker_id))
-            session.outbox.assign(task, deadline)
+            self._assign(session, task, deadline, now)
             if task.free_slots <= 0:
                 del available[i]
             else:
                 i += 1
+        if len(held) < room and traffic.gold_tasks:
+            self._offer_gold(session, now, deadline, room - len(held))
         if self._more_in_store and (session.wants_work or len(self._available) < self._low_water // 2):
             # Nothing (or little) left here that it may take, and the store has more.
             self._starved = session.wants_work
             self._wake.set()
+
+    def _offerable(self, session: Session, task: OpenTask, now: float) -> bool:
+        """Whether the session may be offered the task. When only the engine (a ban, its family
+        share cap) or the customer share cap keeps it from the worker, the agent is told why,
+        once per reason."""
+        worker_id = session.worker_id
+        if task.task_type not in session.task_types or not task.offerable_to(worker_id, now):
+            return False
+        if not self.quality.eligible(worker_id, task):
+            reason: tuple[str, ...] = ("family", *task.options)
+        elif self.traffic.capped(worker_id, task.customer_id):
+            reason = ("customer", task.customer_id)
+        else:
+            return True
+        if reason not in session.notified:
+            session.notified.add(reason)
+            if reason[0] == "family":
+                notice = self.quality.withheld(worker_id, task)
+            else:
+                notice = Notice("capped", self.traffic.capped_message(worker_id, task.customer_id))
+            session.outbox.notice(notice)
+            log.info("work held back", extra={"worker_id": worker_id, "code": notice.code})
+        return False
+
+    def _assign(self, session: Session, task: OpenTask, deadline: float, now: float) -> None:
+        """One slot of the task to the session, leased until `deadline`."""
+        if task.claim(session.worker_id, deadline, now):
+            self._touch(task)  # pending → in_progress
+        session.held[task.task_id] = deadline
+        heapq.heappush(self._leases, (deadline, task.task_id, session.worker_id))
+        session.outbox.assign(task, deadline)
+        if session.notified:  # such work flows again: a later hold-back is news
+            session.notified.discard(("family", *task.options))
+            session.notified.discard(("customer", task.customer_id))
+
+    def _offer_gold(self, session: Session, now: float, deadline: float, most: int) -> None:
+        """Up to `most` open gold tasks the session may take, oldest first."""
+        for task in self.traffic.gold_tasks.values():
+            if most <= 0:
+                return
+            if task.task_id not in self._tasks or not self._offerable(session, task, now):
+                continue
+            self._assign(session, task, deadline, now)
+            most -= 1
+            if task.free_slots <= 0:
+                self._remove_available(task)
 
     def flush(self) -> None:
         """Commit what changed since the last flush, then ack the labels it contained.
@@ -471,8 +532,17 @@ class Dispatcher:
             except Exception:  # estimates may lag; labeling goes on
                 log.exception("refreshing the consensus engine failed; retrying")
 
-    def _save_quality(self) -> None:
-        if self._quality is not None and self._quality.engine.families:
+    def _save_quality(self, *, force: bool = False) -> None:
+        """Save the engine's snapshot: at once when `force` (stop, an operator's change), else at
+        most every `save_interval`. A snapshot is O(every task the engine holds), so saving it
+        after every refresh and every close cost more core CPU than the labels did; what a crash
+        loses meanwhile is what the engine learnt from tasks closed since (open tasks' labels
+        are replayed from the store; decisions are in the task rows)."""
+        if self._quality is None or not self._quality.engine.families:
+            return
+        now = time.monotonic()
+        if force or now - self._saved_at >= self.settings.save_interval:
+            self._saved_at = now
             self._quality.save(time.time())
 
     async def _loader(self) -> None:

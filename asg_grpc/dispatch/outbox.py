@@ -13,6 +13,16 @@ from asg_grpc.domain.labeling import OpenTask, Refusal
 MAX_PENDING_PAYMENTS = 10_000
 
 
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Why a worker gets less work (WorkNotice): `banned` or `capped`, for a person, and the
+    task family concerned (its options) when it is one family."""
+
+    code: str
+    message: str
+    family: tuple[str, ...] = ()
+
+
 @dataclass(slots=True)
 class Outgoing:
     """One drain of the outbox: everything queued since the last one, by kind."""
@@ -21,6 +31,7 @@ class Outgoing:
     acks: list[str] = field(default_factory=list)
     errors: list[tuple[str, Refusal]] = field(default_factory=list)
     payments: list[WorkerPayment] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
 
 
 class Outbox:
@@ -39,6 +50,10 @@ class Outbox:
 
     def error(self, task_id: str, refusal: Refusal) -> None:
         self._pending.errors.append((task_id, refusal))
+        self._ready.set()
+
+    def notice(self, notice: Notice) -> None:
+        self._pending.notices.append(notice)
         self._ready.set()
 
     def pay(self, payment: WorkerPayment) -> bool:
@@ -61,7 +76,7 @@ class Outbox:
                 await self._ready.wait()
             self._ready.clear()
             out, self._pending = self._pending, Outgoing()
-            if out.assignments or out.acks or out.errors or out.payments:
+            if out.assignments or out.acks or out.errors or out.payments or out.notices:
                 return out
             if self.closed:
                 return None

@@ -16,14 +16,26 @@ from typing import Any
 
 import orjson
 
+from asg_grpc.dispatch.outbox import Notice
 from asg_grpc.domain import consensus
 from asg_grpc.domain.consensus_engine import ConsensusSpec, GiveUp
 from asg_grpc.domain.dawid_skene import AdaptiveEngine, WorkerReport
 from asg_grpc.domain.errors import NotFound
 from asg_grpc.domain.labeling import OpenTask
+from asg_grpc.domain.worker_model import Family
 from asg_grpc.store import Store
 
 log = logging.getLogger("asg.quality")
+
+# What a worker's agent is told when the engine keeps a task family from it (WorkNotice).
+BANNED = (
+    "your answers to tasks with the options {options} fell below the quality floor: you get none "
+    "of them until an operator reinstates you (asg worker reinstate)"
+)
+FAMILY_CAPPED = (
+    "you gave more than {cap:.0%} of the labels of tasks with the options {options}: they go "
+    "to other workers until those catch up"
+)
 
 
 class Quality:
@@ -57,6 +69,8 @@ class Quality:
         if final is not None:
             task.judge(final)
             return
+        if not task.labels:  # a new task, the common case: nothing to replay
+            return
         seen = {worker for worker, _ in book.labels[task.task_id]}
         for worker, option in task.labels.items():
             if worker not in seen:
@@ -79,7 +93,32 @@ class Quality:
         task's family gets none of it, whichever method decides the task."""
         if not self.engine.families:
             return True  # nothing learnt yet: the common case with `majority` only
-        return self.engine.eligible(worker_id, self.spec(task))
+        spec = self.spec(task)
+        if self.engine.eligible(worker_id, spec):
+            return True
+        family = self.engine.families[spec.family_key]
+        stats = family.workers.get(worker_id)
+        if stats is not None and stats.banned:
+            return False
+        # Over the engine's family share cap. A cap the family's workers cannot meet (three
+        # workers cannot each hold under 25 %) would leave nobody to serve: as for the customer
+        # cap (dispatch/traffic.py), the cap in force is never below twice an equal share.
+        return family.share.get(worker_id, 0) < self._family_cap(family) * family.labels
+
+    def _family_cap(self, family: Family) -> float:
+        return max(self.engine.params.share_cap, 2 / max(1, len(family.share)))
+
+    def withheld(self, worker_id: str, task: OpenTask) -> Notice:
+        """Why `eligible` refused the worker this task, for its agent: banned in the task's
+        family, or holding too large a share of the family's labels (the engine's cap)."""
+        spec = self.spec(task)
+        family = self.engine.families.get(spec.family_key)
+        stats = None if family is None else family.workers.get(worker_id)
+        options = ", ".join(task.options)
+        if stats is not None and stats.banned:
+            return Notice("banned", BANNED.format(options=options), task.options)
+        cap = self.engine.params.share_cap if family is None else self._family_cap(family)
+        return Notice("capped", FAMILY_CAPPED.format(options=options, cap=cap), task.options)
 
     def close(self, task: OpenTask) -> consensus.Outcome:
         """No worker is left who could label the task: its final outcome. `adaptive`: the

@@ -36,6 +36,8 @@ class Customer:
     labels_reserved: int
     key_hint: str
     created_at: float
+    # The customer's default consensus method for tasks that name none; None: the deployment's.
+    consensus_method: str | None = None
 
     @property
     def quota_remaining(self) -> int:

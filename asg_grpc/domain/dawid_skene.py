@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from asg_grpc.domain.calibration import PlattCalibrator
-from asg_grpc.domain.collusion import PairTally
+from asg_grpc.domain.collusion import PairTally, half
 from asg_grpc.domain.consensus_engine import ConsensusSpec, Decision, GiveUp, NeedOne, TaskBook, Verdict
 from asg_grpc.domain.errors import NotFound, ValidationError
 from asg_grpc.domain.worker_model import (
@@ -140,7 +140,7 @@ class AdaptiveEngine:
         fam = self.families[spec.family_key]
         k = fam.options.index(label)
         previous = self.book.labels[task_id][:-1]
-        fam.pairs.add(worker, label, previous)
+        fam.pairs.add(worker, label, previous, half(task_id))
         fam.labels += 1
         fam.share[worker] = fam.share.get(worker, 0) + 1
         stats = self._stats(fam, worker)

@@ -67,6 +67,7 @@ class OpenTask:
     target_confidence: float = DEFAULT_TARGET_CONFIDENCE
     max_labels: int = DEFAULT_MAX_LABELS
     gold: str | None = None  # a gold task's answer; never part of what a worker is sent
+    customer_id: str = ""  # whose task: for the cap on one worker's share of a customer's traffic
 
     @property
     def adaptive(self) -> bool:
@@ -184,3 +185,12 @@ class OpenTask:
         self.status = TaskStatus.VERIFIED if isinstance(outcome, consensus.Decided) else TaskStatus.FAILED
         self.outcome = outcome
         return outcome
+
+
+def labels_beyond_reserved(task: OpenTask) -> int:
+    """Labels a task decided with a consensus bought beyond the `consensus_threshold` its
+    submission reserved (adaptive buying more, a majority tie): taken off the quota at decision."""
+    outcome = task.outcome
+    if not isinstance(outcome, consensus.Decided):
+        return 0
+    return max(0, outcome.worker_count - task.threshold)

@@ -223,6 +223,13 @@ def check_label_spec(question: str | None, options: tuple[str, ...] | None) -> N
         raise ValidationError("label_spec.options", "must be distinct")
 
 
+def check_consensus_method(method: str) -> str:
+    """A task's or a customer's consensus method, refused naming the field unless known."""
+    if method not in CONSENSUS_METHODS:
+        raise ValidationError("consensus_method", f"must be one of {', '.join(CONSENSUS_METHODS)}")
+    return method
+
+
 def validate_task(
     draft: TaskDraft,
     default_callback_url: str | None = None,
@@ -266,9 +273,9 @@ def validate_task(
     expires_in = draft.expires_in_seconds
     if expires_in is not None and not 1 <= expires_in <= MAX_EXPIRES_IN:
         raise ValidationError("expires_in_seconds", f"must be an integer from 1 to {MAX_EXPIRES_IN}")
-    method = draft.consensus_method if draft.consensus_method is not None else default_method
-    if method not in CONSENSUS_METHODS:
-        raise ValidationError("consensus_method", f"must be one of {', '.join(CONSENSUS_METHODS)}")
+    method = check_consensus_method(
+        draft.consensus_method if draft.consensus_method is not None else default_method
+    )
     target = DEFAULT_TARGET_CONFIDENCE if draft.target_confidence is None else draft.target_confidence
     if not MIN_TARGET_CONFIDENCE <= target <= MAX_TARGET_CONFIDENCE:  # False for NaN too
         raise ValidationError(

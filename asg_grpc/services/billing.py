@@ -18,6 +18,7 @@ from asg_grpc.domain.customers import (
     validate_registration,
 )
 from asg_grpc.domain.errors import ValidationError
+from asg_grpc.domain.tasks import check_consensus_method
 from asg_grpc.domain.tiers import SANDBOX, Tier, tier_named
 from asg_grpc.services.callers import Callers
 from asg_grpc.settings import Settings
@@ -71,6 +72,17 @@ class BillingService(billing_pb2_grpc.BillingServiceServicer):
         self, request: billing_pb2.GetCustomerRequest, context: grpc.aio.ServicerContext
     ) -> billing_pb2.Customer:
         return self._customer(self._callers.customer_record(context))
+
+    async def UpdateCustomer(
+        self, request: billing_pb2.UpdateCustomerRequest, context: grpc.aio.ServicerContext
+    ) -> billing_pb2.Customer:
+        customer = self._callers.customer_record(context)
+        if request.HasField("consensus_method"):
+            method = request.consensus_method
+            customer = self._store.set_customer_consensus(
+                customer.customer_id, check_consensus_method(method) if method else None
+            )
+        return self._customer(customer)
 
     async def SetCustomerTier(
         self, request: billing_pb2.SetCustomerTierRequest, context: grpc.aio.ServicerContext

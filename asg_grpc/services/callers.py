@@ -39,6 +39,8 @@ class CustomerCaller:
     # The key's rate limit, None when this core enforces none (ASG_RATE_LIMIT=off).
     rate_limit: RateLimit | None
     environment: str = "sandbox"  # the key's prefix: a rotated key keeps it
+    # The customer's default consensus method (PATCH /v1/customers/me); None: the deployment's.
+    consensus_method: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +99,9 @@ class Callers:
         if owner is None:
             raise Unauthenticated("invalid api key")
         limit = self.limits.limit_for(owner.tier) if self.limits.enabled else None
-        return CustomerCaller(owner.customer_id, owner.tier, key_hash, limit, environment_of(token))
+        return CustomerCaller(
+            owner.customer_id, owner.tier, key_hash, limit, environment_of(token), owner.consensus_method
+        )
 
     def spend(self, caller: CustomerCaller) -> None:
         """Count one call of the caller's key; raises RateLimited when it has none left."""

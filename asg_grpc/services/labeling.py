@@ -197,6 +197,12 @@ def _encode(out: Outgoing) -> list[labeling_pb2.ServerMessage]:
             )
             for task_id, refusal in out.errors
         )
+    messages.extend(
+        labeling_pb2.ServerMessage(
+            notice=labeling_pb2.WorkNotice(code=n.code, message=n.message, family_options=n.family)
+        )
+        for n in out.notices
+    )
     if out.acks:
         messages.append(
             labeling_pb2.ServerMessage(

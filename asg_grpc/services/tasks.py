@@ -54,11 +54,11 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
     async def SubmitTask(
         self, request: tasks_pb2.SubmitTaskRequest, context: grpc.aio.ServicerContext
     ) -> tasks_pb2.SubmitTaskResponse:
-        customer_id = self._callers.customer(context).customer_id
+        caller = self._callers.customer(context)
         spec = validate_task(
-            convert.draft(request.task), default_method=self._default_method, dev_mode=self._dev_mode
+            convert.draft(request.task), default_method=self._method(caller), dev_mode=self._dev_mode
         )
-        [submitted] = await self._submit(Submission(customer_id, [spec], batch_id=None))
+        [submitted] = await self._submit(Submission(caller.customer_id, [spec], batch_id=None))
         self._notify([submitted])
         return _accepted(submitted)
 
@@ -103,7 +103,7 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
                 raise owner
             self._callers.spend(owner)
             spec = validate_task(
-                convert.draft(item.task), default_method=self._default_method, dev_mode=self._dev_mode
+                convert.draft(item.task), default_method=self._method(owner), dev_mode=self._dev_mode
             )
         except DomainError as exc:
             return exc
@@ -112,18 +112,23 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
     async def SubmitBatch(
         self, request: tasks_pb2.SubmitBatchRequest, context: grpc.aio.ServicerContext
     ) -> tasks_pb2.SubmitBatchResponse:
-        customer_id = self._callers.customer(context).customer_id
+        caller = self._callers.customer(context)
         callback_url = request.callback_url if request.HasField("callback_url") else None
         drafts = [convert.draft(t) for t in request.tasks]
-        specs = validate_batch(drafts, callback_url, self._default_method, self._dev_mode)
+        specs = validate_batch(drafts, callback_url, self._method(caller), self._dev_mode)
         batch_id = ids.new_id("bat")
-        submitted = await self._submit(Submission(customer_id, specs, batch_id=batch_id))
+        submitted = await self._submit(Submission(caller.customer_id, specs, batch_id=batch_id))
         self._notify(submitted)
         return tasks_pb2.SubmitBatchResponse(
             batch_id=batch_id,
             task_count=len(submitted),
             task_ids=[s.task.task_id for s in submitted],
         )
+
+    def _method(self, caller: CustomerCaller) -> str:
+        """For the caller's tasks that name no consensus_method: the customer's own default,
+        else the deployment's."""
+        return caller.consensus_method or self._default_method
 
     def _notify(self, submitted: Sequence[Submitted]) -> None:
         """Wake dispatch when any task is new (a replay stored nothing)."""

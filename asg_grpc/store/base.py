@@ -67,6 +67,9 @@ class KeyOwner:
 
     customer_id: str
     tier: str
+    # The customer's default consensus method (None: the deployment's), read with the key so a
+    # submission needs no second lookup.
+    consensus_method: str | None = None
 
 
 @dataclass(slots=True)
@@ -327,6 +330,11 @@ class Store(Protocol):
 
     def set_customer_tier(self, customer_id: str, tier: str, label_quota: int) -> Customer:
         """Raises NotFound for an unknown customer. Labels already reserved stay reserved."""
+        ...
+
+    def set_customer_consensus(self, customer_id: str, method: str | None) -> Customer:
+        """The customer's default consensus method (None: the deployment's). Raises NotFound
+        for an unknown customer."""
         ...
 
     def usage_counts(self, customer_id: str, start: float, end: float) -> list[UsageCounts]:

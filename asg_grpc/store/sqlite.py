@@ -31,7 +31,7 @@ from asg_grpc.domain.errors import (
     UnregisteredWebhook,
     ValidationError,
 )
-from asg_grpc.domain.labeling import OpenTask
+from asg_grpc.domain.labeling import OpenTask, labels_beyond_reserved
 from asg_grpc.domain.tasks import BatchProgress, LabelRecord, Settlement, Task, TaskSpec, TaskStatus, Verdict
 from asg_grpc.domain.workers import Worker, WorkerRegistration
 from asg_grpc.secret_file import make_private_dir, make_private_file
@@ -345,6 +345,8 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # Billing's monthly usage in the dashboard's counters (sqlite_dashboard.py), backfilled.
     sqlite_dashboard.USAGE_COUNTERS,
+    # A customer's default consensus method (PATCH /v1/customers/me); NULL: the deployment's.
+    "ALTER TABLE customers ADD COLUMN consensus_method TEXT;",
 )
 
 
@@ -375,7 +377,7 @@ _TASK_COLUMNS = (
 _CUSTOMER_SELECT = (
     "SELECT c.customer_id, c.name, c.email, c.tier, c.label_quota, c.labels_reserved,"
     " (SELECT hint FROM api_keys k WHERE k.customer_id = c.customer_id AND k.revoked_at IS NULL"
-    "  ORDER BY k.created_at DESC LIMIT 1), c.created_at FROM customers c"
+    "  ORDER BY k.created_at DESC LIMIT 1), c.created_at, c.consensus_method FROM customers c"
 )
 
 
@@ -408,8 +410,10 @@ def _task(row: tuple) -> Task:
 
 
 def _customer(row: tuple) -> Customer:
-    customer_id, name, email, tier, label_quota, labels_reserved, hint, created_at = row
-    return Customer(customer_id, name, email, tier, label_quota, labels_reserved, hint or "", created_at)
+    customer_id, name, email, tier, label_quota, labels_reserved, hint, created_at, method = row
+    return Customer(
+        customer_id, name, email, tier, label_quota, labels_reserved, hint or "", created_at, method
+    )
 
 
 class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, DashboardTables):
@@ -570,17 +574,29 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
 
     def key_owner(self, key_hash: str) -> KeyOwner | None:
         row = self._db.execute(
-            "SELECT a.customer_id, c.tier FROM api_keys a JOIN customers c ON c.customer_id = a.customer_id"
+            "SELECT a.customer_id, c.tier, c.consensus_method FROM api_keys a"
+            " JOIN customers c ON c.customer_id = a.customer_id"
             " WHERE a.key_hash = ? AND " + _ACTIVE_KEY,
             (key_hash, time.time()),
         ).fetchone()
-        return KeyOwner(row[0], row[1]) if row else None
+        return KeyOwner(row[0], row[1], row[2]) if row else None
 
     def set_customer_tier(self, customer_id: str, tier: str, label_quota: int) -> Customer:
         with self._write() as db:
             changed = db.execute(
                 "UPDATE customers SET tier = ?, label_quota = ? WHERE customer_id = ?",
                 (tier, label_quota, customer_id),
+            ).rowcount
+        if not changed:
+            raise NotFound("customer not found")
+        customer = self.get_customer(customer_id)
+        assert customer is not None
+        return customer
+
+    def set_customer_consensus(self, customer_id: str, method: str | None) -> Customer:
+        with self._write() as db:
+            changed = db.execute(
+                "UPDATE customers SET consensus_method = ? WHERE customer_id = ?", (method, customer_id)
             ).rowcount
         if not changed:
             raise NotFound("customer not found")
@@ -840,8 +856,9 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
     def open_tasks(self, *, after_seq: int, limit: int) -> list[OpenTask]:
         rows = self._db.execute(
             "SELECT seq, task_id, task_type, data_url, question, options, consensus_threshold,"
-            " label_target, status, consensus_method, target_confidence, max_labels, gold_label"
-            " FROM tasks WHERE seq > ? AND status IN ('pending', 'in_progress') ORDER BY seq LIMIT ?",
+            " label_target, status, consensus_method, target_confidence, max_labels, gold_label,"
+            " customer_id FROM tasks WHERE seq > ? AND status IN ('pending', 'in_progress')"
+            " ORDER BY seq LIMIT ?",
             (after_seq, limit),
         ).fetchall()
         tasks = {
@@ -859,6 +876,7 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
                 target_confidence=r[10],
                 max_labels=r[11],
                 gold=r[12],
+                customer_id=r[13],
             )
             for r in rows
         }
@@ -946,6 +964,17 @@ class SQLiteStore(WebhookTables, JobTables, LedgerTables, SettlementTables, Dash
             for event, task_ids in decided.items():
                 if task_ids:
                     self._record_task_events(db, task_ids, event, batch.now)
+            extra = [
+                (n, task.task_id)
+                for task in batch.tasks
+                if task.task_id not in closed and (n := labels_beyond_reserved(task))
+            ]
+            if extra:  # billed as labels, so counted in the quota too (docs/billing.md)
+                db.executemany(
+                    "UPDATE customers SET labels_reserved = labels_reserved + ?"
+                    " WHERE customer_id = (SELECT customer_id FROM tasks WHERE task_id = ?)",
+                    extra,
+                )
         return closed
 
     def cancel_task(self, customer_id: str, task_id: str, now: float) -> Task:

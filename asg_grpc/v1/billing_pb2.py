@@ -26,7 +26,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x61sg/v1/billing.proto\x12\x06\x61sg.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9a\x02\n\x08\x43ustomer\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\x0c\n\x04tier\x18\x04 \x01(\t\x12\x13\n\x0blabel_quota\x18\x05 \x01(\x03\x12\x17\n\x0flabels_reserved\x18\x06 \x01(\x03\x12\x10\n\x08key_hint\x18\x07 \x01(\t\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fquota_remaining\x18\t \x01(\x03\x12\x1e\n\x06prices\x18\n \x01(\x0b\x32\x0e.asg.v1.Prices\x12%\n\nrate_limit\x18\x0b \x01(\x0b\x32\x11.asg.v1.RateLimit\";\n\x06Prices\x12\x18\n\x10label_price_sats\x18\x01 \x01(\x03\x12\x17\n\x0ftask_price_sats\x18\x02 \x01(\x03\"@\n\tRateLimit\x12\x12\n\nper_second\x18\x01 \x01(\x01\x12\r\n\x05\x62urst\x18\x02 \x01(\x05\x12\x10\n\x08\x65nforced\x18\x03 \x01(\x08\"6\n\x17RegisterCustomerRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\"O\n\x18RegisterCustomerResponse\x12\"\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x10.asg.v1.Customer\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\"\x14\n\x12GetCustomerRequest\";\n\x16SetCustomerTierRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x0c\n\x04tier\x18\x02 \x01(\t\" \n\x0fGetUsageRequest\x12\r\n\x05month\x18\x01 \x01(\t\"\x94\x01\n\tUsageLine\x12\x11\n\ttask_type\x18\x01 \x01(\t\x12\x17\n\x0ftasks_submitted\x18\x02 \x01(\x03\x12\x15\n\rtasks_charged\x18\x03 \x01(\x03\x12\x14\n\x0ctasks_failed\x18\x04 \x01(\x03\x12\x18\n\x10labels_collected\x18\x05 \x01(\x03\x12\x14\n\x0csats_charged\x18\x06 \x01(\x03\"\xec\x01\n\x05Usage\x12\r\n\x05month\x18\x01 \x01(\t\x12\x0c\n\x04tier\x18\x02 \x01(\t\x12\x1e\n\x06prices\x18\x03 \x01(\x0b\x32\x0e.asg.v1.Prices\x12\x30\n\x0cperiod_start\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nperiod_end\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12 \n\x05total\x18\x06 \x01(\x0b\x32\x11.asg.v1.UsageLine\x12\"\n\x07\x62y_type\x18\x07 \x03(\x0b\x32\x11.asg.v1.UsageLine\"K\n\x07Invoice\x12\x12\n\ninvoice_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x1c\n\x05usage\x18\x03 \x01(\x0b\x32\r.asg.v1.Usage\"\x15\n\x13ListInvoicesRequest\"9\n\x14ListInvoicesResponse\x12!\n\x08invoices\x18\x01 \x03(\x0b\x32\x0f.asg.v1.Invoice\"z\n\x06\x41piKey\x12\x10\n\x08key_hint\x18\x01 \x01(\t\x12.\n\ncreated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"@\n\x10RotateKeyRequest\x12\x1a\n\rgrace_seconds\x18\x01 \x01(\x03H\x00\x88\x01\x01\x42\x10\n\x0e_grace_seconds\"g\n\x11RotateKeyResponse\x12\x0f\n\x07\x61pi_key\x18\x01 \x01(\t\x12\x1b\n\x03key\x18\x02 \x01(\x0b\x32\x0e.asg.v1.ApiKey\x12$\n\x0cprevious_key\x18\x03 \x01(\x0b\x32\x0e.asg.v1.ApiKey\"\x11\n\x0fListKeysRequest\"0\n\x10ListKeysResponse\x12\x1c\n\x04keys\x18\x01 \x03(\x0b\x32\x0e.asg.v1.ApiKey2\xe9\x03\n\x0e\x42illingService\x12U\n\x10RegisterCustomer\x12\x1f.asg.v1.RegisterCustomerRequest\x1a .asg.v1.RegisterCustomerResponse\x12;\n\x0bGetCustomer\x12\x1a.asg.v1.GetCustomerRequest\x1a\x10.asg.v1.Customer\x12\x43\n\x0fSetCustomerTier\x12\x1e.asg.v1.SetCustomerTierRequest\x1a\x10.asg.v1.Customer\x12\x32\n\x08GetUsage\x12\x17.asg.v1.GetUsageRequest\x1a\r.asg.v1.Usage\x12I\n\x0cListInvoices\x12\x1b.asg.v1.ListInvoicesRequest\x1a\x1c.asg.v1.ListInvoicesResponse\x12@\n\tRotateKey\x12\x18.asg.v1.RotateKeyRequest\x1a\x19.asg.v1.RotateKeyResponse\x12=\n\x08ListKeys\x12\x17.asg.v1.ListKeysRequest\x1a\x18.asg.v1.ListKeysResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x61sg/v1/billing.proto\x12\x06\x61sg.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb4\x02\n\x08\x43ustomer\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\x0c\n\x04tier\x18\x04 \x01(\t\x12\x13\n\x0blabel_quota\x18\x05 \x01(\x03\x12\x17\n\x0flabels_reserved\x18\x06 \x01(\x03\x12\x10\n\x08key_hint\x18\x07 \x01(\t\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fquota_remaining\x18\t \x01(\x03\x12\x1e\n\x06prices\x18\n \x01(\x0b\x32\x0e.asg.v1.Prices\x12%\n\nrate_limit\x18\x0b \x01(\x0b\x32\x11.asg.v1.RateLimit\x12\x18\n\x10\x63onsensus_method\x18\x0c \x01(\t\";\n\x06Prices\x12\x18\n\x10label_price_sats\x18\x01 \x01(\x03\x12\x17\n\x0ftask_price_sats\x18\x02 \x01(\x03\"@\n\tRateLimit\x12\x12\n\nper_second\x18\x01 \x01(\x01\x12\r\n\x05\x62urst\x18\x02 \x01(\x05\x12\x10\n\x08\x65nforced\x18\x03 \x01(\x08\"6\n\x17RegisterCustomerRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\"O\n\x18RegisterCustomerResponse\x12\"\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x10.asg.v1.Customer\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\"\x14\n\x12GetCustomerRequest\"K\n\x15UpdateCustomerRequest\x12\x1d\n\x10\x63onsensus_method\x18\x01 \x01(\tH\x00\x88\x01\x01\x42\x13\n\x11_consensus_method\";\n\x16SetCustomerTierRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x0c\n\x04tier\x18\x02 \x01(\t\" \n\x0fGetUsageRequest\x12\r\n\x05month\x18\x01 \x01(\t\"\x94\x01\n\tUsageLine\x12\x11\n\ttask_type\x18\x01 \x01(\t\x12\x17\n\x0ftasks_submitted\x18\x02 \x01(\x03\x12\x15\n\rtasks_charged\x18\x03 \x01(\x03\x12\x14\n\x0ctasks_failed\x18\x04 \x01(\x03\x12\x18\n\x10labels_collected\x18\x05 \x01(\x03\x12\x14\n\x0csats_charged\x18\x06 \x01(\x03\"\xec\x01\n\x05Usage\x12\r\n\x05month\x18\x01 \x01(\t\x12\x0c\n\x04tier\x18\x02 \x01(\t\x12\x1e\n\x06prices\x18\x03 \x01(\x0b\x32\x0e.asg.v1.Prices\x12\x30\n\x0cperiod_start\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nperiod_end\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12 \n\x05total\x18\x06 \x01(\x0b\x32\x11.asg.v1.UsageLine\x12\"\n\x07\x62y_type\x18\x07 \x03(\x0b\x32\x11.asg.v1.UsageLine\"K\n\x07Invoice\x12\x12\n\ninvoice_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x1c\n\x05usage\x18\x03 \x01(\x0b\x32\r.asg.v1.Usage\"\x15\n\x13ListInvoicesRequest\"9\n\x14ListInvoicesResponse\x12!\n\x08invoices\x18\x01 \x03(\x0b\x32\x0f.asg.v1.Invoice\"z\n\x06\x41piKey\x12\x10\n\x08key_hint\x18\x01 \x01(\t\x12.\n\ncreated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"@\n\x10RotateKeyRequest\x12\x1a\n\rgrace_seconds\x18\x01 \x01(\x03H\x00\x88\x01\x01\x42\x10\n\x0e_grace_seconds\"g\n\x11RotateKeyResponse\x12\x0f\n\x07\x61pi_key\x18\x01 \x01(\t\x12\x1b\n\x03key\x18\x02 \x01(\x0b\x32\x0e.asg.v1.ApiKey\x12$\n\x0cprevious_key\x18\x03 \x01(\x0b\x32\x0e.asg.v1.ApiKey\"\x11\n\x0fListKeysRequest\"0\n\x10ListKeysResponse\x12\x1c\n\x04keys\x18\x01 \x03(\x0b\x32\x0e.asg.v1.ApiKey2\xac\x04\n\x0e\x42illingService\x12U\n\x10RegisterCustomer\x12\x1f.asg.v1.RegisterCustomerRequest\x1a .asg.v1.RegisterCustomerResponse\x12;\n\x0bGetCustomer\x12\x1a.asg.v1.GetCustomerRequest\x1a\x10.asg.v1.Customer\x12\x43\n\x0fSetCustomerTier\x12\x1e.asg.v1.SetCustomerTierRequest\x1a\x10.asg.v1.Customer\x12\x32\n\x08GetUsage\x12\x17.asg.v1.GetUsageRequest\x1a\r.asg.v1.Usage\x12I\n\x0cListInvoices\x12\x1b.asg.v1.ListInvoicesRequest\x1a\x1c.asg.v1.ListInvoicesResponse\x12@\n\tRotateKey\x12\x18.asg.v1.RotateKeyRequest\x1a\x19.asg.v1.RotateKeyResponse\x12=\n\x08ListKeys\x12\x17.asg.v1.ListKeysRequest\x1a\x18.asg.v1.ListKeysResponse\x12\x41\n\x0eUpdateCustomer\x12\x1d.asg.v1.UpdateCustomerRequest\x1a\x10.asg.v1.Customerb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,41 +34,43 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'asg.v1.billing_pb2', _globa
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CUSTOMER']._serialized_start=66
-  _globals['_CUSTOMER']._serialized_end=348
-  _globals['_PRICES']._serialized_start=350
-  _globals['_PRICES']._serialized_end=409
-  _globals['_RATELIMIT']._serialized_start=411
-  _globals['_RATELIMIT']._serialized_end=475
-  _globals['_REGISTERCUSTOMERREQUEST']._serialized_start=477
-  _globals['_REGISTERCUSTOMERREQUEST']._serialized_end=531
-  _globals['_REGISTERCUSTOMERRESPONSE']._serialized_start=533
-  _globals['_REGISTERCUSTOMERRESPONSE']._serialized_end=612
-  _globals['_GETCUSTOMERREQUEST']._serialized_start=614
-  _globals['_GETCUSTOMERREQUEST']._serialized_end=634
-  _globals['_SETCUSTOMERTIERREQUEST']._serialized_start=636
-  _globals['_SETCUSTOMERTIERREQUEST']._serialized_end=695
-  _globals['_GETUSAGEREQUEST']._serialized_start=697
-  _globals['_GETUSAGEREQUEST']._serialized_end=729
-  _globals['_USAGELINE']._serialized_start=732
-  _globals['_USAGELINE']._serialized_end=880
-  _globals['_USAGE']._serialized_start=883
-  _globals['_USAGE']._serialized_end=1119
-  _globals['_INVOICE']._serialized_start=1121
-  _globals['_INVOICE']._serialized_end=1196
-  _globals['_LISTINVOICESREQUEST']._serialized_start=1198
-  _globals['_LISTINVOICESREQUEST']._serialized_end=1219
-  _globals['_LISTINVOICESRESPONSE']._serialized_start=1221
-  _globals['_LISTINVOICESRESPONSE']._serialized_end=1278
-  _globals['_APIKEY']._serialized_start=1280
-  _globals['_APIKEY']._serialized_end=1402
-  _globals['_ROTATEKEYREQUEST']._serialized_start=1404
-  _globals['_ROTATEKEYREQUEST']._serialized_end=1468
-  _globals['_ROTATEKEYRESPONSE']._serialized_start=1470
-  _globals['_ROTATEKEYRESPONSE']._serialized_end=1573
-  _globals['_LISTKEYSREQUEST']._serialized_start=1575
-  _globals['_LISTKEYSREQUEST']._serialized_end=1592
-  _globals['_LISTKEYSRESPONSE']._serialized_start=1594
-  _globals['_LISTKEYSRESPONSE']._serialized_end=1642
-  _globals['_BILLINGSERVICE']._serialized_start=1645
-  _globals['_BILLINGSERVICE']._serialized_end=2134
+  _globals['_CUSTOMER']._serialized_end=374
+  _globals['_PRICES']._serialized_start=376
+  _globals['_PRICES']._serialized_end=435
+  _globals['_RATELIMIT']._serialized_start=437
+  _globals['_RATELIMIT']._serialized_end=501
+  _globals['_REGISTERCUSTOMERREQUEST']._serialized_start=503
+  _globals['_REGISTERCUSTOMERREQUEST']._serialized_end=557
+  _globals['_REGISTERCUSTOMERRESPONSE']._serialized_start=559
+  _globals['_REGISTERCUSTOMERRESPONSE']._serialized_end=638
+  _globals['_GETCUSTOMERREQUEST']._serialized_start=640
+  _globals['_GETCUSTOMERREQUEST']._serialized_end=660
+  _globals['_UPDATECUSTOMERREQUEST']._serialized_start=662
+  _globals['_UPDATECUSTOMERREQUEST']._serialized_end=737
+  _globals['_SETCUSTOMERTIERREQUEST']._serialized_start=739
+  _globals['_SETCUSTOMERTIERREQUEST']._serialized_end=798
+  _globals['_GETUSAGEREQUEST']._serialized_start=800
+  _globals['_GETUSAGEREQUEST']._serialized_end=832
+  _globals['_USAGELINE']._serialized_start=835
+  _globals['_USAGELINE']._serialized_end=983
+  _globals['_USAGE']._serialized_start=986
+  _globals['_USAGE']._serialized_end=1222
+  _globals['_INVOICE']._serialized_start=1224
+  _globals['_INVOICE']._serialized_end=1299
+  _globals['_LISTINVOICESREQUEST']._serialized_start=1301
+  _globals['_LISTINVOICESREQUEST']._serialized_end=1322
+  _globals['_LISTINVOICESRESPONSE']._serialized_start=1324
+  _globals['_LISTINVOICESRESPONSE']._serialized_end=1381
+  _globals['_APIKEY']._serialized_start=1383
+  _globals['_APIKEY']._serialized_end=1505
+  _globals['_ROTATEKEYREQUEST']._serialized_start=1507
+  _globals['_ROTATEKEYREQUEST']._serialized_end=1571
+  _globals['_ROTATEKEYRESPONSE']._serialized_start=1573
+  _globals['_ROTATEKEYRESPONSE']._serialized_end=1676
+  _globals['_LISTKEYSREQUEST']._serialized_start=1678
+  _globals['_LISTKEYSREQUEST']._serialized_end=1695
+  _globals['_LISTKEYSRESPONSE']._serialized_start=1697
+  _globals['_LISTKEYSRESPONSE']._serialized_end=1745
+  _globals['_BILLINGSERVICE']._serialized_start=1748
+  _globals['_BILLINGSERVICE']._serialized_end=2304
 # @@protoc_insertion_point(module_scope)

@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Customer(_message.Message):
-    __slots__ = ("customer_id", "name", "email", "tier", "label_quota", "labels_reserved", "key_hint", "created_at", "quota_remaining", "prices", "rate_limit")
+    __slots__ = ("customer_id", "name", "email", "tier", "label_quota", "labels_reserved", "key_hint", "created_at", "quota_remaining", "prices", "rate_limit", "consensus_method")
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     EMAIL_FIELD_NUMBER: _ClassVar[int]
@@ -23,6 +23,7 @@ class Customer(_message.Message):
     QUOTA_REMAINING_FIELD_NUMBER: _ClassVar[int]
     PRICES_FIELD_NUMBER: _ClassVar[int]
     RATE_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    CONSENSUS_METHOD_FIELD_NUMBER: _ClassVar[int]
     customer_id: str
     name: str
     email: str
@@ -34,7 +35,8 @@ class Customer(_message.Message):
     quota_remaining: int
     prices: Prices
     rate_limit: RateLimit
-    def __init__(self, customer_id: _Optional[str] = ..., name: _Optional[str] = ..., email: _Optional[str] = ..., tier: _Optional[str] = ..., label_quota: _Optional[int] = ..., labels_reserved: _Optional[int] = ..., key_hint: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., quota_remaining: _Optional[int] = ..., prices: _Optional[_Union[Prices, _Mapping]] = ..., rate_limit: _Optional[_Union[RateLimit, _Mapping]] = ...) -> None: ...
+    consensus_method: str
+    def __init__(self, customer_id: _Optional[str] = ..., name: _Optional[str] = ..., email: _Optional[str] = ..., tier: _Optional[str] = ..., label_quota: _Optional[int] = ..., labels_reserved: _Optional[int] = ..., key_hint: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., quota_remaining: _Optional[int] = ..., prices: _Optional[_Union[Prices, _Mapping]] = ..., rate_limit: _Optional[_Union[RateLimit, _Mapping]] = ..., consensus_method: _Optional[str] = ...) -> None: ...
 
 class Prices(_message.Message):
     __slots__ = ("label_price_sats", "task_price_sats")
@@ -73,6 +75,12 @@ class RegisterCustomerResponse(_message.Message):
 class GetCustomerRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class UpdateCustomerRequest(_message.Message):
+    __slots__ = ("consensus_method",)
+    CONSENSUS_METHOD_FIELD_NUMBER: _ClassVar[int]
+    consensus_method: str
+    def __init__(self, consensus_method: _Optional[str] = ...) -> None: ...
 
 class SetCustomerTierRequest(_message.Message):
     __slots__ = ("customer_id", "tier")

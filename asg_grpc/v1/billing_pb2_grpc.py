@@ -70,6 +70,11 @@ class BillingServiceStub:
                 request_serializer=asg_dot_v1_dot_billing__pb2.ListKeysRequest.SerializeToString,
                 response_deserializer=asg_dot_v1_dot_billing__pb2.ListKeysResponse.FromString,
                 _registered_method=True)
+        self.UpdateCustomer = channel.unary_unary(
+                '/asg.v1.BillingService/UpdateCustomer',
+                request_serializer=asg_dot_v1_dot_billing__pb2.UpdateCustomerRequest.SerializeToString,
+                response_deserializer=asg_dot_v1_dot_billing__pb2.Customer.FromString,
+                _registered_method=True)
 
 
 class BillingServiceServicer:
@@ -130,6 +135,14 @@ class BillingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateCustomer(self, request, context):
+        """Change the caller's own settings (PATCH /v1/customers/me): only the fields present change.
+        INVALID_ARGUMENT naming `consensus_method` for anything but "majority" or "adaptive".
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BillingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -167,6 +180,11 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     servicer.ListKeys,
                     request_deserializer=asg_dot_v1_dot_billing__pb2.ListKeysRequest.FromString,
                     response_serializer=asg_dot_v1_dot_billing__pb2.ListKeysResponse.SerializeToString,
+            ),
+            'UpdateCustomer': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateCustomer,
+                    request_deserializer=asg_dot_v1_dot_billing__pb2.UpdateCustomerRequest.FromString,
+                    response_serializer=asg_dot_v1_dot_billing__pb2.Customer.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -358,6 +376,33 @@ class BillingService:
             '/asg.v1.BillingService/ListKeys',
             asg_dot_v1_dot_billing__pb2.ListKeysRequest.SerializeToString,
             asg_dot_v1_dot_billing__pb2.ListKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateCustomer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/asg.v1.BillingService/UpdateCustomer',
+            asg_dot_v1_dot_billing__pb2.UpdateCustomerRequest.SerializeToString,
+            asg_dot_v1_dot_billing__pb2.Customer.FromString,
             options,
             channel_credentials,
             insecure,

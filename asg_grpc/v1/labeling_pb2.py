@@ -27,7 +27,7 @@ from asg_grpc.v1 import common_pb2 as asg_dot_v1_dot_common__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x61sg/v1/labeling.proto\x12\x06\x61sg.v1\x1a\x13\x61sg/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"-\n\x18ListWorkerQualityRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\"C\n\x19ListWorkerQualityResponse\x12&\n\x07workers\x18\x01 \x03(\x0b\x32\x15.asg.v1.WorkerQuality\"\xb5\x01\n\rWorkerQuality\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x16\n\x0e\x66\x61mily_options\x18\x02 \x03(\t\x12\x0e\n\x06\x62\x61nned\x18\x03 \x01(\x08\x12\x12\n\nreinstated\x18\x04 \x01(\x08\x12\x0e\n\x06labels\x18\x05 \x01(\x03\x12\x13\n\x0bgold_labels\x18\x06 \x01(\x03\x12\x14\n\x0cgold_correct\x18\x07 \x01(\x03\x12\x1a\n\x12\x65stimated_accuracy\x18\x08 \x01(\x01\"C\n\x16ReinstateWorkerRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x16\n\x0e\x66\x61mily_options\x18\x02 \x03(\t\"Q\n\x15RegisterWorkerRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0epayout_address\x18\x02 \x01(\t\x12\x12\n\ntask_types\x18\x03 \x03(\t\":\n\x16RegisterWorkerResponse\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\"\xbf\x01\n\rWorkerMessage\x12\x1e\n\x05hello\x18\x01 \x01(\x0b\x32\r.asg.v1.HelloH\x00\x12 \n\x06labels\x18\x02 \x01(\x0b\x32\x0e.asg.v1.LabelsH\x00\x12\x1c\n\x04skip\x18\x03 \x01(\x0b\x32\x0c.asg.v1.SkipH\x00\x12&\n\theartbeat\x18\x04 \x01(\x0b\x32\x11.asg.v1.HeartbeatH\x00\x12\x1e\n\x05\x64rain\x18\x05 \x01(\x0b\x32\r.asg.v1.DrainH\x00\x42\x06\n\x04kind\"A\n\x05Hello\x12\x12\n\ntask_types\x18\x01 \x03(\t\x12\x15\n\rmax_in_flight\x18\x02 \x01(\x05\x12\r\n\x05\x61gent\x18\x03 \x01(\t\"&\n\x06Labels\x12\x1c\n\x05items\x18\x01 \x03(\x0b\x32\r.asg.v1.Label\"J\n\x05Label\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06option\x18\x02 \x01(\t\x12\r\n\x05votes\x18\x03 \x01(\r\x12\x11\n\tagreement\x18\x04 \x01(\x01\"\'\n\x04Skip\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x0b\n\tHeartbeat\"\x07\n\x05\x44rain\"\xcf\x01\n\rServerMessage\x12\"\n\x07welcome\x18\x01 \x01(\x0b\x32\x0f.asg.v1.WelcomeH\x00\x12*\n\x0b\x61ssignments\x18\x02 \x01(\x0b\x32\x13.asg.v1.AssignmentsH\x00\x12\x1c\n\x04\x61\x63ks\x18\x03 \x01(\x0b\x32\x0c.asg.v1.AcksH\x00\x12\"\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x11.asg.v1.WorkErrorH\x00\x12$\n\x08payments\x18\x05 \x01(\x0b\x32\x10.asg.v1.PaymentsH\x00\x42\x06\n\x04kind\"J\n\x07Welcome\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x15\n\rmax_in_flight\x18\x02 \x01(\x05\x12\x15\n\rlease_seconds\x18\x03 \x01(\x05\"0\n\x0b\x41ssignments\x12!\n\x05items\x18\x01 \x03(\x0b\x32\x12.asg.v1.Assignment\"\x9d\x01\n\nAssignment\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\ttask_type\x18\x02 \x01(\t\x12\x10\n\x08\x64\x61ta_url\x18\x03 \x01(\t\x12%\n\nlabel_spec\x18\x04 \x01(\x0b\x32\x11.asg.v1.LabelSpec\x12\x32\n\x0elease_deadline\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\"\n\x04\x41\x63ks\x12\x1a\n\x05items\x18\x01 \x03(\x0b\x32\x0b.asg.v1.Ack\"\x16\n\x03\x41\x63k\x12\x0f\n\x07task_id\x18\x01 \x01(\t\";\n\tWorkError\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"*\n\x08Payments\x12\x1e\n\x05items\x18\x01 \x03(\x0b\x32\x0f.asg.v1.Payment\"\x89\x01\n\x07Payment\x12\x0c\n\x04txid\x18\x01 \x01(\t\x12\x0c\n\x04vout\x18\x02 \x01(\r\x12\x0c\n\x04sats\x18\x03 \x01(\x04\x12\x10\n\x08task_ids\x18\x04 \x03(\t\x12\x12\n\ntask_count\x18\x05 \x01(\r\x12.\n\nsettled_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xcc\x02\n\x0fLabelingService\x12O\n\x0eRegisterWorker\x12\x1d.asg.v1.RegisterWorkerRequest\x1a\x1e.asg.v1.RegisterWorkerResponse\x12\x38\n\x04Work\x12\x15.asg.v1.WorkerMessage\x1a\x15.asg.v1.ServerMessage(\x01\x30\x01\x12X\n\x11ListWorkerQuality\x12 .asg.v1.ListWorkerQualityRequest\x1a!.asg.v1.ListWorkerQualityResponse\x12T\n\x0fReinstateWorker\x12\x1e.asg.v1.ReinstateWorkerRequest\x1a!.asg.v1.ListWorkerQualityResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x61sg/v1/labeling.proto\x12\x06\x61sg.v1\x1a\x13\x61sg/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"-\n\x18ListWorkerQualityRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\"C\n\x19ListWorkerQualityResponse\x12&\n\x07workers\x18\x01 \x03(\x0b\x32\x15.asg.v1.WorkerQuality\"\xb5\x01\n\rWorkerQuality\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x16\n\x0e\x66\x61mily_options\x18\x02 \x03(\t\x12\x0e\n\x06\x62\x61nned\x18\x03 \x01(\x08\x12\x12\n\nreinstated\x18\x04 \x01(\x08\x12\x0e\n\x06labels\x18\x05 \x01(\x03\x12\x13\n\x0bgold_labels\x18\x06 \x01(\x03\x12\x14\n\x0cgold_correct\x18\x07 \x01(\x03\x12\x1a\n\x12\x65stimated_accuracy\x18\x08 \x01(\x01\"C\n\x16ReinstateWorkerRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x16\n\x0e\x66\x61mily_options\x18\x02 \x03(\t\"Q\n\x15RegisterWorkerRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0epayout_address\x18\x02 \x01(\t\x12\x12\n\ntask_types\x18\x03 \x03(\t\":\n\x16RegisterWorkerResponse\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\"\xbf\x01\n\rWorkerMessage\x12\x1e\n\x05hello\x18\x01 \x01(\x0b\x32\r.asg.v1.HelloH\x00\x12 \n\x06labels\x18\x02 \x01(\x0b\x32\x0e.asg.v1.LabelsH\x00\x12\x1c\n\x04skip\x18\x03 \x01(\x0b\x32\x0c.asg.v1.SkipH\x00\x12&\n\theartbeat\x18\x04 \x01(\x0b\x32\x11.asg.v1.HeartbeatH\x00\x12\x1e\n\x05\x64rain\x18\x05 \x01(\x0b\x32\r.asg.v1.DrainH\x00\x42\x06\n\x04kind\"A\n\x05Hello\x12\x12\n\ntask_types\x18\x01 \x03(\t\x12\x15\n\rmax_in_flight\x18\x02 \x01(\x05\x12\r\n\x05\x61gent\x18\x03 \x01(\t\"&\n\x06Labels\x12\x1c\n\x05items\x18\x01 \x03(\x0b\x32\r.asg.v1.Label\"J\n\x05Label\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06option\x18\x02 \x01(\t\x12\r\n\x05votes\x18\x03 \x01(\r\x12\x11\n\tagreement\x18\x04 \x01(\x01\"\'\n\x04Skip\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x0b\n\tHeartbeat\"\x07\n\x05\x44rain\"\xf5\x01\n\rServerMessage\x12\"\n\x07welcome\x18\x01 \x01(\x0b\x32\x0f.asg.v1.WelcomeH\x00\x12*\n\x0b\x61ssignments\x18\x02 \x01(\x0b\x32\x13.asg.v1.AssignmentsH\x00\x12\x1c\n\x04\x61\x63ks\x18\x03 \x01(\x0b\x32\x0c.asg.v1.AcksH\x00\x12\"\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x11.asg.v1.WorkErrorH\x00\x12$\n\x08payments\x18\x05 \x01(\x0b\x32\x10.asg.v1.PaymentsH\x00\x12$\n\x06notice\x18\x06 \x01(\x0b\x32\x12.asg.v1.WorkNoticeH\x00\x42\x06\n\x04kind\"J\n\x07Welcome\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x15\n\rmax_in_flight\x18\x02 \x01(\x05\x12\x15\n\rlease_seconds\x18\x03 \x01(\x05\"0\n\x0b\x41ssignments\x12!\n\x05items\x18\x01 \x03(\x0b\x32\x12.asg.v1.Assignment\"\x9d\x01\n\nAssignment\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\ttask_type\x18\x02 \x01(\t\x12\x10\n\x08\x64\x61ta_url\x18\x03 \x01(\t\x12%\n\nlabel_spec\x18\x04 \x01(\x0b\x32\x11.asg.v1.LabelSpec\x12\x32\n\x0elease_deadline\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\"\n\x04\x41\x63ks\x12\x1a\n\x05items\x18\x01 \x03(\x0b\x32\x0b.asg.v1.Ack\"\x16\n\x03\x41\x63k\x12\x0f\n\x07task_id\x18\x01 \x01(\t\";\n\tWorkError\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"C\n\nWorkNotice\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x16\n\x0e\x66\x61mily_options\x18\x03 \x03(\t\"*\n\x08Payments\x12\x1e\n\x05items\x18\x01 \x03(\x0b\x32\x0f.asg.v1.Payment\"\x89\x01\n\x07Payment\x12\x0c\n\x04txid\x18\x01 \x01(\t\x12\x0c\n\x04vout\x18\x02 \x01(\r\x12\x0c\n\x04sats\x18\x03 \x01(\x04\x12\x10\n\x08task_ids\x18\x04 \x03(\t\x12\x12\n\ntask_count\x18\x05 \x01(\r\x12.\n\nsettled_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xcc\x02\n\x0fLabelingService\x12O\n\x0eRegisterWorker\x12\x1d.asg.v1.RegisterWorkerRequest\x1a\x1e.asg.v1.RegisterWorkerResponse\x12\x38\n\x04Work\x12\x15.asg.v1.WorkerMessage\x1a\x15.asg.v1.ServerMessage(\x01\x30\x01\x12X\n\x11ListWorkerQuality\x12 .asg.v1.ListWorkerQualityRequest\x1a!.asg.v1.ListWorkerQualityResponse\x12T\n\x0fReinstateWorker\x12\x1e.asg.v1.ReinstateWorkerRequest\x1a!.asg.v1.ListWorkerQualityResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -61,23 +61,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DRAIN']._serialized_start=1030
   _globals['_DRAIN']._serialized_end=1037
   _globals['_SERVERMESSAGE']._serialized_start=1040
-  _globals['_SERVERMESSAGE']._serialized_end=1247
-  _globals['_WELCOME']._serialized_start=1249
-  _globals['_WELCOME']._serialized_end=1323
-  _globals['_ASSIGNMENTS']._serialized_start=1325
-  _globals['_ASSIGNMENTS']._serialized_end=1373
-  _globals['_ASSIGNMENT']._serialized_start=1376
-  _globals['_ASSIGNMENT']._serialized_end=1533
-  _globals['_ACKS']._serialized_start=1535
-  _globals['_ACKS']._serialized_end=1569
-  _globals['_ACK']._serialized_start=1571
-  _globals['_ACK']._serialized_end=1593
-  _globals['_WORKERROR']._serialized_start=1595
-  _globals['_WORKERROR']._serialized_end=1654
-  _globals['_PAYMENTS']._serialized_start=1656
-  _globals['_PAYMENTS']._serialized_end=1698
-  _globals['_PAYMENT']._serialized_start=1701
-  _globals['_PAYMENT']._serialized_end=1838
-  _globals['_LABELINGSERVICE']._serialized_start=1841
-  _globals['_LABELINGSERVICE']._serialized_end=2173
+  _globals['_SERVERMESSAGE']._serialized_end=1285
+  _globals['_WELCOME']._serialized_start=1287
+  _globals['_WELCOME']._serialized_end=1361
+  _globals['_ASSIGNMENTS']._serialized_start=1363
+  _globals['_ASSIGNMENTS']._serialized_end=1411
+  _globals['_ASSIGNMENT']._serialized_start=1414
+  _globals['_ASSIGNMENT']._serialized_end=1571
+  _globals['_ACKS']._serialized_start=1573
+  _globals['_ACKS']._serialized_end=1607
+  _globals['_ACK']._serialized_start=1609
+  _globals['_ACK']._serialized_end=1631
+  _globals['_WORKERROR']._serialized_start=1633
+  _globals['_WORKERROR']._serialized_end=1692
+  _globals['_WORKNOTICE']._serialized_start=1694
+  _globals['_WORKNOTICE']._serialized_end=1761
+  _globals['_PAYMENTS']._serialized_start=1763
+  _globals['_PAYMENTS']._serialized_end=1805
+  _globals['_PAYMENT']._serialized_start=1808
+  _globals['_PAYMENT']._serialized_end=1945
+  _globals['_LABELINGSERVICE']._serialized_start=1948
+  _globals['_LABELINGSERVICE']._serialized_end=2280
 # @@protoc_insertion_point(module_scope)

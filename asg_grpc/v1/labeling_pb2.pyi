@@ -128,18 +128,20 @@ class Drain(_message.Message):
     def __init__(self) -> None: ...
 
 class ServerMessage(_message.Message):
-    __slots__ = ("welcome", "assignments", "acks", "error", "payments")
+    __slots__ = ("welcome", "assignments", "acks", "error", "payments", "notice")
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     ASSIGNMENTS_FIELD_NUMBER: _ClassVar[int]
     ACKS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     PAYMENTS_FIELD_NUMBER: _ClassVar[int]
+    NOTICE_FIELD_NUMBER: _ClassVar[int]
     welcome: Welcome
     assignments: Assignments
     acks: Acks
     error: WorkError
     payments: Payments
-    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., assignments: _Optional[_Union[Assignments, _Mapping]] = ..., acks: _Optional[_Union[Acks, _Mapping]] = ..., error: _Optional[_Union[WorkError, _Mapping]] = ..., payments: _Optional[_Union[Payments, _Mapping]] = ...) -> None: ...
+    notice: WorkNotice
+    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., assignments: _Optional[_Union[Assignments, _Mapping]] = ..., acks: _Optional[_Union[Acks, _Mapping]] = ..., error: _Optional[_Union[WorkError, _Mapping]] = ..., payments: _Optional[_Union[Payments, _Mapping]] = ..., notice: _Optional[_Union[WorkNotice, _Mapping]] = ...) -> None: ...
 
 class Welcome(_message.Message):
     __slots__ = ("worker_id", "max_in_flight", "lease_seconds")
@@ -192,6 +194,16 @@ class WorkError(_message.Message):
     code: str
     message: str
     def __init__(self, task_id: _Optional[str] = ..., code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class WorkNotice(_message.Message):
+    __slots__ = ("code", "message", "family_options")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    FAMILY_OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    message: str
+    family_options: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., family_options: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Payments(_message.Message):
     __slots__ = ("items",)

@@ -152,6 +152,7 @@ def customer(c: Customer, tier: Tier, *, enforced: bool) -> billing_pb2.Customer
         rate_limit=billing_pb2.RateLimit(
             per_second=tier.rate_limit.per_second, burst=tier.rate_limit.burst, enforced=enforced
         ),
+        consensus_method=c.consensus_method or "",
     )
 
 

@@ -1,5 +1,5 @@
-"""Register — POST /v1/customers; Profile — GET /v1/customers/me; key rotation and hints —
-/v1/customers/me/keys."""
+"""Register — POST /v1/customers; Profile — GET /v1/customers/me, its settings — PATCH
+/v1/customers/me; key rotation and hints — /v1/customers/me/keys."""
 
 from __future__ import annotations
 
@@ -47,6 +47,18 @@ async def register_customer(request: Request, call: Core) -> Response:
 )
 async def me(call: Core) -> Response:
     reply = await call(call.client.billing.GetCustomer, billing_pb2.GetCustomerRequest())
+    return json(rest_json.customer(reply))
+
+
+@router.patch(
+    "/me",
+    openapi_extra=body(models.CustomerUpdate),
+    responses=errors(*BODY, 401, 429, 503),
+    response_model=models.Customer,
+)
+async def update_me(request: Request, call: Core) -> Response:
+    message = (await decode.CUSTOMER_UPDATE.read(request)).to_proto()
+    reply = await call(call.client.billing.UpdateCustomer, message)
     return json(rest_json.customer(reply))
 
 

@@ -34,6 +34,7 @@ ROUTES: dict[str, tuple[str, str]] = {
     "asg.v1.TaskService.CancelTask": ("DELETE", "/v1/tasks/{task_id}"),
     "asg.v1.BillingService.RegisterCustomer": ("POST", "/v1/customers"),
     "asg.v1.BillingService.GetCustomer": ("GET", "/v1/customers/me"),
+    "asg.v1.BillingService.UpdateCustomer": ("PATCH", "/v1/customers/me"),
     "asg.v1.BillingService.RotateKey": ("POST", "/v1/customers/me/keys"),
     "asg.v1.BillingService.ListKeys": ("GET", "/v1/customers/me/keys"),
     "asg.v1.BillingService.GetUsage": ("GET", "/v1/billing/usage"),

@@ -223,7 +223,7 @@ def test_profile_shows_a_key_hint_and_never_the_key(http: httpx.Client) -> None:
     body = reply.json()
     assert set(body) == {
         "customer_id", "name", "email", "tier", "label_quota", "labels_reserved",
-        "quota_remaining", "key_hint", "created_at", "prices", "rate_limit",
+        "quota_remaining", "key_hint", "created_at", "prices", "rate_limit", "consensus_method",
     }  # fmt: skip
     assert body["key_hint"] == f"{key[:7]}…{key[-4:]}"
     assert key not in reply.text

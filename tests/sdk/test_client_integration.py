@@ -205,6 +205,16 @@ def test_bad_body_raises_bad_request_naming_the_field(client: ASGGatewayClient) 
         client.submit_batch([task(0), task(1, data_url="http://ex.com/insecure.jpg")])
 
 
+def test_the_customer_default_consensus_method_is_set_and_cleared(client: ASGGatewayClient) -> None:
+    assert client.set_consensus_method("adaptive")["consensus_method"] == "adaptive"
+    assert client.me()["consensus_method"] == "adaptive"
+    task_id = client.submit_task("sentiment", "https://ex.com/t.txt", SPEC)["task_id"]
+    assert client.get_task(task_id)["consensus_method"] == "adaptive"
+    with pytest.raises(BadRequestError, match=r"consensus_method must be one of"):
+        client.set_consensus_method("vote")
+    assert client.set_consensus_method(None)["consensus_method"] is None
+
+
 def test_quota_exhausted_raises_quota_exhausted_with_its_figures(client: ASGGatewayClient) -> None:
     # 51 tasks reserving 10 labels each do not fit in the sandbox's 500.
     tasks = [task(n, consensus_threshold=10) for n in range(51)]
@@ -235,6 +245,7 @@ async def test_async_client_core_path(stack: Stack) -> None:
         registered = await anonymous.register_customer("Async", email)
     async with AsyncASGGatewayClient(registered["api_key"], stack.base_url) as client:
         assert (await client.me())["customer_id"] == registered["customer_id"]
+        assert (await client.set_consensus_method("majority"))["consensus_method"] == "majority"
         submitted = await client.submit_task("sentiment", "https://ex.com/t.txt", SPEC)
         task_id = submitted["task_id"]
         assert (await client.get_task(task_id))["task_id"] == task_id

@@ -76,6 +76,7 @@ class AerospikeCustomers:
             bins["reserved"],
             hint,
             bins["created"],
+            bins.get("cmethod") or None,
         )
 
     def _owner(self, key_hash: str, now: float) -> dict[str, Any] | None:
@@ -139,7 +140,7 @@ class AerospikeCustomers:
 
     def key_owner(self, key_hash: str) -> KeyOwner | None:
         bins = self._owner(key_hash, time.time())
-        return None if bins is None else KeyOwner(bins["cid"], bins["tier"])
+        return None if bins is None else KeyOwner(bins["cid"], bins["tier"], bins.get("cmethod") or None)
 
     def get_customer(self, customer_id: str) -> Customer | None:
         found = self._records.get(self._customers, customer_id)
@@ -206,8 +207,15 @@ class AerospikeCustomers:
         return sorted(active, key=lambda k: k.created_at, reverse=True)
 
     def set_customer_tier(self, customer_id: str, tier: str, label_quota: int) -> Customer:
+        return self._update_customer(customer_id, {"tier": tier, "quota": label_quota})
+
+    def set_customer_consensus(self, customer_id: str, method: str | None) -> Customer:
+        # "" rather than a null bin: writing None would drop the bin, which reads the same.
+        return self._update_customer(customer_id, {"cmethod": method or ""})
+
+    def _update_customer(self, customer_id: str, bins: dict[str, Any]) -> Customer:
         try:
-            self._records.put(self._customers, customer_id, {"tier": tier, "quota": label_quota}, UPDATE_ONLY)
+            self._records.put(self._customers, customer_id, bins, UPDATE_ONLY)
         except aex.RecordNotFound as exc:
             raise NotFound("customer not found") from exc
         customer = self.get_customer(customer_id)

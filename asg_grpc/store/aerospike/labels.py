@@ -24,7 +24,7 @@ from aerospike_helpers.operations import operations as ops
 
 from asg_grpc.domain import consensus, ids
 from asg_grpc.domain.errors import Conflict, NotFound, NotReady, Unavailable
-from asg_grpc.domain.labeling import OpenTask
+from asg_grpc.domain.labeling import OpenTask, labels_beyond_reserved
 from asg_grpc.domain.tasks import LabelRecord, Task, TaskStatus
 from asg_grpc.domain.workers import Worker, WorkerRegistration
 from asg_grpc.store.aerospike.connection import AerospikeUrl, Retry
@@ -156,6 +156,12 @@ class AerospikeLabels:
                 if not self._decided_by(task, batch.now):
                     closed.add(task.task_id)
                     continue
+            extra = labels_beyond_reserved(task)
+            if extra:  # billed as labels, so counted in the quota too (docs/billing.md)
+                # After the task's write, which succeeds once: a crash between the two leaves
+                # these labels off the quota (still billed), never counts them twice.
+                with contextlib.suppress(aex.RecordNotFound):
+                    self._operate(self._lcustomers, task.customer_id, [ops.increment("reserved", extra)])
             self._loutbox.emit(task.task_id)  # its counters, and its event when decided
         # Labels and skips of tasks whose state did not change; skips of closed ones are kept
         # (as on SQLite; they never matter again), their labels are not.

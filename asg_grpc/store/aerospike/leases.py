@@ -68,6 +68,7 @@ class AerospikeDispatch:
                 target_confidence=r.get("ctarget", DEFAULT_TARGET_CONFIDENCE),
                 max_labels=r.get("maxlabels", DEFAULT_MAX_LABELS),
                 gold=r.get("gold"),
+                customer_id=r["owner"],
             )
             task.labels.update({worker: entry[0] for worker, entry in (r.get("labels") or {}).items()})
             task.skipped.update(r.get("skips") or {})

@@ -115,3 +115,33 @@ def test_calibration_is_the_identity_without_gold_and_tempers_overconfidence() -
     overconfident = [(0.99, n % 5 != 0) for n in range(200)]  # said 0.99, right 80 %
     calib.fit(overconfident)
     assert 0.75 < calib(0.99) < 0.85
+
+
+def test_a_ring_is_proven_as_a_whole_before_any_one_pair_is() -> None:
+    """Six colluders, each pair sharing about 10 tasks (half what one pair needs alone), and
+    honest workers who agree as often as their accuracy says: the ring is found, nobody else."""
+    tally = PairTally()
+    rng = random.Random(7)
+    ring = [f"c{n}" for n in range(6)]
+    honest = [f"h{n}" for n in range(6)]
+    for task in range(150):
+        truth, shared = rng.choice("ab"), rng.choice("ab")
+        members = rng.sample(ring, 2)
+        labels = [(w, shared) for w in members]
+        labels += [(w, truth if rng.random() < 0.8 else "ab"[truth == "a"]) for w in rng.sample(honest, 3)]
+        for n, (worker, label) in enumerate(labels):
+            tally.add(worker, label, labels[:n], task % 2)
+    assert max(c[0] for key, c in tally.counts.items() if key.startswith("c") and "h" not in key) < 20
+    accuracy = {**{w: 0.5 for w in ring}, **{w: 0.8 for w in honest}}
+    rings = tally.rings(accuracy, classes=2)
+    assert rings == {w: "c0" for w in ring}
+
+
+def test_a_tally_from_before_the_halves_reads_as_half_zero_and_keeps_counting() -> None:
+    """Snapshots older than the halves hold [tasks, agreements] per pair: they restore, count on
+    and still prove a pair by its totals."""
+    tally = PairTally()
+    tally.counts = {PairTally.key("a", "b"): [30, 30]}
+    tally.add("b", "x", [("a", "x")], part=1)
+    assert tally.counts[PairTally.key("a", "b")] == [31, 31, 1, 1]
+    assert tally.rings({"a": 0.5, "b": 0.5}, classes=2) == {"a": "a", "b": "a"}

@@ -49,6 +49,7 @@ class Agent:
         self.assigned: list[labeling_pb2.Assignment] = []
         self.acked: list[str] = []
         self.errors: list[labeling_pb2.WorkError] = []
+        self.notices: list[labeling_pb2.WorkNotice] = []
         self.welcome: labeling_pb2.Welcome | None = None
         self._changed = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
@@ -90,6 +91,8 @@ class Agent:
                 self.acked.extend(a.task_id for a in message.acks.items)
             elif kind == "error":
                 self.errors.append(message.error)
+            elif kind == "notice":
+                self.notices.append(message.notice)
             self._changed.set()
 
     async def read_until(self, predicate: Callable[[Agent], bool], timeout: float = WAIT) -> None:

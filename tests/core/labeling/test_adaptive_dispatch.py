@@ -200,6 +200,12 @@ async def test_gold_pins_a_spammer_who_then_gets_no_work_of_that_family(crowd: C
     assert [r.consensus_label for r in results[:6]] == [ANIMALS[i % 2] for i in range(6)]
     assert results[6].consensus_label == "dog" and results[6].worker_count == 3
     assert all(any(t in crowd.offered[a] for a in good) for t in animals)
+    # Its agent was told why, naming the family (again only if a ban lifted and came back).
+    await spammer.read_until(lambda a: any(n.code == "banned" for n in a.notices))
+    banned = [n for n in spammer.notices if n.code == "banned"]
+    assert all(list(n.family_options) == list(ANIMALS) for n in banned)
+    assert "quality floor" in banned[0].message and "reinstate" in banned[0].message
+    assert not any(a.notices for a in good)
 
 
 async def test_a_restart_keeps_decisions_and_what_the_engine_learnt(tmp_path: Path) -> None:

@@ -126,6 +126,19 @@ def test_a_tier_change_keeps_the_reservations(open_store: OpenStore) -> None:
         store.set_customer_tier("cust_unknown", "pro", 5000)
 
 
+def test_a_customer_default_consensus_method_is_kept_and_read_with_the_key(open_store: OpenStore) -> None:
+    store = open_store()
+    customer_id = register(store)
+    assert store.get_customer(customer_id).consensus_method is None
+    assert store.set_customer_consensus(customer_id, "adaptive").consensus_method == "adaptive"
+    assert open_store().key_owner("key-1").consensus_method == "adaptive"
+    assert open_store().get_customer(customer_id).consensus_method == "adaptive"
+    assert store.set_customer_consensus(customer_id, None).consensus_method is None
+    assert open_store().key_owner("key-1").consensus_method is None
+    with pytest.raises(NotFound):
+        store.set_customer_consensus("cust_unknown", "majority")
+
+
 def test_two_stores_rotating_one_customer_lose_no_key(open_store: OpenStore) -> None:
     """Each store is a core process of its own: rotations racing on one customer all land."""
     customer_id = register(open_store())

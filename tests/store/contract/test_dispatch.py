@@ -26,6 +26,8 @@ def test_open_tasks_page_oldest_first_across_customers(open_store: OpenStore) ->
     store = open_store()
     page = store.open_tasks(after_seq=0, limit=3)
     assert [t.task_id for t in page] == order[:3]
+    # Each with its owner: the dispatcher caps one worker's share of a customer's traffic.
+    assert [t.customer_id for t in page] == [ada, ada, bob]
     assert all(t.status is TaskStatus.PENDING and t.target == t.threshold == 3 for t in page)
     assert [t.seq for t in page] == sorted(t.seq for t in page)
     rest = store.open_tasks(after_seq=page[-1].seq, limit=10)

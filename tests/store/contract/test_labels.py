@@ -233,3 +233,22 @@ def test_a_cancel_racing_a_decision_ends_the_task_one_way(open_store: OpenStore)
         customer_id, status=TaskStatus.VERIFIED, batch_id=None, limit=10, after_task_id=None
     )
     assert open_store().get_customer(customer_id).labels_reserved == THRESHOLD * len(verified.tasks)
+
+
+def test_labels_bought_beyond_the_threshold_are_taken_off_the_quota(open_store: OpenStore) -> None:
+    """A task reserves its threshold at submission; at its decision, the labels it bought beyond
+    that (adaptive buying more, a majority tie) count in the quota like the rest: billed as
+    labels. A failed task adds nothing (it is not charged)."""
+    store = open_store()
+    customer_id = register(store)
+    more, exact, failed = submit(store, customer_id, 3)  # threshold 3 each: 9 reserved
+    assert store.get_customer(customer_id).labels_reserved == 9
+    now = time.time()
+    store.record_labeling(deciding(open_task(store, more), ["a", "b", "a", "b", "a"], now))
+    store.record_labeling(deciding(open_task(store, exact), ["a", "a", "a"], now))
+    lost = open_task(store, failed)
+    batch = deciding(lost, ["a", "b", "a", "b"], now)
+    lost.outcome, lost.status = consensus.NoConsensus(4), TaskStatus.FAILED
+    store.record_labeling(batch)
+
+    assert open_store().get_customer(customer_id).labels_reserved == 9 + 2
