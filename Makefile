@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/webhooks.py
 	$(BIN)/python bench/jobs.py
 	$(BIN)/python bench/settle.py
+	$(BIN)/python bench/challenge.py
 
 ## The fault campaign, long: 33 rounds (each fault 3 times) under load, then the invariants;
 ## prints a table per round and fails on any violation (tests/chaos/, docs/reliability.md).

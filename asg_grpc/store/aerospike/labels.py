@@ -32,7 +32,7 @@ from asg_grpc.store.aerospike.counters import dirty
 from asg_grpc.store.aerospike.outbox import Outbox, mark
 from asg_grpc.store.aerospike.records import GEN_EQ, UPDATE_ONLY, Records, ensure_index, query
 from asg_grpc.store.aerospike.tasks import _task, due_ms
-from asg_grpc.store.base import LabelingBatch
+from asg_grpc.store.task_records import LabelingBatch
 
 # Map writes that keep an entry already there (a worker's first label wins, as SQLite's
 # INSERT OR IGNORE) and never fail the operate over it.
