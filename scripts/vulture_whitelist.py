@@ -68,3 +68,14 @@ _.FEATURES  # asg_challenge/ml.py
 _.row_factory  # asg_challenge/store.py: sqlite3 reads it
 _.bump  # asg_challenge/store.py
 _.item_ids  # asg_challenge/store.py
+
+# http.server hooks and signatures it calls (asg_challenge/demo_site.py, new with main).
+_.protocol_version  # BaseHTTPRequestHandler reads it
+_.server_version  # BaseHTTPRequestHandler reads it
+_.disable_nagle_algorithm  # StreamRequestHandler reads it
+_.log_message  # BaseHTTPRequestHandler calls it
+_.do_HEAD  # BaseHTTPRequestHandler dispatches HEAD to it
+_.daemon_threads  # ThreadingMixIn reads it
+_.handle_error  # socketserver calls it
+_.client_address  # handle_error's signature
+_.frame  # a signal handler's signature
