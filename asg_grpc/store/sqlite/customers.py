@@ -118,21 +118,16 @@ class SQLiteCustomers(Area):
         return KeyOwner(row[0], row[1], row[2]) if row else None
 
     def set_customer_tier(self, customer_id: str, tier: str, label_quota: int) -> Customer:
-        with self._conn.write() as db:
-            changed = db.execute(
-                "UPDATE customers SET tier = ?, label_quota = ? WHERE customer_id = ?",
-                (tier, label_quota, customer_id),
-            ).rowcount
-        if not changed:
-            raise NotFound("customer not found")
-        customer = self.get_customer(customer_id)
-        assert customer is not None
-        return customer
+        return self._update(customer_id, "tier = ?, label_quota = ?", (tier, label_quota))
 
     def set_customer_consensus(self, customer_id: str, method: str | None) -> Customer:
+        return self._update(customer_id, "consensus_method = ?", (method,))
+
+    def _update(self, customer_id: str, assignments: str, values: tuple[object, ...]) -> Customer:
+        """The customer after `SET assignments`; NotFound for an unknown customer."""
         with self._conn.write() as db:
             changed = db.execute(
-                "UPDATE customers SET consensus_method = ? WHERE customer_id = ?", (method, customer_id)
+                f"UPDATE customers SET {assignments} WHERE customer_id = ?", (*values, customer_id)
             ).rowcount
         if not changed:
             raise NotFound("customer not found")

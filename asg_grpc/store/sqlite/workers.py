@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import orjson
 
-from asg_grpc.domain import ids
 from asg_grpc.domain.workers import Worker, WorkerRegistration
 from asg_grpc.store.sqlite.area import Area
 
@@ -13,13 +12,7 @@ class SQLiteWorkers(Area):
     """Workers: registration, token lookup, the roster."""
 
     def create_worker(self, registration: WorkerRegistration, *, token_hash: str, now: float) -> Worker:
-        worker = Worker(
-            worker_id=ids.new_id("wkr", now),
-            name=registration.name,
-            payout_address=registration.payout_address,
-            task_types=registration.task_types,
-            created_at=now,
-        )
+        worker = registration.worker(now)
         with self._conn.write() as db:
             db.execute(
                 "INSERT INTO workers (worker_id, name, payout_address, task_types, token_hash, created_at)"
