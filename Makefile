@@ -32,6 +32,7 @@ proto: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy asg_grpc asg_common rest_gateway asg_gateway worker_agent asg_challenge
+	$(BIN)/vulture  # dead code; paths and the whitelist in pyproject.toml [tool.vulture]
 
 ## Benchmarks: each starts its own stack and prints JSON (see docs/benchmarks.md).
 bench: $(STAMP)
@@ -40,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/webhooks.py
 	$(BIN)/python bench/jobs.py
 	$(BIN)/python bench/settle.py
+	$(BIN)/python bench/challenge.py
 
 ## The fault campaign, long: 33 rounds (each fault 3 times) under load, then the invariants;
 ## prints a table per round and fails on any violation (tests/chaos/, docs/reliability.md).

@@ -17,10 +17,10 @@ from starlette.requests import Request
 
 from asg_challenge import tokens
 from asg_challenge.domain import (
-    AUTOMATION_UA,
     RequestSignals,
     client_ip,
     heuristic_risk,
+    is_automation_ua,
     is_trusted,
     network_of,
 )
@@ -51,6 +51,7 @@ class Client:
     key: dict[str, Any] | None
     navigation: bool
     https: bool
+    headers: dict[str, str]  # the request's, by lower-case name (the first of repeated ones)
 
     @property
     def key_id(self) -> str:
@@ -61,38 +62,48 @@ class Client:
         return cookie_name(PASS_COOKIE, self.https)
 
 
-def is_navigation(request: Request) -> bool:
-    mode = request.headers.get("sec-fetch-mode")
+def headers_of(request: Request) -> dict[str, str]:
+    """The request's headers as a dict, built once: starlette's Headers scans its list on
+    every lookup, and one decision reads a dozen of them."""
+    out: dict[str, str] = {}
+    for k, v in request.scope["headers"]:
+        out.setdefault(k.decode("latin-1"), v.decode("latin-1"))
+    return out
+
+
+def is_navigation(method: str, h: dict[str, str]) -> bool:
+    mode = h.get("sec-fetch-mode")
     if mode is not None:
         return mode == "navigate"
-    return request.method == "GET" and "text/html" in request.headers.get("accept", "")
+    return method == "GET" and "text/html" in h.get("accept", "")
 
 
 def client_of(request: Request, gw: Gateway) -> Client:
     """The request's client; raises Forbidden for an unknown or revoked gateway key."""
+    h = headers_of(request)
     peer = request.client.host if request.client else "0.0.0.0"
-    ip = client_ip(peer, request.headers.get("x-forwarded-for"), gw.settings.trusted_proxies)
+    ip = client_ip(peer, h.get("x-forwarded-for"), gw.settings.trusted_proxies)
     net = network_of(ip)
-    ua = request.headers.get("user-agent", "")
-    https = is_https(request, peer, gw)
+    ua = h.get("user-agent", "")
+    https = is_https(request.scope.get("scheme") == "https", h, peer, gw)
     cookie = request.cookies.get(cookie_name(SID_COOKIE, https))
     sid = tokens.session_from_cookie(gw.secret, cookie) if cookie else None
     new = sid is None
     if sid is None:
-        seed = f"{net}|{ua}|{request.headers.get('accept-language', '')}"
+        seed = f"{net}|{ua}|{h.get('accept-language', '')}"
         sid = hashlib.sha256(gw.secret + seed.encode()).hexdigest()[:24]
     return Client(
-        ip=ip, net=net, sid=sid, new_sid=new, ua=ua, host=request.headers.get("host", ""),
-        key=gw.key_for(request.headers.get(KEY_HEADER)), navigation=is_navigation(request),
-        https=https,
+        ip=ip, net=net, sid=sid, new_sid=new, ua=ua, host=h.get("host", ""),
+        key=gw.key_for(h.get(KEY_HEADER)), navigation=is_navigation(request.method, h),
+        https=https, headers=h,
     )  # fmt: skip
 
 
-def is_https(request: Request, peer: str, gw: Gateway) -> bool:
+def is_https(tls: bool, h: dict[str, str], peer: str, gw: Gateway) -> bool:
     """The client's scheme: the listener's own, or a trusted proxy's first X-Forwarded-Proto."""
-    if request.url.scheme == "https":
+    if tls:
         return True
-    proto = request.headers.get("x-forwarded-proto")
+    proto = h.get("x-forwarded-proto")
     if proto is None or not gw.settings.trusted_proxies:
         return False
     return proto.split(",")[0].strip().lower() == "https" and is_trusted(peer, gw.settings.trusted_proxies)
@@ -103,7 +114,7 @@ def observe(request: Request, c: Client, s: Session, now: float, *, site: bool =
     gateway's own challenge requests (`site=False`) update the header signals only: volume,
     timing and request mix describe the session's traffic to the site, so that a challenge's
     answer POST does not itself look like a feature of humans."""
-    h = request.headers
+    h = c.headers
     s.last_seen = now
     if site:
         s.requests += 1
@@ -111,10 +122,10 @@ def observe(request: Request, c: Client, s: Session, now: float, *, site: bool =
         s.html += int(c.navigation)
         s.non_get += int(request.method != "GET")
         if len(s.paths) < 1000:
-            s.paths.add(request.url.path)
+            s.paths.add(request.scope["path"])
     s.header_count = len(h)
     s.has_lang = bool(h.get("accept-language"))
-    s.automation_ua = not c.ua or AUTOMATION_UA.search(c.ua) is not None
+    s.automation_ua = is_automation_ua(c.ua)
     s.cookie_back = s.cookie_back or not c.new_sid
     signals = RequestSignals(
         user_agent=c.ua, accept=h.get("accept", ""), accept_language=h.get("accept-language", ""),

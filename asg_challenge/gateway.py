@@ -7,6 +7,7 @@ Sessions live in memory (evicted after SESSION_TTL); everything that must surviv
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import hashlib
 import hmac
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from asg_challenge import tokens
-from asg_challenge.domain import Config, Rule, first_match, updated_config
+from asg_challenge.domain import Config, Rule, first_match, in_match_order, updated_config
 from asg_challenge.errors import Forbidden, TooManyRequests
 from asg_challenge.ml import Trainer, features, training_rows
 from asg_challenge.settings import Settings
@@ -66,7 +67,8 @@ class Session:
     risk: float = 0.0
 
     def recent(self, now: float, window: float) -> int:
-        return sum(1 for t in self.times if now - t <= window)
+        """Requests within `window` seconds before `now` (times are in arrival order)."""
+        return len(self.times) - bisect.bisect_left(self.times, now - window)
 
     @property
     def outcome(self) -> int | None:
@@ -94,7 +96,9 @@ class Gateway:
         self.store = store
         self.secret = self._secret()
         known = {f.name for f in dataclasses.fields(Config)}
-        self.config = Config(**{k: v for k, v in store.load_config().items() if k in known})
+        # The log level of the settings until the dashboard sets one (then the stored one wins).
+        stored = {k: v for k, v in store.load_config().items() if k in known}
+        self.config = Config(**{"log_level": settings.log_level, **stored})
         self.sessions: dict[str, Session] = {}
         self.pass_uses: dict[str, int] = {}
         self.rules: list[Rule] = []
@@ -121,10 +125,8 @@ class Gateway:
         return new
 
     def reload_rules(self) -> None:
-        self.rules = [
-            Rule(r["id"], r["seq"], r["pattern"], r["match_type"], r["priority"], r["enabled"], r["action"])
-            for r in self.store.rules()
-        ]
+        fields = ("id", "seq", "pattern", "match_type", "priority", "enabled", "action")
+        self.rules = in_match_order([Rule(*(r[f] for f in fields)) for r in self.store.rules()])
 
     def reload_keys(self) -> None:
         self.keys_by_hash = {k["key_hash"]: k for k in self.store.api_keys()}

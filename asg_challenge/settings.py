@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from asg_challenge.domain import parse_networks
+from asg_challenge.domain import LOG_LEVELS, parse_networks
 from asg_common.config import secret
 
 MIN_PASSWORD = 12
@@ -36,6 +36,7 @@ class Settings:
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     min_dwell: float = 0.6  # answers faster than this after the page was issued are refused
     pass_budget: int = 300  # requests one pass token carries before a new challenge
+    explore: float = 0.02  # share of low-risk requests challenged anyway (unbiased model labels)
     challenge_ttl: int = 600  # seconds a challenge page can be answered
     log_level: str = "INFO"
     tls_cert: Path | None = None  # both set → the listener speaks https (cookies get `__Host-`)
@@ -172,8 +173,23 @@ def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
     try:
         min_dwell = float(env.get("ASG_CHALLENGE_MIN_DWELL", "0.6"))
         budget = int(env.get("ASG_CHALLENGE_PASS_BUDGET", "300"))
+        challenge_ttl = int(env.get("ASG_CHALLENGE_CHALLENGE_TTL", "600"))
     except ValueError as exc:
-        raise SettingsError(f"ASG_CHALLENGE_MIN_DWELL / ASG_CHALLENGE_PASS_BUDGET: {exc}") from exc
+        raise SettingsError(
+            f"ASG_CHALLENGE_MIN_DWELL / ASG_CHALLENGE_PASS_BUDGET / ASG_CHALLENGE_CHALLENGE_TTL: {exc}"
+        ) from exc
+    if not 1 <= challenge_ttl <= 86400:
+        raise SettingsError("ASG_CHALLENGE_CHALLENGE_TTL must be 1 to 86400 seconds")
+    try:
+        explore = float(env.get("ASG_CHALLENGE_EXPLORE", "0.02"))
+    except ValueError:
+        explore = -1.0
+    if not 0.0 <= explore <= 1.0:
+        raise SettingsError(
+            f"ASG_CHALLENGE_EXPLORE must be a share from 0 to 1, not {env.get('ASG_CHALLENGE_EXPLORE')!r}"
+        )
+    if str(a.log_level).upper() not in LOG_LEVELS:
+        raise SettingsError(f"--log-level / ASG_CHALLENGE_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
     return Settings(
         listen_host=host.strip("[]"),
         listen_port=int(port),
@@ -185,6 +201,8 @@ def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
         trusted_proxies=trusted,
         min_dwell=min_dwell,
         pass_budget=budget,
+        challenge_ttl=challenge_ttl,
+        explore=explore,
         log_level=str(a.log_level).upper(),
         tls_cert=Path(a.tls_cert) if a.tls_cert else None,
         tls_key=Path(a.tls_key) if a.tls_key else None,

@@ -89,33 +89,49 @@ class BaseClient:
     def _call(self, request: httpx.Request, *, retry: bool) -> Flow[JSON]:
         return json_flow(request, max_retries=self.max_retries if retry else 0)
 
+    # Each builder below is a public method of both clients (see ``_client.py``): its name
+    # without the underscore, its parameters and its docstring are the method's.
+
     def _register_customer(self, name: str, email: str) -> Flow[JSON]:
-        # Not retried: a retry after a lost 201 would answer 409 and the key would be lost.
+        """Create a customer (no API key needed). The returned ``api_key`` is shown only once.
+
+        Never retried: a repeat after a lost answer would fail with 409 and lose the key.
+        """
         body = {"name": name, "email": email}
         request = self._request("POST", "/v1/customers", json=body, auth=False)
         return self._call(request, retry=False)
 
     def _me(self) -> Flow[JSON]:
+        """The customer owning the API key, with its tier, quota, prices and rate limit."""
         return self._call(self._request("GET", "/v1/customers/me"), retry=True)
 
     def _set_consensus_method(self, method: str | None) -> Flow[JSON]:
+        """The default consensus method of your tasks that name none (``"majority"`` or
+        ``"adaptive"``; ``None``: the deployment's default). Returns the profile after the
+        change. See docs/api.md, "Customer settings"."""
         # Retried: setting the same value twice leaves the same profile.
         body = {"consensus_method": method}
         return self._call(self._request("PATCH", "/v1/customers/me", json=body), retry=True)
 
-    def _rotate_key(self, grace_seconds: int | None) -> Flow[JSON]:
+    def _rotate_key(self, grace_seconds: int | None = None) -> Flow[JSON]:
+        """A new API key (``api_key``, shown once). This client's key keeps working for
+        ``grace_seconds`` (default a day; 0 retires it at once); build a new client with the
+        new key. See docs/api.md, "Rotating a key"."""
         # Not retried: a retry after a lost 201 would issue a second key and lose the first.
         body = _without_none({"grace_seconds": grace_seconds})
         return self._call(self._request("POST", "/v1/customers/me/keys", json=body), retry=False)
 
     def _list_keys(self) -> Flow[JSON]:
+        """The keys that still work: ``{"keys": [{"key_hint", "created_at", "expires_at"}]}``."""
         return self._call(self._request("GET", "/v1/customers/me/keys"), retry=True)
 
-    def _get_usage(self, month: str | None) -> Flow[JSON]:
+    def _get_usage(self, month: str | None = None) -> Flow[JSON]:
+        """Usage in a UTC month (``"2026-04"``; default the current one), by task type."""
         params = _without_none({"month": month})
         return self._call(self._request("GET", "/v1/billing/usage", params=params), retry=True)
 
     def _list_invoices(self) -> Flow[JSON]:
+        """``{"invoices": [...]}``, newest first; the current month is a ``draft``."""
         return self._call(self._request("GET", "/v1/billing/invoices"), retry=True)
 
     def _submit_task(
@@ -123,11 +139,17 @@ class BaseClient:
         task_type: str,
         data_url: str,
         label_spec: Mapping[str, Any],
-        consensus_threshold: int | None,
-        callback_url: str | None,
-        idempotency_key: str | None,
+        consensus_threshold: int | None = None,
+        callback_url: str | None = None,
+        idempotency_key: str | None = None,
         expires_in_seconds: int | None = None,
     ) -> Flow[JSON]:
+        """Submit one task; returns ``{task_id, status, created_at}``.
+
+        A repeated ``idempotency_key`` returns the first task with ``"idempotent": True``. When
+        none is given and retries are on, the SDK makes one so a retry cannot create a second task.
+        ``expires_in_seconds`` is a deadline: a task not decided by then ends ``expired``.
+        """
         if idempotency_key is None and self.max_retries > 0:
             idempotency_key = new_idempotency_key()
         body = _without_none(
@@ -144,33 +166,65 @@ class BaseClient:
         request = self._request("POST", "/v1/tasks", json=body)
         return self._call(request, retry=idempotency_key is not None)
 
-    def _submit_batch(self, tasks: Sequence[Mapping[str, Any]], callback_url: str | None) -> Flow[JSON]:
+    def _submit_batch(
+        self, tasks: Sequence[Mapping[str, Any]], callback_url: str | None = None
+    ) -> Flow[JSON]:
+        """Submit 1 to 1000 tasks at once; returns ``{batch_id, task_count, status, task_ids}``.
+
+        Retried only when every task carries an ``idempotency_key``: otherwise a retry after a
+        lost answer would create the tasks twice.
+        """
         body = _without_none({"tasks": [dict(t) for t in tasks], "callback_url": callback_url})
-        # Only a batch whose every task is keyed can be sent twice without creating tasks twice.
         keyed = all(task.get("idempotency_key") is not None for task in tasks)
         return self._call(self._request("POST", "/v1/tasks/batch", json=body), retry=keyed)
 
     def _get_task(self, task_id: str) -> Flow[JSON]:
+        """A task's status and what was submitted."""
         return self._call(self._request("GET", _task_path(task_id)), retry=True)
 
     def _get_batch(self, batch_id: str) -> Flow[JSON]:
+        """A batch's tasks counted by status: ``total``, ``decided``, ``counts``, ``created_at``."""
         path = f"/v1/tasks/batch/{quote(batch_id, safe='')}"
         return self._call(self._request("GET", path), retry=True)
 
     def _get_result(self, task_id: str) -> Flow[JSON]:
+        """The result when ready, else ``{"status": ..., "message": ...}`` (HTTP 202)."""
         return self._call(self._request("GET", _task_path(task_id, "/result")), retry=True)
 
     def _cancel_task(self, task_id: str) -> Flow[JSON]:
+        """Stop a task not decided yet; returns its result, ``status`` ``cancelled``. The labels
+        already collected are billed; ``ConflictError`` once the task was decided."""
         # Cancelling a cancelled task answers it again: safe to retry.
         return self._call(self._request("DELETE", _task_path(task_id)), retry=True)
 
     def _list_tasks(
-        self, status: str | None, batch_id: str | None, limit: int | None, cursor: str | None
+        self,
+        status: str | None = None,
+        batch_id: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
     ) -> Flow[JSON]:
+        """One page of tasks, newest first: ``{"tasks": [...], "next_cursor": str | None}``."""
         params = _without_none({"status": status, "batch_id": batch_id, "limit": limit, "cursor": cursor})
         return self._call(self._request("GET", "/v1/tasks", params=params), retry=True)
 
-    def _wait_for_result(self, task_id: str, until: str, timeout: float, interval: float) -> Flow[JSON]:
+    def _poll_result(self, task_id: str, timeout: float = 300, interval: float = 5) -> Flow[JSON]:
+        """Wait for the result and return it; raises ``PollTimeoutError`` after ``timeout`` s.
+
+        Waits ``interval`` seconds between fetches, 1.5 times longer each round up to 60 s.
+        """
+        return self._wait_for_result(task_id, "verified", timeout, interval)
+
+    def _wait_for_result(
+        self, task_id: str, until: str = "verified", timeout: float = 300, interval: float = 1
+    ) -> Flow[JSON]:
+        """Wait until the task is decided (``until="verified"``: verified, settled, failed,
+        cancelled or expired) or also paid (``until="settled"``: ``settlement`` is set, or the
+        task pays nobody: failed, or ended before any label), and return its result.
+
+        Waits ``interval`` seconds (or the server's ``Retry-After``), 1.5 times longer each round
+        up to 60 s; raises ``PollTimeoutError`` naming the last status after ``timeout`` s.
+        """
         if until not in WAIT_UNTIL:
             raise ValueError(f"until must be one of {', '.join(WAIT_UNTIL)}, not {until!r}")
         if interval <= 0:
@@ -184,7 +238,10 @@ class BaseClient:
             ready=settled if until == "settled" else decided,
         )
 
-    def _wait_for_receipt(self, task_id: str, timeout: float, interval: float) -> Flow[JSON]:
+    def _wait_for_receipt(self, task_id: str, timeout: float = 300, interval: float = 1) -> Flow[JSON]:
+        """Wait until the task is settled and its payout mined, and return the receipt (what
+        ``get_receipt`` returns; check it with ``verify_receipt``). ``NoReceiptError`` when the
+        task paid nobody, ``PollTimeoutError`` after ``timeout`` s."""
         if interval <= 0:
             raise ValueError("interval must be more than 0 seconds")
         return receipt_wait_flow(
@@ -196,11 +253,17 @@ class BaseClient:
             max_retries=self.max_retries,
         )
 
-    def _create_webhook(self, callback_url: str, secret: str, events: Iterable[str] | None) -> Flow[JSON]:
+    def _create_webhook(
+        self, callback_url: str, secret: str, events: Iterable[str] | None = None
+    ) -> Flow[JSON]:
+        """Register an ``https://`` URL for event deliveries signed with ``secret``.
+
+        Returns ``{webhook_id, callback_url, events, active, created_at}`` (never the secret).
+        ``events`` defaults to every event type. Never retried: a repeat after a lost answer
+        would fail with 409 ``callback_url is already registered``.
+        """
         if isinstance(events, str):
             raise TypeError("events must be a list of event names, not one string")
-        # Not retried: a retry after a lost 201 would answer 409 `callback_url is already
-        # registered`, hiding the webhook that was created.
         body = _without_none(
             {
                 "callback_url": callback_url,
@@ -211,14 +274,19 @@ class BaseClient:
         return self._call(self._request("POST", "/v1/webhooks", json=body), retry=False)
 
     def _list_webhooks(self) -> Flow[JSON]:
+        """The customer's webhooks, oldest first, deactivated ones included: ``{"webhooks": [...]}``."""
         return self._call(self._request("GET", "/v1/webhooks"), retry=True)
 
     def _delete_webhook(self, webhook_id: str) -> Flow[None]:
-        # Not retried: a retry after a lost 204 would answer 404 for a webhook that was deleted.
+        """Delete a webhook; its pending deliveries are abandoned.
+
+        Never retried: a repeat after a lost answer would raise ``NotFoundError``.
+        """
         request = self._request("DELETE", _webhook_path(webhook_id))
         return empty_flow(request, max_retries=0)
 
-    def _list_deliveries(self, webhook_id: str, limit: int | None) -> Flow[JSON]:
+    def _list_deliveries(self, webhook_id: str, limit: int | None = None) -> Flow[JSON]:
+        """A webhook's deliveries, newest first: ``{"deliveries": [...]}``."""
         params = _without_none({"limit": limit})
         request = self._request("GET", _webhook_path(webhook_id, "/deliveries"), params=params)
         return self._call(request, retry=True)
@@ -227,13 +295,18 @@ class BaseClient:
         self,
         manifest_url: str,
         label_spec: Mapping[str, Any],
-        task_type: str | None,
-        consensus_threshold: int | None,
-        callback_url: str | None,
-        s3_credentials: Mapping[str, Any] | None,
+        task_type: str | None = None,
+        consensus_threshold: int | None = None,
+        callback_url: str | None = None,
+        s3_credentials: Mapping[str, Any] | None = None,
     ) -> Flow[JSON]:
-        # Not retried: the API takes no idempotency key for jobs, so a repeat after a lost 202
-        # would start a second job reading the same manifest (and spending quota twice).
+        """Start a batch job over a JSONL manifest; returns ``{job_id, status}`` (``pending``).
+
+        ``s3_credentials`` (``access_key_id``, ``secret_access_key``, ``region``, optional
+        ``endpoint_url``) is required for an ``s3://`` manifest and refused for ``https://``.
+        Never retried: the API has no idempotency key for jobs, so a repeat after a lost answer
+        would start a second job over the same manifest (and spend quota twice).
+        """
         body = _without_none(
             {
                 "manifest_url": manifest_url,
@@ -246,20 +319,30 @@ class BaseClient:
         )
         return self._call(self._request("POST", "/v1/jobs", json=body), retry=False)
 
-    def _list_jobs(self, limit: int | None, cursor: str | None) -> Flow[JSON]:
+    def _list_jobs(self, limit: int | None = None, cursor: str | None = None) -> Flow[JSON]:
+        """One page of the customer's jobs, newest first: ``{"jobs": [...], "next_cursor": str | None}``
+        (summaries; ``get_job`` has the per-status counts). How to find a job whose
+        ``create_job`` answer was lost: that call is never retried."""
         params = _without_none({"limit": limit, "cursor": cursor})
         return self._call(self._request("GET", "/v1/jobs", params=params), retry=True)
 
     def _get_job(self, job_id: str) -> Flow[JSON]:
+        """A job's status, counts, first 100 line errors and ``failure_reason``."""
         return self._call(self._request("GET", _job_path(job_id)), retry=True)
 
     def _wait_job(
         self,
         job_id: str,
-        timeout: float | None,
-        interval: float,
-        on_progress: Callable[[JSON], object] | None,
+        timeout: float | None = 3600,
+        interval: float = 5,
+        on_progress: Callable[[JSON], object] | None = None,
     ) -> Flow[JSON]:
+        """Fetch the job every ``interval`` s until it is ``completed`` or ``failed``; return it.
+
+        A failed job is returned, not raised: read its ``failure_reason``. ``on_progress`` gets
+        every job fetched. ``timeout=None`` waits for as long as the job runs; otherwise
+        ``JobTimeoutError`` is raised after ``timeout`` s (the job keeps running).
+        """
         if interval <= 0:
             raise ValueError("interval must be more than 0 seconds")
         return job_wait_flow(
@@ -279,13 +362,22 @@ class BaseClient:
         return request_flow(request, max_retries=self.max_retries)
 
     def _get_receipt(self, task_id: str) -> Flow[JSON]:
+        """The payout receipt of a settled task (BEEF, block, outputs, the task's ``payouts``).
+
+        Raises ``ConflictError`` while the task is not settled or its payout not mined yet
+        (retry in a few seconds), ``NotFoundError`` for an unknown task. Not verified: see
+        ``verify_receipt``.
+        """
         return self._call(self._request("GET", _task_path(task_id, "/receipt")), retry=True)
 
-    def _get_chain_headers(self, from_height: int, count: int | None) -> Flow[JSON]:
+    def _get_chain_headers(self, from_height: int = 0, count: int | None = None) -> Flow[JSON]:
+        """Block headers from ``from_height`` (up to ``count``, 1..2000, default 100):
+        ``{"headers": [{height, hash, header, merkle_root, time}], "tip_height": int | None}``."""
         params = _without_none({"from": from_height, "count": count})
         return self._call(self._request("GET", "/v1/chain/headers", params=params), retry=True)
 
     def _get_chain_transaction(self, txid: str) -> Flow[JSON]:
+        """A ledger transaction: ``{txid, hex, block_height, block_hash, fee, outputs}``."""
         path = f"/v1/chain/tx/{quote(txid, safe='')}"
         return self._call(self._request("GET", path), retry=True)
 

@@ -81,23 +81,10 @@ class QuotaExhaustedError(PermissionDeniedError):
     customer's quota, ``used`` the labels already reserved, ``requested`` what the request
     needed (all in labels; a task reserves its consensus threshold), ``hint`` the way out."""
 
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        request_id: str | None,
-        body: Any,
-        *,
-        limit: int | None = None,
-        used: int | None = None,
-        requested: int | None = None,
-        hint: str | None = None,
-    ) -> None:
-        super().__init__(status, message, request_id, body)
-        self.limit = limit
-        self.used = used
-        self.requested = requested
-        self.hint = hint
+    limit: int | None = None
+    used: int | None = None
+    requested: int | None = None
+    hint: str | None = None
 
     def __str__(self) -> str:
         text = super().__str__()
@@ -122,16 +109,7 @@ class PayloadTooLargeError(APIStatusError):
 class RateLimitError(APIStatusError):
     """429: slow down; ``retry_after`` is the server's hint in seconds when it sent one."""
 
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        request_id: str | None,
-        body: Any,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(status, message, request_id, body)
-        self.retry_after = retry_after
+    retry_after: float | None = None
 
 
 class ServerError(APIStatusError):
@@ -218,21 +196,16 @@ def error_from_response(response: httpx.Response) -> APIStatusError:
     message = error if isinstance(error, str) else response.reason_phrase
     request_id = response.headers.get("X-Request-ID")
     cls = error_class(response.status_code)
-    if cls is RateLimitError:
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        return RateLimitError(response.status_code, message, request_id, body, retry_after)
     if cls is PermissionDeniedError and isinstance(body, dict) and message == "quota exhausted":
-        return QuotaExhaustedError(
-            response.status_code,
-            message,
-            request_id,
-            body,
-            limit=_int_field(body, "limit"),
-            used=_int_field(body, "used"),
-            requested=_int_field(body, "requested"),
-            hint=body["hint"] if isinstance(body.get("hint"), str) else None,
-        )
-    return cls(response.status_code, message, request_id, body)
+        quota = QuotaExhaustedError(response.status_code, message, request_id, body)
+        quota.limit, quota.used = _int_field(body, "limit"), _int_field(body, "used")
+        quota.requested = _int_field(body, "requested")
+        quota.hint = body["hint"] if isinstance(body.get("hint"), str) else None
+        return quota
+    error = cls(response.status_code, message, request_id, body)
+    if isinstance(error, RateLimitError):
+        error.retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    return error
 
 
 def _int_field(body: dict[str, Any], name: str) -> int | None:

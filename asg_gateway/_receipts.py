@@ -15,11 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from bsv import P2PKH, ChainTracker, MerklePath, Script, Transaction, TransactionInput
-from bsv.script.spend import Spend
+from bsv import P2PKH, ChainTracker, MerklePath, Transaction
 from bsv.utils import Reader
 
 from ._errors import ASGError, ReceiptInvalid
+from ._scripts import unlock_failure
 
 BEEF_V1 = 4022206465  # BRC-62 version 1: the bytes 01 00 be ef on the wire
 HEADER_BYTES = 80
@@ -95,35 +95,8 @@ def _check_input_scripts(tx: Transaction, sources: Mapping[str, Transaction]) ->
             continue
         if tx_input.source_output_index >= len(source.outputs):
             raise ReceiptInvalid(f"input {index} spends a missing output of {tx_input.source_txid}")
-        others = []
-        for other in tx.inputs[:index] + tx.inputs[index + 1 :]:
-            copy = TransactionInput(
-                source_txid=other.source_txid,
-                source_output_index=other.source_output_index,
-                unlocking_script=other.unlocking_script,
-                sequence=other.sequence,
-            )
-            others.append(copy)
         spent = source.outputs[tx_input.source_output_index]
-        try:
-            ok = Spend(
-                {
-                    "sourceTXID": tx_input.source_txid,
-                    "sourceOutputIndex": tx_input.source_output_index,
-                    "sourceSatoshis": spent.satoshis,
-                    "lockingScript": spent.locking_script,
-                    "transactionVersion": tx.version,
-                    "otherInputs": others,
-                    "inputIndex": index,
-                    "unlockingScript": tx_input.unlocking_script or Script(b""),
-                    "outputs": tx.outputs,
-                    "inputSequence": tx_input.sequence,
-                    "lockTime": tx.locktime,
-                }
-            ).validate()
-        except Exception:  # the interpreter reports failure by raising
-            ok = False
-        if not ok:
+        if unlock_failure(tx, index, spent.satoshis, spent.locking_script) is not None:
             raise ReceiptInvalid(f"input {index} of the payout does not unlock the output it spends")
 
 

@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from functools import wraps
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from aiohttp import web
 from prometheus_client import (
@@ -25,7 +25,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from asg_grpc.store.base import Store
+from asg_grpc.store.areas import Dashboard, Settlement, Tasks
+from asg_grpc.store.base import Store, store_methods
 
 log = logging.getLogger("asg.metrics")
 
@@ -107,9 +108,8 @@ class _TimedStore:
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        for name, member in vars(Store).items():
-            if not name.startswith("_") and callable(member):
-                setattr(self, name, _timed(getattr(store, name), name))
+        for name in store_methods():
+            setattr(self, name, _timed(getattr(store, name), name))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
@@ -121,13 +121,17 @@ def timed_store(store: Store) -> Store:
     return cast(Store, _TimedStore(store))
 
 
+class ScrapedStore(Dashboard, Settlement, Tasks, Protocol):
+    """What a scrape reads: tasks by status, and the oldest task waiting to be paid."""
+
+
 class CoreCollector(Collector):
     """Read at scrape time: tasks by status (the store's dashboard counters), the age of the
     settlement queue, and the workers connected to this core's dispatcher."""
 
     def __init__(
         self,
-        store: Store,
+        store: ScrapedStore,
         connected: Callable[[], int] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:

@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx
 
 from asg_grpc.devstack import Stack, free_addr
-from asg_grpc.store.sqlite_dashboard import count_inserted
+from asg_grpc.store.sqlite.dashboard import count_inserted
 
 CHUNK = 50_000
 MIX = (

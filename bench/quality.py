@@ -144,9 +144,7 @@ def ece(pairs: list[tuple[float, bool]], bins: int = 10) -> float:
     buckets: list[list[tuple[float, bool]]] = [[] for _ in range(bins)]
     for conf, ok in pairs:
         buckets[min(int(conf * bins), bins - 1)].append((conf, ok))
-    return sum(
-        abs(sum(c for c, _ in b) - sum(ok for _, ok in b)) for b in buckets if b
-    ) / max(len(pairs), 1)
+    return sum(abs(sum(c for c, _ in b) - sum(ok for _, ok in b)) for b in buckets if b) / max(len(pairs), 1)
 
 
 def engine_for(method: str, rng: random.Random) -> ConsensusEngine:
@@ -157,8 +155,9 @@ def engine_for(method: str, rng: random.Random) -> ConsensusEngine:
     return AdaptiveEngine()
 
 
-def replay(method: str, answers: Answers, truth: dict[str, str], seed: int, gold_share: float,
-           adversary: str | None) -> Score:
+def replay(
+    method: str, answers: Answers, truth: dict[str, str], seed: int, gold_share: float, adversary: str | None
+) -> Score:
     rng = random.Random(seed)
     options = sorted(set(truth.values()) | {lab for a in answers.values() for _, lab in a})
     if adversary:
@@ -230,8 +229,12 @@ def main() -> None:
     answers, truth = load(args.data)
     methods = METHODS if args.method == "all" else (args.method,)
     out: dict[str, Any] = {
-        "dataset": args.data.name, "seeds": args.seeds, "gold": args.gold,
-        "adversary": args.adversary, "machine": machine(), "methods": {},
+        "dataset": args.data.name,
+        "seeds": args.seeds,
+        "gold": args.gold,
+        "adversary": args.adversary,
+        "machine": machine(),
+        "methods": {},
     }
     for method in methods:
         scores = [replay(method, answers, truth, s, args.gold, args.adversary) for s in range(args.seeds)]

@@ -58,12 +58,7 @@ TARGET_BATCH = 40_000.0
 
 # The request comes from the environment so one script serves the stack and the ceiling.
 # done() prints what we need as one line of JSON: wrk's text output rounds the percentiles.
-WRK_SCRIPT = r"""
-wrk.method = "POST"
-wrk.body = os.getenv("BENCH_BODY")
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = os.getenv("BENCH_AUTH")
-
+WRK_DONE = r"""
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
@@ -73,6 +68,15 @@ function done(summary, latency, requests)
     latency:percentile(50), latency:percentile(99)))
 end
 """
+WRK_SCRIPT = (
+    r"""
+wrk.method = "POST"
+wrk.body = os.getenv("BENCH_BODY")
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = os.getenv("BENCH_AUTH")
+"""
+    + WRK_DONE
+)
 
 
 def log(message: str) -> None:

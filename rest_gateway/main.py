@@ -6,13 +6,13 @@ import argparse
 import contextlib
 import logging
 import os
-import socket
 import sys
 
 import uvicorn
 
 from asg_common import logs
 from asg_common.config import masked
+from asg_common.listen import listen
 from rest_gateway.app import create_app
 from rest_gateway.settings import GatewaySettings, SettingsError
 
@@ -27,20 +27,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--http", metavar="HOST:PORT", help="listen address (ASG_HTTP_ADDR)")
     p.add_argument("--core", metavar="HOST:PORT", help="the core's gRPC address (ASG_CORE_ADDR)")
     return p
-
-
-def listen(host: str, port: int) -> socket.socket:
-    """Bound here rather than by uvicorn, so that a taken address is one line naming the
-    setting (exit 2), not uvicorn's log line and exit 3. Options as uvicorn's own bind."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host.strip("[]"), port))
-    except BaseException:
-        sock.close()
-        raise
-    sock.set_inheritable(True)
-    return sock
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,13 +7,13 @@ once, here, and each error names both the flag and the variable.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from asg_common.hosts import is_loopback_host
 from worker_agent.errors import ConfigError
 
 LABELERS = ("interactive", "simulated", "web")
@@ -97,13 +97,7 @@ class WorkerSettings:
 
     @property
     def server_is_loopback(self) -> bool:
-        host = self.server.rsplit(":", 1)[0].strip("[]")
-        if host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            return False
+        return is_loopback_host(self.server.rsplit(":", 1)[0])
 
     def validate(self) -> WorkerSettings:
         """Raise ConfigError naming the flag and variable of the first unusable value."""

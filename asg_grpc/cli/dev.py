@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from asg_grpc.cli import dev_challenge
 from asg_grpc.cli.dev_aerospike import LocalNode, aerospike_url, ensure_node, start_second_core
 from asg_grpc.devstack import Stack, StackError
 from asg_grpc.settings import Settings, SettingsError, record_stack, recorded_stack
@@ -38,6 +39,7 @@ def dev(args: argparse.Namespace) -> int:
         env={**dev_env, "ASG_METRICS_ADDR": settings.metrics_addr or DEFAULT_METRICS},
     )
     metrics_addr = stack.env["ASG_METRICS_ADDR"]
+    challenge = dev_challenge.demo_settings(args, os.environ, stack.data_dir)
     stopping = False
     starting = True
 
@@ -57,6 +59,8 @@ def dev(args: argparse.Namespace) -> int:
         # Like people: a second per label, right four times in five, so a newcomer sees a task
         # go pending → in_progress → verified, and a confidence below 1 now and then.
         stack.start_workers(workers, "--accuracy", "0.8", "--delay", "1", servers=cores)
+        if challenge is not None:
+            dev_challenge.start(stack, challenge)
         starting = False
         # So that `asg customer tier`, `asg worker register` and a second `asg dev` find this
         # stack from any directory (docs/cli.md, "Where the commands find the stack").
@@ -72,6 +76,7 @@ def dev(args: argparse.Namespace) -> int:
             f"  metrics    http://{stack.http_addr}/metrics (gateway), http://{metrics_addr}/metrics (core)\n"
             f"  workers    {workers} simulated (asg-worker --labeler simulated --accuracy 0.8"
             f"{', one agent per core' if len(cores) > 1 else ''})\n"
+            f"{challenge.banner() if challenge else ''}"
             f"  data       {stack.data_dir}\n"
             f"  dev mode   {_dev_mode_line(settings.dev_mode)}\n"
             "Press Ctrl-C to stop.",
@@ -138,4 +143,5 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         metavar="N",
         help="simulated workers to run (ASG_DEV_WORKERS, 3)",
     )
+    dev_challenge.add_arguments(run)
     run.set_defaults(func=dev)

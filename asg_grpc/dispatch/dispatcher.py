@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from asg_grpc import metrics
 from asg_grpc.background import stop_tasks
+from asg_grpc.dispatch.areas import DispatcherStore
 from asg_grpc.dispatch.outbox import Notice, Outbox
 from asg_grpc.dispatch.payments import WorkerPayment, problem
 from asg_grpc.dispatch.quality import Quality
@@ -31,8 +32,7 @@ from asg_grpc.domain.errors import Unavailable, ValidationError
 from asg_grpc.domain.labeling import LabelRefused, OpenTask, Refusal
 from asg_grpc.domain.tasks import TaskStatus
 from asg_grpc.domain.workers import Worker
-from asg_grpc.store import Store
-from asg_grpc.store.base import LabelingBatch
+from asg_grpc.store.task_records import LabelingBatch
 
 log = logging.getLogger("asg.dispatch")
 
@@ -93,7 +93,7 @@ class Session:
 
 
 class Dispatcher:
-    def __init__(self, store: Store, settings: DispatchSettings, partitions: int = 0) -> None:
+    def __init__(self, store: DispatcherStore, settings: DispatchSettings, partitions: int = 0) -> None:
         self._store = store
         self.settings = settings
         # Partitioned dispatch: only tasks with `seq % partitions` in `_owned` are ours

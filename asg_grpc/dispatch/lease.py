@@ -16,7 +16,7 @@ import socket
 import time
 from collections.abc import Callable
 
-from asg_grpc.store import Store
+from asg_grpc.store.areas import Dispatch
 
 log = logging.getLogger("asg.dispatch")
 
@@ -50,7 +50,7 @@ def alive_here(owner: str, heartbeat_at: float) -> bool | None:
 
 
 class DispatchLease:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Dispatch) -> None:
         self._store = store
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 

@@ -23,7 +23,7 @@ from asg_grpc.domain.dawid_skene import AdaptiveEngine, WorkerReport
 from asg_grpc.domain.errors import NotFound
 from asg_grpc.domain.labeling import OpenTask
 from asg_grpc.domain.worker_model import Family
-from asg_grpc.store import Store
+from asg_grpc.store.areas import Dispatch
 
 log = logging.getLogger("asg.quality")
 
@@ -39,7 +39,7 @@ FAMILY_CAPPED = (
 
 
 class Quality:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Dispatch) -> None:
         self._store = store
         self.engine = self._restore()
         self._specs: dict[str, ConsensusSpec] = {}  # by task_id: built once per loaded task

@@ -118,12 +118,6 @@ class TaskSpec:
     def adaptive(self) -> bool:
         return self.consensus_method == "adaptive"
 
-    @property
-    def most_labels(self) -> int:
-        """The most labels the task can buy: `max_labels` for adaptive, twice the threshold
-        for the published rule."""
-        return self.max_labels if self.adaptive else 2 * self.consensus_threshold
-
     def fingerprint(self) -> str:
         """Identifies the request body for idempotency: same key + other body is a conflict.
 

@@ -10,9 +10,10 @@ every task of every batch.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass
+
+from asg_common.hosts import is_loopback_host
 
 _PORT = r"6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}"
 _URL = re.compile(
@@ -41,16 +42,6 @@ def parse_url(value: str, schemes: tuple[str, ...] = ("https",)) -> ParsedURL | 
     if scheme not in schemes:
         return None
     return ParsedURL(scheme, host.strip("[]"), DEFAULT_PORTS[scheme] if port is None else int(port))
-
-
-def is_loopback_host(host: str) -> bool:
-    """`localhost`, or a literal of 127.0.0.0/8 or ::1: what development mode lets http:// reach."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_call_url(value: str, dev_mode: bool) -> ParsedURL | None:

@@ -10,6 +10,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
+from asg_grpc.domain import ids
 from asg_grpc.domain.errors import ValidationError
 from asg_grpc.domain.tasks import TASK_TYPES
 
@@ -34,6 +35,16 @@ class WorkerRegistration:
     name: str
     payout_address: str
     task_types: tuple[str, ...]
+
+    def worker(self, now: float) -> Worker:
+        """The worker this registration makes, with a new id: both stores store it as it is."""
+        return Worker(
+            worker_id=ids.new_id("wkr", now),
+            name=self.name,
+            payout_address=self.payout_address,
+            task_types=self.task_types,
+            created_at=now,
+        )
 
 
 def _sha256d(data: bytes) -> bytes:

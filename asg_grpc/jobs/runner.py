@@ -27,7 +27,7 @@ from asg_grpc.jobs.lines import LineSplitter
 from asg_grpc.jobs.manifests import ManifestReader, ManifestUnavailable, ManifestUnreadable
 from asg_grpc.sealing import SealBroken, Sealer, open_credentials
 from asg_grpc.settings import Settings
-from asg_grpc.store import Store
+from asg_grpc.store.areas import Jobs
 from asg_grpc.store.job_records import IngestChunk, JobWork
 
 log = logging.getLogger("asg.jobs")
@@ -44,7 +44,7 @@ class JobRunner:
 
     def __init__(
         self,
-        store: Store,
+        store: Jobs,
         settings: Settings,
         sealer: Sealer,
         on_submitted: Callable[[], None],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Protocol
 
 from bsv import Transaction
 
@@ -16,13 +17,17 @@ from asg_grpc.domain.tasks import TaskStatus
 from asg_grpc.domain.workers import p2pkh_address
 from asg_grpc.ledger.errors import NotMinedYet
 from asg_grpc.ledger.receipts import Receipt, build_receipt, p2pkh_hash
-from asg_grpc.store.base import Store
+from asg_grpc.store.areas import Ledger, Settlement, Tasks
 from asg_grpc.store.ledger_records import LedgerBlock
 from asg_grpc.store.settlement_records import TaskSettlement
 
 DEFAULT_HEADERS = 100
 MAX_HEADERS = 2000  # 160 KB of headers: a day of blocks at the default interval in 9 calls
 _TXID = re.compile(r"[0-9a-f]{64}")
+
+
+class ExplorerStore(Ledger, Settlement, Tasks, Protocol):
+    """The chain, and the customer's task with its payout (for a task's receipt)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +55,9 @@ class TxView:
     outputs: tuple[TxOutputView, ...]
 
 
-def task_receipt(store: Store, customer_id: str, task_id: str, *, network: str = "local") -> TaskReceipt:
+def task_receipt(
+    store: ExplorerStore, customer_id: str, task_id: str, *, network: str = "local"
+) -> TaskReceipt:
     """NotFound for an unknown task or another customer's; NotReady (retry later) while the
     task is not settled, or its payout is not in a block yet."""
     task = store.get_task(customer_id, task_id)
@@ -83,7 +90,9 @@ def task_receipt(store: Store, customer_id: str, task_id: str, *, network: str =
     return TaskReceipt(receipt, settlement)
 
 
-def headers(store: Store, from_height: int, count: int | None) -> tuple[list[LedgerBlock], int | None]:
+def headers(
+    store: ExplorerStore, from_height: int, count: int | None
+) -> tuple[list[LedgerBlock], int | None]:
     """Up to `count` consecutive blocks from `from_height`, and the tip's height (None: no block)."""
     if from_height < 0:
         raise ValidationError("from_height", "must be 0 or more")
@@ -104,7 +113,7 @@ def headers(store: Store, from_height: int, count: int | None) -> tuple[list[Led
     return found, tip.height
 
 
-def transaction(store: Store, txid: str) -> TxView:
+def transaction(store: ExplorerStore, txid: str) -> TxView:
     """A transaction the ledger accepted, its block (if mined) and its outputs."""
     txid = txid.lower()
     if not _TXID.fullmatch(txid):

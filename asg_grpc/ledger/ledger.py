@@ -15,7 +15,7 @@ from asg_grpc.ledger import blocks, rules
 from asg_grpc.ledger.errors import InputUnavailable
 from asg_grpc.ledger.wallet import Wallet
 from asg_grpc.settings import LedgerSettings
-from asg_grpc.store.base import Store
+from asg_grpc.store.areas import Ledger as LedgerArea
 from asg_grpc.store.ledger_records import LedgerBlock, LedgerOutput, NewLedgerTx
 
 MAX_BLOCK_TXS = 20_000  # per block (a few hundred ms of hashing); the rest waits for the next one
@@ -29,13 +29,13 @@ class MinedBlock:
 
 
 class Ledger:
-    def __init__(self, store: Store, wallet: Wallet, *, fee_per_kb: int = 100) -> None:
+    def __init__(self, store: LedgerArea, wallet: Wallet, *, fee_per_kb: int = 100) -> None:
         self.store = store
         self.wallet = wallet
         self.fee_per_kb = fee_per_kb
 
     @classmethod
-    def from_settings(cls, store: Store, wallet: Wallet, settings: LedgerSettings) -> Ledger:
+    def from_settings(cls, store: LedgerArea, wallet: Wallet, settings: LedgerSettings) -> Ledger:
         return cls(store, wallet, fee_per_kb=settings.fee_per_kb)
 
     # money in ------------------------------------------------------------------------------
@@ -148,7 +148,7 @@ class LedgerChainTracker(ChainTracker):
     """bsv-sdk's ChainTracker over the local headers, so `Transaction.verify` and
     `MerklePath.verify` run offline against this ledger."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: LedgerArea) -> None:
         self._store = store
 
     async def is_valid_root_for_height(self, root: str, height: int) -> bool:

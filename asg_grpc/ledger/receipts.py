@@ -18,7 +18,7 @@ from asg_grpc.domain.errors import NotFound, ValidationError
 from asg_grpc.domain.workers import p2pkh_address
 from asg_grpc.ledger.errors import NotMinedYet
 from asg_grpc.ledger.rules import NULL_TXID
-from asg_grpc.store.base import Store
+from asg_grpc.store.areas import Ledger
 
 BEEF_V1 = 4022206465  # BRC-62 version 1: the bytes 01 00 be ef on the wire
 RECEIPT_VERSION = 1
@@ -60,7 +60,7 @@ def p2pkh_hash(script: bytes) -> bytes | None:
     return None
 
 
-def _mined(store: Store, txid: str) -> tuple[Transaction, MerklePath, int]:
+def _mined(store: Ledger, txid: str) -> tuple[Transaction, MerklePath, int]:
     record = store.ledger_transaction(txid)
     if record is None:
         raise NotFound(f"transaction {txid} is not on the ledger")
@@ -71,7 +71,7 @@ def _mined(store: Store, txid: str) -> tuple[Transaction, MerklePath, int]:
     return tx, MerklePath.from_binary(record.merkle_path), record.block_height
 
 
-def build_beef(store: Store, txid: str) -> bytes:
+def build_beef(store: Ledger, txid: str) -> bytes:
     """BEEF v1 of a mined transaction and the mined transactions it spends, each with its
     merkle path (paths of one block combined into one BUMP, as BRC-62 wants)."""
     tx, path, _ = _mined(store, txid)
@@ -118,7 +118,7 @@ def _merged(a: MerklePath, b: MerklePath) -> MerklePath:
     return merged
 
 
-def build_receipt(store: Store, txid: str, vouts: list[int], *, network: str = "local") -> Receipt:
+def build_receipt(store: Ledger, txid: str, vouts: list[int], *, network: str = "local") -> Receipt:
     """The receipt for outputs `vouts` of mined transaction `txid`, which must pay P2PKH
     addresses. Raises NotFound, NotMinedYet, or ValidationError naming a bad vout."""
     tx, _, height = _mined(store, txid)

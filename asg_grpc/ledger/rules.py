@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from bsv import Script, Transaction, TransactionInput
-from bsv.script.spend import Spend
+from bsv import Script, Transaction
 
+from asg_gateway._scripts import unlock_failure
 from asg_grpc.domain.settlement import MAX_MONEY
 from asg_grpc.ledger.errors import (
     FeeTooLow,
@@ -123,40 +123,9 @@ def check_scripts(tx: Transaction, outpoints: list[Outpoint], spent: Mapping[Out
 
     Each input's check lists the other inputs, so the cost grows with inputs squared; payout
     transactions have a handful of inputs and many outputs, which cost linearly."""
-    resolved: list[TransactionInput] = []
-    for tx_input, outpoint in zip(tx.inputs, outpoints, strict=True):
-        copy = TransactionInput(
-            source_txid=outpoint[0],
-            source_output_index=outpoint[1],
-            unlocking_script=tx_input.unlocking_script,
-            sequence=tx_input.sequence,
-        )
-        copy.satoshis = spent[outpoint].satoshis
-        copy.locking_script = Script(spent[outpoint].locking_script)
-        resolved.append(copy)
-    for index, tx_input in enumerate(resolved):
-        ok = False
-        problem = "the script left false on the stack"
-        try:
-            ok = bool(
-                Spend(
-                    {
-                        "sourceTXID": tx_input.source_txid,
-                        "sourceOutputIndex": tx_input.source_output_index,
-                        "sourceSatoshis": tx_input.satoshis,
-                        "lockingScript": tx_input.locking_script,
-                        "transactionVersion": tx.version,
-                        "otherInputs": resolved[:index] + resolved[index + 1 :],
-                        "inputIndex": index,
-                        "unlockingScript": tx_input.unlocking_script or Script(b""),
-                        "outputs": tx.outputs,
-                        "inputSequence": tx_input.sequence,
-                        "lockTime": tx.locktime,
-                    }
-                ).validate()
-            )
-        except Exception as exc:  # the interpreter signals failure with RuntimeError, garbage with others
-            problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if not ok:
-            spends = f"{tx_input.source_txid}:{tx_input.source_output_index}"
+    for index, outpoint in enumerate(outpoints):
+        held = spent[outpoint]
+        problem = unlock_failure(tx, index, held.satoshis, Script(held.locking_script))
+        if problem is not None:
+            spends = f"{outpoint[0]}:{outpoint[1]}"
             raise ScriptFailed(f"input {index} does not unlock {spends}: {problem}")

@@ -22,7 +22,7 @@ from asg_grpc.domain.tasks import check_consensus_method
 from asg_grpc.domain.tiers import SANDBOX, Tier, tier_named
 from asg_grpc.services.callers import Callers
 from asg_grpc.settings import Settings
-from asg_grpc.store import Store
+from asg_grpc.store.areas import Customers
 from asg_grpc.v1 import billing_pb2, billing_pb2_grpc
 from asg_grpc.wire import convert
 
@@ -35,7 +35,7 @@ MAX_CLOSED = 100_000  # (customer, month) counts kept, least recently read dropp
 class BillingService(billing_pb2_grpc.BillingServiceServicer):
     def __init__(
         self,
-        store: Store,
+        store: Customers,
         settings: Settings,
         callers: Callers,
     ) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import grpc
 
@@ -24,9 +25,13 @@ from asg_grpc.domain.errors import RateLimited, Unauthenticated, rate_hint
 from asg_grpc.domain.tiers import RateLimit
 from asg_grpc.domain.workers import Worker
 from asg_grpc.services.ratelimit import KeyLimits
-from asg_grpc.store import Store
+from asg_grpc.store.areas import Customers, Workers
 
 _SCHEME = "bearer "
+
+
+class CallerStore(Customers, Workers, Protocol):
+    """The areas a caller is looked up in: customers and their keys, workers and their tokens."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +83,7 @@ class Callers:
     """The core's one caller lookup: the store for keys and workers, the key limits, and the
     operator token (None: no operator RPCs on this core, they answer UNAUTHENTICATED)."""
 
-    def __init__(self, store: Store, limits: KeyLimits, operator_token: str | None) -> None:
+    def __init__(self, store: CallerStore, limits: KeyLimits, operator_token: str | None) -> None:
         self._store = store
         self.limits = limits
         self._operator_token = None if operator_token is None else operator_token.encode()

@@ -10,14 +10,14 @@ from __future__ import annotations
 import grpc
 
 from asg_grpc.ledger import explorer
+from asg_grpc.ledger.explorer import ExplorerStore
 from asg_grpc.services.callers import Callers
-from asg_grpc.store import Store
 from asg_grpc.v1 import chain_pb2, chain_pb2_grpc
 from asg_grpc.wire import convert
 
 
 class ChainService(chain_pb2_grpc.ChainServiceServicer):
-    def __init__(self, store: Store, callers: Callers, *, network: str = "local") -> None:
+    def __init__(self, store: ExplorerStore, callers: Callers, *, network: str = "local") -> None:
         self._store = store
         self._callers = callers
         self._network = network

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Protocol
 
 import grpc
 
@@ -10,13 +11,17 @@ from asg_grpc.domain import billing, dashboard
 from asg_grpc.domain.tiers import tier_named
 from asg_grpc.services.callers import Callers
 from asg_grpc.settings import Settings
-from asg_grpc.store import Store
+from asg_grpc.store.areas import Customers, Dashboard
 from asg_grpc.v1 import dashboard_pb2, dashboard_pb2_grpc
 from asg_grpc.wire import convert
 
 
+class DashboardStore(Dashboard, Customers, Protocol):
+    """The dashboard's counters and task list, and the usage counts billing keeps."""
+
+
 class DashboardService(dashboard_pb2_grpc.DashboardServiceServicer):
-    def __init__(self, store: Store, settings: Settings, callers: Callers) -> None:
+    def __init__(self, store: DashboardStore, settings: Settings, callers: Callers) -> None:
         self._store = store
         self._tiers = settings.tiers
         self._callers = callers

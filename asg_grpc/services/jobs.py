@@ -14,7 +14,7 @@ from asg_grpc.sealing import Sealer, seal_credentials
 from asg_grpc.services.callers import Callers
 from asg_grpc.services.errors import abort_for
 from asg_grpc.settings import Settings
-from asg_grpc.store import Store
+from asg_grpc.store.areas import Jobs
 from asg_grpc.v1 import jobs_pb2, jobs_pb2_grpc
 from asg_grpc.wire import convert
 from asg_grpc.wire.export import export_line
@@ -32,7 +32,7 @@ COUNT_PAGE = 200  # jobs read per store call while counting those in flight
 class JobService(jobs_pb2_grpc.JobServiceServicer):
     def __init__(
         self,
-        store: Store,
+        store: Jobs,
         settings: Settings,
         sealer: Sealer,
         callers: Callers,

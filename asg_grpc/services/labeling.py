@@ -31,7 +31,7 @@ from asg_grpc.domain.workers import Worker, new_worker_token, validate_worker
 from asg_grpc.services.callers import Callers
 from asg_grpc.services.errors import abort, abort_for, status_code_for
 from asg_grpc.settings import Settings
-from asg_grpc.store import Store
+from asg_grpc.store.areas import Workers
 from asg_grpc.v1 import common_pb2, labeling_pb2, labeling_pb2_grpc
 from asg_grpc.wire import convert
 
@@ -45,7 +45,7 @@ PAYMENTS_PER_MESSAGE = 64
 
 
 class LabelingService(labeling_pb2_grpc.LabelingServiceServicer):
-    def __init__(self, store: Store, dispatcher: Dispatcher, callers: Callers, settings: Settings) -> None:
+    def __init__(self, store: Workers, dispatcher: Dispatcher, callers: Callers, settings: Settings) -> None:
         self._store = store
         self._dispatcher = dispatcher
         self._callers = callers

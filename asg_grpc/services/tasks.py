@@ -19,7 +19,8 @@ from asg_grpc.domain.tasks import (
 from asg_grpc.services.callers import Callers, CustomerCaller
 from asg_grpc.services.errors import refusal_for
 from asg_grpc.services.group_commit import GroupCommit
-from asg_grpc.store import Store, Submission, Submitted
+from asg_grpc.store import Submission, Submitted
+from asg_grpc.store.areas import Tasks
 from asg_grpc.v1 import tasks_pb2, tasks_pb2_grpc
 from asg_grpc.wire import convert
 
@@ -27,7 +28,7 @@ from asg_grpc.wire import convert
 class TaskService(tasks_pb2_grpc.TaskServiceServicer):
     def __init__(
         self,
-        store: Store,
+        store: Tasks,
         callers: Callers,
         on_submitted: Callable[[], None] | None = None,
         on_closed: Callable[[Sequence[str]], None] | None = None,

@@ -11,14 +11,14 @@ from asg_grpc.domain.webhooks import validate_webhook
 from asg_grpc.sealing import Sealer, seal_webhook_secret
 from asg_grpc.services.callers import Callers
 from asg_grpc.settings import Settings
-from asg_grpc.store import Store
+from asg_grpc.store.areas import Webhooks
 from asg_grpc.v1 import webhooks_pb2, webhooks_pb2_grpc
 from asg_grpc.wire import convert
 from asg_grpc.wire.urls import check_public_url
 
 
 class WebhookService(webhooks_pb2_grpc.WebhookServiceServicer):
-    def __init__(self, store: Store, settings: Settings, sealer: Sealer, callers: Callers) -> None:
+    def __init__(self, store: Webhooks, settings: Settings, sealer: Sealer, callers: Callers) -> None:
         self._store = store
         self._sealer = sealer
         self._callers = callers

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from bsv.constants import Network
 
@@ -18,16 +19,21 @@ from asg_grpc.settlement.arc import ArcBroadcaster, SourceOutput
 from asg_grpc.settlement.broadcast import Broadcaster, LocalBroadcaster
 from asg_grpc.settlement.settler import Settler, SettlerSettings
 from asg_grpc.settlement.utxos import UtxoSourceError, fetch_unspent
-from asg_grpc.store import Store
+from asg_grpc.store.areas import Ledger as LedgerArea
+from asg_grpc.store.areas import Settlement as SettlementArea
 from asg_grpc.store.settlement_records import WalletUtxo
 
 log = logging.getLogger("asg.settlement")
 
 
+class PaymentStore(SettlementArea, LedgerArea, Protocol):
+    """The settlement outbox and wallet, and the local ledger the wallet is funded on."""
+
+
 class Settlement:
     def __init__(
         self,
-        store: Store,
+        store: PaymentStore,
         settings: Settings,
         *,
         on_paid: Callable[[list[WorkerPayment]], None] | None = None,

@@ -36,7 +36,7 @@ from asg_grpc.domain.settlement import PayoutPlan, WorkerPayment, choose_inputs,
 from asg_grpc.domain.tiers import Tier, tier_named
 from asg_grpc.ledger.wallet import Wallet
 from asg_grpc.settlement.broadcast import Broadcaster, Verdict
-from asg_grpc.store import Store
+from asg_grpc.store.areas import Settlement
 from asg_grpc.store.settlement_records import OpenSettlement, SettlementIntent, WalletUtxo
 
 log = logging.getLogger("asg.settlement")
@@ -68,7 +68,7 @@ def _p2pkh(address: str) -> bytes:
 class Settler:
     def __init__(
         self,
-        store: Store,
+        store: Settlement,
         wallet: Wallet,
         broadcaster: Broadcaster,
         settings: SettlerSettings,

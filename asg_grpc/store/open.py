@@ -17,7 +17,7 @@ from typing import cast
 
 from asg_grpc.store.aerospike.connection import AerospikeUrl, parse_url
 from asg_grpc.store.aerospike.tasks import IDEMPOTENCY_TTL
-from asg_grpc.store.base import Store
+from asg_grpc.store.base import Store, store_methods
 
 SCHEMES = ("sqlite", "aerospike")
 
@@ -89,5 +89,4 @@ def open_store(url: str | SqliteUrl | AerospikeUrl, options: StoreOptions | None
 
 def missing_areas(store: object) -> list[str]:
     """The Store protocol's methods `store` does not have (empty for a complete backend)."""
-    wanted = [name for name in vars(Store) if not name.startswith("_") and callable(getattr(Store, name))]
-    return sorted(name for name in wanted if not callable(getattr(store, name, None)))
+    return sorted(name for name in store_methods() if not callable(getattr(store, name, None)))

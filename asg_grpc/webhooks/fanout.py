@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Protocol
 
 from asg_grpc.domain import ids
-from asg_grpc.store import Store
+from asg_grpc.store.areas import Webhooks
 from asg_grpc.store.webhook_records import EventRecord, HookTarget, NewDelivery
-from asg_grpc.wire.events import event_data, render
+from asg_grpc.wire.events import EventSubjects, event_data, render
 
 log = logging.getLogger("asg.webhooks")
+
+
+class FanOutStore(Webhooks, EventSubjects, Protocol):
+    """The outbox and deliveries, and the subjects an event's body is rendered from."""
 
 
 def targets(event: EventRecord, hooks: list[HookTarget]) -> list[HookTarget]:
@@ -26,7 +31,7 @@ def targets(event: EventRecord, hooks: list[HookTarget]) -> list[HookTarget]:
     return subscribed
 
 
-def fan_out_once(store: Store, limit: int, now: float | None = None) -> int:
+def fan_out_once(store: FanOutStore, limit: int, now: float | None = None) -> int:
     """Fan out up to `limit` pending events in one store transaction; returns how many."""
     events = store.pending_events(limit)
     if not events:

@@ -28,9 +28,8 @@ from asg_grpc.domain.errors import ValidationError
 from asg_grpc.domain.webhooks import next_attempt_delay, signature_header
 from asg_grpc.sealing import SealBroken, Sealer, open_webhook_secret
 from asg_grpc.settings import Settings
-from asg_grpc.store import Store
 from asg_grpc.store.webhook_records import AttemptResult, DueDelivery
-from asg_grpc.webhooks.fanout import fan_out_once
+from asg_grpc.webhooks.fanout import FanOutStore, fan_out_once
 from asg_grpc.wire.urls import UrlGuard
 
 log = logging.getLogger("asg.webhooks")
@@ -48,7 +47,7 @@ class WebhookWorker:
     """Run by the core that dispatches (one per store): `start()` once, `stop()` once."""
 
     def __init__(
-        self, store: Store, settings: Settings, sealer: Sealer, *, poll_interval: float = POLL_INTERVAL
+        self, store: FanOutStore, settings: Settings, sealer: Sealer, *, poll_interval: float = POLL_INTERVAL
     ) -> None:
         self._store = store
         self._sealer = sealer

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any, TypeVar
+
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from asg_grpc.domain import billing
 from asg_grpc.domain.customers import ApiKey, Customer
 from asg_grpc.domain.errors import ValidationError
-from asg_grpc.domain.jobs import Job, JobDraft, JobStatus, S3Credentials
-from asg_grpc.domain.tasks import BatchProgress, LabelRecord, Task, TaskDraft, TaskStatus
+from asg_grpc.domain.jobs import Job, JobDraft, JobSpec, JobStatus, S3Credentials
+from asg_grpc.domain.tasks import BatchProgress, LabelRecord, Task, TaskDraft, TaskSpec, TaskStatus
 from asg_grpc.domain.tiers import Tier
 from asg_grpc.domain.webhooks import Webhook
 from asg_grpc.ledger.explorer import TaskReceipt, TxView
@@ -34,6 +38,25 @@ def timestamp(seconds: float) -> Timestamp:
     return Timestamp(seconds=whole, nanos=int((seconds - whole) * 1e9))
 
 
+M = TypeVar("M", bound=Message)
+_SHARED_NAMES: dict[tuple[type, type], tuple[str, ...]] = {}
+
+
+def _by_name(source: Any, message_type: type[M], **rest: Any) -> M:
+    """A ``message_type`` carrying every field of ``source`` (a dataclass) that the message names
+    alike, plus ``rest``: the fields renamed, converted (times) or from elsewhere.
+
+    Records and messages name their fields alike on purpose (docs/wire.md), so a conversion
+    says only what differs; a field left to the copy with the wrong type fails loudly."""
+    key = (type(source), message_type)
+    names = _SHARED_NAMES.get(key)
+    if names is None:
+        fields = message_type.DESCRIPTOR.fields_by_name
+        names = tuple(f.name for f in dataclasses.fields(source) if f.name in fields)
+        _SHARED_NAMES[key] = names
+    return message_type(**{name: getattr(source, name) for name in names if name not in rest}, **rest)
+
+
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
 
@@ -48,8 +71,37 @@ def page_limit(
     return limit
 
 
+def _present(msg: Message) -> dict[str, Any]:
+    """The fields a request set, by name; one absent (proto3 ``optional``) is None to the domain.
+    For requests read once per call (a job's); ``draft`` reads its fields itself, faster."""
+    return {field.name: value for field, value in msg.ListFields()}
+
+
+def _draft_spec(spec: common_pb2.LabelSpec | None) -> dict[str, Any]:
+    """A draft's label-spec fields (tasks and jobs alike): whether one was sent, and its parts."""
+    if spec is None:
+        return {"has_label_spec": False, "question": None, "options": None}
+    return {"has_label_spec": True, "question": spec.question, "options": tuple(spec.options)}
+
+
+def label_spec(question: str, options: tuple[str, ...]) -> common_pb2.LabelSpec:
+    return common_pb2.LabelSpec(question=question, options=options)
+
+
+def _asked(spec: TaskSpec | JobSpec) -> dict[str, Any]:
+    """What a task, or every task of a job, asks of the labelers: the fields Task and Job share."""
+    return {
+        "task_type": spec.task_type,
+        "label_spec": label_spec(spec.question, spec.options),
+        "consensus_threshold": spec.consensus_threshold,
+        "callback_url": spec.callback_url,
+    }
+
+
 def draft(msg: tasks_pb2.TaskInput) -> TaskDraft:
-    has = msg.HasField  # bound once: this runs for every task of every batch
+    """Written out field by field (not ``_present``): this runs for every task of every batch,
+    and a ``HasField`` per field is the cheapest read of a proto3 ``optional``."""
+    has = msg.HasField
     spec = msg.label_spec if has("label_spec") else None
     return TaskDraft(
         type=msg.type if has("type") else None,
@@ -73,11 +125,8 @@ def task(t: Task) -> tasks_pb2.Task:
     return tasks_pb2.Task(
         task_id=t.task_id,
         status=STATUS_TO_PB[t.status],
-        task_type=spec.task_type,
+        **_asked(spec),
         data_url=spec.data_url,
-        label_spec=common_pb2.LabelSpec(question=spec.question, options=spec.options),
-        consensus_threshold=spec.consensus_threshold,
-        callback_url=spec.callback_url,
         idempotency_key=spec.idempotency_key,
         batch_id=t.batch_id,
         created_at=timestamp(t.created_at),
@@ -106,7 +155,7 @@ def task_result(t: Task, labels: list[LabelRecord]) -> tasks_pb2.TaskResult:
         task_id=t.task_id,
         status=STATUS_TO_PB[t.status],
         decided=t.status.decided,
-        label_spec=common_pb2.LabelSpec(question=t.spec.question, options=t.spec.options),
+        label_spec=label_spec(t.spec.question, t.spec.options),
         labels=[
             tasks_pb2.TaskLabel(worker_id=r.worker_id, option=r.option, created_at=timestamp(r.created_at))
             for r in labels
@@ -138,14 +187,9 @@ def prices(tier: Tier) -> billing_pb2.Prices:
 
 
 def customer(c: Customer, tier: Tier, *, enforced: bool) -> billing_pb2.Customer:
-    return billing_pb2.Customer(
-        customer_id=c.customer_id,
-        name=c.name,
-        email=c.email,
-        tier=c.tier,
-        label_quota=c.label_quota,
-        labels_reserved=c.labels_reserved,
-        key_hint=c.key_hint,
+    return _by_name(
+        c,
+        billing_pb2.Customer,
         created_at=timestamp(c.created_at),
         quota_remaining=c.quota_remaining,
         prices=prices(tier),
@@ -164,14 +208,7 @@ def api_key(k: ApiKey) -> billing_pb2.ApiKey:
 
 
 def usage_line(line: billing.UsageLine) -> billing_pb2.UsageLine:
-    return billing_pb2.UsageLine(
-        task_type=line.task_type,
-        tasks_submitted=line.tasks_submitted,
-        tasks_charged=line.tasks_charged,
-        tasks_failed=line.tasks_failed,
-        labels_collected=line.labels_collected,
-        sats_charged=line.sats_charged,
-    )
+    return _by_name(line, billing_pb2.UsageLine)
 
 
 def usage(u: billing.Usage) -> billing_pb2.Usage:
@@ -191,22 +228,14 @@ def invoice(i: billing.Invoice) -> billing_pb2.Invoice:
 
 
 def webhook(w: Webhook) -> webhooks_pb2.Webhook:
-    return webhooks_pb2.Webhook(
-        webhook_id=w.webhook_id,
-        callback_url=w.callback_url,
-        events=w.events,
-        active=w.active,
-        created_at=timestamp(w.created_at),
-    )
+    return _by_name(w, webhooks_pb2.Webhook, created_at=timestamp(w.created_at))
 
 
 def delivery(d: DeliveryRecord) -> webhooks_pb2.Delivery:
-    return webhooks_pb2.Delivery(
-        delivery_id=d.delivery_id,
-        event_id=d.event_id,
+    return _by_name(
+        d,
+        webhooks_pb2.Delivery,
         event=d.event_type,
-        state=d.state,
-        attempts=d.attempts,
         last_status_code=d.last_status or 0,
         last_error=d.last_error or "",
         next_attempt_at=None if d.next_attempt_at is None else timestamp(d.next_attempt_at),
@@ -225,10 +254,9 @@ JOB_STATUS_TO_PB = {
 
 
 def job_draft(msg: jobs_pb2.CreateJobRequest) -> JobDraft:
-    has = msg.HasField
-    spec = msg.label_spec if has("label_spec") else None
+    sent = _present(msg)
     credentials = None
-    if has("s3_credentials"):
+    if "s3_credentials" in sent:
         c = msg.s3_credentials
         credentials = S3Credentials(
             access_key_id=c.access_key_id,
@@ -237,13 +265,11 @@ def job_draft(msg: jobs_pb2.CreateJobRequest) -> JobDraft:
             endpoint_url=c.endpoint_url if c.HasField("endpoint_url") else None,
         )
     return JobDraft(
-        manifest_url=msg.manifest_url if has("manifest_url") else None,
-        has_label_spec=spec is not None,
-        question=None if spec is None else spec.question,
-        options=None if spec is None else tuple(spec.options),
-        type=msg.type if has("type") else None,
-        consensus_threshold=msg.consensus_threshold if has("consensus_threshold") else None,
-        callback_url=msg.callback_url if has("callback_url") else None,
+        manifest_url=sent.get("manifest_url"),
+        **_draft_spec(sent.get("label_spec")),
+        type=sent.get("type"),
+        consensus_threshold=sent.get("consensus_threshold"),
+        callback_url=sent.get("callback_url"),
         s3_credentials=credentials,
     )
 
@@ -254,21 +280,8 @@ def job(j: Job) -> jobs_pb2.Job:
         job_id=j.job_id,
         status=JOB_STATUS_TO_PB[j.status],
         manifest_url=spec.manifest_url,
-        task_type=spec.task_type,
-        label_spec=common_pb2.LabelSpec(question=spec.question, options=spec.options),
-        consensus_threshold=spec.consensus_threshold,
-        callback_url=spec.callback_url,
-        counts=jobs_pb2.JobCounts(
-            lines=counts.lines,
-            tasks_created=counts.tasks_created,
-            tasks_reused=counts.tasks_reused,
-            invalid_lines=counts.invalid_lines,
-            verified=counts.verified,
-            settled=counts.settled,
-            failed=counts.failed,
-            cancelled=counts.cancelled,
-            expired=counts.expired,
-        ),
+        **_asked(spec),
+        counts=_by_name(counts, jobs_pb2.JobCounts),
         errors=[jobs_pb2.JobError(line=line, error=error) for line, error in j.errors],
         failure_reason=j.failure_reason,
         created_at=timestamp(j.created_at),
@@ -302,24 +315,9 @@ def task_receipt(found: TaskReceipt) -> chain_pb2.TaskReceipt:
 
 
 def block_header(block: LedgerBlock) -> chain_pb2.BlockHeader:
-    return chain_pb2.BlockHeader(
-        height=block.height,
-        block_hash=block.block_hash,
-        header=block.header,
-        merkle_root=block.merkle_root,
-        time=block.time,
-    )
+    return _by_name(block, chain_pb2.BlockHeader)
 
 
 def chain_transaction(tx: TxView) -> chain_pb2.ChainTransaction:
-    return chain_pb2.ChainTransaction(
-        txid=tx.txid,
-        raw=tx.raw,
-        block_height=tx.block_height,
-        block_hash=tx.block_hash,
-        fee=tx.fee,
-        outputs=[
-            chain_pb2.TransactionOutput(vout=o.vout, satoshis=o.satoshis, address=o.address)
-            for o in tx.outputs
-        ],
-    )
+    outputs = [_by_name(o, chain_pb2.TransactionOutput) for o in tx.outputs]
+    return _by_name(tx, chain_pb2.ChainTransaction, outputs=outputs)

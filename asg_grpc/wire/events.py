@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
 from asg_grpc.domain.jobs import Job
 from asg_grpc.domain.tasks import LabelRecord, Task
-from asg_grpc.store import Store
+from asg_grpc.store.areas import Jobs, Tasks
 from asg_grpc.store.webhook_records import EventRecord
+
+
+class EventSubjects(Tasks, Jobs, Protocol):
+    """Where an event's subject (a task with its labels, a job) is read when it is rendered."""
 
 
 def iso(seconds: float) -> str:
@@ -78,7 +82,7 @@ def job(j: Job) -> dict[str, Any]:
     }
 
 
-def event_data(store: Store, event: EventRecord) -> dict[str, Any] | None:
+def event_data(store: EventSubjects, event: EventRecord) -> dict[str, Any] | None:
     """The object the REST API returns for the event's subject, None when there is none."""
     if event.event_type.startswith("task."):
         task = store.get_task(event.customer_id, event.subject_id)

@@ -11,6 +11,7 @@ from rest_gateway import models
 from rest_gateway.core import Core
 from rest_gateway.openapi import AUTHED, errors
 from rest_gateway.responses import json
+from rest_gateway.routes._declare import listing
 
 router = APIRouter(prefix="/v1/billing", tags=["billing"], responses=errors(*AUTHED))
 
@@ -22,10 +23,13 @@ async def usage(call: Core, month: str | None = None) -> Response:
     return json(rest_json.usage(reply))
 
 
-@router.get(
-    "/invoices",
+listing(
+    router,
+    "invoices",
+    path="/invoices",
+    rpc=lambda client: client.billing.ListInvoices,
+    request=billing_pb2.ListInvoicesRequest,
+    field="invoices",
+    render=rest_json.invoice,
     response_model=models.InvoiceList,
 )
-async def invoices(call: Core) -> Response:
-    reply = await call(call.client.billing.ListInvoices, billing_pb2.ListInvoicesRequest())
-    return json({"invoices": [rest_json.invoice(i) for i in reply.invoices]})

@@ -11,6 +11,7 @@ from rest_gateway import models
 from rest_gateway.core import Core
 from rest_gateway.openapi import AUTHED, errors
 from rest_gateway.responses import json
+from rest_gateway.routes._declare import by_id
 
 router = APIRouter(tags=["chain"], responses=errors(*AUTHED))
 
@@ -18,10 +19,16 @@ _INT64_MAX = 2**63 - 1
 MAX_HEADERS = 2000  # the core's bound too (docs/api.md, Receipts)
 
 
-@router.get("/v1/tasks/{task_id}/receipt", responses=errors(404, 409), response_model=models.TaskReceipt)
-async def get_task_receipt(task_id: str, call: Core) -> Response:
-    reply = await call(call.client.chain.GetTaskReceipt, chain_pb2.GetTaskReceiptRequest(task_id=task_id))
-    return json(rest_json.task_receipt(reply))
+by_id(
+    router,
+    "get_task_receipt",
+    path="/v1/tasks/{task_id}/receipt",
+    rpc=lambda client: client.chain.GetTaskReceipt,
+    request=chain_pb2.GetTaskReceiptRequest,
+    render=rest_json.task_receipt,
+    response_model=models.TaskReceipt,
+    refusals=(404, 409),
+)
 
 
 @router.get(
@@ -40,11 +47,12 @@ async def get_headers(
     return json(rest_json.chain_headers(reply))
 
 
-@router.get(
-    "/v1/chain/tx/{txid}",
-    responses=errors(404),
+by_id(
+    router,
+    "get_transaction",
+    path="/v1/chain/tx/{txid}",
+    rpc=lambda client: client.chain.GetTransaction,
+    request=chain_pb2.GetTransactionRequest,
+    render=rest_json.chain_transaction,
     response_model=models.ChainTransaction,
 )
-async def get_transaction(txid: str, call: Core) -> Response:
-    reply = await call(call.client.chain.GetTransaction, chain_pb2.GetTransactionRequest(txid=txid))
-    return json(rest_json.chain_transaction(reply))

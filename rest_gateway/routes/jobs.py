@@ -14,7 +14,7 @@ from rest_gateway.core import Core
 from rest_gateway.openapi import AUTHED, errors
 from rest_gateway.params import Cursor, PageLimit
 from rest_gateway.responses import json
-from rest_gateway.routes._declare import post_body
+from rest_gateway.routes._declare import by_id, post_body
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=errors(*AUTHED))
 
@@ -43,14 +43,15 @@ async def list_jobs(call: Core, limit: PageLimit = None, cursor: Cursor = None) 
     )
 
 
-@router.get(
-    "/{job_id}",
-    responses=errors(404),
+by_id(
+    router,
+    "get_job",
+    path="/{job_id}",
+    rpc=lambda client: client.jobs.GetJob,
+    request=jobs_pb2.GetJobRequest,
+    render=rest_json.job,
     response_model=models.Job,
 )
-async def get_job(job_id: str, call: Core) -> Response:
-    reply = await call(call.client.jobs.GetJob, jobs_pb2.GetJobRequest(job_id=job_id))
-    return json(rest_json.job(reply))
 
 
 @router.get(

@@ -13,6 +13,7 @@ from rest_gateway.errors import BadRequest
 from rest_gateway.openapi import AUTHED, BODY, body, errors
 from rest_gateway.params import Cursor, PageLimit
 from rest_gateway.responses import json
+from rest_gateway.routes._declare import by_id
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"], responses=errors(*AUTHED))
 
@@ -60,15 +61,16 @@ async def submit_batch(request: Request, call: Core) -> Response:
     )
 
 
-@router.get(
-    "/batch/{batch_id}",
-    responses=errors(404),
+by_id(
+    router,
+    "get_batch",
+    path="/batch/{batch_id}",
+    rpc=lambda client: client.tasks.GetBatchStatus,
+    request=tasks_pb2.GetBatchStatusRequest,
+    render=rest_json.batch_status,
     response_model=models.BatchStatus,
+    description="Declared before `/{task_id}` so that a batch id is never read as a task id.",
 )
-async def get_batch(batch_id: str, call: Core) -> Response:
-    """Declared before `/{task_id}` so that a batch id is never read as a task id."""
-    reply = await call(call.client.tasks.GetBatchStatus, tasks_pb2.GetBatchStatusRequest(batch_id=batch_id))
-    return json(rest_json.batch_status(reply))
 
 
 @router.get(
@@ -96,24 +98,26 @@ async def list_tasks(
     return json({"tasks": [rest_json.task(t) for t in reply.tasks], "next_cursor": reply.next_cursor or None})
 
 
-@router.get(
-    "/{task_id}",
-    responses=errors(404),
+by_id(
+    router,
+    "get_task",
+    path="/{task_id}",
+    rpc=lambda client: client.tasks.GetTask,
+    request=tasks_pb2.GetTaskRequest,
+    render=rest_json.task,
     response_model=models.Task,
 )
-async def get_task(task_id: str, call: Core) -> Response:
-    reply = await call(call.client.tasks.GetTask, tasks_pb2.GetTaskRequest(task_id=task_id))
-    return json(rest_json.task(reply))
-
-
-@router.delete(
-    "/{task_id}",
-    responses=errors(404, 409),
+by_id(
+    router,
+    "cancel_task",
+    method="DELETE",
+    path="/{task_id}",
+    rpc=lambda client: client.tasks.CancelTask,
+    request=tasks_pb2.CancelTaskRequest,
+    render=rest_json.result,
     response_model=models.TaskResult,
+    refusals=(404, 409),
 )
-async def cancel_task(task_id: str, call: Core) -> Response:
-    reply = await call(call.client.tasks.CancelTask, tasks_pb2.CancelTaskRequest(task_id=task_id))
-    return json(rest_json.result(reply))
 
 
 @router.get(

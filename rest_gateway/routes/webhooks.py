@@ -12,7 +12,7 @@ from rest_gateway.core import Core
 from rest_gateway.openapi import AUTHED, errors
 from rest_gateway.params import PageLimit
 from rest_gateway.responses import json
-from rest_gateway.routes._declare import post_body
+from rest_gateway.routes._declare import listing, post_body
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses=errors(*AUTHED))
 
@@ -29,13 +29,15 @@ post_body(
 )
 
 
-@router.get(
-    "",
+listing(
+    router,
+    "list_webhooks",
+    rpc=lambda client: client.webhooks.ListWebhooks,
+    request=webhooks_pb2.ListWebhooksRequest,
+    field="webhooks",
+    render=rest_json.webhook,
     response_model=models.WebhookList,
 )
-async def list_webhooks(call: Core) -> Response:
-    reply = await call(call.client.webhooks.ListWebhooks, webhooks_pb2.ListWebhooksRequest())
-    return json({"webhooks": [rest_json.webhook(w) for w in reply.webhooks]})
 
 
 @router.delete("/{webhook_id}", status_code=204, responses=errors(404))

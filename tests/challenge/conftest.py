@@ -165,6 +165,22 @@ def gateway(tmp_path: Path, upstream: Upstream) -> Iterator[Gateway]:
     stop_gateway(gw)
 
 
+@pytest.fixture
+def tls_gateway(tmp_path: Path, upstream: Upstream) -> Iterator[Gateway]:
+    """A gateway on its own TLS listener, a self-signed certificate for 127.0.0.1."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    gw = start_gateway(
+        tmp_path, upstream.url, ASG_CHALLENGE_TLS_CERT=str(cert), ASG_CHALLENGE_TLS_KEY=str(key)
+    )
+    yield gw
+    stop_gateway(gw)
+
+
 def text_dataset(gw: Gateway, items: list[dict[str, Any]], name: str = "animals") -> str:
     with gw.dash() as d:
         ds = d.post("/item-datasets", json={"name": name, "modality": "text"})
@@ -236,3 +252,18 @@ def solve(c: httpx.Client, path: str, unknown: str = "cat") -> httpx.Response:
     cid, slots = slots_of(page.text)
     time.sleep(0.7)
     return c.post("/.cg/answer", data={"challenge_id": cid, "redir": path, **answers_for(slots, unknown)})
+
+
+def solve_in_browser(page: Any, url: str, unknown: str = "cat") -> Any:
+    """What a person does in Chromium: open `url`, see the check, answer it as `answers_for`
+    does (gold right, `unknown` for the mystery item), take a moment, press Continue. Returns
+    the response of the page the browser lands on."""
+    page.goto(url)
+    assert page.locator("h1").inner_text() == "A quick check", page.content()[:300]
+    _, slots = slots_of(page.content())
+    for name, value in answers_for(slots, unknown).items():
+        page.check(f'input[name="{name}"][value="{value}"]')
+    page.wait_for_timeout(700)  # longer than MIN_DWELL (0.6 s), as a reader's eyes would be
+    with page.expect_navigation() as landed:
+        page.click("#cg-submit")
+    return landed.value

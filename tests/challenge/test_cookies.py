@@ -5,7 +5,6 @@ its own names, and X-Forwarded-Proto from an untrusted peer changes nothing."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -106,21 +105,6 @@ def test_forwarded_proto_from_an_untrusted_peer_is_ignored(untrusting: Gateway) 
         r = solve_seen(c, "/x")
         assert r.status_code == 303
         assert set(set_cookies(r)) == {"cg_pass", "cg_sid"}
-
-
-@pytest.fixture
-def tls_gateway(tmp_path: Path, upstream: Upstream) -> Iterator[Gateway]:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    gw = start_gateway(
-        tmp_path, upstream.url, ASG_CHALLENGE_TLS_CERT=str(cert), ASG_CHALLENGE_TLS_KEY=str(key)
-    )
-    yield gw
-    stop_gateway(gw)
 
 
 def test_own_tls_listener_sets_host_prefixed_secure_cookies(tls_gateway: Gateway) -> None:

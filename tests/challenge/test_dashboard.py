@@ -35,6 +35,27 @@ def test_refuses_a_password_under_12_characters(tmp_path: Path) -> None:
     assert "at least 12" in out.stderr
 
 
+def test_a_taken_listen_address_exits_2_with_one_line_naming_the_setting(
+    tmp_path: Path, gateway: Gateway
+) -> None:
+    taken = gateway.url.removeprefix("http://")
+    out = run_cli(tmp_path, ASG_CHALLENGE_DASHBOARD_PASSWORD=PASSWORD, ASG_CHALLENGE_LISTEN=taken)
+    assert out.returncode == 2, out.stderr
+    line = f"asg-challenge: --listen / ASG_CHALLENGE_LISTEN {taken}: cannot listen there"
+    assert out.stderr.splitlines() == [f"{line} (Address already in use)"]
+    assert not (tmp_path / "d").exists()  # refused before the store was opened
+
+
+def test_bad_explore_share_and_log_level_exit_2(tmp_path: Path) -> None:
+    for env, named in (
+        ({"ASG_CHALLENGE_EXPLORE": "1.5"}, "ASG_CHALLENGE_EXPLORE must be a share from 0 to 1"),
+        ({"ASG_CHALLENGE_EXPLORE": "lots"}, "ASG_CHALLENGE_EXPLORE must be a share from 0 to 1"),
+        ({"ASG_CHALLENGE_LOG_LEVEL": "LOUD"}, "ASG_CHALLENGE_LOG_LEVEL must be one of"),
+    ):
+        out = run_cli(tmp_path, ASG_CHALLENGE_DASHBOARD_PASSWORD=PASSWORD, **env)
+        assert out.returncode == 2 and named in out.stderr, out.stderr
+
+
 def test_data_dir_and_files_are_private(gateway: Gateway) -> None:
     assert stat.S_IMODE(gateway.data_dir.stat().st_mode) == 0o700
     files = [p for p in gateway.data_dir.iterdir() if p.is_file()]

@@ -43,6 +43,7 @@ def asg_dev_in(clone: Path, state: Path) -> Iterator[str]:
     http_addr = free_addr()
     out_path = clone / "asg-dev.out"
     command = [str(BIN / "asg"), "dev", "--http", http_addr, "--grpc", free_addr(), "--workers", "0"]
+    command += ["--challenge", "off"]  # not needed here, and its default port may be taken
     with out_path.open("wb") as out:
         proc = subprocess.Popen(
             command,

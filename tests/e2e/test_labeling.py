@@ -227,6 +227,8 @@ def asg_dev(tmp_path: Path, workers: int, **extra_env: str) -> Iterator[Dev]:
     out_path = tmp_path / "asg-dev.out"
     command = [str(BIN / "asg"), "dev", "--http", http_addr, "--grpc", grpc_addr]
     command += ["--data-dir", str(tmp_path / "data"), "--workers", str(workers)]
+    # The challenge gateway and its demo site on free ports too (8090/8091 may be taken).
+    command += ["--challenge", free_addr(), "--demo-site", free_addr()]
     with open(out_path, "wb") as out:
         # A free port for the core's /metrics: the default 9464 may be another stack's.
         env = {**os.environ, "ASG_METRICS_ADDR": free_addr(), **extra_env}
@@ -264,7 +266,8 @@ def test_quickstart_steps_2_to_4_against_asg_dev_then_ctrl_c_stops_everything(tm
     with asg_dev(tmp_path, workers=3) as dev:
         assert httpx.get(f"{dev.base_url}/v1/health", timeout=5).status_code == 200
         names = sorted(command_name(pid) for pid in dev.children)
-        assert names == ["asg-gateway", "asg-server", "asg-worker", "asg-worker", "asg-worker"], names
+        expected = ["asg-challenge", "asg-gateway", "asg-server", "asg-worker", "asg-worker", "asg-worker"]
+        assert names == sorted([*expected, "asg_challenge.demo_site"]), names
         # The banner names the core's /metrics, and it answers there (docs/operations.md).
         core_metrics = re.search(r"(http://\S+/metrics) \(core\)", dev.output())
         assert core_metrics, dev.output()

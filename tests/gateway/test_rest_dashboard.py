@@ -95,7 +95,8 @@ def labeled(dash_stack: Stack) -> Customer:
 
 @pytest.fixture(scope="module")
 def listed(dash_stack: Stack) -> tuple[Customer, list[str]]:
-    """A customer with 7 tasks nobody answers, the 3rd and 5th submitted then cancelled."""
+    """A customer with 7 tasks nobody answers (closed `failed` once every worker skipped them,
+    docs/labeling.md), the 3rd and 5th submitted then cancelled."""
     c = Customer(dash_stack.base_url)
     ids = [c.submit(task(["x", "y"], 2, n)) for n in range(7)]
     for task_id in (ids[2], ids[4]):
@@ -197,7 +198,10 @@ def test_another_customers_data_never_appears(
 ) -> None:
     c, ids = listed
     assert {t["task_id"] for t in c.ok("tasks", per_page=100)["tasks"]} == set(ids)
-    assert c.ok("quality")["decided"] == 0
+    # Its own unanswered tasks may be closed `failed` (every worker skipped them), never decided
+    # with a label: the other customer's cats are not in its quality panel.
+    quality = c.ok("quality")
+    assert quality["decided"] <= len(ids) - 2 and quality["label_distribution"] == []
     assert c.ok("overview")["by_status"]["settled"] == 0
     assert labeled.ok("overview")["by_status"]["cancelled"] == 0
     assert labeled.ok("usage")["key_hint"] != c.ok("usage")["key_hint"]

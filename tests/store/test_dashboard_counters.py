@@ -15,10 +15,10 @@ from asg_grpc.domain.billing import Month, UsageCounts
 from asg_grpc.domain.dashboard import Counters
 from asg_grpc.domain.labeling import OpenTask
 from asg_grpc.domain.tasks import TaskStatus
-from asg_grpc.store import sqlite_dashboard
-from asg_grpc.store.base import LabelingBatch, Submission
 from asg_grpc.store.sqlite import MIGRATIONS, SQLiteStore, statements
-from asg_grpc.store.sqlite_dashboard import count_submitted, counted
+from asg_grpc.store.sqlite import dashboard as sqlite_dashboard
+from asg_grpc.store.sqlite.dashboard import count_submitted, counted
+from asg_grpc.store.task_records import LabelingBatch, Submission
 from tests.store.contract.test_customers import register
 from tests.store.contract.test_tasks import spec
 

@@ -17,7 +17,6 @@ import pytest
 
 from asg_grpc.settings import Settings, SettingsError
 from asg_grpc.store.aerospike import AerospikeStore, AerospikeUrl
-from asg_grpc.store.base import Submission
 from asg_grpc.store.open import (
     SqliteUrl,
     StoreOptions,
@@ -27,6 +26,7 @@ from asg_grpc.store.open import (
     sqlite_url,
 )
 from asg_grpc.store.sqlite import SQLiteStore
+from asg_grpc.store.task_records import Submission
 from tests.conftest import until_serving
 from tests.store.contract.test_customers import register
 from tests.store.contract.test_tasks import spec

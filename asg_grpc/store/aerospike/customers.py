@@ -20,7 +20,7 @@ from asg_grpc.domain.customers import MAX_ACTIVE_KEYS, ApiKey, Customer, Registr
 from asg_grpc.domain.errors import Conflict, EmailTaken, NotFound, Unauthenticated, Unavailable
 from asg_grpc.store.aerospike.connection import AerospikeUrl, Retry
 from asg_grpc.store.aerospike.records import GEN_EQ, UPDATE_ONLY, Records
-from asg_grpc.store.base import KeyOwner
+from asg_grpc.store.customer_records import KeyOwner
 
 # An email claimed this long ago whose customer record never appeared was left by a crash
 # between the two writes; a new registration may take it over.

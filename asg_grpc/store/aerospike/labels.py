@@ -22,7 +22,7 @@ from aerospike_helpers.operations import expression_operations as eops
 from aerospike_helpers.operations import map_operations as mops
 from aerospike_helpers.operations import operations as ops
 
-from asg_grpc.domain import consensus, ids
+from asg_grpc.domain import consensus
 from asg_grpc.domain.errors import Conflict, NotFound, NotReady, Unavailable
 from asg_grpc.domain.labeling import OpenTask, labels_beyond_reserved
 from asg_grpc.domain.tasks import LabelRecord, Task, TaskStatus
@@ -32,7 +32,7 @@ from asg_grpc.store.aerospike.counters import dirty
 from asg_grpc.store.aerospike.outbox import Outbox, mark
 from asg_grpc.store.aerospike.records import GEN_EQ, UPDATE_ONLY, Records, ensure_index, query
 from asg_grpc.store.aerospike.tasks import _task, due_ms
-from asg_grpc.store.base import LabelingBatch
+from asg_grpc.store.task_records import LabelingBatch
 
 # Map writes that keep an entry already there (a worker's first label wins, as SQLite's
 # INSERT OR IGNORE) and never fail the operate over it.
@@ -79,13 +79,7 @@ class AerospikeLabels:
     def create_worker(self, registration: WorkerRegistration, *, token_hash: str, now: float) -> Worker:
         """Token pointer first (CREATE_ONLY: a token names one worker), then the worker record,
         which names its token: a pointer whose worker does not name it back is trusted by nobody."""
-        worker = Worker(
-            worker_id=ids.new_id("wkr", now),
-            name=registration.name,
-            payout_address=registration.payout_address,
-            task_types=registration.task_types,
-            created_at=now,
-        )
+        worker = registration.worker(now)
         if not self._lrecords.create(self._tokens, token_hash, {"wid": worker.worker_id}):
             found = self._lrecords.get(self._tokens, token_hash)
             if found is None or found[0]["wid"] != worker.worker_id:

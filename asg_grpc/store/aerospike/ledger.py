@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from asg_grpc.store.ledger_records import LedgerBlock, LedgerOutput, LedgerTx, NewLedgerTx, Outpoint
-from asg_grpc.store.sqlite_ledger import LedgerTables
+from asg_grpc.store.sqlite.ledger import SQLiteLedger
 
 
 class SharedLedger:
@@ -24,7 +24,7 @@ class SharedLedger:
         from asg_grpc.store.sqlite import SQLiteStore
 
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._ledger: LedgerTables = SQLiteStore(path, busy_timeout=busy_timeout)
+        self._ledger: SQLiteLedger = SQLiteStore(path, busy_timeout=busy_timeout)
 
     def ledger_outputs(self, outpoints: list[Outpoint]) -> dict[Outpoint, LedgerOutput]:
         return self._ledger.ledger_outputs(outpoints)

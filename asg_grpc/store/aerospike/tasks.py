@@ -40,7 +40,7 @@ from asg_grpc.store.aerospike.connection import AerospikeUrl, Retry
 from asg_grpc.store.aerospike.outbox import Outbox
 from asg_grpc.store.aerospike.records import GEN_EQ, Records, ensure_index
 from asg_grpc.store.aerospike.sequence import TaskSequence
-from asg_grpc.store.base import Submission, Submitted, TaskPage
+from asg_grpc.store.task_records import Submission, Submitted, TaskPage
 
 # Seconds a key replays its task (ASG_IDEMPOTENCY_TTL, read by Settings): the claim's record TTL.
 IDEMPOTENCY_TTL = 86_400

@@ -9,8 +9,8 @@ import time
 from asg_grpc.domain.customers import Registration
 from asg_grpc.domain.tasks import TaskSpec
 from asg_grpc.domain.workers import Worker, WorkerRegistration, p2pkh_address
-from asg_grpc.store.base import LabelingBatch, Submission
 from asg_grpc.store.sqlite import SQLiteStore
+from asg_grpc.store.task_records import LabelingBatch, Submission
 
 OPTIONS = ("cat", "dog")
 

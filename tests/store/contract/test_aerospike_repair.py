@@ -16,7 +16,7 @@ from asg_grpc.domain.errors import Unavailable
 from asg_grpc.domain.tasks import TaskStatus
 from asg_grpc.store.aerospike import AerospikeStore, AerospikeUrl
 from asg_grpc.store.aerospike.counters import Counts
-from asg_grpc.store.base import Submission
+from asg_grpc.store.task_records import Submission
 from tests.store.contract.test_customers import register
 from tests.store.contract.test_labels import THRESHOLD, submit
 from tests.store.contract.test_settlement import FUNDS, intent, verified_task

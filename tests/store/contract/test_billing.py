@@ -13,7 +13,7 @@ from asg_grpc.domain.billing import Month, UsageCounts
 from asg_grpc.domain.customers import Registration
 from asg_grpc.domain.errors import NotFound
 from asg_grpc.domain.tasks import TaskSpec, TaskStatus
-from asg_grpc.store.base import LabelingBatch, Submission
+from asg_grpc.store.task_records import LabelingBatch, Submission
 from tests.store.contract.conftest import OpenStore
 
 MARCH_31_LATE = calendar.timegm((2026, 3, 31, 23, 59, 0))

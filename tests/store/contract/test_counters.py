@@ -12,7 +12,7 @@ from asg_grpc.domain import consensus
 from asg_grpc.domain.dashboard import Counters, TaskQuery, day_of
 from asg_grpc.domain.labeling import OpenTask
 from asg_grpc.domain.tasks import TaskStatus
-from asg_grpc.store.base import LabelingBatch, Submission
+from asg_grpc.store.task_records import LabelingBatch, Submission
 from tests.store.contract.conftest import OpenStore
 from tests.store.contract.test_customers import register
 from tests.store.contract.test_settlement import FUNDS, intent, verified_task

@@ -9,7 +9,7 @@ import time
 
 from asg_grpc.domain.tasks import TaskStatus
 from asg_grpc.store.aerospike import AerospikeStore, AerospikeUrl
-from asg_grpc.store.base import LabelingBatch
+from asg_grpc.store.task_records import LabelingBatch
 from tests.store.contract.conftest import OpenStore
 from tests.store.contract.test_customers import register
 from tests.store.contract.test_labels import deciding, open_task, submit

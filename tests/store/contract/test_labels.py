@@ -16,7 +16,7 @@ from asg_grpc.domain.errors import NotFound, NotReady
 from asg_grpc.domain.labeling import OpenTask
 from asg_grpc.domain.tasks import TaskStatus
 from asg_grpc.domain.workers import WorkerRegistration
-from asg_grpc.store.base import LabelingBatch, Submission
+from asg_grpc.store.task_records import LabelingBatch, Submission
 from tests.store.contract.conftest import OpenStore
 from tests.store.contract.test_customers import register
 from tests.store.contract.test_tasks import SPEC, spec

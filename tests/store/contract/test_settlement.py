@@ -14,8 +14,8 @@ from asg_grpc.domain.errors import Conflict
 from asg_grpc.domain.settlement import Payout
 from asg_grpc.domain.tasks import TaskStatus
 from asg_grpc.domain.workers import WorkerRegistration
-from asg_grpc.store.base import LabelingBatch
 from asg_grpc.store.settlement_records import SettlementIntent, WalletUtxo
+from asg_grpc.store.task_records import LabelingBatch
 from tests.store.contract.conftest import OpenStore
 from tests.store.contract.test_customers import register
 from tests.store.contract.test_labels import deciding, open_task, submit

@@ -13,8 +13,8 @@ import pytest
 
 from asg_grpc.domain.errors import IdempotencyConflict, QuotaExhausted, ValidationError
 from asg_grpc.domain.tasks import TaskSpec, TaskStatus
-from asg_grpc.store.base import Submission
 from asg_grpc.store.open import StoreOptions
+from asg_grpc.store.task_records import Submission
 from tests.store.contract.conftest import OpenStore
 from tests.store.contract.test_customers import register
 

@@ -12,8 +12,8 @@ from typing import Any
 from asg_grpc.domain.billing import Month, UsageCounts
 from asg_grpc.domain.labeling import OpenTask
 from asg_grpc.domain.tasks import TaskStatus
-from asg_grpc.store.base import LabelingBatch, Submission
 from asg_grpc.store.sqlite import SQLiteStore
+from asg_grpc.store.task_records import LabelingBatch, Submission
 from tests.store.contract.conftest import OpenStore
 from tests.store.contract.test_billing import APRIL, APRIL_2, MARCH, MARCH_31_LATE, customer, decide, spec
 from tests.store.contract.test_labels import open_task

@@ -13,7 +13,7 @@ import pytest
 
 from asg_grpc.domain.errors import Conflict, NotFound, ValidationError
 from asg_grpc.domain.webhooks import MAX_WEBHOOKS, WebhookSpec
-from asg_grpc.store.base import Submission
+from asg_grpc.store.task_records import Submission
 from asg_grpc.store.webhook_records import AttemptResult, NewDelivery
 from tests.store.contract.conftest import OpenStore
 from tests.store.contract.test_customers import register

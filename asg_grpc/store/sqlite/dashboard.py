@@ -1,6 +1,6 @@
 """The dashboard's reads in the SQLite store, and how its counters are kept.
 
-A mixin of SQLiteStore (sqlite.py), which provides the connection. Every figure of the
+Every figure of the
 overview and quality panels is a row of `dashboard_counts`, kept up to date in the very
 transaction that inserts or changes a task, so a read costs the same at ten tasks or ten
 million. A counter row is (customer, metric, bucket) → n, total:
@@ -39,6 +39,7 @@ from asg_grpc.domain.billing import Month, UsageCounts, parse_month, usage_count
 from asg_grpc.domain.dashboard import Counters, TaskQuery, TaskRow, TaskRows
 from asg_grpc.domain.labeling import OpenTask
 from asg_grpc.domain.tasks import TaskStatus
+from asg_grpc.store.sqlite.area import Area, chunks
 
 _DECIDED = "{r}.status IN ('verified', 'settled', 'failed')"
 
@@ -285,8 +286,7 @@ class Tally:
 def _counted_groups(db: sqlite3.Connection, task_ids: Sequence[str]) -> list[CountedGroup]:
     """These tasks grouped by every bucket they count in: SQLite sums them, Python sees a few groups."""
     groups: list[CountedGroup] = []
-    for start in range(0, len(task_ids), _CHUNK):
-        chunk = task_ids[start : start + _CHUNK]
+    for chunk in chunks(task_ids, _CHUNK):
         groups += db.execute(
             f"{_GROUPED} WHERE task_id IN ({', '.join('?' * len(chunk))}) GROUP BY 1, 2, 3, 4, 5, 6", chunk
         ).fetchall()
@@ -325,8 +325,7 @@ def counted_labeling(db: sqlite3.Connection, tasks: Sequence[OpenTask]) -> Itera
             yield
         return
     before: dict[str, tuple[str, str]] = {}
-    for start in range(0, len(task_ids), _CHUNK):
-        chunk = task_ids[start : start + _CHUNK]
+    for chunk in chunks(task_ids, _CHUNK):
         for task_id, customer_id, status in db.execute(
             "SELECT task_id, customer_id, status FROM tasks"
             f" WHERE task_id IN ({', '.join('?' * len(chunk))}) AND decided_at IS NULL",
@@ -378,8 +377,8 @@ def count_submitted(
 _ROW_COLUMNS = "task_id, status, task_type, consensus_label, confidence, bsv_txid, created_at"
 
 
-class DashboardTables:
-    _db: sqlite3.Connection
+class SQLiteDashboard(Area):
+    """The dashboard's counters and task list; billing's usage, read from the same counters."""
 
     def dashboard_counters(self, customer_id: str, since_day: str) -> Counters:
         counters = Counters()

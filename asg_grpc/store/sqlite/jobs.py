@@ -1,14 +1,13 @@
 """The job tables of the SQLite store: jobs, the task each manifest line became, bad lines.
 
-A mixin of SQLiteStore (sqlite.py), which provides the connection, `_write` and the task
-insertion it shares with single and batch submission.
+A chunk's tasks are stored with the tasks area's `insert_tasks` and `find_replays` (tasks.py), in the
+chunk's own transaction, as single and batch submission store theirs.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections import Counter
-from contextlib import AbstractContextManager
 from dataclasses import replace
 
 import orjson
@@ -16,8 +15,10 @@ import orjson
 from asg_grpc.domain import ids
 from asg_grpc.domain.errors import Conflict, UnregisteredWebhook, ValidationError, quota_hint
 from asg_grpc.domain.jobs import MAX_ERRORS_KEPT, Job, JobCounts, JobSpec, JobStatus
-from asg_grpc.domain.tasks import Task, TaskSpec
 from asg_grpc.store.job_records import ChunkOutcome, ExportRow, IngestChunk, JobPage, JobWork
+from asg_grpc.store.sqlite.area import Area
+from asg_grpc.store.sqlite.tasks import find_replays, insert_tasks
+from asg_grpc.store.sqlite.webhooks import is_registered_webhook
 
 _JOB_COLUMNS = (
     "job_id, customer_id, status, manifest_url, task_type, question, options, consensus_threshold,"
@@ -46,40 +47,14 @@ def _summary(row: tuple) -> Job:
     )
 
 
-class JobTables:
-    _db: sqlite3.Connection
-
-    # provided by SQLiteStore and WebhookTables, which come before this class in its bases -----
-
-    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
-        raise NotImplementedError
-
-    def _replays(
-        self, db: sqlite3.Connection, customer_id: str, specs: list[TaskSpec], now: float
-    ) -> tuple[dict[int, Task], list[int]]:
-        raise NotImplementedError
-
-    def _insert_tasks(
-        self,
-        db: sqlite3.Connection,
-        customer_id: str,
-        specs: list[tuple[int, TaskSpec]],
-        batch_id: str | None,
-        tier: str | None,
-        now: float,
-    ) -> dict[int, Task]:
-        raise NotImplementedError
-
-    def _is_registered_webhook(self, db: sqlite3.Connection, customer_id: str, callback_url: str) -> bool:
-        raise NotImplementedError
-
-    # ---------------------------------------------------------------------------------------------
+class SQLiteJobs(Area):
+    """Batch jobs: manifests read in chunks into tasks, and their export."""
 
     def create_job(
         self, job_id: str, customer_id: str, spec: JobSpec, sealed_credentials: bytes | None, now: float
     ) -> Job:
-        with self._write() as db:
-            if spec.callback_url is not None and not self._is_registered_webhook(
+        with self._conn.write() as db:
+            if spec.callback_url is not None and not is_registered_webhook(
                 db, customer_id, spec.callback_url
             ):
                 raise UnregisteredWebhook()
@@ -171,24 +146,21 @@ class JobTables:
         return [r[0] for r in rows]
 
     def start_ingesting(self, job_id: str, now: float) -> None:
-        with self._write() as db:
+        with self._conn.write() as db:
             db.execute(
                 "UPDATE jobs SET status = 'ingesting', updated_at = ?"
                 " WHERE job_id = ? AND status = 'pending'",
                 (now, job_id),
             )
 
-    def _truncate_wal(self) -> None:
-        raise NotImplementedError  # provided by SQLiteStore
-
     def ingest_chunk(self, job_id: str, chunk: IngestChunk, now: float) -> ChunkOutcome:
         outcome = self._ingest_chunk(job_id, chunk, now)
         if chunk.last or outcome.failure_reason is not None:
-            self._truncate_wal()  # the sealed credentials were erased: out of the WAL too
+            self._conn.truncate_wal()  # the sealed credentials were erased: out of the WAL too
         return outcome
 
     def _ingest_chunk(self, job_id: str, chunk: IngestChunk, now: float) -> ChunkOutcome:
-        with self._write() as db:
+        with self._conn.write() as db:
             row = db.execute(
                 "SELECT customer_id, status, tasks_created, tasks_reused, invalid_lines FROM jobs"
                 " WHERE job_id = ?",
@@ -198,7 +170,7 @@ class JobTables:
                 raise Conflict(f"job {job_id} is not ingesting")
             customer_id, _, created_before, reused_before, invalid_before = row
             specs = [item.spec for _, item in chunk.items]
-            replays, conflicts = self._replays(db, customer_id, specs, now)
+            replays, conflicts = find_replays(db, customer_id, specs, now, self._conn.idempotency_ttl)
             invalid = list(chunk.invalid)
             for index in conflicts:
                 invalid.append(
@@ -239,7 +211,7 @@ class JobTables:
                     "UPDATE customers SET labels_reserved = labels_reserved + ? WHERE customer_id = ?",
                     (needed, customer_id),
                 )
-            created = self._insert_tasks(db, customer_id, [(i, specs[i]) for i in fresh], job_id, tier, now)
+            created = insert_tasks(db, customer_id, [(i, specs[i]) for i in fresh], job_id, tier, now)
             db.executemany(
                 "INSERT INTO job_items (job_id, line, task_id, metadata) VALUES (?, ?, ?, ?)",
                 [
@@ -325,13 +297,13 @@ class JobTables:
         )
 
     def fail_job(self, job_id: str, reason: str, now: float) -> None:
-        with self._write() as db:
+        with self._conn.write() as db:
             self._end_job(db, job_id, JobStatus.FAILED, reason, now)
-        self._truncate_wal()
+        self._conn.truncate_wal()
 
     def complete_job(self, job_id: str, now: float) -> bool:
         """False when the job was not labeling (already ended)."""
-        with self._write() as db:
+        with self._conn.write() as db:
             row = db.execute("SELECT status FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
             if row is None or row[0] != JobStatus.LABELING.value:
                 return False

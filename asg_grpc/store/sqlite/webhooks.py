@@ -1,19 +1,21 @@
 """The webhook tables of the SQLite store: registrations, the event outbox, deliveries.
 
-A mixin of SQLiteStore (sqlite.py), which provides the connection and `_write`.
+`record_task_events` and `is_registered_webhook` take the caller's transaction: the areas that
+change tasks (tasks, dispatch, settlement) write their events with them, and submission checks a
+callback URL in the transaction that stores the task.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 
 import orjson
 
 from asg_grpc.domain import ids
 from asg_grpc.domain.errors import Conflict, NotFound
 from asg_grpc.domain.webhooks import MAX_WEBHOOKS, Webhook, WebhookSpec
+from asg_grpc.store.sqlite.area import Area
 from asg_grpc.store.webhook_records import (
     AttemptResult,
     DeliveryRecord,
@@ -30,20 +32,40 @@ def _webhook(row: tuple) -> Webhook:
     return Webhook(row[0], row[1], row[2], tuple(orjson.loads(row[3])), bool(row[4]), row[5])
 
 
-class WebhookTables:
-    _db: sqlite3.Connection
+def is_registered_webhook(db: sqlite3.Connection, customer_id: str, callback_url: str) -> bool:
+    return (
+        db.execute(
+            "SELECT 1 FROM webhooks WHERE customer_id = ? AND callback_url = ? AND active = 1"
+            " AND deleted_at IS NULL",
+            (customer_id, callback_url),
+        ).fetchone()
+        is not None
+    )
 
-    def _write(self) -> AbstractContextManager[sqlite3.Connection]:  # provided by SQLiteStore
-        raise NotImplementedError
 
-    def _truncate_wal(self) -> None:  # provided by SQLiteStore
-        raise NotImplementedError
+def record_task_events(db: sqlite3.Connection, task_ids: list[str], event_type: str, now: float) -> None:
+    """Within the transaction that changed the tasks: an event each, if its customer has an
+    active webhook at all (no outbox rows for customers who never registered one)."""
+    db.executemany(
+        "INSERT INTO events (event_id, event_type, customer_id, subject_id, callback_url, created_at)"
+        " SELECT ?, ?, t.customer_id, t.task_id, t.callback_url, ? FROM tasks t"
+        " WHERE t.task_id = ? AND EXISTS (SELECT 1 FROM webhooks w WHERE w.customer_id = t.customer_id"
+        " AND w.active = 1 AND w.deleted_at IS NULL)",
+        [
+            (event_id, event_type, now, task_id)
+            for event_id, task_id in zip(ids.new_ids("evt", len(task_ids), now), task_ids, strict=True)
+        ],
+    )
+
+
+class SQLiteWebhooks(Area):
+    """Webhooks: registrations, the event outbox, deliveries."""
 
     def create_webhook(
         self, webhook_id: str, customer_id: str, spec: WebhookSpec, sealed_secret: bytes, now: float
     ) -> Webhook:
         webhook = Webhook(webhook_id, customer_id, spec.callback_url, spec.events, True, now)
-        with self._write() as db:
+        with self._conn.write() as db:
             count = db.execute(
                 "SELECT count(*) FROM webhooks WHERE customer_id = ? AND deleted_at IS NULL", (customer_id,)
             ).fetchone()[0]
@@ -69,7 +91,7 @@ class WebhookTables:
     def seal_webhook_secrets(self, seal: Callable[[str, str], bytes]) -> int:
         """Seal the secrets stored in clear before they were sealed: `seal(webhook_id, secret)`.
         Returns how many; the clear text leaves the WAL too."""
-        with self._write() as db:
+        with self._conn.write() as db:
             rows = db.execute(
                 "SELECT webhook_id, clear_secret FROM webhooks WHERE sealed_secret IS NULL"
             ).fetchall()
@@ -78,7 +100,7 @@ class WebhookTables:
                 [(seal(webhook_id, secret), webhook_id) for webhook_id, secret in rows],
             )
         if rows:
-            self._truncate_wal()
+            self._conn.truncate_wal()
         return len(rows)
 
     def list_webhooks(self, customer_id: str) -> list[Webhook]:
@@ -91,7 +113,7 @@ class WebhookTables:
 
     def delete_webhook(self, customer_id: str, webhook_id: str, now: float) -> None:
         """Raises NotFound for an unknown or foreign id. Its pending deliveries are abandoned."""
-        with self._write() as db:
+        with self._conn.write() as db:
             deleted = db.execute(
                 "UPDATE webhooks SET deleted_at = ?, active = 0"
                 " WHERE webhook_id = ? AND customer_id = ? AND deleted_at IS NULL",
@@ -120,32 +142,7 @@ class WebhookTables:
         ).fetchall()
         return [DeliveryRecord(*r) for r in rows]
 
-    def _is_registered_webhook(self, db: sqlite3.Connection, customer_id: str, callback_url: str) -> bool:
-        return (
-            db.execute(
-                "SELECT 1 FROM webhooks WHERE customer_id = ? AND callback_url = ? AND active = 1"
-                " AND deleted_at IS NULL",
-                (customer_id, callback_url),
-            ).fetchone()
-            is not None
-        )
-
     # the outbox ------------------------------------------------------------------------------
-
-    @staticmethod
-    def _record_task_events(db: sqlite3.Connection, task_ids: list[str], event_type: str, now: float) -> None:
-        """Within the transaction that changed the tasks: an event each, if its customer has an
-        active webhook at all (no outbox rows for customers who never registered one)."""
-        db.executemany(
-            "INSERT INTO events (event_id, event_type, customer_id, subject_id, callback_url, created_at)"
-            " SELECT ?, ?, t.customer_id, t.task_id, t.callback_url, ? FROM tasks t"
-            " WHERE t.task_id = ? AND EXISTS (SELECT 1 FROM webhooks w WHERE w.customer_id = t.customer_id"
-            " AND w.active = 1 AND w.deleted_at IS NULL)",
-            [
-                (event_id, event_type, now, task_id)
-                for event_id, task_id in zip(ids.new_ids("evt", len(task_ids), now), task_ids, strict=True)
-            ],
-        )
 
     def pending_events(self, limit: int) -> list[EventRecord]:
         rows = self._db.execute(
@@ -165,7 +162,7 @@ class WebhookTables:
 
     def fan_out(self, event_seqs: list[int], deliveries: list[NewDelivery], now: float) -> None:
         """Mark events handled and queue their deliveries (due now), all or nothing."""
-        with self._write() as db:
+        with self._conn.write() as db:
             db.executemany("UPDATE events SET fanned_out = 1 WHERE seq = ?", [(s,) for s in event_seqs])
             db.executemany(  # only to webhooks still active now, inside this transaction
                 "INSERT INTO deliveries (delivery_id, webhook_id, event_id, event_type, payload, state,"
@@ -192,7 +189,7 @@ class WebhookTables:
 
     def record_attempts(self, attempts: list[AttemptResult], now: float) -> None:
         """The outcome of delivery attempts, in one transaction."""
-        with self._write() as db:
+        with self._conn.write() as db:
             for a in attempts:
                 db.execute(
                     # Only a delivery still pending: one abandoned meanwhile (its webhook deleted or

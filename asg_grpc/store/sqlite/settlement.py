@@ -1,7 +1,7 @@
 """The settlement tables of the SQLite store: the platform wallet's UTXOs, payout transactions,
 and which worker each paid for which task.
 
-A mixin of SQLiteStore (sqlite.py), which provides the connection and `_write`. Every state
+Every state
 change is one transaction, and the intent (the signed transaction with what it pays and
 spends) is written before anything is broadcast: after a crash the same bytes are broadcast
 again, never a second transaction for the same tasks.
@@ -13,21 +13,18 @@ accepted), `lost` (a network said it was spent elsewhere).
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterable
-from contextlib import AbstractContextManager
-
 from asg_grpc.domain.errors import Conflict
 from asg_grpc.domain.settlement import AgreeingLabel, SettleableTask, WorkerPayment
-from asg_grpc.store import sqlite_dashboard
 from asg_grpc.store.settlement_records import (
     OpenSettlement,
     SettlementIntent,
     TaskSettlement,
     WalletUtxo,
 )
+from asg_grpc.store.sqlite import dashboard as sqlite_dashboard
+from asg_grpc.store.sqlite.area import Area, chunks
+from asg_grpc.store.sqlite.webhooks import record_task_events
 
-_CHUNK = 500  # ids per IN (...) list
 # Tasks waiting to be paid; word for word the condition of index tasks_to_pay, so it is used.
 _SETTLEABLE = (
     "t.settlement_id IS NULL AND (t.status = 'verified'"
@@ -35,27 +32,15 @@ _SETTLEABLE = (
 )
 
 
-def _chunks(items: list[str]) -> Iterable[list[str]]:
-    for start in range(0, len(items), _CHUNK):
-        yield items[start : start + _CHUNK]
-
-
-class SettlementTables:
-    _db: sqlite3.Connection
-
-    @staticmethod
-    def _record_task_events(db: sqlite3.Connection, task_ids: list[str], event_type: str, now: float) -> None:
-        raise NotImplementedError  # provided by WebhookTables, before this class in the bases
-
-    def _write(self) -> AbstractContextManager[sqlite3.Connection]:  # provided by SQLiteStore
-        raise NotImplementedError
+class SQLiteSettlement(Area):
+    """The settlement outbox: the platform wallet, payouts recorded before broadcast."""
 
     # the wallet --------------------------------------------------------------------------------
 
     def add_wallet_utxos(self, utxos: list[WalletUtxo]) -> int:
         """Outputs the wallet was funded with (genesis, or found on chain); known ones are kept
         as they are. Returns how many were new."""
-        with self._write() as db:
+        with self._conn.write() as db:
             before = db.total_changes
             db.executemany(
                 "INSERT OR IGNORE INTO wallet_utxos (txid, vout, satoshis, state)"
@@ -105,7 +90,7 @@ class SettlementTables:
         agreeing: dict[str, list[AgreeingLabel]] = {r[0]: [] for r in rows}
         label_of = {r[0]: r[4] for r in rows}
         ended = {r[0] for r in rows if r[5]}
-        for chunk in _chunks(list(agreeing)):
+        for chunk in chunks(list(agreeing)):
             marks = ",".join("?" * len(chunk))
             for task_id, worker_id, option, address in self._db.execute(
                 "SELECT l.task_id, l.worker_id, l.option, w.payout_address FROM labels l"
@@ -121,7 +106,7 @@ class SettlementTables:
         """The intent, all or nothing: Conflict (nothing written) when a task is no longer
         settleable or an input no longer available."""
         sid = intent.settlement_id
-        with self._write() as db:
+        with self._conn.write() as db:
             # The same tasks and inputs sign to the same transaction: after a rejection, trying
             # again records it anew (the rejection stays in last_error and the logs).
             earlier = db.execute(
@@ -183,7 +168,7 @@ class SettlementTables:
         """The network has the transaction: its tasks are settled (with their task.settled
         events), its inputs spent, its change spendable. What each worker got, for the
         payment messages; [] when it was recorded accepted already."""
-        with self._write() as db:
+        with self._conn.write() as db:
             row = db.execute(
                 "SELECT txid FROM settlements WHERE settlement_id = ? AND state = 'prepared'",
                 (settlement_id,),
@@ -209,7 +194,7 @@ class SettlementTables:
                     " bsv_txid = ?, settled_at = ?, updated_at = ? WHERE settlement_id = ?",
                     (txid, now, now, settlement_id),
                 )
-            self._record_task_events(db, task_ids, "task.settled", now)
+            record_task_events(db, task_ids, "task.settled", now)
             db.execute(
                 "UPDATE wallet_utxos SET state = 'spent' WHERE settlement_id = ? AND state = 'reserved'",
                 (settlement_id,),
@@ -234,7 +219,7 @@ class SettlementTables:
     def settlement_rejected(self, settlement_id: str, detail: str, inputs_spent: bool, now: float) -> None:
         """The network refused the transaction for good: its tasks wait for another payout,
         its inputs are spendable again (or lost, when spent elsewhere), its change never was."""
-        with self._write() as db:
+        with self._conn.write() as db:
             changed = db.execute(
                 "UPDATE settlements SET state = 'rejected', decided_at = ?, last_error = ?"
                 " WHERE settlement_id = ? AND state = 'prepared'",
@@ -258,7 +243,7 @@ class SettlementTables:
 
     def settlement_attempted(self, settlement_id: str, detail: str) -> None:
         """A broadcast that may have to be repeated (the network did not answer for sure)."""
-        with self._write() as db:
+        with self._conn.write() as db:
             db.execute(
                 "UPDATE settlements SET attempts = attempts + 1, last_error = ? WHERE settlement_id = ?",
                 (detail, settlement_id),

@@ -1,7 +1,7 @@
 """The local ledger's tables of the SQLite store: transactions, outputs (the UTXO set with
 spent markers), blocks, and each mined transaction's merkle path.
 
-A mixin of SQLiteStore (sqlite.py), which provides the connection and `_write`. Every method
+Every method
 that changes more than one row is one transaction: an accepted transaction's inputs, outputs
 and row, or a block with its coinbase and the merkle paths of its transactions.
 """
@@ -9,9 +9,9 @@ and row, or a block with its coinbase and the merkle paths of its transactions.
 from __future__ import annotations
 
 import sqlite3
-from contextlib import AbstractContextManager
 
 from asg_grpc.store.ledger_records import LedgerBlock, LedgerOutput, LedgerTx, NewLedgerTx, Outpoint
+from asg_grpc.store.sqlite.area import Area, chunks
 
 _CHUNK = 400  # outpoints per query: two parameters each, under SQLite's 999-parameter floor
 _TX_COLUMNS = "txid, raw, fee, kind, accepted_at, block_height, merkle_path"
@@ -22,17 +22,13 @@ class _Conflicting(Exception):
     """Rolls a block back: one of its transactions was mined meanwhile."""
 
 
-class LedgerTables:
-    _db: sqlite3.Connection
-
-    def _write(self) -> AbstractContextManager[sqlite3.Connection]:  # provided by SQLiteStore
-        raise NotImplementedError
+class SQLiteLedger(Area):
+    """The local ledger: transactions, the UTXO set, blocks."""
 
     @staticmethod
     def _outputs(db: sqlite3.Connection, outpoints: list[Outpoint]) -> dict[Outpoint, LedgerOutput]:
         found: dict[Outpoint, LedgerOutput] = {}
-        for start in range(0, len(outpoints), _CHUNK):
-            chunk = outpoints[start : start + _CHUNK]
+        for chunk in chunks(outpoints, _CHUNK):
             rows = ",".join("(?,?)" for _ in chunk)
             args = [v for outpoint in chunk for v in outpoint]
             for row in db.execute(
@@ -80,7 +76,7 @@ class LedgerTables:
         inputs that were unknown (an Outpoint) or spent by another transaction (a LedgerOutput),
         with nothing written. The check runs under the write lock, so of two transactions
         spending one output exactly one is recorded, whichever process submits them."""
-        with self._write() as db:
+        with self._conn.write() as db:
             if db.execute("SELECT 1 FROM ledger_transactions WHERE txid = ?", (tx.txid,)).fetchone():
                 return []
             held = self._outputs(db, tx.inputs)
@@ -102,7 +98,7 @@ class LedgerTables:
 
     def ledger_record_genesis(self, tx: NewLedgerTx, now: float) -> str:
         """Record the genesis transaction unless the ledger has one; the genesis txid either way."""
-        with self._write() as db:
+        with self._conn.write() as db:
             row = db.execute("SELECT txid FROM ledger_transactions WHERE kind = 'genesis'").fetchone()
             if row:
                 return str(row[0])
@@ -136,7 +132,7 @@ class LedgerTables:
         False, with nothing written, when the block does not extend the tip (another process
         mined first) or one of the transactions is mined already."""
         try:
-            with self._write() as db:
+            with self._conn.write() as db:
                 tip = db.execute(
                     "SELECT height, block_hash FROM ledger_blocks ORDER BY height DESC LIMIT 1"
                 ).fetchone()
