@@ -34,7 +34,10 @@ def test_asg_dev_on_aerospike_runs_two_cores_and_serves_the_quickstart(
     env = {"ASG_STORE": url_of(fresh_aerospike_url), "ASG_RATE_LIMIT": "off"}
     with asg_dev(tmp_path, workers=3, **env) as dev:
         names = sorted(command_name(pid) for pid in dev.children)
-        assert names == ["asg-gateway", *["asg-server"] * 2, *["asg-worker"] * 6], names
+        # The challenge demo (docs/challenge.md) as on SQLite, plus a second core and an agent
+        # per core for each of the 3 workers.
+        expected = ["asg-challenge", "asg-gateway", *["asg-server"] * 2, *["asg-worker"] * 6]
+        assert names == sorted([*expected, "asg_challenge.demo_site"]), names
         assert f"store      {url_of(fresh_aerospike_url)}" in dev.output()
 
         key = register(dev.base_url, "Demo")["api_key"]
