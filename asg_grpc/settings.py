@@ -22,7 +22,7 @@ from asg_grpc.domain.settlement import MAX_MONEY
 from asg_grpc.domain.tasks import CONSENSUS_METHODS, DEFAULT_CONSENSUS_METHOD
 from asg_grpc.domain.tiers import SANDBOX, Tier, TierConfigError, default_tiers, parse_tiers
 from asg_grpc.domain.webhooks import ATTEMPT_TIMEOUT
-from asg_grpc.store.open import IDEMPOTENCY_TTL, StoreOptions, parse_store_url, sqlite_url
+from asg_grpc.store.open import IDEMPOTENCY_TTL, SqliteUrl, StoreOptions, parse_store_url, sqlite_url
 
 SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -411,6 +411,12 @@ class Settings:
     def store_url(self) -> str:
         """ASG_STORE, or the SQLite file under the data directory (the embedded default)."""
         return self.store or sqlite_url(self.sqlite_path)
+
+    @property
+    def aerospike_seeds(self) -> tuple[tuple[str, int], ...]:
+        """The seed hosts of an aerospike:// store; () for SQLite (`asg dev` starts a node)."""
+        parsed = parse_store_url(self.store_url)
+        return () if isinstance(parsed, SqliteUrl) else parsed.hosts
 
     @property
     def store_options(self) -> StoreOptions:

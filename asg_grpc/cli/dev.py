@@ -104,7 +104,7 @@ def _start_cores(stack: Stack, settings: Settings) -> tuple[LocalNode | None, li
     try:
         stack.start()
         cores = [stack.grpc_addr]
-        if url is not None:
+        if url:
             stack.wait_ready()  # the first core writes the operator token the second one reads
             cores.append(start_second_core(stack))
     except BaseException:

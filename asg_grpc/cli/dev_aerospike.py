@@ -8,15 +8,13 @@ over them, and the gateway talks to the first.
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from asg_grpc.devstack import Stack, StackError, free_addr
-from asg_grpc.domain.errors import Unavailable
 from asg_grpc.settings import Settings
-from asg_grpc.store.aerospike.connection import AerospikeUrl, connect
-from asg_grpc.store.open import parse_store_url
 
 # The CE bundle shipped next to the repository (issue 12); ASG_AEROSPIKE_BUNDLE overrides it.
 DEFAULT_BUNDLE = Path(__file__).resolve().parents[2].parent / "shared" / "aerospike"
@@ -34,26 +32,31 @@ class LocalNode:
         subprocess.run([str(self.bundle / "stop-aerospike.sh"), str(self.workdir)], capture_output=True)
 
 
-def aerospike_url(settings: Settings) -> AerospikeUrl | None:
-    parsed = parse_store_url(settings.store_url)
-    return parsed if isinstance(parsed, AerospikeUrl) else None
+def aerospike_url(settings: Settings) -> tuple[tuple[str, int], ...]:
+    """The store's Aerospike seed hosts; () when the store is SQLite."""
+    return settings.aerospike_seeds
 
 
-def _answers(url: AerospikeUrl) -> bool:
-    try:
-        connect(url).close()
-    except Unavailable:
-        return False
-    return True
+def _answers(seeds: tuple[tuple[str, int], ...]) -> bool:
+    """Whether a seed accepts a connection (the core's own client checks the rest)."""
+    for host, port in seeds:
+        try:
+            socket.create_connection((host, port), timeout=1.0).close()
+        except OSError:
+            continue
+        return True
+    return False
 
 
-def ensure_node(url: AerospikeUrl, settings: Settings, bundle_setting: str | None) -> LocalNode | None:
-    """None when a node answers at `url` already; else one started from the bundle (only
+def ensure_node(
+    seeds: tuple[tuple[str, int], ...], settings: Settings, bundle_setting: str | None
+) -> LocalNode | None:
+    """None when a node answers at the seeds already; else one started from the bundle (only
     for a loopback URL: a remote cluster is never started here)."""
-    if _answers(url):
+    if _answers(seeds):
         return None
     bundle = Path(bundle_setting) if bundle_setting else DEFAULT_BUNDLE
-    loopback = all(host in ("127.0.0.1", "localhost") for host, _ in url.hosts)
+    loopback = all(host in ("127.0.0.1", "localhost") for host, _ in seeds)
     if not loopback or not (bundle / "run-aerospike.sh").is_file():
         where = "set ASG_AEROSPIKE_BUNDLE to the bundle's directory" if loopback else "start it"
         raise StackError(f"no Aerospike node answers at {settings.store_url} ({where})")
