@@ -15,9 +15,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
+import pytest_asyncio
 from fake_core import TOKEN
 
+from asg_grpc.server import Core
+from tests.core.labeling.conftest import CoreHarness
+from tests.core.labeling.conftest import settings_for as core_settings
 from worker_agent.agent import Agent
 from worker_agent.labelers import create
 from worker_agent.settings import WorkerSettings
@@ -127,3 +132,16 @@ def text_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TextSite]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@pytest_asyncio.fixture
+async def core(tmp_path: Path) -> AsyncIterator[CoreHarness]:
+    """The real core (the harness of tests/core/labeling) on a free loopback port."""
+    core = Core(core_settings(tmp_path))
+    await core.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{core.port}")
+    try:
+        yield CoreHarness(core, channel)
+    finally:
+        await channel.close()
+        await core.stop()

@@ -4,30 +4,12 @@ banned, capped) becomes one WARNING log line and a count in the progress line.""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from pathlib import Path
 
-import grpc
 import pytest
-import pytest_asyncio
 from conftest import agent_for, eventually, running
 
 from asg_grpc.dispatch.outbox import Notice
-from asg_grpc.server import Core
 from tests.core.labeling.conftest import CoreHarness
-from tests.core.labeling.conftest import settings_for as core_settings
-
-
-@pytest_asyncio.fixture
-async def core(tmp_path: Path) -> AsyncIterator[CoreHarness]:
-    core = Core(core_settings(tmp_path))
-    await core.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{core.port}")
-    try:
-        yield CoreHarness(core, channel)
-    finally:
-        await channel.close()
-        await core.stop()
 
 
 @pytest.mark.asyncio

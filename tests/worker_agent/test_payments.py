@@ -10,20 +10,15 @@ import logging
 import os
 import signal
 import subprocess
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import grpc
 import pytest
-import pytest_asyncio
 from conftest import agent_for, eventually, running, worker_env
 from fake_core import assignment
 
 from asg_grpc.dispatch.dispatcher import Dispatcher
 from asg_grpc.dispatch.payments import WorkerPayment
-from asg_grpc.server import Core
 from tests.core.labeling.conftest import CoreHarness
-from tests.core.labeling.conftest import settings_for as core_settings
 from worker_agent.labelers import Answer, InteractiveLabeler
 
 TXID = hashlib.sha256(b"payout").hexdigest()
@@ -33,19 +28,6 @@ OTHER_TXID = hashlib.sha256(b"payout 2").hexdigest()
 def paid(worker_id: str, txid: str = TXID, vout: int = 1, sats: int = 600, tasks: int = 2) -> WorkerPayment:
     task_ids = tuple(f"tsk_{txid[:6]}_{i}" for i in range(tasks))
     return WorkerPayment(worker_id, txid, vout, sats, task_ids, settled_at=1_795_371_497.0)
-
-
-@pytest_asyncio.fixture
-async def core(tmp_path: Path) -> AsyncIterator[CoreHarness]:
-    """The real core (the harness of tests/core/labeling) on a free loopback port."""
-    core = Core(core_settings(tmp_path))
-    await core.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{core.port}")
-    try:
-        yield CoreHarness(core, channel)
-    finally:
-        await channel.close()
-        await core.stop()
 
 
 def dispatcher(core: CoreHarness) -> Dispatcher:

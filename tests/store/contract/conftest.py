@@ -11,30 +11,35 @@ from typing import Any
 
 import pytest
 
-from asg_grpc.store.open import StoreOptions, sqlite_url
+from asg_grpc.store.aerospike.connection import AerospikeUrl
+from asg_grpc.store.open import SqliteUrl, StoreOptions, sqlite_url
 from asg_grpc.store.open import open_store as open_url
 
 OpenStore = Callable[..., Any]
 
 
+def openers(url: str | SqliteUrl | AerospikeUrl) -> tuple[OpenStore, Callable[[], None]]:
+    """`open_store()` for one store URL, and what closes every store it opened."""
+    closers: list[Callable[[], None]] = []
+
+    def opener(options: StoreOptions | None = None) -> Any:
+        store = open_url(url, options)
+        closers.append(store.close)
+        return store
+
+    def close_all() -> None:
+        for close in closers:
+            close()
+
+    return opener, close_all
+
+
 @pytest.fixture(params=["sqlite", "aerospike"])
 def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenStore]:
-    closers: list[Callable[[], None]] = []
     if request.param == "sqlite":
-
-        def opener(options: StoreOptions | None = None) -> Any:
-            store = open_url(sqlite_url(tmp_path / "asg.sqlite3"), options)
-            closers.append(store.close)
-            return store
-
+        url: str | SqliteUrl | AerospikeUrl = sqlite_url(tmp_path / "asg.sqlite3")
     else:
         url = request.getfixturevalue("fresh_aerospike_url")
-
-        def opener(options: StoreOptions | None = None) -> Any:
-            store = open_url(url, options)
-            closers.append(store.close)
-            return store
-
+    opener, close_all = openers(url)
     yield opener
-    for close in closers:
-        close()
+    close_all()

@@ -13,10 +13,9 @@ from typing import Any
 
 import pytest
 
+from asg_grpc.store import Submission
 from asg_grpc.store.aerospike.connection import AerospikeUrl, connect
-from asg_grpc.store.base import Submission
-from asg_grpc.store.open import StoreOptions
-from asg_grpc.store.open import open_store as open_url
+from tests.store.contract.conftest import openers
 from tests.store.contract.test_billing import *  # noqa: F403 - the same tests, on shards
 from tests.store.contract.test_counters import *  # noqa: F403
 from tests.store.contract.test_customers import register
@@ -27,17 +26,9 @@ SHARDS = 3
 
 @pytest.fixture
 def open_store(fresh_aerospike_url: AerospikeUrl) -> Iterator[Callable[..., Any]]:
-    closers: list[Callable[[], None]] = []
-    url = replace(fresh_aerospike_url, count_shards=SHARDS)
-
-    def opener(options: StoreOptions | None = None) -> Any:
-        store = open_url(url, options)
-        closers.append(store.close)
-        return store
-
+    opener, close_all = openers(replace(fresh_aerospike_url, count_shards=SHARDS))
     yield opener
-    for close in closers:
-        close()
+    close_all()
 
 
 def test_a_customers_counters_spread_over_the_shard_records(
