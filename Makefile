@@ -23,7 +23,7 @@ test: $(STAMP)
 	sh scripts/browser_deps.sh
 	$(BIN)/ruff check .
 	$(BIN)/mypy asg_grpc asg_common rest_gateway asg_gateway worker_agent asg_challenge
-	$(BIN)/pytest || test $$? -eq 5  # 5 = no tests collected: not a failure of the code
+	$(BIN)/pytest --durations=25 || test $$? -eq 5  # 5 = no tests collected: not a failure of the code
 
 ## Regenerate the committed gRPC stubs from proto/.
 proto: $(STAMP)
