@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -111,6 +112,13 @@ class JobCounts:
     failed: int = 0
     cancelled: int = 0
     expired: int = 0
+
+    def with_ended(self, by_status: Mapping[str, int]) -> JobCounts:
+        """These counts with the job's ended tasks, from their numbers by status."""
+        return replace(self, **{s: by_status.get(s, 0) for s in _ENDED})
+
+
+_ENDED = ("verified", "settled", "failed", "cancelled", "expired")
 
 
 @dataclass(frozen=True, slots=True)

@@ -148,14 +148,7 @@ class AerospikeJobs:
                     statuses.append(task["status"])
         count = {s: statuses.count(s) for s in set(statuses)}
         summary = _summary(bins)
-        counts = replace(
-            summary.counts,
-            verified=count.get("verified", 0),
-            settled=count.get("settled", 0),
-            failed=count.get("failed", 0),
-            cancelled=count.get("cancelled", 0),
-            expired=count.get("expired", 0),
-        )
+        counts = summary.counts.with_ended(count)
         errors = tuple(sorted((int(line), msg) for line, msg in (bins.get("errs") or {}).items()))
         return replace(summary, counts=counts, errors=errors)
 

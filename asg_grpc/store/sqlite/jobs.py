@@ -108,14 +108,7 @@ class SQLiteJobs(Area):
             "SELECT line, error FROM job_errors WHERE job_id = ? ORDER BY line", (job_id,)
         ).fetchall()
         summary = _summary(row)
-        counts = replace(
-            summary.counts,
-            verified=by_status.get("verified", 0),
-            settled=by_status.get("settled", 0),
-            failed=by_status.get("failed", 0),
-            cancelled=by_status.get("cancelled", 0),
-            expired=by_status.get("expired", 0),
-        )
+        counts = summary.counts.with_ended(by_status)
         return replace(summary, counts=counts, errors=tuple((line, error) for line, error in errors))
 
     def list_jobs(self, customer_id: str, *, limit: int, after_job_id: str | None) -> JobPage:
