@@ -10,8 +10,7 @@ Skipped, saying why, when the playwright package or /usr/bin/chromium is missing
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import pytest
 
 from asg_grpc.devstack import Stack, free_addr
 from tests.conftest import make_stack, register
+from tests.e2e.test_labeling import wait_for
 from tests.manifest_servers import HttpsManifestServer
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -34,17 +34,6 @@ PNG = bytes.fromhex(
     "1f15c4890000000d49444154789c6360f8cf00000301010018dd8db40000000049454e44ae426082"
 )
 SPAM = "WIN a FREE cruise!!! Click now <script>alert(1)</script>"
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout:.0f}s (last: {value!r})")
-        time.sleep(0.2)
 
 
 class Customer:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from tests.challenge.conftest import (
 )
 from tests.challenge.test_dashboard import run_cli
 from tests.conftest import make_stack, register
+from tests.e2e.test_labeling import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -44,16 +45,6 @@ TASK = {
     "label_spec": {"question": "Is this review about a cat or a dog?", "options": ["cat", "dog"]},
     "consensus_threshold": 2,
 }
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Market:

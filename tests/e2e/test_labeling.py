@@ -49,7 +49,7 @@ DONE = ("verified", "settled", "failed")
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: float = 0.1) -> Any:
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0, interval: float = 0.1) -> Any:
     """`check()` until it returns something truthy; fails naming `what` after `timeout` s."""
     deadline = time.monotonic() + timeout
     while True:

@@ -9,7 +9,7 @@ a task offering neither is skipped by all and never decided.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import pytest
 
 from asg_grpc.devstack import Stack
 from tests.conftest import make_stack, register
+from tests.e2e.test_labeling import wait_for
 
 SPLIT = 2  # cat/dog tasks: confidence 2/3
 PERFECT = 3  # cat/bird tasks: confidence 1.0
@@ -31,17 +32,6 @@ def task(options: list[str], threshold: int, n: int = 0) -> dict[str, Any]:
         "label_spec": {"question": "Animal?", "options": options},
         "consensus_threshold": threshold,
     }
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout:.0f}s (last: {value!r})")
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")

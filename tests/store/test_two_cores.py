@@ -23,6 +23,7 @@ from asg_grpc.dispatch.partitions import PARTITIONS, lease_name
 from asg_grpc.store.aerospike import AerospikeStore
 from asg_grpc.store.aerospike.connection import AerospikeUrl
 from tests.conftest import make_stack, register
+from tests.e2e.test_labeling import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -35,17 +36,6 @@ AGENT = ("--labeler", "simulated", "--always", "cat", "--delay", "0.5", "--max-i
 def url_of(url: AerospikeUrl) -> str:
     hosts = ",".join(f"{host}:{port}" for host, port in url.hosts)
     return f"aerospike://{hosts}/{url.namespace}?set_prefix={url.set_prefix}"
-
-
-def wait_for(what: str, check: Any, timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout:.0f}s (last: {value!r})")
-        time.sleep(0.2)
 
 
 def body(n: int) -> dict[str, Any]:
