@@ -7,12 +7,14 @@ errors.py) and none of the errors it does send; `openapi()` below corrects both.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
+from starlette.routing import BaseRoute
 
 from rest_gateway.models import ErrorBody, QuotaErrorBody
 
@@ -85,10 +87,11 @@ def body(model: type[BaseModel], *, required: bool = True) -> dict[str, Any]:
     return {"requestBody": {"required": required, "content": {"application/json": {"schema": schema}}}}
 
 
-def openapi(app: FastAPI) -> dict[str, Any]:
-    """The schema, built once: FastAPI's, less its 422s, with the bearer key scheme."""
+def openapi(app: FastAPI, routes: Sequence[BaseRoute]) -> dict[str, Any]:
+    """The schema of `routes` (the app's, in the order to show), built once: FastAPI's, less
+    its 422s, with the bearer key scheme."""
     if app.openapi_schema is None:
-        schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        schema = get_openapi(title=app.title, version=app.version, routes=routes)
         for operations in schema["paths"].values():
             for operation in operations.values():
                 operation["responses"].pop("422", None)
