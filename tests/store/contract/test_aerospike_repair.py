@@ -40,6 +40,20 @@ def crash(*_: Any, **__: Any) -> None:
     raise Unavailable("the core died here")
 
 
+def crash_at(store: AerospikeStore, set_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store dies at its first settlement step on a record of `set_name` (one at a time
+    or in a batch)."""
+    for step in ("_sop", "_sop_many"):
+        original = getattr(store, step)
+
+        def cut(name: str, *args: Any, _original: Any = original) -> Any:
+            if name == set_name:
+                crash()
+            return _original(name, *args)
+
+        monkeypatch.setattr(store, step, cut)
+
+
 def test_a_cancel_cut_off_before_the_quota_comes_back_is_finished_once(
     stores: list[AerospikeStore], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -66,14 +80,7 @@ def test_a_payout_cut_off_while_taking_is_rolled_back_never_broadcast(
     customer_id = register(first)
     first.add_wallet_utxos(FUNDS)
     task_id, workers = verified_task(first, customer_id, ["yes"] * 3)
-    original = first._sop
-
-    def sop(set_name: str, *args: Any) -> bool:
-        if set_name == first._wallet:
-            crash()
-        return original(set_name, *args)
-
-    monkeypatch.setattr(first, "_sop", sop)
+    crash_at(first, first._wallet, monkeypatch)
     with pytest.raises(Unavailable):  # the task was taken, then the core died
         first.record_settlement(intent("stl_1", [task_id], workers, [FUNDS[0]]), time.time() - 60)
     assert restarted.settleable_tasks(10) == []
@@ -91,14 +98,7 @@ def test_an_acceptance_cut_off_halfway_is_finished_by_the_rebroadcast(
     first.add_wallet_utxos(FUNDS)
     task_id, workers = verified_task(first, customer_id, ["yes"] * 3)
     first.record_settlement(intent("stl_1", [task_id], workers, [FUNDS[0]]), time.time())
-    original = first._sop
-
-    def sop(set_name: str, *args: Any) -> bool:
-        if set_name == first._wallet:
-            crash()
-        return original(set_name, *args)
-
-    monkeypatch.setattr(first, "_sop", sop)
+    crash_at(first, first._wallet, monkeypatch)
     with pytest.raises(Unavailable):
         first.settlement_accepted("stl_1", time.time())
     [again] = restarted.open_settlements()  # broadcast again: the network answers "accepted"
