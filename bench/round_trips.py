@@ -5,7 +5,8 @@ other's records) with its client wrapped in a counter of calls that reach the no
 operate, select, remove, batch_*, query), then runs, each straight on the store (no gRPC, no
 gateway):
 
-* `key_owner`: the API-key lookup every customer call makes;
+* `key_owner`: the API-key lookup every customer call makes (the first call on a core, then
+  every later one);
 * `submit, 1 task`: one single submission alone in its group commit;
 * `submit, 64 × 1 task in one group`: what the core's group commit hands the store when 64
   connections submit at once (`bench/submit.py`'s single phase);
@@ -149,6 +150,7 @@ def main() -> None:
 
         one = Submission(customer, [spec], batch_id=None)
         out: dict[str, object] = {
+            "key_owner, first call on a core": measure(client, 1, lambda: store.key_owner(key_hash)),
             "key_owner": measure(client, args.repeat, lambda: store.key_owner(key_hash)),
             "submit, 1 task": measure(client, args.repeat, lambda: submit([one])),
             "submit, 64 × 1 task in one group": measure(client, args.repeat, lambda: submit([one] * 64)),
