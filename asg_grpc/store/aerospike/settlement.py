@@ -97,6 +97,9 @@ class AerospikeSettlement:
         """`_sop` for many records (key, operations), all guarded by `expression`, in batch
         writes: per record False when the guard (or the record's absence) refused it. A record
         the batch could not reach is tried once more on its own."""
+        if len(changes) == 1:  # a one-task payout: a single operate costs less than a batch
+            [(key, operations)] = changes
+            return [self._sop(set_name, key, operations, expression)]
         policy: dict[str, Any] = {**UPDATE_ONLY, "expressions": expression}
         writes = [
             Write(self._srecords.key(set_name, key), operations, policy=policy) for key, operations in changes
@@ -145,25 +148,35 @@ class AerospikeSettlement:
 
     def settleable_tasks(self, limit: int) -> list[SettleableTask]:
         """Through the `topay` index (set by the write that verifies or ends a task with
-        labels, removed by the take): oldest first by global sequence."""
-        rows = query(self._srecords, self._stasks, predicates.between("topay", 1, MAX_INT))
-        rows = [r for r in rows if "sid" not in r]
-        rows.sort(key=lambda r: r["topay"])
-        rows = rows[:limit]
-        addresses: dict[str, str] = {}
+        labels, removed by the take): oldest first by global sequence. The query reads three
+        small bins of every waiting task to pick the oldest `limit`; only those are read whole
+        (labels and all), and their workers' addresses, in batch reads."""
+        q = self._srecords.client.query(self._srecords.namespace, self._stasks)
+        q.select("tid", "topay", "sid")
+        q.where(predicates.between("topay", 1, MAX_INT))
+        waiting = [b for _, _, b in self._srecords.retry(q.results) if "sid" not in b and "topay" in b]
+        waiting.sort(key=lambda b: b["topay"])
+        keys = [self._srecords.key(self._stasks, b["tid"]) for b in waiting[:limit]]
+        # Read whole now: a task taken meanwhile (sid) or paid is left out, as the query would.
+        rows = [b for _, meta, b in read_in_chunks(self._srecords, keys) if meta is not None]
+        rows = [r for r in rows if "sid" not in r and "topay" in r]
+        workers = sorted({w for r in rows for w in (r.get("labels") or {})})
+        addresses = {
+            key[2]: ("" if meta is None else bins["payout"])
+            for key, meta, bins in read_in_chunks(
+                self._srecords, [self._srecords.key(self._sworkers, w) for w in workers]
+            )
+        }
         tiers: dict[str, str | None] = {}
         out = []
         for r in rows:
             ended = r["status"] != "verified"
             labels = sorted((r.get("labels") or {}).items(), key=lambda item: item[1][1])
-            agreeing = []
-            for worker_id, (option, _) in labels:
-                if not ended and option != r.get("label"):
-                    continue
-                if worker_id not in addresses:
-                    found = self._srecords.get(self._sworkers, worker_id)
-                    addresses[worker_id] = "" if found is None else found[0]["payout"]
-                agreeing.append(AgreeingLabel(worker_id, addresses[worker_id]))
+            agreeing = [
+                AgreeingLabel(worker_id, addresses.get(worker_id, ""))
+                for worker_id, (option, _) in labels
+                if ended or option == r.get("label")
+            ]
             tier = r.get("tier")
             if tier is None:  # before tiers were recorded: its customer's, as billing prices it
                 if r["owner"] not in tiers:
