@@ -15,7 +15,8 @@ plurality of the first 5 answers, ties broken at random) and `adaptive` (min 2 l
 0.95, max 10). `--adversary spammers` gives 25 % of the answers to 10 workers answering
 uniformly at random; `colluders` gives them to a ring of 10 workers who share one random answer
 per item. Prints one JSON object: per method the mean over seeds of accuracy (an item given up
-counts as wrong), labels per item (gold included), ECE (10 equal bins, decided items), µs of
+counts as wrong), labels per item (gold included), ECE (10 equal bins, decided items) and the
+ECE a perfectly calibrated engine would show at the same confidences (`ece_floor`), µs of
 engine CPU per label on the hot path and with refresh included.
 
     nice -n 10 .venv/bin/python bench/quality.py --data ../shared/datasets/crowd/rte --seeds 30
@@ -135,6 +136,7 @@ class Score:
     accuracy: float
     labels_per_item: float
     ece: float
+    ece_floor: float
     us_per_label: float
     us_per_label_with_refresh: float
     gave_up: float
@@ -145,6 +147,13 @@ def ece(pairs: list[tuple[float, bool]], bins: int = 10) -> float:
     for conf, ok in pairs:
         buckets[min(int(conf * bins), bins - 1)].append((conf, ok))
     return sum(abs(sum(c for c, _ in b) - sum(ok for _, ok in b)) for b in buckets if b) / max(len(pairs), 1)
+
+
+def ece_floor(confidences: list[float], rng: random.Random, draws: int = 20) -> float:
+    """The ECE a perfectly calibrated engine would show at these confidences and this many
+    items (outcomes drawn as Bernoulli(confidence)): the sampling noise under any ECE figure,
+    so that an ECE target can be read against what the dataset's size allows."""
+    return statistics.fmean(ece([(c, rng.random() < c) for c in confidences]) for _ in range(draws))
 
 
 def engine_for(method: str, rng: random.Random) -> ConsensusEngine:
@@ -212,6 +221,7 @@ def replay(
         accuracy=right / len(scored),
         labels_per_item=labels / len(items),
         ece=ece([(v.confidence, v.label == truth[i]) for i, v in decided]),
+        ece_floor=ece_floor([v.confidence for _, v in decided], random.Random(seed)),
         us_per_label=hot / 1000 / labels,
         us_per_label_with_refresh=(hot + background) / 1000 / labels,
         gave_up=1 - len(decided) / len(scored),
