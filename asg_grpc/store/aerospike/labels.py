@@ -29,7 +29,7 @@ from asg_grpc.domain.labeling import OpenTask, labels_beyond_reserved
 from asg_grpc.domain.tasks import LabelRecord, Task, TaskStatus
 from asg_grpc.domain.workers import Worker, WorkerRegistration
 from asg_grpc.store.aerospike.connection import AerospikeUrl, Retry
-from asg_grpc.store.aerospike.counters import dirty, read_counted
+from asg_grpc.store.aerospike.counters import dirty, read_counted, write_in_chunks
 from asg_grpc.store.aerospike.outbox import Outbox, mark
 from asg_grpc.store.aerospike.records import GEN_EQ, UPDATE_ONLY, Records, ensure_index, query, refused
 from asg_grpc.store.aerospike.tasks import _task, due_ms
@@ -161,7 +161,7 @@ class AerospikeLabels:
             writes.append(
                 Write(self._lrecords.key(self._ltasks, task_id), operations, policy=dict(UPDATE_ONLY))
             )
-        answers = self._lrecords.write_many(writes)
+        answers = write_in_chunks(self._lrecords, writes)
         for row in answers[len(batch.tasks) :]:
             if row.result not in (0, aex.RecordNotFound.code):
                 raise refused(row.result)

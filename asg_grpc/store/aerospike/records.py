@@ -86,16 +86,6 @@ class Records:
                 created.append(row.result == 0)
         return created
 
-    def write_many(self, writes: list[Write]) -> list[Any]:
-        """Each write's BatchRecord (its `result`, and `record` with the bins its reads asked
-        for), in batch writes of BATCH_CHUNK, each chunk retried whole: so only for writes a
-        repeat finds harmless (each record's own step is, by the rule of this package)."""
-        rows: list[Any] = []
-        for start in range(0, len(writes), BATCH_CHUNK):
-            chunk = BatchRecords(writes[start : start + BATCH_CHUNK])
-            rows += self.retry(partial(self.client.batch_write, chunk)).batch_records
-        return rows
-
     def get_many(self, keys: list[Any]) -> list[tuple[Any, Any, Any]]:
         """(key, meta, bins) per key in order, meta None for a missing record (one batch read)."""
         answer = self.retry(lambda: self.client.batch_read(keys))

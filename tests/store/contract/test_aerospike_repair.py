@@ -248,13 +248,13 @@ def test_a_flush_whose_task_a_repair_counted_first_counts_each_task_once(
     first, second = stores
     customer_id = register(first)
     task_ids = submit(first, customer_id, 20)
-    increment = Counts._increment_shards
+    increment = Counts._apply_shards
 
-    def repair_first(counts: Counts, applied: list[Any]) -> None:
-        second._toutbox.counts.apply(applied[0][0])
-        increment(counts, applied)
+    def repair_first(counts: Counts, by_shard: dict[str, list[Any]], alone: list[str]) -> Any:
+        second._toutbox.counts.apply(min(by_shard.values())[0][0])
+        return increment(counts, by_shard, alone)
 
-    monkeypatch.setattr(Counts, "_increment_shards", repair_first)
+    monkeypatch.setattr(Counts, "_apply_shards", repair_first)
     first.record_labeling(_claimed_flush(first, task_ids))
     monkeypatch.undo()
     counters = second.dashboard_counters(customer_id, "0000-00-00").by_status
