@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 import zlib
 from collections.abc import Mapping
 from functools import partial
@@ -52,6 +53,7 @@ log = logging.getLogger(__name__)
 
 MAX_INT = 2**63 - 1
 CAS_ROUNDS = 16
+REPAIR_EVERY = 2.0  # seconds between two crash repairs of one store (`Counts.repair`)
 _DECIDED = frozenset({"verified", "settled", "failed"})
 _LABELED = frozenset({"verified", "settled"})
 # Once here a task's contribution never changes again, so its `ap` entry is dropped.
@@ -170,6 +172,7 @@ class Counts:
         self._tasks = url.set_prefix + "tasks"
         self._counts = url.set_prefix + "counts"
         self._shards = url.count_shards
+        self._repaired_at: float | None = None  # monotonic; `repair` runs at most every REPAIR_EVERY
         ensure_index(records, DIRTY, aerospike.INDEX_NUMERIC, f"{url.namespace}_task_cd")
         ensure_index(records, "cver", aerospike.INDEX_NUMERIC, f"{url.namespace}_task_cver")
 
@@ -512,11 +515,18 @@ class Counts:
         write_in_chunks(self._records, writes)
 
     def repair(self) -> None:
-        """Finishes what a crash left: tasks still dirty, or holding an unapplied difference."""
+        """Finishes what a crash left: tasks still dirty, or holding an unapplied difference.
+        At most once every REPAIR_EVERY seconds per store (the first call always): its two
+        index queries cost ~20 point reads each, and the primary core's webhook fan-out calls
+        it 20 times a second, for leftovers that only a crash or an outage makes."""
+        now = time.monotonic()
+        if self._repaired_at is not None and now - self._repaired_at < REPAIR_EVERY:
+            return
         dirty_ones = query(self._records, self._tasks, predicates.equals(DIRTY, 1))
         pending = query(self._records, self._tasks, predicates.between("cver", 1, MAX_INT))
         for task_id in {b["tid"] for b in dirty_ones + pending}:
             self.apply(task_id)
+        self._repaired_at = now
 
     # reads -------------------------------------------------------------------------------
 
