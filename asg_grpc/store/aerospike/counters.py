@@ -310,19 +310,7 @@ class Counts:
         """Steps 2 and 3 for the `cpend` the task holds (each harmless to repeat)."""
         customer_id, cver, delta = bins["owner"], bins["cver"], bins["cpend"]
         shard = self._shard(customer_id, task_id)
-        not_yet = exp.Or(
-            exp.Not(
-                exp.MapGetByKey(
-                    None, aerospike.MAP_RETURN_EXISTS, exp.ResultType.BOOLEAN, task_id, exp.MapBin("ap")
-                )
-            ),
-            exp.LT(
-                exp.MapGetByKey(
-                    None, aerospike.MAP_RETURN_VALUE, exp.ResultType.INTEGER, task_id, exp.MapBin("ap")
-                ),
-                cver,
-            ),
-        ).compile()
+        not_yet = _not_applied(task_id, cver).compile()
         operations = [mops.map_increment("c", key, amount) for key, amount in sorted(delta.items())]
         operations.append(mops.map_put("ap", task_id, cver))
         operations.append(ops.write("cid", customer_id))
