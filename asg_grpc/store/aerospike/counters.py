@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 import zlib
+from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
@@ -51,6 +53,7 @@ log = logging.getLogger(__name__)
 
 MAX_INT = 2**63 - 1
 CAS_ROUNDS = 16
+REPAIR_EVERY = 2.0  # seconds between two crash repairs of one store (`Counts.repair`)
 _DECIDED = frozenset({"verified", "settled", "failed"})
 _LABELED = frozenset({"verified", "settled"})
 # Once here a task's contribution never changes again, so its `ap` entry is dropped.
@@ -64,6 +67,19 @@ DIRTY = "cd"
 
 def dirty() -> Any:
     return ops.write(DIRTY, 1)
+
+
+# What `contribution` and `Counts.apply_changed` read of a task: the changing write reads them
+# back (`read_counted`), so the counting needs no batch read of its own.
+COUNTED_BINS = (
+    "tid", "owner", "status", "created", "type", "conf", "wcount", "acount", "label", "settled",
+    "decided", "tier", "cv", "cseq", "cpend", DIRTY,
+)  # fmt: skip
+
+
+def read_counted() -> list[Any]:
+    """Reads to end a task's changing write with (after its writes: they see the new state)."""
+    return [ops.read(name) for name in COUNTED_BINS]
 
 
 def _month(unix_time: float) -> str:
@@ -156,6 +172,7 @@ class Counts:
         self._tasks = url.set_prefix + "tasks"
         self._counts = url.set_prefix + "counts"
         self._shards = url.count_shards
+        self._repaired_at: float | None = None  # monotonic; `repair` runs at most every REPAIR_EVERY
         ensure_index(records, DIRTY, aerospike.INDEX_NUMERIC, f"{url.namespace}_task_cd")
         ensure_index(records, "cver", aerospike.INDEX_NUMERIC, f"{url.namespace}_task_cver")
 
@@ -339,20 +356,54 @@ class Counts:
     def _follow_up_many(self, task_ids: list[str]) -> None:
         keys = [self._records.key(self._tasks, task_id) for task_id in task_ids]
         found = read_in_chunks(self._records, keys)
+        changed = [
+            (task_id, bins, meta["gen"])
+            for task_id, (_, meta, bins) in zip(task_ids, found, strict=True)
+            if meta
+        ]
+        for task_id in self._count_changed(changed, {}, fresh=True):
+            self.follow_up(task_id)
+
+    def apply_changed(
+        self, changed: list[tuple[str, dict[str, Any], int]], step_one: Mapping[str, list[Any]] | None = None
+    ) -> set[str]:
+        """`follow_up_many` for tasks just written by a write that ended with `read_counted`:
+        each given as (task id, the bins it read back, the generation it left), so no batch
+        read first. `step_one[task]`'s operations are added to the task's step 1 (a
+        compare-and-set on that generation): they are applied exactly when it is. Answers the
+        tasks step 1 left alone (changed meanwhile, or holding an older unapplied difference),
+        for the caller to finish one by one (`follow_up`, or `Outbox.emit`). Like
+        `follow_up`, a failure never fails the change it counts: the tasks stay marked."""
+        try:
+            return self._count_changed(changed, step_one or {}, fresh=False)
+        except Unavailable:
+            return set()
+        except aex.AerospikeError as exc:
+            log.warning("tasks not counted yet; repair retries", extra={"error": str(exc)})
+            return set()
+
+    def _count_changed(
+        self,
+        changed: list[tuple[str, dict[str, Any], int]],
+        step_one: Mapping[str, list[Any]],
+        *,
+        fresh: bool,
+    ) -> set[str]:
+        """Steps 1-3 in batches for (task id, bins, generation) rows; the tasks a batch step
+        could not do (answered for `follow_up`). A shard filtered out sends its tasks there
+        when `fresh` (a batch read: nothing of theirs to keep), else each is finished here."""
         alone: list[str] = []  # finished one by one
         changing: list[tuple[str, dict[str, Any], int, dict[str, float], int]] = []
         writes: list[Write] = []
-        for task_id, (_, meta, bins) in zip(task_ids, found, strict=True):
-            if meta is None:
-                continue
+        for task_id, bins, gen in changed:
             if "cpend" in bins:
                 alone.append(task_id)
                 continue
             new = contribution(bins)
             delta = _difference(new, bins.get("cv") or {})
-            if not delta and DIRTY not in bins:
+            if not delta and DIRTY not in bins and task_id not in step_one:
                 continue
-            operations = [ops.write(DIRTY, None)]
+            operations = [ops.write(DIRTY, None), *step_one.get(task_id, ())]
             cver = int(bins.get("cseq") or 0) + 1
             if delta:
                 operations += [
@@ -363,7 +414,7 @@ class Counts:
                 ]
             changing.append((task_id, bins, cver, delta, len(writes)))
             writes.append(
-                Write(self._records.key(self._tasks, task_id), operations, {"gen": meta["gen"]}, dict(GEN_EQ))
+                Write(self._records.key(self._tasks, task_id), operations, {"gen": gen}, dict(GEN_EQ))
             )
         rows = write_in_chunks(self._records, writes)
         by_shard: dict[str, list[tuple[str, dict[str, Any], int, dict[str, float]]]] = {}
@@ -374,7 +425,8 @@ class Counts:
                 by_shard.setdefault(self._shard(bins["owner"], task_id), []).append(
                     (task_id, bins, cver, delta)
                 )
-        counted = self._apply_shards(by_shard, alone)
+        step_two: list[str] = []
+        counted = self._apply_shards(by_shard, step_two)
         if counted:
             self._clear_counted(counted)
             final: dict[str, list[str]] = {}
@@ -390,8 +442,11 @@ class Counts:
                     for shard, ids in sorted(final.items())
                 ]
                 write_in_chunks(self._records, drops)
-        for task_id in alone:
+        if fresh:
+            return set(alone + step_two)
+        for task_id in step_two:  # step 1 is done: `follow_up` (a fresh read) finishes it
             self.follow_up(task_id)
+        return set(alone)
 
     def _apply_shards(
         self,
@@ -448,11 +503,18 @@ class Counts:
         write_in_chunks(self._records, writes)
 
     def repair(self) -> None:
-        """Finishes what a crash left: tasks still dirty, or holding an unapplied difference."""
+        """Finishes what a crash left: tasks still dirty, or holding an unapplied difference.
+        At most once every REPAIR_EVERY seconds per store (the first call always): its two
+        index queries cost ~20 point reads each, and the primary core's webhook fan-out calls
+        it 20 times a second, for leftovers that only a crash or an outage makes."""
+        now = time.monotonic()
+        if self._repaired_at is not None and now - self._repaired_at < REPAIR_EVERY:
+            return
         dirty_ones = query(self._records, self._tasks, predicates.equals(DIRTY, 1))
         pending = query(self._records, self._tasks, predicates.between("cver", 1, MAX_INT))
         for task_id in {b["tid"] for b in dirty_ones + pending}:
             self.apply(task_id)
+        self._repaired_at = now
 
     # reads -------------------------------------------------------------------------------
 
