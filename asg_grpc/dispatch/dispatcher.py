@@ -56,8 +56,12 @@ class DispatchSettings:
     poll_interval: float = 0.5
     # After a wake-up, wait this long so one load picks up a burst of submissions.
     load_delay: float = 0.01
-    # How often the adaptive engine re-estimates its workers (EM) and is saved to the store.
+    # How often the dispatcher asks whether the adaptive engine should re-estimate its workers
+    # (EM): when its labels grew by `refresh_growth` since the last refresh, labeling paused,
+    # or the last refresh is `refresh_max_age` seconds old (Quality.due, docs/quality.md).
     refresh_interval: float = 5.0
+    refresh_growth: float = 0.5
+    refresh_max_age: float = 60.0
     # At most how often the engine's snapshot is saved besides at stop (_save_quality).
     save_interval: float = 30.0
     # How often the registered workers are read and the tasks none of them can label any
@@ -130,7 +134,8 @@ class Dispatcher:
     @property
     def quality(self) -> Quality:
         if self._quality is None:
-            self._quality = Quality(self._store)
+            settings = self.settings
+            self._quality = Quality(self._store, settings.refresh_growth, settings.refresh_max_age)
         return self._quality
 
     # lifecycle -----------------------------------------------------------------------------
@@ -315,7 +320,7 @@ class Dispatcher:
             self._wake.set()  # room in the window
         elif isinstance(outcome, consensus.NeedMore) and task.free_slots > 0:
             self._make_available(task)
-            self._fill_all()
+            self._offer(task)
         self._fill(session)
 
     def skip(self, session: Session, task_id: str, reason: str) -> None:
@@ -422,6 +427,21 @@ class Dispatcher:
             if not self._available:
                 return
             self._fill(session)
+
+    def _offer(self, task: OpenTask) -> None:
+        """The task gained a free slot (`adaptive` asked for one more label): offered to the
+        first sessions with room that may take it. Only this task is new to them: a session
+        with room was filled after its own last label, so a fill of every session (as a
+        release or skip does) would scan the ready tasks for nothing else."""
+        now = time.time()
+        deadline = now + self.settings.lease_seconds
+        for session in self._sessions:
+            if task.free_slots <= 0:
+                break
+            if session.wants_work and self._offerable(session, task, now):
+                self._assign(session, task, deadline, now)
+        if task.free_slots <= 0:
+            self._remove_available(task)
 
     def _fill(self, session: Session) -> None:
         """Offer the session the oldest tasks it may take, up to its max in flight. Gold tasks
