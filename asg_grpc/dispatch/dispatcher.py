@@ -24,7 +24,7 @@ from asg_grpc.background import stop_tasks
 from asg_grpc.dispatch.areas import DispatcherStore
 from asg_grpc.dispatch.outbox import Notice, Outbox
 from asg_grpc.dispatch.payments import WorkerPayment, problem
-from asg_grpc.dispatch.quality import Quality
+from asg_grpc.dispatch.quality import Cadence, Quality
 from asg_grpc.dispatch.traffic import Traffic, TrafficSettings
 from asg_grpc.domain import consensus
 from asg_grpc.domain.dawid_skene import WorkerReport
@@ -56,12 +56,12 @@ class DispatchSettings:
     poll_interval: float = 0.5
     # After a wake-up, wait this long so one load picks up a burst of submissions.
     load_delay: float = 0.01
-    # How often the dispatcher asks whether the adaptive engine should re-estimate its workers
-    # (EM): when its labels grew by `refresh_growth` since the last refresh, labeling paused,
-    # or the last refresh is `refresh_max_age` seconds old (Quality.due, docs/quality.md).
+    # At most how often the adaptive engine re-estimates its workers (EM); sooner while it is
+    # small, and only once its labels grew enough or labeling paused (`Cadence`, Quality.due).
     refresh_interval: float = 5.0
     refresh_growth: float = 0.5
     refresh_max_age: float = 60.0
+    refresh_full_labels: int = 10_000
     # At most how often the engine's snapshot is saved besides at stop (_save_quality).
     save_interval: float = 30.0
     # How often the registered workers are read and the tasks none of them can label any
@@ -134,8 +134,9 @@ class Dispatcher:
     @property
     def quality(self) -> Quality:
         if self._quality is None:
-            settings = self.settings
-            self._quality = Quality(self._store, settings.refresh_growth, settings.refresh_max_age)
+            s = self.settings
+            cadence = Cadence(s.refresh_interval, s.refresh_growth, s.refresh_max_age, s.refresh_full_labels)
+            self._quality = Quality(self._store, cadence)
         return self._quality
 
     # lifecycle -----------------------------------------------------------------------------
@@ -572,7 +573,8 @@ class Dispatcher:
         """The adaptive engine's background step: EM over the labels so far, then the engine is
         saved, after a flush, so the saved state never holds a label the store has not."""
         while True:
-            await asyncio.sleep(self.settings.refresh_interval)
+            # Looks ten times per interval: a small engine may refresh sooner (Quality.due).
+            await asyncio.sleep(self.settings.refresh_interval / 10)
             try:
                 if self.quality.due():
                     await self.quality.refresh_off_loop()

@@ -15,6 +15,7 @@ import asyncio
 import dataclasses
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -89,14 +90,28 @@ def encode_snapshot(engine: AdaptiveEngine) -> bytes:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Cadence:
+    """When the engine re-estimates (`Quality.due`, docs/quality.md "When the engine
+    re-estimates"): at most every `interval` seconds, sooner in proportion while it holds fewer
+    than `full_labels` labels (its sweep is that much cheaper, and a new crowd is learnt
+    before it has cost many extra labels); then once its labels grew by `growth`, labeling
+    paused, or the last refresh is `max_age` seconds old."""
+
+    interval: float = 5.0
+    growth: float = 0.5
+    max_age: float = 60.0
+    full_labels: int = 10_000
+
+
 class Quality:
-    def __init__(self, store: Dispatch, growth: float = 0.5, max_age: float = 60.0) -> None:
+    def __init__(self, store: Dispatch, cadence: Cadence | None = None) -> None:
         self._store = store
         self.engine = self._restore()
         self._specs: dict[str, ConsensusSpec] = {}  # by task_id: built once per loaded task
         self._keys: dict[str, str] = {}  # by task_id: its spec's family key (a join per call)
         # When a refresh is due (`due`): labels at the last refresh and at the last look.
-        self._growth, self._max_age = growth, max_age
+        self.cadence = cadence or Cadence()
         self._labels_at_refresh = self._labels_at_look = self._labels()
         self._refreshed_at = time.monotonic()
 
@@ -192,20 +207,20 @@ class Quality:
         return task.judge(GiveUp(len(task.labels)))
 
     def due(self) -> bool:
-        """Whether to refresh now (the dispatcher asks every `refresh_interval`): labels arrived
-        since the last refresh, and either they grew the engine's labels by `growth` (0.5: half
-        as many again), or labeling paused (none since the previous look), or the last refresh
-        is `max_age` seconds old. The EM sweeps every task the engine holds, so refreshing on
-        growth keeps its cost per label bounded (~20 µs per task per refresh) instead of growing
-        with the engine; a pause lets it catch up on everything."""
-        labels = self._labels()
+        """Whether to refresh now (the dispatcher asks ten times per `interval`): labels arrived
+        since the last refresh, the last one is old enough (`Cadence`), and either the labels
+        grew by `growth` (0.5: half as many again), or labeling paused (none since the previous
+        look), or the last refresh is `max_age` seconds old. The EM sweeps every task the
+        engine holds (~20 µs each), so refreshing on growth keeps its cost per label bounded
+        instead of growing with the engine; a pause lets it catch up on everything."""
+        cadence, labels = self.cadence, self._labels()
         new = labels - self._labels_at_refresh
         paused = labels == self._labels_at_look
         self._labels_at_look = labels
-        if new <= 0:
+        age = time.monotonic() - self._refreshed_at
+        if new <= 0 or age < cadence.interval * min(1.0, labels / cadence.full_labels):
             return False
-        grown = new >= self._growth * self._labels_at_refresh
-        return grown or paused or time.monotonic() - self._refreshed_at >= self._max_age
+        return new >= cadence.growth * self._labels_at_refresh or paused or age >= cadence.max_age
 
     def _refreshed(self) -> None:
         self._labels_at_refresh = self._labels_at_look = self._labels()

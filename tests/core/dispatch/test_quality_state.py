@@ -2,7 +2,7 @@
 "In the product" and "When the engine re-estimates"): the saved state restores an engine that
 decides every open task as the live one would, it leaves out what only decided tasks had (their
 posterior state), a snapshot saved before that change still loads, and a refresh is due on
-growth, on a pause or on age, not on every label."""
+growth, on a pause or on age, not on every label, and sooner while the engine is small."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import random
 
 import orjson
 
-from asg_grpc.dispatch.quality import Quality, encode_snapshot
+from asg_grpc.dispatch.quality import Cadence, Quality, encode_snapshot
 from asg_grpc.domain.consensus_engine import ConsensusSpec, NeedOne
 from asg_grpc.domain.dawid_skene import AdaptiveEngine
 from asg_grpc.store.sqlite import SQLiteStore
@@ -75,7 +75,7 @@ def label(quality: Quality, count: int, start: int = 0) -> None:
 
 
 def test_a_refresh_is_due_on_half_as_many_labels_again_or_a_pause(store: SQLiteStore) -> None:
-    quality = Quality(store, growth=0.5, max_age=3600)
+    quality = Quality(store, Cadence(interval=0.0, growth=0.5, max_age=3600))
     assert not quality.due()  # nothing labeled
     label(quality, 100)
     assert quality.due()  # from nothing, any growth counts
@@ -95,8 +95,19 @@ def test_a_refresh_is_due_on_half_as_many_labels_again_or_a_pause(store: SQLiteS
 
 
 def test_a_refresh_is_due_on_age_whatever_the_growth(store: SQLiteStore) -> None:
-    quality = Quality(store, growth=0.5, max_age=0.0)
+    quality = Quality(store, Cadence(interval=0.0, growth=0.5, max_age=0.0))
     label(quality, 100)
     quality.refresh()
     label(quality, 1, start=100)
     assert quality.due()
+
+
+def test_a_small_engine_refreshes_before_the_interval_a_full_one_waits_for_it(
+    store: SQLiteStore,
+) -> None:
+    small = Quality(store, Cadence(interval=3600, full_labels=10**12))
+    label(small, 100)
+    assert small.due()  # 100 labels of 10¹²: the wait is 0.36 µs of the hour, long past
+    full = Quality(store, Cadence(interval=3600, full_labels=100))
+    label(full, 100)
+    assert not full.due()  # as many labels as `full_labels`: a whole hour
