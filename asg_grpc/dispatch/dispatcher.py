@@ -57,7 +57,8 @@ class DispatchSettings:
     # After a wake-up, wait this long so one load picks up a burst of submissions.
     load_delay: float = 0.01
     # At most how often the adaptive engine re-estimates its workers (EM); sooner while it is
-    # small, and only once its labels grew enough or labeling paused (`Cadence`, Quality.due).
+    # small, and only once its labels grew enough (more while refreshes change little) or
+    # labeling paused (`Cadence`, Quality.due).
     refresh_interval: float = 5.0
     refresh_growth: float = 0.5
     refresh_max_age: float = 60.0

@@ -102,6 +102,12 @@ class Cadence:
     growth: float = 0.5
     max_age: float = 60.0
     full_labels: int = 10_000
+    # A refresh that changed little (`_settled`) doubles the growth the next one waits for, up
+    # to this; one that changed something brings it back to `growth`.
+    max_growth: float = 4.0
+    # "Little": no ban or ring changed and no entry of a family's pooled confusion matrix or
+    # class prior moved by more than this.
+    settled_within: float = 0.005
 
 
 class Quality:
@@ -112,6 +118,7 @@ class Quality:
         self._keys: dict[str, str] = {}  # by task_id: its spec's family key (a join per call)
         # When a refresh is due (`due`): labels at the last refresh and at the last look.
         self.cadence = cadence or Cadence()
+        self.growth = self.cadence.growth  # in force now: doubled while refreshes change little
         self._labels_at_refresh = self._labels_at_look = self._labels()
         self._refreshed_at = time.monotonic()
 
@@ -220,24 +227,51 @@ class Quality:
         age = time.monotonic() - self._refreshed_at
         if new <= 0 or age < cadence.interval * min(1.0, labels / cadence.full_labels):
             return False
-        return new >= cadence.growth * self._labels_at_refresh or paused or age >= cadence.max_age
+        return new >= self.growth * self._labels_at_refresh or paused or age >= cadence.max_age
 
     def _refreshed(self) -> None:
         self._labels_at_refresh = self._labels_at_look = self._labels()
         self._refreshed_at = time.monotonic()
 
+    def _estimates(self) -> list[tuple[list[float], set[str], dict[str, str]]]:
+        """What a refresh changes that matters to decisions and offers, per family: its pooled
+        confusion matrix and class prior (flattened), who is banned, the rings."""
+        return [
+            (
+                [x for row in fam.pooled for x in row] + [*fam.log_prior],
+                {w for w, stats in fam.workers.items() if stats.banned},
+                dict(fam.rings),
+            )
+            for fam in self.engine.families.values()
+        ]
+
+    def _settled(self, before: list[tuple[list[float], set[str], dict[str, str]]]) -> None:
+        """Adapt the growth the next refresh waits for to how much this one changed."""
+        after = self._estimates()
+        within = self.cadence.settled_within
+        little = len(before) == len(after) and all(
+            bans == bans2 and rings == rings2 and all(abs(x - y) <= within for x, y in zip(a, b, strict=True))
+            for (a, bans, rings), (b, bans2, rings2) in zip(before, after, strict=True)
+        )
+        cadence = self.cadence
+        self.growth = min(2 * self.growth, cadence.max_growth) if little else cadence.growth
+
     def refresh(self) -> None:
+        before = self._estimates()
         self.engine.refresh()
         self._refreshed()
+        self._settled(before)
 
     async def refresh_off_loop(self) -> None:
         """The refresh with its EM in a worker thread: the copies it works on are taken here,
         on the event loop, and its estimates adopted back here, so labels go on being judged
         (against the previous estimates) while it runs."""
+        before = self._estimates()
         job = self.engine.prepare_refresh()
         self._refreshed()
         await asyncio.to_thread(job.run)
         self.engine.apply_refresh(job)
+        self._settled(before)
 
     def report(self, worker: str | None = None) -> list[WorkerReport]:
         return self.engine.report(worker)

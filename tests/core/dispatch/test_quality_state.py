@@ -111,3 +111,19 @@ def test_a_small_engine_refreshes_before_the_interval_a_full_one_waits_for_it(
     full = Quality(store, Cadence(interval=3600, full_labels=100))
     label(full, 100)
     assert not full.due()  # as many labels as `full_labels`: a whole hour
+
+
+def test_refreshes_that_change_little_wait_for_more_growth_until_one_changes_something(
+    store: SQLiteStore,
+) -> None:
+    quality = Quality(store, Cadence(interval=0.0))
+    crowd = Crowd(random.Random(5), good=8, spammers=2)
+    crowd.run(quality.engine, tasks=300, refresh_every=100)
+    growth = []
+    for _ in range(4):
+        quality.refresh()  # nothing new: the estimates stay where they are
+        growth.append(quality.growth)
+    assert growth == [1.0, 2.0, 4.0, 4.0]
+    Crowd(random.Random(6), good=2, spammers=6).run(quality.engine, tasks=200, refresh_every=10**6, start=300)
+    quality.refresh()  # a crowd of spammers moved the estimates
+    assert quality.growth == 0.5
