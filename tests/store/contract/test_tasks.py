@@ -180,3 +180,18 @@ def test_consensus_fields_and_the_engine_snapshot_survive_a_restart(open_store: 
     task = loaded[gold.task.task_id]
     assert (task.method, task.target_confidence, task.max_labels, task.gold) == ("adaptive", 0.9, 7, "no")
     assert (loaded[plain.task.task_id].method, loaded[plain.task.task_id].gold) == ("majority", None)
+
+
+def test_a_tasks_labor_survives_a_restart_and_reaches_dispatch(open_store: OpenStore) -> None:
+    """docs/challenge.md: `labor` as stored, read back and loaded for dispatch; absent is "any"."""
+    store = open_store()
+    customer_id = register(store)
+    opted = replace(spec(1), labor="challenge")
+    [[plain], [challenge]] = store.submit(
+        [Submission(customer_id, [spec(0)], None), Submission(customer_id, [opted], None)], time.time()
+    )
+    store = open_store()
+    assert store.get_task(customer_id, challenge.task.task_id).spec == opted
+    assert store.get_task(customer_id, plain.task.task_id).spec.labor == "any"
+    loaded = {t.task_id: t.labor for t in store.open_tasks(after_seq=0, limit=10)}
+    assert loaded == {plain.task.task_id: "any", challenge.task.task_id: "challenge"}
