@@ -52,6 +52,7 @@ class Market:
 
     def __init__(self, stack: Stack, gw: Gateway, worker_id: str, http: httpx.Client) -> None:
         self.stack, self.gw, self.worker_id, self.http = stack, gw, worker_id, http
+        self.other_id = ""  # opted_market: the other challenge-gateway worker
 
     def status(self) -> dict[str, Any]:
         with self.gw.dash() as d:
@@ -72,9 +73,8 @@ def market(tmp_path: Path, upstream: Upstream) -> Iterator[Market]:
     with make_stack(tmp_path / "core", ASG_BLOCK_INTERVAL="0.2") as stack:
         operator = find_operator_token(Settings(data_dir=stack.data_dir))
         assert operator
-        address = p2pkh_address(hashlib.sha256(b"site owner").digest()[:20])
         worker = register_worker(
-            stack.grpc_addr, operator, "challenge-gateway", address, ["text_classification"]
+            stack.grpc_addr, operator, "challenge-gateway", site_owner("site owner"), ["text_classification"]
         )
         # A second worker, so a task (consensus_threshold 2) needs the gateway's label too.
         stack.start_workers(1, "--always", "cat", "--task-types", "text_classification")
@@ -91,6 +91,49 @@ def market(tmp_path: Path, upstream: Upstream) -> Iterator[Market]:
                 text_dataset(gw, GOLD)  # the site owner's own controls
                 gw.config(risk_threshold=0.0)
                 yield Market(stack, gw, worker.worker_id, http)
+        finally:
+            stop_gateway(gw)
+
+
+def site_owner(seed: str) -> str:
+    return p2pkh_address(hashlib.sha256(seed.encode()).digest()[:20])
+
+
+@pytest.fixture
+def opted_market(tmp_path: Path, upstream: Upstream) -> Iterator[Market]:
+    """docs/challenge.md, "Opting in one batch or task": the gateway registered as a challenge
+    gateway and set to take opted-in work only (ASG_CHALLENGE_MARKET_TASKS=opted-in); a second
+    challenge-gateway worker (another site's, here a simulated worker that says `cat`) so an
+    opted-in task can reach its threshold of 2; and a plain simulated worker that says `cat` too."""
+    with make_stack(tmp_path / "core", ASG_BLOCK_INTERVAL="0.2") as stack:
+        operator = find_operator_token(Settings(data_dir=stack.data_dir))
+        assert operator
+        types = ["text_classification"]
+        worker = register_worker(
+            stack.grpc_addr, operator, "challenge-gateway", site_owner("site"), types, challenge_gateway=True
+        )
+        other = register_worker(
+            stack.grpc_addr, operator, "other-site", site_owner("other"), types, challenge_gateway=True
+        )
+        simulated = ["asg-worker", "--server", stack.grpc_addr, "--labeler", "simulated", "--always", "cat"]
+        stack.spawn("worker-other-site", simulated, env={"ASG_WORKER_TOKEN": other.token})
+        stack.start_workers(1, "--always", "cat", "--task-types", "text_classification")
+        (tmp_path / "gw").mkdir()
+        gw = start_gateway(
+            tmp_path / "gw",
+            upstream.url,
+            ASG_CHALLENGE_CORE_ADDR=stack.grpc_addr,
+            ASG_CHALLENGE_WORKER_TOKEN=worker.token,
+            ASG_CHALLENGE_MARKET_TASKS="opted-in",
+        )
+        auth = {"Authorization": f"Bearer {register(stack.base_url)['api_key']}"}
+        try:
+            with httpx.Client(base_url=stack.base_url, headers=auth, timeout=10) as http:
+                text_dataset(gw, GOLD)
+                gw.config(risk_threshold=0.0)
+                market = Market(stack, gw, worker.worker_id, http)
+                market.other_id = other.worker_id
+                yield market
         finally:
             stop_gateway(gw)
 
@@ -157,6 +200,39 @@ def test_a_marketplace_task_labeled_through_the_gateway_settles_and_pays_it(mark
     assert [(r["external_id"], r["label"], r["votes"], round(r["agreement"], 2)) for r in rows] == [
         (task_id, "cat", 3, 0.67)
     ]
+
+
+def test_an_opted_in_batch_goes_to_the_gateway_and_a_plain_task_does_not(opted_market: Market) -> None:
+    market = opted_market
+    plain = market.http.post("/v1/tasks", json={**TASK, "data_url": "https://cdn.example.com/plain.txt"})
+    assert plain.status_code == 202, plain.text
+    plain_id = plain.json()["task_id"]
+    # The plain task is decided by the other two workers; the gateway never holds it.
+    decided = wait_for("the plain task to be decided", lambda: market.result(plain_id))
+    assert market.worker_id not in [label["worker_id"] for label in decided["labels"]]
+    assert market.status()["labeling"] == 0
+
+    batch = market.http.post("/v1/tasks/batch", json={"labor": "challenge", "tasks": [TASK]})
+    assert batch.status_code == 202, batch.text
+    [task_id] = batch.json()["task_ids"]
+    assert market.http.get(f"/v1/tasks/{task_id}").json()["labor"] == "challenge"
+    wait_for("the gateway to take the opted-in task", lambda: market.status()["labeling"] == 1)
+    for net, option in (("10.1.0.7", "cat"), ("10.2.0.7", "dog"), ("10.3.0.7", "cat")):
+        assert answer_as_human(market.gw, net, option).status_code == 200
+
+    assert_settled_and_paid(market, task_id)
+    # Only the two challenge gateways labeled it: the plain worker, quick as it is, was never offered it.
+    result = market.result(task_id)
+    assert result is not None
+    assert sorted(label["worker_id"] for label in result["labels"]) == sorted(
+        [market.worker_id, market.other_id]
+    )
+    with market.gw.dash() as d:
+        ds = next(
+            x for x in d.get("/item-datasets").json() if x["name"] == "marketplace: text_classification"
+        )
+        rows = d.get(f"/item-datasets/{ds['id']}/labeled/export?fmt=json").json()
+    assert [r["external_id"] for r in rows] == [task_id]
 
 
 def test_with_the_core_down_the_label_is_queued_and_delivered_after_restart(market: Market) -> None:

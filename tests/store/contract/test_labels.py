@@ -70,7 +70,7 @@ def test_the_roster_lists_every_registered_worker_after_a_restart(open_store: Op
         for name, types in (("Ann", ("image_classification",)), ("Bo", ("sentiment", "moderation")))
     ]
     gateway = store.create_worker(
-        WorkerRegistration("Cy", "1BoatSLRHtKNngkdXEeobR76b53LETtpyT", ("sentiment",), challenge_gateway=True),
+        WorkerRegistration("Cy", "1BoatSLRHtKNngkdXEeobR76b53LETtpyT", ("sentiment",), True),
         token_hash="tok-Cy",
         now=time.time(),
     )
