@@ -69,7 +69,9 @@ class Market:
 
 
 @pytest.fixture
-def market(tmp_path: Path, upstream: Upstream) -> Iterator[Market]:
+def market(tmp_path: Path, upstream: Upstream, request: pytest.FixtureRequest) -> Iterator[Market]:
+    """The gateway's extra environment from an indirect parametrize, if any."""
+    extra: dict[str, str] = getattr(request, "param", {})
     with make_stack(tmp_path / "core", ASG_BLOCK_INTERVAL="0.2") as stack:
         operator = find_operator_token(Settings(data_dir=stack.data_dir))
         assert operator
@@ -84,6 +86,7 @@ def market(tmp_path: Path, upstream: Upstream) -> Iterator[Market]:
             upstream.url,
             ASG_CHALLENGE_CORE_ADDR=stack.grpc_addr,
             ASG_CHALLENGE_WORKER_TOKEN=worker.token,
+            **extra,
         )
         auth = {"Authorization": f"Bearer {register(stack.base_url)['api_key']}"}
         try:
@@ -249,6 +252,37 @@ def test_with_the_core_down_the_label_is_queued_and_delivered_after_restart(mark
     market.stack.wait_ready()
     wait_for("delivery after the restart", lambda: market.status()["delivered"] == 1)
     assert_settled_and_paid(market, task_id)
+
+
+def assert_gone_back(market: Market, task_id: str) -> None:
+    """Returned by the gateway (a Skip), no longer shown to its sessions, and, with the simulated
+    worker's label alone left, closed by the core (no worker left who could label it)."""
+    status = wait_for("the task to go back", lambda: (s := market.status())["returned"] == 1 and s)
+    assert status["labeling"] == 0 and status["owed"] == 0 and status["delivered"] == 0
+    with client(market.gw, net="10.99.0.7") as c:
+        page = c.get("/shop")
+        assert page.status_code == 200 and "A quick check" in page.text
+        assert DATA_URL not in [text for text, _ in slots_of(page.text)[1]]
+    result = wait_for("the core to close the task", lambda: market.result(task_id))
+    assert result["status"] == "failed", result
+    assert market.worker_id not in [label["worker_id"] for label in result["labels"]]
+
+
+def test_a_disputed_item_goes_back(market: Market) -> None:
+    """Ten counted votes without a label (the gateway's rule: docs/challenge.md, "Sessions,
+    challenges, votes"): at consensus_threshold 0.9 ten sessions answering 5:5 never agree."""
+    market.gw.config(consensus_threshold=0.9)
+    task_id = submit(market)
+    for i in range(10):
+        assert answer_as_human(market.gw, f"10.{i + 1}.0.7", ("cat", "dog")[i % 2]).status_code == 200
+    assert_gone_back(market, task_id)
+
+
+@pytest.mark.parametrize("market", [{"ASG_CHALLENGE_MARKET_HOLD": "3"}], indirect=True)
+def test_an_item_without_consensus_in_the_hold_time_goes_back(market: Market) -> None:
+    task_id = submit(market)
+    assert answer_as_human(market.gw, "10.1.0.7", "cat").status_code == 200  # one vote: no label
+    assert_gone_back(market, task_id)
 
 
 def test_a_task_its_customer_cancels_goes_back_and_is_no_longer_shown(market: Market) -> None:
