@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from asg_grpc.settings import Settings
 from tests.challenge.conftest import (
     GOLD,
     PASSWORD,
+    UNKNOWN,
     Gateway,
     Upstream,
     answers_for,
@@ -53,6 +54,22 @@ class Market:
     def __init__(self, stack: Stack, gw: Gateway, worker_id: str, http: httpx.Client) -> None:
         self.stack, self.gw, self.worker_id, self.http = stack, gw, worker_id, http
         self.other_id = ""  # opted_market: the other challenge-gateway worker
+        self.restart: Callable[[], Gateway] | None = None  # market: the gateway again, same data dir
+
+    def exported(self) -> list[dict[str, Any]]:
+        """The labeled rows of the gateway's `marketplace: text_classification` dataset."""
+        with self.gw.dash() as d:
+            ds = next(
+                x for x in d.get("/item-datasets").json() if x["name"] == "marketplace: text_classification"
+            )
+            rows: list[dict[str, Any]] = d.get(f"/item-datasets/{ds['id']}/labeled/export?fmt=json").json()
+            return rows
+
+    def restart_gateway(self) -> None:
+        """SIGTERM, then the gateway again on its data dir (a new port)."""
+        assert self.restart is not None
+        stop_gateway(self.gw)
+        self.gw = self.restart()
 
     def status(self) -> dict[str, Any]:
         with self.gw.dash() as d:
@@ -81,21 +98,23 @@ def market(tmp_path: Path, upstream: Upstream, request: pytest.FixtureRequest) -
         # A second worker, so a task (consensus_threshold 2) needs the gateway's label too.
         stack.start_workers(1, "--always", "cat", "--task-types", "text_classification")
         (tmp_path / "gw").mkdir()
-        gw = start_gateway(
-            tmp_path / "gw",
-            upstream.url,
-            ASG_CHALLENGE_CORE_ADDR=stack.grpc_addr,
-            ASG_CHALLENGE_WORKER_TOKEN=worker.token,
+        env = {
+            "ASG_CHALLENGE_CORE_ADDR": stack.grpc_addr,
+            "ASG_CHALLENGE_WORKER_TOKEN": worker.token,
             **extra,
-        )
+        }
+        gw = start_gateway(tmp_path / "gw", upstream.url, **env)
         auth = {"Authorization": f"Bearer {register(stack.base_url)['api_key']}"}
+        market = None
         try:
             with httpx.Client(base_url=stack.base_url, headers=auth, timeout=10) as http:
                 text_dataset(gw, GOLD)  # the site owner's own controls
                 gw.config(risk_threshold=0.0)
-                yield Market(stack, gw, worker.worker_id, http)
+                market = Market(stack, gw, worker.worker_id, http)
+                market.restart = lambda: start_gateway(tmp_path / "gw", upstream.url, **env)
+                yield market
         finally:
-            stop_gateway(gw)
+            stop_gateway(market.gw if market else gw)
 
 
 def site_owner(seed: str) -> str:
@@ -195,11 +214,7 @@ def test_a_marketplace_task_labeled_through_the_gateway_settles_and_pays_it(mark
 
     assert_settled_and_paid(market, task_id)
     # The mirrored item is in the gateway's own dataset with the 2:1 agreement it reported.
-    with market.gw.dash() as d:
-        ds = next(
-            x for x in d.get("/item-datasets").json() if x["name"] == "marketplace: text_classification"
-        )
-        rows = d.get(f"/item-datasets/{ds['id']}/labeled/export?fmt=json").json()
+    rows = market.exported()
     assert [(r["external_id"], r["label"], r["votes"], round(r["agreement"], 2)) for r in rows] == [
         (task_id, "cat", 3, 0.67)
     ]
@@ -230,23 +245,24 @@ def test_an_opted_in_batch_goes_to_the_gateway_and_a_plain_task_does_not(opted_m
     assert sorted(label["worker_id"] for label in result["labels"]) == sorted(
         [market.worker_id, market.other_id]
     )
-    with market.gw.dash() as d:
-        ds = next(
-            x for x in d.get("/item-datasets").json() if x["name"] == "marketplace: text_classification"
-        )
-        rows = d.get(f"/item-datasets/{ds['id']}/labeled/export?fmt=json").json()
+    rows = market.exported()
     assert [r["external_id"] for r in rows] == [task_id]
 
 
 def test_with_the_core_down_the_label_is_queued_and_delivered_after_restart(market: Market) -> None:
     task_id = submit(market)
+    own = text_dataset(market.gw, [UNKNOWN], name="the site's own")
     market.stack.kill("core")
     wait_for("the gateway to notice", lambda: market.status()["connected"] is False)
 
-    # The site and its challenges go on; the consensus is kept as owed.
+    # The site and its challenges go on, its own items labeled as before (each page shows both
+    # unknowns); the marketplace item's consensus is kept as owed.
     for net, option in (("10.1.0.7", "cat"), ("10.2.0.7", "cat"), ("10.3.0.7", "dog")):
         assert answer_as_human(market.gw, net, option).status_code == 200
     assert market.status()["owed"] == 1
+    with market.gw.dash() as d:
+        rows = d.get(f"/item-datasets/{own}/labeled/export?fmt=json").json()
+    assert [(r["label"], r["votes"]) for r in rows] == [("cat", 3)]
 
     market.stack.start_core()
     market.stack.wait_ready()
@@ -283,6 +299,20 @@ def test_an_item_without_consensus_in_the_hold_time_goes_back(market: Market) ->
     task_id = submit(market)
     assert answer_as_human(market.gw, "10.1.0.7", "cat").status_code == 200  # one vote: no label
     assert_gone_back(market, task_id)
+
+
+def test_a_gateway_restart_loses_neither_the_task_nor_its_votes(market: Market) -> None:
+    """Its stream ends without a skip: the held task goes back to the pool and is offered to it
+    again when it reconnects, with the vote cast before the restart still counted."""
+    task_id = submit(market)
+    assert answer_as_human(market.gw, "10.1.0.7", "cat").status_code == 200
+    market.restart_gateway()
+    wait_for("the task to come back", lambda: (s := market.status())["connected"] and s["labeling"] == 1)
+    for net, option in (("10.2.0.7", "dog"), ("10.3.0.7", "cat")):
+        assert answer_as_human(market.gw, net, option).status_code == 200
+    assert_settled_and_paid(market, task_id)
+    rows = market.exported()
+    assert [(r["external_id"], r["votes"], round(r["agreement"], 2)) for r in rows] == [(task_id, 3, 0.67)]
 
 
 def test_a_task_its_customer_cancels_goes_back_and_is_no_longer_shown(market: Market) -> None:
