@@ -59,6 +59,7 @@ class Session:
     automation_ua: bool = False
     cookie_back: bool = False
     challenged: int = 0
+    challenged_at: float = 0.0  # when it was last issued a challenge (page or JSON 403)
     solved: int = 0
     failed: int = 0
     fast_answers: int = 0
@@ -237,7 +238,17 @@ class Gateway:
         random.shuffle(slots)
         cid = self.store.create_challenge(s.sid, key["id"] if key else "", slots, redir)
         s.challenged += 1
+        s.challenged_at = now
         return cid, slots
+
+    def refuse_api_call(self, s: Session) -> None:
+        """An API call answered with the JSON 403 is a challenge issued, unless the session has
+        one outstanding (issued within the challenge TTL): a script's retries, or the favicon a
+        browser fetches under its challenge page, are the same challenge, not new ones."""
+        now = time.time()
+        if now - s.challenged_at > self.settings.challenge_ttl:
+            s.challenged_at = now
+            self.store.bump_soon("challenges_issued")
 
     def answer(self, cid: str, answers: dict[int, str], *, s: Session, net: str, key_id: str) -> Outcome:
         """Check an answer POST. A challenge counts once: spent, expired, another session's or

@@ -64,6 +64,9 @@ class TaskInput(BaseModel):
     gold_label: str | None = Field(
         None, description="Known answer (one of the options) of a gold task; never shown to workers"
     )
+    labor: str | None = Field(
+        None, description="any (every worker, the default) or challenge (challenge gateways only)"
+    )
 
     def to_proto(self) -> tasks_pb2.TaskInput:
         return tasks_pb2.TaskInput(
@@ -78,6 +81,7 @@ class TaskInput(BaseModel):
             target_confidence=self.target_confidence,
             max_labels=self.max_labels,
             gold_label=self.gold_label,
+            labor=self.labor,
         )
 
 
@@ -95,10 +99,11 @@ class BatchInput(BaseModel):
     )
     tasks: list[TaskInput] = Field(description="1 to 1000 tasks, validated whole before any is stored")
     callback_url: str | None = Field(None, description="For the tasks that name none")
+    labor: str | None = Field(None, description="any or challenge, for the tasks that name none")
 
     def to_proto(self) -> tasks_pb2.SubmitBatchRequest:
         return tasks_pb2.SubmitBatchRequest(
-            tasks=[task.to_proto() for task in self.tasks], callback_url=self.callback_url
+            tasks=[task.to_proto() for task in self.tasks], callback_url=self.callback_url, labor=self.labor
         )
 
 
@@ -302,6 +307,7 @@ class Task(_Out):
     target_confidence: float
     max_labels: int
     gold_label: str | None
+    labor: str
 
 
 class TaskPage(_Out):

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from asg_grpc import metrics
 from asg_grpc.background import stop_tasks
+from asg_grpc.dispatch import labor
 from asg_grpc.dispatch.areas import DispatcherStore
 from asg_grpc.dispatch.outbox import Notice, Outbox
 from asg_grpc.dispatch.payments import WorkerPayment, problem
@@ -87,6 +88,7 @@ class Session:
     # Why work was held back, as told to the agent (WorkNotice): each reason once, until the
     # worker is offered such work again.
     notified: set[tuple[str, ...]] = field(default_factory=set)
+    opted_in_only: bool = False  # a challenge gateway's stream taking `labor: challenge` only
 
     @property
     def worker_id(self) -> str:
@@ -207,11 +209,14 @@ class Dispatcher:
 
     # sessions ------------------------------------------------------------------------------
 
-    def connect(self, worker: Worker, task_types: list[str], max_in_flight: int) -> Session:
+    def connect(
+        self, worker: Worker, task_types: list[str], max_in_flight: int, opted_in_only: bool = False
+    ) -> Session:
         """A stream said hello. Raises ValidationError when it asks only for task types the
         worker is not registered for (it could never get work), Unavailable once stopping."""
         if self._closed:
             raise Unavailable("the core is shutting down; reconnect shortly")
+        labor.check_hello(worker, opted_in_only)
         types = frozenset(worker.task_types)
         if task_types:
             types &= frozenset(task_types)
@@ -223,6 +228,7 @@ class Dispatcher:
             worker=worker,
             task_types=types,
             max_in_flight=max(1, min(max_in_flight or 1, self.settings.max_in_flight)),
+            opted_in_only=opted_in_only,
         )
         self._sessions.append(session)
         self._by_worker.setdefault(worker.worker_id, []).append(session)
@@ -490,6 +496,8 @@ class Dispatcher:
         once per reason."""
         worker_id = session.worker_id
         if task.task_type not in session.task_types or not task.offerable_to(worker_id, now):
+            return False
+        if not labor.allows(task.labor, session.worker.challenge_gateway, session.opted_in_only):
             return False
         if not self.quality.eligible(worker_id, task):
             reason: tuple[str, ...] = ("family", *task.options)

@@ -93,6 +93,8 @@ class AerospikeLabels:
             "token": token_hash,
             "created": now,
         }
+        if worker.challenge_gateway:  # absent: not one (records written before the field)
+            bins["cgw"] = 1
         self._lrecords.create(self._workers, worker.worker_id, bins)
         return worker
 
@@ -104,14 +106,14 @@ class AerospikeLabels:
         if found is None or found[0]["token"] != token_hash or found[0].get("revoked") is not None:
             return None
         b = found[0]
-        return Worker(b["wid"], b["name"], b["payout"], tuple(b["types"]), b["created"])
+        return Worker(b["wid"], b["name"], b["payout"], tuple(b["types"]), b["created"], bool(b.get("cgw")))
 
     def workers(self) -> list[Worker]:
         """A scan of the worker set (one record per registered worker: few)."""
         scan = self._lrecords.client.query(self._lrecords.namespace, self._workers)
         found = self._lrecords.retry(scan.results)
         return [
-            Worker(b["wid"], b["name"], b["payout"], tuple(b["types"]), b["created"])
+            Worker(b["wid"], b["name"], b["payout"], tuple(b["types"]), b["created"], bool(b.get("cgw")))
             for _, _, b in found
             if b.get("revoked") is None
         ]

@@ -23,6 +23,7 @@ from aerospike_helpers.operations import operations as ops
 from asg_grpc.domain.labeling import OpenTask
 from asg_grpc.domain.tasks import (
     DEFAULT_CONSENSUS_METHOD,
+    DEFAULT_LABOR,
     DEFAULT_MAX_LABELS,
     DEFAULT_TARGET_CONFIDENCE,
     TaskStatus,
@@ -73,6 +74,7 @@ class AerospikeDispatch:
                 max_labels=r.get("maxlabels", DEFAULT_MAX_LABELS),
                 gold=r.get("gold"),
                 customer_id=r["owner"],
+                labor=r.get("labor", DEFAULT_LABOR),
             )
             task.labels.update({worker: entry[0] for worker, entry in (r.get("labels") or {}).items()})
             task.skipped.update(r.get("skips") or {})

@@ -28,6 +28,7 @@ from asg_grpc.domain.errors import (
 )
 from asg_grpc.domain.tasks import (
     DEFAULT_CONSENSUS_METHOD,
+    DEFAULT_LABOR,
     DEFAULT_MAX_LABELS,
     DEFAULT_TARGET_CONFIDENCE,
     BatchProgress,
@@ -98,6 +99,7 @@ def _task(bins: dict[str, Any]) -> Task:
         target_confidence=bins.get("ctarget", DEFAULT_TARGET_CONFIDENCE),
         max_labels=bins.get("maxlabels", DEFAULT_MAX_LABELS),
         gold_label=bins.get("gold"),
+        labor=bins.get("labor", DEFAULT_LABOR),
     )
     decided_at = bins.get("decided")
     verdict = None
@@ -479,6 +481,7 @@ class AerospikeTasks:
             "tier": tier,
             "expires": task.expires_at,
             "gold": spec.gold_label,
+            "labor": None if spec.labor == DEFAULT_LABOR else spec.labor,  # absent: "any"
         }
         bins.update({name: value for name, value in optional.items() if value is not None})
         return bins

@@ -32,7 +32,7 @@ _TASK_COLUMNS = (
     " consensus_threshold, callback_url, idempotency_key, batch_id, created_at, updated_at,"
     " consensus_label, confidence, worker_count, agreement_count, failure_reason, decided_at,"
     " bsv_txid, total_cost_sats, settled_at, expires_at,"
-    " consensus_method, target_confidence, max_labels, gold_label"
+    " consensus_method, target_confidence, max_labels, gold_label, labor"
 )
 
 
@@ -54,6 +54,7 @@ def _task(row: tuple) -> Task:
             target_confidence=row[25],
             max_labels=row[26],
             gold_label=row[27],
+            labor=row[28],
         ),
         batch_id=row[11],
         created_at=row[12],
@@ -271,6 +272,7 @@ def insert_tasks(
                 spec.target_confidence,
                 spec.max_labels,
                 spec.gold_label,
+                spec.labor,
             )
         )
         created[index] = Task(task_id, customer_id, pending, spec, batch_id, now, now, expires_at=expires_at)
@@ -278,8 +280,8 @@ def insert_tasks(
         "INSERT INTO tasks (task_id, customer_id, status, task_type, data_url, question,"
         " options, consensus_threshold, callback_url, idempotency_key, fingerprint,"
         " batch_id, created_at, updated_at, label_target, tier, expires_at,"
-        " consensus_method, target_confidence, max_labels, gold_label)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " consensus_method, target_confidence, max_labels, gold_label, labor)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         rows,
     )
     sqlite_dashboard.count_submitted(db, customer_id, now, [spec.task_type for _, spec in specs])

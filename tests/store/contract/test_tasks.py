@@ -229,3 +229,18 @@ def test_a_group_mixing_replays_refusals_and_new_tasks_answers_each(open_store: 
     assert store.get_customer(ada).labels_reserved == 2 * SPEC.consensus_threshold
     # The new task is open for dispatch: the group's numbers were released.
     assert fresh[0].task.task_id in {t.task_id for t in store.open_tasks(after_seq=0, limit=10)}
+
+
+def test_a_tasks_labor_survives_a_restart_and_reaches_dispatch(open_store: OpenStore) -> None:
+    """docs/challenge.md: `labor` as stored, read back and loaded for dispatch; absent is "any"."""
+    store = open_store()
+    customer_id = register(store)
+    opted = replace(spec(1), labor="challenge")
+    [[plain], [challenge]] = store.submit(
+        [Submission(customer_id, [spec(0)], None), Submission(customer_id, [opted], None)], time.time()
+    )
+    store = open_store()
+    assert store.get_task(customer_id, challenge.task.task_id).spec == opted
+    assert store.get_task(customer_id, plain.task.task_id).spec.labor == "any"
+    loaded = {t.task_id: t.labor for t in store.open_tasks(after_seq=0, limit=10)}
+    assert loaded == {plain.task.task_id: "any", challenge.task.task_id: "challenge"}
