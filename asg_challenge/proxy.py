@@ -14,10 +14,8 @@ import time
 from collections.abc import Iterable
 from http.cookies import SimpleCookie
 
-import aiohttp
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
-from yarl import URL
 
 from asg_challenge.challenge import page_response
 from asg_challenge.context import (
@@ -31,6 +29,7 @@ from asg_challenge.context import (
 from asg_challenge.domain import encode_path
 from asg_challenge.errors import ChallengeGatewayError
 from asg_challenge.gateway import Gateway
+from asg_challenge.upstream import Pool, UpstreamError, UpstreamTimeout
 
 log = logging.getLogger("asg_challenge.proxy")
 HOP_BY_HOP = {
@@ -72,32 +71,22 @@ async def _json(send: Send, status: int, error: str, extra: list[tuple[bytes, by
     await send({"type": "http.response.body", "body": body})
 
 
-# Headers aiohttp would add on its own: the upstream gets the client's, or none.
-NO_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
-UPSTREAM_FAILED = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, aiohttp.ClientResponseError)
-
-
 class Proxy:
-    """The upstream client is aiohttp: its C parser and pool keep the proxy's own cost per
-    request a fraction of httpx's (docs/benchmarks.md, "Challenge gateway")."""
+    """The upstream client is `upstream.Pool`, a lean keep-alive HTTP/1.1 client on httptools:
+    the proxy's own cost per request is a fraction of an aiohttp or httpx request's
+    (docs/benchmarks.md, "Challenge gateway")."""
 
     def __init__(self, gw: Gateway, explore: float) -> None:
         self.gw = gw
         self.explore = explore  # share of low-risk sessions challenged anyway (unbiased labels)
-        self.client: aiohttp.ClientSession | None = None
+        self.pool: Pool | None = None
 
     async def start(self) -> None:
-        self.client = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=200, limit_per_host=200, keepalive_timeout=30),
-            auto_decompress=False,  # bytes pass through as the upstream encoded them
-            cookie_jar=aiohttp.DummyCookieJar(),  # the upstream's cookies are the browser's
-            skip_auto_headers=NO_AUTO_HEADERS,
-            trust_env=False,
-        )
+        self.pool = Pool(self.gw.settings.upstream)
 
     async def stop(self) -> None:
-        if self.client is not None:
-            await self.client.close()
+        if self.pool is not None:
+            self.pool.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -141,12 +130,12 @@ class Proxy:
         await resp(scope, receive, send)
 
     async def forward(self, request: Request, c: Client, send: Send) -> None:
-        assert self.client is not None
+        assert self.pool is not None
         scope = request.scope
-        raw = list(request.headers.items())
+        raw = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         drop = _hop_by_hop(raw) | DROP_REQUEST
-        headers = [(k, v) for k, v in raw if k.lower() not in drop and k.lower() != "cookie"]
-        cookie = _strip_cookies("; ".join(v for k, v in raw if k.lower() == "cookie"))
+        headers = [(k, v) for k, v in raw if k not in drop and k != "cookie"]
+        cookie = _strip_cookies("; ".join(v for k, v in raw if k == "cookie"))
         if cookie:
             headers.append(("cookie", cookie))
         peer = request.client.host if request.client else ""
@@ -155,39 +144,41 @@ class Proxy:
         headers.append(("x-forwarded-proto", "https" if c.https else "http"))
         if c.host:
             headers.append(("x-forwarded-host", c.host))
-        target = URL(self.gw.settings.upstream + _target(scope), encoded=True)  # encoded once, by us
-        has_body = request.method not in ("GET", "HEAD", "OPTIONS") or "content-length" in c.headers
+        method = scope["method"]
+        has_body = method not in ("GET", "HEAD", "OPTIONS") or "content-length" in c.headers
         timeout = self.gw.config.proxy_timeout
         try:
-            upstream = await self.client.request(
-                request.method, target, headers=headers, data=request.stream() if has_body else None,
-                allow_redirects=False, compress=None,
-                timeout=aiohttp.ClientTimeout(total=None, connect=timeout, sock_read=timeout),
-            )  # fmt: skip
-        except TimeoutError:
+            upstream = await self.pool.request(
+                method, _target(scope), headers, request.stream() if has_body else None, timeout
+            )
+        except UpstreamTimeout:
             await _json(send, 504, f"upstream did not answer within proxy_timeout ({timeout:g} s)")
             return
-        except UPSTREAM_FAILED as exc:
-            log.warning("upstream %s failed: %s", self.gw.settings.upstream, type(exc).__name__)
+        except UpstreamError as exc:
+            log.warning("upstream %s failed: %s", self.gw.settings.upstream, exc)
             await _json(send, 502, "upstream unreachable")
             return
         try:
-            resp_raw = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in upstream.raw_headers]
+            resp_raw = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in upstream.raw_headers]
             drop_resp = _hop_by_hop(resp_raw)
             out = [
-                (k.lower().encode("latin-1"), v.encode("latin-1"))
+                (k.encode("latin-1"), v.encode("latin-1"))
                 for k, v in resp_raw
-                if k.lower() not in drop_resp and not (k.lower() == "set-cookie" and _sets_gateway_cookie(v))
+                if k not in drop_resp and not (k == "set-cookie" and _sets_gateway_cookie(v))
             ]
             if c.new_sid:
                 out.append((b"set-cookie", sid_cookie(self.gw, c).encode()))
             await send({"type": "http.response.start", "status": upstream.status, "headers": out})
+            whole = upstream.take_ready()
+            if whole is not None:  # the common small reply: one body message
+                await send({"type": "http.response.body", "body": whole})
+                return
             try:
-                async for chunk in upstream.content.iter_any():
+                async for chunk in upstream.body():
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            except (*UPSTREAM_FAILED, TimeoutError) as exc:
+            except UpstreamError as exc:
                 # The status line is gone already: all that is left is to cut the response short.
-                log.warning("upstream %s failed mid-body: %s", self.gw.settings.upstream, type(exc).__name__)
+                log.warning("upstream %s failed mid-body: %s", self.gw.settings.upstream, exc)
                 raise
             await send({"type": "http.response.body", "body": b""})
         finally:
