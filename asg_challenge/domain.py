@@ -87,6 +87,7 @@ def updated_config(current: Config, patch: Mapping[str, Any]) -> Config:
 # --- paths ---------------------------------------------------------------------------------
 
 _SAFE = "/:@!$&'()*+,;=-._~"
+_NOT_PLAIN = (b"%", b"//", b"/.", b"\\", b"\x00")  # a path with none of these is already normal
 
 
 def normalise_path(raw_path: bytes) -> str:
@@ -95,6 +96,8 @@ def normalise_path(raw_path: bytes) -> str:
     the two can never disagree. Absolute-form or authority-form targets are refused."""
     if not raw_path.startswith(b"/"):
         raise BadRequest("the request target must be a path starting with /")
+    if not any(bad in raw_path for bad in _NOT_PLAIN):
+        return raw_path.decode("latin-1")  # nothing to decode or collapse: already normal
     try:
         text = raw_path.decode("ascii")
     except UnicodeDecodeError:

@@ -11,7 +11,6 @@ import json
 import logging
 import random
 import time
-from collections.abc import Iterable
 from http.cookies import SimpleCookie
 
 from starlette.requests import Request
@@ -33,15 +32,33 @@ from asg_challenge.upstream import Pool, UpstreamError, UpstreamTimeout
 
 log = logging.getLogger("asg_challenge.proxy")
 HOP_BY_HOP = {
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
-    "transfer-encoding", "upgrade", "proxy-connection",
+    b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te", b"trailer",
+    b"trailers", b"transfer-encoding", b"upgrade", b"proxy-connection",
 }  # fmt: skip
-DROP_REQUEST = HOP_BY_HOP | {"host", KEY_HEADER, "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto"}
+DROP_REQUEST = HOP_BY_HOP | {
+    b"host", KEY_HEADER.encode(), b"x-forwarded-for", b"x-forwarded-host", b"x-forwarded-proto", b"cookie",
+}  # fmt: skip
 
 
-def _hop_by_hop(headers: Iterable[tuple[str, str]]) -> set[str]:
-    named = {v.strip().lower() for k, v in headers if k.lower() == "connection" for v in v.split(",")}
-    return HOP_BY_HOP | named
+def _hop_by_hop(headers: list[tuple[bytes, bytes]]) -> set[bytes]:
+    """HOP_BY_HOP and whatever the message's Connection header names (names lower-case)."""
+    named = [v for k, v in headers if k == b"connection"]
+    if not named:
+        return HOP_BY_HOP
+    return HOP_BY_HOP | {t.strip().lower() for v in named for t in v.split(b",")}
+
+
+def _response_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The upstream's headers for the client: names lower-cased (as ASGI wants), hop-by-hop
+    ones and Set-Cookies of the gateway's own names dropped. Kept in bytes: only a Set-Cookie
+    is decoded."""
+    low = [(k.lower(), v) for k, v in raw]
+    drop = _hop_by_hop(low)
+    return [
+        (k, v)
+        for k, v in low
+        if k not in drop and not (k == b"set-cookie" and _sets_gateway_cookie(v.decode("latin-1")))
+    ]
 
 
 def _strip_cookies(value: str) -> str:
@@ -132,18 +149,19 @@ class Proxy:
     async def forward(self, request: Request, c: Client, send: Send) -> None:
         assert self.pool is not None
         scope = request.scope
-        raw = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        raw: list[tuple[bytes, bytes]] = scope["headers"]  # names lower-case (ASGI)
         drop = _hop_by_hop(raw) | DROP_REQUEST
-        headers = [(k, v) for k, v in raw if k not in drop and k != "cookie"]
-        cookie = _strip_cookies("; ".join(v for k, v in raw if k == "cookie"))
+        headers = [(k, v) for k, v in raw if k not in drop]
+        cookies = [v.decode("latin-1") for k, v in raw if k == b"cookie"]
+        cookie = _strip_cookies("; ".join(cookies)) if cookies else ""
         if cookie:
-            headers.append(("cookie", cookie))
+            headers.append((b"cookie", cookie.encode("latin-1")))
         peer = request.client.host if request.client else ""
         chain = c.headers.get("x-forwarded-for") if c.ip != peer else None
-        headers.append(("x-forwarded-for", f"{chain}, {peer}" if chain else c.ip))
-        headers.append(("x-forwarded-proto", "https" if c.https else "http"))
+        headers.append((b"x-forwarded-for", (f"{chain}, {peer}" if chain else c.ip).encode("latin-1")))
+        headers.append((b"x-forwarded-proto", b"https" if c.https else b"http"))
         if c.host:
-            headers.append(("x-forwarded-host", c.host))
+            headers.append((b"x-forwarded-host", c.host.encode("latin-1")))
         method = scope["method"]
         has_body = method not in ("GET", "HEAD", "OPTIONS") or "content-length" in c.headers
         timeout = self.gw.config.proxy_timeout
@@ -159,13 +177,7 @@ class Proxy:
             await _json(send, 502, "upstream unreachable")
             return
         try:
-            resp_raw = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in upstream.raw_headers]
-            drop_resp = _hop_by_hop(resp_raw)
-            out = [
-                (k.encode("latin-1"), v.encode("latin-1"))
-                for k, v in resp_raw
-                if k not in drop_resp and not (k == "set-cookie" and _sets_gateway_cookie(v))
-            ]
+            out = _response_headers(upstream.raw_headers)
             if c.new_sid:
                 out.append((b"set-cookie", sid_cookie(self.gw, c).encode()))
             await send({"type": "http.response.start", "status": upstream.status, "headers": out})

@@ -245,7 +245,7 @@ class Pool:
         self,
         method: str,
         target: str,
-        headers: list[tuple[str, str]],
+        headers: list[tuple[bytes, bytes]],
         body: AsyncIterator[bytes] | None,
         timeout: float,
     ) -> Response:
@@ -286,12 +286,14 @@ class Pool:
             return resp
         raise AssertionError("unreachable")
 
-    def _head(self, method: str, target: str, headers: list[tuple[str, str]], *, chunked: bool) -> bytes:
-        lines = [f"{method} {target} HTTP/1.1".encode("latin-1"), b"host: " + self.netloc]
-        lines.extend(f"{k}: {v}".encode("latin-1") for k, v in headers)
+    def _head(self, method: str, target: str, headers: list[tuple[bytes, bytes]], *, chunked: bool) -> bytes:
+        parts = [f"{method} {target} HTTP/1.1\r\nhost: ".encode("latin-1"), self.netloc, b"\r\n"]
+        for k, v in headers:
+            parts += (k, b": ", v, b"\r\n")
         if chunked:
-            lines.append(b"transfer-encoding: chunked")
-        return b"\r\n".join(lines) + b"\r\n\r\n"
+            parts.append(b"transfer-encoding: chunked\r\n")
+        parts.append(b"\r\n")
+        return b"".join(parts)
 
     @staticmethod
     async def _send_body(conn: _Conn, head: bytes, body: AsyncIterator[bytes], *, chunked: bool) -> None:
@@ -315,5 +317,5 @@ def _expire(waiter: asyncio.Future[None]) -> None:
         waiter.set_exception(UpstreamTimeout("the upstream did not answer within the timeout"))
 
 
-def _has_length(headers: list[tuple[str, str]]) -> bool:
-    return any(k.lower() == "content-length" for k, _ in headers)
+def _has_length(headers: list[tuple[bytes, bytes]]) -> bool:
+    return any(k.lower() == b"content-length" for k, _ in headers)
