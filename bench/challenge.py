@@ -38,7 +38,7 @@ import httpx
 from starlette.requests import Request
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests' browser headers
-from submit import WRK_DONE, ForeignCpu  # bench/submit.py: wrk's JSON report; CPU others used
+from submit import WRK_DONE, ForeignCpu, cpu_seconds  # bench/submit.py: wrk's JSON report; CPU others used
 
 from asg_challenge.context import client_of, observe
 from asg_challenge.gateway import Gateway
@@ -70,15 +70,25 @@ def wait_http(url: str, **kw: Any) -> None:
     raise SystemExit(f"{url} did not answer within 20 s")
 
 
-def wrk(url: str, script: Path, connections: int, seconds: float) -> dict[str, Any]:
+def wrk(url: str, script: Path, connections: int, seconds: float, pids: dict[str, int]) -> dict[str, Any]:
+    """One wrk run, with the CPU each of `pids` (and wrk itself) spent per request in it."""
     headers = [arg for k, v in BROWSER.items() for arg in ("-H", f"{k}: {v}")]
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    children = os.times()
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "-s", str(script), *headers, url],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
+    after = os.times()
     line = next(x for x in out.stdout.splitlines() if x.startswith("BENCH_JSON "))
     run: dict[str, Any] = json.loads(line.removeprefix("BENCH_JSON "))
     run["rps"] = round(run["requests"] / (run["duration_us"] / 1e6), 1)
+    n = max(run["requests"], 1)
+    used = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+    used["wrk"] = (
+        after.children_user + after.children_system - children.children_user - children.children_system
+    )
+    run["cpu_us_per_request"] = {name: round(sec / n * 1e6, 1) for name, sec in used.items()}
     return run
 
 
@@ -165,22 +175,27 @@ def main() -> None:
         script = tmp / "report.lua"
         script.write_text(WRK_DONE)
         log("warm-up")
-        wrk(direct, script, a.connections, 1)
-        wrk(proxied, script, a.connections, 1)
+        gw_pids = {"upstream": procs[0].pid, "gateway": procs[1].pid}
+        wrk(direct, script, a.connections, 1, gw_pids)
+        wrk(proxied, script, a.connections, 1, gw_pids)
         rounds: list[dict[str, Any]] = []
         meter = ForeignCpu([p.pid for p in procs])
+        load_before = os.getloadavg()
         for i in range(a.rounds):
-            run = {
-                "direct_load": wrk(direct, script, a.connections, a.seconds),
-                "proxied_load": wrk(proxied, script, a.connections, a.seconds),
-                "direct_c1": wrk(direct, script, 1, a.seconds),
-                "proxied_c1": wrk(proxied, script, 1, a.seconds),
-            }
+            # Interleaved, and the order swapped every round: neither side always runs first
+            # (into a neighbour's burst, or right after the other side warmed the upstream).
+            order = ("direct", "proxied") if i % 2 == 0 else ("proxied", "direct")
+            urls = {"direct": direct, "proxied": proxied}
+            run: dict[str, Any] = {}
+            for conns, phase in ((a.connections, "load"), (1, "c1")):
+                for side in order:
+                    run[f"{side}_{phase}"] = wrk(urls[side], script, conns, a.seconds, gw_pids)
             rounds.append(run)
             load, c1 = (run["direct_load"], run["proxied_load"]), (run["direct_c1"], run["proxied_c1"])
             log(
                 f"round {i + 1}: rps direct {load[0]['rps']} proxied {load[1]['rps']}; "
-                f"one connection p50 µs direct {c1[0]['p50_us']} proxied {c1[1]['p50_us']}"
+                f"one connection p50 µs direct {c1[0]['p50_us']} proxied {c1[1]['p50_us']}; "
+                f"gateway CPU µs/request {load[1]['cpu_us_per_request']['gateway']}"
             )
         foreign = meter.cores()
     finally:
@@ -191,6 +206,10 @@ def main() -> None:
 
     def med(phase: str, field: str) -> float:
         return float(statistics.median(r[phase][field] for r in rounds))
+
+    def cpu(phase: str) -> dict[str, float]:
+        names = rounds[0][phase]["cpu_us_per_request"]
+        return {k: float(statistics.median(r[phase]["cpu_us_per_request"][k] for r in rounds)) for k in names}
 
     ratio = med("proxied_load", "rps") / med("direct_load", "rps")
     added_p50 = (med("proxied_c1", "p50_us") - med("direct_c1", "p50_us")) / 1000
@@ -205,7 +224,8 @@ def main() -> None:
                 "machine": {
                     "cores": os.cpu_count(),
                     "python": platform.python_version(),
-                    "load_avg_before": os.getloadavg(),
+                    "load_avg_before": load_before,
+                    "load_avg_after": os.getloadavg(),
                     "foreign_cpu_cores": foreign,
                 },
                 "settings": vars(a),
@@ -227,6 +247,12 @@ def main() -> None:
                     "proxied_p50": med("proxied_load", "p50_us") / 1000,
                     "direct_p99": med("direct_load", "p99_us") / 1000,
                     "proxied_p99": med("proxied_load", "p99_us") / 1000,
+                },
+                "cpu_us_per_request_under_load": {
+                    "direct": cpu("direct_load"),
+                    "proxied": cpu("proxied_load"),
+                    # The most one gateway process could serve if it had a core to itself.
+                    "gateway_one_core_ceiling_rps": round(1e6 / max(cpu("proxied_load")["gateway"], 1.0)),
                 },
                 "scoring_us": score,
                 "errors": errors,
