@@ -122,7 +122,7 @@ class Proxy:
             (rule is not None and rule.action == "allow")
             or not gw.in_sample(c.sid, c.key)
             or gw.pass_ok(
-                request.cookies.get(c.pass_cookie_name),
+                c.cookies.get(c.pass_cookie_name),
                 sid=c.sid,
                 key_id=c.key_id,
                 host=c.host,
@@ -156,9 +156,8 @@ class Proxy:
         cookie = _strip_cookies("; ".join(cookies)) if cookies else ""
         if cookie:
             headers.append((b"cookie", cookie.encode("latin-1")))
-        peer = request.client.host if request.client else ""
-        chain = c.headers.get("x-forwarded-for") if c.ip != peer else None
-        headers.append((b"x-forwarded-for", (f"{chain}, {peer}" if chain else c.ip).encode("latin-1")))
+        chain = c.headers.get("x-forwarded-for") if c.ip != c.peer else None
+        headers.append((b"x-forwarded-for", (f"{chain}, {c.peer}" if chain else c.ip).encode("latin-1")))
         headers.append((b"x-forwarded-proto", b"https" if c.https else b"http"))
         if c.host:
             headers.append((b"x-forwarded-host", c.host.encode("latin-1")))
