@@ -7,11 +7,14 @@ cookies, `risk_threshold` 1.0 and no explore share, so every request goes the wh
 path (session, header signals, features, the risk score, the rule lookup) and is then streamed
 to the upstream. `wrk` (C) is the client. Each round measures, in this order, direct and
 proxied throughput (`--connections` connections) and direct and proxied latency (one connection,
-so the figures are service time, not queueing); the medians over `--rounds` rounds are reported.
+so the figures are service time, not queueing), the two sides' order swapped every round; the
+medians over `--rounds` rounds are reported, the throughput ratio as the median of the rounds'
+own ratios. Every run also reports the CPU the upstream, the gateway and wrk spent per request
+(/proc and the children's rusage), the load average, and the CPU other processes used.
 
-Risk scoring is timed in this process: the header signals and feature update of one request
-(`observe`) and its score, over the heuristic and over a fitted model, for a session early on
-and one 200 requests in.
+Risk scoring is timed in this process, in CPU time of the thread: the header signals and
+feature update of one request (`observe`) and its score, over the heuristic and over a fitted
+model, for a session early on and one 200 requests in, each session a client of its own.
 
 Prints one JSON object on stdout; progress on stderr.
 
@@ -113,20 +116,24 @@ def scoring(data_dir: Path) -> dict[str, Any]:
     )
 
     def per_request(n: int, warm: int) -> float:
-        """µs for one request's client + observe + score, over `n` fresh sessions each
-        first given `warm` earlier requests."""
+        """CPU µs (this thread's: a neighbour's burst that preempts us is not counted) for one
+        request's client + observe + score, over `n` fresh sessions, each a client of its own
+        network (no cache of a previous session helps) first given `warm` earlier requests."""
         total = 0.0
         for i in range(n):
             now = time.time() - warm
-            s = gw.session(f"s{i}-{warm}", now)
+            own = {**scope, "client": (f"198.{i % 200}.{warm % 250}.{i // 200 + 1}", 50000)}
             for j in range(warm):
-                observe(Request(scope), client_of(Request(scope), gw), s, now + j)
-            request = Request(scope)
-            t0 = time.perf_counter()
+                r = Request(own)
+                cj = client_of(r, gw)
+                observe(r, cj, gw.session(cj.sid, now + j), now + j)
+            request = Request(own)
+            t0 = time.thread_time()
             c = client_of(request, gw)
+            s = gw.session(c.sid, time.time())
             observe(request, c, s, time.time())
             gw.score(s)
-            total += time.perf_counter() - t0
+            total += time.thread_time() - t0
         return round(total / n * 1e6, 1)
 
     out = {}
@@ -211,7 +218,10 @@ def main() -> None:
         names = rounds[0][phase]["cpu_us_per_request"]
         return {k: float(statistics.median(r[phase]["cpu_us_per_request"][k] for r in rounds)) for k in names}
 
-    ratio = med("proxied_load", "rps") / med("direct_load", "rps")
+    # Each round's direct and proxied runs are seconds apart (paired): the median of the
+    # rounds' ratios is the headline, less at the mercy of a neighbour's burst in one run.
+    paired = [r["proxied_load"]["rps"] / r["direct_load"]["rps"] for r in rounds]
+    ratio = float(statistics.median(paired))
     added_p50 = (med("proxied_c1", "p50_us") - med("direct_c1", "p50_us")) / 1000
     added_p99 = (med("proxied_c1", "p99_us") - med("direct_c1", "p99_us")) / 1000
     log("risk scoring, in process")
@@ -232,7 +242,9 @@ def main() -> None:
                 "throughput_rps": {
                     "direct": med("direct_load", "rps"),
                     "proxied": med("proxied_load", "rps"),
-                    "ratio": round(ratio, 3),
+                    "ratio": round(ratio, 3),  # median of the rounds' ratios
+                    "ratio_per_round": [round(x, 3) for x in paired],
+                    "ratio_of_medians": round(med("proxied_load", "rps") / med("direct_load", "rps"), 3),
                 },
                 "latency_ms_one_connection": {
                     "direct_p50": med("direct_c1", "p50_us") / 1000,
