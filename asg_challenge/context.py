@@ -155,7 +155,13 @@ def _set_cookie(base: str, value: str, max_age: int, https: bool) -> str:
 
 
 def sid_cookie(gw: Gateway, c: Client) -> str:
-    return _set_cookie(SID_COOKIE, tokens.session_cookie(gw.secret, c.sid), 86400, c.https)
+    return _sid_cookie(gw.secret, c.sid, c.https)
+
+
+@functools.lru_cache(maxsize=8192)
+def _sid_cookie(secret: bytes, sid: str, https: bool) -> str:
+    """Cached: a client that does not send its cookie back gets the same one every time."""
+    return _set_cookie(SID_COOKIE, tokens.session_cookie(secret, sid), 86400, https)
 
 
 def pass_cookie(token: str, ttl: int, https: bool) -> str:
