@@ -14,13 +14,12 @@ Runs where dispatch runs (one core per store), as two kinds of loop on the core'
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
 from collections.abc import Callable
 
-from asg_grpc.background import stop_tasks
+from asg_grpc.background import stop_tasks, wait_event
 from asg_grpc.domain.errors import DomainError, ValidationError
 from asg_grpc.domain.jobs import JobSpec, ManifestItem, S3Credentials, parse_item
 from asg_grpc.jobs.lines import LineSplitter
@@ -91,8 +90,7 @@ class JobRunner:
             except Exception:
                 log.exception("the job loop failed; retrying")
                 await asyncio.sleep(ERROR_BACKOFF)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._woken.wait(), self._poll)
+            await wait_event(self._woken, self._poll)
             self._woken.clear()
 
     def _start_ingestions(self) -> None:

@@ -16,14 +16,13 @@ again after restart (at least once).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
 import aiohttp
 
 from asg_grpc import metrics
-from asg_grpc.background import stop_tasks
+from asg_grpc.background import stop_tasks, wait_event
 from asg_grpc.domain.errors import ValidationError
 from asg_grpc.domain.webhooks import next_attempt_delay, signature_header
 from asg_grpc.sealing import SealBroken, Sealer, open_webhook_secret
@@ -128,8 +127,7 @@ class WebhookWorker:
             if full_page:
                 # Busy: the next poll is worth it as soon as a slot frees up.
                 self._slot_free.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._slot_free.wait(), self._poll)
+                await wait_event(self._slot_free, self._poll)
             else:
                 await asyncio.sleep(self._poll)
 
