@@ -7,6 +7,7 @@ keep-alive connection the upstream closed while idle, timeouts, refused connecti
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -75,6 +76,19 @@ def ok(body: bytes) -> Reply:
     return reply
 
 
+@contextlib.asynccontextmanager
+async def _running(reply: Reply) -> AsyncIterator[tuple[Scripted, Pool]]:
+    """A scripted upstream and a pool to it, both closed afterwards."""
+    up = Scripted(reply)
+    server = await _serve(up)
+    pool = Pool(up.url)
+    try:
+        yield up, pool
+    finally:
+        pool.close()
+        server.close()
+
+
 async def _all(resp: Response) -> bytes:
     out = b""
     async for chunk in resp.body():
@@ -90,10 +104,7 @@ async def _get(pool: Pool, target: str = "/", method: str = "GET", timeout: floa
 
 @pytest.mark.asyncio
 async def test_keep_alive_one_connection_and_headers_as_sent() -> None:
-    up = Scripted(ok(b"hello"))
-    server = await _serve(up)
-    pool = Pool(up.url)
-    try:
+    async with _running(ok(b"hello")) as (up, pool):
         for _ in range(5):
             assert await _get(pool, "/a%20b?x=1") == (200, b"hello")
         assert up.connections == 1
@@ -102,22 +113,15 @@ async def test_keep_alive_one_connection_and_headers_as_sent() -> None:
         assert f"host: {up.url.removeprefix('http://')}\r\n" in first
         assert "accept: */*\r\n" in first
         assert "user-agent" not in first.lower()  # no headers of its own
-    finally:
-        pool.close()
-        server.close()
 
 
 @pytest.mark.asyncio
 async def test_request_bodies_with_a_length_and_chunked() -> None:
-    up = Scripted(ok(b"ok"))
-    server = await _serve(up)
-    pool = Pool(up.url)
-
     async def parts() -> AsyncIterator[bytes]:
         for p in (b"one,", b"", b"two,", b"three"):
             yield p
 
-    try:
+    async with _running(ok(b"ok")) as (up, pool):
         body = b"x" * 300_000
         resp = await pool.request(
             "POST", "/len", [(b"content-length", str(len(body)).encode())], _one(body), 5
@@ -129,9 +133,6 @@ async def test_request_bodies_with_a_length_and_chunked() -> None:
         assert b"transfer-encoding: chunked" in up.heads[-1]
         assert up.bodies[-1] == b"one,two,three"
         assert up.connections == 1
-    finally:
-        pool.close()
-        server.close()
 
 
 async def _one(body: bytes) -> AsyncIterator[bytes]:
@@ -161,19 +162,13 @@ async def test_big_chunked_and_close_delimited_replies_arrive_whole() -> None:
         await writer.drain()
         return False
 
-    up = Scripted(reply)
-    server = await _serve(up)
-    pool = Pool(up.url)
-    try:
+    async with _running(reply) as (up, pool):
         assert await _get(pool, "/big") == (200, big)
         assert await _get(pool, "/chunked") == (200, b"abcdef")
         assert up.connections == 1
         assert await _get(pool, "/eof") == (200, b"until close")
         assert await _get(pool, "/chunked") == (200, b"abcdef")  # a new connection after the close
         assert up.connections == 2
-    finally:
-        pool.close()
-        server.close()
 
 
 @pytest.mark.asyncio
@@ -189,10 +184,7 @@ async def test_head_and_interim_replies_do_not_desynchronise_the_connection() ->
         await writer.drain()
         return True
 
-    up = Scripted(reply)
-    server = await _serve(up)
-    pool = Pool(up.url)
-    try:
+    async with _running(reply) as (_up, pool):
         resp = await pool.request("HEAD", "/", [], None, 5)
         assert resp.status == 200 and (b"Content-Length", b"1000") in resp.raw_headers
         assert await _all(resp) == b""
@@ -201,9 +193,6 @@ async def test_head_and_interim_replies_do_not_desynchronise_the_connection() ->
         assert resp.status == 204 and not any(k == b"Link" for k, _ in resp.raw_headers)
         assert await _all(resp) == b""
         assert await _get(pool) == (200, b"body")
-    finally:
-        pool.close()
-        server.close()
 
 
 @pytest.mark.asyncio
@@ -219,10 +208,7 @@ async def test_a_keep_alive_connection_the_upstream_dropped_is_replaced_not_an_e
         await writer.drain()
         return not head.startswith(b"GET /idle ")  # /idle: closed after the reply, unannounced
 
-    up = Scripted(reply)
-    server = await _serve(up)
-    pool = Pool(up.url)
-    try:
+    async with _running(reply) as (up, pool):
         assert await _get(pool, "/race") == (200, b"ok")
         assert await _get(pool, "/race") == (200, b"ok")  # retried once on a new connection
         assert up.connections == 2
@@ -233,9 +219,6 @@ async def test_a_keep_alive_connection_the_upstream_dropped_is_replaced_not_an_e
         with pytest.raises(UpstreamError):  # a request with a body is not sent twice
             await pool.request("POST", "/race", [(b"content-length", b"1")], _one(b"x"), 5)
         assert up.connections == 3
-    finally:
-        pool.close()
-        server.close()
 
 
 @pytest.mark.asyncio
@@ -248,10 +231,7 @@ async def test_timeouts_refusals_and_cut_replies_are_typed() -> None:
         await writer.drain()
         return False
 
-    up = Scripted(reply)
-    server = await _serve(up)
-    pool = Pool(up.url)
-    try:
+    async with _running(reply) as (up, pool):
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         with pytest.raises(UpstreamTimeout):
@@ -264,6 +244,3 @@ async def test_timeouts_refusals_and_cut_replies_are_typed() -> None:
         with pytest.raises(UpstreamError) as refused:
             await _get(Pool(f"http://127.0.0.1:{free_port()}"))
         assert not isinstance(refused.value, UpstreamTimeout)
-    finally:
-        pool.close()
-        server.close()
