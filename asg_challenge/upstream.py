@@ -93,6 +93,7 @@ class Response:
         self.got_bytes = False
         self.framed = False  # Content-Length or chunked: the end is known without EOF
         self.keep_alive = False
+        self.released = False
 
     # httptools callbacks
     def on_message_begin(self) -> None:
@@ -173,8 +174,16 @@ class Response:
         if self.complete and self.error is None:
             body = b"".join(self.chunks)
             self.chunks.clear()
+            self._drained()
             return body
         return None
+
+    def _drained(self) -> None:
+        """All buffered bytes handed on: reading resumes if it was paused."""
+        self.buffered = 0
+        if self.paused and self.conn.transport is not None:
+            self.paused = False
+            self.conn.transport.resume_reading()
 
     async def body(self) -> AsyncIterator[bytes]:
         """The body's chunks as they arrive; raises UpstreamError if the reply is cut."""
@@ -194,7 +203,10 @@ class Response:
 
     def release(self) -> None:
         """Back to the pool if the reply was read to its end and the upstream keeps the
-        connection; else closed."""
+        connection; else closed. Once: a second call does nothing."""
+        if self.released:
+            return
+        self.released = True
         conn = self.conn
         conn.response = None
         reusable = self.complete and not self.chunks and self.error is None and self.framed and not self.head

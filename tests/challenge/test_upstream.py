@@ -166,6 +166,16 @@ async def test_big_chunked_and_close_delimited_replies_arrive_whole() -> None:
         assert await _get(pool, "/big") == (200, big)
         assert await _get(pool, "/chunked") == (200, b"abcdef")
         assert up.connections == 1
+        # As the proxy reads a reply: whole if it is all in, then the connection is reused
+        # (reading resumed even when the reply filled the buffer up to the pause mark).
+        for _ in range(3):
+            resp = await pool.request("GET", "/big", [], None, 5)
+            await asyncio.sleep(0.2)
+            whole = resp.take_ready()
+            assert (whole if whole is not None else await _all(resp)) == big
+            resp.release()
+            resp.release()  # twice: still one connection in the pool, not two
+        assert up.connections == 1 and len(pool.idle) == 1
         assert await _get(pool, "/eof") == (200, b"until close")
         assert await _get(pool, "/chunked") == (200, b"abcdef")  # a new connection after the close
         assert up.connections == 2
