@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import functools
 import hashlib
 import hmac
 import logging
@@ -149,8 +150,7 @@ class Gateway:
     def in_sample(sid: str, key: dict[str, Any] | None) -> bool:
         """Sticky per session: in when hash(sid) falls under the key's sample_rate."""
         rate = 1.0 if key is None else float(key["sample_rate"])
-        h = int.from_bytes(hashlib.sha256(sid.encode()).digest()[:8], "big") / 2**64
-        return h < rate
+        return rate >= 1.0 or _sample_point(sid) < rate
 
     # --- sessions ----------------------------------------------------------------------
 
@@ -306,6 +306,12 @@ class Gateway:
             "solve_rate_pct": round(100.0 * passed / issued, 1) if issued else 0.0,
             "recent_sessions": self.recent_sessions(),
         }
+
+
+@functools.lru_cache(maxsize=8192)
+def _sample_point(sid: str) -> float:
+    """Where a session falls in [0, 1) for sampling: a hash, so sticky per session."""
+    return int.from_bytes(hashlib.sha256(sid.encode()).digest()[:8], "big") / 2**64
 
 
 def _slot(item: dict[str, Any], *, control: bool) -> dict[str, Any]:
