@@ -44,6 +44,10 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
+# json.loads(raw, object_pairs_hook=_unique_keys) without building a decoder per request.
+_DUPLICATES = json.JSONDecoder(object_pairs_hook=_unique_keys)
+
+
 async def json_object(request: Request, limit: int, *, required: bool = True) -> dict[str, Any]:
     """The body as a JSON object, refusing more than `limit` bytes before reading them; an
     empty body is `{}` where the body is optional.
@@ -69,7 +73,7 @@ async def json_object(request: Request, limit: int, *, required: bool = True) ->
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise BadRequest("request body", "must be valid JSON") from None
-    json.loads(raw, object_pairs_hook=_unique_keys)
+    _DUPLICATES.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))  # json.loads, one decoder
     if not isinstance(body, dict):
         raise BadRequest("request body", "must be a JSON object")
     return body

@@ -3,6 +3,7 @@ status code, and their latency; served at GET /metrics (no auth, no rate limit, 
 
 from __future__ import annotations
 
+import functools
 import time
 
 from fastapi import FastAPI
@@ -18,6 +19,13 @@ SECONDS = Histogram(
     "asg_http_request_seconds", "HTTP request latency, by route template", ["route", "method"]
 )
 UNMATCHED = "<unmatched>"  # a path no route has: one series, whatever the raw paths
+
+
+@functools.cache
+def _series(route: str, method: str, code: int) -> tuple[Counter, Histogram]:
+    """The two series of a (route template, method, code), looked up once rather than at every
+    request (`labels()` validates and takes a lock); one entry per series the registry holds."""
+    return REQUESTS.labels(route, method, str(code)), SECONDS.labels(route, method)
 
 
 class MetricsMiddleware:
@@ -48,8 +56,9 @@ class MetricsMiddleware:
             await self.app(scope, receive, sending)
         finally:
             route, method = self._route(scope), scope["method"]
-            REQUESTS.labels(route, method, str(code)).inc()
-            SECONDS.labels(route, method).observe(time.perf_counter() - start)
+            count, seconds = _series(route, method, code)
+            count.inc()
+            seconds.observe(time.perf_counter() - start)
 
 
 async def metrics(_request: Request) -> Response:

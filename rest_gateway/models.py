@@ -64,25 +64,11 @@ class TaskInput(BaseModel):
     gold_label: str | None = Field(
         None, description="Known answer (one of the options) of a gold task; never shown to workers"
     )
-    labor: str | None = Field(
-        None, description="any (every worker, the default) or challenge (challenge gateways only)"
-    )
 
     def to_proto(self) -> tasks_pb2.TaskInput:
-        return tasks_pb2.TaskInput(
-            type=self.type,
-            data_url=self.data_url,
-            label_spec=self.label_spec.to_proto(),
-            consensus_threshold=self.consensus_threshold,
-            callback_url=self.callback_url,
-            idempotency_key=self.idempotency_key,
-            expires_in_seconds=self.expires_in_seconds,
-            consensus_method=self.consensus_method,
-            target_confidence=self.target_confidence,
-            max_labels=self.max_labels,
-            gold_label=self.gold_label,
-            labor=self.labor,
-        )
+        # The fields are TaskInput's, by name: one dump (Rust) instead of an attribute read and
+        # a keyword per field, 2 µs less per task of a batch (docs/benchmarks.md, issue 17).
+        return tasks_pb2.TaskInput(**self.model_dump(exclude_none=True))
 
 
 class BatchInput(BaseModel):
@@ -99,12 +85,9 @@ class BatchInput(BaseModel):
     )
     tasks: list[TaskInput] = Field(description="1 to 1000 tasks, validated whole before any is stored")
     callback_url: str | None = Field(None, description="For the tasks that name none")
-    labor: str | None = Field(None, description="any or challenge, for the tasks that name none")
 
     def to_proto(self) -> tasks_pb2.SubmitBatchRequest:
-        return tasks_pb2.SubmitBatchRequest(
-            tasks=[task.to_proto() for task in self.tasks], callback_url=self.callback_url, labor=self.labor
-        )
+        return tasks_pb2.SubmitBatchRequest(**self.model_dump(exclude_none=True))  # as TaskInput's
 
 
 class CustomerInput(BaseModel):
@@ -307,7 +290,6 @@ class Task(_Out):
     target_confidence: float
     max_labels: int
     gold_label: str | None
-    labor: str
 
 
 class TaskPage(_Out):

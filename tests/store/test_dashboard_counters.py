@@ -17,7 +17,7 @@ from asg_grpc.domain.labeling import OpenTask
 from asg_grpc.domain.tasks import TaskStatus
 from asg_grpc.store.sqlite import MIGRATIONS, SQLiteStore, statements
 from asg_grpc.store.sqlite import dashboard as sqlite_dashboard
-from asg_grpc.store.sqlite.dashboard import count_submitted, counted
+from asg_grpc.store.sqlite.dashboard import Tally, counted
 from asg_grpc.store.task_records import LabelingBatch, Submission
 from tests.store.contract.test_customers import register
 from tests.store.contract.test_tasks import spec
@@ -108,7 +108,9 @@ def populate(db: sqlite3.Connection, *, count: bool = True) -> None:
         customer, created = "cust_a" if i % 3 else "cust_b", 86400.0 * (i % 4)
         db.execute(INSERT, (f"t{i}", customer, created, 0.0))
         if count:
-            count_submitted(db, customer, created, ["image_classification"])
+            tally = Tally()
+            tally.submitted_tasks(customer, created, ["image_classification"])
+            tally.write(db)
     change(["t1", "t2", "t3"], "UPDATE tasks SET status = 'in_progress' WHERE task_id IN ('t1', 't2', 't3')")
     change(["t1"], DECIDE, ("verified", "a", 2 / 3, 3, 2, "t1"))
     change(["t2"], DECIDE, ("verified", "b", 1.0, 3, 3, "t2"))

@@ -275,6 +275,14 @@ class Tally:
         self.bump(customer_id, "day", day_of(created_at), n)
         self.bump(customer_id, "usage", f"{Month.of(created_at)}|submitted||{task_type}", n)
 
+    def submitted_tasks(self, customer_id: str, created_at: float, task_types: Sequence[str]) -> None:
+        """New tasks, one of each type given (repeats and all)."""
+        if len(set(task_types)) == 1:  # the usual batch: one type
+            self.submitted(customer_id, created_at, task_types[0], len(task_types))
+        else:
+            for task_type in task_types:
+                self.submitted(customer_id, created_at, task_type, 1)
+
     def write(self, db: sqlite3.Connection) -> None:
         db.executemany(
             _UPSERT,
@@ -358,19 +366,6 @@ def count_inserted(db: sqlite3.Connection, rows: Sequence[CountedRow]) -> None:
         tally.add(row, 1)
         tally.bump(row[0], "day", day_of(row[2]), 1)
         tally.bump(row[0], "usage", f"{Month.of(row[2])}|submitted||{row[8]}", 1)
-    tally.write(db)
-
-
-def count_submitted(
-    db: sqlite3.Connection, customer_id: str, created_at: float, task_types: Sequence[str]
-) -> None:
-    """New tasks, one of each type given (repeats and all): pending, in their day and month."""
-    tally = Tally()
-    if len(set(task_types)) == 1:  # the usual batch: one type
-        tally.submitted(customer_id, created_at, task_types[0], len(task_types))
-    else:
-        for task_type in task_types:
-            tally.submitted(customer_id, created_at, task_type, 1)
     tally.write(db)
 
 

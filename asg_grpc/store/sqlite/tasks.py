@@ -71,21 +71,27 @@ class SQLiteTasks(Area):
     def submit(self, submissions: list[Submission], now: float) -> list[list[Submitted] | DomainError]:
         with self._conn.write() as db:
             outcomes: list[list[Submitted] | DomainError] = []
+            new = NewTasks()  # every accepted submission's rows, written in one go at the end
             for submission in submissions:
                 # Each submission stands alone. A refused one has written nothing (its checks
                 # come before its writes), so the others still commit with no savepoint.
                 try:
-                    outcomes.append(self._submit(db, submission, now))
+                    outcomes.append(self._submit(db, submission, now, new))
                 except DomainError as exc:
                     outcomes.append(exc)
+            new.write(db)
         return outcomes
 
-    def _submit(self, db: sqlite3.Connection, submission: Submission, now: float) -> list[Submitted]:
+    def _submit(
+        self, db: sqlite3.Connection, submission: Submission, now: float, new: NewTasks
+    ) -> list[Submitted]:
         """Every check that can refuse the submission runs before its first write."""
         customer_id, specs, batch_id = submission.customer_id, submission.specs, submission.batch_id
         for url in {s.callback_url for s in specs if s.callback_url is not None}:
             if not is_registered_webhook(db, customer_id, url):
                 raise UnregisteredWebhook()
+        if any(s.idempotency_key is not None for s in specs):
+            new.write(db)  # an earlier submission of this commit may hold the key: look it up too
         replays, conflicts = find_replays(db, customer_id, specs, now, self._conn.idempotency_ttl)
         if conflicts:
             in_batch = batch_id is not None
@@ -105,7 +111,7 @@ class SQLiteTasks(Area):
                 raise self._quota_exhausted(db, customer_id, needed)
             # The tier at submission prices the task (docs/billing.md), whatever comes later.
             tier = reserved[0]
-        created = insert_tasks(db, customer_id, fresh, batch_id, tier, now)
+        created = new.add(customer_id, fresh, batch_id, tier, now)
         return [
             Submitted(replays[i], replayed=True) if i in replays else Submitted(created[i], replayed=False)
             for i in range(len(specs))
@@ -230,6 +236,84 @@ class SQLiteTasks(Area):
         record_task_events(db, task_ids, f"task.{status.value}", now)
 
 
+_INSERT_TASK = (
+    "INSERT INTO tasks (task_id, customer_id, status, task_type, data_url, question,"
+    " options, consensus_threshold, callback_url, idempotency_key, fingerprint,"
+    " batch_id, created_at, updated_at, label_target, tier, expires_at,"
+    " consensus_method, target_confidence, max_labels, gold_label, labor)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+
+class NewTasks:
+    """New task rows of one transaction and their counters, written together: a group commit
+    of many single submissions pays one INSERT and one counter upsert each for all of them,
+    not one per submission (docs/benchmarks.md, "The submit regression")."""
+
+    def __init__(self) -> None:
+        self._rows: list[tuple[object, ...]] = []
+        self._tally = sqlite_dashboard.Tally()
+
+    def add(
+        self,
+        customer_id: str,
+        specs: list[tuple[int, TaskSpec]],
+        batch_id: str | None,
+        tier: str | None,
+        now: float,
+    ) -> dict[int, Task]:
+        """New pending tasks (quota already reserved, on `tier`), keyed like `specs`; stored
+        at the next `write`."""
+        task_ids = ids.new_ids("tsk", len(specs), now)
+        rows = self._rows
+        created: dict[int, Task] = {}
+        pending = TaskStatus.PENDING
+        options_json: dict[tuple[str, ...], str] = {}  # a batch usually shares one label spec
+        for (index, spec), task_id in zip(specs, task_ids, strict=True):
+            options = options_json.get(spec.options)
+            if options is None:
+                options = options_json[spec.options] = orjson.dumps(spec.options).decode()
+            expires_at = None if spec.expires_in_seconds is None else now + spec.expires_in_seconds
+            rows.append(
+                (
+                    task_id,
+                    customer_id,
+                    pending.value,
+                    spec.task_type,
+                    spec.data_url,
+                    spec.question,
+                    options,
+                    spec.consensus_threshold,
+                    spec.callback_url,
+                    spec.idempotency_key,
+                    None if spec.idempotency_key is None else spec.fingerprint(),
+                    batch_id,
+                    now,
+                    now,
+                    spec.consensus_threshold,
+                    tier,
+                    expires_at,
+                    spec.consensus_method,
+                    spec.target_confidence,
+                    spec.max_labels,
+                    spec.gold_label,
+                    spec.labor,
+                )
+            )
+            created[index] = Task(
+                task_id, customer_id, pending, spec, batch_id, now, now, expires_at=expires_at
+            )
+        self._tally.submitted_tasks(customer_id, now, [spec.task_type for _, spec in specs])
+        return created
+
+    def write(self, db: sqlite3.Connection) -> None:
+        """The rows added since the last write, and their counters, in the caller's transaction."""
+        if self._rows:
+            db.executemany(_INSERT_TASK, self._rows)
+            self._rows = []
+        self._tally.write(db)
+
+
 def insert_tasks(
     db: sqlite3.Connection,
     customer_id: str,
@@ -238,53 +322,10 @@ def insert_tasks(
     tier: str | None,
     now: float,
 ) -> dict[int, Task]:
-    """New pending tasks (quota already reserved, on `tier`), keyed like `specs`."""
-    task_ids = ids.new_ids("tsk", len(specs), now)
-    rows = []
-    created: dict[int, Task] = {}
-    pending = TaskStatus.PENDING
-    options_json: dict[tuple[str, ...], str] = {}  # a batch usually shares one label spec
-    for (index, spec), task_id in zip(specs, task_ids, strict=True):
-        options = options_json.get(spec.options)
-        if options is None:
-            options = options_json[spec.options] = orjson.dumps(spec.options).decode()
-        expires_at = None if spec.expires_in_seconds is None else now + spec.expires_in_seconds
-        rows.append(
-            (
-                task_id,
-                customer_id,
-                pending.value,
-                spec.task_type,
-                spec.data_url,
-                spec.question,
-                options,
-                spec.consensus_threshold,
-                spec.callback_url,
-                spec.idempotency_key,
-                None if spec.idempotency_key is None else spec.fingerprint(),
-                batch_id,
-                now,
-                now,
-                spec.consensus_threshold,
-                tier,
-                expires_at,
-                spec.consensus_method,
-                spec.target_confidence,
-                spec.max_labels,
-                spec.gold_label,
-                spec.labor,
-            )
-        )
-        created[index] = Task(task_id, customer_id, pending, spec, batch_id, now, now, expires_at=expires_at)
-    db.executemany(
-        "INSERT INTO tasks (task_id, customer_id, status, task_type, data_url, question,"
-        " options, consensus_threshold, callback_url, idempotency_key, fingerprint,"
-        " batch_id, created_at, updated_at, label_target, tier, expires_at,"
-        " consensus_method, target_confidence, max_labels, gold_label, labor)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        rows,
-    )
-    sqlite_dashboard.count_submitted(db, customer_id, now, [spec.task_type for _, spec in specs])
+    """New pending tasks (quota already reserved, on `tier`), keyed like `specs`, written now."""
+    new = NewTasks()
+    created = new.add(customer_id, specs, batch_id, tier, now)
+    new.write(db)
     return created
 
 
