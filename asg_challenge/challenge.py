@@ -60,6 +60,7 @@ def page_response(
     """A fresh challenge for `c`: its page for a navigation, else the JSON 403."""
     if not c.navigation and status == 200:
         resp: Response = JSONResponse({"error": "challenge_required"}, status_code=403)
+        gw.refuse_api_call(s)  # counted as a challenge issued (docs/challenge.md, Dashboard)
     else:
         cid, slots = gw.issue(s, c.key, safe_redirect(redir))
         resp = HTMLResponse(render(cid, slots, safe_redirect(redir), note), status_code=status)

@@ -9,6 +9,7 @@ drops Secure cookies, `cg_sid` / `cg_pass`. Each scheme reads only its own names
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +53,8 @@ class Client:
     navigation: bool
     https: bool
     headers: dict[str, str]  # the request's, by lower-case name (the first of repeated ones)
+    peer: str  # the socket's address
+    cookies: dict[str, str]
 
     @property
     def key_id(self) -> str:
@@ -65,10 +68,8 @@ class Client:
 def headers_of(request: Request) -> dict[str, str]:
     """The request's headers as a dict, built once: starlette's Headers scans its list on
     every lookup, and one decision reads a dozen of them."""
-    out: dict[str, str] = {}
-    for k, v in request.scope["headers"]:
-        out.setdefault(k.decode("latin-1"), v.decode("latin-1"))
-    return out
+    # reversed: of repeated names the first one is the one kept
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in reversed(request.scope["headers"])}
 
 
 def is_navigation(method: str, h: dict[str, str]) -> bool:
@@ -80,23 +81,31 @@ def is_navigation(method: str, h: dict[str, str]) -> bool:
 
 def client_of(request: Request, gw: Gateway) -> Client:
     """The request's client; raises Forbidden for an unknown or revoked gateway key."""
+    scope = request.scope
     h = headers_of(request)
-    peer = request.client.host if request.client else "0.0.0.0"
+    peer = scope["client"][0] if scope.get("client") else "0.0.0.0"
     ip = client_ip(peer, h.get("x-forwarded-for"), gw.settings.trusted_proxies)
     net = network_of(ip)
     ua = h.get("user-agent", "")
-    https = is_https(request.scope.get("scheme") == "https", h, peer, gw)
-    cookie = request.cookies.get(cookie_name(SID_COOKIE, https))
+    https = is_https(scope.get("scheme") == "https", h, peer, gw)
+    cookies = request.cookies if "cookie" in h else {}
+    cookie = cookies.get(cookie_name(SID_COOKIE, https))
     sid = tokens.session_from_cookie(gw.secret, cookie) if cookie else None
     new = sid is None
     if sid is None:
-        seed = f"{net}|{ua}|{h.get('accept-language', '')}"
-        sid = hashlib.sha256(gw.secret + seed.encode()).hexdigest()[:24]
+        sid = _sid_for(gw.secret, f"{net}|{ua}|{h.get('accept-language', '')}")
     return Client(
         ip=ip, net=net, sid=sid, new_sid=new, ua=ua, host=h.get("host", ""),
-        key=gw.key_for(h.get(KEY_HEADER)), navigation=is_navigation(request.method, h),
-        https=https, headers=h,
+        key=gw.key_for(h.get(KEY_HEADER)), navigation=is_navigation(scope["method"], h),
+        https=https, headers=h, peer=peer, cookies=cookies,
     )  # fmt: skip
+
+
+@functools.lru_cache(maxsize=8192)
+def _sid_for(secret: bytes, seed: str) -> str:
+    """The session id of a client without a valid session cookie (cached: a cookie-less
+    client sends the same seed with every request)."""
+    return hashlib.sha256(secret + seed.encode()).hexdigest()[:24]
 
 
 def is_https(tls: bool, h: dict[str, str], peer: str, gw: Gateway) -> bool:
@@ -120,7 +129,7 @@ def observe(request: Request, c: Client, s: Session, now: float, *, site: bool =
         s.requests += 1
         s.times.append(now)
         s.html += int(c.navigation)
-        s.non_get += int(request.method != "GET")
+        s.non_get += int(request.scope["method"] != "GET")
         if len(s.paths) < 1000:
             s.paths.add(request.scope["path"])
     s.header_count = len(h)
@@ -146,7 +155,13 @@ def _set_cookie(base: str, value: str, max_age: int, https: bool) -> str:
 
 
 def sid_cookie(gw: Gateway, c: Client) -> str:
-    return _set_cookie(SID_COOKIE, tokens.session_cookie(gw.secret, c.sid), 86400, c.https)
+    return _sid_cookie(gw.secret, c.sid, c.https)
+
+
+@functools.lru_cache(maxsize=8192)
+def _sid_cookie(secret: bytes, sid: str, https: bool) -> str:
+    """Cached: a client that does not send its cookie back gets the same one every time."""
+    return _set_cookie(SID_COOKIE, tokens.session_cookie(secret, sid), 86400, https)
 
 
 def pass_cookie(token: str, ttl: int, https: bool) -> str:

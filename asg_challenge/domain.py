@@ -87,6 +87,7 @@ def updated_config(current: Config, patch: Mapping[str, Any]) -> Config:
 # --- paths ---------------------------------------------------------------------------------
 
 _SAFE = "/:@!$&'()*+,;=-._~"
+_NOT_PLAIN = re.compile(rb"%|//|/\.|\\|\x00")  # a path with none of these is already normal
 
 
 def normalise_path(raw_path: bytes) -> str:
@@ -95,6 +96,8 @@ def normalise_path(raw_path: bytes) -> str:
     the two can never disagree. Absolute-form or authority-form targets are refused."""
     if not raw_path.startswith(b"/"):
         raise BadRequest("the request target must be a path starting with /")
+    if not _NOT_PLAIN.search(raw_path):
+        return raw_path.decode("latin-1")  # nothing to decode or collapse: already normal
     try:
         text = raw_path.decode("ascii")
     except UnicodeDecodeError:
@@ -112,8 +115,10 @@ def normalise_path(raw_path: bytes) -> str:
     return collapsed
 
 
+@functools.lru_cache(maxsize=4096)
 def encode_path(path: str) -> str:
-    """The normalised path percent-encoded for the upstream request line."""
+    """The normalised path percent-encoded for the upstream request line (cached: a site's
+    paths repeat)."""
     return quote(path, safe=_SAFE)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import functools
 import hashlib
 import hmac
 import logging
@@ -59,6 +60,7 @@ class Session:
     automation_ua: bool = False
     cookie_back: bool = False
     challenged: int = 0
+    challenged_at: float = 0.0  # when it was last issued a challenge (page or JSON 403)
     solved: int = 0
     failed: int = 0
     fast_answers: int = 0
@@ -148,8 +150,7 @@ class Gateway:
     def in_sample(sid: str, key: dict[str, Any] | None) -> bool:
         """Sticky per session: in when hash(sid) falls under the key's sample_rate."""
         rate = 1.0 if key is None else float(key["sample_rate"])
-        h = int.from_bytes(hashlib.sha256(sid.encode()).digest()[:8], "big") / 2**64
-        return h < rate
+        return rate >= 1.0 or _sample_point(sid) < rate
 
     # --- sessions ----------------------------------------------------------------------
 
@@ -237,7 +238,17 @@ class Gateway:
         random.shuffle(slots)
         cid = self.store.create_challenge(s.sid, key["id"] if key else "", slots, redir)
         s.challenged += 1
+        s.challenged_at = now
         return cid, slots
+
+    def refuse_api_call(self, s: Session) -> None:
+        """An API call answered with the JSON 403 is a challenge issued, unless the session has
+        one outstanding (issued within the challenge TTL): a script's retries, or the favicon a
+        browser fetches under its challenge page, are the same challenge, not new ones."""
+        now = time.time()
+        if now - s.challenged_at > self.settings.challenge_ttl:
+            s.challenged_at = now
+            self.store.bump_soon("challenges_issued")
 
     def answer(self, cid: str, answers: dict[int, str], *, s: Session, net: str, key_id: str) -> Outcome:
         """Check an answer POST. A challenge counts once: spent, expired, another session's or
@@ -295,6 +306,12 @@ class Gateway:
             "solve_rate_pct": round(100.0 * passed / issued, 1) if issued else 0.0,
             "recent_sessions": self.recent_sessions(),
         }
+
+
+@functools.lru_cache(maxsize=8192)
+def _sample_point(sid: str) -> float:
+    """Where a session falls in [0, 1) for sampling: a hash, so sticky per session."""
+    return int.from_bytes(hashlib.sha256(sid.encode()).digest()[:8], "big") / 2**64
 
 
 def _slot(item: dict[str, Any], *, control: bool) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import uvicorn
 
 from asg_challenge.app import App
 from asg_challenge.gateway import Gateway
+from asg_challenge.serving import HttpProtocol
 from asg_challenge.settings import SettingsError, parse
 from asg_challenge.store import Store
 from asg_common.config import masked
@@ -45,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = uvicorn.Config(
         App(gw, explore=settings.explore),
         loop="uvloop",
-        http="httptools",
+        http=HttpProtocol,  # httptools, one socket write per response (serving.py)
         log_level=gw.config.log_level.lower(),
         access_log=False,
         lifespan="on",

@@ -137,7 +137,7 @@ class Marketplace:
             task_types=settings.task_types,
             progress=0.0,
         )
-        self.agent = Agent(worker, self.labeler)
+        self.agent = Agent(worker, self.labeler, agent=AGENT, opted_in_only=settings.opted_in_only)
         self.refused = ""
         self._hold = settings.hold
         self._task: asyncio.Task[None] | None = None

@@ -11,13 +11,10 @@ import json
 import logging
 import random
 import time
-from collections.abc import Iterable
 from http.cookies import SimpleCookie
 
-import aiohttp
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
-from yarl import URL
 
 from asg_challenge.challenge import page_response
 from asg_challenge.context import (
@@ -31,18 +28,37 @@ from asg_challenge.context import (
 from asg_challenge.domain import encode_path
 from asg_challenge.errors import ChallengeGatewayError
 from asg_challenge.gateway import Gateway
+from asg_challenge.upstream import Pool, UpstreamError, UpstreamTimeout
 
 log = logging.getLogger("asg_challenge.proxy")
 HOP_BY_HOP = {
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
-    "transfer-encoding", "upgrade", "proxy-connection",
+    b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te", b"trailer",
+    b"trailers", b"transfer-encoding", b"upgrade", b"proxy-connection",
 }  # fmt: skip
-DROP_REQUEST = HOP_BY_HOP | {"host", KEY_HEADER, "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto"}
+DROP_REQUEST = HOP_BY_HOP | {
+    b"host", KEY_HEADER.encode(), b"x-forwarded-for", b"x-forwarded-host", b"x-forwarded-proto", b"cookie",
+}  # fmt: skip
 
 
-def _hop_by_hop(headers: Iterable[tuple[str, str]]) -> set[str]:
-    named = {v.strip().lower() for k, v in headers if k.lower() == "connection" for v in v.split(",")}
-    return HOP_BY_HOP | named
+def _hop_by_hop(headers: list[tuple[bytes, bytes]]) -> set[bytes]:
+    """HOP_BY_HOP and whatever the message's Connection header names (names lower-case)."""
+    named = [v for k, v in headers if k == b"connection"]
+    if not named:
+        return HOP_BY_HOP
+    return HOP_BY_HOP | {t.strip().lower() for v in named for t in v.split(b",")}
+
+
+def _response_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The upstream's headers for the client: names lower-cased (as ASGI wants), hop-by-hop
+    ones and Set-Cookies of the gateway's own names dropped. Kept in bytes: only a Set-Cookie
+    is decoded."""
+    low = [(k.lower(), v) for k, v in raw]
+    drop = _hop_by_hop(low)
+    return [
+        (k, v)
+        for k, v in low
+        if k not in drop and not (k == b"set-cookie" and _sets_gateway_cookie(v.decode("latin-1")))
+    ]
 
 
 def _strip_cookies(value: str) -> str:
@@ -72,32 +88,22 @@ async def _json(send: Send, status: int, error: str, extra: list[tuple[bytes, by
     await send({"type": "http.response.body", "body": body})
 
 
-# Headers aiohttp would add on its own: the upstream gets the client's, or none.
-NO_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
-UPSTREAM_FAILED = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, aiohttp.ClientResponseError)
-
-
 class Proxy:
-    """The upstream client is aiohttp: its C parser and pool keep the proxy's own cost per
-    request a fraction of httpx's (docs/benchmarks.md, "Challenge gateway")."""
+    """The upstream client is `upstream.Pool`, a lean keep-alive HTTP/1.1 client on httptools:
+    the proxy's own cost per request is a fraction of an aiohttp or httpx request's
+    (docs/benchmarks.md, "Challenge gateway")."""
 
     def __init__(self, gw: Gateway, explore: float) -> None:
         self.gw = gw
         self.explore = explore  # share of low-risk sessions challenged anyway (unbiased labels)
-        self.client: aiohttp.ClientSession | None = None
+        self.pool: Pool | None = None
 
     async def start(self) -> None:
-        self.client = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=200, limit_per_host=200, keepalive_timeout=30),
-            auto_decompress=False,  # bytes pass through as the upstream encoded them
-            cookie_jar=aiohttp.DummyCookieJar(),  # the upstream's cookies are the browser's
-            skip_auto_headers=NO_AUTO_HEADERS,
-            trust_env=False,
-        )
+        self.pool = Pool(self.gw.settings.upstream)
 
     async def stop(self) -> None:
-        if self.client is not None:
-            await self.client.close()
+        if self.pool is not None:
+            self.pool.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -116,7 +122,7 @@ class Proxy:
             (rule is not None and rule.action == "allow")
             or not gw.in_sample(c.sid, c.key)
             or gw.pass_ok(
-                request.cookies.get(c.pass_cookie_name),
+                c.cookies.get(c.pass_cookie_name),
                 sid=c.sid,
                 key_id=c.key_id,
                 host=c.host,
@@ -141,53 +147,49 @@ class Proxy:
         await resp(scope, receive, send)
 
     async def forward(self, request: Request, c: Client, send: Send) -> None:
-        assert self.client is not None
+        assert self.pool is not None
         scope = request.scope
-        raw = list(request.headers.items())
+        raw: list[tuple[bytes, bytes]] = scope["headers"]  # names lower-case (ASGI)
         drop = _hop_by_hop(raw) | DROP_REQUEST
-        headers = [(k, v) for k, v in raw if k.lower() not in drop and k.lower() != "cookie"]
-        cookie = _strip_cookies("; ".join(v for k, v in raw if k.lower() == "cookie"))
+        headers = [(k, v) for k, v in raw if k not in drop]
+        cookies = [v.decode("latin-1") for k, v in raw if k == b"cookie"]
+        cookie = _strip_cookies("; ".join(cookies)) if cookies else ""
         if cookie:
-            headers.append(("cookie", cookie))
-        peer = request.client.host if request.client else ""
-        chain = c.headers.get("x-forwarded-for") if c.ip != peer else None
-        headers.append(("x-forwarded-for", f"{chain}, {peer}" if chain else c.ip))
-        headers.append(("x-forwarded-proto", "https" if c.https else "http"))
+            headers.append((b"cookie", cookie.encode("latin-1")))
+        chain = c.headers.get("x-forwarded-for") if c.ip != c.peer else None
+        headers.append((b"x-forwarded-for", (f"{chain}, {c.peer}" if chain else c.ip).encode("latin-1")))
+        headers.append((b"x-forwarded-proto", b"https" if c.https else b"http"))
         if c.host:
-            headers.append(("x-forwarded-host", c.host))
-        target = URL(self.gw.settings.upstream + _target(scope), encoded=True)  # encoded once, by us
-        has_body = request.method not in ("GET", "HEAD", "OPTIONS") or "content-length" in c.headers
+            headers.append((b"x-forwarded-host", c.host.encode("latin-1")))
+        method = scope["method"]
+        has_body = method not in ("GET", "HEAD", "OPTIONS") or "content-length" in c.headers
         timeout = self.gw.config.proxy_timeout
         try:
-            upstream = await self.client.request(
-                request.method, target, headers=headers, data=request.stream() if has_body else None,
-                allow_redirects=False, compress=None,
-                timeout=aiohttp.ClientTimeout(total=None, connect=timeout, sock_read=timeout),
-            )  # fmt: skip
-        except TimeoutError:
+            upstream = await self.pool.request(
+                method, _target(scope), headers, request.stream() if has_body else None, timeout
+            )
+        except UpstreamTimeout:
             await _json(send, 504, f"upstream did not answer within proxy_timeout ({timeout:g} s)")
             return
-        except UPSTREAM_FAILED as exc:
-            log.warning("upstream %s failed: %s", self.gw.settings.upstream, type(exc).__name__)
+        except UpstreamError as exc:
+            log.warning("upstream %s failed: %s", self.gw.settings.upstream, exc)
             await _json(send, 502, "upstream unreachable")
             return
         try:
-            resp_raw = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in upstream.raw_headers]
-            drop_resp = _hop_by_hop(resp_raw)
-            out = [
-                (k.lower().encode("latin-1"), v.encode("latin-1"))
-                for k, v in resp_raw
-                if k.lower() not in drop_resp and not (k.lower() == "set-cookie" and _sets_gateway_cookie(v))
-            ]
+            out = _response_headers(upstream.raw_headers)
             if c.new_sid:
                 out.append((b"set-cookie", sid_cookie(self.gw, c).encode()))
             await send({"type": "http.response.start", "status": upstream.status, "headers": out})
+            whole = upstream.take_ready()
+            if whole is not None:  # the common small reply: one body message
+                await send({"type": "http.response.body", "body": whole})
+                return
             try:
-                async for chunk in upstream.content.iter_any():
+                async for chunk in upstream.body():
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            except (*UPSTREAM_FAILED, TimeoutError) as exc:
+            except UpstreamError as exc:
                 # The status line is gone already: all that is left is to cut the response short.
-                log.warning("upstream %s failed mid-body: %s", self.gw.settings.upstream, type(exc).__name__)
+                log.warning("upstream %s failed mid-body: %s", self.gw.settings.upstream, exc)
                 raise
             await send({"type": "http.response.body", "body": b""})
         finally:

@@ -56,6 +56,8 @@ class MarketSettings:
     task_types: tuple[str, ...] = ()  # narrows the worker's registered types; empty keeps them
     max_in_flight: int = 16  # core tasks served as unknown items at once
     hold: float = 3600.0  # seconds a task may wait for consensus before it is returned
+    # ASG_CHALLENGE_MARKET_TASKS=opted-in: only tasks whose customer chose `labor: challenge`.
+    opted_in_only: bool = False
 
 
 def market_settings(env: Mapping[str, str]) -> MarketSettings | None:
@@ -86,7 +88,10 @@ def market_settings(env: Mapping[str, str]) -> MarketSettings | None:
         raise SettingsError("ASG_CHALLENGE_MARKET_IN_FLIGHT must be 1..256")
     if hold <= 0:
         raise SettingsError("ASG_CHALLENGE_MARKET_HOLD must be positive (seconds)")
-    return MarketSettings(addr, token, types, in_flight, hold)
+    tasks = env.get("ASG_CHALLENGE_MARKET_TASKS", "all").strip() or "all"
+    if tasks not in ("all", "opted-in"):
+        raise SettingsError(f"ASG_CHALLENGE_MARKET_TASKS must be all or opted-in, not {tasks!r}")
+    return MarketSettings(addr, token, types, in_flight, hold, tasks == "opted-in")
 
 
 def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:

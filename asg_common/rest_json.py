@@ -63,6 +63,7 @@ def task(t: tasks_pb2.Task) -> dict[str, Any]:
         "target_confidence": t.target_confidence,
         "max_labels": t.max_labels,
         "gold_label": _optional(t, "gold_label"),
+        "labor": t.labor or "any",
     }
 
 

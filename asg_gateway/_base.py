@@ -143,12 +143,14 @@ class BaseClient:
         callback_url: str | None = None,
         idempotency_key: str | None = None,
         expires_in_seconds: int | None = None,
+        labor: str | None = None,
     ) -> Flow[JSON]:
         """Submit one task; returns ``{task_id, status, created_at}``.
 
         A repeated ``idempotency_key`` returns the first task with ``"idempotent": True``. When
         none is given and retries are on, the SDK makes one so a retry cannot create a second task.
         ``expires_in_seconds`` is a deadline: a task not decided by then ends ``expired``.
+        ``labor="challenge"`` offers the task only to challenge gateways (default ``"any"``).
         """
         if idempotency_key is None and self.max_retries > 0:
             idempotency_key = new_idempotency_key()
@@ -161,20 +163,27 @@ class BaseClient:
                 "callback_url": callback_url,
                 "idempotency_key": idempotency_key,
                 "expires_in_seconds": expires_in_seconds,
+                "labor": labor,
             }
         )
         request = self._request("POST", "/v1/tasks", json=body)
         return self._call(request, retry=idempotency_key is not None)
 
     def _submit_batch(
-        self, tasks: Sequence[Mapping[str, Any]], callback_url: str | None = None
+        self,
+        tasks: Sequence[Mapping[str, Any]],
+        callback_url: str | None = None,
+        labor: str | None = None,
     ) -> Flow[JSON]:
         """Submit 1 to 1000 tasks at once; returns ``{batch_id, task_count, status, task_ids}``.
+        ``labor="challenge"`` opts the tasks that name none into challenge-gateway labor.
 
         Retried only when every task carries an ``idempotency_key``: otherwise a retry after a
         lost answer would create the tasks twice.
         """
-        body = _without_none({"tasks": [dict(t) for t in tasks], "callback_url": callback_url})
+        body = _without_none(
+            {"tasks": [dict(t) for t in tasks], "callback_url": callback_url, "labor": labor}
+        )
         keyed = all(task.get("idempotency_key") is not None for task in tasks)
         return self._call(self._request("POST", "/v1/tasks/batch", json=body), retry=keyed)
 

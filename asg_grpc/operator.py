@@ -38,12 +38,21 @@ def operator_token(settings: Settings) -> str:
 
 
 def register_worker(
-    grpc_addr: str, token: str, name: str, payout_address: str, task_types: list[str] | None = None
+    grpc_addr: str,
+    token: str,
+    name: str,
+    payout_address: str,
+    task_types: list[str] | None = None,
+    *,
+    challenge_gateway: bool = False,
 ) -> labeling_pb2.RegisterWorkerResponse:
     with grpc.insecure_channel(grpc_addr) as channel:
         return labeling_pb2_grpc.LabelingServiceStub(channel).RegisterWorker(
             labeling_pb2.RegisterWorkerRequest(
-                name=name, payout_address=payout_address, task_types=task_types or []
+                name=name,
+                payout_address=payout_address,
+                task_types=task_types or [],
+                challenge_gateway=challenge_gateway,
             ),
             metadata=[("authorization", f"Bearer {token}")],
             timeout=10,

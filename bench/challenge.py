@@ -7,11 +7,14 @@ cookies, `risk_threshold` 1.0 and no explore share, so every request goes the wh
 path (session, header signals, features, the risk score, the rule lookup) and is then streamed
 to the upstream. `wrk` (C) is the client. Each round measures, in this order, direct and
 proxied throughput (`--connections` connections) and direct and proxied latency (one connection,
-so the figures are service time, not queueing); the medians over `--rounds` rounds are reported.
+so the figures are service time, not queueing), the two sides' order swapped every round; the
+medians over `--rounds` rounds are reported, the throughput ratio as the median of the rounds'
+own ratios. Every run also reports the CPU the upstream, the gateway and wrk spent per request
+(/proc and the children's rusage), the load average, and the CPU other processes used.
 
-Risk scoring is timed in this process: the header signals and feature update of one request
-(`observe`) and its score, over the heuristic and over a fitted model, for a session early on
-and one 200 requests in.
+Risk scoring is timed in this process, in CPU time of the thread: the header signals and
+feature update of one request (`observe`) and its score, over the heuristic and over a fitted
+model, for a session early on and one 200 requests in, each session a client of its own.
 
 Prints one JSON object on stdout; progress on stderr.
 
@@ -38,7 +41,7 @@ import httpx
 from starlette.requests import Request
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests' browser headers
-from submit import WRK_DONE, ForeignCpu  # bench/submit.py: wrk's JSON report; CPU others used
+from submit import WRK_DONE, ForeignCpu, cpu_seconds  # bench/submit.py: wrk's JSON report; CPU others used
 
 from asg_challenge.context import client_of, observe
 from asg_challenge.gateway import Gateway
@@ -70,15 +73,25 @@ def wait_http(url: str, **kw: Any) -> None:
     raise SystemExit(f"{url} did not answer within 20 s")
 
 
-def wrk(url: str, script: Path, connections: int, seconds: float) -> dict[str, Any]:
+def wrk(url: str, script: Path, connections: int, seconds: float, pids: dict[str, int]) -> dict[str, Any]:
+    """One wrk run, with the CPU each of `pids` (and wrk itself) spent per request in it."""
     headers = [arg for k, v in BROWSER.items() for arg in ("-H", f"{k}: {v}")]
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    children = os.times()
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "-s", str(script), *headers, url],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
+    after = os.times()
     line = next(x for x in out.stdout.splitlines() if x.startswith("BENCH_JSON "))
     run: dict[str, Any] = json.loads(line.removeprefix("BENCH_JSON "))
     run["rps"] = round(run["requests"] / (run["duration_us"] / 1e6), 1)
+    n = max(run["requests"], 1)
+    used = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+    used["wrk"] = (
+        after.children_user + after.children_system - children.children_user - children.children_system
+    )
+    run["cpu_us_per_request"] = {name: round(sec / n * 1e6, 1) for name, sec in used.items()}
     return run
 
 
@@ -103,20 +116,24 @@ def scoring(data_dir: Path) -> dict[str, Any]:
     )
 
     def per_request(n: int, warm: int) -> float:
-        """µs for one request's client + observe + score, over `n` fresh sessions each
-        first given `warm` earlier requests."""
+        """CPU µs (this thread's: a neighbour's burst that preempts us is not counted) for one
+        request's client + observe + score, over `n` fresh sessions, each a client of its own
+        network (no cache of a previous session helps) first given `warm` earlier requests."""
         total = 0.0
         for i in range(n):
             now = time.time() - warm
-            s = gw.session(f"s{i}-{warm}", now)
+            own = {**scope, "client": (f"198.{i % 200}.{warm % 250}.{i // 200 + 1}", 50000)}
             for j in range(warm):
-                observe(Request(scope), client_of(Request(scope), gw), s, now + j)
-            request = Request(scope)
-            t0 = time.perf_counter()
+                r = Request(own)
+                cj = client_of(r, gw)
+                observe(r, cj, gw.session(cj.sid, now + j), now + j)
+            request = Request(own)
+            t0 = time.thread_time()
             c = client_of(request, gw)
+            s = gw.session(c.sid, time.time())
             observe(request, c, s, time.time())
             gw.score(s)
-            total += time.perf_counter() - t0
+            total += time.thread_time() - t0
         return round(total / n * 1e6, 1)
 
     out = {}
@@ -165,22 +182,27 @@ def main() -> None:
         script = tmp / "report.lua"
         script.write_text(WRK_DONE)
         log("warm-up")
-        wrk(direct, script, a.connections, 1)
-        wrk(proxied, script, a.connections, 1)
+        gw_pids = {"upstream": procs[0].pid, "gateway": procs[1].pid}
+        wrk(direct, script, a.connections, 1, gw_pids)
+        wrk(proxied, script, a.connections, 1, gw_pids)
         rounds: list[dict[str, Any]] = []
         meter = ForeignCpu([p.pid for p in procs])
+        load_before = os.getloadavg()
         for i in range(a.rounds):
-            run = {
-                "direct_load": wrk(direct, script, a.connections, a.seconds),
-                "proxied_load": wrk(proxied, script, a.connections, a.seconds),
-                "direct_c1": wrk(direct, script, 1, a.seconds),
-                "proxied_c1": wrk(proxied, script, 1, a.seconds),
-            }
+            # Interleaved, and the order swapped every round: neither side always runs first
+            # (into a neighbour's burst, or right after the other side warmed the upstream).
+            order = ("direct", "proxied") if i % 2 == 0 else ("proxied", "direct")
+            urls = {"direct": direct, "proxied": proxied}
+            run: dict[str, Any] = {}
+            for conns, phase in ((a.connections, "load"), (1, "c1")):
+                for side in order:
+                    run[f"{side}_{phase}"] = wrk(urls[side], script, conns, a.seconds, gw_pids)
             rounds.append(run)
             load, c1 = (run["direct_load"], run["proxied_load"]), (run["direct_c1"], run["proxied_c1"])
             log(
                 f"round {i + 1}: rps direct {load[0]['rps']} proxied {load[1]['rps']}; "
-                f"one connection p50 µs direct {c1[0]['p50_us']} proxied {c1[1]['p50_us']}"
+                f"one connection p50 µs direct {c1[0]['p50_us']} proxied {c1[1]['p50_us']}; "
+                f"gateway CPU µs/request {load[1]['cpu_us_per_request']['gateway']}"
             )
         foreign = meter.cores()
     finally:
@@ -192,7 +214,14 @@ def main() -> None:
     def med(phase: str, field: str) -> float:
         return float(statistics.median(r[phase][field] for r in rounds))
 
-    ratio = med("proxied_load", "rps") / med("direct_load", "rps")
+    def cpu(phase: str) -> dict[str, float]:
+        names = rounds[0][phase]["cpu_us_per_request"]
+        return {k: float(statistics.median(r[phase]["cpu_us_per_request"][k] for r in rounds)) for k in names}
+
+    # Each round's direct and proxied runs are seconds apart (paired): the median of the
+    # rounds' ratios is the headline, less at the mercy of a neighbour's burst in one run.
+    paired = [r["proxied_load"]["rps"] / r["direct_load"]["rps"] for r in rounds]
+    ratio = float(statistics.median(paired))
     added_p50 = (med("proxied_c1", "p50_us") - med("direct_c1", "p50_us")) / 1000
     added_p99 = (med("proxied_c1", "p99_us") - med("direct_c1", "p99_us")) / 1000
     log("risk scoring, in process")
@@ -205,14 +234,17 @@ def main() -> None:
                 "machine": {
                     "cores": os.cpu_count(),
                     "python": platform.python_version(),
-                    "load_avg_before": os.getloadavg(),
+                    "load_avg_before": load_before,
+                    "load_avg_after": os.getloadavg(),
                     "foreign_cpu_cores": foreign,
                 },
                 "settings": vars(a),
                 "throughput_rps": {
                     "direct": med("direct_load", "rps"),
                     "proxied": med("proxied_load", "rps"),
-                    "ratio": round(ratio, 3),
+                    "ratio": round(ratio, 3),  # median of the rounds' ratios
+                    "ratio_per_round": [round(x, 3) for x in paired],
+                    "ratio_of_medians": round(med("proxied_load", "rps") / med("direct_load", "rps"), 3),
                 },
                 "latency_ms_one_connection": {
                     "direct_p50": med("direct_c1", "p50_us") / 1000,
@@ -227,6 +259,12 @@ def main() -> None:
                     "proxied_p50": med("proxied_load", "p50_us") / 1000,
                     "direct_p99": med("direct_load", "p99_us") / 1000,
                     "proxied_p99": med("proxied_load", "p99_us") / 1000,
+                },
+                "cpu_us_per_request_under_load": {
+                    "direct": cpu("direct_load"),
+                    "proxied": cpu("proxied_load"),
+                    # The most one gateway process could serve if it had a core to itself.
+                    "gateway_one_core_ceiling_rps": round(1e6 / max(cpu("proxied_load")["gateway"], 1.0)),
                 },
                 "scoring_us": score,
                 "errors": errors,

@@ -79,6 +79,19 @@ def tasks_body(start: int, count: int, prefix: str, method: str) -> dict[str, ob
     }
 
 
+def submit_batch(http: httpx.Client, body: dict[str, object]) -> httpx.Response:
+    """POST /v1/tasks/batch, again after Retry-After while the service answers 503 (a shared
+    store under load does, as docs/api.md says), as a client would; any other error raises."""
+    for _ in range(10):
+        reply = http.post("/v1/tasks/batch", json=body)
+        if reply.status_code != 503:
+            break
+        log(f"503, retrying after {reply.headers.get('Retry-After', '1')} s")
+        time.sleep(float(reply.headers.get("Retry-After", "1")))
+    reply.raise_for_status()
+    return reply
+
+
 def decided_labels(store: Store) -> int:
     """Labels of the decided tasks (3 each: every agent answers right)."""
     totals = store.status_totals()
@@ -90,8 +103,7 @@ def throughput(http: httpx.Client, store: Store, tasks: int, method: str) -> dic
     expected = tasks * THRESHOLD
     started = time.monotonic()
     for body in bodies:
-        reply = http.post("/v1/tasks/batch", json=body)
-        reply.raise_for_status()
+        submit_batch(http, body)
     submitted = time.monotonic() - started
     first = None
     done = 0
@@ -122,8 +134,7 @@ def latency(
     sent = 0
     task_ids: list[str] = []
     while time.monotonic() - started < seconds:
-        reply = http.post("/v1/tasks/batch", json=tasks_body(sent, per_batch, "l", method))
-        reply.raise_for_status()
+        reply = submit_batch(http, tasks_body(sent, per_batch, "l", method))
         task_ids += reply.json()["task_ids"]
         sent += per_batch
         time.sleep(max(0.0, started + sent / rate - time.monotonic()))

@@ -135,6 +135,10 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
         "core_cpu_s": round(core_cpu, 3),
         "core_idle_cpu_per_s": round(idle_rate, 4),
         "core_us_per_label": round(core_busy / labels * 1e6, 1),
+        # Per decided task: what bench/labels.py's throughput follows (adaptive buys a varying
+        # number of labels per task, so its CPU per label hides what a task costs).
+        "labels_per_task": round(labels / args.tasks, 3),
+        "core_us_per_task": round(core_busy / args.tasks * 1e6, 1),
         "gateway_us_per_label": round(gateway_cpu / labels * 1e6, 1),
         "workers_us_per_label": round(workers_cpu / labels * 1e6, 1),
     }

@@ -83,6 +83,12 @@ def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (utime + stime, all threads) process `pid` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / ForeignCpu.TICK
+
+
 class ForeignCpu:
     """CPU that processes not ours used during a phase, in cores (0 to nproc).
 
@@ -99,10 +105,9 @@ class ForeignCpu:
     def _sample(self) -> tuple[float, float]:
         """(now, CPU seconds of the whole machine minus those of our processes and of us)."""
         cpu = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-        busy = sum(cpu) - cpu[3] - cpu[4]  # all but idle and iowait
+        busy = float(sum(cpu) - cpu[3] - cpu[4])  # all but idle and iowait
         for pid in self.pids:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            busy -= int(fields[11]) + int(fields[12])  # utime, stime (all threads)
+            busy -= cpu_seconds(pid) * self.TICK
         own = os.times()  # children: wrk, waited for before we sample
         mine = own.user + own.system + own.children_user + own.children_system
         return time.monotonic(), busy / self.TICK - mine

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import grpc
 
 from asg_grpc.v1 import labeling_pb2_grpc
-from worker_agent import backoff
+from worker_agent import AGENT, backoff
 from worker_agent.errors import AuthError, StreamBroken
 from worker_agent.labelers.base import Labeler
 from worker_agent.session import Session, SessionConfig
@@ -34,7 +34,12 @@ class Agent:
         settings: WorkerSettings,
         labeler: Labeler,
         rand: Callable[[], float] = random.random,
+        *,
+        agent: str = AGENT,
+        opted_in_only: bool = False,
     ) -> None:
+        """`agent` names the program in Hello; `opted_in_only` is a challenge gateway's choice
+        of opted-in work only (asg_challenge/marketplace.py)."""
         self._settings = settings
         self._labeler = labeler
         self._rand = rand
@@ -47,6 +52,8 @@ class Agent:
             task_types=settings.task_types,
             heartbeat=settings.heartbeat,
             drain_timeout=settings.drain_timeout,
+            agent=agent,
+            opted_in_only=opted_in_only,
         )
 
     @property

@@ -46,6 +46,8 @@ class SessionConfig:
     heartbeat: float = 5.0
     drain_timeout: float = 10.0
     agent: str = AGENT
+    # A challenge gateway's stream that takes `labor: challenge` tasks only (Hello.opted_in_only).
+    opted_in_only: bool = False
 
 
 class Session:
@@ -105,6 +107,7 @@ class Session:
             task_types=list(self._config.task_types),
             max_in_flight=self._config.max_in_flight,
             agent=self._config.agent,
+            opted_in_only=self._config.opted_in_only,
         )
         await call.write(labeling_pb2.WorkerMessage(hello=hello))
         try:

@@ -15,7 +15,9 @@ HEADER = f"{'worker_id':<34} {'family':<24} {'status':<10} {'labels':>6} {'gold'
 
 def register(grpc_addr: str, token: str, args: argparse.Namespace) -> int:
     types = [t for t in (args.task_types or "").split(",") if t]
-    reply = register_worker(grpc_addr, token, args.name, args.payout_address, types)
+    reply = register_worker(
+        grpc_addr, token, args.name, args.payout_address, types, challenge_gateway=args.challenge_gateway
+    )
     print(f"worker_id: {reply.worker_id}\ntoken:     {reply.token}\n(the token is shown once)")
     return 0
 
@@ -63,6 +65,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     reg.add_argument("--name", required=True, help="the worker's display name, shown to the operator")
     reg.add_argument("--payout-address", required=True, help="BSV P2PKH address the worker is paid to")
     reg.add_argument("--task-types", help="comma-separated task types it may label (default: all four)")
+    reg.add_argument(
+        "--challenge-gateway",
+        action="store_true",
+        help="it is a challenge gateway (asg-challenge): the only kind offered `labor: challenge` tasks",
+    )
     add_core_flags(reg)
     reg.set_defaults(func=operator_command("worker register", register))
 

@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 
 from asg_grpc import metrics
 from asg_grpc.background import stop_tasks
+from asg_grpc.dispatch import labor
 from asg_grpc.dispatch.areas import DispatcherStore
 from asg_grpc.dispatch.outbox import Notice, Outbox
 from asg_grpc.dispatch.payments import WorkerPayment, problem
-from asg_grpc.dispatch.quality import Quality
+from asg_grpc.dispatch.quality import Cadence, Quality
 from asg_grpc.dispatch.traffic import Traffic, TrafficSettings
 from asg_grpc.domain import consensus
 from asg_grpc.domain.dawid_skene import WorkerReport
@@ -56,8 +57,13 @@ class DispatchSettings:
     poll_interval: float = 0.5
     # After a wake-up, wait this long so one load picks up a burst of submissions.
     load_delay: float = 0.01
-    # How often the adaptive engine re-estimates its workers (EM) and is saved to the store.
+    # At most how often the adaptive engine re-estimates its workers (EM); sooner while it is
+    # small, and only once its labels grew enough (more while refreshes change little) or
+    # labeling paused (`Cadence`, Quality.due).
     refresh_interval: float = 5.0
+    refresh_growth: float = 0.5
+    refresh_max_age: float = 60.0
+    refresh_full_labels: int = 10_000
     # At most how often the engine's snapshot is saved besides at stop (_save_quality).
     save_interval: float = 30.0
     # How often the registered workers are read and the tasks none of them can label any
@@ -82,6 +88,7 @@ class Session:
     # Why work was held back, as told to the agent (WorkNotice): each reason once, until the
     # worker is offered such work again.
     notified: set[tuple[str, ...]] = field(default_factory=set)
+    opted_in_only: bool = False  # a challenge gateway's stream taking `labor: challenge` only
 
     @property
     def worker_id(self) -> str:
@@ -130,7 +137,9 @@ class Dispatcher:
     @property
     def quality(self) -> Quality:
         if self._quality is None:
-            self._quality = Quality(self._store)
+            s = self.settings
+            cadence = Cadence(s.refresh_interval, s.refresh_growth, s.refresh_max_age, s.refresh_full_labels)
+            self._quality = Quality(self._store, cadence)
         return self._quality
 
     # lifecycle -----------------------------------------------------------------------------
@@ -200,11 +209,14 @@ class Dispatcher:
 
     # sessions ------------------------------------------------------------------------------
 
-    def connect(self, worker: Worker, task_types: list[str], max_in_flight: int) -> Session:
+    def connect(
+        self, worker: Worker, task_types: list[str], max_in_flight: int, opted_in_only: bool = False
+    ) -> Session:
         """A stream said hello. Raises ValidationError when it asks only for task types the
         worker is not registered for (it could never get work), Unavailable once stopping."""
         if self._closed:
             raise Unavailable("the core is shutting down; reconnect shortly")
+        labor.check_hello(worker, opted_in_only)
         types = frozenset(worker.task_types)
         if task_types:
             types &= frozenset(task_types)
@@ -216,6 +228,7 @@ class Dispatcher:
             worker=worker,
             task_types=types,
             max_in_flight=max(1, min(max_in_flight or 1, self.settings.max_in_flight)),
+            opted_in_only=opted_in_only,
         )
         self._sessions.append(session)
         self._by_worker.setdefault(worker.worker_id, []).append(session)
@@ -315,7 +328,7 @@ class Dispatcher:
             self._wake.set()  # room in the window
         elif isinstance(outcome, consensus.NeedMore) and task.free_slots > 0:
             self._make_available(task)
-            self._fill_all()
+            self._offer(task)
         self._fill(session)
 
     def skip(self, session: Session, task_id: str, reason: str) -> None:
@@ -423,6 +436,21 @@ class Dispatcher:
                 return
             self._fill(session)
 
+    def _offer(self, task: OpenTask) -> None:
+        """The task gained a free slot (`adaptive` asked for one more label): offered to the
+        first sessions with room that may take it. Only this task is new to them: a session
+        with room was filled after its own last label, so a fill of every session (as a
+        release or skip does) would scan the ready tasks for nothing else."""
+        now = time.time()
+        deadline = now + self.settings.lease_seconds
+        for session in self._sessions:
+            if task.free_slots <= 0:
+                break
+            if session.wants_work and self._offerable(session, task, now):
+                self._assign(session, task, deadline, now)
+        if task.free_slots <= 0:
+            self._remove_available(task)
+
     def _fill(self, session: Session) -> None:
         """Offer the session the oldest tasks it may take, up to its max in flight. Gold tasks
         come first while the worker's gold is under its share, else after all the others."""
@@ -468,6 +496,8 @@ class Dispatcher:
         once per reason."""
         worker_id = session.worker_id
         if task.task_type not in session.task_types or not task.offerable_to(worker_id, now):
+            return False
+        if not labor.allows(task.labor, session.worker.challenge_gateway, session.opted_in_only):
             return False
         if not self.quality.eligible(worker_id, task):
             reason: tuple[str, ...] = ("family", *task.options)
@@ -552,7 +582,8 @@ class Dispatcher:
         """The adaptive engine's background step: EM over the labels so far, then the engine is
         saved, after a flush, so the saved state never holds a label the store has not."""
         while True:
-            await asyncio.sleep(self.settings.refresh_interval)
+            # Looks ten times per interval: a small engine may refresh sooner (Quality.due).
+            await asyncio.sleep(self.settings.refresh_interval / 10)
             try:
                 if self.quality.due():
                     await self.quality.refresh_off_loop()

@@ -5,8 +5,15 @@ matrices are exact; neither holds, so raw posteriors run overconfident. Each gol
 every label from its `min_labels`-th on, what the engine would have said (its leading option's
 raw posterior) and whether that was right. `PlattCalibrator.fit` maps logit(raw) through
 a·x + b fitted by maximum a posteriori with a Gaussian prior centred on the identity (a=1, b=0)
-of precision `PRIOR_WEIGHT`: with no gold the confidence *is* the raw posterior, and the
-map moves off it only as gold accumulates (refitted at every refresh).
+of precision `PRIOR_WEIGHT`, refitted at every refresh.
+
+The reported confidence is the map's *posterior predictive*, not its point estimate: the
+Laplace approximation gives (a, b) a covariance (the inverse Hessian of the penalised loss),
+and `sigmoid(μ / sqrt(1 + π·σ²/8))` (MacKay's moderated output) averages the sigmoid over it.
+While gold is scarce the map is uncertain and a raw posterior far from ½ — where an error in
+the slope matters most — is pulled toward ½; as gold accumulates σ² shrinks and the
+confidence tends to the fitted map. Raw posteriors from correlated errors run overconfident, so
+uncertainty about the map is resolved toward the honest side rather than the identity.
 """
 
 from __future__ import annotations
@@ -32,16 +39,25 @@ def sigmoid(x: float) -> float:
 
 @dataclass(slots=True)
 class PlattCalibrator:
+    """The map and its covariance (`saa`, `sab`, `sbb`; the prior's until the first fit, so a
+    snapshot written before the covariance existed restores to the prior's)."""
+
     a: float = 1.0
     b: float = 0.0
+    saa: float = 1 / PRIOR_WEIGHT
+    sab: float = 0.0
+    sbb: float = 1 / PRIOR_WEIGHT
 
     def __call__(self, raw: float) -> float:
-        return sigmoid(self.a * logit(raw) + self.b)
+        x = logit(raw)
+        var = self.saa * x * x + 2 * self.sab * x + self.sbb
+        return sigmoid((self.a * x + self.b) / math.sqrt(1 + math.pi * var / 8))
 
     def fit(self, samples: list[tuple[float, bool]], iterations: int = 20) -> None:
         """Damped Newton steps on the penalised log loss, warm-started from the current map."""
         if not samples:
             self.a, self.b = 1.0, 0.0
+            self.saa, self.sab, self.sbb = 1 / PRIOR_WEIGHT, 0.0, 1 / PRIOR_WEIGHT
             return
         xs = [logit(r) for r, _ in samples]
         ys = [ok for _, ok in samples]
@@ -72,3 +88,14 @@ class PlattCalibrator:
                 break
             a, b, current = a - step * da, b - step * db, trial
         self.a, self.b = a, b
+        self._covariance(xs)
+
+    def _covariance(self, xs: list[float]) -> None:
+        """Inverse Hessian of the penalised loss at the fitted map (Laplace approximation)."""
+        haa, hab, hbb = PRIOR_WEIGHT, 0.0, PRIOR_WEIGHT
+        for x in xs:
+            p = sigmoid(self.a * x + self.b)
+            w = p * (1 - p)
+            haa, hab, hbb = haa + w * x * x, hab + w * x, hbb + w
+        det = haa * hbb - hab * hab
+        self.saa, self.sab, self.sbb = hbb / det, -hab / det, haa / det

@@ -31,7 +31,7 @@ the same floats, so a restart changes nothing.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from asg_grpc.domain.calibration import PlattCalibrator
@@ -91,7 +91,7 @@ def _clone(fam: Family) -> Family:
         share=dict(fam.share),
         labels=fam.labels,
         epoch=fam.epoch,
-        calib=PlattCalibrator(fam.calib.a, fam.calib.b),
+        calib=replace(fam.calib),
         pairs=pairs,
     )
 

@@ -68,6 +68,7 @@ class OpenTask:
     max_labels: int = DEFAULT_MAX_LABELS
     gold: str | None = None  # a gold task's answer; never part of what a worker is sent
     customer_id: str = ""  # whose task: for the cap on one worker's share of a customer's traffic
+    labor: str = "any"  # "challenge": challenge gateways only (dispatch/labor.py)
 
     @property
     def adaptive(self) -> bool:

@@ -32,6 +32,10 @@ MAX_TARGET_CONFIDENCE = 0.999
 DEFAULT_MAX_LABELS = 10
 # A task's labels are each billed: 50 caps what one task can cost at 5x the largest threshold.
 MAX_MAX_LABELS = 50
+# Who may label a task (docs/api.md, `labor`): every worker of its type, or only the workers
+# registered as challenge gateways (docs/challenge.md, "Opting in").
+LABORS = ("any", "challenge")
+DEFAULT_LABOR = "any"
 
 
 class TaskStatus(enum.Enum):
@@ -94,6 +98,7 @@ class TaskDraft:
     target_confidence: float | None = None
     max_labels: int | None = None
     gold_label: str | None = None
+    labor: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +118,7 @@ class TaskSpec:
     max_labels: int = DEFAULT_MAX_LABELS
     # The known answer of a gold task: never shown to workers, returned to its owner only.
     gold_label: str | None = None
+    labor: str = DEFAULT_LABOR
 
     @property
     def adaptive(self) -> bool:
@@ -135,6 +141,8 @@ class TaskSpec:
         quality = (self.consensus_method, self.target_confidence, self.max_labels, self.gold_label)
         if quality != (DEFAULT_CONSENSUS_METHOD, DEFAULT_TARGET_CONFIDENCE, DEFAULT_MAX_LABELS, None):
             body.append(list(quality))  # defaults: the same fingerprints as before
+        if self.labor != DEFAULT_LABOR:
+            body.append(["labor", self.labor])
         return hashlib.sha256(json.dumps(body, separators=(",", ":")).encode()).hexdigest()[:32]
 
 
@@ -224,6 +232,13 @@ def check_consensus_method(method: str) -> str:
     return method
 
 
+def check_labor(labor: str) -> str:
+    """A task's or a batch's `labor`, refused naming the field unless known."""
+    if labor not in LABORS:
+        raise ValidationError("labor", f"must be one of {', '.join(LABORS)}")
+    return labor
+
+
 def validate_task(
     draft: TaskDraft,
     default_callback_url: str | None = None,
@@ -231,6 +246,7 @@ def validate_task(
     valid_specs: set[tuple[str | None, tuple[str, ...] | None]] | None = None,
     default_method: str = DEFAULT_CONSENSUS_METHOD,
     dev_mode: bool = False,
+    default_labor: str = DEFAULT_LABOR,
 ) -> TaskSpec:
     """Apply seed 004's field table; the first broken rule raises, naming its field.
 
@@ -283,6 +299,7 @@ def validate_task(
     gold = draft.gold_label
     if gold is not None and gold not in options:
         raise ValidationError("gold_label", "must be one of label_spec.options")
+    labor = check_labor(draft.labor if draft.labor is not None else default_labor)
     return TaskSpec(
         task_type=draft.type,
         data_url=draft.data_url,
@@ -296,6 +313,7 @@ def validate_task(
         target_confidence=target,
         max_labels=most,
         gold_label=gold,
+        labor=labor,
     )
 
 
@@ -304,21 +322,29 @@ def validate_batch(
     callback_url: str | None,
     default_method: str = DEFAULT_CONSENSUS_METHOD,
     dev_mode: bool = False,
+    labor: str | None = None,
 ) -> list[TaskSpec]:
-    """Validate a whole batch before anything is stored; errors name `tasks[i].field`."""
+    """Validate a whole batch before anything is stored; errors name `tasks[i].field`.
+    `labor` (the batch's own) applies to its tasks that name none."""
     if not drafts:
         raise ValidationError("tasks", "must contain at least 1 task")
     if len(drafts) > MAX_BATCH:
         raise ValidationError("tasks", f"must contain at most {MAX_BATCH} tasks")
     if callback_url is not None:
         check_call_url("callback_url", callback_url, dev_mode)
+    default_labor = DEFAULT_LABOR if labor is None else check_labor(labor)
     specs: list[TaskSpec] = []
     seen_keys: set[str] = set()
     valid_specs: set[tuple[str | None, tuple[str, ...] | None]] = set()
     for i, draft in enumerate(drafts):
         try:
             spec = validate_task(
-                draft, callback_url, valid_specs=valid_specs, default_method=default_method, dev_mode=dev_mode
+                draft,
+                callback_url,
+                valid_specs=valid_specs,
+                default_method=default_method,
+                dev_mode=dev_mode,
+                default_labor=default_labor,
             )
         except ValidationError as exc:
             raise exc.at(f"tasks[{i}].") from None

@@ -28,6 +28,8 @@ class Worker:
     payout_address: str
     task_types: tuple[str, ...]
     created_at: float
+    # Registered as a challenge gateway (docs/challenge.md): offered `labor: challenge` tasks.
+    challenge_gateway: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,7 @@ class WorkerRegistration:
     name: str
     payout_address: str
     task_types: tuple[str, ...]
+    challenge_gateway: bool = False
 
     def worker(self, now: float) -> Worker:
         """The worker this registration makes, with a new id: both stores store it as it is."""
@@ -44,6 +47,7 @@ class WorkerRegistration:
             payout_address=self.payout_address,
             task_types=self.task_types,
             created_at=now,
+            challenge_gateway=self.challenge_gateway,
         )
 
 
@@ -93,7 +97,9 @@ def address_network(address: str) -> str | None:
     return None
 
 
-def validate_worker(name: str, payout_address: str, task_types: list[str]) -> WorkerRegistration:
+def validate_worker(
+    name: str, payout_address: str, task_types: list[str], challenge_gateway: bool = False
+) -> WorkerRegistration:
     name = name.strip()
     if not name:
         raise ValidationError("name", "is required")
@@ -106,7 +112,8 @@ def validate_worker(name: str, payout_address: str, task_types: list[str]) -> Wo
     for i, task_type in enumerate(task_types):
         if task_type not in TASK_TYPES:
             raise ValidationError(f"task_types[{i}]", f"must be one of {', '.join(TASK_TYPES)}")
-    return WorkerRegistration(name, payout_address, tuple(dict.fromkeys(task_types)) or TASK_TYPES)
+    types = tuple(dict.fromkeys(task_types)) or TASK_TYPES
+    return WorkerRegistration(name, payout_address, types, challenge_gateway)
 
 
 def new_worker_token() -> str:

@@ -58,7 +58,9 @@ class LabelingService(labeling_pb2_grpc.LabelingServiceServicer):
         self, request: labeling_pb2.RegisterWorkerRequest, context: grpc.aio.ServicerContext
     ) -> labeling_pb2.RegisterWorkerResponse:
         self._callers.operator(context)
-        registration = validate_worker(request.name, request.payout_address, list(request.task_types))
+        registration = validate_worker(
+            request.name, request.payout_address, list(request.task_types), request.challenge_gateway
+        )
         token = new_worker_token()
         worker = self._store.create_worker(registration, token_hash=hash_token(token), now=time.time())
         return labeling_pb2.RegisterWorkerResponse(worker_id=worker.worker_id, token=token)
@@ -114,7 +116,9 @@ class LabelingService(labeling_pb2_grpc.LabelingServiceServicer):
             await abort(context, grpc.StatusCode.FAILED_PRECONDITION, "the first message must be hello")
         hello = first.hello
         try:
-            session = self._dispatcher.connect(worker, list(hello.task_types), hello.max_in_flight)
+            session = self._dispatcher.connect(
+                worker, list(hello.task_types), hello.max_in_flight, hello.opted_in_only
+            )
         except (ValidationError, Unavailable) as exc:
             await abort(context, status_code_for(exc), exc.message)
         reader = asyncio.get_running_loop().create_task(self._read(session, request_iterator))

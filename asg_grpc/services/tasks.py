@@ -116,7 +116,8 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
         caller = self._callers.customer(context)
         callback_url = request.callback_url if request.HasField("callback_url") else None
         drafts = [convert.draft(t) for t in request.tasks]
-        specs = validate_batch(drafts, callback_url, self._method(caller), self._dev_mode)
+        labor = request.labor if request.HasField("labor") else None
+        specs = validate_batch(drafts, callback_url, self._method(caller), self._dev_mode, labor)
         batch_id = ids.new_id("bat")
         submitted = await self._submit(Submission(caller.customer_id, specs, batch_id=batch_id))
         self._notify(submitted)

@@ -52,14 +52,16 @@ class ReinstateWorkerRequest(_message.Message):
     def __init__(self, worker_id: _Optional[str] = ..., family_options: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RegisterWorkerRequest(_message.Message):
-    __slots__ = ("name", "payout_address", "task_types")
+    __slots__ = ("name", "payout_address", "task_types", "challenge_gateway")
     NAME_FIELD_NUMBER: _ClassVar[int]
     PAYOUT_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     TASK_TYPES_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGE_GATEWAY_FIELD_NUMBER: _ClassVar[int]
     name: str
     payout_address: str
     task_types: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., payout_address: _Optional[str] = ..., task_types: _Optional[_Iterable[str]] = ...) -> None: ...
+    challenge_gateway: bool
+    def __init__(self, name: _Optional[str] = ..., payout_address: _Optional[str] = ..., task_types: _Optional[_Iterable[str]] = ..., challenge_gateway: _Optional[bool] = ...) -> None: ...
 
 class RegisterWorkerResponse(_message.Message):
     __slots__ = ("worker_id", "token")
@@ -84,14 +86,16 @@ class WorkerMessage(_message.Message):
     def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., labels: _Optional[_Union[Labels, _Mapping]] = ..., skip: _Optional[_Union[Skip, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("task_types", "max_in_flight", "agent")
+    __slots__ = ("task_types", "max_in_flight", "agent", "opted_in_only")
     TASK_TYPES_FIELD_NUMBER: _ClassVar[int]
     MAX_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
     AGENT_FIELD_NUMBER: _ClassVar[int]
+    OPTED_IN_ONLY_FIELD_NUMBER: _ClassVar[int]
     task_types: _containers.RepeatedScalarFieldContainer[str]
     max_in_flight: int
     agent: str
-    def __init__(self, task_types: _Optional[_Iterable[str]] = ..., max_in_flight: _Optional[int] = ..., agent: _Optional[str] = ...) -> None: ...
+    opted_in_only: bool
+    def __init__(self, task_types: _Optional[_Iterable[str]] = ..., max_in_flight: _Optional[int] = ..., agent: _Optional[str] = ..., opted_in_only: _Optional[bool] = ...) -> None: ...
 
 class Labels(_message.Message):
     __slots__ = ("items",)

@@ -13,7 +13,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class TaskInput(_message.Message):
-    __slots__ = ("type", "data_url", "label_spec", "consensus_threshold", "callback_url", "idempotency_key", "expires_in_seconds", "consensus_method", "target_confidence", "max_labels", "gold_label")
+    __slots__ = ("type", "data_url", "label_spec", "consensus_threshold", "callback_url", "idempotency_key", "expires_in_seconds", "consensus_method", "target_confidence", "max_labels", "gold_label", "labor")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     DATA_URL_FIELD_NUMBER: _ClassVar[int]
     LABEL_SPEC_FIELD_NUMBER: _ClassVar[int]
@@ -25,6 +25,7 @@ class TaskInput(_message.Message):
     TARGET_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     MAX_LABELS_FIELD_NUMBER: _ClassVar[int]
     GOLD_LABEL_FIELD_NUMBER: _ClassVar[int]
+    LABOR_FIELD_NUMBER: _ClassVar[int]
     type: str
     data_url: str
     label_spec: _common_pb2.LabelSpec
@@ -36,10 +37,11 @@ class TaskInput(_message.Message):
     target_confidence: float
     max_labels: int
     gold_label: str
-    def __init__(self, type: _Optional[str] = ..., data_url: _Optional[str] = ..., label_spec: _Optional[_Union[_common_pb2.LabelSpec, _Mapping]] = ..., consensus_threshold: _Optional[int] = ..., callback_url: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., expires_in_seconds: _Optional[int] = ..., consensus_method: _Optional[str] = ..., target_confidence: _Optional[float] = ..., max_labels: _Optional[int] = ..., gold_label: _Optional[str] = ...) -> None: ...
+    labor: str
+    def __init__(self, type: _Optional[str] = ..., data_url: _Optional[str] = ..., label_spec: _Optional[_Union[_common_pb2.LabelSpec, _Mapping]] = ..., consensus_threshold: _Optional[int] = ..., callback_url: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., expires_in_seconds: _Optional[int] = ..., consensus_method: _Optional[str] = ..., target_confidence: _Optional[float] = ..., max_labels: _Optional[int] = ..., gold_label: _Optional[str] = ..., labor: _Optional[str] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("task_id", "status", "task_type", "data_url", "label_spec", "consensus_threshold", "callback_url", "idempotency_key", "batch_id", "created_at", "updated_at", "expires_at", "consensus_method", "target_confidence", "max_labels", "gold_label")
+    __slots__ = ("task_id", "status", "task_type", "data_url", "label_spec", "consensus_threshold", "callback_url", "idempotency_key", "batch_id", "created_at", "updated_at", "expires_at", "consensus_method", "target_confidence", "max_labels", "gold_label", "labor")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -56,6 +58,7 @@ class Task(_message.Message):
     TARGET_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     MAX_LABELS_FIELD_NUMBER: _ClassVar[int]
     GOLD_LABEL_FIELD_NUMBER: _ClassVar[int]
+    LABOR_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     status: _common_pb2.TaskStatus
     task_type: str
@@ -72,7 +75,8 @@ class Task(_message.Message):
     target_confidence: float
     max_labels: int
     gold_label: str
-    def __init__(self, task_id: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.TaskStatus, str]] = ..., task_type: _Optional[str] = ..., data_url: _Optional[str] = ..., label_spec: _Optional[_Union[_common_pb2.LabelSpec, _Mapping]] = ..., consensus_threshold: _Optional[int] = ..., callback_url: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., batch_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., consensus_method: _Optional[str] = ..., target_confidence: _Optional[float] = ..., max_labels: _Optional[int] = ..., gold_label: _Optional[str] = ...) -> None: ...
+    labor: str
+    def __init__(self, task_id: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.TaskStatus, str]] = ..., task_type: _Optional[str] = ..., data_url: _Optional[str] = ..., label_spec: _Optional[_Union[_common_pb2.LabelSpec, _Mapping]] = ..., consensus_threshold: _Optional[int] = ..., callback_url: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., batch_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., consensus_method: _Optional[str] = ..., target_confidence: _Optional[float] = ..., max_labels: _Optional[int] = ..., gold_label: _Optional[str] = ..., labor: _Optional[str] = ...) -> None: ...
 
 class SubmitTaskRequest(_message.Message):
     __slots__ = ("task", "authorization")
@@ -153,12 +157,14 @@ class QuotaFigures(_message.Message):
     def __init__(self, limit: _Optional[int] = ..., used: _Optional[int] = ..., requested: _Optional[int] = ..., hint: _Optional[str] = ...) -> None: ...
 
 class SubmitBatchRequest(_message.Message):
-    __slots__ = ("tasks", "callback_url")
+    __slots__ = ("tasks", "callback_url", "labor")
     TASKS_FIELD_NUMBER: _ClassVar[int]
     CALLBACK_URL_FIELD_NUMBER: _ClassVar[int]
+    LABOR_FIELD_NUMBER: _ClassVar[int]
     tasks: _containers.RepeatedCompositeFieldContainer[TaskInput]
     callback_url: str
-    def __init__(self, tasks: _Optional[_Iterable[_Union[TaskInput, _Mapping]]] = ..., callback_url: _Optional[str] = ...) -> None: ...
+    labor: str
+    def __init__(self, tasks: _Optional[_Iterable[_Union[TaskInput, _Mapping]]] = ..., callback_url: _Optional[str] = ..., labor: _Optional[str] = ...) -> None: ...
 
 class SubmitBatchResponse(_message.Message):
     __slots__ = ("batch_id", "task_count", "task_ids")

@@ -117,6 +117,7 @@ def draft(msg: tasks_pb2.TaskInput) -> TaskDraft:
         target_confidence=msg.target_confidence if has("target_confidence") else None,
         max_labels=msg.max_labels if has("max_labels") else None,
         gold_label=msg.gold_label if has("gold_label") else None,
+        labor=msg.labor if has("labor") else None,
     )
 
 
@@ -136,6 +137,7 @@ def task(t: Task) -> tasks_pb2.Task:
         target_confidence=spec.target_confidence,
         max_labels=spec.max_labels,
         gold_label=spec.gold_label,  # reads are scoped to the owner; workers never get a Task
+        labor=spec.labor,
     )
 
 

@@ -59,5 +59,5 @@ def test_asg_dev_serves_the_demo_site_through_the_gateway_and_the_readme_path_ru
         with httpx.Client(base_url=f"{url}/dashboard/api", auth=(user, password), timeout=5) as dash:
             metrics = dash.get("/metrics").json()
         assert metrics["total_items"] == 3
-        assert metrics["total_challenges"] == 2  # the two pages (the JSON 403 issues no challenge)
+        assert metrics["total_challenges"] == 3  # plain curl's JSON 403 and the two pages
         assert httpx.get(f"{url}/dashboard/api/metrics", timeout=5).status_code == 401

@@ -77,3 +77,29 @@ def test_register_without_an_operator_token_says_where_it_looked(stack: Stack, t
     )
     assert done.returncode == 2
     assert "operator token" in done.stderr and str(tmp_path) in done.stderr
+
+
+def test_a_challenge_gateway_registered_so_may_ask_for_opted_in_work_only(stack: Stack) -> None:
+    """docs/challenge.md: `--challenge-gateway` is what lets a stream say `opted_in_only`; the
+    same hello from a plain worker is refused naming the field."""
+    firsts = []
+    for name, flags in (("site-gw", ["--challenge-gateway"]), ("plain", [])):
+        done = run(
+            "--name", name, "--payout-address", ADDRESS, *flags,
+            "--grpc", stack.grpc_addr, "--data-dir", str(stack.data_dir),
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        token = next(line for line in done.stdout.splitlines() if line.startswith("token")).split(":")[1]
+        with grpc.insecure_channel(stack.grpc_addr) as channel:
+            hello = labeling_pb2.Hello(max_in_flight=1, opted_in_only=True)
+            call = labeling_pb2_grpc.LabelingServiceStub(channel).Work(
+                iter([labeling_pb2.WorkerMessage(hello=hello)]),
+                metadata=[("authorization", f"Bearer {token.strip()}")],
+            )
+            try:
+                firsts.append(next(call).WhichOneof("kind"))
+            except grpc.RpcError as exc:
+                firsts.append(f"{exc.code().name}: {exc.details()}")
+            call.cancel()
+    assert firsts[0] == "welcome"
+    assert firsts[1].startswith("INVALID_ARGUMENT: hello.opted_in_only is for workers registered as")

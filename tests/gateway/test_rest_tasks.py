@@ -27,7 +27,7 @@ SPEC = {"question": "Animal?", "options": ["cat", "dog"]}
 TASK_FIELDS = {
     "task_id", "status", "task_type", "data_url", "label_spec", "consensus_threshold",
     "callback_url", "idempotency_key", "batch_id", "created_at", "updated_at", "expires_at",
-    "consensus_method", "target_confidence", "max_labels", "gold_label",
+    "consensus_method", "target_confidence", "max_labels", "gold_label", "labor",
 }  # fmt: skip
 
 
@@ -304,6 +304,7 @@ def test_get_task_returns_what_was_submitted(http: httpx.Client, auth: dict[str,
         "target_confidence": 0.95,
         "max_labels": 10,
         "gold_label": None,
+        "labor": "any",
     }
     assert TIMESTAMP.match(body["updated_at"])
 
@@ -583,6 +584,10 @@ def test_batch_with_one_bad_task_is_400_naming_it_and_stores_nothing(
                      id="http-callback"),
         pytest.param({"tasks": [task(0, idempotency_key="x"), task(1, idempotency_key="x")]},
                      "tasks[1].idempotency_key ", id="key-repeated-in-batch"),
+        pytest.param({"tasks": [task()], "labor": "robots"}, "labor must be one of any, challenge",
+                     id="unknown-labor"),
+        pytest.param({"tasks": [task(0), task(1, labor="")]}, "tasks[1].labor must be one of",
+                     id="task-labor-empty"),
     ],
 )  # fmt: skip
 def test_bad_batch_is_400_and_stores_nothing(
@@ -632,6 +637,13 @@ def test_batch_callback_url_applies_to_tasks_without_their_own(
         "https://hooks.example.com/batch",
         "https://hooks.example.com/own",
     ]
+
+
+def test_batch_labor_opts_in_the_tasks_that_name_none(http: httpx.Client, auth: dict[str, str]) -> None:
+    """docs/api.md: a batch's `labor` applies to its tasks without their own, as callback_url."""
+    body = submit_batch(http, auth, {"labor": "challenge", "tasks": [task(0), task(1, labor="any")]})
+
+    assert [get_task(http, auth, t)["labor"] for t in body["task_ids"]] == ["challenge", "any"]
 
 
 def test_batch_replays_a_key_already_used_without_charging_it(

@@ -175,6 +175,15 @@ def test_batch_returns_its_tasks(client: ASGGatewayClient) -> None:
     assert {t["task_id"] for t in listed["tasks"]} == set(batch["task_ids"])
 
 
+def test_labor_opts_a_task_and_a_batch_in_to_challenge_gateways(client: ASGGatewayClient) -> None:
+    one = client.submit_task("image_classification", "https://cdn.example.com/c.jpg", SPEC, labor="challenge")
+    batch = client.submit_batch([task(1), task(2, labor="any")], labor="challenge")
+    ids = [one["task_id"], *batch["task_ids"]]
+    assert [client.get_task(t)["labor"] for t in ids] == ["challenge", "challenge", "any"]
+    with pytest.raises(BadRequestError, match="labor must be one of any, challenge"):
+        client.submit_task("image_classification", "https://cdn.example.com/d.jpg", SPEC, labor="robots")
+
+
 def test_bad_key_raises_authentication_error(stack: Stack) -> None:
     with (
         ASGGatewayClient("sk_sandbox_not_a_key", stack.base_url) as client,

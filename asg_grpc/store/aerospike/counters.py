@@ -28,7 +28,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 import zlib
+from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import aerospike
@@ -44,12 +47,13 @@ from asg_grpc.domain.billing import Month, UsageCounts, usage_counts, usage_kind
 from asg_grpc.domain.dashboard import Counters, day_of
 from asg_grpc.domain.errors import Unavailable
 from asg_grpc.store.aerospike.connection import AerospikeUrl
-from asg_grpc.store.aerospike.records import GEN_EQ, Records, ensure_index, query
+from asg_grpc.store.aerospike.records import BATCH_CHUNK, GEN_EQ, Records, ensure_index, query
 
 log = logging.getLogger(__name__)
 
 MAX_INT = 2**63 - 1
 CAS_ROUNDS = 16
+REPAIR_EVERY = 2.0  # seconds between two crash repairs of one store (`Counts.repair`)
 _DECIDED = frozenset({"verified", "settled", "failed"})
 _LABELED = frozenset({"verified", "settled"})
 # Once here a task's contribution never changes again, so its `ap` entry is dropped.
@@ -63,6 +67,19 @@ DIRTY = "cd"
 
 def dirty() -> Any:
     return ops.write(DIRTY, 1)
+
+
+# What `contribution` and `Counts.apply_changed` read of a task: the changing write reads them
+# back (`read_counted`), so the counting needs no batch read of its own.
+COUNTED_BINS = (
+    "tid", "owner", "status", "created", "type", "conf", "wcount", "acount", "label", "settled",
+    "decided", "tier", "cv", "cseq", "cpend", DIRTY,
+)  # fmt: skip
+
+
+def read_counted() -> list[Any]:
+    """Reads to end a task's changing write with (after its writes: they see the new state)."""
+    return [ops.read(name) for name in COUNTED_BINS]
 
 
 def _month(unix_time: float) -> str:
@@ -106,10 +123,47 @@ def _earliest(created: float) -> Any:
     return eops.expression_write("first", earliest)
 
 
+def _not_applied(task_id: str, cver: int) -> Any:
+    """The counter record has not applied difference `cver` of this task yet."""
+    return exp.Or(
+        exp.Not(
+            exp.MapGetByKey(
+                None, aerospike.MAP_RETURN_EXISTS, exp.ResultType.BOOLEAN, task_id, exp.MapBin("ap")
+            )
+        ),
+        exp.LT(
+            exp.MapGetByKey(
+                None, aerospike.MAP_RETURN_VALUE, exp.ResultType.INTEGER, task_id, exp.MapBin("ap")
+            ),
+            cver,
+        ),
+    )
+
+
 def _difference(new: dict[str, float], old: dict[str, float]) -> dict[str, float]:
     keys = set(new) | set(old)
     delta = {k: new.get(k, 0) - old.get(k, 0) for k in keys}
     return {k: (float(v) if k in FLOAT_KEYS else int(v)) for k, v in delta.items() if v}
+
+
+def write_in_chunks(records: Records, writes: list[Write]) -> list[Any]:
+    """The result rows of `writes`, sent in batch writes of BATCH_CHUNK: a thousand records in
+    one can outlast the client's timeout on a loaded machine, and a timed-out chunk is retried
+    whole, so every write in it must be one a repeat finds harmless (guarded or CREATE_ONLY)."""
+    client, rows = records.client, []
+    for start in range(0, len(writes), BATCH_CHUNK):
+        chunk = BatchRecords(writes[start : start + BATCH_CHUNK])
+        rows += records.retry(partial(client.batch_write, chunk)).batch_records
+    return rows
+
+
+def read_in_chunks(records: Records, keys: list[Any]) -> list[tuple[Any, Any, Any]]:
+    """`Records.get_many` in batch reads of BATCH_CHUNK: (key, meta, bins), meta None if absent."""
+    return [
+        row
+        for start in range(0, len(keys), BATCH_CHUNK)
+        for row in records.get_many(keys[start : start + BATCH_CHUNK])
+    ]
 
 
 class Counts:
@@ -118,6 +172,7 @@ class Counts:
         self._tasks = url.set_prefix + "tasks"
         self._counts = url.set_prefix + "counts"
         self._shards = url.count_shards
+        self._repaired_at: float | None = None  # monotonic; `repair` runs at most every REPAIR_EVERY
         ensure_index(records, DIRTY, aerospike.INDEX_NUMERIC, f"{url.namespace}_task_cd")
         ensure_index(records, "cver", aerospike.INDEX_NUMERIC, f"{url.namespace}_task_cver")
 
@@ -255,19 +310,7 @@ class Counts:
         """Steps 2 and 3 for the `cpend` the task holds (each harmless to repeat)."""
         customer_id, cver, delta = bins["owner"], bins["cver"], bins["cpend"]
         shard = self._shard(customer_id, task_id)
-        not_yet = exp.Or(
-            exp.Not(
-                exp.MapGetByKey(
-                    None, aerospike.MAP_RETURN_EXISTS, exp.ResultType.BOOLEAN, task_id, exp.MapBin("ap")
-                )
-            ),
-            exp.LT(
-                exp.MapGetByKey(
-                    None, aerospike.MAP_RETURN_VALUE, exp.ResultType.INTEGER, task_id, exp.MapBin("ap")
-                ),
-                cver,
-            ),
-        ).compile()
+        not_yet = _not_applied(task_id, cver).compile()
         operations = [mops.map_increment("c", key, amount) for key, amount in sorted(delta.items())]
         operations.append(mops.map_put("ap", task_id, cver))
         operations.append(ops.write("cid", customer_id))
@@ -291,12 +334,187 @@ class Counts:
                     {},
                 )
 
+    def follow_up_many(self, task_ids: list[str]) -> None:
+        """`follow_up` for many tasks changed at once (a payout's settled tasks), with the
+        same three steps batched: one batch read, one batch of compare-and-sets (step 1, each
+        on its own generation), per counter shard one increment filtered by "each of these
+        tasks' `ap` entry is absent or below its new `cver`" (step 2, all shards in one batch
+        write), one batch clean-up (step 3), and for tasks now final their `ap` entries
+        dropped per shard. Whatever a batch step cannot do for a task (it changed meanwhile, a
+        shard was filtered out because a repair counted one of its tasks first) is left to the
+        per-task `follow_up`, so each difference is still applied once. Like `follow_up`, a
+        failure never fails the change it counts: the tasks stay marked for `repair`."""
+        if not task_ids:
+            return
+        try:
+            self._follow_up_many(task_ids)
+        except Unavailable:
+            return
+        except aex.AerospikeError as exc:
+            log.warning("tasks not counted yet; repair retries", extra={"error": str(exc)})
+
+    def _follow_up_many(self, task_ids: list[str]) -> None:
+        keys = [self._records.key(self._tasks, task_id) for task_id in task_ids]
+        found = read_in_chunks(self._records, keys)
+        changed = [
+            (task_id, bins, meta["gen"])
+            for task_id, (_, meta, bins) in zip(task_ids, found, strict=True)
+            if meta
+        ]
+        for task_id in self._count_changed(changed, {}, fresh=True):
+            self.follow_up(task_id)
+
+    def apply_changed(
+        self, changed: list[tuple[str, dict[str, Any], int]], step_one: Mapping[str, list[Any]] | None = None
+    ) -> set[str]:
+        """`follow_up_many` for tasks just written by a write that ended with `read_counted`:
+        each given as (task id, the bins it read back, the generation it left), so no batch
+        read first. `step_one[task]`'s operations are added to the task's step 1 (a
+        compare-and-set on that generation): they are applied exactly when it is. Answers the
+        tasks step 1 left alone (changed meanwhile, or holding an older unapplied difference),
+        for the caller to finish one by one (`follow_up`, or `Outbox.emit`). Like
+        `follow_up`, a failure never fails the change it counts: the tasks stay marked."""
+        try:
+            return self._count_changed(changed, step_one or {}, fresh=False)
+        except Unavailable:
+            return set()
+        except aex.AerospikeError as exc:
+            log.warning("tasks not counted yet; repair retries", extra={"error": str(exc)})
+            return set()
+
+    def _count_changed(
+        self,
+        changed: list[tuple[str, dict[str, Any], int]],
+        step_one: Mapping[str, list[Any]],
+        *,
+        fresh: bool,
+    ) -> set[str]:
+        """Steps 1-3 in batches for (task id, bins, generation) rows; the tasks a batch step
+        could not do (answered for `follow_up`). A shard filtered out sends its tasks there
+        when `fresh` (a batch read: nothing of theirs to keep), else each is finished here."""
+        alone: list[str] = []  # finished one by one
+        changing: list[tuple[str, dict[str, Any], int, dict[str, float], int]] = []
+        writes: list[Write] = []
+        for task_id, bins, gen in changed:
+            if "cpend" in bins:
+                alone.append(task_id)
+                continue
+            new = contribution(bins)
+            delta = _difference(new, bins.get("cv") or {})
+            if not delta and DIRTY not in bins and task_id not in step_one:
+                continue
+            operations = [ops.write(DIRTY, None), *step_one.get(task_id, ())]
+            cver = int(bins.get("cseq") or 0) + 1
+            if delta:
+                operations += [
+                    ops.write("cv", new),
+                    ops.write("cpend", delta),
+                    ops.write("cver", cver),
+                    ops.write("cseq", cver),
+                ]
+            changing.append((task_id, bins, cver, delta, len(writes)))
+            writes.append(
+                Write(self._records.key(self._tasks, task_id), operations, {"gen": gen}, dict(GEN_EQ))
+            )
+        rows = write_in_chunks(self._records, writes)
+        by_shard: dict[str, list[tuple[str, dict[str, Any], int, dict[str, float]]]] = {}
+        for task_id, bins, cver, delta, row in changing:
+            if rows[row].result != 0:  # changed meanwhile
+                alone.append(task_id)
+            elif delta:
+                by_shard.setdefault(self._shard(bins["owner"], task_id), []).append(
+                    (task_id, bins, cver, delta)
+                )
+        step_two: list[str] = []
+        counted = self._apply_shards(by_shard, step_two)
+        if counted:
+            self._clear_counted(counted)
+            final: dict[str, list[str]] = {}
+            for shard, task_id, status, _ in counted:
+                if status in _FINAL:
+                    final.setdefault(shard, []).append(task_id)
+            if final:
+                drops = [
+                    Write(
+                        self._records.key(self._counts, shard),
+                        [mops.map_remove_by_key_list("ap", ids, aerospike.MAP_RETURN_NONE)],
+                    )
+                    for shard, ids in sorted(final.items())
+                ]
+                write_in_chunks(self._records, drops)
+        if fresh:
+            return set(alone + step_two)
+        for task_id in step_two:  # step 1 is done: `follow_up` (a fresh read) finishes it
+            self.follow_up(task_id)
+        return set(alone)
+
+    def _apply_shards(
+        self,
+        by_shard: dict[str, list[tuple[str, dict[str, Any], int, dict[str, float]]]],
+        alone: list[str],
+    ) -> list[tuple[str, str, str, int]]:
+        """Step 2 per shard in one batch write: (shard, task, status) of the tasks applied;
+        a shard filtered out sends its tasks to `alone`."""
+        if not by_shard:
+            return []
+        writes = []
+        for shard, tasks in sorted(by_shard.items()):
+            guards = [_not_applied(task_id, cver) for task_id, _, cver, _ in tasks]
+            total: dict[str, float] = {}
+            for _, _, _, delta in tasks:
+                for name, amount in delta.items():
+                    total[name] = total.get(name, 0) + amount
+            operations = [mops.map_increment("c", name, amount) for name, amount in sorted(total.items())]
+            operations += [
+                ops.write("cid", tasks[0][1]["owner"]),
+                mops.map_put_items("ap", {task_id: cver for task_id, _, cver, _ in tasks}),
+                _earliest(min(float(bins["created"]) for _, bins, _, _ in tasks)),
+            ]
+            guard = guards[0] if len(guards) == 1 else exp.And(*guards)
+            writes.append(
+                Write(
+                    self._records.key(self._counts, shard),
+                    operations,
+                    policy={"expressions": guard.compile()},
+                )
+            )
+        counted: list[tuple[str, str, str, int]] = []
+        for (shard, tasks), row in zip(
+            sorted(by_shard.items()), write_in_chunks(self._records, writes), strict=True
+        ):
+            if row.result == 0:
+                counted += [(shard, task_id, bins["status"], cver) for task_id, bins, cver, _ in tasks]
+            else:  # filtered out (a repair was first), or refused: each task on its own
+                alone += [task_id for task_id, _, _, _ in tasks]
+        return counted
+
+    def _clear_counted(self, counted: list[tuple[str, str, str, int]]) -> None:
+        """Step 3 for tasks whose difference was applied, in one batch write: `cpend` and
+        `cver` removed, each filtered by its `cver` still being the one applied."""
+        clear = [ops.write("cpend", None), ops.write("cver", None)]
+        writes = [
+            Write(
+                self._records.key(self._tasks, task_id),
+                clear,
+                policy={"expressions": exp.Eq(exp.IntBin("cver"), cver).compile()},
+            )
+            for _, task_id, _, cver in counted
+        ]
+        write_in_chunks(self._records, writes)
+
     def repair(self) -> None:
-        """Finishes what a crash left: tasks still dirty, or holding an unapplied difference."""
+        """Finishes what a crash left: tasks still dirty, or holding an unapplied difference.
+        At most once every REPAIR_EVERY seconds per store (the first call always): its two
+        index queries cost ~20 point reads each, and the primary core's webhook fan-out calls
+        it 20 times a second, for leftovers that only a crash or an outage makes."""
+        now = time.monotonic()
+        if self._repaired_at is not None and now - self._repaired_at < REPAIR_EVERY:
+            return
         dirty_ones = query(self._records, self._tasks, predicates.equals(DIRTY, 1))
         pending = query(self._records, self._tasks, predicates.between("cver", 1, MAX_INT))
         for task_id in {b["tid"] for b in dirty_ones + pending}:
             self.apply(task_id)
+        self._repaired_at = now
 
     # reads -------------------------------------------------------------------------------
 

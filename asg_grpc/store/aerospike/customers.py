@@ -13,7 +13,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import aerospike
 from aerospike import exception as aex
+from aerospike_helpers.operations import map_operations as mops
+from aerospike_helpers.operations import operations as ops
 
 from asg_grpc.domain import ids
 from asg_grpc.domain.customers import MAX_ACTIVE_KEYS, ApiKey, Customer, Registration
@@ -27,6 +30,10 @@ from asg_grpc.store.customer_records import KeyOwner
 CLAIM_SECONDS = 30.0
 # Compare-and-set rounds before a hot customer record counts as unavailable.
 CAS_ROUNDS = 16
+# Key pointers (hash → customer id) remembered per core: a pointer never changes once written,
+# and it is trusted only when the customer record names the key, so a remembered one can only
+# save the read of itself. Past this many, the memory starts over (a bound, not an LRU).
+POINTER_CACHE = 100_000
 
 
 KeyMap = dict[str, dict[str, Any]]  # key hash → {"h": hint, "c": created_at, "r": retire_at?}
@@ -44,6 +51,7 @@ class AerospikeCustomers:
         self._customers = url.set_prefix + "customers"
         self._emails = url.set_prefix + "emails"
         self._keys = url.set_prefix + "api_keys"
+        self._pointers: dict[str, str] = {}  # key hash → customer id (POINTER_CACHE)
 
     def _change_customer(
         self, customer_id: str, change: Callable[[dict[str, Any]], dict[str, Any]]
@@ -78,16 +86,6 @@ class AerospikeCustomers:
             bins["created"],
             bins.get("cmethod") or None,
         )
-
-    def _owner(self, key_hash: str, now: float) -> dict[str, Any] | None:
-        """The customer record owning this key, while the key is active."""
-        pointer = self._records.get(self._keys, key_hash)
-        if pointer is None:
-            return None
-        found = self._records.get(self._customers, pointer[0]["cid"])
-        if found is None or not _active((found[0].get("keys") or {}).get(key_hash), now):
-            return None
-        return found[0]
 
     # Store protocol ----------------------------------------------------------------------
 
@@ -139,8 +137,33 @@ class AerospikeCustomers:
             raise EmailTaken() from exc
 
     def key_owner(self, key_hash: str) -> KeyOwner | None:
-        bins = self._owner(key_hash, time.time())
-        return None if bins is None else KeyOwner(bins["cid"], bins["tier"], bins.get("cmethod") or None)
+        """Every customer call asks it, so one round trip: the pointer is remembered (it never
+        changes), and the customer record, the one truth about its keys, is read every time
+        (only this key's entry, the tier and the default method), so a revocation or a
+        rotation's end takes effect at once on every core (seed 003: "takes effect
+        immediately"). An unknown hash is never remembered: its key may be registered next."""
+        customer_id = self._pointers.get(key_hash)
+        if customer_id is None:
+            pointer = self._records.get(self._keys, key_hash)
+            if pointer is None:
+                return None
+            customer_id = pointer[0]["cid"]
+            if len(self._pointers) >= POINTER_CACHE:
+                self._pointers.clear()
+            self._pointers[key_hash] = customer_id
+        client, full_key = self._records.client, self._records.key(self._customers, customer_id)
+        operations = [
+            mops.map_get_by_key("keys", key_hash, aerospike.MAP_RETURN_VALUE),
+            ops.read("tier"),
+            ops.read("cmethod"),
+        ]
+        try:
+            _, _, bins = self._records.retry(lambda: client.operate(full_key, operations))
+        except aex.RecordNotFound:
+            return None
+        if not _active(bins.get("keys") or None, time.time()):
+            return None
+        return KeyOwner(customer_id, bins["tier"], bins.get("cmethod") or None)
 
     def get_customer(self, customer_id: str) -> Customer | None:
         found = self._records.get(self._customers, customer_id)

@@ -18,6 +18,7 @@ import aerospike
 from aerospike import exception as aex
 from aerospike import predicates
 from aerospike_helpers import expressions as exp
+from aerospike_helpers.batch.records import Write
 from aerospike_helpers.operations import expression_operations as eops
 from aerospike_helpers.operations import map_operations as mops
 from aerospike_helpers.operations import operations as ops
@@ -28,9 +29,9 @@ from asg_grpc.domain.labeling import OpenTask, labels_beyond_reserved
 from asg_grpc.domain.tasks import LabelRecord, Task, TaskStatus
 from asg_grpc.domain.workers import Worker, WorkerRegistration
 from asg_grpc.store.aerospike.connection import AerospikeUrl, Retry
-from asg_grpc.store.aerospike.counters import dirty
+from asg_grpc.store.aerospike.counters import dirty, read_counted, write_in_chunks
 from asg_grpc.store.aerospike.outbox import Outbox, mark
-from asg_grpc.store.aerospike.records import GEN_EQ, UPDATE_ONLY, Records, ensure_index, query
+from asg_grpc.store.aerospike.records import GEN_EQ, UPDATE_ONLY, Records, ensure_index, query, refused
 from asg_grpc.store.aerospike.tasks import _task, due_ms
 from asg_grpc.store.task_records import LabelingBatch
 
@@ -92,6 +93,8 @@ class AerospikeLabels:
             "token": token_hash,
             "created": now,
         }
+        if worker.challenge_gateway:  # absent: not one (records written before the field)
+            bins["cgw"] = 1
         self._lrecords.create(self._workers, worker.worker_id, bins)
         return worker
 
@@ -103,14 +106,14 @@ class AerospikeLabels:
         if found is None or found[0]["token"] != token_hash or found[0].get("revoked") is not None:
             return None
         b = found[0]
-        return Worker(b["wid"], b["name"], b["payout"], tuple(b["types"]), b["created"])
+        return Worker(b["wid"], b["name"], b["payout"], tuple(b["types"]), b["created"], bool(b.get("cgw")))
 
     def workers(self) -> list[Worker]:
         """A scan of the worker set (one record per registered worker: few)."""
         scan = self._lrecords.client.query(self._lrecords.namespace, self._workers)
         found = self._lrecords.retry(scan.results)
         return [
-            Worker(b["wid"], b["name"], b["payout"], tuple(b["types"]), b["created"])
+            Worker(b["wid"], b["name"], b["payout"], tuple(b["types"]), b["created"], bool(b.get("cgw")))
             for _, _, b in found
             if b.get("revoked") is None
         ]
@@ -124,15 +127,19 @@ class AerospikeLabels:
         return sorted(records, key=lambda r: r.created_at)
 
     def record_labeling(self, batch: LabelingBatch) -> set[str]:
-        """Per task one filtered `operate`: state, verdict, labels and skips together, or
-        nothing when the task was decided meanwhile (then it is in the answer)."""
+        """Per task one filtered write: state, verdict, labels and skips together, or nothing
+        when the task was decided meanwhile (then it is in the answer). All of a flush's task
+        writes go in batch calls (each record's write still atomic and filtered on its own),
+        then the counting of the changed tasks in one batch call per step
+        (`Counts.apply_changed`): a flush costs a handful of round trips, not ~10 per task."""
         labels: dict[str, dict[str, list[Any]]] = defaultdict(dict)
         for task_id, worker_id, option, at in batch.labels:
             labels[task_id].setdefault(worker_id, [option, at])
         skips: dict[str, dict[str, list[Any]]] = defaultdict(dict)
         for task_id, worker_id, reason, at in batch.skips:
             skips[task_id].setdefault(worker_id, [reason, at])
-        closed: set[str] = set()
+        changing = {t.task_id: t for t in batch.tasks}
+        writes: list[Write] = []
         for task in batch.tasks:
             operations = _state_ops(task, batch.now)
             if task.task_id in labels:
@@ -142,34 +149,74 @@ class AerospikeLabels:
             if task.status.decided:  # the webhook event, marked in the same write
                 event = "task.verified" if task.status is TaskStatus.VERIFIED else "task.failed"
                 operations.extend(mark(event, batch.now))
-            try:
+            operations += [*read_counted(), ops.read("ev")]  # what the follow-ups need: no read
+            key = self._lrecords.key(self._ltasks, task.task_id)
+            writes.append(Write(key, operations, policy={"expressions": _UNDECIDED, **UPDATE_ONLY}))
+        # Labels and skips of tasks whose state did not change, in the same batch.
+        unchanged = sorted((set(labels) | set(skips)) - set(changing))
+        for task_id in unchanged:
+            operations = [
+                mops.map_put_items(name, found[task_id], _KEEP_FIRST)
+                for name, found in (("labels", labels), ("skips", skips))
+                if task_id in found
+            ]
+            writes.append(
+                Write(self._lrecords.key(self._ltasks, task_id), operations, policy=dict(UPDATE_ONLY))
+            )
+        answers = write_in_chunks(self._lrecords, writes)
+        for row in answers[len(batch.tasks) :]:
+            if row.result not in (0, aex.RecordNotFound.code):
+                raise refused(row.result)
+        closed: set[str] = set()
+        changed: list[tuple[str, dict[str, Any], int]] = []
+        one_by_one: list[str] = []  # ours, applied by a try reported as timed out
+        for task, row in zip(batch.tasks, answers, strict=False):
+            if row.result == 0:
+                _, meta, bins = row.record
+                changed.append((task.task_id, {k: v for k, v in bins.items() if v is not None}, meta["gen"]))
+            elif row.result not in (aex.FilteredOut.code, aex.RecordNotFound.code):
+                raise refused(row.result)  # the flush is retried whole: every write above repeats
+            elif self._decided_by(task, batch.now):
+                one_by_one.append(task.task_id)
+            else:
+                closed.add(task.task_id)
+        # Skips of closed tasks are kept (as on SQLite; they never matter again), labels not.
+        for task_id in sorted(closed & set(skips)):
+            with contextlib.suppress(aex.RecordNotFound):
                 self._operate(
-                    self._ltasks, task.task_id, operations, {"expressions": _UNDECIDED, **UPDATE_ONLY}
+                    self._ltasks,
+                    task_id,
+                    [mops.map_put_items("skips", skips[task_id], _KEEP_FIRST)],
+                    dict(UPDATE_ONLY),
                 )
-            except (aex.FilteredOut, aex.RecordNotFound):
-                if not self._decided_by(task, batch.now):
-                    closed.add(task.task_id)
-                    continue
-            extra = labels_beyond_reserved(task)
-            if extra:  # billed as labels, so counted in the quota too (docs/billing.md)
-                # After the task's write, which succeeds once: a crash between the two leaves
-                # these labels off the quota (still billed), never counts them twice.
-                with contextlib.suppress(aex.RecordNotFound):
-                    self._operate(self._lcustomers, task.customer_id, [ops.increment("reserved", extra)])
-            self._loutbox.emit(task.task_id)  # its counters, and its event when decided
-        # Labels and skips of tasks whose state did not change; skips of closed ones are kept
-        # (as on SQLite; they never matter again), their labels are not.
-        written = {t.task_id for t in batch.tasks} - closed
-        for task_id in (set(labels) | set(skips)) - written:
-            operations = []
-            if task_id in labels and task_id not in closed:
-                operations.append(mops.map_put_items("labels", labels[task_id], _KEEP_FIRST))
-            if task_id in skips:
-                operations.append(mops.map_put_items("skips", skips[task_id], _KEEP_FIRST))
-            if operations:
-                with contextlib.suppress(aex.RecordNotFound):
-                    self._operate(self._ltasks, task_id, operations, dict(UPDATE_ONLY))
+        self._take_extra_labels([changing[t] for t, _, _ in changed] + [changing[t] for t in one_by_one])
+        # Marks of customers without an active webhook make no event (as Outbox.emit): they
+        # are cleared by the counting's first step, which holds exactly when the task is
+        # still as read back. Tasks of customers with one are emitted one by one.
+        marked = {bins["owner"] for _, bins, _ in changed if bins.get("ev")}
+        hooked = {customer_id for customer_id in marked if self._loutbox.has_active_webhook(customer_id)}
+        clear = [ops.write("ev", None), ops.write("evp", None)]
+        step_one = {t: clear for t, bins, _ in changed if bins.get("ev") and bins["owner"] not in hooked}
+        left = self._loutbox.counts.apply_changed(changed, step_one)
+        for task_id, bins, _ in changed:
+            if task_id in left or (bins.get("ev") and bins["owner"] in hooked):
+                self._loutbox.emit(task_id)  # its counters, and its event when marked
+        for task_id in one_by_one:
+            self._loutbox.emit(task_id)
         return closed
+
+    def _take_extra_labels(self, written: list[OpenTask]) -> None:
+        """Labels a decision bought beyond the reservation are billed, so counted in the quota
+        too (docs/billing.md): one increment per customer, after the tasks' writes, which
+        succeed once: a crash between the two leaves these labels off the quota (still
+        billed), never counts them twice."""
+        extra: dict[str, int] = defaultdict(int)
+        for task in written:
+            extra[task.customer_id] += labels_beyond_reserved(task)
+        for customer_id, amount in sorted(extra.items()):
+            if amount:
+                with contextlib.suppress(aex.RecordNotFound):
+                    self._operate(self._lcustomers, customer_id, [ops.increment("reserved", amount)])
 
     def _decided_by(self, task: OpenTask, now: float) -> bool:
         """After a refused write: was it ours, applied by a try reported as timed out?"""

@@ -16,17 +16,20 @@ from typing import Any
 import aerospike
 from aerospike import exception as aex
 from aerospike import predicates
+from aerospike_helpers import expressions as exp
 from aerospike_helpers.operations import map_operations
+from aerospike_helpers.operations import operations as ops
 
 from asg_grpc.domain.labeling import OpenTask
 from asg_grpc.domain.tasks import (
     DEFAULT_CONSENSUS_METHOD,
+    DEFAULT_LABOR,
     DEFAULT_MAX_LABELS,
     DEFAULT_TARGET_CONFIDENCE,
     TaskStatus,
 )
 from asg_grpc.store.aerospike.connection import AerospikeUrl, Retry
-from asg_grpc.store.aerospike.records import GEN_EQ, Records, ensure_index, query
+from asg_grpc.store.aerospike.records import GEN_EQ, UPDATE_ONLY, Records, ensure_index, query
 from asg_grpc.store.aerospike.sequence import TaskSequence
 
 LEASE_KEY = "dispatch"
@@ -71,6 +74,7 @@ class AerospikeDispatch:
                 max_labels=r.get("maxlabels", DEFAULT_MAX_LABELS),
                 gold=r.get("gold"),
                 customer_id=r["owner"],
+                labor=r.get("labor", DEFAULT_LABOR),
             )
             task.labels.update({worker: entry[0] for worker, entry in (r.get("labels") or {}).items()})
             task.skipped.update(r.get("skips") or {})
@@ -137,16 +141,18 @@ class AerospikeDispatch:
         return True
 
     def renew_lease(self, name: str, owner: str, now: float) -> bool:
-        for _ in range(16):
-            current, gen = self._lease(name)
-            if current is None or current[0] != owner:
-                return False
-            try:
-                self._drecords.put(self._meta, name, {"owner": owner, "hb": now}, GEN_EQ, gen=gen)
-            except aex.RecordGenerationError:
-                continue  # re-read: still ours (a retried renewal of ours), or taken
-            return True
-        return False
+        """One write filtered by "`owner` is still us" (no read first: a core renews 16
+        partition leases every heartbeat). It bumps the generation, so a taker's
+        compare-and-set on what it read before fails, as with a compare-and-set renewal;
+        filtered out or gone → lost. A retried renewal of ours that was applied is found
+        still ours by the repeat, so it cannot be mistaken for a loss."""
+        client, key = self._drecords.client, self._drecords.key(self._meta, name)
+        ours = {"expressions": exp.Eq(exp.StrBin("owner"), owner).compile(), **UPDATE_ONLY}
+        try:
+            self._drecords.retry(lambda: client.operate(key, [ops.write("hb", now)], None, ours))
+        except (aex.FilteredOut, aex.RecordNotFound):
+            return False
+        return True
 
     def release_lease(self, name: str, owner: str) -> None:
         """Removed only if still ours and unchanged since read (generation check)."""
@@ -163,9 +169,9 @@ class AerospikeDispatch:
     def announce_core(self, owner: str, now: float) -> None:
         """`meta/cores`: a map core → last heartbeat, one map put (no read, no race)."""
         key = self._drecords.key(self._meta, CORES_KEY)
-        ops = [map_operations.map_put("cores", owner, now)]
+        put = [map_operations.map_put("cores", owner, now)]
         client = self._drecords.client
-        self._drecords.retry(lambda: client.operate(key, ops))
+        self._drecords.retry(lambda: client.operate(key, put))
 
     def cores(self) -> dict[str, float]:
         found = self._drecords.get(self._meta, CORES_KEY)
@@ -174,7 +180,7 @@ class AerospikeDispatch:
     def forget_core(self, owner: str) -> None:
         """Off the map (a stopping core, or one found dead); harmless when absent."""
         key = self._drecords.key(self._meta, CORES_KEY)
-        ops = [map_operations.map_remove_by_key("cores", owner, aerospike.MAP_RETURN_NONE)]
+        remove = [map_operations.map_remove_by_key("cores", owner, aerospike.MAP_RETURN_NONE)]
         client = self._drecords.client
         with contextlib.suppress(aex.RecordNotFound):
-            self._drecords.retry(lambda: client.operate(key, ops))
+            self._drecords.retry(lambda: client.operate(key, remove))

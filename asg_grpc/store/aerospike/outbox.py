@@ -15,12 +15,13 @@ from typing import Any
 import aerospike
 from aerospike import exception as aex
 from aerospike import predicates
+from aerospike_helpers.batch.records import Write
 from aerospike_helpers.operations import map_operations as mops
 from aerospike_helpers.operations import operations as ops
 
 from asg_grpc.domain import ids
 from asg_grpc.store.aerospike.connection import AerospikeUrl
-from asg_grpc.store.aerospike.counters import Counts, dirty
+from asg_grpc.store.aerospike.counters import Counts, dirty, read_in_chunks, write_in_chunks
 from asg_grpc.store.aerospike.records import GEN_EQ, Records, ensure_index, query
 
 EVENT_COUNTER = "events"
@@ -92,6 +93,37 @@ class Outbox:
             if self._clear(task_id, gen):
                 return
             # changed meanwhile (maybe a new mark): emit again, harmlessly
+
+    def emit_many(self, task_ids: list[str]) -> None:
+        """`emit` for many tasks changed at once (a payout's settled tasks): their counters in
+        batches (`Counts.follow_up_many`), one batch read, and for customers without an
+        active webhook (no event record is written for them, as on SQLite) the marks cleared
+        in one batch write, each by compare-and-set on the generation read. A task of a
+        hooked customer, or one changed meanwhile, goes through `emit` on its own."""
+        if len(task_ids) == 1:  # a one-task payout: single writes cost less than batches
+            self.emit(task_ids[0])
+            return
+        self.counts.follow_up_many(task_ids)
+        hooked: dict[str, bool] = {}
+        clear = [ops.write("ev", None), ops.write("evp", None)]
+        clears: list[Write] = []
+        alone: list[str] = []
+        keys = [self._records.key(self._tasks, task_id) for task_id in task_ids]
+        for task_id, (key, meta, bins) in zip(task_ids, read_in_chunks(self._records, keys), strict=True):
+            if meta is None or not bins.get("ev"):
+                continue
+            owner = bins["owner"]
+            if owner not in hooked:
+                hooked[owner] = self.has_active_webhook(owner)
+            if hooked[owner]:
+                alone.append(task_id)
+            else:
+                clears.append(Write(key, clear, {"gen": meta["gen"]}, dict(GEN_EQ)))
+        for write, row in zip(clears, write_in_chunks(self._records, clears), strict=True):
+            if row.result != 0:  # changed meanwhile (maybe a new mark): emit it again, harmlessly
+                alone.append(write.key[2])
+        for task_id in alone:
+            self.emit(task_id)
 
     def _clear(self, task_id: str, gen: int) -> bool:
         client, full_key = self._records.client, self._records.key(self._tasks, task_id)

@@ -13,7 +13,8 @@ from aerospike import exception as aex
 from aerospike_helpers.batch.records import BatchRecords, Write
 from aerospike_helpers.operations import operations as ops
 
-from asg_grpc.store.aerospike.connection import Retry
+from asg_grpc.domain.errors import Unavailable
+from asg_grpc.store.aerospike.connection import TRANSIENT, Retry
 
 CREATE_ONLY: Mapping[str, int] = {"exists": aerospike.POLICY_EXISTS_CREATE}
 UPDATE_ONLY: Mapping[str, int] = {"exists": aerospike.POLICY_EXISTS_UPDATE}
@@ -99,6 +100,18 @@ class Records:
     def remove(self, set_name: str, key: str) -> None:
         with contextlib.suppress(aex.RecordNotFound):
             self.retry(lambda: self.client.remove(self.key(set_name, key)))
+
+
+_TRANSIENT_CODES = frozenset(getattr(kind, "code", None) for kind in TRANSIENT) - {None}
+
+
+def refused(result: int) -> Exception:
+    """What to raise for a batch record the server answered `result` to that its caller did
+    not expect: Unavailable (retry shortly) when it is one of reaching the cluster (a busy
+    key, a timeout), else the server's refusal."""
+    if result in _TRANSIENT_CODES:
+        return Unavailable("the store is busy; retry shortly")
+    return aex.AerospikeError(f"batch write refused: result {result}")
 
 
 def ensure_index(records: Records, bin_name: str, index_type: int, name: str) -> None:

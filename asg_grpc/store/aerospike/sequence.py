@@ -11,6 +11,7 @@ a dispatcher paging by `after_seq` never steps over a task a slower core is stil
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 import aerospike
 from aerospike import exception as aex
@@ -37,17 +38,29 @@ class TaskSequence:
 
     def allocate(self, count: int, now: float) -> int:
         """The first of `count` consecutive numbers, registered in flight until `done`."""
+        client, operations = self._records.client, self.allocation(count, now)
+        _, _, bins = self._records.retry(lambda: client.operate(self._key, operations))
+        return self.first(bins, count)
+
+    def allocation(self, count: int, now: float) -> list[Any]:
+        """`allocate`'s operations, to ride in a batch with other records' writes (submit's
+        quota reservations): read the first number back from that row with `first`."""
         entry = exp.MapPut(
             None, None, exp.Sub(exp.IntBin("seq"), count - 1), now, exp.MapBin("inflight")
         ).compile()
-        operations = [
+        return [
             ops.increment("seq", count),
             eops.expression_write("inflight", entry),
             ops.read("seq"),
         ]
-        client = self._records.client
-        _, _, bins = self._records.retry(lambda: client.operate(self._key, operations))
+
+    @staticmethod
+    def first(bins: dict[str, Any], count: int) -> int:
         return int(bins["seq"]) - count + 1
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return self._key
 
     def done(self, first: int) -> None:
         """The tasks of the allocation starting at `first` are written (or never will be)."""

@@ -20,13 +20,14 @@ import aerospike
 from aerospike import exception as aex
 from aerospike import predicates
 from aerospike_helpers import expressions as exp
+from aerospike_helpers.batch.records import Write
 from aerospike_helpers.operations import expression_operations as eops
 from aerospike_helpers.operations import operations as ops
 
 from asg_grpc.domain.errors import Conflict
 from asg_grpc.domain.settlement import AgreeingLabel, SettleableTask, WorkerPayment
 from asg_grpc.store.aerospike.connection import AerospikeUrl, Retry
-from asg_grpc.store.aerospike.counters import dirty
+from asg_grpc.store.aerospike.counters import dirty, read_in_chunks, write_in_chunks
 from asg_grpc.store.aerospike.outbox import Outbox, mark
 from asg_grpc.store.aerospike.records import UPDATE_ONLY, Records, ensure_index, query
 from asg_grpc.store.settlement_records import (
@@ -92,6 +93,30 @@ class AerospikeSettlement:
             return False
         return True
 
+    def _sop_many(self, set_name: str, changes: list[tuple[str, list[Any]]], expression: Any) -> list[bool]:
+        """`_sop` for many records (key, operations), all guarded by `expression`, in batch
+        writes: per record False when the guard (or the record's absence) refused it. A record
+        the batch could not reach is tried once more on its own."""
+        if len(changes) == 1:  # a one-task payout: a single operate costs less than a batch
+            [(key, operations)] = changes
+            return [self._sop(set_name, key, operations, expression)]
+        policy: dict[str, Any] = {**UPDATE_ONLY, "expressions": expression}
+        writes = [
+            Write(self._srecords.key(set_name, key), operations, policy=policy) for key, operations in changes
+        ]
+        done = []
+        for (key, operations), row in zip(changes, write_in_chunks(self._srecords, writes), strict=True):
+            if row.result in (aex.FilteredOut.code, aex.RecordNotFound.code):
+                done.append(False)
+            else:
+                done.append(row.result == 0 or self._sop(set_name, key, operations, expression))
+        return done
+
+    def _all_named(self, set_name: str, keys: list[str], sid: str) -> bool:
+        """Do all these records name this settlement (takes of ours, retried after a timeout)?"""
+        rows = read_in_chunks(self._srecords, [self._srecords.key(set_name, key) for key in keys])
+        return all(meta is not None and bins.get("sid") == sid for _, meta, bins in rows)
+
     # the wallet ------------------------------------------------------------------------
 
     def add_wallet_utxos(self, utxos: list[WalletUtxo]) -> int:
@@ -123,25 +148,35 @@ class AerospikeSettlement:
 
     def settleable_tasks(self, limit: int) -> list[SettleableTask]:
         """Through the `topay` index (set by the write that verifies or ends a task with
-        labels, removed by the take): oldest first by global sequence."""
-        rows = query(self._srecords, self._stasks, predicates.between("topay", 1, MAX_INT))
-        rows = [r for r in rows if "sid" not in r]
-        rows.sort(key=lambda r: r["topay"])
-        rows = rows[:limit]
-        addresses: dict[str, str] = {}
+        labels, removed by the take): oldest first by global sequence. The query reads three
+        small bins of every waiting task to pick the oldest `limit`; only those are read whole
+        (labels and all), and their workers' addresses, in batch reads."""
+        q = self._srecords.client.query(self._srecords.namespace, self._stasks)
+        q.select("tid", "topay", "sid")
+        q.where(predicates.between("topay", 1, MAX_INT))
+        waiting = [b for _, _, b in self._srecords.retry(q.results) if "sid" not in b and "topay" in b]
+        waiting.sort(key=lambda b: b["topay"])
+        keys = [self._srecords.key(self._stasks, b["tid"]) for b in waiting[:limit]]
+        # Read whole now: a task taken meanwhile (sid) or paid is left out, as the query would.
+        rows = [b for _, meta, b in read_in_chunks(self._srecords, keys) if meta is not None]
+        rows = [r for r in rows if "sid" not in r and "topay" in r]
+        workers = sorted({w for r in rows for w in (r.get("labels") or {})})
+        addresses = {
+            key[2]: ("" if meta is None else bins["payout"])
+            for key, meta, bins in read_in_chunks(
+                self._srecords, [self._srecords.key(self._sworkers, w) for w in workers]
+            )
+        }
         tiers: dict[str, str | None] = {}
         out = []
         for r in rows:
             ended = r["status"] != "verified"
             labels = sorted((r.get("labels") or {}).items(), key=lambda item: item[1][1])
-            agreeing = []
-            for worker_id, (option, _) in labels:
-                if not ended and option != r.get("label"):
-                    continue
-                if worker_id not in addresses:
-                    found = self._srecords.get(self._sworkers, worker_id)
-                    addresses[worker_id] = "" if found is None else found[0]["payout"]
-                agreeing.append(AgreeingLabel(worker_id, addresses[worker_id]))
+            agreeing = [
+                AgreeingLabel(worker_id, addresses.get(worker_id, ""))
+                for worker_id, (option, _) in labels
+                if ended or option == r.get("label")
+            ]
             tier = r.get("tier")
             if tier is None:  # before tiers were recorded: its customer's, as billing prices it
                 if r["owner"] not in tiers:
@@ -177,24 +212,35 @@ class AerospikeSettlement:
             if found is None or found[0]["txid"] != intent.txid or found[0]["sstate"] != "taking":
                 raise Conflict("this payout was recorded already")
         try:
-            for task_id in intent.task_ids:
-                taken = [
-                    ops.write("sid", sid),
-                    ops.write("cost", intent.cost_by_task[task_id]),
-                    ops.write("topay", None),
-                ]
-                if not self._sop(self._stasks, task_id, taken, _SETTLEABLE) and not self._names(
-                    self._stasks, task_id, sid
-                ):
-                    raise Conflict("a task of the payout is no longer waiting for one")
+            # Each task taken, in batch writes, each filtered by "no `sid`, has `topay`".
+            takes = [
+                (
+                    task_id,
+                    [
+                        ops.write("sid", sid),
+                        ops.write("cost", intent.cost_by_task[task_id]),
+                        ops.write("topay", None),
+                    ],
+                )
+                for task_id in intent.task_ids
+            ]
+            refused = [
+                t
+                for (t, _), ok in zip(takes, self._sop_many(self._stasks, takes, _SETTLEABLE), strict=True)
+                if not ok
+            ]
+            if refused and not self._all_named(self._stasks, refused, sid):
+                raise Conflict("a task of the payout is no longer waiting for one")
             available = exp.Eq(exp.StrBin("wstate"), "available").compile()
-            for u in intent.inputs:
-                key = _utxo_key(u.txid, u.vout)
-                reserve = [ops.write("wstate", "reserved"), ops.write("sid", sid)]
-                if not self._sop(self._wallet, key, reserve, available) and not self._names(
-                    self._wallet, key, sid
-                ):
-                    raise Conflict("an input of the payout is no longer available")
+            reserve = [ops.write("wstate", "reserved"), ops.write("sid", sid)]
+            inputs = [(_utxo_key(u.txid, u.vout), reserve) for u in intent.inputs]
+            refused = [
+                k
+                for (k, _), ok in zip(inputs, self._sop_many(self._wallet, inputs, available), strict=True)
+                if not ok
+            ]
+            if refused and not self._all_named(self._wallet, refused, sid):
+                raise Conflict("an input of the payout is no longer available")
             if intent.change is not None:
                 c = intent.change
                 change = {"txid": c.txid, "vout": c.vout, "sats": c.satoshis, "wstate": "pending", "sid": sid}
@@ -287,14 +333,25 @@ class AerospikeSettlement:
             ops.write("updated", at),
             dirty(),  # a settled task counts as settled (counters.py)
         ]
-        for task_id in bins["tasks"]:
-            task = self._srecords.get(self._stasks, task_id)
-            verified = task is not None and task[0]["status"] == "verified"
-            # Only a verified task becomes settled, with its event (an ended one keeps its status).
-            if self._sop(
-                self._stasks, task_id, settle + (mark("task.settled", at) if verified else []), _ours(sid)
-            ):
-                self._soutbox.emit(task_id)
+        # Each task settled in batch writes filtered by naming us; only a verified task becomes
+        # settled, with its event (an ended one keeps its status). Then their follow-ups.
+        tasks: list[str] = bins["tasks"]
+        keys = [self._srecords.key(self._stasks, task_id) for task_id in tasks]
+        rows = read_in_chunks(self._srecords, keys)
+        changes = [
+            (
+                task_id,
+                settle
+                + (mark("task.settled", at) if meta is not None and task["status"] == "verified" else []),
+            )
+            for task_id, (_, meta, task) in zip(tasks, rows, strict=True)
+        ]
+        settled = [
+            t
+            for (t, _), ok in zip(changes, self._sop_many(self._stasks, changes, _ours(sid)), strict=True)
+            if ok
+        ]
+        self._soutbox.emit_many(settled)
         for txid, vout, _ in bins["inputs"]:
             self._sop(
                 self._wallet, _utxo_key(txid, vout), [ops.write("wstate", "spent")], _ours(sid, "reserved")

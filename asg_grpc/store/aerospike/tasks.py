@@ -7,13 +7,14 @@ then each task CREATE_ONLY. The step-by-step invariants are in docs/storage-aero
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aerospike
 from aerospike import exception as aex
 from aerospike import predicates
 from aerospike_helpers import expressions as exp
+from aerospike_helpers.batch.records import BatchRecords, Write
 from aerospike_helpers.operations import operations as ops
 
 from asg_grpc.domain import ids
@@ -27,6 +28,7 @@ from asg_grpc.domain.errors import (
 )
 from asg_grpc.domain.tasks import (
     DEFAULT_CONSENSUS_METHOD,
+    DEFAULT_LABOR,
     DEFAULT_MAX_LABELS,
     DEFAULT_TARGET_CONFIDENCE,
     BatchProgress,
@@ -54,6 +56,34 @@ class _Claim:
     replay: bool  # the key named an earlier task
 
 
+@dataclass(slots=True)
+class _Plan:
+    """One submission of a group on its way in: its claims, the specs that make new tasks."""
+
+    submission: Submission
+    claims: list[_Claim]
+    fresh: list[int]  # indexes of the specs that are not replays
+    tier: str | None = None
+    first_seq: int = 0  # the customer's seq of the first new task
+    created: list[Task] = field(default_factory=list)
+
+    @property
+    def labels(self) -> int:
+        return sum(self.submission.specs[i].consensus_threshold for i in self.fresh)
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """New tasks of one customer to write: labels reserved, customer and global numbers taken."""
+
+    customer_id: str
+    specs: list[tuple[str, TaskSpec]]
+    batch_id: str | None
+    tier: str | None
+    first_seq: int
+    first_gseq: int
+
+
 def _task(bins: dict[str, Any]) -> Task:
     expires_at = bins.get("expires")
     spec = TaskSpec(
@@ -69,6 +99,7 @@ def _task(bins: dict[str, Any]) -> Task:
         target_confidence=bins.get("ctarget", DEFAULT_TARGET_CONFIDENCE),
         max_labels=bins.get("maxlabels", DEFAULT_MAX_LABELS),
         gold_label=bins.get("gold"),
+        labor=bins.get("labor", DEFAULT_LABOR),
     )
     decided_at = bins.get("decided")
     verdict = None
@@ -117,37 +148,75 @@ class AerospikeTasks:
     # submit ------------------------------------------------------------------------------
 
     def submit(self, submissions: list[Submission], now: float) -> list[list[Submitted] | DomainError]:
-        outcomes: list[list[Submitted] | DomainError] = []
-        for submission in submissions:  # no shared transaction: each stands alone anyway
+        """A group commit's submissions, each standing alone (as on SQLite) but sharing round
+        trips: claims per submission (only keyed specs make any), then one batch for every
+        customer's reservation and the group's numbers, one batch write of every new task,
+        the numbers released, and the counting per customer (docs/storage-aerospike.md)."""
+        outcomes: list[list[Submitted] | DomainError | None] = [None] * len(submissions)
+        plans: list[tuple[int, _Plan]] = []
+        for index, submission in enumerate(submissions):
             try:
-                outcomes.append(self._submit(submission, now))
+                plans.append((index, self._plan(submission, now)))
             except DomainError as exc:
-                outcomes.append(exc)
-        return outcomes
+                outcomes[index] = exc
+        fresh = [(index, plan) for index, plan in plans if plan.fresh]
+        first_gseq = self._reserve_group(fresh, outcomes, now) if fresh else None
+        if first_gseq is not None:
+            gseq = first_gseq
+            batches: list[tuple[int, _Batch]] = []
+            for index, plan in fresh:
+                specs = [(plan.claims[i].task_id, plan.submission.specs[i]) for i in plan.fresh]
+                if outcomes[index] is None:
+                    submission = plan.submission
+                    batches.append(
+                        (
+                            index,
+                            _Batch(
+                                submission.customer_id,
+                                specs,
+                                submission.batch_id,
+                                plan.tier,
+                                plan.first_seq,
+                                gseq,
+                            ),
+                        )
+                    )
+                gseq += len(specs)  # a refused submission's numbers stay a gap
+            born: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+            try:
+                written, born = self._write([batch for _, batch in batches], now)
+                by_index = dict(fresh)
+                for (index, _), tasks in zip(batches, written, strict=True):
+                    by_index[index].created = tasks
+            except DomainError as exc:  # unreachable: the reservations stay (the known gap)
+                for index, _ in batches:
+                    outcomes[index] = exc
+            finally:  # written, or never will be: either way no longer holding dispatch back
+                self._sequence.done(first_gseq)
+            for customer_id, records in born.items():
+                self._toutbox.counts.apply_born(customer_id, records)  # repair() finishes a crash's
+        for index, plan in plans:
+            if outcomes[index] is None:
+                try:
+                    outcomes[index] = self._answer(plan)
+                except DomainError as exc:
+                    outcomes[index] = exc
+        return [outcome for outcome in outcomes if outcome is not None]
 
-    def _submit(self, submission: Submission, now: float) -> list[Submitted]:
-        customer_id, specs, batch_id = submission.customer_id, submission.specs, submission.batch_id
+    def _plan(self, submission: Submission, now: float) -> _Plan:
+        """Step 1 for one submission: its callback URLs checked and its keys claimed."""
+        customer_id, specs = submission.customer_id, submission.specs
         for url in {s.callback_url for s in specs if s.callback_url is not None}:
             if not self._toutbox.is_registered(customer_id, url):
                 raise UnregisteredWebhook()
         task_ids = ids.new_ids("tsk", len(specs), now)
-        claims = self._claim(customer_id, specs, task_ids, batch_id is not None, now)
-        fresh = [i for i in range(len(specs)) if not claims[i].replay]
-        tier, first_seq = None, 0
-        if fresh:
-            try:
-                tier, first_seq = self._reserve(
-                    customer_id, sum(specs[i].consensus_threshold for i in fresh), len(fresh)
-                )
-            except QuotaExhausted:
-                self._release_claims(customer_id, specs, fresh)
-                raise
-        written = self.write_tasks(
-            customer_id, [(claims[i].task_id, specs[i]) for i in fresh], batch_id, tier, first_seq, now
-        )
-        created = dict(zip(fresh, written, strict=True))
+        claims = self._claim(customer_id, specs, task_ids, submission.batch_id is not None, now)
+        return _Plan(submission, claims, [i for i in range(len(specs)) if not claims[i].replay])
+
+    def _answer(self, plan: _Plan) -> list[Submitted]:
+        created = dict(zip(plan.fresh, plan.created, strict=True))
         out: list[Submitted] = []
-        for index, claim in enumerate(claims):
+        for index, claim in enumerate(plan.claims):
             if index in created:
                 out.append(Submitted(created[index], replayed=False))
                 continue
@@ -156,6 +225,64 @@ class AerospikeTasks:
                 raise Unavailable("the task of this idempotency key is being written; retry shortly")
             out.append(Submitted(_task(found[0]), replayed=True))
         return out
+
+    def _reserve_group(
+        self, fresh: list[tuple[int, _Plan]], outcomes: list[list[Submitted] | DomainError | None], now: float
+    ) -> int | None:
+        """Step 2 for the group in one batch: per customer one filtered `operate` reserving the
+        labels of all its submissions (and advancing its task sequence by their tasks), plus the
+        global numbers of every new task of the group (sequence.py). A customer whose
+        submissions do not fit together has them reserved one by one, each standing alone;
+        a refused one gets QuotaExhausted (claims removed). The first global number, or None
+        when the store could not be reached (those submissions get Unavailable)."""
+        by_customer: dict[str, list[tuple[int, _Plan]]] = {}
+        for index, plan in fresh:
+            by_customer.setdefault(plan.submission.customer_id, []).append((index, plan))
+        total = sum(len(plan.fresh) for _, plan in fresh)
+        writes = [
+            Write(
+                self._records.key(self._customers, customer_id),
+                self._reservation(sum(p.labels for _, p in group), sum(len(p.fresh) for _, p in group)),
+                policy=self._fits(sum(p.labels for _, p in group)),
+            )
+            for customer_id, group in by_customer.items()
+        ]
+        writes.append(Write(self._sequence.key, self._sequence.allocation(total, now)))
+        try:
+            answer = self._retry(lambda: self._client.batch_write(BatchRecords(writes)))
+        except Unavailable as exc:
+            for index, _ in fresh:
+                outcomes[index] = exc
+            return None
+        *rows, numbers = answer.batch_records
+        for (customer_id, group), row in zip(by_customer.items(), rows, strict=True):
+            if row.result == 0:
+                bins = row.record[2]
+                seq = int(bins["seq"]) - sum(len(p.fresh) for _, p in group) + 1
+                for _, plan in group:
+                    plan.tier, plan.first_seq = bins["tier"], seq
+                    seq += len(plan.fresh)
+                continue
+            for index, plan in group:  # alone, in order: as if the group had come one by one
+                try:
+                    if row.result not in (aex.FilteredOut.code, aex.RecordNotFound.code):
+                        raise Unavailable("the store is busy; retry shortly")
+                    if len(group) == 1:
+                        raise self._quota_exhausted(customer_id, plan.labels)
+                    plan.tier, plan.first_seq = self._reserve(customer_id, plan.labels, len(plan.fresh))
+                except QuotaExhausted as exc:
+                    self._release_claims(customer_id, plan.submission.specs, plan.fresh)
+                    outcomes[index] = exc
+                except DomainError as exc:
+                    outcomes[index] = exc
+        if numbers.result == 0:
+            return self._sequence.first(numbers.record[2], total)
+        try:  # the counter's write alone was refused (busy): once more on its own
+            return self._sequence.allocate(total, now)
+        except Unavailable as exc:
+            for index, _ in fresh:
+                outcomes[index] = outcomes[index] or exc
+            return None
 
     def write_tasks(
         self,
@@ -166,47 +293,62 @@ class AerospikeTasks:
         first_seq: int,
         now: float,
     ) -> list[Task]:
-        """Step 3 (labels reserved, customer seqs `first_seq`… taken): each (task id, spec)
-        CREATE_ONLY with its global sequence number, then counted. Also a job's lines (jobs.py)."""
-        created: list[Task] = []
+        """Step 3 alone (labels reserved, customer seqs `first_seq`… taken): each (task id,
+        spec) CREATE_ONLY with its global number, then counted. For a job's lines (jobs.py)."""
         if not specs:
-            return created
-        counts = self._toutbox.counts
-        born: list[tuple[str, dict[str, Any]]] = []  # written by us now: counted all at once
+            return []
         first_gseq = self._sequence.allocate(len(specs), now)
-        writes: list[tuple[str, dict[str, Any]]] = []
         try:
-            for offset, (task_id, spec) in enumerate(specs):
+            [created], born = self._write(
+                [_Batch(customer_id, specs, batch_id, tier, first_seq, first_gseq)], now
+            )
+        finally:  # written, or never will be: either way no longer holding dispatch back
+            self._sequence.done(first_gseq)
+        for owner, tasks in born.items():
+            self._toutbox.counts.apply_born(owner, tasks)  # repair() finishes a crash's
+        return created
+
+    def _write(
+        self, batches: list[_Batch], now: float
+    ) -> tuple[list[list[Task]], dict[str, list[tuple[str, dict[str, Any]]]]]:
+        """Every batch's tasks CREATE_ONLY in one batch write (chunked by Records): the tasks
+        per batch, and per customer the records written now (to count all at once)."""
+        counts = self._toutbox.counts
+        created: list[list[Task]] = []
+        writes: list[tuple[str, dict[str, Any]]] = []
+        owners: list[str] = []
+        for batch in batches:
+            tasks: list[Task] = []
+            for offset, (task_id, spec) in enumerate(batch.specs):
                 task = Task(
                     task_id,
-                    customer_id,
+                    batch.customer_id,
                     TaskStatus.PENDING,
                     spec,
-                    batch_id,
+                    batch.batch_id,
                     now,
                     now,
                     expires_at=None if spec.expires_in_seconds is None else now + spec.expires_in_seconds,
                 )
-                created.append(task)
-                bins = self._task_bins(task, first_seq + offset, tier)
+                tasks.append(task)
+                bins = self._task_bins(task, batch.first_seq + offset, batch.tier)
                 # `open`: indexed while the task is pending or in progress (dispatch reads it).
-                bins["gseq"] = bins["open"] = first_gseq + offset
+                bins["gseq"] = bins["open"] = batch.first_gseq + offset
                 if task.expires_at is not None:
                     bins["due"] = due_ms(task.expires_at)  # indexed until it is decided
                 counts.born(bins)
-                writes.append((task.task_id, bins))
-            # One round trip for the whole submission: each record CREATE_ONLY.
-            for (task_id, bins), created_now in zip(
-                writes, self._records.create_many(self._tasks, writes), strict=True
-            ):
-                if created_now:
-                    born.append((task_id, bins))
-                else:  # an earlier try's record (a job's chunk replayed): counted on its own
-                    counts.follow_up(task_id)
-        finally:  # written, or never will be: either way no longer holding dispatch back
-            self._sequence.done(first_gseq)
-        counts.apply_born(customer_id, born)  # repair() finishes a crash's
-        return created
+                writes.append((task_id, bins))
+                owners.append(batch.customer_id)
+            created.append(tasks)
+        born: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        for (task_id, bins), owner, created_now in zip(
+            writes, owners, self._records.create_many(self._tasks, writes), strict=True
+        ):
+            if created_now:
+                born.setdefault(owner, []).append((task_id, bins))
+            else:  # an earlier try's record (a job's chunk replayed): counted on its own
+                counts.follow_up(task_id)
+        return created, born
 
     def _idem_key(self, customer_id: str, key: str) -> str:
         """Unambiguous: customer ids never hold a "/" (and a NUL would end the C string)."""
@@ -264,17 +406,27 @@ class AerospikeTasks:
             if key is not None:
                 self._records.remove(self._idem, self._idem_key(customer_id, key))
 
-    def _reserve(self, customer_id: str, labels: int, tasks: int) -> tuple[str, int]:
-        """One filtered operate: `reserved += labels` while it fits the quota, and the customer's
-        task sequence advanced by `tasks`. The tier (it prices the tasks) and the first seq."""
-        fits = exp.LE(exp.Add(exp.IntBin("reserved"), labels), exp.IntBin("quota")).compile()
-        operations = [
+    @staticmethod
+    def _reservation(labels: int, tasks: int) -> list[Any]:
+        """`reserved += labels` and the customer's task sequence advanced by `tasks`, reading
+        back the tier (it prices the tasks) and the sequence."""
+        return [
             ops.increment("reserved", labels),
             ops.increment("seq", tasks),
             ops.read("tier"),
             ops.read("seq"),
         ]
-        policy = {"expressions": fits, "exists": aerospike.POLICY_EXISTS_UPDATE}
+
+    @staticmethod
+    def _fits(labels: int) -> dict[str, Any]:
+        """The reservation's policy: only while `reserved + labels <= quota`, on a customer."""
+        fits = exp.LE(exp.Add(exp.IntBin("reserved"), labels), exp.IntBin("quota")).compile()
+        return {"expressions": fits, "exists": aerospike.POLICY_EXISTS_UPDATE}
+
+    def _reserve(self, customer_id: str, labels: int, tasks: int) -> tuple[str, int]:
+        """One submission's reservation alone (jobs.py's lines; a group that did not fit
+        together): the tier and the first seq, QuotaExhausted when it does not fit."""
+        operations, policy = self._reservation(labels, tasks), self._fits(labels)
 
         def operate() -> dict[str, Any]:
             _, _, bins = self._client.operate(
@@ -329,6 +481,7 @@ class AerospikeTasks:
             "tier": tier,
             "expires": task.expires_at,
             "gold": spec.gold_label,
+            "labor": None if spec.labor == DEFAULT_LABOR else spec.labor,  # absent: "any"
         }
         bins.update({name: value for name, value in optional.items() if value is not None})
         return bins

@@ -21,7 +21,7 @@ class SQLiteDispatch(Area):
         rows = self._db.execute(
             "SELECT seq, task_id, task_type, data_url, question, options, consensus_threshold,"
             " label_target, status, consensus_method, target_confidence, max_labels, gold_label,"
-            " customer_id FROM tasks WHERE seq > ? AND status IN ('pending', 'in_progress')"
+            " customer_id, labor FROM tasks WHERE seq > ? AND status IN ('pending', 'in_progress')"
             " ORDER BY seq LIMIT ?",
             (after_seq, limit),
         ).fetchall()
@@ -41,6 +41,7 @@ class SQLiteDispatch(Area):
                 max_labels=r[11],
                 gold=r[12],
                 customer_id=r[13],
+                labor=r[14],
             )
             for r in rows
         }

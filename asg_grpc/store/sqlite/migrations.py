@@ -318,6 +318,12 @@ MIGRATIONS: tuple[str, ...] = (
     sqlite_dashboard.USAGE_COUNTERS,
     # A customer's default consensus method (PATCH /v1/customers/me); NULL: the deployment's.
     "ALTER TABLE customers ADD COLUMN consensus_method TEXT;",
+    # Challenge-gateway labor (docs/challenge.md, "Opting in"): who may label a task, and
+    # which workers are challenge gateways.
+    """
+    ALTER TABLE tasks ADD COLUMN labor TEXT NOT NULL DEFAULT 'any';
+    ALTER TABLE workers ADD COLUMN challenge_gateway INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 

@@ -32,7 +32,7 @@ _TASK_COLUMNS = (
     " consensus_threshold, callback_url, idempotency_key, batch_id, created_at, updated_at,"
     " consensus_label, confidence, worker_count, agreement_count, failure_reason, decided_at,"
     " bsv_txid, total_cost_sats, settled_at, expires_at,"
-    " consensus_method, target_confidence, max_labels, gold_label"
+    " consensus_method, target_confidence, max_labels, gold_label, labor"
 )
 
 
@@ -54,6 +54,7 @@ def _task(row: tuple) -> Task:
             target_confidence=row[25],
             max_labels=row[26],
             gold_label=row[27],
+            labor=row[28],
         ),
         batch_id=row[11],
         created_at=row[12],
@@ -239,8 +240,8 @@ _INSERT_TASK = (
     "INSERT INTO tasks (task_id, customer_id, status, task_type, data_url, question,"
     " options, consensus_threshold, callback_url, idempotency_key, fingerprint,"
     " batch_id, created_at, updated_at, label_target, tier, expires_at,"
-    " consensus_method, target_confidence, max_labels, gold_label)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " consensus_method, target_confidence, max_labels, gold_label, labor)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 
 
@@ -296,6 +297,7 @@ class NewTasks:
                     spec.target_confidence,
                     spec.max_labels,
                     spec.gold_label,
+                    spec.labor,
                 )
             )
             created[index] = Task(

@@ -11,7 +11,15 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
-FIGURES = {"accuracy", "labels_per_item", "ece", "us_per_label", "us_per_label_with_refresh", "gave_up"}
+FIGURES = {
+    "accuracy",
+    "labels_per_item",
+    "ece",
+    "ece_floor",
+    "us_per_label",
+    "us_per_label_with_refresh",
+    "gave_up",
+}
 
 
 def write_crowd(folder: Path) -> None:
@@ -41,5 +49,6 @@ def test_quality_bench_prints_every_figure_for_every_method(tmp_path: Path) -> N
     for figures in out["methods"].values():
         assert set(figures) == FIGURES
         assert 0 <= figures["accuracy"] <= 1 and 0 <= figures["ece"] <= 1
+        assert 0 <= figures["ece_floor"] <= 1
         assert 1 <= figures["labels_per_item"] <= 10
     assert out["methods"]["adaptive"]["accuracy"] > out["methods"]["majority"]["accuracy"]

@@ -108,13 +108,37 @@ def test_a_ring_agreeing_far_above_its_accuracy_is_one_voice() -> None:
     assert rings == {"ring0": "ring0", "ring1": "ring0", "ring2": "ring0"}
 
 
-def test_calibration_is_the_identity_without_gold_and_tempers_overconfidence() -> None:
+def test_calibration_without_gold_is_humbler_than_the_raw_posterior_and_tempers_overconfidence() -> None:
+    """No gold: the map is the identity but uncertain, so a confident raw posterior is
+    reported lower (never below ½, ½ stays ½); gold that says 0.99 is right 80 % pulls it there."""
     calib = PlattCalibrator()
     calib.fit([])
-    assert calib(0.97) == 0.97 or abs(calib(0.97) - 0.97) < 1e-12
+    assert calib(0.5) == pytest.approx(0.5)
+    assert 0.85 < calib(0.97) < 0.95
+    assert calib(0.99) > calib(0.97) > calib(0.8) > 0.5
     overconfident = [(0.99, n % 5 != 0) for n in range(200)]  # said 0.99, right 80 %
     calib.fit(overconfident)
     assert 0.75 < calib(0.99) < 0.85
+
+
+def test_calibration_tends_to_the_raw_posterior_as_honest_gold_accumulates() -> None:
+    """Where the raw posterior is already right, more gold only takes the doubt away."""
+    rng = random.Random(3)
+    raws = [rng.uniform(0.6, 0.995) for _ in range(4000)]
+    honest = [(r, rng.random() < r) for r in raws]
+    gaps = []
+    for n in (0, 40, 400, 4000):
+        calib = PlattCalibrator()
+        calib.fit(honest[:n])
+        gaps.append(abs(calib(0.97) - 0.97))
+    assert gaps[0] > 0.03 > 0.01 > max(gaps[1:])
+
+
+def test_a_calibrator_saved_before_its_covariance_existed_restores_to_the_prior() -> None:
+    old = PlattCalibrator(**{"a": 1.0, "b": 0.0})
+    fresh = PlattCalibrator()
+    fresh.fit([])
+    assert old == fresh
 
 
 def test_a_ring_is_proven_as_a_whole_before_any_one_pair_is() -> None:

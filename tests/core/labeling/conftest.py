@@ -58,10 +58,14 @@ class Agent:
         while (message := await self._outgoing.get()) is not None:
             yield message
 
-    async def hello(self, max_in_flight: int = 1, task_types: list[str] | None = None) -> None:
+    async def hello(
+        self, max_in_flight: int = 1, task_types: list[str] | None = None, *, opted_in_only: bool = False
+    ) -> None:
         await self._outgoing.put(
             labeling_pb2.WorkerMessage(
-                hello=labeling_pb2.Hello(max_in_flight=max_in_flight, task_types=task_types or [])
+                hello=labeling_pb2.Hello(
+                    max_in_flight=max_in_flight, task_types=task_types or [], opted_in_only=opted_in_only
+                )
             )
         )
         message = await asyncio.wait_for(self.call.read(), WAIT)
@@ -147,11 +151,16 @@ class CoreHarness:
     def auth(self) -> list[tuple[str, str]]:
         return [("authorization", f"Bearer {self.api_key}")]
 
-    async def register_worker(self, task_types: list[str] | None = None) -> str:
+    async def register_worker(
+        self, task_types: list[str] | None = None, *, challenge_gateway: bool = False
+    ) -> str:
         self.workers += 1
         reply = await self.labeling.RegisterWorker(
             labeling_pb2.RegisterWorkerRequest(
-                name=f"w{self.workers}", payout_address=address(str(self.workers)), task_types=task_types
+                name=f"w{self.workers}",
+                payout_address=address(str(self.workers)),
+                task_types=task_types,
+                challenge_gateway=challenge_gateway,
             ),
             metadata=[("authorization", f"Bearer {OPERATOR}")],
         )

@@ -16,7 +16,7 @@ from asg_grpc.domain.errors import Unavailable
 from asg_grpc.domain.tasks import TaskStatus
 from asg_grpc.store.aerospike import AerospikeStore, AerospikeUrl
 from asg_grpc.store.aerospike.counters import Counts
-from asg_grpc.store.task_records import Submission
+from asg_grpc.store.task_records import LabelingBatch, Submission
 from tests.store.contract.test_customers import register
 from tests.store.contract.test_labels import THRESHOLD, submit
 from tests.store.contract.test_settlement import FUNDS, intent, verified_task
@@ -38,6 +38,20 @@ def stores(url: AerospikeUrl) -> Iterator[list[AerospikeStore]]:
 
 def crash(*_: Any, **__: Any) -> None:
     raise Unavailable("the core died here")
+
+
+def crash_at(store: AerospikeStore, set_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store dies at its first settlement step on a record of `set_name` (one at a time
+    or in a batch)."""
+    for step in ("_sop", "_sop_many"):
+        original = getattr(store, step)
+
+        def cut(name: str, *args: Any, _original: Any = original) -> Any:
+            if name == set_name:
+                crash()
+            return _original(name, *args)
+
+        monkeypatch.setattr(store, step, cut)
 
 
 def test_a_cancel_cut_off_before_the_quota_comes_back_is_finished_once(
@@ -66,14 +80,7 @@ def test_a_payout_cut_off_while_taking_is_rolled_back_never_broadcast(
     customer_id = register(first)
     first.add_wallet_utxos(FUNDS)
     task_id, workers = verified_task(first, customer_id, ["yes"] * 3)
-    original = first._sop
-
-    def sop(set_name: str, *args: Any) -> bool:
-        if set_name == first._wallet:
-            crash()
-        return original(set_name, *args)
-
-    monkeypatch.setattr(first, "_sop", sop)
+    crash_at(first, first._wallet, monkeypatch)
     with pytest.raises(Unavailable):  # the task was taken, then the core died
         first.record_settlement(intent("stl_1", [task_id], workers, [FUNDS[0]]), time.time() - 60)
     assert restarted.settleable_tasks(10) == []
@@ -91,14 +98,7 @@ def test_an_acceptance_cut_off_halfway_is_finished_by_the_rebroadcast(
     first.add_wallet_utxos(FUNDS)
     task_id, workers = verified_task(first, customer_id, ["yes"] * 3)
     first.record_settlement(intent("stl_1", [task_id], workers, [FUNDS[0]]), time.time())
-    original = first._sop
-
-    def sop(set_name: str, *args: Any) -> bool:
-        if set_name == first._wallet:
-            crash()
-        return original(set_name, *args)
-
-    monkeypatch.setattr(first, "_sop", sop)
+    crash_at(first, first._wallet, monkeypatch)
     with pytest.raises(Unavailable):
         first.settlement_accepted("stl_1", time.time())
     [again] = restarted.open_settlements()  # broadcast again: the network answers "accepted"
@@ -212,3 +212,53 @@ def test_a_batch_partly_counted_by_a_repair_counts_each_task_once(
     first._toutbox.counts.apply_born(customer_id, born)
     assert _pending(first, customer_id) == 3
     assert all("cpend" not in first._drecords.get(first._dtasks, task_id)[0] for task_id, _ in born)
+
+
+def _claimed_flush(store: AerospikeStore, task_ids: list[str]) -> LabelingBatch:
+    """The flush a dispatcher writes when workers take these tasks (pending → in progress)."""
+    tasks = [t for t in store.open_tasks(after_seq=0, limit=100) if t.task_id in task_ids]
+    for task in tasks:
+        task.status = TaskStatus.IN_PROGRESS
+    return LabelingBatch(time.time(), [], [], tasks)
+
+
+def test_a_flush_cut_off_before_its_counting_is_counted_once_by_the_repair(
+    stores: list[AerospikeStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, restarted = stores
+    customer_id = register(first)
+    task_ids = submit(first, customer_id, 20)
+    monkeypatch.setattr(Counts, "apply_changed", crash)  # the tasks' writes stand, uncounted
+    with pytest.raises(Unavailable):
+        first.record_labeling(_claimed_flush(first, task_ids))
+    monkeypatch.undo()
+    assert _pending(restarted, customer_id) == 20
+    assert {first.get_task(customer_id, t).status for t in task_ids} == {TaskStatus.IN_PROGRESS}
+    restarted.pending_events(10)  # the periodic pass repairs
+    restarted.pending_events(10)
+    counters = restarted.dashboard_counters(customer_id, "0000-00-00").by_status
+    assert (counters.get("pending", 0), counters["in_progress"]) == (0, 20)
+
+
+def test_a_flush_whose_task_a_repair_counted_first_counts_each_task_once(
+    stores: list[AerospikeStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between the tasks' first counting step and the shard increments, another core's repair
+    counts one of them: that shard's increment is refused and its tasks finish one by one."""
+    first, second = stores
+    customer_id = register(first)
+    task_ids = submit(first, customer_id, 20)
+    increment = Counts._apply_shards
+
+    def repair_first(counts: Counts, by_shard: dict[str, list[Any]], alone: list[str]) -> Any:
+        second._toutbox.counts.apply(min(by_shard.values())[0][0])
+        return increment(counts, by_shard, alone)
+
+    monkeypatch.setattr(Counts, "_apply_shards", repair_first)
+    first.record_labeling(_claimed_flush(first, task_ids))
+    monkeypatch.undo()
+    counters = second.dashboard_counters(customer_id, "0000-00-00").by_status
+    assert (counters.get("pending", 0), counters["in_progress"]) == (0, 20)
+    assert all("cpend" not in first._drecords.get(first._dtasks, t)[0] for t in task_ids)
+    second.pending_events(10)  # a repair afterwards finds nothing left to count
+    assert second.dashboard_counters(customer_id, "0000-00-00").by_status["in_progress"] == 20

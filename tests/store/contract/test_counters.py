@@ -118,6 +118,21 @@ def test_a_payout_accepted_counts_its_task_settled(open_store: OpenStore) -> Non
     assert (got.by_status, got.settled) == ({"settled": 1}, 1)
 
 
+def test_a_payout_of_many_tasks_counts_each_settled_once(open_store: OpenStore) -> None:
+    """Aerospike counts a payout's tasks in batches (per counter shard): the same sums."""
+    store = open_store()
+    customer_id = register(store)
+    store.add_wallet_utxos(FUNDS)
+    paid = [verified_task(store, customer_id, ["yes"] * 3) for _ in range(6)]
+    task_ids = [task_id for task_id, _ in paid]
+    store.record_settlement(intent("stl_many", task_ids, paid[0][1], [FUNDS[1]]), time.time())
+    store.settlement_accepted("stl_many", time.time())
+    open_store().settlement_accepted("stl_many", time.time())  # another core's repeat: nothing more
+    got = nonzero(open_store().dashboard_counters(customer_id, "0000-00-00"))
+    assert got == nonzero(recount(store, customer_id))
+    assert (got.by_status, got.settled) == ({"settled": 6}, 6)
+
+
 def test_the_task_list_pages_by_the_counters(open_store: OpenStore) -> None:
     store = open_store()
     customer_id = register(store)

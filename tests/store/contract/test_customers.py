@@ -116,6 +116,16 @@ def test_a_revoked_key_stops_at_once(open_store: OpenStore) -> None:
     store.revoke_key("never-issued", time.time())  # a no-op, not an error
 
 
+def test_a_key_revoked_through_another_store_stops_at_once(open_store: OpenStore) -> None:
+    """A core that answered a key before (Aerospike remembers its pointer) refuses it as soon
+    as another core revoked it: the revocation contract is "takes effect immediately"."""
+    store = open_store()
+    customer_id = register(store)
+    assert owner_id(store, "key-1") == customer_id
+    open_store().revoke_key("key-1", time.time())
+    assert owner_id(store, "key-1") is None
+
+
 def test_a_tier_change_keeps_the_reservations(open_store: OpenStore) -> None:
     store = open_store()
     customer_id = register(store)
@@ -160,6 +170,4 @@ def test_two_stores_rotating_one_customer_lose_no_key(open_store: OpenStore) -> 
         t.join()
     assert errors == []
     assert len(stores[0].active_keys(customer_id, now)) == 1 + 4 == MAX_ACTIVE_KEYS
-    assert all(
-        owner_id(stores[1], f"key-{i}-{n}") == customer_id for i in range(2) for n in range(2)
-    )
+    assert all(owner_id(stores[1], f"key-{i}-{n}") == customer_id for i in range(2) for n in range(2))

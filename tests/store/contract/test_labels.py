@@ -69,8 +69,15 @@ def test_the_roster_lists_every_registered_worker_after_a_restart(open_store: Op
         )
         for name, types in (("Ann", ("image_classification",)), ("Bo", ("sentiment", "moderation")))
     ]
-    roster = open_store().workers()
-    assert sorted(roster, key=lambda w: w.name) == made
+    gateway = store.create_worker(
+        WorkerRegistration("Cy", "1BoatSLRHtKNngkdXEeobR76b53LETtpyT", ("sentiment",), True),
+        token_hash="tok-Cy",
+        now=time.time(),
+    )
+    again = open_store()
+    assert sorted(again.workers(), key=lambda w: w.name) == [*made, gateway]
+    assert [w.challenge_gateway for w in (*made, gateway)] == [False, False, True]
+    assert again.worker_for_token("tok-Cy") == gateway
 
 
 def test_a_decided_task_keeps_its_verdict_and_labels_after_a_restart(open_store: OpenStore) -> None:

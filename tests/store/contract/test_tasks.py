@@ -180,3 +180,67 @@ def test_consensus_fields_and_the_engine_snapshot_survive_a_restart(open_store: 
     task = loaded[gold.task.task_id]
     assert (task.method, task.target_confidence, task.max_labels, task.gold) == ("adaptive", 0.9, 7, "no")
     assert (loaded[plain.task.task_id].method, loaded[plain.task.task_id].gold) == ("majority", None)
+
+
+def test_a_group_of_submissions_stands_one_by_one_and_keeps_its_order(open_store: OpenStore) -> None:
+    """A group commit hands the store many submissions at once (Aerospike reserves them per
+    customer in one write): each still fits the quota or not on its own, in order, and the
+    customer's tasks list in the order the group gave them."""
+    store = open_store()
+    ada = register(store)  # a quota of 100 labels
+    bob = register(store, email="bob@example.com", key="key-bob")
+    group = [
+        Submission(ada, [spec(n) for n in range(20)], "bat_a"),  # 60 labels
+        Submission(bob, [spec(100)], None),
+        Submission(ada, [spec(20 + n) for n in range(10)], "bat_b"),  # 30: 90 in all
+        Submission(ada, [spec(40 + n) for n in range(5)], "bat_c"),  # 15 more would be 105
+        Submission(ada, [spec(50)], None),  # 3: 93, fits after the refusal
+    ]
+    first, other, second, refused, last = store.submit(group, time.time())
+    assert isinstance(refused, QuotaExhausted)
+    assert (refused.limit, refused.used, refused.requested) == (100, 90, 15)
+    assert [len(first), len(other), len(second), len(last)] == [20, 1, 10, 1]
+    ids = [s.task.task_id for s in first + second + last]
+    page = open_store().list_tasks(ada, status=None, batch_id=None, limit=100, after_task_id=None)
+    assert [t.task_id for t in page.tasks] == ids[::-1]
+    assert store.get_customer(ada).labels_reserved == 93
+    assert store.get_customer(bob).labels_reserved == 3
+    assert [
+        t.task_id
+        for t in store.list_tasks(bob, status=None, batch_id=None, limit=5, after_task_id=None).tasks
+    ] == [other[0].task.task_id]
+
+
+def test_a_group_mixing_replays_refusals_and_new_tasks_answers_each(open_store: OpenStore) -> None:
+    store = open_store()
+    ada = register(store)
+    [[kept]] = store.submit([Submission(ada, [spec(1, "k1")], None)], time.time())
+    replay, conflict, fresh = open_store().submit(
+        [
+            Submission(ada, [spec(1, "k1")], None),
+            Submission(ada, [spec(2, "k1")], None),
+            Submission(ada, [spec(3, "k3")], None),
+        ],
+        time.time(),
+    )
+    assert isinstance(replay, list) and (replay[0].replayed, replay[0].task) == (True, kept.task)
+    assert isinstance(conflict, IdempotencyConflict)
+    assert isinstance(fresh, list) and not fresh[0].replayed
+    assert store.get_customer(ada).labels_reserved == 2 * SPEC.consensus_threshold
+    # The new task is open for dispatch: the group's numbers were released.
+    assert fresh[0].task.task_id in {t.task_id for t in store.open_tasks(after_seq=0, limit=10)}
+
+
+def test_a_tasks_labor_survives_a_restart_and_reaches_dispatch(open_store: OpenStore) -> None:
+    """docs/challenge.md: `labor` as stored, read back and loaded for dispatch; absent is "any"."""
+    store = open_store()
+    customer_id = register(store)
+    opted = replace(spec(1), labor="challenge")
+    [[plain], [challenge]] = store.submit(
+        [Submission(customer_id, [spec(0)], None), Submission(customer_id, [opted], None)], time.time()
+    )
+    store = open_store()
+    assert store.get_task(customer_id, challenge.task.task_id).spec == opted
+    assert store.get_task(customer_id, plain.task.task_id).spec.labor == "any"
+    loaded = {t.task_id: t.labor for t in store.open_tasks(after_seq=0, limit=10)}
+    assert loaded == {plain.task.task_id: "any", challenge.task.task_id: "challenge"}
