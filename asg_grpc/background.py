@@ -30,9 +30,11 @@ async def stop_tasks(*tasks: asyncio.Task[object] | None) -> None:
             log.error("background task %s had failed", task.get_name(), exc_info=failure)
 
 
-async def wait_event(event: asyncio.Event, timeout: float) -> None:
-    """Wait until `event` is set or `timeout` passes, whichever first, and never swallow a
+async def wait_event(event: asyncio.Event, timeout: float) -> bool:
+    """Wait until `event` is set (True) or `timeout` passes (False), and never swallow a
     cancel (`asyncio.timeout` keeps it; 3.11's `wait_for` can lose it and hang a stop)."""
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(timeout):
             await event.wait()
+            return True
+    return False

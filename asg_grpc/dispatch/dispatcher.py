@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from asg_grpc import metrics
-from asg_grpc.background import stop_tasks
+from asg_grpc.background import stop_tasks, wait_event
 from asg_grpc.dispatch import labor
 from asg_grpc.dispatch.areas import DispatcherStore
 from asg_grpc.dispatch.outbox import Notice, Outbox
@@ -608,10 +608,9 @@ class Dispatcher:
 
     async def _loader(self) -> None:
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+            if await wait_event(self._wake, self.settings.poll_interval):
                 await asyncio.sleep(self.settings.load_delay)
-            except TimeoutError:
+            else:
                 self._more_in_store = True  # another process may have submitted
             self._wake.clear()
             try:
