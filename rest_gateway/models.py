@@ -64,6 +64,9 @@ class TaskInput(BaseModel):
     gold_label: str | None = Field(
         None, description="Known answer (one of the options) of a gold task; never shown to workers"
     )
+    labor: str | None = Field(
+        None, description="any (every worker, the default) or challenge (challenge gateways only)"
+    )
 
     def to_proto(self) -> tasks_pb2.TaskInput:
         # The fields are TaskInput's, by name: one dump (Rust) instead of an attribute read and
@@ -85,6 +88,7 @@ class BatchInput(BaseModel):
     )
     tasks: list[TaskInput] = Field(description="1 to 1000 tasks, validated whole before any is stored")
     callback_url: str | None = Field(None, description="For the tasks that name none")
+    labor: str | None = Field(None, description="any or challenge, for the tasks that name none")
 
     def to_proto(self) -> tasks_pb2.SubmitBatchRequest:
         return tasks_pb2.SubmitBatchRequest(**self.model_dump(exclude_none=True))  # as TaskInput's
@@ -290,6 +294,7 @@ class Task(_Out):
     target_confidence: float
     max_labels: int
     gold_label: str | None
+    labor: str
 
 
 class TaskPage(_Out):

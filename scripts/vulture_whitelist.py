@@ -79,3 +79,11 @@ _.daemon_threads  # ThreadingMixIn reads it
 _.handle_error  # socketserver calls it
 _.client_address  # handle_error's signature
 _.frame  # a signal handler's signature
+_.data_received  # asyncio calls a Protocol's data_received (asg_challenge/upstream.py)
+_.connection_lost  # asyncio calls a Protocol's connection_lost (asg_challenge/upstream.py)
+_.pause_writing  # asyncio calls a Protocol's pause_writing (asg_challenge/upstream.py)
+_.on_message_begin  # httptools' parser calls these callbacks by name (asg_challenge/upstream.py)
+_.on_header  # httptools' parser callback
+_.on_headers_complete  # httptools' parser callback
+_.on_body  # httptools' parser callback
+_.on_message_complete  # httptools' parser callback

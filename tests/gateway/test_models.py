@@ -18,6 +18,7 @@ FULL_TASK = {
     "target_confidence": 0.9,
     "max_labels": 12,
     "gold_label": "cat",
+    "labor": "challenge",
 }
 
 
