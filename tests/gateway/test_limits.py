@@ -126,6 +126,7 @@ PROBES: dict[str, Probe] = {
     "`target_confidence`": post("/v1/tasks", task(target_confidence=0.9995)),
     "`max_labels`": post("/v1/tasks", task(max_labels=2)),
     "`gold_label`": post("/v1/tasks", task(gold_label="neither")),
+    "`labor` (task or batch)": post("/v1/tasks", task(labor="humans")),
     "`name` (customer)": post("/v1/customers", {"name": "n" * 201, "email": "n@example.com"}),
     "`email`": post("/v1/customers", {"name": "n", "email": "e" * 250 + "@example.com"}),
     "webhook `secret`": post("/v1/webhooks", {"callback_url": HOOK, "secret": "s" * 257}),
