@@ -23,7 +23,7 @@ import orjson
 from asg_grpc.dispatch.outbox import Notice
 from asg_grpc.domain import consensus
 from asg_grpc.domain.consensus_engine import ConsensusSpec, GiveUp, Verdict
-from asg_grpc.domain.dawid_skene import AdaptiveEngine, WorkerReport
+from asg_grpc.domain.dawid_skene import SNAPSHOT_VERSION, AdaptiveEngine, WorkerReport
 from asg_grpc.domain.errors import NotFound
 from asg_grpc.domain.labeling import OpenTask
 from asg_grpc.domain.worker_model import Family
@@ -62,9 +62,9 @@ def _verdict(verdict: Verdict) -> dict[str, Any]:
 
 
 def encode_snapshot(engine: AdaptiveEngine) -> bytes:
-    """`engine.snapshot()` as JSON, without what a restart does not need: the posterior state of
-    tasks the engine already decided (`engine.tasks` of the tasks in `book.final`; only open
-    tasks are ever judged again). `AdaptiveEngine.restore` reads it as it is.
+    """`engine.snapshot()` as JSON (version 2: worker statistics with the fold's sums, and the
+    tasks of each family's window; the engine keeps no posterior state of decided tasks, and
+    the filter below still leaves out any). `AdaptiveEngine.restore` reads it as it is.
 
     orjson writes the dataclasses itself instead of `dataclasses.asdict` copying each first:
     the save took ~29 µs per task the engine holds, ~1.5 µs this way (docs/benchmarks.md)."""
@@ -78,6 +78,7 @@ def encode_snapshot(engine: AdaptiveEngine) -> bytes:
     return orjson.dumps(
         {
             "method": "adaptive",
+            "version": SNAPSHOT_VERSION,
             "params": engine.params,
             "book": {
                 "specs": book.specs,

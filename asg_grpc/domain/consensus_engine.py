@@ -127,6 +127,12 @@ class TaskBook:
         except KeyError:
             raise NotFound(f"task {task_id} is not open") from None
 
+    def forget(self, task_id: str) -> None:
+        """A closed task the engine no longer needs (folded out of its window)."""
+        self.specs.pop(task_id, None)
+        self.labels.pop(task_id, None)
+        self.final.pop(task_id, None)
+
     def settle(self, task_id: str, verdict: Verdict) -> Verdict:
         if not isinstance(verdict, NeedOne):
             self.final[task_id] = verdict

@@ -8,8 +8,10 @@ task). The engine stops when the posterior of the leading option reaches the tas
 the confidence it reports is that posterior calibrated on gold (`domain/calibration.py`). Only
 finished gold tasks change worker estimates between refreshes (gold pins them).
 
-`refresh` (off the request path: a background task calls it) runs warm-started EM over every
-task of each family and, from it, re-derives everything the hot path reads. Defences:
+`refresh` (off the request path: a background task calls it) runs warm-started EM over each
+family's window of tasks (open ones and the `window` most recent closed ones; older closed
+tasks are folded into the workers' statistics, `domain/worker_model.py`) and, from it,
+re-derives everything the hot path reads. Defences:
 - worker prior: Dirichlet rows centred on the family's pooled confusion matrix (empirical Bayes,
   itself smoothed toward `prior_accuracy`), so a new worker counts as an average one;
 - class-prior runaway: the class prior comes from soft posteriors of all labelled tasks (not the
@@ -25,7 +27,9 @@ task of each family and, from it, re-derives everything the hot path reads. Defe
 - collusion (`domain/collusion.py`): a ring's labels on a task count once.
 
 Past decisions are final: `refresh` re-reads open tasks only, and `restore(snapshot())` rebuilds
-the same floats, so a restart changes nothing.
+the same floats, so a restart changes nothing. The snapshot (`SNAPSHOT_VERSION` 2) holds the
+worker statistics, the fold's sums and the window's tasks; `restore` also reads version 1
+(no fold: every task in the window, the excess folded at the next refresh).
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ from asg_grpc.domain.worker_model import (
     zeros,
 )
 
+SNAPSHOT_VERSION = 2
+
 
 @dataclass(slots=True)
 class RefreshJob:
@@ -60,10 +66,14 @@ class RefreshJob:
     params: AdaptiveParams
     families: dict[str, Family]
     book: TaskBook
+    fold: dict[str, frozenset[str]]  # by family: the closed tasks that leave the window
+    folded: dict[str, list[str]] | None = None  # by family: those actually folded (`run`)
 
     def run(self) -> RefreshJob:
-        for fam in self.families.values():
-            refresh_family(fam, self.params, self.book)
+        self.folded = {
+            key: refresh_family(fam, self.params, self.book, self.fold.get(key, frozenset()))
+            for key, fam in self.families.items()
+        }
         return self
 
 
@@ -81,7 +91,14 @@ def _clone(fam: Family) -> Family:
         log_prior=list(fam.log_prior),
         pooled=_matrix(fam.pooled),
         workers={
-            w: WorkerStats(_matrix(s.soft), _matrix(s.gold), _matrix(s.held_out), s.banned)
+            w: WorkerStats(
+                _matrix(s.soft),
+                _matrix(s.gold),
+                _matrix(s.held_out),
+                s.banned,
+                _matrix(s.folded),
+                _matrix(s.folded_held),
+            )
             for w, s in fam.workers.items()
         },
         tasks=list(fam.tasks),
@@ -93,6 +110,9 @@ def _clone(fam: Family) -> Family:
         epoch=fam.epoch,
         calib=replace(fam.calib),
         pairs=pairs,
+        folded_classes=list(fam.folded_classes),
+        rest={w: list(t) for w, t in fam.rest.items()},
+        folded_tasks=fam.folded_tasks,
     )
 
 
@@ -175,6 +195,8 @@ class AdaptiveEngine:
             for worker, label in self.book.labels[task_id]:
                 self._stats(fam, worker).gold[truth][fam.options.index(label)] += 1
                 fam.logs.pop(worker, None)
+        if not isinstance(verdict, NeedOne):
+            self.tasks.pop(task_id, None)  # only open tasks are judged again
         return self.book.settle(task_id, verdict)
 
     def reinstate(self, worker: str, family: str) -> None:
@@ -238,7 +260,7 @@ class AdaptiveEngine:
         if fam is None:
             k = len(spec.options)
             base = base_confusion(k, self.params.prior_accuracy)
-            fam = Family(list(spec.options), [-math.log(k)] * k, base)
+            fam = Family(list(spec.options), [-math.log(k)] * k, base, folded_classes=[0.0] * k)
             self.families[key] = fam
         elif fam.options != list(spec.options):
             raise ValidationError("options", f"differ from family {key!r}'s")
@@ -248,7 +270,7 @@ class AdaptiveEngine:
         stats = fam.workers.get(worker)
         if stats is None:
             k = len(fam.options)
-            stats = fam.workers[worker] = WorkerStats(zeros(k), zeros(k), zeros(k))
+            stats = fam.workers[worker] = WorkerStats(zeros(k), zeros(k), zeros(k), False, zeros(k), zeros(k))
         return stats
 
     def _log(self, fam: Family, worker: str) -> Matrix:
@@ -285,12 +307,16 @@ class AdaptiveEngine:
         may run in another thread while the hot path goes on changing the live engine."""
         book = TaskBook()
         families = {}
+        fold = {}
+        final = self.book.final
         for key, fam in self.families.items():
             families[key] = _clone(fam)
             for task_id in fam.tasks:
                 book.specs[task_id] = self.book.specs[task_id]
                 book.labels[task_id] = list(self.book.labels[task_id])
-        return RefreshJob(self.params, families, book)
+            closed = [t for t in fam.tasks if t in final]
+            fold[key] = frozenset(closed[: max(0, len(closed) - self.params.window)])
+        return RefreshJob(self.params, families, book, fold)
 
     def apply_refresh(self, job: RefreshJob) -> None:
         """Adopt the job's estimates (on the thread that owns the engine). What changed while
@@ -302,9 +328,18 @@ class AdaptiveEngine:
             for worker, stats in done.workers.items():
                 live = fam.workers[worker]
                 live.soft, live.held_out = stats.soft, stats.held_out
+                live.folded, live.folded_held = stats.folded, stats.folded_held
                 live.banned = stats.banned and worker not in fam.reinstated
             fam.rings = done.rings
             fam.calib = done.calib
+            fam.folded_classes, fam.rest, fam.folded_tasks = done.folded_classes, done.rest, done.folded_tasks
+            folded = (job.folded or {}).get(key)
+            if folded:  # closed tasks get no labels, so the copy's were all there were
+                gone = set(folded)
+                fam.tasks = [t for t in fam.tasks if t not in gone]
+                for task_id in folded:
+                    self.book.forget(task_id)
+            del fam.samples[: max(0, len(fam.samples) - self.params.calibration_samples)]
             fam.logs.clear()
             fam.epoch += 1  # every open task rebuilds its posterior from the new estimates
 
@@ -319,6 +354,7 @@ class AdaptiveEngine:
             families[key] = data
         return {
             "method": "adaptive",
+            "version": SNAPSHOT_VERSION,
             "params": asdict(self.params),
             "book": self.book.snapshot(),
             "families": families,
@@ -327,15 +363,18 @@ class AdaptiveEngine:
 
     @classmethod
     def restore(cls, data: dict[str, Any]) -> AdaptiveEngine:
+        """Version 2 (`snapshot`) or 1 (before the fold: no fold sums, decided tasks' posterior
+        state possibly included, which is dropped: only open tasks are judged again)."""
         engine = cls(AdaptiveParams(**data["params"]), TaskBook.restore(data["book"]))
         for key, f in data["families"].items():
             pairs = PairTally()
             pairs.counts = {k: list(v) for k, v in f["pairs"].items()}
+            k = len(f["options"])
             engine.families[key] = Family(
                 options=list(f["options"]),
                 log_prior=list(f["log_prior"]),
                 pooled=[list(r) for r in f["pooled"]],
-                workers={w: WorkerStats(**s) for w, s in f["workers"].items()},
+                workers={w: _worker(s, k) for w, s in f["workers"].items()},
                 tasks=list(f["tasks"]),
                 rings=dict(f["rings"]),
                 reinstated=list(f["reinstated"]),
@@ -345,6 +384,17 @@ class AdaptiveEngine:
                 epoch=f["epoch"],
                 calib=PlattCalibrator(**f["calib"]),
                 pairs=pairs,
+                folded_classes=list(f.get("folded_classes") or [0.0] * k),
+                rest={w: list(t) for w, t in f.get("rest", {}).items()},
+                folded_tasks=f.get("folded_tasks", 0),
             )
-        engine.tasks = {t: TaskState(**s) for t, s in data["tasks"].items()}
+        final = engine.book.final
+        engine.tasks = {t: TaskState(**s) for t, s in data["tasks"].items() if t not in final}
         return engine
+
+
+def _worker(s: dict[str, Any], k: int) -> WorkerStats:
+    stats = WorkerStats(**s)
+    stats.folded = stats.folded or zeros(k)
+    stats.folded_held = stats.folded_held or zeros(k)
+    return stats

@@ -1,8 +1,16 @@
 """What `adaptive` knows about workers, and the EM refresh that re-estimates it.
 
 Plain dataclasses (a snapshot is `asdict` of them) and pure functions. `refresh_family` is the
-off-path step: warm-started Dawid-Skene EM over every task of one family, then the defences
-that read its result (label-switching guard, spammer floor, collusion rings, calibration).
+off-path step: warm-started Dawid-Skene EM over the family's window of tasks (every open task
+and the `window` most recently opened closed ones), then the defences that read its result
+(label-switching guard, spammer floor, collusion rings, calibration).
+
+The fold: a closed task that leaves the window leaves its evidence behind. Its labels' soft and
+held-out counts (against the posterior of the sweep that folds it), its class posterior and its
+against-the-rest tally are added to per-worker and per-family sums (`WorkerStats.folded`,
+`folded_held`, `Family.folded_classes`, `Family.rest`) that every later M-step starts from.
+So a refresh sweeps the window, not every task ever seen, and the estimates still rest on all
+of it; what is lost is only that a folded task's posterior is no longer revised.
 """
 
 from __future__ import annotations
@@ -33,17 +41,26 @@ class AdaptiveParams:
     floor_labels: float = 10.0
     share_cap: float = 0.25
     share_min_labels: int = 200
+    # Closed tasks per family the EM re-reads besides the open ones; older ones are folded into
+    # the workers' statistics (module docstring). Bounds each sweep and each snapshot.
+    window: int = 2000
+    # Gold samples (raw posterior, right?) the Platt map is refitted on: the most recent ones.
+    calibration_samples: int = 5000
 
 
 @dataclass(slots=True)
 class WorkerStats:
     """EM soft counts, gold counts and held-out counts (for the spammer floor); rows: truth,
-    columns: the worker's label."""
+    columns: the worker's label. `folded` and `folded_held` are the soft and held-out counts of
+    the worker's labels on tasks folded out of the window (included in `soft` and `held_out`,
+    which each M-step starts from them); empty means none yet."""
 
     soft: Matrix
     gold: Matrix
     held_out: Matrix
     banned: bool = False
+    folded: Matrix = field(default_factory=list)
+    folded_held: Matrix = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -61,6 +78,11 @@ class Family:
     epoch: int = 0
     calib: PlattCalibrator = field(default_factory=PlattCalibrator)
     pairs: PairTally = field(default_factory=PairTally)
+    # The fold (module docstring): class posteriors summed over folded tasks, each worker's
+    # against-the-rest tally [judged, agreed] on them, and how many tasks were folded.
+    folded_classes: list[float] = field(default_factory=list)
+    rest: dict[str, list[int]] = field(default_factory=dict)
+    folded_tasks: int = 0
     logs: dict[str, Matrix] = field(default_factory=dict)  # derived cache, not snapshotted
 
 
@@ -118,9 +140,10 @@ class _Item:
     labels: list[tuple[str, int]]
     gold: int | None
     counted_set: frozenset[tuple[str, int]] = frozenset()
+    folding: bool = False  # leaves the window at this refresh (its evidence is folded)
 
 
-def _items(fam: Family, book: TaskBook) -> list[_Item]:
+def _items(fam: Family, book: TaskBook, fold: frozenset[str]) -> list[_Item]:
     index = {o: i for i, o in enumerate(fam.options)}
     items = []
     for task_id in fam.tasks:
@@ -136,38 +159,76 @@ def _items(fam: Family, book: TaskBook) -> list[_Item]:
             seen.add(ident)
             counted.append((w, j))
         gold = book.specs[task_id].gold
-        items.append(_Item(counted, labels, None if gold is None else index[gold], frozenset(counted)))
+        items.append(
+            _Item(
+                counted,
+                labels,
+                None if gold is None else index[gold],
+                frozenset(counted),
+                task_id in fold,
+            )
+        )
     return items
 
 
-def refresh_family(fam: Family, params: AdaptiveParams, book: TaskBook) -> None:
+def refresh_family(
+    fam: Family, params: AdaptiveParams, book: TaskBook, fold: frozenset[str] = frozenset()
+) -> list[str]:
     """EM (E: task posteriors from counted labels; M: every label's soft counts, banned and
-    ring duplicates included so their estimates stay honest), then the defences."""
+    ring duplicates included so their estimates stay honest), then the defences. The closed
+    tasks in `fold` have their evidence folded into the statistics and are dropped from
+    `fam.tasks`; returns them (none when the EM result was rejected: they wait for the next)."""
     k = len(fam.options)
-    items = _items(fam, book)
+    _ensure_folded(fam)
+    items = _items(fam, book, fold)
+    folded: list[str] = []
     if items:
-        _em(fam, params, items, k)
+        kept = _em(fam, params, items, k)
         _ban_spammers(fam, params)
-        fam.rings = fam.pairs.rings(_accuracy_against_rest(items, k), k)
+        fam.rings = fam.pairs.rings(_accuracy_against_rest(items, k, fam.rest, kept), k)
+        if kept and fold:
+            folded = [t for t in fam.tasks if t in fold]
+            fam.tasks = [t for t in fam.tasks if t not in fold]
+            fam.folded_tasks += len(folded)
     fam.calib.fit(fam.samples)
     fam.logs.clear()
     fam.epoch += 1
+    return folded
 
 
-def _em(fam: Family, params: AdaptiveParams, items: list[_Item], k: int) -> None:
+def _ensure_folded(fam: Family) -> None:
+    """Zero fold sums where there are none yet (a new worker, a snapshot from before the fold)."""
+    k = len(fam.options)
+    if not fam.folded_classes:
+        fam.folded_classes = [0.0] * k
+    for stats in fam.workers.values():
+        if not stats.folded:
+            stats.folded = zeros(k)
+        if not stats.folded_held:
+            stats.folded_held = zeros(k)
+
+
+def _em(fam: Family, params: AdaptiveParams, items: list[_Item], k: int) -> bool:
+    """The sweeps; False when the result was rejected (label switching) and nothing changed.
+    Each M-step starts from the fold's sums; in the last sweep the folding items' share is
+    added to them too (kept only when the result is)."""
     soft = {w: [list(r) for r in s.soft] for w, s in fam.workers.items()}
     held = {w: s.held_out for w, s in fam.workers.items()}
     pooled, log_prior = fam.pooled, fam.log_prior
     base = base_confusion(k, params.prior_accuracy)
+    fold_soft = {w: _copy(s.folded) for w, s in fam.workers.items()}
+    fold_held = {w: _copy(s.folded_held) for w, s in fam.workers.items()}
+    fold_classes = list(fam.folded_classes)
     for sweep in range(params.em_iterations):
         logs = {
             w: log_confusion(pooled, WorkerStats(soft[w], s.gold, s.held_out), params.prior_strength)
             for w, s in fam.workers.items()
         }
         last = sweep == params.em_iterations - 1
-        soft, classes = {w: zeros(k) for w in fam.workers}, [1.0] * k
+        soft = {w: _copy(s.folded) for w, s in fam.workers.items()}
+        classes = [1.0 + x for x in fam.folded_classes]
         if last:
-            held = {w: zeros(k) for w in fam.workers}
+            held = {w: _copy(s.folded_held) for w, s in fam.workers.items()}
         for item in items:
             if item.gold is not None:
                 post = [1.0 if c == item.gold else 0.0 for c in range(k)]
@@ -177,22 +238,36 @@ def _em(fam: Family, params: AdaptiveParams, items: list[_Item], k: int) -> None
                     table = logs[w]
                     lp = [x + table[c][j] for c, x in enumerate(lp)]
                 post = softmax(lp)
+                folding = last and item.folding
                 for w, j in item.labels:
                     _add(soft[w], j, post)
                     if last:  # held out: the posterior without this worker's own label
                         table = logs[w]
                         rest = [x - table[c][j] for c, x in enumerate(lp)]
-                        _add(held[w], j, softmax(rest) if (w, j) in item.counted_set else post)
+                        out = softmax(rest) if (w, j) in item.counted_set else post
+                        _add(held[w], j, out)
+                        if folding:
+                            _add(fold_soft[w], j, post)
+                            _add(fold_held[w], j, out)
             classes = [x + p for x, p in zip(classes, post, strict=True)]
+            if last and item.folding:
+                fold_classes = [x + p for x, p in zip(fold_classes, post, strict=True)]
         pooled = _pooled(fam, soft, base, params.pooled_strength)
         floor = params.class_floor / k
         prior = [max(x, floor) for x in normalise(classes)]
         log_prior = [math.log(p) for p in normalise(prior)]
     if not _beats_chance(pooled, log_prior):
-        return  # label switching: the camps swapped; keep the previous estimates
+        return False  # label switching: the camps swapped; keep the previous estimates
     for w, stats in fam.workers.items():
         stats.soft, stats.held_out = soft[w], held[w]
+        stats.folded, stats.folded_held = fold_soft[w], fold_held[w]
     fam.pooled, fam.log_prior = pooled, log_prior
+    fam.folded_classes = fold_classes
+    return True
+
+
+def _copy(m: Matrix) -> Matrix:
+    return [list(r) for r in m]
 
 
 def _add(counts: Matrix, label: int, post: list[float]) -> None:
@@ -233,10 +308,13 @@ def _ban_spammers(fam: Family, params: AdaptiveParams) -> None:
         stats.banned = informativeness(table) < params.spammer_floor
 
 
-def _accuracy_against_rest(items: list[_Item], k: int) -> dict[str, float]:
+def _accuracy_against_rest(
+    items: list[_Item], k: int, folded: dict[str, list[int]], fold: bool
+) -> dict[str, float]:
     """Each worker's agreement with gold, or with the strict plurality of the other labels on
-    a task with at least two others (Laplace-smoothed; ≥ 5 tasks to be judged)."""
-    tally: dict[str, list[int]] = {}
+    a task with at least two others (Laplace-smoothed; ≥ 5 tasks to be judged), over the
+    window and the `folded` tally; with `fold`, the folding items are added to that tally."""
+    tally = {w: list(t) for w, t in folded.items()}
     for item in items:
         counts = [0] * k
         for _, j in item.labels:
@@ -255,4 +333,8 @@ def _accuracy_against_rest(items: list[_Item], k: int) -> dict[str, float]:
                 t = tally.setdefault(w, [0, 0])
                 t[0] += 1
                 t[1] += j == ref
+                if fold and item.folding:
+                    f = folded.setdefault(w, [0, 0])
+                    f[0] += 1
+                    f[1] += j == ref
     return {w: (a + 1) / (n + 2) for w, (n, a) in tally.items() if n >= 5}

@@ -55,10 +55,8 @@ def test_the_saved_state_is_the_engines_snapshot_without_decided_tasks_posterior
     engine = learnt(store).engine
     full = orjson.loads(orjson.dumps(engine.snapshot()))
     saved = orjson.loads(encode_snapshot(engine))
-    assert set(saved["tasks"]) == set(OPEN)
-    assert len(full["tasks"]) == 300 + len(OPEN)
-    full["tasks"] = {t: full["tasks"][t] for t in OPEN}
-    assert saved == full
+    assert set(saved["tasks"]) == set(OPEN)  # the engine drops a task's posterior when decided
+    assert saved == full and saved["version"] == 2
 
 
 def test_a_snapshot_saved_whole_by_an_older_core_still_loads(store: SQLiteStore) -> None:

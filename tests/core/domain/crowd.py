@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from asg_grpc.domain.consensus_engine import ConsensusEngine, ConsensusSpec, NeedOne, Verdict
+from asg_grpc.domain.consensus_engine import ConsensusEngine, ConsensusSpec, Decision, NeedOne, Verdict
 
 OPTIONS = ("a", "b")
 
@@ -19,6 +19,8 @@ class Crowd:
     contrarians: int = 0
     gold_share: float = 0.1
     stream: list[tuple[str, str, str, ConsensusSpec | None]] = field(default_factory=list)
+    truth: dict[str, str] = field(default_factory=dict)  # by task, from `run`
+    final: dict[str, Verdict] = field(default_factory=dict)  # by task: the verdict that ended it
 
     @property
     def workers(self) -> list[str]:
@@ -46,6 +48,7 @@ class Crowd:
             gold = truth if self.rng.random() < self.gold_share else None
             spec = ConsensusSpec(OPTIONS, min_labels=2, gold=gold)
             task = f"t{n}"
+            self.truth[task] = truth
             engine.open(task, spec)
             self.stream.append((task, "", "open", spec))
             for worker in self.rng.sample(self.workers, len(self.workers)):
@@ -59,6 +62,7 @@ class Crowd:
             else:
                 self.stream.append((task, "", "close", None))
                 verdicts.append(engine.close(task))
+            self.final[task] = verdicts[-1]
             if (n + 1) % refresh_every == 0:
                 engine.refresh()
                 self.stream.append(("", "", "refresh", None))
@@ -77,3 +81,9 @@ class Crowd:
             else:
                 verdicts.append(engine.add_label(task, worker, label))
         return verdicts
+
+    def accuracy(self) -> float:
+        """Share of the non-gold tasks `run` decided right (a task given up counts as wrong)."""
+        plain = [t for t, *_, spec in self.stream if spec is not None and spec.gold is None]
+        right = sum(isinstance(v := self.final[t], Decision) and v.label == self.truth[t] for t in plain)
+        return right / len(plain)

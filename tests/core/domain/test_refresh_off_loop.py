@@ -14,11 +14,14 @@ import pytest
 
 from asg_grpc.domain.consensus_engine import ConsensusSpec, NeedOne
 from asg_grpc.domain.dawid_skene import AdaptiveEngine
+from asg_grpc.domain.worker_model import AdaptiveParams
 from tests.core.domain.crowd import OPTIONS, Crowd
 
 
-def crowded(seed: int, tasks: int = 300, refresh_every: int = 100) -> AdaptiveEngine:
-    engine = AdaptiveEngine()
+def crowded(
+    seed: int, tasks: int = 300, refresh_every: int = 100, params: AdaptiveParams | None = None
+) -> AdaptiveEngine:
+    engine = AdaptiveEngine(params)
     Crowd(random.Random(seed), good=8, spammers=2).run(engine, tasks=tasks, refresh_every=refresh_every)
     return engine
 
@@ -33,7 +36,7 @@ def test_a_split_refresh_gives_the_same_estimates_as_one_in_place() -> None:
 def test_labels_taken_while_the_em_runs_are_kept() -> None:
     engine = crowded(4)
     job = engine.prepare_refresh()
-    engine.open("late", ConsensusSpec(OPTIONS, min_labels=2))
+    engine.open("late", ConsensusSpec(OPTIONS, min_labels=3))
     assert isinstance(engine.add_label("late", "newcomer", "a"), NeedOne)  # a worker the copy lacks
     engine.apply_refresh(job.run())
     (fam,) = engine.families.values()
@@ -42,7 +45,7 @@ def test_labels_taken_while_the_em_runs_are_kept() -> None:
     assert fam.labels == sum(len(engine.book.labels[t]) for t in fam.tasks)
     assert "newcomer" in fam.workers and "newcomer" not in done.workers
     assert fam.pooled == done.pooled  # the estimates the hot path reads are the job's
-    engine.add_label("late", "good0", "a")  # the open task is rebuilt from them
+    assert isinstance(engine.add_label("late", "good0", "a"), NeedOne)  # rebuilt from them
     assert engine.tasks["late"].epoch == fam.epoch
 
 
@@ -60,7 +63,8 @@ def test_an_operator_reinstatement_during_the_em_is_not_undone() -> None:
 
 @pytest.mark.asyncio
 async def test_the_event_loop_keeps_running_while_the_em_runs_in_a_thread() -> None:
-    engine = crowded(5, tasks=10_000, refresh_every=2500)
+    # A window as large as the crowd: every task is swept, so the sweep is long.
+    engine = crowded(5, tasks=10_000, refresh_every=2500, params=AdaptiveParams(window=10_000))
     started = time.perf_counter()
     engine.prepare_refresh().run()
     alone = time.perf_counter() - started
