@@ -48,6 +48,7 @@ from asg_grpc.domain.consensus_engine import (
     Verdict,
 )
 from asg_grpc.domain.dawid_skene import AdaptiveEngine
+from asg_grpc.domain.worker_model import AdaptiveParams
 
 WINDOW = 100
 ADVERSARY_SHARE = 0.25
@@ -168,16 +169,22 @@ def clock_overhead(samples: int = 2000) -> float:
     return statistics.median(pairs)
 
 
-def engine_for(method: str, rng: random.Random) -> ConsensusEngine:
+def engine_for(method: str, rng: random.Random, window: int | None = None) -> ConsensusEngine:
     if method == "majority":
         return MajorityEngine()
     if method == "fixed5":
         return FixedFive(rng)
-    return AdaptiveEngine()
+    return AdaptiveEngine(None if window is None else AdaptiveParams(window=window))
 
 
 def replay(
-    method: str, answers: Answers, truth: dict[str, str], seed: int, gold_share: float, adversary: str | None
+    method: str,
+    answers: Answers,
+    truth: dict[str, str],
+    seed: int,
+    gold_share: float,
+    adversary: str | None,
+    window: int | None = None,
 ) -> Score:
     rng = random.Random(seed)
     options = sorted(set(truth.values()) | {lab for a in answers.values() for _, lab in a})
@@ -192,7 +199,7 @@ def replay(
         i: ConsensusSpec(tuple(options), min_labels=threshold, gold=truth[i] if i in gold else None)
         for i in items
     }
-    engine = engine_for(method, rng)
+    engine = engine_for(method, rng, window)
     pending, flight = list(reversed(items)), list[str]()
     verdicts: dict[str, Verdict] = {}
     labels = since = 0
@@ -249,6 +256,8 @@ def main() -> None:
     parser.add_argument("--method", choices=(*METHODS, "all"), default="all")
     parser.add_argument("--adversary", choices=("spammers", "colluders"))
     parser.add_argument("--gold", type=float, default=0.05)
+    parser.add_argument("--window", type=int, help="adaptive: closed tasks per family the EM re-reads "
+                        "(default: the engine's, AdaptiveParams.window)")
     args = parser.parse_args()
     answers, truth = load(args.data)
     methods = METHODS if args.method == "all" else (args.method,)
@@ -257,11 +266,14 @@ def main() -> None:
         "seeds": args.seeds,
         "gold": args.gold,
         "adversary": args.adversary,
+        "window": args.window or AdaptiveParams().window,
         "machine": machine(),
         "methods": {},
     }
     for method in methods:
-        scores = [replay(method, answers, truth, s, args.gold, args.adversary) for s in range(args.seeds)]
+        scores = [
+            replay(method, answers, truth, s, args.gold, args.adversary, args.window) for s in range(args.seeds)
+        ]
         out["methods"][method] = {
             name: round(statistics.fmean(getattr(s, name) for s in scores), 4)
             for name in Score.__dataclass_fields__

@@ -65,9 +65,13 @@ class PairTally:
         return f"{a}\x1f{b}" if a < b else f"{b}\x1f{a}"
 
     def add(self, worker: str, label: str, others: Iterable[tuple[str, str]], part: int = 0) -> None:
+        counts = self.counts
         for other, their in others:
-            c = self.counts.setdefault(self.key(worker, other), [0, 0, 0, 0])
-            if len(c) == 2:
+            key = f"{worker}\x1f{other}" if worker < other else f"{other}\x1f{worker}"  # self.key
+            c = counts.get(key)
+            if c is None:
+                c = counts[key] = [0, 0, 0, 0]
+            elif len(c) == 2:
                 c += [0, 0]
             same = label == their
             c[0] += 1
@@ -158,20 +162,24 @@ def _sums(members: set[str], pairs: Pairs) -> tuple[dict[str, list[float]], Neig
 
 
 def _chosen(members: list[str], pairs: Pairs) -> set[str]:
-    """Drop the least surprising member until each agrees improbably with the rest. Sums are
-    updated as members leave: O(pairs + members²)."""
+    """Drop the least surprising member until each agrees improbably with the rest. Sums and
+    scores are updated as members leave, only for the leaver's neighbours: O(pairs + members
+    × (neighbours + members)) instead of a score per member per step."""
     ring = set(members)
     sums, neighbours = _sums(ring, pairs)
+    scores = {w: (_surprise(*sums[w]), w) for w in ring}
     while len(ring) > 1:
-        weakest = min(ring, key=lambda w: (_surprise(*sums[w]), w))
+        weakest = min(scores.values())[1]
         n, agree, expected = sums[weakest]
         if n and _improbable(int(n), agree, expected, SCREEN_PROBABILITY):
             break
         ring.discard(weakest)
+        del scores[weakest]
         for other, c in neighbours[weakest]:
             if other in ring:
                 t = sums[other]
                 t[0], t[1], t[2] = t[0] - c[0], t[1] - c[1], t[2] - c[2]
+                scores[other] = (_surprise(*t), other)
     return ring if len(ring) > 1 else set()
 
 

@@ -56,6 +56,7 @@ from asg_grpc.domain.worker_model import (
 )
 
 SNAPSHOT_VERSION = 2
+NEED_ONE = NeedOne()  # one instance: the hot path's most common answer
 
 
 @dataclass(slots=True)
@@ -136,12 +137,15 @@ class AdaptiveEngine:
         self.book = book or TaskBook()
         self.families: dict[str, Family] = {}
         self.tasks: dict[str, TaskState] = {}
+        # Open task → its family (the spec's key is a join of its options: once per task, not
+        # per label). A cache, not snapshotted: `_family_of` fills it after a restore.
+        self._of: dict[str, Family] = {}
 
     # -- the hot path ------------------------------------------------------------------------
 
     def open(self, task_id: str, spec: ConsensusSpec) -> None:
         self.book.open(task_id, spec)
-        fam = self._family(spec)
+        fam = self._of[task_id] = self._family(spec)
         fam.tasks.append(task_id)
         self.tasks[task_id] = TaskState(list(fam.log_prior), fam.epoch)
 
@@ -157,13 +161,14 @@ class AdaptiveEngine:
 
     def add_label(self, task_id: str, worker: str, label: str) -> Verdict:
         spec = self.book.add(task_id, worker, label)
-        fam = self.families[spec.family_key]
-        k = fam.options.index(label)
-        previous = self.book.labels[task_id][:-1]
-        fam.pairs.add(worker, label, previous, half(task_id))
+        fam = self._of.get(task_id) or self._family_of(task_id, spec)
+        labels = self.book.labels[task_id]
+        if len(labels) > 1:
+            fam.pairs.add(worker, label, labels[:-1], half(task_id))
         fam.labels += 1
-        fam.share[worker] = fam.share.get(worker, 0) + 1
-        stats = self._stats(fam, worker)
+        share = fam.share
+        share[worker] = share.get(worker, 0) + 1
+        stats = fam.workers.get(worker) or self._stats(fam, worker)
         state = self.tasks[task_id]
         if state.epoch != fam.epoch:
             self._rebuild(fam, task_id, state)
@@ -171,9 +176,11 @@ class AdaptiveEngine:
             ident = fam.rings.get(worker, worker)
             if not stats.banned and ident not in state.counted:
                 state.counted.append(ident)
-                column = self._log(fam, worker)
+                column = fam.logs.get(worker) or self._log(fam, worker)
+                k = fam.options.index(label)
                 state.log_post = [lp + column[c][k] for c, lp in enumerate(state.log_post)]
-        return self._settle(fam, spec, task_id, self._judge(fam, spec, task_id, state, final=False))
+        verdict = self._judge(fam, spec, task_id, state, final=False)
+        return verdict if verdict is NEED_ONE else self._settle(fam, spec, task_id, verdict)
 
     def close(self, task_id: str) -> Verdict:
         """No more labels will come: the leading option with its (lower) confidence and
@@ -181,7 +188,7 @@ class AdaptiveEngine:
         spec = self.book.spec(task_id)
         if task_id in self.book.final:
             return self.book.final[task_id]
-        fam = self.families[spec.family_key]
+        fam = self._of.get(task_id) or self._family_of(task_id, spec)
         state = self.tasks[task_id]
         if state.epoch != fam.epoch:
             self._rebuild(fam, task_id, state)
@@ -197,6 +204,7 @@ class AdaptiveEngine:
                 fam.logs.pop(worker, None)
         if not isinstance(verdict, NeedOne):
             self.tasks.pop(task_id, None)  # only open tasks are judged again
+            self._of.pop(task_id, None)
         return self.book.settle(task_id, verdict)
 
     def reinstate(self, worker: str, family: str) -> None:
@@ -237,13 +245,14 @@ class AdaptiveEngine:
         self, fam: Family, spec: ConsensusSpec, task_id: str, state: TaskState, final: bool
     ) -> Verdict:
         post = softmax(state.log_post)
-        lead = max(range(len(post)), key=post.__getitem__)
-        confidence = fam.calib(post[lead])
+        top = max(post)
         counted = len(state.counted)
         labels = self.book.labels[task_id]
-        reached = counted >= spec.min_labels and post[lead] >= spec.target_confidence
+        reached = counted >= spec.min_labels and top >= spec.target_confidence
         if not (reached or final or len(labels) >= spec.max_labels):
-            return NeedOne()
+            return NEED_ONE
+        lead = post.index(top)  # the first leading option, as max(range, key=post) gives
+        confidence = fam.calib(top)
         if not counted:
             return GiveUp(len(labels))
         if spec.gold is not None:  # what the engine reports, measured where it reports it
@@ -264,6 +273,10 @@ class AdaptiveEngine:
             self.families[key] = fam
         elif fam.options != list(spec.options):
             raise ValidationError("options", f"differ from family {key!r}'s")
+        return fam
+
+    def _family_of(self, task_id: str, spec: ConsensusSpec) -> Family:
+        fam = self._of[task_id] = self.families[spec.family_key]
         return fam
 
     def _stats(self, fam: Family, worker: str) -> WorkerStats:
