@@ -272,7 +272,8 @@ def main() -> None:
     }
     for method in methods:
         scores = [
-            replay(method, answers, truth, s, args.gold, args.adversary, args.window) for s in range(args.seeds)
+            replay(method, answers, truth, s, args.gold, args.adversary, args.window)
+            for s in range(args.seeds)
         ]
         out["methods"][method] = {
             name: round(statistics.fmean(getattr(s, name) for s in scores), 4)
