@@ -242,9 +242,11 @@ def _em(fam: Family, params: AdaptiveParams, items: list[_Item], k: int) -> bool
                 for w, j in item.labels:
                     _add(soft[w], j, post)
                     if last:  # held out: the posterior without this worker's own label
-                        table = logs[w]
-                        rest = [x - table[c][j] for c, x in enumerate(lp)]
-                        out = softmax(rest) if (w, j) in item.counted_set else post
+                        if (w, j) in item.counted_set:
+                            table = logs[w]
+                            out = softmax([x - table[c][j] for c, x in enumerate(lp)])
+                        else:  # a label that did not count (banned, a ring's copy)
+                            out = post
                         _add(held[w], j, out)
                         if folding:
                             _add(fold_soft[w], j, post)
