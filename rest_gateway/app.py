@@ -10,10 +10,9 @@ from fastapi_offline import FastAPIOffline
 
 from rest_gateway import console, errors, metrics, openapi
 from rest_gateway.core import CoreClient
-from rest_gateway.middleware import RequestIdMiddleware
+from rest_gateway.middleware import Edge
 from rest_gateway.routes import billing, chain, customers, dashboard, health, jobs, tasks, webhooks
 from rest_gateway.settings import GatewaySettings
-from rest_gateway.slashes import TrailingSlash
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
@@ -37,21 +36,20 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         redoc_url=None,
         static_url="/v1/docs/static",
         swagger_ui_oauth2_redirect_url="/v1/docs/oauth2-redirect",
+        # FastAPI's own OpenTelemetry hooks off: the gateway's metrics are Prometheus (metrics.py)
+        # and no OpenTelemetry SDK is installed, yet the check cost ~4 µs of every request
+        # (docs/benchmarks.md, issue 17).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     errors.install(app)
     for module in (customers, tasks, webhooks, jobs, billing, chain, dashboard, health):
         app.include_router(module.router)
-        if module is tasks:
-            submissions = app.router.routes[-1]
     documented = list(app.router.routes)  # the order the OpenAPI (and /v1/docs) shows
-    # Matched first: POST /v1/tasks is the hot path, and every route tried before it costs
-    # (~16 µs of ~95 per submission, docs/benchmarks.md). No two routers share a path prefix,
-    # so which route a request reaches is the same in any order.
-    app.router.routes.remove(submissions)
-    app.router.routes.insert(0, submissions)
+    # Matched first: POST /v1/tasks is the hot path, and every route tried before it costs. No
+    # two routers share a path prefix, so which route a request reaches is the same in any order.
+    app.router.routes.insert(0, tasks.SUBMIT)
     app.mount("/console", console.files(), name="console")
-    app.add_middleware(TrailingSlash, router=app.router)
-    app.add_middleware(RequestIdMiddleware)
-    metrics.install(app)  # outermost: counts what every other layer answered
+    metrics.install(app)
+    app.add_middleware(Edge, router=app.router)  # request id, trailing slash, metrics: one layer
     app.openapi = lambda: openapi.openapi(app, documented)  # type: ignore[method-assign]
     return app

@@ -96,7 +96,8 @@ class UnsupportedMediaType(GatewayError):
 
 
 def _request_id(request: Request) -> str | None:
-    """The id RequestIdMiddleware gave the request (None outside it), for the log lines."""
+    """The id the gateway's middleware (middleware.py) gave the request (None outside it), for
+    the log lines."""
     return getattr(request.state, "request_id", None)
 
 

@@ -5,6 +5,7 @@ would answer with a 500)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -146,3 +147,55 @@ def test_a_task_that_decodes_keeps_every_field_as_sent(body: dict[str, Any]) -> 
     if spec is not None:
         assert list(task.label_spec.options) == (spec.get("options") or [])
         assert task.label_spec.question == (spec.get("question") or "")  # no presence in the proto
+
+
+# JSON text written by hand, so that an object may repeat a key: objects as lists of pairs, keys
+# from a small alphabet with colons (collisions likely, and colons inside strings), escaped or not.
+Pairs = list[tuple[str, Any]]
+small_keys = st.text(st.sampled_from("a:é\\"), max_size=3)
+raw_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4).map(tuple) | st.lists(st.tuples(small_keys, inner), max_size=4),
+    max_leaves=12,
+)
+
+
+def _text(value: Any, ascii_only: bool, space: str) -> str:
+    """`value` as JSON text, `space` around each comma and colon, strings `\\u`-escaped (colons
+    too) or not."""
+    comma = f"{space},{space}"
+    if isinstance(value, tuple):
+        return "[" + comma.join(_text(v, ascii_only, space) for v in value) + "]"
+    if isinstance(value, list):
+        pairs = (
+            f"{_text(k, ascii_only, space)}{space}:{space}{_text(v, ascii_only, space)}" for k, v in value
+        )
+        return "{" + comma.join(pairs) + "}"
+    return json.dumps(value).replace(":", "\\u003a") if ascii_only else orjson.dumps(value).decode()
+
+
+def _repeats(value: Any) -> bool:
+    if isinstance(value, tuple):
+        return any(_repeats(v) for v in value)
+    if isinstance(value, list):
+        names = [k for k, _ in value]
+        return len(set(names)) != len(names) or any(_repeats(v) for _, v in value)
+    return False
+
+
+@given(raw_values, st.booleans(), st.sampled_from(["", " ", "\n  "]))
+def test_a_repeated_key_is_always_refused_and_only_then(value: Any, ascii_only: bool, sep: str) -> None:
+    """The cheap test (no_duplicate_keys) never says "no repeat" of a body that has one, and the
+    whole check refuses exactly the bodies with a key twice in one object."""
+    raw = _text(value, ascii_only, sep).encode()
+    body = orjson.loads(raw)
+    if _repeats(value):
+        assert not decode.no_duplicate_keys(raw, body)
+        try:
+            decode.refuse_duplicate_keys(raw, body)
+        except BadRequest as exc:
+            assert str(exc).endswith("appears more than once in its JSON object")
+        else:
+            raise AssertionError(f"{raw!r} has a repeated key")
+    else:
+        decode.refuse_duplicate_keys(raw, body)
