@@ -35,11 +35,11 @@ def test_the_stack_decides_what_the_domain_replay_decides(tmp_path: Path) -> Non
     assert abs(stack["accuracy"] - domain["accuracy"]) <= 0.04, (stack, domain)
     assert stack["labels_per_item"] >= 3.0
     assert abs(stack["labels_per_item"] - domain["labels_per_item"]) <= 0.2
-    # The engine re-estimates on a clock in the product (every 0.5 s here), on label growth in
-    # the replay, so how many labels it buys moves with the machine's load; what it decides
-    # stays near the replay's, and never below the published rule's.
+    # The engine re-estimates on a clock in the product (every 0.5 s here) and the replay only
+    # after its first 200 labels, so the product's estimates are fresher and it buys fewer
+    # labels (docs/quality.md: 2.8-3.7 here against the replay's 4.7, moving with the machine's
+    # load), never more; what it decides stays near the replay's and never below the rule's.
     stack, domain = methods["adaptive"]["stack"], methods["adaptive"]["domain"]
     assert abs(stack["accuracy"] - domain["accuracy"]) <= 0.08, (stack, domain)
-    assert 2.0 <= stack["labels_per_item"] <= 10.0
-    assert abs(stack["labels_per_item"] - domain["labels_per_item"]) <= 1.5
+    assert 2.0 <= stack["labels_per_item"] <= domain["labels_per_item"] + 0.5, (stack, domain)
     assert stack["accuracy"] >= methods["majority"]["stack"]["accuracy"] - 0.03
