@@ -17,6 +17,7 @@ from asg_challenge.domain import is_reserved, normalise_path
 from asg_challenge.errors import BadRequest, ChallengeGatewayError, TooManyRequests, Unauthorized
 from asg_challenge.gateway import Gateway
 from asg_challenge.proxy import Proxy, _json
+from asg_challenge.serving import dated
 
 
 async def _gateway_error(request: Request, exc: Exception) -> Response:
@@ -72,6 +73,7 @@ class App:
         if scope["type"] != "http":
             await send({"type": "websocket.close", "code": 1008})
             return
+        send = dated(send)
         if scope["method"] == "CONNECT":
             await _json(send, 400, "CONNECT is not supported: this is not a forward proxy")
             return

@@ -52,6 +52,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         lifespan="on",
         proxy_headers=False,  # X-Forwarded-For is believed only from --trusted-proxies (context.py)
         server_header=False,
+        date_header=False,  # one Date per response: the upstream's, else ours (serving.dated)
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
         ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
         timeout_graceful_shutdown=5,

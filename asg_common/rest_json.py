@@ -247,6 +247,7 @@ def job(j: jobs_pb2.Job) -> dict[str, Any]:
         "created_at": iso(j.created_at),
         "updated_at": iso(j.updated_at),
         "completed_at": _time(j, "completed_at"),
+        "labor": j.labor or "any",
     }
 
 

@@ -308,11 +308,13 @@ class BaseClient:
         consensus_threshold: int | None = None,
         callback_url: str | None = None,
         s3_credentials: Mapping[str, Any] | None = None,
+        labor: str | None = None,
     ) -> Flow[JSON]:
         """Start a batch job over a JSONL manifest; returns ``{job_id, status}`` (``pending``).
 
         ``s3_credentials`` (``access_key_id``, ``secret_access_key``, ``region``, optional
         ``endpoint_url``) is required for an ``s3://`` manifest and refused for ``https://``.
+        ``labor="challenge"`` offers every task of the job only to challenge gateways.
         Never retried: the API has no idempotency key for jobs, so a repeat after a lost answer
         would start a second job over the same manifest (and spend quota twice).
         """
@@ -324,6 +326,7 @@ class BaseClient:
                 "consensus_threshold": consensus_threshold,
                 "callback_url": callback_url,
                 "s3_credentials": None if s3_credentials is None else dict(s3_credentials),
+                "labor": labor,
             }
         )
         return self._call(self._request("POST", "/v1/jobs", json=body), retry=False)

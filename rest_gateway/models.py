@@ -171,6 +171,7 @@ class JobInput(BaseModel):
     consensus_threshold: Int64 | None = None
     callback_url: str | None = None
     s3_credentials: S3Credentials | None = None
+    labor: str | None = Field(None, description="any (the default) or challenge, for every task of the job")
 
     def to_proto(self) -> jobs_pb2.CreateJobRequest:
         return jobs_pb2.CreateJobRequest(
@@ -180,6 +181,7 @@ class JobInput(BaseModel):
             consensus_threshold=self.consensus_threshold,
             callback_url=self.callback_url,
             s3_credentials=None if self.s3_credentials is None else self.s3_credentials.to_proto(),
+            labor=self.labor,
         )
 
 
@@ -395,6 +397,7 @@ class Job(_Out):
     created_at: str
     updated_at: str
     completed_at: str | None
+    labor: str
 
 
 class JobPage(_Out):

@@ -34,7 +34,7 @@ from asg_grpc.domain import consensus
 from asg_grpc.domain.dawid_skene import WorkerReport
 from asg_grpc.domain.errors import Unavailable, ValidationError
 from asg_grpc.domain.labeling import LabelRefused, OpenTask, Refusal
-from asg_grpc.domain.tasks import TaskStatus
+from asg_grpc.domain.tasks import LABORS, TaskStatus
 from asg_grpc.domain.workers import Worker
 from asg_grpc.store.offload import threads_of
 from asg_grpc.store.task_records import LabelingBatch
@@ -137,8 +137,9 @@ class Dispatcher:
         self._tasks_running: list[asyncio.Task[None]] = []
         self._closed = False
         self._quality: Quality | None = None  # read from the store once, at start or first use
-        # Registered workers by task type (read every roster_interval), for _close_stranded.
-        self._roster: dict[str, list[str]] = {}
+        # Registered workers by (labor, task type) who could be offered such a task (read every
+        # roster_interval), for _close_stranded.
+        self._roster: dict[tuple[str, str], list[str]] = {}
         self.traffic = Traffic(settings.traffic)
         self._saved_at = time.monotonic()  # of the engine's snapshot (_save_quality)
 
@@ -183,14 +184,18 @@ class Dispatcher:
             task = self._tasks.get(task_id)
             if task is None:
                 continue
-            for worker_id in task.claims:
-                for session in self._by_worker.get(worker_id, ()):
-                    if session.held.pop(task_id, None) is not None:
-                        session.outbox.error(task_id, Refusal.WITHDRAWN)
-            task.claims.clear()
+            self._drop_holders(task)
             self._touched.pop(task_id, None)
             self._forget(task)
         self._wake.set()  # room in the window
+
+    def _drop_holders(self, task: OpenTask) -> None:
+        """The task is closing under its holders: each is told to stop (WITHDRAWN)."""
+        for worker_id in task.claims:
+            for session in self._by_worker.get(worker_id, ()):
+                if session.held.pop(task.task_id, None) is not None:
+                    session.outbox.error(task.task_id, Refusal.WITHDRAWN)
+        task.claims.clear()
 
     # partitions (a shared store) -----------------------------------------------------------
 
@@ -713,14 +718,17 @@ class Dispatcher:
                 log.exception("reaping leases failed; retrying")
 
     def _read_roster(self) -> None:
-        """Who could ever label a task of each type: the registered workers, and the workers
-        connected now (one registered since the last read included)."""
-        by_type: dict[str, set[str]] = {}
+        """Who could ever label a task of each labor and type: the registered workers, and the
+        workers connected now (one registered since the last read included); for a `challenge`
+        task only the challenge gateways among them (labor.could_label)."""
+        by_kind: dict[tuple[str, str], set[str]] = {}
         workers = [*self._store.workers(), *(s.worker for s in self._sessions)]
         for worker in workers:
-            for task_type in worker.task_types:
-                by_type.setdefault(task_type, set()).add(worker.worker_id)
-        self._roster = {task_type: sorted(ids) for task_type, ids in by_type.items()}
+            for task_labor in LABORS:
+                if labor.could_label(task_labor, worker):
+                    for task_type in worker.task_types:
+                        by_kind.setdefault((task_labor, task_type), set()).add(worker.worker_id)
+        self._roster = {kind: sorted(ids) for kind, ids in by_kind.items()}
 
     def _count(self, outcome: consensus.Outcome) -> None:
         """An outcome for the metrics, counted when the batch that holds it is committed."""
@@ -732,23 +740,32 @@ class Dispatcher:
     def _close_stranded(self) -> int:
         """Close the tasks no registered worker can label any more, so none stays open for
         ever: each was seen by some worker (labeled or skipped), nobody holds it, and every
-        worker of its type labeled it, skipped it or is banned from its family. A worker whose
-        lease lapsed may come back, so it still counts. A task nobody has seen waits for
-        workers (or its deadline). How many were closed."""
+        worker who could be offered it labeled it, skipped it or is banned from its family. A
+        worker whose lease lapsed may come back, so it still counts. A task nobody has seen
+        waits for workers (or its deadline), except a `challenge` task too few challenge
+        gateways could ever decide (labor.hopeless): closed at once, its holders told. How
+        many were closed."""
         quality = self.quality
         bans = bool(quality.engine.families)  # without bans, only a count can strand a task
         closed = 0
         for task in list(self._tasks.values()):
-            if task.closed or task.claims or not (task.labels or task.skipped):
+            if task.closed:
                 continue
-            workers = self._roster.get(task.task_type, [])
-            if not bans and len(task.labels) + len(task.skipped) < len(workers):
-                continue
-            if any(
-                w not in task.labels and w not in task.skipped and quality.eligible(w, task) for w in workers
-            ):
-                continue
-            outcome = quality.close(task)
+            workers = self._roster.get((task.labor, task.task_type), [])
+            if task.labor == labor.CHALLENGE:  # few tasks: counted one by one
+                able = sum(1 for w in workers if self._may_label(w, task))
+                if labor.hopeless(task, able):
+                    self._drop_holders(task)
+                elif task.claims or not (task.labels or task.skipped) or able:
+                    continue
+            else:
+                if task.claims or not (task.labels or task.skipped):
+                    continue
+                if not bans and len(task.labels) + len(task.skipped) < len(workers):
+                    continue
+                if any(self._may_label(w, task) for w in workers):
+                    continue
+            outcome = labor.failure_reason(task, quality.close(task))
             log.info(
                 "no worker left for a task: closed",
                 extra={"task_id": task.task_id, "status": task.status.value, "labels": len(task.labels)},
@@ -761,6 +778,11 @@ class Dispatcher:
             self._save_quality()
             self._wake.set()  # room in the window
         return closed
+
+    def _may_label(self, worker_id: str, task: OpenTask) -> bool:
+        """Whether a worker of the roster could still label the task (for _close_stranded)."""
+        seen = worker_id in task.labels or worker_id in task.skipped
+        return not seen and self.quality.eligible(worker_id, task)
 
     def _resume(self, stalled: float) -> None:
         """The core did not run for `stalled` seconds (SIGSTOP, a suspended VM, a blocked

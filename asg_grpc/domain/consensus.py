@@ -35,9 +35,15 @@ class NeedMore:
     target: int
 
 
+NO_CONSENSUS = "no_consensus"
+
+
 @dataclass(frozen=True, slots=True)
 class NoConsensus:
     worker_count: int
+    # The task's `failure_reason`: `no_consensus`, or why it could get no more labels
+    # (`no_challenge_gateway`: dispatch/labor.py).
+    reason: str = NO_CONSENSUS
 
 
 Outcome = Decided | NeedMore | NoConsensus

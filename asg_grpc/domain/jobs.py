@@ -16,6 +16,7 @@ import orjson
 
 from asg_grpc.domain.errors import ValidationError
 from asg_grpc.domain.tasks import (
+    DEFAULT_LABOR,
     DEFAULT_THRESHOLD,
     MAX_IDEMPOTENCY_KEY,
     MAX_THRESHOLD,
@@ -26,6 +27,7 @@ from asg_grpc.domain.tasks import (
     check_call_url,
     check_https_url,
     check_label_spec,
+    check_labor,
 )
 from asg_grpc.domain.urls import parse_url
 
@@ -75,6 +77,7 @@ class JobDraft:
     consensus_threshold: int | None = None
     callback_url: str | None = None
     s3_credentials: S3Credentials | None = None
+    labor: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +90,7 @@ class JobSpec:
     options: tuple[str, ...]
     consensus_threshold: int
     callback_url: str | None
+    labor: str = DEFAULT_LABOR  # every task's (docs/api.md, "Who labels a task")
 
     @property
     def s3(self) -> S3Location | None:
@@ -172,7 +176,8 @@ def validate_job(draft: JobDraft, dev_mode: bool = False) -> JobSpec:
         raise ValidationError("manifest_url", _credentials_need_s3(url))
     if credentials is not None:
         _check_credentials(credentials)
-    return JobSpec(url, task_type, draft.question, draft.options, threshold, draft.callback_url)
+    labor = DEFAULT_LABOR if draft.labor is None else check_labor(draft.labor)
+    return JobSpec(url, task_type, draft.question, draft.options, threshold, draft.callback_url, labor)
 
 
 # An https URL of an S3 bucket: virtual-hosted (bucket.s3[.region].amazonaws.com/key) or
@@ -252,6 +257,7 @@ def parse_item(line: bytes, job: JobSpec) -> ManifestItem:
             consensus_threshold=job.consensus_threshold,
             callback_url=job.callback_url,
             idempotency_key=key,
+            labor=job.labor,
         ),
         None if metadata is None else orjson.dumps(metadata).decode(),
     )

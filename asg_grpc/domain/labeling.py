@@ -35,7 +35,7 @@ REFUSAL_MESSAGES = {
     Refusal.LEASE_EXPIRED: "the lease on this task ran out; the slot went back to the pool",
     Refusal.INVALID_OPTION: "option is not one of the task's label_spec.options",
     Refusal.ALREADY_LABELED: "this worker already labeled the task",
-    Refusal.WITHDRAWN: "the task was cancelled or expired; it takes no more labels",
+    Refusal.WITHDRAWN: "the task was closed (cancelled, expired, or no worker left); it takes no more labels",
 }
 
 

@@ -27,35 +27,35 @@ from asg_grpc.v1 import common_pb2 as asg_dot_v1_dot_common__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11\x61sg/v1/jobs.proto\x12\x06\x61sg.v1\x1a\x13\x61sg/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"}\n\rS3Credentials\x12\x15\n\raccess_key_id\x18\x01 \x01(\t\x12\x19\n\x11secret_access_key\x18\x02 \x01(\t\x12\x0e\n\x06region\x18\x03 \x01(\t\x12\x19\n\x0c\x65ndpoint_url\x18\x04 \x01(\tH\x00\x88\x01\x01\x42\x0f\n\r_endpoint_url\"\xc2\x02\n\x10\x43reateJobRequest\x12\x19\n\x0cmanifest_url\x18\x01 \x01(\tH\x00\x88\x01\x01\x12*\n\nlabel_spec\x18\x02 \x01(\x0b\x32\x11.asg.v1.LabelSpecH\x01\x88\x01\x01\x12\x11\n\x04type\x18\x03 \x01(\tH\x02\x88\x01\x01\x12 \n\x13\x63onsensus_threshold\x18\x04 \x01(\x03H\x03\x88\x01\x01\x12\x19\n\x0c\x63\x61llback_url\x18\x05 \x01(\tH\x04\x88\x01\x01\x12\x32\n\x0es3_credentials\x18\x06 \x01(\x0b\x32\x15.asg.v1.S3CredentialsH\x05\x88\x01\x01\x42\x0f\n\r_manifest_urlB\r\n\x0b_label_specB\x07\n\x05_typeB\x16\n\x14_consensus_thresholdB\x0f\n\r_callback_urlB\x11\n\x0f_s3_credentials\"\xb5\x01\n\tJobCounts\x12\r\n\x05lines\x18\x01 \x01(\x03\x12\x15\n\rtasks_created\x18\x02 \x01(\x03\x12\x14\n\x0ctasks_reused\x18\x03 \x01(\x03\x12\x15\n\rinvalid_lines\x18\x04 \x01(\x03\x12\x10\n\x08verified\x18\x05 \x01(\x03\x12\x0f\n\x07settled\x18\x06 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x07 \x01(\x03\x12\x11\n\tcancelled\x18\x08 \x01(\x03\x12\x0f\n\x07\x65xpired\x18\t \x01(\x03\"\'\n\x08JobError\x12\x0c\n\x04line\x18\x01 \x01(\x03\x12\r\n\x05\x65rror\x18\x02 \x01(\t\"\xee\x03\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12!\n\x06status\x18\x02 \x01(\x0e\x32\x11.asg.v1.JobStatus\x12\x14\n\x0cmanifest_url\x18\x03 \x01(\t\x12\x11\n\ttask_type\x18\x04 \x01(\t\x12%\n\nlabel_spec\x18\x05 \x01(\x0b\x32\x11.asg.v1.LabelSpec\x12\x1b\n\x13\x63onsensus_threshold\x18\x06 \x01(\x05\x12\x19\n\x0c\x63\x61llback_url\x18\x07 \x01(\tH\x00\x88\x01\x01\x12!\n\x06\x63ounts\x18\x08 \x01(\x0b\x32\x11.asg.v1.JobCounts\x12 \n\x06\x65rrors\x18\t \x03(\x0b\x32\x10.asg.v1.JobError\x12\x1b\n\x0e\x66\x61ilure_reason\x18\n \x01(\tH\x01\x88\x01\x01\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x0c\x63ompleted_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x02\x88\x01\x01\x42\x0f\n\r_callback_urlB\x11\n\x0f_failure_reasonB\x0f\n\r_completed_at\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"?\n\x0fListJobsRequest\x12\x12\n\x05limit\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\tB\x08\n\x06_limit\"B\n\x10ListJobsResponse\x12\x19\n\x04jobs\x18\x01 \x03(\x0b\x32\x0b.asg.v1.Job\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"\"\n\x10\x45xportJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\x1c\n\x0b\x45xportChunk\x12\r\n\x05jsonl\x18\x01 \x01(\x0c*\xa3\x01\n\tJobStatus\x12\x1a\n\x16JOB_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12JOB_STATUS_PENDING\x10\x01\x12\x18\n\x14JOB_STATUS_INGESTING\x10\x02\x12\x17\n\x13JOB_STATUS_LABELING\x10\x03\x12\x18\n\x14JOB_STATUS_COMPLETED\x10\x04\x12\x15\n\x11JOB_STATUS_FAILED\x10\x05\x32\xeb\x01\n\nJobService\x12\x32\n\tCreateJob\x12\x18.asg.v1.CreateJobRequest\x1a\x0b.asg.v1.Job\x12,\n\x06GetJob\x12\x15.asg.v1.GetJobRequest\x1a\x0b.asg.v1.Job\x12=\n\x08ListJobs\x12\x17.asg.v1.ListJobsRequest\x1a\x18.asg.v1.ListJobsResponse\x12<\n\tExportJob\x12\x18.asg.v1.ExportJobRequest\x1a\x13.asg.v1.ExportChunk0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11\x61sg/v1/jobs.proto\x12\x06\x61sg.v1\x1a\x13\x61sg/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"}\n\rS3Credentials\x12\x15\n\raccess_key_id\x18\x01 \x01(\t\x12\x19\n\x11secret_access_key\x18\x02 \x01(\t\x12\x0e\n\x06region\x18\x03 \x01(\t\x12\x19\n\x0c\x65ndpoint_url\x18\x04 \x01(\tH\x00\x88\x01\x01\x42\x0f\n\r_endpoint_url\"\xe0\x02\n\x10\x43reateJobRequest\x12\x19\n\x0cmanifest_url\x18\x01 \x01(\tH\x00\x88\x01\x01\x12*\n\nlabel_spec\x18\x02 \x01(\x0b\x32\x11.asg.v1.LabelSpecH\x01\x88\x01\x01\x12\x11\n\x04type\x18\x03 \x01(\tH\x02\x88\x01\x01\x12 \n\x13\x63onsensus_threshold\x18\x04 \x01(\x03H\x03\x88\x01\x01\x12\x19\n\x0c\x63\x61llback_url\x18\x05 \x01(\tH\x04\x88\x01\x01\x12\x32\n\x0es3_credentials\x18\x06 \x01(\x0b\x32\x15.asg.v1.S3CredentialsH\x05\x88\x01\x01\x12\x12\n\x05labor\x18\x07 \x01(\tH\x06\x88\x01\x01\x42\x0f\n\r_manifest_urlB\r\n\x0b_label_specB\x07\n\x05_typeB\x16\n\x14_consensus_thresholdB\x0f\n\r_callback_urlB\x11\n\x0f_s3_credentialsB\x08\n\x06_labor\"\xb5\x01\n\tJobCounts\x12\r\n\x05lines\x18\x01 \x01(\x03\x12\x15\n\rtasks_created\x18\x02 \x01(\x03\x12\x14\n\x0ctasks_reused\x18\x03 \x01(\x03\x12\x15\n\rinvalid_lines\x18\x04 \x01(\x03\x12\x10\n\x08verified\x18\x05 \x01(\x03\x12\x0f\n\x07settled\x18\x06 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x07 \x01(\x03\x12\x11\n\tcancelled\x18\x08 \x01(\x03\x12\x0f\n\x07\x65xpired\x18\t \x01(\x03\"\'\n\x08JobError\x12\x0c\n\x04line\x18\x01 \x01(\x03\x12\r\n\x05\x65rror\x18\x02 \x01(\t\"\xfd\x03\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12!\n\x06status\x18\x02 \x01(\x0e\x32\x11.asg.v1.JobStatus\x12\x14\n\x0cmanifest_url\x18\x03 \x01(\t\x12\x11\n\ttask_type\x18\x04 \x01(\t\x12%\n\nlabel_spec\x18\x05 \x01(\x0b\x32\x11.asg.v1.LabelSpec\x12\x1b\n\x13\x63onsensus_threshold\x18\x06 \x01(\x05\x12\x19\n\x0c\x63\x61llback_url\x18\x07 \x01(\tH\x00\x88\x01\x01\x12!\n\x06\x63ounts\x18\x08 \x01(\x0b\x32\x11.asg.v1.JobCounts\x12 \n\x06\x65rrors\x18\t \x03(\x0b\x32\x10.asg.v1.JobError\x12\x1b\n\x0e\x66\x61ilure_reason\x18\n \x01(\tH\x01\x88\x01\x01\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x0c\x63ompleted_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x02\x88\x01\x01\x12\r\n\x05labor\x18\x0e \x01(\tB\x0f\n\r_callback_urlB\x11\n\x0f_failure_reasonB\x0f\n\r_completed_at\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"?\n\x0fListJobsRequest\x12\x12\n\x05limit\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\tB\x08\n\x06_limit\"B\n\x10ListJobsResponse\x12\x19\n\x04jobs\x18\x01 \x03(\x0b\x32\x0b.asg.v1.Job\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"\"\n\x10\x45xportJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\x1c\n\x0b\x45xportChunk\x12\r\n\x05jsonl\x18\x01 \x01(\x0c*\xa3\x01\n\tJobStatus\x12\x1a\n\x16JOB_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12JOB_STATUS_PENDING\x10\x01\x12\x18\n\x14JOB_STATUS_INGESTING\x10\x02\x12\x17\n\x13JOB_STATUS_LABELING\x10\x03\x12\x18\n\x14JOB_STATUS_COMPLETED\x10\x04\x12\x15\n\x11JOB_STATUS_FAILED\x10\x05\x32\xeb\x01\n\nJobService\x12\x32\n\tCreateJob\x12\x18.asg.v1.CreateJobRequest\x1a\x0b.asg.v1.Job\x12,\n\x06GetJob\x12\x15.asg.v1.GetJobRequest\x1a\x0b.asg.v1.Job\x12=\n\x08ListJobs\x12\x17.asg.v1.ListJobsRequest\x1a\x18.asg.v1.ListJobsResponse\x12<\n\tExportJob\x12\x18.asg.v1.ExportJobRequest\x1a\x13.asg.v1.ExportChunk0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'asg.v1.jobs_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_JOBSTATUS']._serialized_start=1490
-  _globals['_JOBSTATUS']._serialized_end=1653
+  _globals['_JOBSTATUS']._serialized_start=1535
+  _globals['_JOBSTATUS']._serialized_end=1698
   _globals['_S3CREDENTIALS']._serialized_start=83
   _globals['_S3CREDENTIALS']._serialized_end=208
   _globals['_CREATEJOBREQUEST']._serialized_start=211
-  _globals['_CREATEJOBREQUEST']._serialized_end=533
-  _globals['_JOBCOUNTS']._serialized_start=536
-  _globals['_JOBCOUNTS']._serialized_end=717
-  _globals['_JOBERROR']._serialized_start=719
-  _globals['_JOBERROR']._serialized_end=758
-  _globals['_JOB']._serialized_start=761
-  _globals['_JOB']._serialized_end=1255
-  _globals['_GETJOBREQUEST']._serialized_start=1257
-  _globals['_GETJOBREQUEST']._serialized_end=1288
-  _globals['_LISTJOBSREQUEST']._serialized_start=1290
-  _globals['_LISTJOBSREQUEST']._serialized_end=1353
-  _globals['_LISTJOBSRESPONSE']._serialized_start=1355
-  _globals['_LISTJOBSRESPONSE']._serialized_end=1421
-  _globals['_EXPORTJOBREQUEST']._serialized_start=1423
-  _globals['_EXPORTJOBREQUEST']._serialized_end=1457
-  _globals['_EXPORTCHUNK']._serialized_start=1459
-  _globals['_EXPORTCHUNK']._serialized_end=1487
-  _globals['_JOBSERVICE']._serialized_start=1656
-  _globals['_JOBSERVICE']._serialized_end=1891
+  _globals['_CREATEJOBREQUEST']._serialized_end=563
+  _globals['_JOBCOUNTS']._serialized_start=566
+  _globals['_JOBCOUNTS']._serialized_end=747
+  _globals['_JOBERROR']._serialized_start=749
+  _globals['_JOBERROR']._serialized_end=788
+  _globals['_JOB']._serialized_start=791
+  _globals['_JOB']._serialized_end=1300
+  _globals['_GETJOBREQUEST']._serialized_start=1302
+  _globals['_GETJOBREQUEST']._serialized_end=1333
+  _globals['_LISTJOBSREQUEST']._serialized_start=1335
+  _globals['_LISTJOBSREQUEST']._serialized_end=1398
+  _globals['_LISTJOBSRESPONSE']._serialized_start=1400
+  _globals['_LISTJOBSRESPONSE']._serialized_end=1466
+  _globals['_EXPORTJOBREQUEST']._serialized_start=1468
+  _globals['_EXPORTJOBREQUEST']._serialized_end=1502
+  _globals['_EXPORTCHUNK']._serialized_start=1504
+  _globals['_EXPORTCHUNK']._serialized_end=1532
+  _globals['_JOBSERVICE']._serialized_start=1701
+  _globals['_JOBSERVICE']._serialized_end=1936
 # @@protoc_insertion_point(module_scope)

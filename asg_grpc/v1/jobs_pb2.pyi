@@ -40,20 +40,22 @@ class S3Credentials(_message.Message):
     def __init__(self, access_key_id: _Optional[str] = ..., secret_access_key: _Optional[str] = ..., region: _Optional[str] = ..., endpoint_url: _Optional[str] = ...) -> None: ...
 
 class CreateJobRequest(_message.Message):
-    __slots__ = ("manifest_url", "label_spec", "type", "consensus_threshold", "callback_url", "s3_credentials")
+    __slots__ = ("manifest_url", "label_spec", "type", "consensus_threshold", "callback_url", "s3_credentials", "labor")
     MANIFEST_URL_FIELD_NUMBER: _ClassVar[int]
     LABEL_SPEC_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     CONSENSUS_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     CALLBACK_URL_FIELD_NUMBER: _ClassVar[int]
     S3_CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
+    LABOR_FIELD_NUMBER: _ClassVar[int]
     manifest_url: str
     label_spec: _common_pb2.LabelSpec
     type: str
     consensus_threshold: int
     callback_url: str
     s3_credentials: S3Credentials
-    def __init__(self, manifest_url: _Optional[str] = ..., label_spec: _Optional[_Union[_common_pb2.LabelSpec, _Mapping]] = ..., type: _Optional[str] = ..., consensus_threshold: _Optional[int] = ..., callback_url: _Optional[str] = ..., s3_credentials: _Optional[_Union[S3Credentials, _Mapping]] = ...) -> None: ...
+    labor: str
+    def __init__(self, manifest_url: _Optional[str] = ..., label_spec: _Optional[_Union[_common_pb2.LabelSpec, _Mapping]] = ..., type: _Optional[str] = ..., consensus_threshold: _Optional[int] = ..., callback_url: _Optional[str] = ..., s3_credentials: _Optional[_Union[S3Credentials, _Mapping]] = ..., labor: _Optional[str] = ...) -> None: ...
 
 class JobCounts(_message.Message):
     __slots__ = ("lines", "tasks_created", "tasks_reused", "invalid_lines", "verified", "settled", "failed", "cancelled", "expired")
@@ -86,7 +88,7 @@ class JobError(_message.Message):
     def __init__(self, line: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "status", "manifest_url", "task_type", "label_spec", "consensus_threshold", "callback_url", "counts", "errors", "failure_reason", "created_at", "updated_at", "completed_at")
+    __slots__ = ("job_id", "status", "manifest_url", "task_type", "label_spec", "consensus_threshold", "callback_url", "counts", "errors", "failure_reason", "created_at", "updated_at", "completed_at", "labor")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     MANIFEST_URL_FIELD_NUMBER: _ClassVar[int]
@@ -100,6 +102,7 @@ class Job(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
+    LABOR_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     status: JobStatus
     manifest_url: str
@@ -113,7 +116,8 @@ class Job(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
     completed_at: _timestamp_pb2.Timestamp
-    def __init__(self, job_id: _Optional[str] = ..., status: _Optional[_Union[JobStatus, str]] = ..., manifest_url: _Optional[str] = ..., task_type: _Optional[str] = ..., label_spec: _Optional[_Union[_common_pb2.LabelSpec, _Mapping]] = ..., consensus_threshold: _Optional[int] = ..., callback_url: _Optional[str] = ..., counts: _Optional[_Union[JobCounts, _Mapping]] = ..., errors: _Optional[_Iterable[_Union[JobError, _Mapping]]] = ..., failure_reason: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    labor: str
+    def __init__(self, job_id: _Optional[str] = ..., status: _Optional[_Union[JobStatus, str]] = ..., manifest_url: _Optional[str] = ..., task_type: _Optional[str] = ..., label_spec: _Optional[_Union[_common_pb2.LabelSpec, _Mapping]] = ..., consensus_threshold: _Optional[int] = ..., callback_url: _Optional[str] = ..., counts: _Optional[_Union[JobCounts, _Mapping]] = ..., errors: _Optional[_Iterable[_Union[JobError, _Mapping]]] = ..., failure_reason: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., labor: _Optional[str] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
     __slots__ = ("job_id",)

@@ -273,6 +273,7 @@ def job_draft(msg: jobs_pb2.CreateJobRequest) -> JobDraft:
         consensus_threshold=sent.get("consensus_threshold"),
         callback_url=sent.get("callback_url"),
         s3_credentials=credentials,
+        labor=sent.get("labor"),
     )
 
 
@@ -289,6 +290,7 @@ def job(j: Job) -> jobs_pb2.Job:
         created_at=timestamp(j.created_at),
         updated_at=timestamp(j.updated_at),
         completed_at=None if j.completed_at is None else timestamp(j.completed_at),
+        labor=spec.labor,
     )
 
 

@@ -79,6 +79,7 @@ def job(j: Job) -> dict[str, Any]:
         "created_at": iso(j.created_at),
         "updated_at": iso(j.updated_at),
         "completed_at": None if j.completed_at is None else iso(j.completed_at),
+        "labor": spec.labor,
     }
 
 

@@ -33,6 +33,9 @@ def free_port() -> int:
         return port
 
 
+UPSTREAM_DATE = "Mon, 01 Jan 2001 00:00:00 GMT"  # the Date `/dated…` answers with
+
+
 @dataclass
 class Upstream:
     url: str
@@ -65,7 +68,12 @@ def _handler(up: Upstream) -> type[BaseHTTPRequestHandler]:
                 self.end_headers()
                 return
             out = json.dumps(hit).encode()
-            self.send_response(200)
+            if self.path.startswith(("/dated", "/undated")):  # a Date of its own, or none
+                self.send_response_only(200)
+                if self.path.startswith("/dated"):
+                    self.send_header("Date", UPSTREAM_DATE)
+            else:
+                self.send_response(200)  # with the server's Date of now
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(out)))
             self.send_header("Set-Cookie", "site=1; Path=/")

@@ -160,6 +160,34 @@ def opted_market(tmp_path: Path, upstream: Upstream) -> Iterator[Market]:
             stop_gateway(gw)
 
 
+@pytest.fixture
+def lone_gateway(tmp_path: Path, upstream: Upstream) -> Iterator[Market]:
+    """docs/labeling.md, "When no worker is left": the gateway is the only challenge-gateway
+    worker (a plain simulated worker beside it), so an opted-in task of threshold 2 can never
+    be decided. The core reads its roster every 0.5 s."""
+    with make_stack(tmp_path / "core", ASG_BLOCK_INTERVAL="0.2", ASG_WORKER_ROSTER_SECONDS="0.5") as stack:
+        operator = find_operator_token(Settings(data_dir=stack.data_dir))
+        assert operator
+        worker = register_worker(
+            stack.grpc_addr, operator, "challenge-gateway", site_owner("site"), ["text_classification"],
+            challenge_gateway=True,
+        )  # fmt: skip
+        stack.start_workers(1, "--always", "cat", "--task-types", "text_classification")
+        (tmp_path / "gw").mkdir()
+        gw = start_gateway(
+            tmp_path / "gw", upstream.url, ASG_CHALLENGE_CORE_ADDR=stack.grpc_addr,
+            ASG_CHALLENGE_WORKER_TOKEN=worker.token,
+        )  # fmt: skip
+        auth = {"Authorization": f"Bearer {register(stack.base_url)['api_key']}"}
+        try:
+            with httpx.Client(base_url=stack.base_url, headers=auth, timeout=10) as http:
+                text_dataset(gw, GOLD)
+                gw.config(risk_threshold=0.0)
+                yield Market(stack, gw, worker.worker_id, http)
+        finally:
+            stop_gateway(gw)
+
+
 def answer_as_human(gw: Gateway, net: str, option: str) -> httpx.Response:
     """A session from `net` that gets a challenge, gets the controls right and answers `option`
     for the marketplace item (shown with its task's data URL), then reaches the site."""
@@ -365,3 +393,30 @@ def test_a_refused_token_turns_the_marketplace_off_and_the_site_stays_served(
                 assert c.get("/page").status_code == 200  # below the default threshold: proxied
         finally:
             stop_gateway(gw)
+
+
+def test_an_opted_in_task_one_gateway_can_never_decide_fails_uncharged_and_leaves_the_gateway(
+    lone_gateway: Market,
+) -> None:
+    """Before, it waited for ever (the plain worker of its type counted, though it can never
+    label it). Now the core closes it as failed, says why, charges nothing, and the gateway,
+    told `withdrawn`, stops showing it to its visitors."""
+    market = lone_gateway
+    r = market.http.post("/v1/tasks", json={**TASK, "labor": "challenge"})
+    assert r.status_code == 202, r.text
+    task_id = r.json()["task_id"]
+
+    result = wait_for("the core to close the task", lambda: market.result(task_id), timeout=20)
+    assert (result["status"], result["failure_reason"], result["worker_count"]) == (
+        "failed",
+        "no_challenge_gateway",
+        0,
+    )
+    status = wait_for("the task to go back", lambda: (s := market.status())["returned"] == 1 and s)
+    assert status["labeling"] == 0 and status["owed"] == 0
+    with client(market.gw, net="10.5.0.7") as c:
+        page = c.get("/shop")
+        assert page.status_code == 200 and "A quick check" in page.text
+        assert DATA_URL not in [text for text, _ in slots_of(page.text)[1]]
+    usage = market.http.get("/v1/billing/usage").json()
+    assert (usage["tasks_charged"], usage["tasks_failed"], usage["sats_charged"]) == (0, 1, 0)

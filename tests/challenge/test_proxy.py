@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import socket
 import time
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import httpx
 
 from tests.challenge.conftest import (
     BROWSER_HEADERS,
+    UPSTREAM_DATE,
     Gateway,
     Upstream,
     free_port,
@@ -110,6 +112,26 @@ def raw_request(url: str, request: bytes) -> bytes:
                 break
             chunks.append(data)
     return b"".join(chunks)
+
+
+def header_values(reply: bytes, name: bytes) -> list[bytes]:
+    """Every value of one header in a raw HTTP/1.1 reply, as it came over the socket."""
+    head = reply.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]
+    return [v.strip() for k, _, v in (line.partition(b":") for line in head) if k.strip().lower() == name]
+
+
+def test_a_proxied_reply_carries_one_date_the_upstreams(gateway: Gateway, upstream: Upstream) -> None:
+    """Before, uvicorn put its own Date before the upstream's: two Date headers. Now the
+    upstream's alone; one without a Date gets the gateway's, and so do the gateway's own pages."""
+    gateway.config(risk_threshold=1.0)
+    get = b"GET %s HTTP/1.1\r\nHost: site.example\r\nConnection: close\r\n\r\n"
+    dated = raw_request(gateway.url, get % b"/dated")
+    assert dated.startswith(b"HTTP/1.1 200 "), dated[:200]
+    assert header_values(dated, b"date") == [UPSTREAM_DATE.encode()]
+    for path in (b"/undated", b"/plain", b"/dashboard/api/metrics"):  # no Date, today's, the gateway's own
+        reply = raw_request(gateway.url, get % path)
+        [date] = header_values(reply, b"date")
+        assert abs(parsedate_to_datetime(date.decode()).timestamp() - time.time()) < 5, (path, date)
 
 
 def test_absolute_form_and_foreign_host_reach_only_the_upstream(gateway: Gateway, upstream: Upstream) -> None:

@@ -127,6 +127,10 @@ PROBES: dict[str, Probe] = {
     "`max_labels`": post("/v1/tasks", task(max_labels=2)),
     "`gold_label`": post("/v1/tasks", task(gold_label="neither")),
     "`labor` (task or batch)": post("/v1/tasks", task(labor="humans")),
+    "`labor` of `POST /v1/jobs`": post(
+        "/v1/jobs",
+        {"manifest_url": "https://example.com/m.jsonl", "label_spec": TASK["label_spec"], "labor": "humans"},
+    ),
     "`name` (customer)": post("/v1/customers", {"name": "n" * 201, "email": "n@example.com"}),
     "`email`": post("/v1/customers", {"name": "n", "email": "e" * 250 + "@example.com"}),
     "webhook `secret`": post("/v1/webhooks", {"callback_url": HOOK, "secret": "s" * 257}),

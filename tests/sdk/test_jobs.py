@@ -182,6 +182,15 @@ def test_s3_credentials_for_an_https_manifest_raise_bad_request_naming_them(
         client.create_job(web.url("animals.jsonl"), SPEC, s3_credentials=credentials)
 
 
+def test_create_job_takes_labor_and_a_bad_one_raises_naming_it(
+    client: ASGGatewayClient, web: HttpsManifestServer
+) -> None:
+    created = client.create_job(web.url("animals.jsonl"), SPEC, labor="challenge")
+    assert client.get_job(created["job_id"])["labor"] == "challenge"
+    with pytest.raises(BadRequestError, match="labor must be one of any, challenge"):
+        client.create_job(web.url("animals.jsonl"), SPEC, labor="robots")
+
+
 @pytest.mark.asyncio
 async def test_async_client_job_path(
     job_stack: Stack, api_key: str, web: HttpsManifestServer, completed: dict[str, Any]

@@ -98,8 +98,8 @@ async def test_unauthenticated_exits_2_without_retrying(worker_bin: str, tmp_pat
     async with serving(core) as port:
         proc = await spawn(worker_bin, worker_env(port, ASG_WORKER_LABELER="simulated"), log)
         assert await exit_code(proc) == 2
-    assert core.calls == 1
     text = log.read_text()
+    assert core.calls == 1, text
     assert "UNAUTHENTICATED" in text and "AuthError" in text
 
 

@@ -30,7 +30,7 @@ from asg_grpc.domain.errors import (
     ValidationError,
 )
 from asg_grpc.domain.jobs import MAX_ERRORS_KEPT, Job, JobCounts, JobSpec, JobStatus, ManifestItem
-from asg_grpc.domain.tasks import TaskStatus
+from asg_grpc.domain.tasks import DEFAULT_LABOR, TaskStatus
 from asg_grpc.store.aerospike.connection import AerospikeUrl
 from asg_grpc.store.aerospike.records import GEN_EQ, UPDATE_ONLY, Records, ensure_index, query
 from asg_grpc.store.job_records import ChunkOutcome, ExportRow, IngestChunk, JobPage, JobWork
@@ -50,7 +50,13 @@ def _ms(at: float) -> int:
 
 def _spec(b: dict[str, Any]) -> JobSpec:
     return JobSpec(
-        b["manifest"], b["type"], b["question"], tuple(b["options"]), b["threshold"], b.get("callback")
+        b["manifest"],
+        b["type"],
+        b["question"],
+        tuple(b["options"]),
+        b["threshold"],
+        b.get("callback"),
+        b.get("labor", DEFAULT_LABOR),  # absent: "any" (and jobs stored before labor)
     )
 
 
@@ -119,6 +125,8 @@ class AerospikeJobs:
         }
         if spec.callback_url is not None:
             bins["callback"] = spec.callback_url
+        if spec.labor != DEFAULT_LABOR:
+            bins["labor"] = spec.labor
         if sealed_credentials is not None:
             bins["sealed"] = bytearray(sealed_credentials)
         if not self._jrecords.create(self._jobs, job_id, bins):

@@ -343,7 +343,7 @@ def _state_ops(task: OpenTask, now: float) -> list[Any]:
             "acount": outcome.agreement_count,
         }
     elif isinstance(outcome, consensus.NoConsensus):
-        verdict = {"conf": 0.0, "wcount": outcome.worker_count, "acount": 0, "freason": "no_consensus"}
+        verdict = {"conf": 0.0, "wcount": outcome.worker_count, "acount": 0, "freason": outcome.reason}
     if verdict is not None:
         verdict.update({"decided": now, "open": None, "due": None})
         operations.extend(ops.write(name, value) for name, value in verdict.items())

@@ -162,7 +162,7 @@ def _task_state_row(task: OpenTask, now: float) -> tuple:
             now,
         )
     elif isinstance(outcome, consensus.NoConsensus):
-        verdict = (None, 0.0, outcome.worker_count, 0, "no_consensus", now)
+        verdict = (None, 0.0, outcome.worker_count, 0, outcome.reason, now)
     else:
         verdict = (None, None, None, None, None, None)
     return (task.status.value, task.target, *verdict, now, task.task_id)

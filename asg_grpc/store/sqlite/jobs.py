@@ -23,12 +23,12 @@ from asg_grpc.store.sqlite.webhooks import is_registered_webhook
 _JOB_COLUMNS = (
     "job_id, customer_id, status, manifest_url, task_type, question, options, consensus_threshold,"
     " callback_url, lines, tasks_created, tasks_reused, invalid_lines, failure_reason, created_at,"
-    " updated_at, completed_at"
+    " updated_at, completed_at, labor"
 )
 
 
 def _spec(row: tuple) -> JobSpec:
-    return JobSpec(row[3], row[4], row[5], tuple(orjson.loads(row[6])), row[7], row[8])
+    return JobSpec(row[3], row[4], row[5], tuple(orjson.loads(row[6])), row[7], row[8], row[17])
 
 
 def _summary(row: tuple) -> Job:
@@ -60,8 +60,8 @@ class SQLiteJobs(Area):
                 raise UnregisteredWebhook()
             db.execute(
                 "INSERT INTO jobs (job_id, customer_id, status, manifest_url, task_type, question, options,"
-                " consensus_threshold, callback_url, sealed_credentials, created_at, updated_at)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                " consensus_threshold, callback_url, sealed_credentials, created_at, updated_at, labor)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     job_id,
                     customer_id,
@@ -75,6 +75,7 @@ class SQLiteJobs(Area):
                     sealed_credentials,
                     now,
                     now,
+                    spec.labor,
                 ),
             )
         return Job(job_id, customer_id, JobStatus.PENDING, spec, JobCounts(), (), None, now, now, None)
@@ -132,7 +133,7 @@ class SQLiteJobs(Area):
             f"SELECT {_JOB_COLUMNS}, sealed_credentials, byte_offset FROM jobs"
             " WHERE status IN ('pending', 'ingesting') ORDER BY created_at"
         ).fetchall()
-        return [JobWork(r[0], r[1], JobStatus(r[2]), _spec(r), r[17], r[9], r[18]) for r in rows]
+        return [JobWork(r[0], r[1], JobStatus(r[2]), _spec(r), r[18], r[9], r[19]) for r in rows]
 
     def jobs_labeling(self) -> list[str]:
         rows = self._db.execute("SELECT job_id FROM jobs WHERE status = 'labeling' ORDER BY created_at")

@@ -324,6 +324,8 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE tasks ADD COLUMN labor TEXT NOT NULL DEFAULT 'any';
     ALTER TABLE workers ADD COLUMN challenge_gateway INTEGER NOT NULL DEFAULT 0;
     """,
+    # A job's `labor`, given to every task it creates (docs/jobs.md).
+    "ALTER TABLE jobs ADD COLUMN labor TEXT NOT NULL DEFAULT 'any';",
 )
 
 

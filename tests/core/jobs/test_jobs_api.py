@@ -107,6 +107,25 @@ def test_an_https_manifest_with_per_line_types_and_label_specs(
     assert task["consensus_threshold"] == 2 and last["consensus_label"] in ("good", "bad", "meh")
 
 
+def test_a_challenge_job_gives_every_task_its_labor_and_with_no_gateway_completes_failed(
+    client: Client, https_manifests: HttpsManifestServer
+) -> None:
+    """docs/jobs.md: `labor` is every task's. The stack's labelers are plain workers, so no
+    challenge gateway could ever label them: each task fails (`no_challenge_gateway`, not
+    charged) and the job completes instead of waiting for ever (docs/labeling.md)."""
+    https_manifests.files["opted.jsonl"] = jsonl(manifest(3))
+    job_id = client.create_ok(manifest_url=https_manifests.url("opted.jsonl"), labor="challenge")
+    job = client.wait_status(job_id, *DONE)
+    assert (job["status"], job["labor"], job["counts"]["failed"]) == ("completed", "challenge", 3), job
+    for row in client.export(job_id):
+        assert (row["status"], row["worker_count"]) == ("failed", 0)
+        assert client.http.get(f"/v1/tasks/{row['task_id']}").json()["labor"] == "challenge"
+        result = client.http.get(f"/v1/tasks/{row['task_id']}/result").json()
+        assert result["failure_reason"] == "no_challenge_gateway"
+    listed = client.http.get("/v1/jobs").json()["jobs"]
+    assert next(j for j in listed if j["job_id"] == job_id)["labor"] == "challenge"
+
+
 def test_the_export_is_409_until_the_job_completes_and_jobs_are_private(
     client: Client, s3: S3Server, jobs_stack: Stack
 ) -> None:
@@ -154,6 +173,7 @@ def test_the_export_is_409_until_the_job_completes_and_jobs_are_private(
             {"manifest_url": "https://cdn.example/m", "consensus_threshold": "3"},
             "consensus_threshold must be an integer",
         ),
+        ({"manifest_url": "https://cdn.example/m", "labor": "robots"}, "labor must be one of any, challenge"),
     ],
 )
 def test_a_bad_request_is_400_naming_the_field(client: Client, body: dict, error: str) -> None:

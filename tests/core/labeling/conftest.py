@@ -177,6 +177,7 @@ class CoreHarness:
         threshold: int = 3,
         options: tuple[str, ...] = ("cat", "dog"),
         task_type: str = "image_classification",
+        labor: str | None = None,
     ) -> str:
         reply = await self.tasks.SubmitTask(
             tasks_pb2.SubmitTaskRequest(
@@ -185,6 +186,7 @@ class CoreHarness:
                     data_url=f"https://example.com/{uuid.uuid4().hex}.jpg",
                     label_spec=common_pb2.LabelSpec(question="Animal?", options=options),
                     consensus_threshold=threshold,
+                    labor=labor,
                 )
             ),
             metadata=self.auth,

@@ -97,3 +97,16 @@ def test_a_job_ends_once_and_pages_newest_first(open_store: OpenStore) -> None:
     job = store.get_job(customer_id, "job_0")
     assert (job.status, job.failure_reason) == (JobStatus.FAILED, "the manifest is gone")
     assert [w.job_id for w in store.jobs_to_ingest()] == ["job_1", "job_2"]
+
+
+@pytest.mark.parametrize("labor", ["any", "challenge"])
+def test_a_jobs_labor_is_kept_everywhere_it_is_read(open_store: OpenStore, labor: str) -> None:
+    """docs/jobs.md: the job's `labor` is every task's, so the ingestion reads it back too."""
+    store = open_store()
+    customer_id = register(store)
+    job_id = "job_labor"
+    store.create_job(job_id, customer_id, replace(JOB, labor=labor), b"sealed", time.time())
+    again = open_store()
+    assert again.get_job(customer_id, job_id).spec.labor == labor
+    assert [w.spec.labor for w in again.jobs_to_ingest()] == [labor]
+    assert [j.spec.labor for j in again.list_jobs(customer_id, limit=10, after_job_id=None).jobs] == [labor]

@@ -99,6 +99,22 @@ def test_a_decided_task_keeps_its_verdict_and_labels_after_a_restart(open_store:
     assert store.get_customer(customer_id).labels_reserved == THRESHOLD
 
 
+@pytest.mark.parametrize("reason", ["no_consensus", "no_challenge_gateway"])
+def test_a_failed_task_keeps_the_reason_it_failed_for(open_store: OpenStore, reason: str) -> None:
+    """`failure_reason` is the outcome's: `no_challenge_gateway` for a `labor: challenge` task
+    too few challenge gateways could label (dispatch/labor.py), else `no_consensus`."""
+    store = open_store()
+    customer_id = register(store)
+    [task_id] = submit(store, customer_id)
+    task = open_task(store, task_id)
+    batch = deciding(task, ["yes"], time.time())
+    task.outcome, task.status = consensus.NoConsensus(1, reason), TaskStatus.FAILED
+    assert store.record_labeling(batch) == set()
+    got = open_store().get_task(customer_id, task_id)
+    assert got.status is TaskStatus.FAILED and got.verdict is not None
+    assert (got.verdict.failure_reason, got.verdict.worker_count) == (reason, 1)
+
+
 def test_labels_in_progress_keep_a_workers_first_and_load_back(open_store: OpenStore) -> None:
     store = open_store()
     customer_id = register(store)
