@@ -41,6 +41,7 @@ from asg_grpc.ledger.wallet import load_wallet
 from asg_grpc.settlement.broadcast import LocalBroadcaster
 from asg_grpc.settlement.settler import Settler, SettlerSettings
 from asg_grpc.store import Store
+from asg_grpc.store.offload import offload_of
 from asg_grpc.store.open import StoreOptions, open_store, sqlite_url
 from asg_grpc.store.settlement_records import WalletUtxo
 from asg_grpc.store.sqlite import SQLiteStore
@@ -103,7 +104,12 @@ def run(store: Store, wallet_path: Path, args: argparse.Namespace) -> dict[str, 
         progress(f"{name}: making {count} verified tasks")
         verified_tasks(store, customer, workers, count)  # type: ignore[arg-type]
         settler = Settler(
-            store, wallet, LocalBroadcaster(ledger), SettlerSettings(batch, 0.0, FEE_PER_KB), tiers
+            store,
+            wallet,
+            LocalBroadcaster(ledger),
+            SettlerSettings(batch, 0.0, FEE_PER_KB),
+            tiers,
+            offload=offload_of(store),  # as the core runs it: Aerospike's steps on its threads
         )
         since = time.time()
         progress(f"{name}: settling in transactions of up to {batch} tasks")

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import concurrent.futures
+import dataclasses
 import heapq
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from asg_grpc import metrics
 from asg_grpc.background import stop_tasks, wait_event
@@ -33,6 +36,7 @@ from asg_grpc.domain.errors import Unavailable, ValidationError
 from asg_grpc.domain.labeling import LabelRefused, OpenTask, Refusal
 from asg_grpc.domain.tasks import LABORS, TaskStatus
 from asg_grpc.domain.workers import Worker
+from asg_grpc.store.offload import threads_of
 from asg_grpc.store.task_records import LabelingBatch
 
 log = logging.getLogger("asg.dispatch")
@@ -126,6 +130,10 @@ class Dispatcher:
         self._decisions = [0, 0]
         self._touched: dict[str, OpenTask] = {}
         self._acks: list[tuple[Session, str]] = []
+        # On a store with threads of its own (Aerospike) the writer's flush runs there, one
+        # hop per flush, at most one in flight (`_flight`); a synchronous flush lands it first.
+        self._threads = threads_of(store)
+        self._flight: _Flight | None = None
         self._tasks_running: list[asyncio.Task[None]] = []
         self._closed = False
         self._quality: Quality | None = None  # read from the store once, at start or first use
@@ -548,6 +556,7 @@ class Dispatcher:
 
         If the commit fails, nothing is dropped: the changes stay pending and the next flush
         writes them together with whatever came since."""
+        self._land()  # a flush off the loop in flight is finished first: flushes stay in order
         batch, acks = self._batch, self._acks
         if not (batch.labels or batch.skips or self._touched):
             return
@@ -558,15 +567,73 @@ class Dispatcher:
         except Exception:
             self._dirty.set()  # the writer tries again
             raise
-        metrics.labels_counted(len(batch.labels), *self._decisions)
+        decisions = self._decisions
         self._batch, self._acks, self._touched, self._decisions = self._new_batch(), [], {}, [0, 0]
+        self._committed(batch, acks, decisions, closed)
+
+    def _committed(
+        self, batch: LabelingBatch, acks: list[tuple[Session, str]], decisions: list[int], closed: set[str]
+    ) -> None:
+        """After a flush's commit: count it, ack its labels, drop the tasks closed meanwhile."""
+        metrics.labels_counted(len(batch.labels), *decisions)
         for session, task_id in acks:
             if task_id in closed:  # the label came too late and was not stored
                 session.outbox.error(task_id, Refusal.WITHDRAWN)
             else:
                 session.outbox.ack(task_id)
         if closed:
+            # Labels taken for them while this flush was off the loop are refused too.
+            self._batch.labels = [label for label in self._batch.labels if label[0] not in closed]
+            late = [(session, task_id) for session, task_id in self._acks if task_id in closed]
+            self._acks = [ack for ack in self._acks if ack[1] not in closed]
+            for session, task_id in late:
+                session.outbox.error(task_id, Refusal.WITHDRAWN)
             self.withdraw(list(closed))
+
+    async def _flush_off_loop(self) -> None:
+        """`flush` with the store's write on its threads: the batch and a copy of each changed
+        task (the loop goes on changing the live ones) are handed over, and what arrives
+        meanwhile starts the next batch."""
+        assert self._threads is not None
+        self._land()
+        batch, acks = self._batch, self._acks
+        if not (batch.labels or batch.skips or self._touched):
+            return
+        batch.tasks = [_copy(task) for task in self._touched.values()]
+        batch.now = time.time()
+        flight = _Flight(
+            self._threads.submit(partial(self._store.record_labeling, batch)),
+            batch,
+            acks,
+            self._touched,
+            self._decisions,
+        )
+        self._flight = flight
+        self._batch, self._acks, self._touched, self._decisions = self._new_batch(), [], {}, [0, 0]
+        await asyncio.wait([asyncio.wrap_future(flight.future)])
+        if self._flight is flight:
+            self._land()
+
+    def _land(self) -> None:
+        """Finish the flush in flight: wait for it (only a synchronous flush ever does), then
+        ack it, or put its changes back in front of what came since when it failed."""
+        flight, self._flight = self._flight, None
+        if flight is None:
+            return
+        try:
+            closed = flight.future.result()
+        except BaseException as exc:
+            batch = flight.batch
+            self._batch.labels[:0] = batch.labels
+            self._batch.skips[:0] = batch.skips
+            self._acks[:0] = flight.acks
+            self._touched = {**flight.touched, **self._touched}
+            self._decisions = [a + b for a, b in zip(flight.decisions, self._decisions, strict=True)]
+            self._dirty.set()  # the writer tries again
+            if isinstance(exc, concurrent.futures.CancelledError):
+                return  # never started (the core is stopping): the next flush writes it
+            raise
+        self._committed(flight.batch, flight.acks, flight.decisions, closed)
 
     # background loops ----------------------------------------------------------------------
 
@@ -577,7 +644,10 @@ class Dispatcher:
             await asyncio.sleep(0)
             self._dirty.clear()
             try:
-                self.flush()
+                if self._threads is None:
+                    self.flush()
+                else:
+                    await self._flush_off_loop()
             except Exception:
                 log.exception("label commit failed; retrying")
                 self._dirty.set()
@@ -754,3 +824,25 @@ class Dispatcher:
             self.disconnect(session)
         if freed:
             self._fill_all()
+
+
+@dataclass(slots=True)
+class _Flight:
+    """A flush whose store write runs off the loop: what to ack or put back when it ends."""
+
+    future: concurrent.futures.Future[set[str]]
+    batch: LabelingBatch
+    acks: list[tuple[Session, str]]
+    touched: dict[str, OpenTask]
+    decisions: list[int]
+
+
+def _copy(task: OpenTask) -> OpenTask:
+    """The task as it is now, for a write on another thread while the loop changes the live one."""
+    return dataclasses.replace(
+        task,
+        labels=dict(task.labels),
+        claims=dict(task.claims),
+        skipped=set(task.skipped),
+        lapsed=dict(task.lapsed),
+    )

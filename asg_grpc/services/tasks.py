@@ -21,6 +21,7 @@ from asg_grpc.services.errors import refusal_for
 from asg_grpc.services.group_commit import GroupCommit
 from asg_grpc.store import Submission, Submitted
 from asg_grpc.store.areas import Tasks
+from asg_grpc.store.offload import threads_of
 from asg_grpc.v1 import tasks_pb2, tasks_pb2_grpc
 from asg_grpc.wire import convert
 
@@ -42,9 +43,10 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
         self._callers = callers
         # Settings.dev_mode: callback URLs may be http:// to loopback.
         self._dev_mode = dev_mode
-        # The one way into the store for every submission, single, carried or batch.
+        # The one way into the store for every submission, single, carried or batch; on a
+        # store with threads of its own, each commit runs there (asg_grpc/store/offload.py).
         self._submit: GroupCommit[Submission, list[Submitted]] = GroupCommit(
-            lambda batch: store.submit(batch, time.time())
+            lambda batch: store.submit(batch, time.time()), offload=threads_of(store)
         )
         # Tells dispatch that new tasks are in the store (it also polls, for other processes).
         self._on_submitted = on_submitted or (lambda: None)
@@ -73,7 +75,7 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
         owners: dict[str, CustomerCaller | DomainError] = {}
         prepared = [self._prepare(item, owners) for item in request.submissions]
         ready = [p for p in prepared if isinstance(p, Submission)]
-        stored = iter(self._submit.many(ready))
+        stored = iter(await self._submit.many(ready))
         outcomes = []
         accepted: list[Submitted] = []
         for item in prepared:

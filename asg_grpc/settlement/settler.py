@@ -25,6 +25,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from bsv import P2PKH, Script, Transaction, TransactionInput, TransactionOutput
 
@@ -37,6 +38,7 @@ from asg_grpc.domain.tiers import Tier, tier_named
 from asg_grpc.ledger.wallet import Wallet
 from asg_grpc.settlement.broadcast import Broadcaster, Verdict
 from asg_grpc.store.areas import Settlement
+from asg_grpc.store.offload import Offload, inline
 from asg_grpc.store.settlement_records import OpenSettlement, SettlementIntent, WalletUtxo
 
 log = logging.getLogger("asg.settlement")
@@ -76,8 +78,12 @@ class Settler:
         *,
         on_paid: Callable[[list[WorkerPayment]], None] | None = None,
         poll_interval: float = POLL_INTERVAL,
+        offload: Offload = inline,
     ) -> None:
         self._store = store
+        # Each store step of a payout is one hop to the store's threads on Aerospike (the loop
+        # serves gRPC while the node answers), inline on SQLite (asg_grpc/store/offload.py).
+        self._offload = offload
         self._wallet = wallet
         self._lock_script = wallet.locking_script
         self._broadcaster = broadcaster
@@ -110,10 +116,10 @@ class Settler:
 
     async def step(self) -> float:
         """One payout (or one retry of an open one); how long to wait before the next step."""
-        open_ones = self._store.open_settlements()
+        open_ones = await self._offload(self._store.open_settlements)
         if open_ones:
             return await self._broadcast(open_ones[0])
-        tasks = self._store.settleable_tasks(self._settings.batch_size)
+        tasks = await self._offload(partial(self._store.settleable_tasks, self._settings.batch_size))
         if not tasks:
             self._waiting_since = None
             return self._poll
@@ -125,18 +131,17 @@ class Settler:
                 return self._waiting_since + self._settings.window - now
         self._waiting_since = None
         plan = plan_payouts(tasks, lambda name: tier_named(self._tiers, name))
-        intent = self._sign(plan)
+        intent = self._sign(plan, await self._offload(partial(self._store.wallet_utxos, MAX_INPUTS)))
         if intent is None:
             return MAX_RETRY_DELAY
         try:
-            self._store.record_settlement(intent, time.time())
+            await self._offload(partial(self._store.record_settlement, intent, time.time()))
         except Conflict as exc:  # a task or input changed meanwhile: plan again
             log.warning("payout not recorded; planning again", extra={"reason": exc.message})
             return 0.0
         return await self._broadcast(OpenSettlement(intent.settlement_id, intent.txid, intent.raw, 0))
 
-    def _sign(self, plan: PayoutPlan) -> SettlementIntent | None:
-        utxos = self._store.wallet_utxos(MAX_INPUTS)
+    def _sign(self, plan: PayoutPlan, utxos: list[WalletUtxo]) -> SettlementIntent | None:
         funding = choose_inputs(
             [(u.txid, u.vout, u.satoshis) for u in utxos],
             plan.paid,
@@ -185,7 +190,8 @@ class Settler:
         outcome = await self._broadcaster.broadcast(settlement.raw, settlement.txid)
         now = time.time()
         if outcome.verdict is Verdict.ACCEPTED:
-            paid = self._store.settlement_accepted(settlement.settlement_id, now)
+            accept = partial(self._store.settlement_accepted, settlement.settlement_id, now)
+            paid = await self._offload(accept)
             log.info(
                 "payout accepted",
                 extra={
@@ -208,13 +214,20 @@ class Settler:
                     "inputs_spent": outcome.inputs_spent,
                 },
             )
-            self._store.settlement_rejected(
-                settlement.settlement_id, outcome.detail, outcome.inputs_spent, now
+            await self._offload(
+                partial(
+                    self._store.settlement_rejected,
+                    settlement.settlement_id,
+                    outcome.detail,
+                    outcome.inputs_spent,
+                    now,
+                )
             )
             return REJECTED_DELAY
         log.warning(
             "payout not confirmed by the network; it will be sent again",
             extra={"txid": settlement.txid, "reason": outcome.detail, "attempt": settlement.attempts + 1},
         )
-        self._store.settlement_attempted(settlement.settlement_id, outcome.detail)
+        attempted = partial(self._store.settlement_attempted, settlement.settlement_id, outcome.detail)
+        await self._offload(attempted)
         return min(MAX_RETRY_DELAY, 2.0**settlement.attempts)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from functools import partial
 
 import aiohttp
 
@@ -27,6 +28,7 @@ from asg_grpc.domain.errors import ValidationError
 from asg_grpc.domain.webhooks import next_attempt_delay, signature_header
 from asg_grpc.sealing import SealBroken, Sealer, open_webhook_secret
 from asg_grpc.settings import Settings
+from asg_grpc.store.offload import offload_of
 from asg_grpc.store.webhook_records import AttemptResult, DueDelivery
 from asg_grpc.webhooks.fanout import FanOutStore, fan_out_once
 from asg_grpc.wire.urls import UrlGuard
@@ -49,6 +51,9 @@ class WebhookWorker:
         self, store: FanOutStore, settings: Settings, sealer: Sealer, *, poll_interval: float = POLL_INTERVAL
     ) -> None:
         self._store = store
+        # The fan-out page and the due-deliveries poll hop to the store's threads on Aerospike
+        # (inline on SQLite): the loop serves gRPC while the node answers.
+        self._offload = offload_of(store)
         self._sealer = sealer
         self._urls = UrlGuard(settings.allow_private_urls, dev_mode=settings.dev_mode)
         self._concurrency = settings.webhook_concurrency
@@ -97,7 +102,7 @@ class WebhookWorker:
     async def _fan_out_loop(self) -> None:
         while True:
             try:
-                handled = fan_out_once(self._store, FAN_OUT_PAGE)
+                handled = await self._offload(partial(fan_out_once, self._store, FAN_OUT_PAGE))
             except Exception:
                 log.exception("webhook fan-out failed; retrying")
                 await asyncio.sleep(ERROR_BACKOFF)
@@ -116,7 +121,9 @@ class WebhookWorker:
             try:
                 room = self._concurrency - len(self._in_flight)
                 if room > 0:
-                    due = self._store.due_deliveries(time.time(), room, exclude=set(self._in_flight))
+                    due = await self._offload(
+                        partial(self._store.due_deliveries, time.time(), room, exclude=set(self._in_flight))
+                    )
                     for delivery in due:
                         self._in_flight[delivery.delivery_id] = loop.create_task(self._attempt(delivery))
                     full_page = len(due) == room

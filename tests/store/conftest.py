@@ -22,6 +22,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ import pytest
 from aerospike import exception as aex
 
 from asg_grpc.domain.errors import Unavailable
-from asg_grpc.store.aerospike.connection import AerospikeUrl, connect, parse_url
+from asg_grpc.store.aerospike.connection import AerospikeUrl, Retry, connect, parse_url
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO.parent / "shared" / "aerospike"
@@ -94,8 +95,10 @@ def _claim_slot(client: Any, namespace: str, base: str) -> str:
 def truncate_prefix(client: Any, namespace: str, prefix: str) -> None:
     """Empties every set whose name starts with `prefix`. Truncation drops records last written
     before the truncate time, at millisecond grain: the sleeps keep writes of the same
-    millisecond on the right side of it."""
-    answer = str(client.info_random_node(f"sets/{namespace}"))
+    millisecond on the right side of it. Each call is retried as the store retries one (a
+    loaded node may time out an info or truncate call; both are harmless to repeat)."""
+    retry = Retry(attempts=6, first_delay=0.1)
+    answer = str(retry(lambda: client.info_random_node(f"sets/{namespace}")))
     names = {
         field.partition("=")[2]
         for item in answer.partition("\t")[2].split(";")
@@ -107,7 +110,7 @@ def truncate_prefix(client: Any, namespace: str, prefix: str) -> None:
         return
     time.sleep(0.003)
     for name in doomed:
-        client.truncate(namespace, name, 0)
+        retry(partial(client.truncate, namespace, name, 0))
     time.sleep(0.003)
 
 

@@ -14,6 +14,7 @@ from asg_grpc.store.aerospike.ledger import SharedLedger
 from asg_grpc.store.aerospike.settlement import AerospikeSettlement
 from asg_grpc.store.aerospike.tasks import IDEMPOTENCY_TTL, AerospikeTasks
 from asg_grpc.store.aerospike.webhooks import AerospikeWebhooks
+from asg_grpc.store.offload import StoreThreads
 
 
 class AerospikeStore(
@@ -50,7 +51,11 @@ class AerospikeStore(
         AerospikeDashboard.__init__(self, client, url)
         AerospikeJobs.__init__(self, client, url, tasks=self)
         SharedLedger.__init__(self, ledger_path, busy_timeout=busy_timeout)
+        # The threads the core's loop hands its Aerospike calls to (asg_grpc/store/offload.py);
+        # the ledger's SQLite methods stay on the caller's thread.
+        self.offload = StoreThreads()
 
     def close(self) -> None:
+        self.offload.close()  # the calls running finish first
         self._records.client.close()
         self.close_ledger()

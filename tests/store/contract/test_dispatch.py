@@ -7,8 +7,10 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from asg_grpc.domain.tasks import TaskStatus
-from asg_grpc.store.aerospike import AerospikeStore, AerospikeUrl
+from asg_grpc.store.aerospike import AerospikeStore, AerospikeUrl, leases
 from asg_grpc.store.task_records import LabelingBatch
 from tests.store.contract.conftest import OpenStore
 from tests.store.contract.test_customers import register
@@ -114,5 +116,28 @@ def test_open_tasks_wait_for_a_submission_still_being_written(fresh_aerospike_ur
         store._sequence.allocate(1, time.time() - 60)
         [late] = submit(store, customer_id)
         assert [t.task_id for t in store.open_tasks(after_seq=0, limit=10)] == [before, after, late]
+    finally:
+        store.close()
+
+
+def test_open_tasks_read_in_windows_keep_the_order_and_skip_decided_history(
+    fresh_aerospike_url: AerospikeUrl, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Aerospike only: open tasks are read by windows of sequence numbers (one query of every
+    open task timed out under load); pages still come oldest first, whole, across windows and
+    across a run of decided tasks."""
+    monkeypatch.setattr(leases, "OPEN_WINDOW", 2)
+    store = AerospikeStore(fresh_aerospike_url)
+    try:
+        customer_id = register(store)
+        tasks = submit(store, customer_id, 12)
+        for task_id in tasks[1:8]:  # a stretch of decided history between open tasks
+            store.record_labeling(deciding(open_task(store, task_id), ["yes"] * 3, time.time()))
+        open_ids = [tasks[0], *tasks[8:]]
+        page = store.open_tasks(after_seq=0, limit=3)
+        assert [t.task_id for t in page] == open_ids[:3]
+        rest = store.open_tasks(after_seq=page[-1].seq, limit=10)
+        assert [t.task_id for t in rest] == open_ids[3:]
+        assert store.open_tasks(after_seq=rest[-1].seq, limit=10) == []
     finally:
         store.close()
