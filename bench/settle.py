@@ -41,7 +41,6 @@ from asg_grpc.ledger.wallet import load_wallet
 from asg_grpc.settlement.broadcast import LocalBroadcaster
 from asg_grpc.settlement.settler import Settler, SettlerSettings
 from asg_grpc.store import Store
-from asg_grpc.store.offload import offload_of
 from asg_grpc.store.open import StoreOptions, open_store, sqlite_url
 from asg_grpc.store.settlement_records import WalletUtxo
 from asg_grpc.store.sqlite import SQLiteStore
@@ -109,7 +108,6 @@ def run(store: Store, wallet_path: Path, args: argparse.Namespace) -> dict[str, 
             LocalBroadcaster(ledger),
             SettlerSettings(batch, 0.0, FEE_PER_KB),
             tiers,
-            offload=offload_of(store),  # as the core runs it: Aerospike's steps on its threads
         )
         since = time.time()
         progress(f"{name}: settling in transactions of up to {batch} tasks")

@@ -21,7 +21,6 @@ from asg_grpc.settlement.settler import Settler, SettlerSettings
 from asg_grpc.settlement.utxos import UtxoSourceError, fetch_unspent
 from asg_grpc.store.areas import Ledger as LedgerArea
 from asg_grpc.store.areas import Settlement as SettlementArea
-from asg_grpc.store.offload import offload_of
 from asg_grpc.store.settlement_records import WalletUtxo
 
 log = logging.getLogger("asg.settlement")
@@ -65,7 +64,6 @@ class Settlement:
             ),
             settings.tiers,
             on_paid=on_paid,
-            offload=offload_of(store),
         )
 
     async def start(self) -> None:

@@ -38,7 +38,7 @@ from asg_grpc.domain.tiers import Tier, tier_named
 from asg_grpc.ledger.wallet import Wallet
 from asg_grpc.settlement.broadcast import Broadcaster, Verdict
 from asg_grpc.store.areas import Settlement
-from asg_grpc.store.offload import Offload, inline
+from asg_grpc.store.offload import offload_of
 from asg_grpc.store.settlement_records import OpenSettlement, SettlementIntent, WalletUtxo
 
 log = logging.getLogger("asg.settlement")
@@ -78,12 +78,11 @@ class Settler:
         *,
         on_paid: Callable[[list[WorkerPayment]], None] | None = None,
         poll_interval: float = POLL_INTERVAL,
-        offload: Offload = inline,
     ) -> None:
         self._store = store
         # Each store step of a payout is one hop to the store's threads on Aerospike (the loop
         # serves gRPC while the node answers), inline on SQLite (asg_grpc/store/offload.py).
-        self._offload = offload
+        self._offload = offload_of(store)
         self._wallet = wallet
         self._lock_script = wallet.locking_script
         self._broadcaster = broadcaster
