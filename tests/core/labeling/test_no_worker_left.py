@@ -107,20 +107,26 @@ async def charged(harness: CoreHarness) -> tuple[int, int, int]:
     return usage.total.tasks_charged, usage.total.tasks_failed, usage.total.sats_charged
 
 
+async def failed_uncharged(harness: CoreHarness, task_id: str, labels: int, plain: Agent) -> None:
+    """The task failed for want of challenge gateways with `labels` labels, was not charged,
+    and the plain worker of its type was never offered it."""
+    result = await harness.wait_decided(task_id)
+    assert (result.status, result.failure_reason, result.worker_count) == (
+        common_pb2.TASK_STATUS_FAILED,
+        "no_challenge_gateway",
+        labels,
+    )
+    assert await plain.held_after(0.1) == 0
+    assert await charged(harness) == (0, 1, 0)
+
+
 async def test_a_challenge_task_with_no_gateway_registered_fails_uncharged_not_waiting_for_ever(
     harness: CoreHarness,
 ) -> None:
     """Plain workers of its type can never label it: before, they kept it open for ever."""
     plain = await harness.agent(2)
     task_id = await harness.submit(threshold=2, labor="challenge")
-    result = await harness.wait_decided(task_id)
-    assert (result.status, result.failure_reason, result.worker_count) == (
-        common_pb2.TASK_STATUS_FAILED,
-        "no_challenge_gateway",
-        0,
-    )
-    assert await plain.held_after(0.1) == 0
-    assert await charged(harness) == (0, 1, 0)
+    await failed_uncharged(harness, task_id, 0, plain)
 
 
 @pytest.mark.core_settings(worker_roster_seconds=0.5, rate_limit=False)
@@ -154,14 +160,7 @@ async def test_a_challenge_task_every_gateway_saw_fails_though_plain_workers_rem
     [offered_a], [offered_b] = await a.assignments(1), await b.assignments(1)
     await a.label(offered_a.task_id, "cat")
     await b.skip(offered_b.task_id)
-    result = await harness.wait_decided(task_id)
-    assert (result.status, result.failure_reason, result.worker_count) == (
-        common_pb2.TASK_STATUS_FAILED,
-        "no_challenge_gateway",
-        1,
-    )
-    assert await plain.held_after(0.1) == 0
-    assert await charged(harness) == (0, 1, 0)
+    await failed_uncharged(harness, task_id, 1, plain)
 
 
 async def test_two_gateways_still_decide_a_challenge_task(harness: CoreHarness) -> None:
