@@ -426,7 +426,7 @@ def test_acked_labels_survive_a_core_crash_and_agents_reconnect_by_themselves(tm
         spawn_agent(stack, "dog", tokens[2], "--always", "dog")
         result = final_result(http, task_id, 20)
 
-        assert result["status"] == "verified"
+        assert result["status"] in ("verified", "settled")  # settled once the payout confirms
         assert result["worker_count"] == 3
         assert result["agreement_count"] == 2
         assert result["consensus_label"] == "cat"
@@ -440,7 +440,7 @@ def test_acked_labels_survive_a_core_crash_and_agents_reconnect_by_themselves(tm
         assert all(proc.poll() is None for proc in originals)
         after = submit(http, task_body(2, ["cat", "bird"], threshold=2))
         second = final_result(http, after, 20)
-        assert second["status"] == "verified"
+        assert second["status"] in ("verified", "settled")
         assert second["consensus_label"] == "cat"
         assert {label["worker_id"] for label in second["labels"]} == {w for w, _, _ in before}
         for i in range(2):

@@ -98,6 +98,20 @@ class Crowd:
     async def decided(self, task_ids: list[str]) -> list[tasks_pb2.TaskResult]:
         return [await self.harness.wait_decided(task_id) for task_id in task_ids]
 
+    async def banned(self, agent: Agent, timeout: float = 20.0) -> None:
+        """Until the operator's worker list shows `agent` banned: a refresh judged its gold
+        answers. The engine refreshes on its own cadence, later on a loaded machine."""
+        assert agent.welcome is not None
+        request = labeling_pb2.ListWorkerQualityRequest(worker_id=agent.welcome.worker_id)
+        operator = [("authorization", f"Bearer {OPERATOR}")]
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            reply = await self.harness.labeling.ListWorkerQuality(request, metadata=operator)
+            if any(w.banned for w in reply.workers):
+                return
+            assert asyncio.get_running_loop().time() < deadline, f"not banned: {reply}"
+            await asyncio.sleep(0.05)
+
     async def stop(self) -> None:
         for runner in self._runners:
             runner.cancel()
@@ -188,6 +202,7 @@ async def test_gold_pins_a_spammer_who_then_gets_no_work_of_that_family(crowd: C
     good = [await crowd.join(honest) for _ in range(3)]
     await warm_up(crowd, count=20, threshold=2, max_labels=4)
     assert len(crowd.offered[spammer]) >= 10  # enough gold answers to judge it
+    await crowd.banned(spammer)
 
     animals = [await crowd.submit(ANIMALS[i % 2], threshold=2) for i in range(6)]
     majority = await crowd.submit("dog", method="majority", threshold=3)
@@ -211,9 +226,11 @@ async def test_gold_pins_a_spammer_who_then_gets_no_work_of_that_family(crowd: C
 async def test_a_restart_keeps_decisions_and_what_the_engine_learnt(tmp_path: Path) -> None:
     async with running(tmp_path) as harness:
         crowd = Crowd(harness)
-        spammer = crowd.tokens[await crowd.join(always_first)]
+        first = await crowd.join(always_first)
+        spammer = crowd.tokens[first]
         good = [crowd.tokens[await crowd.join(honest)] for _ in range(3)]
         await warm_up(crowd, count=20, threshold=2, max_labels=4)
+        await crowd.banned(first)
         decided = [await crowd.submit(ANIMALS[i % 2], threshold=2) for i in range(4)]
         before = await crowd.decided(decided)
         await crowd.stop()
@@ -254,6 +271,7 @@ async def test_an_operator_lists_shows_and_reinstates_a_banned_worker(crowd: Cro
     for _ in range(3):
         await crowd.join(honest)
     await warm_up(crowd, count=20, threshold=2, max_labels=4)
+    await crowd.banned(spammer)
     assert spammer.welcome is not None
     spammer_id = spammer.welcome.worker_id
 
