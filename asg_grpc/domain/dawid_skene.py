@@ -83,8 +83,11 @@ def _matrix(m: Matrix) -> Matrix:
 
 
 def _clone(fam: Family) -> Family:
-    """A copy of a family deep enough that the EM on it never shares a mutable list with the
-    live one (the derived `logs` cache is left out: the EM rebuilds what it needs)."""
+    """A copy of a family deep enough that the EM on it never shares a list that either side
+    changes in place (the derived `logs` cache is left out: the EM rebuilds what it needs).
+    A worker's soft, held-out and folded counts are shared, not copied: nothing changes them
+    in place (the EM builds new ones, `apply_refresh` swaps them in); its gold counts, which
+    a finished gold task increments on the hot path, are copied."""
     pairs = PairTally()
     pairs.counts = {key: list(c) for key, c in fam.pairs.counts.items()}
     return Family(
@@ -92,14 +95,7 @@ def _clone(fam: Family) -> Family:
         log_prior=list(fam.log_prior),
         pooled=_matrix(fam.pooled),
         workers={
-            w: WorkerStats(
-                _matrix(s.soft),
-                _matrix(s.gold),
-                _matrix(s.held_out),
-                s.banned,
-                _matrix(s.folded),
-                _matrix(s.folded_held),
-            )
+            w: WorkerStats(s.soft, _matrix(s.gold), s.held_out, s.banned, s.folded, s.folded_held)
             for w, s in fam.workers.items()
         },
         tasks=list(fam.tasks),
