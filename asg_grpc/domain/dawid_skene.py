@@ -19,10 +19,9 @@ re-derives everything the hot path reads. Defences:
 - label switching: an EM result whose pooled workers are at or below chance is rejected and
   the previous estimates kept (gold anchors the camps too);
 - below-chance workers: their confusion matrix reads their label as evidence for the others;
-- spammers: a worker with ≥ `floor_labels` of evidence whose label says too little about the
-  truth (mutual information under the family's class prior below that of a worker whose rows
-  are `spammer_floor` apart in total variation, right equally often on every class) is banned
-  for the family — not served, labels weigh nothing — until `reinstate`;
+- spammers: a worker with ≥ `floor_labels` of evidence whose confusion rows are all alike
+  (max total-variation distance between rows < `spammer_floor`) is banned for the family — not
+  served, labels weigh nothing — until `reinstate`;
 - share cap: a worker holding more than `share_cap` of a family's labels (once it has
   `share_min_labels`) is not served until others catch up;
 - collusion (`domain/collusion.py`): a ring's labels on a task count once.
