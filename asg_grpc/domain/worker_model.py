@@ -147,7 +147,7 @@ def information_floor(distance: float, prior: list[float]) -> float:
     k = len(prior)
     off = (1 - distance) / k
     row = [math.log(off)] * k
-    table = [[*row[:c], math.log(off + distance), *row[c + 1 :]] for c in range(k)]
+    table = [row[:c] + [math.log(off + distance)] + row[c + 1 :] for c in range(k)]
     return information(table, prior)
 
 
