@@ -123,32 +123,15 @@ def log_confusion(pooled: Matrix, stats: WorkerStats, strength: float) -> Matrix
     return table
 
 
-def information(table: Matrix, prior: list[float]) -> float:
-    """Mutual information (nats) between the truth, drawn from `prior`, and the worker's label:
-    what one label of it says on average. 0 for a spammer (its label does not depend on the
-    truth); high for good and for consistently wrong workers alike. Unlike the distance between
-    confusion rows it credits a worker who rarely gives the rare class but is then right."""
+def informativeness(table: Matrix) -> float:
+    """Largest total-variation distance between two rows: 0 for a worker whose label does not
+    depend on the truth (a spammer), high for good and for consistently wrong workers alike."""
     probs = [[math.exp(x) for x in row] for row in table]
-    k = len(probs)
-    marginal = [sum(prior[c] * probs[c][j] for c in range(k)) for j in range(k)]
-    return sum(
-        prior[c] * p * math.log(p / marginal[j])
-        for c in range(k)
-        for j, p in enumerate(probs[c])
-        if p > 0 and prior[c] > 0
+    return max(
+        0.5 * sum(abs(x - y) for x, y in zip(a, b, strict=True))
+        for i, a in enumerate(probs)
+        for b in probs[i + 1 :]
     )
-
-
-def information_floor(distance: float, prior: list[float]) -> float:
-    """The information of a worker who is right with the same excess on every class, its
-    confusion rows `distance` apart in total variation (diagonal (1 - d)/K + d, the rest
-    (1 - d)/K): the spammer floor on the family's own class prior, so that a floor stated as
-    "rows less than d apart" keeps its meaning for a balanced family."""
-    k = len(prior)
-    off = (1 - distance) / k
-    row = [math.log(off)] * k
-    table = [row[:c] + [math.log(off + distance)] + row[c + 1 :] for c in range(k)]
-    return information(table, prior)
 
 
 @dataclass(slots=True)
@@ -317,8 +300,6 @@ def _ban_spammers(fam: Family, params: AdaptiveParams) -> None:
     since on tasks of 2–3 labels a worker's own label sways the posterior it is measured by and
     a spammer would look informative. Re-judged at every refresh, so a ban that early
     estimates got wrong lifts itself; an operator's `reinstate` is never overridden."""
-    prior = [math.exp(x) for x in fam.log_prior]
-    floor = information_floor(params.spammer_floor, prior)
     for w, stats in fam.workers.items():
         evidence = sum(map(sum, stats.held_out)) + sum(map(sum, stats.gold))
         if w in fam.reinstated or evidence < params.floor_labels:
@@ -326,7 +307,7 @@ def _ban_spammers(fam: Family, params: AdaptiveParams) -> None:
             continue
         held = WorkerStats(stats.held_out, stats.gold, stats.held_out)
         table = log_confusion(fam.pooled, held, params.prior_strength)
-        stats.banned = information(table, prior) < floor
+        stats.banned = informativeness(table) < params.spammer_floor
 
 
 def _accuracy_against_rest(
